@@ -1,5 +1,5 @@
 // The shape of a CLI subcommand and the shared `--help` handling; parsing only, no domain logic.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { UsageError } from '../util/errors.ts';
 
 export interface Command {
