@@ -1,12 +1,38 @@
-// `tollgate simulate SCENARIO...`: runs scenario files against the policy model (no privileges, no I/O but reading).
-import type { Command } from './command.ts';
+// `tollgate simulate SCENARIO...`: runs scenario files against the policy model (no privileges needed).
+import { modelDriver } from '../scenario/model.ts';
+import { loadScenario } from '../scenario/parse.ts';
+import { runScenario } from '../scenario/probes.ts';
+import { formatScenarioReport, formatTotals } from '../scenario/report.ts';
+import { UsageError } from '../util/errors.ts';
+import { type Command, parseCommandArgs } from './command.ts';
+import { expandScenarioPaths } from './paths.ts';
 
 export const simulateCommand: Command = {
   name: 'simulate',
   summary: 'run scenario files against the policy model',
-  usage: 'tollgate simulate SCENARIO...\n',
-  async run(_argv, io) {
-    io.err('not implemented yet');
-    return 1;
+  usage: [
+    'Usage: tollgate simulate [--matrices] SCENARIO|DIR...',
+    '',
+    'Runs scenario files (YAML; a directory means every .yaml file below it) in model mode: the reference',
+    'evaluator decides every expectation. Prints each failing expectation with the explanation of the',
+    "verdict, and ends with 'N passed, N failed' (counting expectations). Exit status 1 if any failed.",
+    '',
+    'Options:',
+    '  --matrices   print every matrix step, not only failing ones',
+    '  -h, --help   show this help',
+  ].join('\n'),
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs(this, argv, { matrices: { type: 'boolean' } });
+    if (positionals.length === 0) throw new UsageError(`no scenario given\n\n${this.usage}`);
+    let passed = 0;
+    let failed = 0;
+    for (const file of expandScenarioPaths(positionals)) {
+      const report = await runScenario(loadScenario(file), modelDriver);
+      io.out(formatScenarioReport(report, { matrices: values.matrices === true }));
+      passed += report.passed;
+      failed += report.failed;
+    }
+    io.out(formatTotals(passed, failed));
+    return failed === 0 ? 0 : 1;
   },
 };

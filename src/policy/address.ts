@@ -1,0 +1,153 @@
+// IP addresses, CIDRs and address ranges as bigints for both families; pure arithmetic, no I/O.
+// Parsing is delegated to ip-num; formatting follows RFC 5952 so IPv6 text matches what nft and ip print.
+import { isIPv4, isIPv6 } from 'node:net';
+import { IPv4, IPv6 } from 'ip-num';
+
+export type Family = 4 | 6;
+
+export interface Address {
+  family: Family;
+  value: bigint;
+}
+
+/** An inclusive range of addresses of one family: a single address has first === last. */
+export interface AddressRange {
+  family: Family;
+  first: bigint;
+  last: bigint;
+}
+
+export const familyBits = (family: Family): number => (family === 4 ? 32 : 128);
+
+/** Parses an IPv4 or IPv6 address; returns undefined for anything else (callers name the field). */
+export function parseAddress(text: string): Address | undefined {
+  const s = text.trim();
+  if (isIPv4(s)) return { family: 4, value: IPv4.fromString(s).getValue() };
+  if (isIPv6(s) && !s.includes('%')) return { family: 6, value: IPv6.fromString(s).getValue() };
+  return undefined;
+}
+
+export function formatAddress(address: Address): string {
+  if (address.family === 4) {
+    const v = address.value;
+    return [24n, 16n, 8n, 0n].map((shift) => ((v >> shift) & 0xffn).toString()).join('.');
+  }
+  const groups: number[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(Number((address.value >> BigInt(i * 16)) & 0xffffn));
+  // RFC 5952: compress the longest run (first if tied) of two or more zero groups.
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  const head = hex.slice(0, bestStart).join(':');
+  const tail = hex.slice(bestStart + bestLen).join(':');
+  return `${head}::${tail}`;
+}
+
+export interface Cidr {
+  family: Family;
+  prefix: number;
+  /** The masked network address: `10.10.1.12/24` has network 10.10.1.0 (semantics point 6). */
+  network: bigint;
+}
+
+/** Parses `addr/prefix`; host bits are masked. Returns a reason string when invalid. */
+export function parseCidr(text: string): Cidr | string {
+  const slash = text.indexOf('/');
+  if (slash < 0) return `'${text}' is not a CIDR (expected address/prefix, e.g. 10.0.0.0/24)`;
+  const address = parseAddress(text.slice(0, slash));
+  if (!address) return `'${text}' does not start with a valid IPv4 or IPv6 address`;
+  const prefixText = text.slice(slash + 1);
+  const bits = familyBits(address.family);
+  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > bits) {
+    return `'${text}' has an invalid prefix length (0 to ${bits} for IPv${address.family})`;
+  }
+  const prefix = Number(prefixText);
+  return { family: address.family, prefix, network: address.value & prefixMask(address.family, prefix) };
+}
+
+export function prefixMask(family: Family, prefix: number): bigint {
+  const bits = BigInt(familyBits(family));
+  const all = (1n << bits) - 1n;
+  return (all >> BigInt(prefix)) ^ all;
+}
+
+export function cidrRange(cidr: Cidr): AddressRange {
+  const hostMask = ((1n << BigInt(familyBits(cidr.family))) - 1n) >> BigInt(cidr.prefix);
+  return { family: cidr.family, first: cidr.network, last: cidr.network | hostMask };
+}
+
+export function formatCidr(cidr: Cidr): string {
+  return `${formatAddress({ family: cidr.family, value: cidr.network })}/${cidr.prefix}`;
+}
+
+export function addressRange(address: Address): AddressRange {
+  return { family: address.family, first: address.value, last: address.value };
+}
+
+export function rangeContains(range: AddressRange, address: Address): boolean {
+  return range.family === address.family && range.first <= address.value && address.value <= range.last;
+}
+
+function compareRanges(a: AddressRange, b: AddressRange): number {
+  if (a.family !== b.family) return a.family - b.family;
+  if (a.first !== b.first) return a.first < b.first ? -1 : 1;
+  return a.last === b.last ? 0 : a.last < b.last ? -1 : 1;
+}
+
+/** Sorts and merges overlapping or adjacent ranges (per family): the canonical form of an address set. */
+export function mergeRanges(ranges: readonly AddressRange[]): AddressRange[] {
+  const sorted = [...ranges].sort(compareRanges);
+  const out: AddressRange[] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && last.family === r.family && r.first <= last.last + 1n) {
+      if (r.last > last.last) last.last = r.last;
+    } else {
+      out.push({ ...r });
+    }
+  }
+  return out;
+}
+
+/** `ranges` minus `holes`, both per family; used for ipBlock `except` (carved out of its own peer only). */
+export function subtractRanges(
+  ranges: readonly AddressRange[],
+  holes: readonly AddressRange[],
+): AddressRange[] {
+  let current = mergeRanges(ranges);
+  for (const hole of mergeRanges(holes)) {
+    const next: AddressRange[] = [];
+    for (const r of current) {
+      if (r.family !== hole.family || hole.last < r.first || hole.first > r.last) {
+        next.push(r);
+        continue;
+      }
+      if (hole.first > r.first) next.push({ family: r.family, first: r.first, last: hole.first - 1n });
+      if (hole.last < r.last) next.push({ family: r.family, first: hole.last + 1n, last: r.last });
+    }
+    current = next;
+  }
+  return current;
+}
+
+export function formatRange(range: AddressRange): string {
+  const first = formatAddress({ family: range.family, value: range.first });
+  if (range.first === range.last) return first;
+  return `${first}-${formatAddress({ family: range.family, value: range.last })}`;
+}
+
+export const addressKey = (a: Address): string => `${a.family}:${a.value.toString(16)}`;

@@ -1,0 +1,288 @@
+// The per-node plan: for every live pod on one node, its ingress/egress isolation and what it allows, as
+// (peer address set x protocol/port ranges). The input of the nftables compiler, so peer sets are shared:
+// one set per distinct peer meaning, referenced by every rule, policy and pod that uses it. Pure: no I/O.
+import { createHash } from 'node:crypto';
+import type { Address, AddressRange } from './address.ts';
+import { addressRange, mergeRanges } from './address.ts';
+import { ClusterIndex, podPeerKey } from './index.ts';
+import type { ClusterState, Direction, Peer, Pod, Protocol, Rule, ValidationIssue } from './types.ts';
+
+export interface PortRange {
+  protocol: Protocol;
+  /** Inclusive; a protocol without port (point 8) is 0..65535. */
+  first: number;
+  last: number;
+}
+
+export interface AddressPort {
+  address: Address;
+  protocol: Protocol;
+  port: number;
+}
+
+export type PlanSet =
+  | {
+      id: string;
+      kind: 'addresses';
+      /** What the set means, e.g. `pods [role=db] in namespace prod` or `ipBlock 10.0.0.0/8 except [...]`. */
+      description: string;
+      /** Merged, sorted, both families. */
+      ranges: AddressRange[];
+    }
+  | {
+      id: string;
+      kind: 'address-ports';
+      /** Egress named ports (point 9): each peer pod's address with the port the name resolves to on it. */
+      description: string;
+      entries: AddressPort[];
+    };
+
+export interface RuleRef {
+  policy: string;
+  direction: Direction;
+  rule: number;
+}
+
+export type PlanAllow =
+  | {
+      kind: 'peers';
+      /** An `addresses` set id; undefined: any address (a rule without from/to). */
+      set: string | undefined;
+      /** Merged per protocol; undefined: every protocol and port, ICMP too (point 15). */
+      ports: PortRange[] | undefined;
+      rules: RuleRef[];
+    }
+  | {
+      kind: 'address-ports';
+      /** An `address-ports` set id. */
+      set: string;
+      rules: RuleRef[];
+    };
+
+export interface DirectionPlan {
+  isolatedBy: string[];
+  /** Some rule allows any peer on any port: the direction is isolated in name only. */
+  allowAll: boolean;
+  /** Deduplicated: one entry per set (and one for "any address"), ports merged. Order is stable. */
+  allows: PlanAllow[];
+}
+
+export interface PodPlan {
+  key: string;
+  addresses: Address[];
+  /** undefined: not isolated for the direction (point 3). */
+  ingress: DirectionPlan | undefined;
+  egress: DirectionPlan | undefined;
+}
+
+export interface NodePlan {
+  node: string;
+  /** The node's own addresses: traffic between them and local pods always passes (point 12). */
+  nodeAddresses: Address[];
+  podCIDRs: AddressRange[];
+  /** Every live pod on the node, isolated or not, sorted by key. */
+  pods: PodPlan[];
+  /** The sets the pods' allows reference, sorted by id. */
+  sets: PlanSet[];
+  /** Validation issues of all policies (each once). */
+  issues: ValidationIssue[];
+}
+
+const ALL_PORTS = { first: 0, last: 65535 };
+
+/** A short, stable set id derived from what the set means (not its members), so it survives updates. */
+export function setId(prefix: string, meaning: string): string {
+  return `${prefix}${createHash('sha256').update(meaning).digest('hex').slice(0, 12)}`;
+}
+
+function mergePorts(ranges: PortRange[]): PortRange[] {
+  const sorted = [...ranges].sort(
+    (a, b) => a.protocol.localeCompare(b.protocol) || a.first - b.first || a.last - b.last,
+  );
+  const out: PortRange[] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && last.protocol === r.protocol && r.first <= last.last + 1)
+      last.last = Math.max(last.last, r.last);
+    else out.push({ ...r });
+  }
+  return out;
+}
+
+/** Builds plans; one planner per cluster state, reusable for every node. */
+export class Planner {
+  readonly index: ClusterIndex;
+  private readonly sets = new Map<string, PlanSet>();
+
+  constructor(stateOrIndex: ClusterState | ClusterIndex) {
+    this.index = stateOrIndex instanceof ClusterIndex ? stateOrIndex : new ClusterIndex(stateOrIndex);
+  }
+
+  private addressSet(meaning: string, ranges: () => AddressRange[]): string {
+    const id = setId('a', meaning);
+    if (!this.sets.has(id))
+      this.sets.set(id, { id, kind: 'addresses', description: meaning, ranges: mergeRanges(ranges()) });
+    return id;
+  }
+
+  private addressPortSet(meaning: string, members: () => Pod[], name: string, protocol: Protocol): string {
+    const id = setId('n', meaning);
+    if (!this.sets.has(id)) {
+      const entries: AddressPort[] = [];
+      for (const pod of members()) {
+        const cp = pod.ports.find((p) => p.name === name && p.protocol === protocol);
+        if (cp) for (const address of pod.ips) entries.push({ address, protocol, port: cp.port });
+      }
+      this.sets.set(id, { id, kind: 'address-ports', description: meaning, entries });
+    }
+    return id;
+  }
+
+  private peerSet(peer: Peer, policyNamespace: string): string {
+    if (peer.kind === 'ipBlock') {
+      const meaning = `ipBlock ${peer.cidr}${peer.except.length ? ` except [${peer.except.join(', ')}]` : ''}`;
+      return this.addressSet(meaning, () => peer.ranges);
+    }
+    return this.addressSet(podPeerKey(peer, policyNamespace), () =>
+      this.index.podPeerMembers(peer, policyNamespace).flatMap((p) => p.ips.map(addressRange)),
+    );
+  }
+
+  /** Named egress ports through a pod peer (or through "any peer": every live pod). */
+  private namedPortSet(
+    peer: (Peer & { kind: 'pods' }) | undefined,
+    policyNamespace: string,
+    name: string,
+    protocol: Protocol,
+  ) {
+    if (!peer)
+      return this.addressPortSet(
+        `all pods, port ${name}/${protocol}`,
+        () => this.index.livePods,
+        name,
+        protocol,
+      );
+    const key = podPeerKey(peer, policyNamespace);
+    return this.addressPortSet(
+      `${key}, port ${name}/${protocol}`,
+      () => this.index.podPeerMembers(peer, policyNamespace),
+      name,
+      protocol,
+    );
+  }
+
+  private planDirection(pod: Pod, direction: Direction): DirectionPlan | undefined {
+    const isolating = this.index.policiesSelecting(pod).filter((p) => p[direction] !== undefined);
+    if (isolating.length === 0) return undefined;
+    const allows = new Map<string, PlanAllow>();
+    const add = (key: string, fresh: () => PlanAllow, ports: PortRange[] | undefined, ref: RuleRef) => {
+      let allow = allows.get(key);
+      if (!allow) {
+        allow = fresh();
+        allows.set(key, allow);
+      } else if (allow.kind === 'peers') {
+        allow.ports =
+          allow.ports === undefined || ports === undefined
+            ? undefined
+            : mergePorts([...allow.ports, ...ports]);
+      }
+      if (
+        !allow.rules.some(
+          (r) => r.policy === ref.policy && r.direction === ref.direction && r.rule === ref.rule,
+        )
+      ) {
+        allow.rules.push(ref);
+      }
+    };
+    const allowPeers = (set: string | undefined, ports: PortRange[] | undefined, ref: RuleRef) =>
+      add(
+        `p:${set ?? '*'}`,
+        () => ({ kind: 'peers', set, ports: ports && mergePorts(ports), rules: [] }),
+        ports,
+        ref,
+      );
+    const allowNamed = (set: string, ref: RuleRef) =>
+      add(`n:${set}`, () => ({ kind: 'address-ports', set, rules: [] }), undefined, ref);
+
+    for (const policy of isolating) {
+      for (const rule of policy[direction]!) {
+        if (rule.invalid) continue; // fail closed: an invalid rule allows nothing
+        const ref: RuleRef = { policy: policy.key, direction, rule: rule.index };
+        const { numeric, named } = this.rulePorts(rule, direction, pod);
+        const anyPort = rule.ports === undefined;
+        if (!anyPort && numeric.length === 0 && named.length === 0) continue; // no port resolves on this pod
+        const peers = rule.peers ?? [undefined];
+        for (const peer of peers) {
+          const set = peer === undefined ? undefined : this.peerSet(peer, policy.namespace);
+          if (anyPort) allowPeers(set, undefined, ref);
+          else if (numeric.length > 0) allowPeers(set, numeric, ref);
+          // Egress named ports resolve on the contacted pod, never through an ipBlock (point 9).
+          if (peer?.kind === 'ipBlock') continue;
+          for (const n of named)
+            allowNamed(this.namedPortSet(peer, policy.namespace, n.name, n.protocol), ref);
+        }
+      }
+    }
+    const list = [...allows.values()];
+    return {
+      isolatedBy: isolating.map((p) => p.key),
+      allowAll: list.some((a) => a.kind === 'peers' && a.set === undefined && a.ports === undefined),
+      allows: list,
+    };
+  }
+
+  /**
+   * A rule's ports as numeric ranges plus named ports left to resolve per peer pod. Ingress named ports
+   * resolve here, on the selected pod itself (point 9); a name the pod does not declare matches nothing.
+   */
+  private rulePorts(rule: Rule, direction: Direction, pod: Pod) {
+    const numeric: PortRange[] = [];
+    const named: { name: string; protocol: Protocol }[] = [];
+    for (const p of rule.ports ?? []) {
+      if (p.port === undefined) numeric.push({ protocol: p.protocol, ...ALL_PORTS });
+      else if (typeof p.port === 'number')
+        numeric.push({ protocol: p.protocol, first: p.port, last: p.endPort ?? p.port });
+      else if (direction === 'egress') named.push({ name: p.port, protocol: p.protocol });
+      else {
+        const cp = pod.ports.find((c) => c.name === p.port && c.protocol === p.protocol);
+        if (cp) numeric.push({ protocol: p.protocol, first: cp.port, last: cp.port });
+      }
+    }
+    return { numeric, named };
+  }
+
+  planPod(pod: Pod): PodPlan {
+    return {
+      key: pod.key,
+      addresses: pod.ips,
+      ingress: this.planDirection(pod, 'ingress'),
+      egress: this.planDirection(pod, 'egress'),
+    };
+  }
+
+  planNode(nodeName: string): NodePlan {
+    const node = this.index.node(nodeName);
+    const pods = this.index.livePods
+      .filter((p) => p.nodeName === nodeName)
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+      .map((p) => this.planPod(p));
+    const used = new Set<string>();
+    for (const p of pods)
+      for (const d of [p.ingress, p.egress]) for (const a of d?.allows ?? []) if (a.set) used.add(a.set);
+    const sets = [...used].sort().map((id) => this.sets.get(id)!);
+    const issues = this.index.state.policies.flatMap((p) => p.issues);
+    return {
+      node: nodeName,
+      nodeAddresses: node?.addresses ?? [],
+      podCIDRs: node?.podCIDRs ?? [],
+      pods,
+      sets,
+      issues,
+    };
+  }
+}
+
+/** Convenience: the plan of one node for a cluster state. */
+export function planNode(state: ClusterState, nodeName: string): NodePlan {
+  return new Planner(state).planNode(nodeName);
+}

@@ -1,0 +1,209 @@
+// Parses and validates scenario files; every error names the file and the field. No probing, no state.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { Protocol } from '../policy/types.ts';
+import { PROTOCOLS } from '../policy/types.ts';
+import { UsageError } from '../util/errors.ts';
+import type { Scenario, ScenarioHost, ScenarioPod, ScenarioPort, Step } from './types.ts';
+import { DEFAULT_PORTS } from './types.ts';
+
+export class ScenarioError extends UsageError {}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+class Reader {
+  readonly file: string;
+  constructor(file: string) {
+    this.file = file;
+  }
+  fail(field: string, message: string): never {
+    throw new ScenarioError(`${this.file}: ${field}: ${message}`);
+  }
+  obj(v: unknown, field: string): Obj {
+    if (!isObj(v)) this.fail(field, 'must be a mapping');
+    return v;
+  }
+  list(v: unknown, field: string): unknown[] {
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v)) this.fail(field, 'must be a list');
+    return v;
+  }
+  str(v: unknown, field: string): string {
+    if (typeof v !== 'string' || v === '') this.fail(field, 'must be a non-empty string');
+    return v;
+  }
+  labels(v: unknown, field: string): Record<string, string> {
+    if (v === undefined || v === null) return {};
+    const o = this.obj(v, field);
+    const out: Record<string, string> = {};
+    for (const [k, val] of Object.entries(o)) out[k] = typeof val === 'string' ? val : String(val);
+    return out;
+  }
+  protocol(v: unknown, field: string): Protocol {
+    if (v === undefined) return 'TCP';
+    if (typeof v !== 'string' || !(PROTOCOLS as readonly string[]).includes(v))
+      this.fail(field, 'must be TCP, UDP or SCTP');
+    return v as Protocol;
+  }
+  port(v: unknown, field: string): number {
+    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535)
+      this.fail(field, 'must be a port number');
+    return v as number;
+  }
+  ports(v: unknown, field: string, withDefault: boolean): ScenarioPort[] {
+    if ((v === undefined || v === null) && withDefault) return DEFAULT_PORTS.map((p) => ({ ...p }));
+    return this.list(v, field).map((p, i) => {
+      const o = this.obj(p, `${field}[${i}]`);
+      return {
+        name: o.name === undefined ? undefined : this.str(o.name, `${field}[${i}].name`),
+        port: this.port(o.port, `${field}[${i}].port`),
+        protocol: this.protocol(o.protocol, `${field}[${i}].protocol`),
+      };
+    });
+  }
+  podKey(v: unknown, field: string): string {
+    const s = this.str(v, field);
+    if (!/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(s)) this.fail(field, `'${s}' is not namespace/name`);
+    return s;
+  }
+  pod(v: unknown, field: string, nodes: number): ScenarioPod {
+    const o = this.obj(v, field);
+    let node: number | undefined;
+    if (o.node !== undefined) {
+      if (!Number.isInteger(o.node) || (o.node as number) < 1 || (o.node as number) > nodes) {
+        this.fail(`${field}.node`, `must be a node index from 1 to ${nodes}`);
+      }
+      node = o.node as number;
+    }
+    return {
+      name: this.podKey(o.name, `${field}.name`),
+      labels: this.labels(o.labels, `${field}.labels`),
+      node,
+      hostNetwork: o.hostNetwork === true,
+      ports: this.ports(o.ports, `${field}.ports`, true),
+      reuseIpOf:
+        o['reuse-ip-of'] === undefined ? undefined : this.podKey(o['reuse-ip-of'], `${field}.reuse-ip-of`),
+    };
+  }
+}
+
+export function parseScenarioText(text: string, file: string): Scenario {
+  const r = new Reader(file);
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (error) {
+    throw new ScenarioError(`${file}: not valid YAML: ${(error as Error).message}`, { cause: error });
+  }
+  const top = r.obj(doc, '(top level)');
+  const nodes = top.nodes === undefined ? 2 : top.nodes;
+  if (!Number.isInteger(nodes) || (nodes as number) < 1 || (nodes as number) > 200)
+    r.fail('nodes', 'must be 1 to 200');
+  const nodeCount = nodes as number;
+  const namespaces = r.list(top.namespaces, 'namespaces').map((n, i) => {
+    const o = r.obj(n, `namespaces[${i}]`);
+    return {
+      name: r.str(o.name, `namespaces[${i}].name`),
+      labels: r.labels(o.labels, `namespaces[${i}].labels`),
+    };
+  });
+  const pods = r.list(top.pods, 'pods').map((p, i) => r.pod(p, `pods[${i}]`, nodeCount));
+  const hosts: ScenarioHost[] = r.list(top.hosts, 'hosts').map((h, i) => {
+    const o = r.obj(h, `hosts[${i}]`);
+    return {
+      name: r.str(o.name, `hosts[${i}].name`),
+      ip: r.str(o.ip, `hosts[${i}].ip`),
+      ports: r.ports(o.ports, `hosts[${i}].ports`, false),
+    };
+  });
+  const steps = r.list(top.steps, 'steps').map((s, i) => parseStep(r, s, i, nodeCount));
+  return {
+    file,
+    name: typeof top.name === 'string' ? top.name : file,
+    description: typeof top.description === 'string' ? top.description : '',
+    nodes: nodeCount,
+    namespaces,
+    pods,
+    hosts,
+    steps,
+  };
+}
+
+function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step {
+  const field = `steps[${index}]`;
+  const o = r.obj(raw, field);
+  const keys = Object.keys(o);
+  if (keys.length !== 1)
+    r.fail(
+      field,
+      `a step has exactly one of apply, delete, label, add-pods, expect, matrix (got ${keys.join(', ')})`,
+    );
+  const kind = keys[0]!;
+  const v = o[kind];
+  const where = `${r.file}: ${field}.${kind}`;
+  const base = { index, where };
+  switch (kind) {
+    case 'apply':
+      return { ...base, kind: 'apply', text: r.str(v, `${field}.apply`) };
+    case 'delete': {
+      const m = /^(networkpolicy|pod|namespace)\s+(\S+)$/.exec(r.str(v, `${field}.delete`).trim());
+      if (!m) r.fail(`${field}.delete`, "must be 'networkpolicy NS/NAME', 'pod NS/NAME' or 'namespace NAME'");
+      return { ...base, kind: 'delete', resource: m[1] as 'networkpolicy' | 'pod' | 'namespace', key: m[2]! };
+    }
+    case 'label': {
+      const l = r.obj(v, `${field}.label`);
+      const target = l.namespace !== undefined ? 'namespace' : l.pod !== undefined ? 'pod' : undefined;
+      if (!target) r.fail(`${field}.label`, 'needs namespace: NAME or pod: NS/NAME');
+      const remove = r
+        .list(l.remove, `${field}.label.remove`)
+        .map((k, i) => r.str(k, `${field}.label.remove[${i}]`));
+      return {
+        ...base,
+        kind: 'label',
+        target,
+        key: r.str(l[target], `${field}.label.${target}`),
+        set: r.labels(l.set, `${field}.label.set`),
+        remove,
+      };
+    }
+    case 'add-pods':
+      return {
+        ...base,
+        kind: 'add-pods',
+        pods: r.list(v, `${field}.add-pods`).map((p, i) => r.pod(p, `${field}.add-pods[${i}]`, nodes)),
+      };
+    case 'expect':
+      return {
+        ...base,
+        kind: 'expect',
+        probes: r.list(v, `${field}.expect`).map((p, i) => r.str(p, `${field}.expect[${i}]`)),
+      };
+    case 'matrix': {
+      const m = r.obj(v, `${field}.matrix`);
+      const port = typeof m.port === 'string' ? m.port : r.port(m.port, `${field}.matrix.port`);
+      const rules = r
+        .list(m.rules, `${field}.matrix.rules`)
+        .map((x, i) => r.str(x, `${field}.matrix.rules[${i}]`));
+      return {
+        ...base,
+        kind: 'matrix',
+        port,
+        protocol: r.protocol(m.protocol, `${field}.matrix.protocol`),
+        rules,
+      };
+    }
+    default:
+      return r.fail(field, `unknown step '${kind}' (apply, delete, label, add-pods, expect, matrix)`);
+  }
+}
+
+export function loadScenario(file: string): Scenario {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ScenarioError(`${file}: cannot read: ${(error as Error).message}`, { cause: error });
+  }
+  return parseScenarioText(text, file);
+}

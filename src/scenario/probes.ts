@@ -1,0 +1,191 @@
+// Expectations of a scenario: probe lines and matrices expanded into probes, and the step runner that
+// drives a scenario through a driver (the model here; the lab elsewhere). The runner does no I/O itself.
+import type { Protocol } from '../policy/types.ts';
+import { ScenarioError } from './parse.ts';
+import type { EndpointRef, Scenario, Step } from './types.ts';
+import { World } from './world.ts';
+
+export interface Probe {
+  /** `FROM -> TO:PORT/PROTO` */
+  text: string;
+  from: EndpointRef;
+  to: EndpointRef;
+  port: number;
+  protocol: Protocol;
+  expectAllow: boolean;
+  where: string;
+}
+
+export interface ProbeOutcome {
+  probe: Probe;
+  allowed: boolean;
+  /** Why (the model's explanation), printed for failures. */
+  explanation: string | undefined;
+}
+
+export interface ScenarioDriver {
+  /** Makes the enforcement match the world after a state-changing step. */
+  sync(world: World, step: Step): Promise<void>;
+  /** Decides (model) or measures (lab) every probe; outcomes in the same order. */
+  probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]>;
+}
+
+export interface StepReport {
+  step: Step;
+  outcomes: ProbeOutcome[];
+  /** For matrix steps: the pods in row/column order. */
+  matrixPods: string[] | undefined;
+}
+
+export interface ScenarioReport {
+  scenario: Scenario;
+  steps: StepReport[];
+  passed: number;
+  failed: number;
+}
+
+export function endpointText(e: EndpointRef): string {
+  if (e.kind === 'pod') return e.key;
+  if (e.kind === 'host') return `host/${e.name}`;
+  return `node/${e.index}`;
+}
+
+function parseEndpoint(world: World, text: string, where: string): EndpointRef {
+  const [a, b] = text.split('/');
+  if (a === undefined || b === undefined || text.split('/').length !== 2)
+    throw new ScenarioError(`${where}: '${text}' is not ns/pod, host/NAME or node/N`);
+  if (a === 'host') {
+    world.host(b, where);
+    return { kind: 'host', name: b };
+  }
+  if (a === 'node') {
+    world.node(Number(b));
+    return { kind: 'node', index: Number(b) };
+  }
+  world.pod(text, where);
+  return { kind: 'pod', key: text };
+}
+
+/** The ports an endpoint serves (pods: containerPorts; hosts: declared ports). */
+function servedPorts(world: World, e: EndpointRef) {
+  if (e.kind === 'pod') return world.pods.get(e.key)?.ports ?? [];
+  if (e.kind === 'host') return world.hosts.find((h) => h.name === e.name)?.ports ?? [];
+  return [];
+}
+
+const PROBE_RE = /^\s*(\S+)\s*->\s*(\S+):([A-Za-z0-9-]+)(?:\/(TCP|UDP|SCTP))?\s+(allow|deny)\s*$/;
+
+export function parseProbe(world: World, line: string, where: string): Probe {
+  const m = PROBE_RE.exec(world.substitute(line, where));
+  if (!m) throw new ScenarioError(`${where}: '${line}' is not 'FROM -> TO:PORT[/PROTO] allow|deny'`);
+  const from = parseEndpoint(world, m[1]!, where);
+  const to = parseEndpoint(world, m[2]!, where);
+  const protocol = (m[4] ?? 'TCP') as Protocol;
+  let port = Number(m[3]);
+  if (!/^\d+$/.test(m[3]!)) {
+    const named = servedPorts(world, to).find((p) => p.name === m[3] && p.protocol === protocol);
+    if (!named)
+      throw new ScenarioError(`${where}: ${endpointText(to)} has no port named ${m[3]} for ${protocol}`);
+    port = named.port;
+  }
+  return {
+    text: `${endpointText(from)} -> ${endpointText(to)}:${port}/${protocol}`,
+    from,
+    to,
+    port,
+    protocol,
+    expectAllow: m[5] === 'allow',
+    where,
+  };
+}
+
+function patternMatches(pattern: string, key: string): boolean {
+  const [pn, pp] = pattern.split('/');
+  const [kn, kp] = key.split('/');
+  return (pn === '*' || pn === kn) && (pp === '*' || pp === kp);
+}
+
+/** Every ordered pair of distinct non-hostNetwork pods; the last matching rule wins, default allow. */
+export function expandMatrix(
+  world: World,
+  step: Step & { kind: 'matrix' },
+): { pods: string[]; probes: Probe[] } {
+  const rules = step.rules.map((r, i) => {
+    const m = /^\s*(allow|deny)\s+(\S+\/\S+)\s*->\s*(\S+\/\S+)\s*$/.exec(r);
+    if (!m)
+      throw new ScenarioError(
+        `${step.where}.rules[${i}]: '${r}' is not 'allow|deny NS/POD -> NS/POD' (with * parts)`,
+      );
+    return { allow: m[1] === 'allow', from: m[2]!, to: m[3]! };
+  });
+  const pods = [...world.pods.values()].filter((p) => !p.hostNetwork).map((p) => p.key);
+  const probes: Probe[] = [];
+  for (const from of pods) {
+    for (const to of pods) {
+      if (from === to) continue;
+      let port: number;
+      if (typeof step.port === 'number') port = step.port;
+      else {
+        const named = world.pods
+          .get(to)!
+          .ports.find((p) => p.name === step.port && p.protocol === step.protocol);
+        if (!named) continue; // the destination does not serve that name: nothing to probe
+        port = named.port;
+      }
+      let expectAllow = true;
+      for (const r of rules)
+        if (patternMatches(r.from, from) && patternMatches(r.to, to)) expectAllow = r.allow;
+      probes.push({
+        text: `${from} -> ${to}:${port}/${step.protocol}`,
+        from: { kind: 'pod', key: from },
+        to: { kind: 'pod', key: to },
+        port,
+        protocol: step.protocol,
+        expectAllow,
+        where: step.where,
+      });
+    }
+  }
+  return { pods, probes };
+}
+
+export async function runScenario(scenario: Scenario, driver: ScenarioDriver): Promise<ScenarioReport> {
+  const world = new World(scenario);
+  const report: ScenarioReport = { scenario, steps: [], passed: 0, failed: 0 };
+  for (const step of scenario.steps) {
+    let probes: Probe[];
+    let matrixPods: string[] | undefined;
+    if (step.kind === 'expect')
+      probes = step.probes.map((line, i) => parseProbe(world, line, `${step.where}[${i}]`));
+    else if (step.kind === 'matrix') ({ pods: matrixPods, probes } = expandMatrix(world, step));
+    else {
+      world.applyStep(step);
+      await driver.sync(world, step);
+      continue;
+    }
+    const outcomes = await driver.probe(world, probes);
+    for (const o of outcomes) {
+      if (o.allowed === o.probe.expectAllow) report.passed++;
+      else report.failed++;
+    }
+    report.steps.push({ step, outcomes, matrixPods });
+  }
+  return report;
+}
+
+/** A matrix as the conformance suite prints it: rows are sources, '.' allowed, 'X' denied, '!' wrong. */
+export function formatMatrix(pods: string[], outcomes: ProbeOutcome[]): string {
+  const cell = new Map(outcomes.map((o) => [`${endpointText(o.probe.from)} ${endpointText(o.probe.to)}`, o]));
+  const width = Math.max(...pods.map((p) => p.length));
+  const lines = [`${' '.repeat(width)}  ${pods.map((p) => p.padEnd(width)).join(' ')}`];
+  for (const from of pods) {
+    const cells = pods.map((to) => {
+      const o = cell.get(`${from} ${to}`);
+      const mark = !o ? '-' : o.allowed !== o.probe.expectAllow ? '!' : o.allowed ? '.' : 'X';
+      return mark.padEnd(width);
+    });
+    lines.push(`${from.padEnd(width)}  ${cells.join(' ')}`);
+  }
+  lines.push(`('.' allowed as expected, 'X' denied as expected, '!' not as expected, '-' not probed)`);
+  return lines.join('\n');
+}
