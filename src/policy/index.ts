@@ -23,6 +23,12 @@ export function podPeerKey(peer: Peer & { kind: 'pods' }, policyNamespace: strin
   return `pods [${selectorKey(peer.pods)}] in ${ns}`;
 }
 
+function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
 export class ClusterIndex {
   readonly state: ClusterState;
   readonly livePods: Pod[];
@@ -39,9 +45,7 @@ export class ClusterIndex {
     this.state = state;
     this.livePods = state.pods.filter(isLivePod);
     for (const pod of this.livePods) {
-      let list = this.podsByNamespace.get(pod.namespace);
-      if (!list) this.podsByNamespace.set(pod.namespace, (list = []));
-      list.push(pod);
+      pushTo(this.podsByNamespace, pod.namespace, pod);
       for (const ip of pod.ips) this.podsByAddress.set(addressKey(ip), pod);
     }
     for (const node of state.nodes) {
@@ -49,9 +53,7 @@ export class ClusterIndex {
       for (const a of node.addresses) this.nodesByAddress.set(addressKey(a), node);
     }
     for (const policy of state.policies) {
-      let list = this.policiesByNamespace.get(policy.namespace);
-      if (!list) this.policiesByNamespace.set(policy.namespace, (list = []));
-      list.push(policy);
+      pushTo(this.policiesByNamespace, policy.namespace, policy);
     }
   }
 

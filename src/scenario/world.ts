@@ -61,7 +61,9 @@ export class World {
     this.nodes = Array.from({ length: scenario.nodes }, (_, i) => layoutNode(i + 1));
     this.hosts = scenario.hosts;
     for (const ns of scenario.namespaces) this.namespaces.set(ns.name, { ...ns.labels });
-    scenario.pods.forEach((p, i) => this.addPod(p, `${scenario.file}: pods[${i}]`));
+    scenario.pods.forEach((p, i) => {
+      this.addPod(p, `${scenario.file}: pods[${i}]`);
+    });
   }
 
   private addPod(spec: ScenarioPod, where: string): WorldPod {
@@ -137,9 +139,11 @@ export class World {
   applyStep(step: Step): void {
     switch (step.kind) {
       case 'apply':
-        return this.applyDocuments(this.substitute(step.text, step.where), step.where);
+        this.applyDocuments(this.substitute(step.text, step.where), step.where);
+        return;
       case 'delete':
-        return this.delete(step.resource, step.key, step.where);
+        this.delete(step.resource, step.key, step.where);
+        return;
       case 'label': {
         const labels =
           step.target === 'namespace' ? this.namespaces.get(step.key) : this.pods.get(step.key)?.labels;
@@ -149,7 +153,9 @@ export class World {
         return;
       }
       case 'add-pods':
-        step.pods.forEach((p, i) => this.addPod(p, `${step.where}[${i}]`));
+        step.pods.forEach((p, i) => {
+          this.addPod(p, `${step.where}[${i}]`);
+        });
         return;
       default:
         return;
