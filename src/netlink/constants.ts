@@ -1,0 +1,159 @@
+// Protocol numbers of netlink, nfnetlink and nf_tables (include/uapi/linux/netfilter/nf_tables.h, nfnetlink.h).
+// Numbers only: no encoding logic lives here, and nothing here touches a socket.
+
+export const NETLINK_NETFILTER = 12;
+
+/** nlmsghdr flags (host byte order in the header). */
+export const NLM_F = {
+  REQUEST: 0x1,
+  MULTI: 0x2,
+  ACK: 0x4,
+  ECHO: 0x8,
+  DUMP_INTR: 0x10,
+  // GET modifiers
+  ROOT: 0x100,
+  MATCH: 0x200,
+  DUMP: 0x300,
+  // NEW modifiers
+  REPLACE: 0x100,
+  EXCL: 0x200,
+  CREATE: 0x400,
+  APPEND: 0x800,
+  // DELETE modifier
+  NONREC: 0x100,
+} as const;
+
+export const NLMSG = { NOOP: 1, ERROR: 2, DONE: 3, OVERRUN: 4 } as const;
+
+export const NLA_F_NESTED = 0x8000;
+export const NLA_F_NET_BYTEORDER = 0x4000;
+export const NLA_TYPE_MASK = ~(NLA_F_NESTED | NLA_F_NET_BYTEORDER) & 0xffff;
+
+export const NFNL_SUBSYS_NFTABLES = 10;
+export const NFNL_MSG_BATCH_BEGIN = 16;
+export const NFNL_MSG_BATCH_END = 17;
+/** NFNL_BATCH_GENID: u32, network byte order, inside the batch-begin message. */
+export const NFNL_BATCH_GENID = 1;
+export const NFNETLINK_V0 = 0;
+
+/** nf_tables message types; on the wire they are (NFNL_SUBSYS_NFTABLES << 8) | type. */
+export const NFT_MSG = {
+  NEWTABLE: 0,
+  GETTABLE: 1,
+  DELTABLE: 2,
+  NEWCHAIN: 3,
+  GETCHAIN: 4,
+  DELCHAIN: 5,
+  NEWRULE: 6,
+  GETRULE: 7,
+  DELRULE: 8,
+  NEWSET: 9,
+  GETSET: 10,
+  DELSET: 11,
+  NEWSETELEM: 12,
+  GETSETELEM: 13,
+  DELSETELEM: 14,
+  NEWGEN: 15,
+  GETGEN: 16,
+} as const;
+
+const msgNames: Record<number, string> = Object.fromEntries(Object.entries(NFT_MSG).map(([k, v]) => [v, k]));
+
+/** Human name of a full nfnetlink message type, e.g. 0x0a09 -> "NEWSET". */
+export function messageTypeName(type: number): string {
+  if (type === NFNL_MSG_BATCH_BEGIN) return 'BATCH_BEGIN';
+  if (type === NFNL_MSG_BATCH_END) return 'BATCH_END';
+  if (type < 16) return ['', 'NOOP', 'ERROR', 'DONE', 'OVERRUN'][type] ?? `control(${type})`;
+  if (type >> 8 === NFNL_SUBSYS_NFTABLES) return msgNames[type & 0xff] ?? `nft(${type & 0xff})`;
+  return `type(${type})`;
+}
+
+export function nftType(msg: number): number {
+  return (NFNL_SUBSYS_NFTABLES << 8) | msg;
+}
+
+/** NFPROTO_* values carried in nfgenmsg.nfgen_family. */
+export const NFPROTO = { UNSPEC: 0, INET: 1, IPV4: 2, ARP: 3, NETDEV: 5, BRIDGE: 7, IPV6: 10 } as const;
+
+export const NFTA_LIST_ELEM = 1;
+export const NFTA_TABLE = { NAME: 1, FLAGS: 2, USE: 3, HANDLE: 4, USERDATA: 6 } as const;
+export const NFTA_HOOK = { HOOKNUM: 1, PRIORITY: 2, DEV: 3 } as const;
+export const NFTA_CHAIN = {
+  TABLE: 1,
+  HANDLE: 2,
+  NAME: 3,
+  HOOK: 4,
+  POLICY: 5,
+  USE: 6,
+  TYPE: 7,
+  COUNTERS: 8,
+  FLAGS: 10,
+  ID: 11,
+  USERDATA: 12,
+} as const;
+export const NFTA_RULE = {
+  TABLE: 1,
+  CHAIN: 2,
+  HANDLE: 3,
+  EXPRESSIONS: 4,
+  POSITION: 6,
+  USERDATA: 7,
+  ID: 9,
+} as const;
+export const NFTA_SET = {
+  TABLE: 1,
+  NAME: 2,
+  FLAGS: 3,
+  KEY_TYPE: 4,
+  KEY_LEN: 5,
+  DATA_TYPE: 6,
+  DATA_LEN: 7,
+  POLICY: 8,
+  DESC: 9,
+  ID: 10,
+  TIMEOUT: 11,
+  GC_INTERVAL: 12,
+  USERDATA: 13,
+  HANDLE: 16,
+} as const;
+export const NFTA_SET_DESC = { SIZE: 1, CONCAT: 2 } as const;
+export const NFTA_SET_FIELD_LEN = 1;
+export const NFT_SET_F = {
+  ANONYMOUS: 0x1,
+  CONSTANT: 0x2,
+  INTERVAL: 0x4,
+  MAP: 0x8,
+  TIMEOUT: 0x10,
+  EVAL: 0x20,
+  OBJECT: 0x40,
+  CONCAT: 0x80,
+} as const;
+export const NFTA_SET_ELEM = {
+  KEY: 1,
+  DATA: 2,
+  FLAGS: 3,
+  TIMEOUT: 4,
+  EXPIRATION: 5,
+  USERDATA: 6,
+  KEY_END: 10,
+} as const;
+export const NFT_SET_ELEM_INTERVAL_END = 0x1;
+export const NFTA_SET_ELEM_LIST = { TABLE: 1, SET: 2, ELEMENTS: 3, SET_ID: 4 } as const;
+export const NFTA_DATA = { VALUE: 1, VERDICT: 2 } as const;
+export const NFTA_VERDICT = { CODE: 1, CHAIN: 2 } as const;
+export const NFT_DATA_VERDICT = 0xffffff00;
+export const NFTA_EXPR = { NAME: 1, DATA: 2 } as const;
+export const NFTA_GEN_ID = 1;
+
+/** Verdict codes (NF_DROP, NF_ACCEPT and enum nft_verdicts), a signed 32-bit big-endian value on the wire. */
+export const VERDICT_CODE = {
+  drop: 0,
+  accept: 1,
+  continue: -1,
+  break: -2,
+  jump: -3,
+  goto: -4,
+  return: -5,
+} as const;
+
+export const NFT_REG_VERDICT = 0;
