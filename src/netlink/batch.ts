@@ -108,7 +108,7 @@ export class Batch {
       else this.buf.writeUInt32BE(seq >>> 0, offset + 8);
     };
     put(this.beginOffset, first);
-    this.entries.forEach((e, i) => put(e.offset, first + 1 + i));
+    for (let i = 0; i < this.entries.length; i++) put(this.entries[i]!.offset, first + 1 + i);
     const last = first + 1 + this.entries.length;
     put(this.endOffset, last);
     return last;
