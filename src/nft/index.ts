@@ -1,0 +1,15 @@
+// Public face of the nftables library: typed objects, expressions, builders, transaction and read-back.
+// Re-exports only; nothing is defined here.
+
+export { NetlinkError } from '../netlink/errors.ts';
+export { NfnlSocket } from '../netlink/socket.ts';
+export * from './datatypes.ts';
+export { NftValidationError } from './errors.ts';
+export * from './expr/index.ts';
+export * from './family.ts';
+export * from './list.ts';
+export * as m from './match.ts';
+export { Chain, Rule, renderExprs, Table } from './objects.ts';
+export { Element, type ElementInput, NamedSet, type SetFlag, type SetOptions } from './set.ts';
+export { commitWithRetry, type NftObject, Transaction } from './transaction.ts';
+export * from './verdict.ts';

@@ -1,0 +1,104 @@
+// Reads the kernel's ruleset back (GET* dumps) and decodes it into the same typed objects we send, so an
+// agent can adopt or repair its table after a restart. Read-only: never changes the ruleset.
+
+import { Attrs, type Writer } from '../netlink/attr.ts';
+import { NFT_MSG, NFTA_RULE, NFTA_SET, NFTA_SET_ELEM_LIST } from '../netlink/constants.ts';
+import { NFGENMSG_LEN, type NlMessage } from '../netlink/message.ts';
+import type { NfnlSocket } from '../netlink/socket.ts';
+import { FAMILIES, type Family, familyFromNumber } from './family.ts';
+import { Chain, Rule, Table } from './objects.ts';
+import { type KernelElement, NamedSet } from './set.ts';
+
+export interface Ruleset {
+  tables: Table[];
+  chains: Chain[];
+  sets: NamedSet[];
+  rules: Rule[];
+}
+
+export interface ListFilter {
+  family?: Family;
+  table?: string;
+}
+
+function attrsOf(m: NlMessage): Attrs {
+  return Attrs.parse(m.payload, NFGENMSG_LEN);
+}
+
+function each<T>(msgs: NlMessage[], decode: (f: Family, a: Attrs) => T): T[] {
+  const out: T[] = [];
+  for (const m of msgs) {
+    const f = familyFromNumber(m.family);
+    if (f) out.push(decode(f, attrsOf(m)));
+  }
+  return out;
+}
+
+export async function listTables(sock: NfnlSocket, filter: ListFilter = {}): Promise<Table[]> {
+  const fam = filter.family ? FAMILIES[filter.family] : 0;
+  const tables = each(await sock.dump(NFT_MSG.GETTABLE, fam), Table.decode);
+  return tables.filter((t) => filter.table === undefined || t.name === filter.table);
+}
+
+export async function listChains(sock: NfnlSocket, filter: ListFilter = {}): Promise<Chain[]> {
+  const fam = filter.family ? FAMILIES[filter.family] : 0;
+  const chains = each(await sock.dump(NFT_MSG.GETCHAIN, fam), Chain.decode);
+  return chains.filter((c) => filter.table === undefined || c.table === filter.table);
+}
+
+export async function listRules(sock: NfnlSocket, filter: ListFilter = {}): Promise<Rule[]> {
+  const fam = filter.family ? FAMILIES[filter.family] : 0;
+  const fill = filter.table ? (w: Writer) => w.str(NFTA_RULE.TABLE, filter.table as string) : undefined;
+  return each(await sock.dump(NFT_MSG.GETRULE, fam, fill), Rule.decode);
+}
+
+/** Sets and maps with their elements. */
+export async function listSets(sock: NfnlSocket, filter: ListFilter = {}): Promise<NamedSet[]> {
+  const fam = filter.family ? FAMILIES[filter.family] : 0;
+  const fill = filter.table ? (w: Writer) => w.str(NFTA_SET.TABLE, filter.table as string) : undefined;
+  const out: NamedSet[] = [];
+  for (const m of await sock.dump(NFT_MSG.GETSET, fam, fill)) {
+    const family = familyFromNumber(m.family);
+    if (!family) continue;
+    const a = attrsOf(m);
+    if (((a.u32be(NFTA_SET.FLAGS) ?? 0) & 1) !== 0) continue; // anonymous sets belong to their rule
+    const bare = NamedSet.decode(family, a);
+    const msgs = await sock.dump(
+      NFT_MSG.GETSETELEM,
+      FAMILIES[family],
+      (w) => {
+        w.str(NFTA_SET_ELEM_LIST.TABLE, bare.table);
+        w.str(NFTA_SET_ELEM_LIST.SET, bare.name);
+      },
+      bare.describe(),
+    );
+    const kes: KernelElement[] = [];
+    for (const em of msgs) {
+      const list = attrsOf(em).get(NFTA_SET_ELEM_LIST.ELEMENTS);
+      if (!list) continue;
+      for (const item of Attrs.list(list)) kes.push(NamedSet.decodeKernelElement(Attrs.parse(item)));
+    }
+    out.push(NamedSet.decode(family, a, bare.elementsFromKernel(kes)));
+  }
+  return out;
+}
+
+export async function listRuleset(sock: NfnlSocket, filter: ListFilter = {}): Promise<Ruleset> {
+  return {
+    tables: await listTables(sock, filter),
+    chains: await listChains(sock, filter),
+    sets: await listSets(sock, filter),
+    rules: await listRules(sock, filter),
+  };
+}
+
+/** nft script that recreates a ruleset read back (tables, chains, sets with elements, then rules). */
+export function rulesetToString(r: Ruleset): string {
+  const lines = [
+    ...r.tables.map((t) => t.toString()),
+    ...r.chains.map((c) => c.toString()),
+    ...r.sets.map((s) => s.toString()),
+    ...r.rules.map((x) => x.toString()),
+  ];
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
