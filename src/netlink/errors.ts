@@ -73,6 +73,10 @@ export class NetlinkError extends TollgateError {
     const what = details.object ? ` for ${details.object}` : '';
     const type = details.messageType ? `${details.messageType}` : 'request';
     const code = errno === 85 ? 'E_NETLINK_GENID' : 'E_NETLINK';
-    return new NetlinkError(code, `${type}${what} failed: ${describeErrno(errno)}`, { ...details, errno });
+    let sentence = describeErrno(errno);
+    if (details.messageType === 'NEWSETELEM' && errno === 17) {
+      sentence = 'EEXIST: an element, or an interval overlapping it, already exists';
+    }
+    return new NetlinkError(code, `${type}${what} failed: ${sentence}`, { ...details, errno });
   }
 }

@@ -160,13 +160,21 @@ export function match(field: FieldName, value: string | number, op: CmpOp = 'eq'
   return [f.load(1), new Cmp({ sreg: 1, op, data: operandValue(f.type, text) })];
 }
 
+/**
+ * Register number for a byte offset in the register file: 16-byte aligned offsets use the 128-bit names
+ * (NFT_REG_1..4) as nft and the kernel's dumps do, the rest the 32-bit names (NFT_REG32_00 = 8...).
+ */
+export function registerAt(off: number): number {
+  return off % 16 === 0 ? 1 + off / 16 : 8 + off / 4;
+}
+
 /** Loads fields into registers the way nft lays out a (concatenated) key: reg 1, then 32-bit registers. */
 export function loadKey(fields: readonly FieldName[]): Expr[] {
   const out: Expr[] = [];
   let off = 0;
-  fields.forEach((name, i) => {
+  fields.forEach((name) => {
     const f = fieldInfo(name);
-    out.push(f.load(i === 0 ? 1 : 8 + off / 4));
+    out.push(f.load(registerAt(off)));
     off += padLen(f.len);
   });
   return out;

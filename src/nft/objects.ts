@@ -193,7 +193,16 @@ export class Rule {
     }
   }
   describe(): string {
-    return `rule in chain ${this.family} ${this.table} ${this.chain}${this.handle !== undefined ? ` (handle ${this.handle})` : ''}`;
+    const refs: string[] = [];
+    for (const e of this.exprs) {
+      const v = (e as { verdict?: { kind: string; chain?: string } }).verdict;
+      if (v?.chain) refs.push(`${v.kind} ${v.chain}`);
+      const set = (e as { set?: unknown }).set;
+      if (e.name === 'lookup' && typeof set === 'string') refs.push(`@${set}`);
+    }
+    const handle = this.handle !== undefined ? ` handle ${this.handle}` : '';
+    const uses = refs.length > 0 ? ` (uses ${refs.join(', ')})` : '';
+    return `rule in chain ${this.family} ${this.table} ${this.chain}${handle}${uses}`;
   }
   withHandle(handle: number): Rule {
     return new Rule({ ...this.options(), handle });

@@ -376,7 +376,7 @@ export class NamedSet {
     const sorted = [...elements].sort((a, b) => Buffer.compare(a.fields[0]!.from, b.fields[0]!.from));
     const first = sorted[0]?.fields[0];
     // nft opens a fresh interval set with an end marker at 0 when the first range starts above 0.
-    if (forAdd && leadingZeroEnd && first && first.from.some((b) => b !== 0)) {
+    if (forAdd && leadingZeroEnd && first?.from.some((b) => b !== 0)) {
       out.push({ key: Buffer.alloc(first.from.length), flags: NFT_SET_ELEM_INTERVAL_END });
     }
     for (const e of sorted) {
@@ -434,10 +434,9 @@ export class NamedSet {
       if (k.flags & NFT_SET_ELEM_INTERVAL_END) continue;
       const next = sorted[i + 1];
       const from = Buffer.from(k.key);
-      let to: Buffer;
-      if (next && next.flags & NFT_SET_ELEM_INTERVAL_END) to = decrement(next.key);
-      else if (next) to = decrement(next.key);
-      else to = Buffer.alloc(from.length, 0xff);
+      // The range ends just before the next marker (its end marker, or an adjacent start); the last range
+      // may have no end marker at all when it runs to the maximum value.
+      const to = next ? decrement(next.key) : Buffer.alloc(from.length, 0xff);
       out.push(new Element([{ from, to }], k.data, k.timeout));
     }
     return out;

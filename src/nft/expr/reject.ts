@@ -66,6 +66,12 @@ export class Reject implements Expr {
       return;
     }
     if (this.type === 'icmpx') {
+      // nft refuses "abstracted ICMP" outside inet/bridge tables, although the kernel would take it.
+      if (ctx.family !== 'inet' && ctx.family !== 'bridge') {
+        throw new RenderError(
+          `reject with icmpx needs an inet or bridge table; use icmp/icmpv6 in ${ctx.family}`,
+        );
+      }
       ctx.emit(`reject with icmpx ${nameOf(ICMPX_CODES, this.code)}`);
       return;
     }
