@@ -2,7 +2,7 @@
 // element encoding (interval end markers, KEY_END for concatenated ranges). No I/O.
 
 import { endianness } from 'node:os';
-import { Attrs, type Writer } from '../netlink/attr.ts';
+import { Attrs, HOST_IS_LE, type Writer } from '../netlink/attr.ts';
 import {
   NFT_DATA_VERDICT,
   NFT_SET_ELEM_INTERVAL_END,
@@ -159,17 +159,16 @@ export class NamedSet {
     if (this.data === undefined) return k;
     return `${k} : ${this.data === 'verdict' ? 'verdict' : this.data.name}`;
   }
-  body(): string {
+  body(elements: readonly Element[] = []): string {
     const parts = [`type ${this.typeText()};`];
     if (this.flags.length > 0) parts.push(`flags ${this.flags.join(',')};`);
     if (this.timeout !== undefined) parts.push(`timeout ${formatDuration(this.timeout)};`);
+    if (elements.length > 0) parts.push(`elements = ${this.elementsText(elements)};`);
     return `{ ${parts.join(' ')} }`;
   }
-  /** `add set ...` (without elements; the transaction adds those with `add element`). */
+  /** `add set|map ... { type ...; flags ...; elements = { ... }; }` */
   toString(): string {
-    const head = `add ${this.kind} ${this.spec()} ${this.body()}`;
-    if (this.elements.length === 0) return head;
-    return `${head}\nadd element ${this.spec()} ${this.elementsText(this.elements)}`;
+    return `add ${this.kind} ${this.spec()} ${this.body(this.elements)}`;
   }
 
   elementsText(elements: readonly Element[]): string {
@@ -275,7 +274,10 @@ export class NamedSet {
       w.u32be(NFTA_SET.DATA_LEN, this.data === 'verdict' ? 0 : this.data.len);
     }
     w.u32be(NFTA_SET.ID, id);
-    if (this.isInterval && this.isConcat) {
+    if (this.flags.includes('constant') && this.elements.length > 0) {
+      // nft sizes a constant set exactly (NFTA_SET_DESC_SIZE, u32 big-endian): it can never grow.
+      w.nest(NFTA_SET.DESC, () => w.u32be(NFTA_SET_DESC.SIZE, this.elements.length));
+    } else if (this.isInterval && this.isConcat) {
       // NFTA_SET_DESC_CONCAT: the unpadded length of every field, so pipapo knows the field boundaries.
       w.nest(NFTA_SET.DESC, () =>
         w.nest(NFTA_SET_DESC.CONCAT, () => {
@@ -384,6 +386,7 @@ export class NamedSet {
       out.push({ key: r.from, flags: 0, timeout: e.timeout, data: e.data });
       const end = increment(r.to);
       if (end) out.push({ key: end, flags: NFT_SET_ELEM_INTERVAL_END, timeout: e.timeout });
+      else out[out.length - 1]!.openEnded = true;
     }
     return out;
   }
@@ -452,6 +455,13 @@ export class NamedSet {
       if (Buffer.isBuffer(k.data)) encodeValueData(w, NFTA_SET_ELEM.DATA, k.data);
       else encodeVerdictData(w, NFTA_SET_ELEM.DATA, k.data);
     }
+    if (k.openEnded) {
+      // NFTNL_UDATA_SET_ELEM_FLAGS (u8 type 1, len 4) = NFTNL_SET_ELEM_F_INTERVAL_OPEN, host-endian u32.
+      const ud = Buffer.from([1, 4, 0, 0, 0, 0]);
+      if (HOST_IS_LE) ud.writeUInt32LE(1, 2);
+      else ud.writeUInt32BE(1, 2);
+      w.bytesAttr(NFTA_SET_ELEM.USERDATA, ud);
+    }
   }
 
   static decodeKernelElement(a: Attrs): KernelElement {
@@ -474,6 +484,8 @@ export class NamedSet {
 
 export interface KernelElement {
   key: Buffer;
+  /** a range running to the maximum value has no end marker; nft flags it in the element userdata */
+  openEnded?: boolean;
   keyEnd?: Buffer;
   flags: number;
   timeout?: number | undefined;

@@ -5,6 +5,9 @@ import t from 'tap';
 import { CORPUS } from './_corpus.ts';
 import { listJson, makeNs, nsChild, nsExec } from './_ns.ts';
 
+// biome-ignore lint/suspicious/noExplicitAny: JSON printed by the child process, checked field by field
+type Json = any;
+
 interface ApplyResult {
   ok: boolean;
   text: string;
@@ -31,7 +34,7 @@ for (const name of Object.keys(CORPUS)) {
 
 t.test('a rule jumping to a missing chain fails the whole batch with a precise, first error', async (t) => {
   const ns = makeNs(t);
-  const r = nsChild(ns, 'fail-missing-chain').result as Record<string, any>;
+  const r = nsChild(ns, 'fail-missing-chain').result as Json;
   t.equal(r.ok, true, JSON.stringify(r.fatal));
   t.equal(r.error.code, 'E_NETLINK');
   t.equal(r.error.errnoName, 'ENOENT');
@@ -48,7 +51,7 @@ t.test('a rule jumping to a missing chain fails the whole batch with a precise, 
 
 t.test('an invalid (overlapping) element fails the batch and names the set', async (t) => {
   const ns = makeNs(t);
-  const r = nsChild(ns, 'fail-element').result as Record<string, any>;
+  const r = nsChild(ns, 'fail-element').result as Json;
   t.equal(r.ok, true, JSON.stringify(r.fatal));
   t.equal(r.error.errnoName, 'EEXIST');
   t.equal(r.error.messageType, 'NEWSETELEM');
@@ -58,7 +61,7 @@ t.test('an invalid (overlapping) element fails the batch and names the set', asy
 
 t.test('a stale generation is detected (ERESTART) and retried', async (t) => {
   const ns = makeNs(t);
-  const r = nsChild(ns, 'stale-genid').result as Record<string, any>;
+  const r = nsChild(ns, 'stale-genid').result as Json;
   t.equal(r.ok, true, JSON.stringify(r.fatal));
   t.equal(r.staleError.code, 'E_NETLINK_GENID');
   t.equal(r.staleError.errnoName, 'ERESTART');
@@ -69,7 +72,7 @@ t.test('a stale generation is detected (ERESTART) and retried', async (t) => {
 
 t.test('a 100,000-element interval set goes in one batch and reads back whole', async (t) => {
   const ns = makeNs(t);
-  const r = nsChild(ns, 'large', '100000').result as Record<string, any>;
+  const r = nsChild(ns, 'large', '100000').result as Json;
   t.equal(r.ok, true, JSON.stringify(r.fatal));
   t.ok(r.commit.bytes > 2_000_000, `one batch of ${r.commit.bytes} bytes`);
   t.equal(r.readBack, 100000);
