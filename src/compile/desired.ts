@@ -1,0 +1,355 @@
+// Plan -> desired nftables state of one node: the chains, rules, sets and verdict maps of `inet tollgate`
+// as plain data (element and rule texts), so that diffs are set operations. Pure: no kernel, no I/O.
+//
+// Layout (one table, static base chain, data in sets and maps):
+//   forward (hook forward, priority filter, policy accept)
+//     ct state established,related accept        -- replies always pass (point 11)
+//     ct state invalid drop
+//     ip saddr <pod CIDR> ip saddr != @local4 drop  -- unknown local addresses are isolated (point 17)
+//     ip daddr <pod CIDR> ip daddr != @local4 drop
+//     ip saddr vmap @egress4                      -- isolated local pods: jump eg-<hash>; others: miss
+//     ip daddr vmap @ingress4                     -- jump in-<hash>
+//     (the same for ip6)
+//   eg-<hash> / in-<hash>: one chain per distinct direction plan, shared by every pod with that plan.
+//     Whatever a pod allows is merged into at most three lookups per family, so the per-packet cost does
+//     not grow with the number of policies or rules (any-port peers, proto.port for any peer, and
+//     peer.proto.port), then `counter drop`. Egress chains `return` on a match so that the destination's
+//     ingress is still checked (point 10); ingress chains `accept`.
+// Traffic between a pod and its own node never crosses the forward hook (it is input/output), which is
+// exactly point 12; other nodes and outside hosts are forwarded and judged like any address.
+import { createHash } from 'node:crypto';
+import { type AddressRange, formatAddress, formatRange, mergeRanges } from '../policy/address.ts';
+import type { DirectionPlan, NodePlan, PlanSet, PortRange } from '../policy/plan.ts';
+import type { Direction } from '../policy/types.ts';
+
+export const TABLE = 'tollgate';
+export const BASE_CHAIN = 'forward';
+
+export type KeyType = 'ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service';
+
+export interface DesiredSet {
+  name: string;
+  key: KeyType[];
+  /** verdict maps carry `data: 'verdict'` */
+  map: boolean;
+  interval: boolean;
+  /** Canonical element text -> element (for maps `key : verdict`); the diff works on the texts. */
+  elements: Set<string>;
+  comment: string;
+}
+
+/** A rule as the structured pieces the nft layer turns into expressions (see ruleset.ts). */
+export type RuleSpec =
+  | { kind: 'ct'; states: string; verdict: 'accept' | 'drop'; counter: boolean }
+  | { kind: 'unknown-local'; family: 4 | 6; field: 'saddr' | 'daddr'; cidr: string; knownSet: string }
+  | { kind: 'dispatch'; family: 4 | 6; field: 'saddr' | 'daddr'; map: string }
+  | {
+      kind: 'lookup';
+      family: 4 | 6 | undefined;
+      /** The peer's address field: saddr for ingress, daddr for egress. */
+      field: 'saddr' | 'daddr';
+      fields: LookupField[];
+      set: string;
+      verdict: 'accept' | 'return';
+    }
+  | { kind: 'final'; verdict: 'accept' | 'return' | 'drop'; counter: boolean; comment: string | undefined };
+
+export type LookupField = 'addr' | 'l4proto' | 'dport';
+
+export interface DesiredChain {
+  name: string;
+  base: boolean;
+  rules: RuleSpec[];
+  comment: string;
+}
+
+export interface DesiredState {
+  chains: Map<string, DesiredChain>;
+  sets: Map<string, DesiredSet>;
+  /** Which local pods use which chain, for explanations and logs: pod key -> chain names. */
+  podChains: Map<string, { ingress: string | undefined; egress: string | undefined }>;
+}
+
+const families = [4, 6] as const;
+const PROTO_NAMES: Record<string, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
+
+function rangeText(r: AddressRange): string {
+  return formatRange(r);
+}
+
+function portText(p: PortRange): string {
+  return p.first === p.last ? `${p.first}` : `${p.first}-${p.last}`;
+}
+
+/** A peer address range with a protocol and port range: one element of a peer.proto.port set. */
+interface Tuple {
+  range: AddressRange;
+  port: PortRange;
+}
+
+export function mergePorts(ports: PortRange[]): PortRange[] {
+  const sorted = [...ports].sort((a, b) => a.protocol.localeCompare(b.protocol) || a.first - b.first);
+  const out: PortRange[] = [];
+  for (const p of sorted) {
+    const last = out[out.length - 1];
+    if (last && last.protocol === p.protocol && p.first <= last.last + 1)
+      last.last = Math.max(last.last, p.last);
+    else out.push({ ...p });
+  }
+  return out;
+}
+
+/**
+ * Rewrites overlapping (address range x port range) tuples of one family into disjoint elements with the
+ * same union: the kernel's concatenated interval sets reject overlapping elements. Per protocol, ports are
+ * cut at every range boundary; each elementary port range gets the merged addresses of the tuples that
+ * cover it; neighbouring port ranges with equal addresses are joined again.
+ */
+export function disjointTuples(tuples: Tuple[]): string[] {
+  const out: string[] = [];
+  for (const protocol of ['TCP', 'UDP', 'SCTP'] as const) {
+    const mine = tuples.filter((t) => t.port.protocol === protocol);
+    if (mine.length === 0) continue;
+    const cuts = [...new Set(mine.flatMap((t) => [t.port.first, t.port.last + 1]))].sort((a, b) => a - b);
+    let pending: { first: number; last: number; ranges: AddressRange[]; key: string } | undefined;
+    const flush = () => {
+      if (!pending) return;
+      const ports = pending.first === pending.last ? `${pending.first}` : `${pending.first}-${pending.last}`;
+      for (const r of pending.ranges) out.push(`${rangeText(r)} . ${PROTO_NAMES[protocol]} . ${ports}`);
+      pending = undefined;
+    };
+    for (let i = 0; i + 1 < cuts.length; i++) {
+      const first = cuts[i]!;
+      const last = cuts[i + 1]! - 1;
+      const ranges = mergeRanges(
+        mine.filter((t) => t.port.first <= first && last <= t.port.last).map((t) => t.range),
+      );
+      const key = ranges.map(rangeText).join(',');
+      if (pending && pending.key === key && pending.last + 1 === first) pending.last = last;
+      else {
+        flush();
+        if (ranges.length > 0) pending = { first, last, ranges, key };
+      }
+    }
+    flush();
+  }
+  return out;
+}
+
+function hash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
+/** The structure of a direction plan, without set members: equal structures share one chain. */
+function chainKey(direction: Direction, plan: DirectionPlan): string {
+  const allows = plan.allows.map((a) =>
+    a.kind === 'peers'
+      ? `p ${a.set ?? '*'} ${a.ports ? a.ports.map((p) => `${p.protocol}:${portText(p)}`).join(',') : '*'}`
+      : `n ${a.set}`,
+  );
+  return `${direction} ${plan.allowAll ? 'all' : allows.sort().join(';')}`;
+}
+
+function addSet(state: DesiredState, set: Omit<DesiredSet, 'elements'>, elements: Iterable<string>): void {
+  state.sets.set(set.name, { ...set, elements: new Set(elements) });
+}
+
+/**
+ * Builds the chain of one distinct direction plan and its merged sets. Returns the chain name.
+ * Sets: `<chain>-a4/-a6` peers allowed on any port; `<chain>-p` protocol.port allowed from/to any
+ * address; `<chain>-c4/-c6` peer.protocol.port.
+ */
+function buildDirectionChain(
+  state: DesiredState,
+  direction: Direction,
+  plan: DirectionPlan,
+  sets: Map<string, PlanSet>,
+): string {
+  const key = chainKey(direction, plan);
+  const name = `${direction === 'ingress' ? 'in' : 'eg'}-${hash(key)}`;
+  if (state.chains.has(name)) return name;
+  const verdict = direction === 'ingress' ? 'accept' : 'return';
+  const rules: RuleSpec[] = [];
+  const comment = `${direction} isolated by ${[...new Set(plan.isolatedBy)].join(', ')}`;
+  if (plan.allowAll) {
+    rules.push({ kind: 'final', verdict, counter: false, comment: 'a rule allows every peer and port' });
+    state.chains.set(name, { name, base: false, rules, comment });
+    return name;
+  }
+  const anyPort: AddressRange[] = [];
+  const protoPorts: PortRange[] = [];
+  const concat: Tuple[] = [];
+  for (const allow of plan.allows) {
+    if (allow.kind === 'address-ports') {
+      const s = sets.get(allow.set);
+      if (s?.kind !== 'address-ports') throw new Error(`plan set ${allow.set} missing`);
+      for (const e of s.entries) {
+        concat.push({
+          range: { family: e.address.family, first: e.address.value, last: e.address.value },
+          port: { protocol: e.protocol, first: e.port, last: e.port },
+        });
+      }
+      continue;
+    }
+    const s = allow.set === undefined ? undefined : sets.get(allow.set);
+    if (allow.set !== undefined && s?.kind !== 'addresses') throw new Error(`plan set ${allow.set} missing`);
+    const ranges = s?.kind === 'addresses' ? s.ranges : undefined;
+    if (allow.ports === undefined) {
+      // allowAll covers set === undefined with any port; here a set is present.
+      if (ranges) anyPort.push(...ranges);
+      continue;
+    }
+    for (const p of allow.ports) {
+      if (!ranges) protoPorts.push(p);
+      else for (const r of ranges) concat.push({ range: r, port: p });
+    }
+  }
+  const field = direction === 'ingress' ? 'saddr' : 'daddr';
+  for (const family of families) {
+    const any = mergeRanges(anyPort.filter((r) => r.family === family));
+    if (any.length > 0) {
+      addSet(
+        state,
+        {
+          name: `${name}-a${family}`,
+          key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr'],
+          map: false,
+          interval: true,
+          comment: `${comment}: peers on any port`,
+        },
+        any.map(rangeText),
+      );
+      rules.push({ kind: 'lookup', family, field, fields: ['addr'], set: `${name}-a${family}`, verdict });
+    }
+  }
+  if (protoPorts.length > 0) {
+    const elements = mergePorts(protoPorts).map((p) => `${PROTO_NAMES[p.protocol]} . ${portText(p)}`);
+    addSet(
+      state,
+      {
+        name: `${name}-p`,
+        key: ['inet_proto', 'inet_service'],
+        map: false,
+        interval: true,
+        comment: `${comment}: ports open to any peer`,
+      },
+      elements,
+    );
+    rules.push({
+      kind: 'lookup',
+      family: undefined,
+      field,
+      fields: ['l4proto', 'dport'],
+      set: `${name}-p`,
+      verdict,
+    });
+  }
+  for (const family of families) {
+    const mine = disjointTuples(concat.filter((c) => c.range.family === family));
+    if (mine.length > 0) {
+      addSet(
+        state,
+        {
+          name: `${name}-c${family}`,
+          key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'],
+          map: false,
+          interval: true,
+          comment: `${comment}: peer, protocol and port`,
+        },
+        mine,
+      );
+      rules.push({
+        kind: 'lookup',
+        family,
+        field,
+        fields: ['addr', 'l4proto', 'dport'],
+        set: `${name}-c${family}`,
+        verdict,
+      });
+    }
+  }
+  rules.push({ kind: 'final', verdict: 'drop', counter: true, comment: undefined });
+  state.chains.set(name, { name, base: false, rules, comment });
+  return name;
+}
+
+/** The whole desired state of a node's table. */
+export function desiredState(plan: NodePlan): DesiredState {
+  const state: DesiredState = { chains: new Map(), sets: new Map(), podChains: new Map() };
+  const planSets = new Map(plan.sets.map((s) => [s.id, s]));
+  const local: Record<4 | 6, string[]> = { 4: [], 6: [] };
+  const dispatch: Record<Direction, Record<4 | 6, string[]>> = {
+    ingress: { 4: [], 6: [] },
+    egress: { 4: [], 6: [] },
+  };
+  for (const pod of plan.pods) {
+    const chains = {
+      ingress: pod.ingress && buildDirectionChain(state, 'ingress', pod.ingress, planSets),
+      egress: pod.egress && buildDirectionChain(state, 'egress', pod.egress, planSets),
+    };
+    state.podChains.set(pod.key, chains);
+    for (const a of pod.addresses) {
+      const text = formatAddress(a);
+      local[a.family].push(text);
+      if (chains.ingress) dispatch.ingress[a.family].push(`${text} : jump ${chains.ingress}`);
+      if (chains.egress) dispatch.egress[a.family].push(`${text} : jump ${chains.egress}`);
+    }
+  }
+  const base: RuleSpec[] = [
+    { kind: 'ct', states: 'established,related', verdict: 'accept', counter: false },
+    { kind: 'ct', states: 'invalid', verdict: 'drop', counter: true },
+  ];
+  for (const family of families) {
+    const key: KeyType = family === 4 ? 'ipv4_addr' : 'ipv6_addr';
+    addSet(
+      state,
+      { name: `local${family}`, key: [key], map: false, interval: false, comment: 'live pods of this node' },
+      local[family],
+    );
+    for (const cidr of plan.podCIDRs.filter((c) => c.family === family)) {
+      const text = cidrText(cidr);
+      base.push({ kind: 'unknown-local', family, field: 'saddr', cidr: text, knownSet: `local${family}` });
+      base.push({ kind: 'unknown-local', family, field: 'daddr', cidr: text, knownSet: `local${family}` });
+    }
+    addSet(
+      state,
+      {
+        name: `egress${family}`,
+        key: [key],
+        map: true,
+        interval: false,
+        comment: 'egress-isolated local pods',
+      },
+      dispatch.egress[family],
+    );
+    addSet(
+      state,
+      {
+        name: `ingress${family}`,
+        key: [key],
+        map: true,
+        interval: false,
+        comment: 'ingress-isolated local pods',
+      },
+      dispatch.ingress[family],
+    );
+    base.push({ kind: 'dispatch', family, field: 'saddr', map: `egress${family}` });
+  }
+  for (const family of families)
+    base.push({ kind: 'dispatch', family, field: 'daddr', map: `ingress${family}` });
+  state.chains.set(BASE_CHAIN, {
+    name: BASE_CHAIN,
+    base: true,
+    rules: base,
+    comment: 'tollgate: NetworkPolicy for pod traffic',
+  });
+  return state;
+}
+
+/** A pod CIDR range back to prefix notation (pod CIDRs are always prefixes). */
+function cidrText(r: AddressRange): string {
+  const bits = r.family === 4 ? 32 : 128;
+  const size = r.last - r.first + 1n;
+  const prefix = bits - (size.toString(2).length - 1);
+  return `${formatAddress({ family: r.family, value: r.first })}/${prefix}`;
+}

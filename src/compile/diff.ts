@@ -1,0 +1,129 @@
+// The smallest transaction from one desired state to the next: element adds/deletes for membership
+// changes, rewrites only for chains whose rules changed, creation/removal of chains and sets no pod uses
+// any more. Ordered so that every reference exists when the kernel checks it. Pure: builds, never runs.
+import { Transaction } from '../nft/index.ts';
+import type { DesiredSet, DesiredState } from './desired.ts';
+import { chainObject, chainRulesText, ruleObjects, setObject, tableObject } from './ruleset.ts';
+
+function sameDefinition(a: DesiredSet, b: DesiredSet): boolean {
+  return a.map === b.map && a.interval === b.interval && a.key.join('.') === b.key.join('.');
+}
+
+const sorted = <T extends { name: string }>(items: Iterable<T>): T[] =>
+  [...items].sort((a, b) => (a.name < b.name ? -1 : 1));
+
+/**
+ * Everything from scratch. With `replace`, the batch first deletes any existing table (created empty first
+ * so that the delete cannot fail): the old rules keep enforcing until this one batch commits.
+ */
+export function fullTransaction(state: DesiredState, options: { replace: boolean }): Transaction {
+  const tx = new Transaction();
+  tx.add(tableObject());
+  if (options.replace) {
+    tx.delete(tableObject());
+    tx.add(tableObject());
+  }
+  for (const s of sorted(state.sets.values())) {
+    const set = setObject(s);
+    tx.add(set);
+    if (s.elements.size > 0 && !s.map) tx.addElements(set, [...s.elements]);
+  }
+  const chains = sorted(state.chains.values());
+  for (const c of chains) tx.add(chainObject(c));
+  // Verdict maps reference chains: their elements go in after the chains exist.
+  for (const s of sorted(state.sets.values()))
+    if (s.map && s.elements.size > 0) tx.addElements(setObject(s), [...s.elements]);
+  for (const c of chains) for (const r of ruleObjects(c)) tx.add(r);
+  return tx;
+}
+
+export interface DiffCounts {
+  setsAdded: number;
+  setsDeleted: number;
+  chainsAdded: number;
+  chainsRewritten: number;
+  chainsDeleted: number;
+  elementsAdded: number;
+  elementsDeleted: number;
+}
+
+/**
+ * The incremental transaction from `prev` (what is programmed) to `next`; empty when nothing changed.
+ * Set names fix their definitions (per-chain sets embed the chain's structural hash and their key type
+ * in the suffix), so a set is only ever added, deleted or changed in its elements.
+ */
+export function diffTransaction(
+  prev: DesiredState,
+  next: DesiredState,
+): { tx: Transaction; counts: DiffCounts } {
+  const tx = new Transaction();
+  const counts: DiffCounts = {
+    setsAdded: 0,
+    setsDeleted: 0,
+    chainsAdded: 0,
+    chainsRewritten: 0,
+    chainsDeleted: 0,
+    elementsAdded: 0,
+    elementsDeleted: 0,
+  };
+  for (const s of next.sets.values()) {
+    const old = prev.sets.get(s.name);
+    if (old && !sameDefinition(old, s))
+      throw new Error(`set ${s.name} changed its definition; set names must fix definitions`);
+  }
+  const newSets = sorted([...next.sets.values()].filter((s) => !prev.sets.has(s.name)));
+  const goneSets = sorted([...prev.sets.values()].filter((s) => !next.sets.has(s.name)));
+  const newChains = sorted([...next.chains.values()].filter((c) => !prev.chains.has(c.name)));
+  const goneChains = sorted([...prev.chains.values()].filter((c) => !next.chains.has(c.name)));
+  const changedChains = sorted(
+    [...next.chains.values()].filter(
+      (c) => prev.chains.has(c.name) && chainRulesText(prev.chains.get(c.name)!) !== chainRulesText(c),
+    ),
+  );
+
+  // 1. New sets with their elements, and new (empty) chains: everything a later rule or map may name.
+  for (const s of newSets) {
+    tx.add(setObject(s));
+    if (!s.map && s.elements.size > 0) tx.addElements(setObject(s), [...s.elements]);
+    counts.setsAdded++;
+    counts.elementsAdded += s.map ? 0 : s.elements.size;
+  }
+  for (const c of newChains) {
+    tx.add(chainObject(c));
+    counts.chainsAdded++;
+  }
+  // 2. Element changes of surviving sets and maps: deletes first, then adds (maps may jump to new chains).
+  for (const s of sorted(next.sets.values())) {
+    const old = prev.sets.get(s.name);
+    if (!old) continue;
+    const removed = [...old.elements].filter((e) => !s.elements.has(e));
+    const added = [...s.elements].filter((e) => !old.elements.has(e));
+    if (removed.length > 0) tx.deleteElements(setObject(s), removed);
+    if (added.length > 0) tx.addElements(setObject(s), added);
+    counts.elementsDeleted += removed.length;
+    counts.elementsAdded += added.length;
+  }
+  for (const s of newSets) {
+    if (!s.map || s.elements.size === 0) continue;
+    tx.addElements(setObject(s), [...s.elements]);
+    counts.elementsAdded += s.elements.size;
+  }
+  // 3. Rules: new chains get theirs; changed chains are flushed and refilled in the same batch.
+  for (const c of changedChains) {
+    tx.flush(chainObject(c));
+    counts.chainsRewritten++;
+  }
+  for (const c of [...newChains, ...changedChains]) for (const r of ruleObjects(c)) tx.add(r);
+  // 4. Chains nobody jumps to any more (their map elements are gone): flush all before deleting any,
+  //    since one may still jump to another; then the sets only they used.
+  for (const c of goneChains) tx.flush(chainObject(c));
+  for (const c of goneChains) {
+    tx.delete(chainObject(c));
+    counts.chainsDeleted++;
+  }
+  for (const s of goneSets) {
+    tx.delete(setObject(s));
+    counts.setsDeleted++;
+  }
+  return { tx, counts };
+}

@@ -1,0 +1,115 @@
+// Desired state -> nftables objects of our library (table, chains, sets, rules), and the full-table
+// text that `tollgate compile` prints. Builds objects only; programming them is the caller's business.
+
+import type { Expr } from '../nft/index.ts';
+import { Chain, m, NamedSet, Rule, Table } from '../nft/index.ts';
+import type { FieldName } from '../nft/match.ts';
+import {
+  type DesiredChain,
+  type DesiredSet,
+  type DesiredState,
+  type LookupField,
+  type RuleSpec,
+  TABLE,
+} from './desired.ts';
+
+const FAMILY = 'inet' as const;
+
+export const tableObject = (): Table => new Table({ family: FAMILY, name: TABLE });
+
+export function chainObject(c: DesiredChain): Chain {
+  if (c.base) {
+    // Filter priority in the forward hook: after kube-proxy's DNAT in prerouting, so Services are
+    // judged by backend pod address (point 14). Policy accept: only what the rules drop is dropped.
+    return new Chain({
+      family: FAMILY,
+      table: TABLE,
+      name: c.name,
+      type: 'filter',
+      hook: 'forward',
+      priority: 0,
+      policy: 'accept',
+    });
+  }
+  return new Chain({ family: FAMILY, table: TABLE, name: c.name });
+}
+
+/** The set's definition without elements (elements are added and removed by the diff). */
+export function setObject(s: DesiredSet): NamedSet {
+  return new NamedSet({
+    family: FAMILY,
+    table: TABLE,
+    name: s.name,
+    key: s.key.length === 1 ? s.key[0]! : s.key,
+    ...(s.map ? { data: 'verdict' as const } : {}),
+    flags: s.interval ? ['interval'] : [],
+  });
+}
+
+const nfproto = (family: 4 | 6 | undefined): Expr[] =>
+  family === undefined ? [] : m.match('meta nfproto', family === 4 ? 'ipv4' : 'ipv6');
+
+const addrField = (family: 4 | 6, field: 'saddr' | 'daddr'): FieldName =>
+  `${family === 4 ? 'ip' : 'ip6'} ${field}` as FieldName;
+
+function lookupFields(
+  family: 4 | 6 | undefined,
+  field: 'saddr' | 'daddr',
+  fields: LookupField[],
+): FieldName[] {
+  return fields.map((f) => {
+    if (f === 'l4proto') return 'meta l4proto';
+    if (f === 'dport') return 'th dport';
+    if (family === undefined) throw new Error('an address lookup needs a family');
+    return addrField(family, field);
+  });
+}
+
+function ruleExprs(spec: RuleSpec): Expr[] {
+  switch (spec.kind) {
+    case 'ct':
+      return [
+        ...m.match('ct state', spec.states),
+        ...(spec.counter ? [m.counter()] : []),
+        m.verdict(spec.verdict),
+      ];
+    case 'unknown-local': {
+      const f = addrField(spec.family, spec.field);
+      return [
+        ...nfproto(spec.family),
+        ...m.match(f, spec.cidr),
+        ...m.inSet(f, spec.knownSet, { invert: true }),
+        m.counter(),
+        m.verdict('drop'),
+      ];
+    }
+    case 'dispatch':
+      return [...nfproto(spec.family), ...m.vmap(addrField(spec.family, spec.field), spec.map)];
+    case 'lookup':
+      return [
+        ...nfproto(spec.family),
+        ...m.inSet(lookupFields(spec.family, spec.field, spec.fields), spec.set),
+        m.verdict(spec.verdict),
+      ];
+    case 'final':
+      return [...(spec.counter ? [m.counter()] : []), m.verdict(spec.verdict)];
+  }
+}
+
+export function ruleObjects(c: DesiredChain): Rule[] {
+  return c.rules.map(
+    (spec) =>
+      new Rule({
+        family: FAMILY,
+        table: TABLE,
+        chain: c.name,
+        exprs: ruleExprs(spec),
+        ...(spec.kind === 'final' && spec.comment ? { comment: spec.comment } : {}),
+      }),
+  );
+}
+
+/** A stable text of a chain's rules: equal texts mean the chain need not be rewritten. */
+export function chainRulesText(c: DesiredChain): string {
+  return JSON.stringify(c.rules);
+}
