@@ -1,17 +1,10 @@
-// Desired state -> nftables objects of our library (table, chains, sets, rules), and the full-table
-// text that `tollgate compile` prints. Builds objects only; programming them is the caller's business.
+// Desired state -> nftables objects of our library (table, chains, sets, rules). Builds objects only;
+// programming them is the caller's business (see diff.ts for the transactions).
 
 import type { Expr } from '../nft/index.ts';
 import { Chain, m, NamedSet, Rule, Table } from '../nft/index.ts';
 import type { FieldName } from '../nft/match.ts';
-import {
-  type DesiredChain,
-  type DesiredSet,
-  type DesiredState,
-  type LookupField,
-  type RuleSpec,
-  TABLE,
-} from './desired.ts';
+import { type DesiredChain, type DesiredSet, type LookupField, type RuleSpec, TABLE } from './desired.ts';
 
 const FAMILY = 'inet' as const;
 
