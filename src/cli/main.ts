@@ -1,9 +1,10 @@
 // Entry point of the `tollgate` CLI: dispatches to subcommands and is the only place that sets the exit code.
 import { TollgateError } from '../util/errors.ts';
 import { type Command, processIO } from './command.ts';
+import { compileCommand } from './compile.ts';
 import { simulateCommand } from './simulate.ts';
 
-const commands: Command[] = [simulateCommand];
+const commands: Command[] = [simulateCommand, compileCommand];
 
 function mainUsage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
