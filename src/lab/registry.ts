@@ -170,19 +170,23 @@ function teardownAllSync(): void {
 
 function onSignal(signal: NodeJS.Signals): void {
   teardownAllSync();
-  // Keep the default meaning of the signal (end the process) unless someone else also handles it.
-  if (process.listenerCount(signal) === 1) {
-    process.removeListener(signal, onSignal);
-    process.kill(process.pid, signal);
-  }
+  // End the process as the default action would. Re-raising rather than process.exit() lets a library such
+  // as signal-exit (loaded by tap) run its own hooks and then die by the signal; an application with its own
+  // graceful handler sees the signal a second time.
+  for (const s of SIGNALS) process.removeListener(s, onSignal);
+  process.removeListener('exit', teardownAllSync);
+  hooksInstalled = false;
+  process.kill(process.pid, signal);
 }
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 export function registerOpenLab(lab: OpenLab): void {
   open.add(lab);
   if (!hooksInstalled) {
     hooksInstalled = true;
     process.on('exit', teardownAllSync);
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+    for (const signal of SIGNALS) process.on(signal, onSignal);
   }
 }
 
@@ -191,6 +195,6 @@ export function unregisterOpenLab(lab: OpenLab): void {
   if (open.size === 0 && hooksInstalled) {
     hooksInstalled = false;
     process.removeListener('exit', teardownAllSync);
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(signal, onSignal);
+    for (const signal of SIGNALS) process.removeListener(signal, onSignal);
   }
 }
