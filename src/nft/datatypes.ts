@@ -1,7 +1,7 @@
 // nft datatypes usable as set keys, map data and rule operands: their kernel ids, sizes, byte order,
 // parsing of user text and printing in the syntax `nft -f` accepts. Pure functions, no I/O.
 
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 import { HOST_IS_LE } from '../netlink/attr.ts';
 
 export type KeyTypeName = 'ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service' | 'mark' | 'ifname';
@@ -29,8 +29,27 @@ export interface DataType {
 export class ValueError extends Error {}
 
 function ipv4Parse(text: string): Buffer {
-  if (!isIPv4(text)) throw new ValueError(`not an IPv4 address: ${JSON.stringify(text)}`);
-  return Buffer.from(text.split('.').map(Number));
+  // Hand-rolled: element lists of 100k addresses make isIPv4 + split measurable.
+  const out = Buffer.allocUnsafe(4);
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46;
+    if (c >= 48 && c <= 57 && digits < 3) {
+      value = value * 10 + (c - 48);
+      digits++;
+    } else if (c === 46 && digits > 0 && value <= 255 && part < 4) {
+      out[part++] = value;
+      value = 0;
+      digits = 0;
+    } else {
+      part = -1;
+      break;
+    }
+  }
+  if (part !== 4) throw new ValueError(`not an IPv4 address: ${JSON.stringify(text)}`);
+  return out;
 }
 
 function ipv6Parse(text: string): Buffer {

@@ -200,7 +200,7 @@ export class NamedSet {
       }
     });
     if (this.isInterval && !this.isConcat) {
-      const sorted = [...out].sort((a, b) => Buffer.compare(a.fields[0]!.from, b.fields[0]!.from));
+      const sorted = sortedByStart(out);
       for (let i = 1; i < sorted.length; i++) {
         const prev = sorted[i - 1]!.fields[0]!;
         const cur = sorted[i]!.fields[0]!;
@@ -375,7 +375,7 @@ export class NamedSet {
       }
       return out;
     }
-    const sorted = [...elements].sort((a, b) => Buffer.compare(a.fields[0]!.from, b.fields[0]!.from));
+    const sorted = sortedByStart(elements);
     const first = sorted[0]?.fields[0];
     // nft opens a fresh interval set with an end marker at 0 when the first range starts above 0.
     if (forAdd && leadingZeroEnd && first?.from.some((b) => b !== 0)) {
@@ -449,7 +449,9 @@ export class NamedSet {
   static encodeKernelElement(w: Writer, k: KernelElement): void {
     if (k.flags) w.u32be(NFTA_SET_ELEM.FLAGS, k.flags);
     if (k.timeout !== undefined) w.u64be(NFTA_SET_ELEM.TIMEOUT, k.timeout);
-    encodeValueData(w, NFTA_SET_ELEM.KEY, k.key);
+    const key = w.begin(NFTA_SET_ELEM.KEY);
+    w.bytesAttr(NFTA_DATA.VALUE, k.key);
+    w.end(key);
     if (k.keyEnd) encodeValueData(w, NFTA_SET_ELEM.KEY_END, k.keyEnd);
     if (k.data !== undefined) {
       if (Buffer.isBuffer(k.data)) encodeValueData(w, NFTA_SET_ELEM.DATA, k.data);
@@ -490,6 +492,16 @@ export interface KernelElement {
   flags: number;
   timeout?: number | undefined;
   data?: Verdict | Buffer | undefined;
+}
+
+function sortedByStart(elements: readonly Element[]): readonly Element[] {
+  let sorted = true;
+  for (let i = 1; i < elements.length && sorted; i++) {
+    sorted = Buffer.compare(elements[i - 1]!.fields[0]!.from, elements[i]!.fields[0]!.from) < 0;
+  }
+  return sorted
+    ? elements
+    : [...elements].sort((a, b) => Buffer.compare(a.fields[0]!.from, b.fields[0]!.from));
 }
 
 /** ms -> nft duration text ("1h", "1m30s", "250ms"). */
