@@ -2,9 +2,10 @@
 import { TollgateError } from '../util/errors.ts';
 import { type Command, processIO } from './command.ts';
 import { compileCommand } from './compile.ts';
+import { labCommand } from './lab.ts';
 import { simulateCommand } from './simulate.ts';
 
-const commands: Command[] = [simulateCommand, compileCommand];
+const commands: Command[] = [simulateCommand, compileCommand, labCommand];
 
 function mainUsage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -133,6 +133,8 @@ try {
 send({ type: 'ready', pid: process.pid });
 if (values.detached) {
   process.stdin.destroy();
+  // Nothing else may hold the event loop (a node agent serves no port): stay until the lab is removed.
+  setInterval(() => {}, 1 << 30);
 } else {
   const rl = createInterface({ input: process.stdin });
   rl.on('line', (line) => void handle(line));

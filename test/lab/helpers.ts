@@ -50,3 +50,14 @@ export async function netnsNames(): Promise<string[]> {
     .map((l) => l.split(' ')[0] ?? '')
     .filter(Boolean);
 }
+
+/** A process that exists and is not a zombie (detached agents are reaped by whoever inherits them, maybe late). */
+export async function running(pid: number | string): Promise<boolean> {
+  const { readFileSync } = await import('node:fs');
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}

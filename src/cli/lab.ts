@@ -1,0 +1,122 @@
+// `tollgate lab up|down|list`: a small dispatcher over lab subcommands (add one entry to `subcommands` to
+// extend it, e.g. `lab run`). Argument handling and printing only; everything network is in src/lab.
+import { demoSpec, Lab, listLabs, sweepLabs } from '../lab/index.ts';
+import { UsageError } from '../util/errors.ts';
+import { type Command, type CommandIO, parseCommandArgs } from './command.ts';
+
+export interface LabSubcommand {
+  summary: string;
+  /** Usage lines shown under `tollgate lab --help`. */
+  usage: string;
+  run(argv: string[], io: CommandIO): Promise<number>;
+}
+
+function positiveInt(flag: string, value: string | undefined, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new UsageError(`--${flag} must be 1..${max}, not '${value}'`);
+  return n;
+}
+
+const up: LabSubcommand = {
+  summary: 'create a demo lab that stays up after the command returns',
+  usage: [
+    'tollgate lab up [--nodes N] [--pods K] [--id ID]',
+    '  --nodes N  nodes (default 2): 192.0.2.N, pods 10.244.N.0/24 and fd00:10:244:N::/64',
+    '  --pods K   pods (default 6) named x/a, y/a, z/a, x/b, ... round-robin over the nodes, each serving',
+    '             80/TCP 81/TCP (HTTP) and 80/UDP 81/UDP (echo); plus host/backup at 203.0.113.10 (80/TCP)',
+    '  --id ID    lab id in every namespace name tglab-ID-... (default: random)',
+  ].join('\n'),
+  async run(argv, io) {
+    const { values } = parseCommandArgs(labCommand, argv, {
+      nodes: { type: 'string' },
+      pods: { type: 'string' },
+      id: { type: 'string' },
+    });
+    const nodes = positiveInt('nodes', values.nodes, 2, 50);
+    const pods = positiveInt('pods', values.pods, 6, 240);
+    if (values.id !== undefined && !/^[a-z0-9]{1,12}$/.test(values.id)) {
+      throw new UsageError(`--id must be 1-12 characters a-z 0-9, not '${values.id}'`);
+    }
+    const started = performance.now();
+    const lab = await Lab.up(demoSpec(nodes, pods), { detached: true, id: values.id });
+    const first = lab.pods[0];
+    const second = lab.pods[1] ?? first;
+    io.out(`${lab.describe()}\n`);
+    io.out(
+      [
+        `lab ${lab.id} is up in ${Math.round(performance.now() - started)} ms. Try:`,
+        first ? `  ip netns exec ${first.ns} bash                   # a shell in pod ${first.key}` : '',
+        first && second
+          ? `  ip netns exec ${first.ns} curl -s http://${second.ip4}/   # ${first.key} -> ${second.key}`
+          : '',
+        `  ip netns exec ${lab.nodeNamespace(1)} nft list ruleset   # node 1, where the enforcer programs nftables`,
+        `  tollgate lab down ${lab.id}`,
+      ]
+        .filter(Boolean)
+        .join('\n'),
+    );
+    return 0;
+  },
+};
+
+const down: LabSubcommand = {
+  summary: 'remove labs: the given ids, or every lab no running process owns (crashed runs, `lab up`)',
+  usage: [
+    'tollgate lab down [ID...] [--all]',
+    '  ID     remove these labs (namespaces tglab-ID-* and the processes inside them)',
+    '  --all  also remove labs that a running test or benchmark still owns',
+  ].join('\n'),
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs(labCommand, argv, { all: { type: 'boolean' } });
+    const removed = await sweepLabs({ ids: positionals, all: values.all ?? false });
+    const missing = positionals.filter((id) => !removed.some((l) => l.id === id));
+    for (const lab of removed) io.out(`removed lab ${lab.id} (${lab.namespaces.length} namespaces)`);
+    if (removed.length === 0 && positionals.length === 0) io.out('no stale labs');
+    for (const id of missing) io.err(`no lab ${id}`);
+    return missing.length > 0 ? 1 : 0;
+  },
+};
+
+const list: LabSubcommand = {
+  summary: 'list the labs on this machine',
+  usage: 'tollgate lab list',
+  async run(argv, io) {
+    parseCommandArgs(labCommand, argv, {});
+    const labs = await listLabs();
+    if (labs.length === 0) io.out('no labs');
+    for (const lab of labs) {
+      const state = lab.owned ? `owned by pid ${lab.ownerPid}` : lab.detached ? 'detached (lab up)' : 'stale';
+      io.out(`${lab.id}  ${lab.namespaces.length} namespaces  ${state}  ${lab.createdAt ?? ''}`);
+    }
+    return 0;
+  },
+};
+
+export const subcommands: Record<string, LabSubcommand> = { up, down, list };
+
+function usage(): string {
+  return [
+    'tollgate lab SUBCOMMAND: a Flannel-like cluster of network namespaces on this machine (needs root)',
+    '',
+    ...Object.entries(subcommands).flatMap(([name, s]) => [`${name}: ${s.summary}`, s.usage, '']),
+  ].join('\n');
+}
+
+export const labCommand: Command = {
+  name: 'lab',
+  summary: 'network-namespace cluster for trying tollgate with real traffic',
+  get usage() {
+    return usage();
+  },
+  async run(argv, io) {
+    const [name, ...rest] = argv;
+    const subcommand = name === undefined ? undefined : subcommands[name];
+    if (!subcommand) {
+      io.err(name === undefined ? usage() : `tollgate lab: unknown subcommand '${name}'\n\n${usage()}`);
+      return 2;
+    }
+    return subcommand.run(rest, io);
+  },
+};
