@@ -1,8 +1,13 @@
-// `tollgate lab up|down|list`: a small dispatcher over lab subcommands (add one entry to `subcommands` to
+// `tollgate lab up|run|down|list`: a small dispatcher over lab subcommands (add one entry to `subcommands` to
 // extend it, e.g. `lab run`). Argument handling and printing only; everything network is in src/lab.
 import { demoSpec, Lab, listLabs, sweepLabs } from '../lab/index.ts';
+import { LabScenarioDriver } from '../lab/scenario.ts';
+import { loadScenario } from '../scenario/parse.ts';
+import { runScenario } from '../scenario/probes.ts';
+import { formatScenarioReport, formatTotals } from '../scenario/report.ts';
 import { UsageError } from '../util/errors.ts';
 import { type Command, type CommandIO, parseCommandArgs } from './command.ts';
+import { expandScenarioPaths } from './paths.ts';
 
 export interface LabSubcommand {
   summary: string;
@@ -94,7 +99,32 @@ const list: LabSubcommand = {
   },
 };
 
-export const subcommands: Record<string, LabSubcommand> = { up, down, list };
+const run: LabSubcommand = {
+  summary: 'run scenario files with real traffic in a fresh lab per scenario',
+  usage: [
+    'tollgate lab run SCENARIO|DIR...',
+    '  Builds the scenario cluster in network namespaces, programs every node (compile + netlink inside the',
+    '  node namespace), probes every expectation from inside its source (curl for TCP, a UDP client for',
+    "  UDP), retrying up to 10 s until it converges. Prints each matrix step and a closing 'N passed,",
+    "  N failed'; exit status 1 if any expectation failed. Everything it creates is removed afterwards.",
+  ].join('\n'),
+  async run(argv, io) {
+    const { positionals } = parseCommandArgs(labCommand, argv, {});
+    if (positionals.length === 0) throw new UsageError(`no scenario given\n\n${this.usage}`);
+    let passed = 0;
+    let failed = 0;
+    for (const file of expandScenarioPaths(positionals)) {
+      const report = await runScenario(loadScenario(file), new LabScenarioDriver());
+      io.out(formatScenarioReport(report, { matrices: true }));
+      passed += report.passed;
+      failed += report.failed;
+    }
+    io.out(formatTotals(passed, failed));
+    return failed === 0 ? 0 : 1;
+  },
+};
+
+export const subcommands: Record<string, LabSubcommand> = { up, run, down, list };
 
 function usage(): string {
   return [

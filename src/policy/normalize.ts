@@ -7,6 +7,7 @@ import { cidrRange, formatCidr, parseAddress, parseCidr, subtractRanges } from '
 import { ValidationError } from './errors.ts';
 import { everything, normalizeSelector } from './selector.ts';
 import type {
+  ClusterState,
   ContainerPort,
   Labels,
   Namespace,
@@ -366,4 +367,23 @@ export function normalizeNode(raw: unknown): Node {
     if (typeof c !== 'string') podCIDRs.push(cidrRange(c));
   }
   return { name, addresses, podCIDRs };
+}
+
+/** Kubernetes objects as read from the API or files, before normalization. */
+export interface ClusterObjects {
+  namespaces: unknown[];
+  nodes: unknown[];
+  pods: unknown[];
+  policies: unknown[];
+}
+
+/** The normalized state of a whole cluster. */
+export function buildState(objects: ClusterObjects): ClusterState {
+  const namespaces = objects.namespaces.map(normalizeNamespace);
+  return {
+    namespaces: new Map(namespaces.map((n) => [n.name, n])),
+    nodes: objects.nodes.map(normalizeNode),
+    pods: objects.pods.map(normalizePod),
+    policies: objects.policies.map(normalizePolicy),
+  };
 }

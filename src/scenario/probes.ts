@@ -24,6 +24,10 @@ export interface ProbeOutcome {
 }
 
 export interface ScenarioDriver {
+  /** Sets up and enforces the initial world (the lab builds its cluster here). */
+  start?(world: World): Promise<void>;
+  /** Tears down what start built; called also when the scenario fails. */
+  stop?(): Promise<void>;
   /** Makes the enforcement match the world after a state-changing step. */
   sync(world: World, step: Step): Promise<void>;
   /** Decides (model) or measures (lab) every probe; outcomes in the same order. */
@@ -152,7 +156,17 @@ export function expandMatrix(
 export async function runScenario(scenario: Scenario, driver: ScenarioDriver): Promise<ScenarioReport> {
   const world = new World(scenario);
   const report: ScenarioReport = { scenario, steps: [], passed: 0, failed: 0 };
-  for (const step of scenario.steps) {
+  try {
+    await driver.start?.(world);
+    await runSteps(world, driver, report);
+  } finally {
+    await driver.stop?.();
+  }
+  return report;
+}
+
+async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioReport): Promise<void> {
+  for (const step of world.scenario.steps) {
     let probes: Probe[];
     let matrixPods: string[] | undefined;
     if (step.kind === 'expect')
@@ -170,7 +184,6 @@ export async function runScenario(scenario: Scenario, driver: ScenarioDriver): P
     }
     report.steps.push({ step, outcomes, matrixPods });
   }
-  return report;
 }
 
 /** A matrix as the conformance suite prints it: rows are sources, '.' allowed, 'X' denied, '!' wrong. */

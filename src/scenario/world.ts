@@ -2,7 +2,7 @@
 // shared by the model and the lab (node N: 192.0.2.N, pods 10.244.N.10+ and fd00:10:244:N::10+).
 // No probing and no kernel access here.
 import { parseAllDocuments } from 'yaml';
-import { normalizeNamespace, normalizeNode, normalizePod, normalizePolicy } from '../policy/normalize.ts';
+import { buildState } from '../policy/normalize.ts';
 import type { ClusterState } from '../policy/types.ts';
 import { ScenarioError } from './parse.ts';
 import type { Scenario, ScenarioHost, ScenarioPod, ScenarioPort, Step } from './types.ts';
@@ -260,12 +260,6 @@ export class World {
 
   /** The normalized cluster state the policy engine works on. */
   state(): ClusterState {
-    const o = this.objects();
-    return {
-      namespaces: new Map(o.namespaces.map((n) => normalizeNamespace(n)).map((n) => [n.name, n])),
-      nodes: o.nodes.map(normalizeNode),
-      pods: o.pods.map(normalizePod),
-      policies: o.policies.map(normalizePolicy),
-    };
+    return buildState(this.objects());
   }
 }

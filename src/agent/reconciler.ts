@@ -1,0 +1,73 @@
+// Level-triggered reconcile of one node: cluster state -> plan -> desired table -> diff against what this
+// reconciler last programmed -> one atomic transaction. No watching and no timers here (the agent loop
+// and the lab drive it); the kernel is reached only through a Programmer.
+import { type DesiredState, desiredState } from '../compile/desired.ts';
+import { type DiffCounts, diffTransaction, fullTransaction } from '../compile/diff.ts';
+import { Planner } from '../policy/plan.ts';
+import type { ClusterState, ValidationIssue } from '../policy/types.ts';
+import type { CommitInfo, Programmer } from './programmer.ts';
+
+export interface SyncResult {
+  /** 'full' replaced the whole table; 'diff' changed what differed; 'none' had nothing to do. */
+  kind: 'full' | 'diff' | 'none';
+  counts: DiffCounts | undefined;
+  commit: CommitInfo | undefined;
+  pods: number;
+  chains: number;
+  sets: number;
+  elements: number;
+  issues: ValidationIssue[];
+  ms: number;
+}
+
+export class NodeReconciler {
+  readonly nodeName: string;
+  private readonly programmer: Programmer;
+  private programmed: DesiredState | undefined;
+
+  constructor(nodeName: string, programmer: Programmer) {
+    this.nodeName = nodeName;
+    this.programmer = programmer;
+  }
+
+  /** What the kernel holds according to our last successful commit (undefined before the first). */
+  get current(): DesiredState | undefined {
+    return this.programmed;
+  }
+
+  /**
+   * Makes the node's table match `state`. The first sync (and `full`) replaces the table in one batch:
+   * an old table keeps enforcing until that batch commits. If a commit fails nothing was applied, and the
+   * next sync diffs against the last state that was.
+   */
+  async sync(state: ClusterState, options: { full?: boolean } = {}): Promise<SyncResult> {
+    const start = performance.now();
+    const plan = new Planner(state).planNode(this.nodeName);
+    const next = desiredState(plan);
+    let kind: SyncResult['kind'];
+    let counts: DiffCounts | undefined;
+    let tx: ReturnType<typeof fullTransaction>;
+    if (this.programmed === undefined || options.full) {
+      kind = 'full';
+      tx = fullTransaction(next, { replace: true });
+    } else {
+      ({ tx, counts } = diffTransaction(this.programmed, next));
+      kind = tx.size === 0 ? 'none' : 'diff';
+    }
+    const commit = kind === 'none' ? undefined : await this.programmer.commit(tx);
+    this.programmed = next;
+    let elements = 0;
+    for (const s of next.sets.values()) elements += s.elements.size;
+    return {
+      kind,
+      counts,
+      commit,
+      pods: plan.pods.length,
+      chains: next.chains.size,
+      sets: next.sets.size,
+      elements,
+      issues: plan.issues,
+      ms: performance.now() - start,
+    };
+  }
+}

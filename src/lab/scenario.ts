@@ -1,0 +1,115 @@
+// Runs scenario files in the lab: the world's pods and hosts as network namespaces, each node's table
+// programmed by its enforcer (compile + netlink inside the node namespace), and every expectation probed
+// with real traffic, retried until it converges (at most 10 s, as the scenario README allows).
+
+import { evaluate, explainVerdict } from '../policy/evaluate.ts';
+import { ClusterIndex } from '../policy/index.ts';
+import { probeFlow } from '../scenario/model.ts';
+import { endpointText, type Probe, type ProbeOutcome, type ScenarioDriver } from '../scenario/probes.ts';
+import type { World } from '../scenario/world.ts';
+import { EnforcerClient } from './enforcer-client.ts';
+import { Lab } from './lab.ts';
+import type { LabSpec, PodSpec } from './types.ts';
+
+const CONVERGE_MS = 10_000;
+const RETRY_PAUSE_MS = 250;
+const PROBE_TIMEOUT_MS = 1500;
+
+function podSpecs(world: World): PodSpec[] {
+  return [...world.pods.values()].map((p) => ({
+    key: p.key,
+    node: p.node,
+    hostNetwork: p.hostNetwork,
+    ...(p.hostNetwork ? {} : { ip4: world.podIp4(p), ip6: world.podIp6(p) }),
+    ports: p.ports.map((x) => ({ port: x.port, protocol: x.protocol })),
+  }));
+}
+
+export function labSpecOf(world: World): LabSpec {
+  return {
+    nodes: world.nodes.map((n) => ({ ...n })),
+    pods: podSpecs(world),
+    hosts: world.hosts.map((h) => ({
+      name: h.name,
+      ip4: h.ip,
+      ports: h.ports.map((x) => ({ port: x.port, protocol: x.protocol })),
+    })),
+  };
+}
+
+export interface LabDriverOptions {
+  /** Called after every enforcement change with each node's sync result (logs, tests). */
+  onSync?: (node: string, result: Awaited<ReturnType<EnforcerClient['sync']>>) => void;
+}
+
+export class LabScenarioDriver implements ScenarioDriver {
+  lab: Lab | undefined;
+  enforcers: EnforcerClient[] = [];
+  private readonly options: LabDriverOptions;
+
+  constructor(options: LabDriverOptions = {}) {
+    this.options = options;
+  }
+
+  async start(world: World): Promise<void> {
+    this.lab = await Lab.up(labSpecOf(world));
+    this.enforcers = world.nodes.map((n) => new EnforcerClient(this.lab!.nodeNamespace(n.index), n.name));
+    await this.enforce(world);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled(this.enforcers.map((e) => e.close()));
+    this.enforcers = [];
+    await this.lab?.down();
+    this.lab = undefined;
+  }
+
+  private async enforce(world: World): Promise<void> {
+    const objects = world.objects();
+    const results = await Promise.all(this.enforcers.map((e) => e.sync(objects)));
+    results.forEach((r, i) => this.options.onSync?.(this.enforcers[i]!.node, r));
+  }
+
+  async sync(world: World): Promise<void> {
+    const lab = this.lab!;
+    const wanted = new Map(podSpecs(world).map((p) => [p.key, p]));
+    // Pods go away before new ones come (a new pod may reuse a deleted pod's address), and the table is
+    // programmed before a new pod's servers start, as a CNI + enforcer would.
+    for (const p of lab.pods) if (!wanted.has(p.key)) await lab.removePod(p.key);
+    await this.enforce(world);
+    const existing = new Set(lab.pods.map((p) => p.key));
+    for (const spec of wanted.values()) if (!existing.has(spec.key)) await lab.addPod(spec);
+  }
+
+  async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
+    const lab = this.lab!;
+    const requests = probes.map((p) => ({
+      from: endpointText(p.from),
+      to: endpointText(p.to),
+      port: p.port,
+      protocol: p.protocol,
+      timeoutMs: PROBE_TIMEOUT_MS,
+    }));
+    const results = await lab.probeMany(requests);
+    const deadline = performance.now() + CONVERGE_MS;
+    let wrong = results.map((r, i) => (r.ok !== probes[i]!.expectAllow ? i : -1)).filter((i) => i >= 0);
+    while (wrong.length > 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+      const again = await lab.probeMany(wrong.map((i) => requests[i]!));
+      wrong.forEach((i, k) => {
+        results[i] = again[k]!;
+      });
+      wrong = wrong.filter((i) => results[i]!.ok !== probes[i]!.expectAllow);
+    }
+    const index = wrong.length > 0 ? new ClusterIndex(world.state()) : undefined;
+    return probes.map((probe, i) => {
+      const r = results[i]!;
+      let explanation: string | undefined;
+      if (index && r.ok !== probe.expectAllow) {
+        const flow = probeFlow(world, index, probe);
+        explanation = `lab: ${r.ok ? 'answered' : 'no answer'} (${r.detail}, ${r.address})\nmodel: ${explainVerdict(flow, evaluate(index, flow))}`;
+      }
+      return { probe, allowed: r.ok, explanation };
+    });
+  }
+}
