@@ -67,7 +67,9 @@ export class LabScenarioDriver implements ScenarioDriver {
   private async enforce(world: World): Promise<void> {
     const objects = world.objects();
     const results = await Promise.all(this.enforcers.map((e) => e.sync(objects)));
-    results.forEach((r, i) => this.options.onSync?.(this.enforcers[i]!.node, r));
+    results.forEach((r, i) => {
+      this.options.onSync?.(this.enforcers[i]!.node, r);
+    });
   }
 
   async sync(world: World): Promise<void> {
