@@ -205,9 +205,20 @@ function buildDirectionChain(
     }
   }
   const field = direction === 'ingress' ? 'saddr' : 'daddr';
-  for (const family of families) {
-    const any = mergeRanges(anyPort.filter((r) => r.family === family));
-    if (any.length > 0) {
+  // Which lookups exist follows from the plan's shape only, never from set members: a pod joining or
+  // leaving a selector (or a set becoming empty) changes elements, not rules.
+  const hasAnyPort = plan.allows.some(
+    (a) => a.kind === 'peers' && a.set !== undefined && a.ports === undefined,
+  );
+  const hasProtoPorts = plan.allows.some(
+    (a) => a.kind === 'peers' && a.set === undefined && a.ports !== undefined,
+  );
+  const hasConcat = plan.allows.some(
+    (a) => a.kind === 'address-ports' || (a.set !== undefined && a.ports !== undefined),
+  );
+  if (hasAnyPort) {
+    for (const family of families) {
+      const any = mergeRanges(anyPort.filter((r) => r.family === family));
       addSet(
         state,
         {
@@ -222,7 +233,7 @@ function buildDirectionChain(
       rules.push({ kind: 'lookup', family, field, fields: ['addr'], set: `${name}-a${family}`, verdict });
     }
   }
-  if (protoPorts.length > 0) {
+  if (hasProtoPorts) {
     const elements = mergePorts(protoPorts).map((p) => `${PROTO_NAMES[p.protocol]} . ${portText(p)}`);
     addSet(
       state,
@@ -244,9 +255,8 @@ function buildDirectionChain(
       verdict,
     });
   }
-  for (const family of families) {
-    const mine = disjointTuples(concat.filter((c) => c.range.family === family));
-    if (mine.length > 0) {
+  if (hasConcat) {
+    for (const family of families) {
       addSet(
         state,
         {
@@ -256,7 +266,7 @@ function buildDirectionChain(
           interval: true,
           comment: `${comment}: peer, protocol and port`,
         },
-        mine,
+        disjointTuples(concat.filter((c) => c.range.family === family)),
       );
       rules.push({
         kind: 'lookup',
