@@ -3,6 +3,7 @@
 // and the lab drive it); the kernel is reached only through a Programmer.
 import { type DesiredState, desiredState } from '../compile/desired.ts';
 import { type DiffCounts, diffTransaction, fullTransaction } from '../compile/diff.ts';
+import { compareTable } from '../compile/verify.ts';
 import { Planner } from '../policy/plan.ts';
 import type { ClusterState, ValidationIssue } from '../policy/types.ts';
 import type { CommitInfo, Programmer } from './programmer.ts';
@@ -18,6 +19,15 @@ export interface SyncResult {
   elements: number;
   issues: ValidationIssue[];
   ms: number;
+}
+
+export interface VerifyResult {
+  /** The kernel's table differed from what this reconciler last programmed (or was missing). */
+  drift: boolean;
+  /** A full replace batch was committed and the table read back equal afterwards. */
+  repaired: boolean;
+  /** What differed (and, if the repair did not take, why); undefined when there was no drift. */
+  detail?: string;
 }
 
 export class NodeReconciler {
@@ -69,5 +79,33 @@ export class NodeReconciler {
       issues: plan.issues,
       ms: performance.now() - start,
     };
+  }
+
+  /**
+   * The periodic full comparison: reads our table back through the programmer and compares it with what
+   * we last programmed (see compile/verify.ts for what is ignored: handles, counters, element order). On
+   * any difference (table gone, objects, elements or rules added or removed by someone else) the table is
+   * replaced in one batch and read back again. Sends nothing when the table is as expected. Call it
+   * between syncs, never concurrently with one.
+   */
+  async verify(): Promise<VerifyResult> {
+    const current = this.programmed;
+    if (current === undefined) return { drift: false, repaired: false, detail: 'nothing programmed yet' };
+    const before = compareTable(current, await this.programmer.readTable());
+    if (before.equal) return { drift: false, repaired: false };
+    const detail = before.detail ?? 'differs';
+    try {
+      await this.programmer.commit(fullTransaction(current, { replace: true }));
+    } catch (e) {
+      return { drift: true, repaired: false, detail: `${detail}; repair failed: ${(e as Error).message}` };
+    }
+    const after = compareTable(current, await this.programmer.readTable());
+    if (!after.equal)
+      return {
+        drift: true,
+        repaired: false,
+        detail: `${detail}; still differs after repair: ${after.detail}`,
+      };
+    return { drift: true, repaired: true, detail };
   }
 }

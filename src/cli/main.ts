@@ -1,11 +1,13 @@
 // Entry point of the `tollgate` CLI: dispatches to subcommands and is the only place that sets the exit code.
 import { TollgateError } from '../util/errors.ts';
+import { agentCommand } from './agent.ts';
+import { cleanupCommand } from './cleanup.ts';
 import { type Command, processIO } from './command.ts';
 import { compileCommand } from './compile.ts';
 import { labCommand } from './lab.ts';
 import { simulateCommand } from './simulate.ts';
 
-const commands: Command[] = [simulateCommand, compileCommand, labCommand];
+const commands: Command[] = [simulateCommand, compileCommand, labCommand, agentCommand, cleanupCommand];
 
 function mainUsage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,0 +1,60 @@
+// The agent's Prometheus metrics (prom-client): one registry per agent, names prefixed tollgate_.
+// Definitions only; the agent loop records into them.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  const seconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+  return {
+    registry,
+    syncDuration: new Histogram({
+      name: 'tollgate_sync_duration_seconds',
+      help: 'Time to compute and commit one sync (plan, diff, netlink batch).',
+      labelNames: ['kind'],
+      buckets: seconds,
+      registers: [registry],
+    }),
+    eventToProgrammed: new Histogram({
+      name: 'tollgate_event_to_programmed_seconds',
+      help: 'From the first watch event a sync includes to the kernel acknowledging its batch.',
+      buckets: seconds,
+      registers: [registry],
+    }),
+    objectsWatched: new Gauge({
+      name: 'tollgate_objects_watched',
+      help: 'Objects in the watch cache.',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    programmed: new Gauge({
+      name: 'tollgate_programmed',
+      help: 'What the node table holds: chains, sets, set elements, local pods.',
+      labelNames: ['what'],
+      registers: [registry],
+    }),
+    netlinkErrors: new Counter({
+      name: 'tollgate_netlink_errors_total',
+      help: 'Batches the kernel rejected (nothing applied).',
+      registers: [registry],
+    }),
+    watchRestarts: new Gauge({
+      name: 'tollgate_watch_restarts_total',
+      help: 'Watch streams restarted (errors, 410 Gone, watchdog).',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    syncs: new Counter({
+      name: 'tollgate_syncs_total',
+      help: 'Syncs by kind (full, diff, none) and result.',
+      labelNames: ['kind', 'result'],
+      registers: [registry],
+    }),
+    invalidObjects: new Gauge({
+      name: 'tollgate_invalid_objects',
+      help: 'Validation problems in watched policies (bad rules allow nothing).',
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

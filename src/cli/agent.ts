@@ -1,0 +1,101 @@
+// `tollgate agent`: runs the per-node agent until SIGTERM/SIGINT. Parses flags, builds the parts, and
+// leaves the node's table in place on exit (enforcement must not stop because the agent restarts).
+import { pino } from 'pino';
+import { Agent, DEFAULT_AGENT_OPTIONS } from '../agent/agent.ts';
+import { NetlinkProgrammer } from '../agent/programmer.ts';
+import { ApiClient, loadKubeConfig } from '../k8s/client.ts';
+import { UsageError } from '../util/errors.ts';
+import { type Command, parseCommandArgs } from './command.ts';
+
+function ms(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 1)
+    throw new UsageError(`--${flag} must be a positive number of milliseconds, not '${value}'`);
+  return n;
+}
+
+export const agentCommand: Command = {
+  name: 'agent',
+  summary: "run the node agent: watch the cluster, keep this node's nftables table in sync",
+  usage: [
+    'Usage: tollgate agent [--node-name NAME] [--kubeconfig FILE] [--metrics-addr HOST:PORT] [options]',
+    '',
+    "Watches Pods, Namespaces, NetworkPolicies and Nodes and keeps this node's `inet tollgate` table equal",
+    'to what the policies say, over netlink (one atomic batch per change). Runs until SIGTERM or SIGINT;',
+    'the table stays in place when it stops (`tollgate cleanup` removes it). Logs JSON lines to stdout.',
+    '',
+    'Options:',
+    '  --node-name NAME          this node (default: $NODE_NAME)',
+    '  --kubeconfig FILE         default: in-cluster service account',
+    `  --metrics-addr HOST:PORT  /metrics, /healthz, /readyz (default ${DEFAULT_AGENT_OPTIONS.metricsAddr}; "off" disables)`,
+    `  --min-sync-interval-ms N  coalesce bursts into syncs at least N ms apart (default ${DEFAULT_AGENT_OPTIONS.minSyncIntervalMs})`,
+    `  --verify-interval-ms N    compare the table with the kernel and repair drift (default ${DEFAULT_AGENT_OPTIONS.verifyIntervalMs})`,
+    `  --watch-quiet-ms N        restart a watch with no event for N ms (default ${DEFAULT_AGENT_OPTIONS.watchQuietMs})`,
+    `  --relist-interval-ms N    full relist of every watch (default ${DEFAULT_AGENT_OPTIONS.relistIntervalMs})`,
+    '  --log-level LEVEL         trace, debug, info (default), warn, error',
+    '  -h, --help                show this help',
+  ].join('\n'),
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(this, argv, {
+      'node-name': { type: 'string' },
+      kubeconfig: { type: 'string' },
+      'metrics-addr': { type: 'string' },
+      'min-sync-interval-ms': { type: 'string' },
+      'verify-interval-ms': { type: 'string' },
+      'watch-quiet-ms': { type: 'string' },
+      'relist-interval-ms': { type: 'string' },
+      'log-level': { type: 'string' },
+    });
+    if (positionals.length > 0)
+      throw new UsageError(`unexpected argument '${positionals[0]}'\n\n${this.usage}`);
+    const nodeName = values['node-name'] ?? process.env.NODE_NAME;
+    if (!nodeName)
+      throw new UsageError(
+        'no node name: pass --node-name or set NODE_NAME (the DaemonSet sets it from spec.nodeName)',
+      );
+    const metricsAddr = values['metrics-addr'] ?? DEFAULT_AGENT_OPTIONS.metricsAddr;
+    if (metricsAddr !== 'off' && !/^(\[[0-9a-f:]+\]|[^:]*):\d{1,5}$/i.test(metricsAddr)) {
+      throw new UsageError(`--metrics-addr must be HOST:PORT or off, not '${metricsAddr}'`);
+    }
+    const log = pino({ level: values['log-level'] ?? 'info', base: { node: nodeName } });
+    let kc: ReturnType<typeof loadKubeConfig>;
+    try {
+      kc = loadKubeConfig(values.kubeconfig);
+    } catch (error) {
+      throw new UsageError(
+        `cannot load ${values.kubeconfig ? `kubeconfig ${values.kubeconfig}` : 'the in-cluster configuration'}: ${(error as Error).message}`,
+      );
+    }
+    const programmer = new NetlinkProgrammer();
+    const agent = new Agent(new ApiClient(kc), programmer, log, {
+      nodeName,
+      metricsAddr: metricsAddr === 'off' ? undefined : metricsAddr,
+      minSyncIntervalMs: ms(
+        'min-sync-interval-ms',
+        values['min-sync-interval-ms'],
+        DEFAULT_AGENT_OPTIONS.minSyncIntervalMs,
+      ),
+      verifyIntervalMs: ms(
+        'verify-interval-ms',
+        values['verify-interval-ms'],
+        DEFAULT_AGENT_OPTIONS.verifyIntervalMs,
+      ),
+      watchQuietMs: ms('watch-quiet-ms', values['watch-quiet-ms'], DEFAULT_AGENT_OPTIONS.watchQuietMs),
+      relistIntervalMs: ms(
+        'relist-interval-ms',
+        values['relist-interval-ms'],
+        DEFAULT_AGENT_OPTIONS.relistIntervalMs,
+      ),
+    });
+    await agent.start();
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    log.info({ signal }, 'shutting down');
+    await agent.stop();
+    programmer.close();
+    return 0;
+  },
+};

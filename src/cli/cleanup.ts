@@ -1,0 +1,34 @@
+// `tollgate cleanup`: removes this node's `inet tollgate` table (uninstall). Touches nothing else.
+import { NetlinkProgrammer } from '../agent/programmer.ts';
+import { TABLE } from '../compile/desired.ts';
+import { Table, Transaction } from '../nft/index.ts';
+import { UsageError } from '../util/errors.ts';
+import { type Command, parseCommandArgs } from './command.ts';
+
+export const cleanupCommand: Command = {
+  name: 'cleanup',
+  summary: "remove this node's tollgate table (after uninstalling the agent)",
+  usage: [
+    'Usage: tollgate cleanup',
+    '',
+    'Deletes the `inet tollgate` nftables table of the network namespace it runs in, in one batch. Pod',
+    'traffic is then no longer filtered. Nothing else on the node is touched. Needs CAP_NET_ADMIN.',
+  ].join('\n'),
+  async run(argv, io) {
+    const { positionals } = parseCommandArgs(this, argv, {});
+    if (positionals.length > 0)
+      throw new UsageError(`unexpected argument '${positionals[0]}'\n\n${this.usage}`);
+    const programmer = new NetlinkProgrammer();
+    try {
+      if ((await programmer.listTable()) === undefined) {
+        io.out(`no table inet ${TABLE}: nothing to do`);
+        return 0;
+      }
+      await programmer.commit(new Transaction().delete(new Table({ family: 'inet', name: TABLE })));
+      io.out(`removed table inet ${TABLE}`);
+      return 0;
+    } finally {
+      programmer.close();
+    }
+  },
+};

@@ -1,0 +1,224 @@
+// Keeps an in-memory copy of one resource kind: paged list, then watch from the list's resourceVersion.
+// Never stalls silently: relists on 410 Gone, restarts with capped exponential backoff after errors (the
+// client library's watch just ends), a watchdog restarts a watch that has been quiet too long (bookmarks
+// count as activity), and a periodic full relist repairs anything missed. No policy logic here.
+import type { Logger } from 'pino';
+import { type ApiClient, WatchError } from './client.ts';
+
+type Obj = Record<string, unknown>;
+
+export interface ReflectorOptions {
+  /** e.g. 'pods' */
+  kind: string;
+  /** API path of the cluster-wide list, e.g. /api/v1/pods */
+  path: string;
+  trim: (o: Obj) => Obj;
+  pageSize?: number;
+  /** A watch with no event for this long is restarted. */
+  quietMs?: number;
+  /** Full relist period. */
+  resyncMs?: number;
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+}
+
+export interface ReflectorStats {
+  lists: number;
+  watchRestarts: number;
+  events: number;
+}
+
+const keyOf = (o: Obj): string => {
+  const m = (o.metadata ?? {}) as { name?: string; namespace?: string };
+  return m.namespace ? `${m.namespace}/${m.name}` : String(m.name);
+};
+
+export class Reflector {
+  readonly kind: string;
+  readonly items = new Map<string, Obj>();
+  readonly stats: ReflectorStats = { lists: 0, watchRestarts: 0, events: 0 };
+  /** True after the first complete list. */
+  synced = false;
+  /** True while a watch stream is open. */
+  watching = false;
+  lastActivity = 0;
+
+  private readonly client: ApiClient;
+  private readonly options: Required<ReflectorOptions>;
+  private readonly log: Logger;
+  private readonly onChange: (kind: string) => void;
+  private resourceVersion = '';
+  private abort: AbortController | undefined;
+  private stopped = false;
+  private failures = 0;
+  private timers: NodeJS.Timeout[] = [];
+  private wake: (() => void) | undefined;
+  private generation = 0;
+
+  constructor(client: ApiClient, options: ReflectorOptions, log: Logger, onChange: (kind: string) => void) {
+    this.client = client;
+    this.kind = options.kind;
+    this.options = {
+      pageSize: 500,
+      quietMs: 120_000,
+      resyncMs: 600_000,
+      backoffMinMs: 200,
+      backoffMaxMs: 10_000,
+      ...options,
+    };
+    this.log = log.child({ component: 'reflector', kind: options.kind });
+    this.onChange = onChange;
+  }
+
+  start(): void {
+    void this.loop();
+    const watchdog = setInterval(
+      () => {
+        if (this.watching && Date.now() - this.lastActivity > this.options.quietMs) {
+          this.log.warn(
+            { quietMs: Date.now() - this.lastActivity },
+            'watch has been quiet too long, restarting it',
+          );
+          this.restart(false);
+        }
+      },
+      Math.max(50, Math.min(this.options.quietMs / 4, 5_000)),
+    );
+    const resync = setInterval(() => this.restart(true), this.options.resyncMs);
+    watchdog.unref();
+    resync.unref();
+    this.timers.push(watchdog, resync);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.abort?.abort();
+    this.wake?.();
+  }
+
+  /** Ends the current watch; with `relist` the next round lists everything again. */
+  restart(relist: boolean): void {
+    if (relist) this.resourceVersion = '';
+    this.abort?.abort();
+    this.wake?.();
+  }
+
+  private async list(): Promise<void> {
+    const fresh = new Map<string, Obj>();
+    let cont: string | undefined;
+    let rv = '';
+    do {
+      const page = await this.client.listPage(this.options.path, {
+        limit: this.options.pageSize,
+        ...(cont ? { continue: cont } : {}),
+      });
+      for (const item of page.items) fresh.set(keyOf(item), this.options.trim(item));
+      cont = page.continue;
+      rv = page.resourceVersion;
+    } while (cont);
+    this.items.clear();
+    for (const [k, v] of fresh) this.items.set(k, v);
+    this.resourceVersion = rv;
+    this.stats.lists++;
+    this.synced = true;
+    this.onChange(this.kind);
+  }
+
+  /** Runs one watch until it ends; resolves with the error that ended it (undefined: clean close). */
+  private async watchOnce(): Promise<unknown> {
+    const generation = ++this.generation;
+    return new Promise<unknown>((resolve) => {
+      let settled = false;
+      const finish = (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        this.watching = false;
+        this.wake = undefined;
+        resolve(error);
+      };
+      this.wake = () => finish(undefined);
+      this.lastActivity = Date.now();
+      this.client
+        .watch(
+          this.options.path,
+          this.resourceVersion,
+          (type, object) => {
+            if (generation !== this.generation) return;
+            this.lastActivity = Date.now();
+            this.stats.events++;
+            if (type === 'BOOKMARK') {
+              this.resourceVersion = String(
+                (object.metadata as Obj | undefined)?.resourceVersion ?? this.resourceVersion,
+              );
+              return;
+            }
+            if (type === 'ERROR') {
+              const code = Number(object.code);
+              finish(
+                new WatchError(
+                  code === 410 ? 'E_K8S_GONE' : 'E_K8S_WATCH',
+                  `watch ${this.kind}: ${String(object.message)}`,
+                  code,
+                ),
+              );
+              return;
+            }
+            const key = keyOf(object);
+            if (type === 'DELETED') this.items.delete(key);
+            else this.items.set(key, this.options.trim(object));
+            this.resourceVersion = String(
+              (object.metadata as Obj | undefined)?.resourceVersion ?? this.resourceVersion,
+            );
+            this.failures = 0;
+            this.onChange(this.kind);
+          },
+          (error) => finish(error ?? undefined),
+        )
+        .then((abort) => {
+          this.abort = abort;
+          this.watching = !settled;
+          if (settled) abort.abort();
+        })
+        .catch((error) => finish(error));
+    });
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (this.resourceVersion === '') await this.list();
+        const ended = await this.watchOnce();
+        if (this.stopped) break;
+        if (ended instanceof WatchError && ended.status === 410) {
+          this.log.info('resourceVersion too old (410 Gone), relisting');
+          this.resourceVersion = '';
+        } else if (
+          ended !== undefined &&
+          ended !== null &&
+          !(ended instanceof Error && ended.name === 'AbortError')
+        ) {
+          throw ended;
+        }
+        this.stats.watchRestarts++;
+      } catch (error) {
+        if (this.stopped) break;
+        if (error instanceof WatchError && error.status === 410) this.resourceVersion = '';
+        this.failures++;
+        this.stats.watchRestarts++;
+        const delay = Math.min(
+          this.options.backoffMaxMs,
+          this.options.backoffMinMs * 2 ** Math.min(this.failures - 1, 10),
+        );
+        this.log.warn({ err: (error as Error).message, retryInMs: delay }, 'list/watch failed, retrying');
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delay);
+          this.wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,70 @@
+// The agent's view of the cluster: one reflector per watched kind, their trimmed objects as one
+// ClusterObjects snapshot, and change notification. Knows nothing of policy semantics.
+import type { Logger } from 'pino';
+import type { ClusterObjects } from '../policy/normalize.ts';
+import type { ApiClient } from './client.ts';
+import { Reflector, type ReflectorOptions } from './reflector.ts';
+import { trimNamespace, trimNode, trimPod, trimPolicy } from './trim.ts';
+
+export const WATCHED = {
+  pods: { path: '/api/v1/pods', trim: trimPod },
+  namespaces: { path: '/api/v1/namespaces', trim: trimNamespace },
+  policies: { path: '/apis/networking.k8s.io/v1/networkpolicies', trim: trimPolicy },
+  nodes: { path: '/api/v1/nodes', trim: trimNode },
+} as const;
+
+export type WatchedKind = keyof typeof WATCHED;
+
+export class ClusterStore {
+  readonly reflectors: Record<WatchedKind, Reflector>;
+  private readonly listeners: ((kind: string) => void)[] = [];
+
+  constructor(
+    client: ApiClient,
+    log: Logger,
+    options: Pick<ReflectorOptions, 'quietMs' | 'resyncMs' | 'pageSize'> = {},
+  ) {
+    const make = (kind: WatchedKind) =>
+      new Reflector(client, { kind, ...WATCHED[kind], ...options }, log, (k) => {
+        for (const l of this.listeners) l(k);
+      });
+    this.reflectors = {
+      pods: make('pods'),
+      namespaces: make('namespaces'),
+      policies: make('policies'),
+      nodes: make('nodes'),
+    };
+  }
+
+  onChange(listener: (kind: string) => void): void {
+    this.listeners.push(listener);
+  }
+
+  start(): void {
+    for (const r of Object.values(this.reflectors)) r.start();
+  }
+
+  stop(): void {
+    for (const r of Object.values(this.reflectors)) r.stop();
+  }
+
+  /** Every kind has been listed completely at least once. */
+  get synced(): boolean {
+    return Object.values(this.reflectors).every((r) => r.synced);
+  }
+
+  /** Every kind has a watch stream open. */
+  get live(): boolean {
+    return Object.values(this.reflectors).every((r) => r.watching);
+  }
+
+  objects(): ClusterObjects {
+    const r = this.reflectors;
+    return {
+      pods: [...r.pods.items.values()],
+      namespaces: [...r.namespaces.items.values()],
+      policies: [...r.policies.items.values()],
+      nodes: [...r.nodes.items.values()],
+    };
+  }
+}
