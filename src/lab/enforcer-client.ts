@@ -3,7 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { SyncResult } from '../agent/reconciler.ts';
+import type { SyncResult, VerifyResult } from '../agent/reconciler.ts';
 import type { ClusterObjects } from '../policy/normalize.ts';
 import { LabError } from './errors.ts';
 import { inNamespace } from './exec.ts';
@@ -63,6 +63,11 @@ export class EnforcerClient {
   /** The node's table as the kernel lists it (nft text), or undefined. */
   async list(): Promise<string | undefined> {
     return ((await this.request({ op: 'list' })) as { text?: string }).text;
+  }
+
+  /** Compares the node's table with what its reconciler programmed; repairs drift with one full batch. */
+  verify(): Promise<VerifyResult> {
+    return this.request({ op: 'verify' }) as Promise<VerifyResult>;
   }
 
   async close(): Promise<void> {

@@ -12,6 +12,7 @@ import { buildState, type ClusterObjects } from '../policy/normalize.ts';
 type Request = { id: number } & (
   | { op: 'sync'; objects: ClusterObjects; full?: boolean }
   | { op: 'list' }
+  | { op: 'verify' }
   | { op: 'cleanup' }
 );
 
@@ -27,6 +28,8 @@ async function handle(req: Request): Promise<unknown> {
       return reconciler.sync(buildState(req.objects), { full: req.full === true });
     case 'list':
       return { text: await programmer.listTable() };
+    case 'verify':
+      return reconciler.verify();
     case 'cleanup': {
       const text = await programmer.listTable();
       if (text !== undefined)
