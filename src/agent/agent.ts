@@ -4,7 +4,7 @@
 // Also serves /healthz, /readyz and /metrics. Never exits the process (src/cli does).
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
-import type { ApiClient } from '../k8s/client.ts';
+import type { ListWatch } from '../k8s/client.ts';
 import { ClusterStore, type WatchedKind } from '../k8s/store.ts';
 import { formatIssue } from '../policy/errors.ts';
 import { normalizeNamespace, normalizeNode, normalizePod, normalizePolicy } from '../policy/normalize.ts';
@@ -51,7 +51,7 @@ export class Agent {
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
 
-  constructor(client: ApiClient, programmer: Programmer, log: Logger, options: AgentOptions) {
+  constructor(client: ListWatch, programmer: Programmer, log: Logger, options: AgentOptions) {
     this.options = options;
     this.log = log.child({ component: 'agent', node: options.nodeName });
     this.metrics = createMetrics();

@@ -1,6 +1,9 @@
 // The only code that talks HTTP to the Kubernetes API: paged lists and watch streams, both as plain JSON
 // objects, authenticated through @kubernetes/client-node's KubeConfig. No caching or retry policy here.
 import { HttpMethod, KubeConfig, RequestContext, Watch } from '@kubernetes/client-node';
+// The client library's dispatcher (TLS from the kubeconfig) is an undici 8 Agent: it only works with the
+// fetch of that same undici (Node's global fetch bundles an older undici and fails: 'invalid onRequestStart').
+import { fetch } from 'undici';
 import { TollgateError } from '../util/errors.ts';
 
 export class WatchError extends TollgateError {
@@ -26,6 +29,9 @@ export function loadKubeConfig(kubeconfig?: string): KubeConfig {
   else kc.loadFromCluster();
   return kc;
 }
+
+/** What a reflector needs from the API: paged lists and watches (a fake implements it in tests). */
+export type ListWatch = Pick<ApiClient, 'listPage' | 'watch'>;
 
 export class ApiClient {
   readonly kc: KubeConfig;
@@ -63,7 +69,6 @@ export class ApiClient {
         headers,
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(30_000),
-        // @ts-expect-error undici's dispatcher option (TLS settings from the kubeconfig)
         dispatcher: ctx.getDispatcher(),
       });
     } catch (error) {

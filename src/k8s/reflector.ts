@@ -3,7 +3,7 @@
 // client library's watch just ends), a watchdog restarts a watch that has been quiet too long (bookmarks
 // count as activity), and a periodic full relist repairs anything missed. No policy logic here.
 import type { Logger } from 'pino';
-import { type ApiClient, WatchError } from './client.ts';
+import { type ListWatch, WatchError } from './client.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -43,7 +43,7 @@ export class Reflector {
   watching = false;
   lastActivity = 0;
 
-  private readonly client: ApiClient;
+  private readonly client: ListWatch;
   private readonly options: Required<ReflectorOptions>;
   private readonly log: Logger;
   private readonly onChange: (kind: string) => void;
@@ -55,7 +55,7 @@ export class Reflector {
   private wake: (() => void) | undefined;
   private generation = 0;
 
-  constructor(client: ApiClient, options: ReflectorOptions, log: Logger, onChange: (kind: string) => void) {
+  constructor(client: ListWatch, options: ReflectorOptions, log: Logger, onChange: (kind: string) => void) {
     this.client = client;
     this.kind = options.kind;
     this.options = {
@@ -184,40 +184,49 @@ export class Reflector {
     });
   }
 
+  private async backoff(error: unknown): Promise<void> {
+    this.failures++;
+    const delay = Math.min(
+      this.options.backoffMaxMs,
+      this.options.backoffMinMs * 2 ** Math.min(this.failures - 1, 10),
+    );
+    this.log.warn(
+      { err: error instanceof Error ? error.message : String(error), retryInMs: delay },
+      'list/watch failed, retrying',
+    );
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, delay);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
   private async loop(): Promise<void> {
     while (!this.stopped) {
       try {
         if (this.resourceVersion === '') await this.list();
+        const started = Date.now();
         const ended = await this.watchOnce();
         if (this.stopped) break;
+        this.stats.watchRestarts++;
+        const aborted = ended instanceof Error && ended.name === 'AbortError';
         if (ended instanceof WatchError && ended.status === 410) {
           this.log.info('resourceVersion too old (410 Gone), relisting');
           this.resourceVersion = '';
-        } else if (
-          ended !== undefined &&
-          ended !== null &&
-          !(ended instanceof Error && ended.name === 'AbortError')
-        ) {
+        } else if (ended !== undefined && ended !== null && !aborted) {
           throw ended;
         }
-        this.stats.watchRestarts++;
+        // A watch that ends right away (a 410 right after a list, a server closing at once) must not
+        // turn into a hot loop against the API server.
+        if (!aborted && Date.now() - started < 1000) await this.backoff(ended ?? 'watch closed immediately');
+        else this.failures = 0;
       } catch (error) {
         if (this.stopped) break;
         if (error instanceof WatchError && error.status === 410) this.resourceVersion = '';
-        this.failures++;
         this.stats.watchRestarts++;
-        const delay = Math.min(
-          this.options.backoffMaxMs,
-          this.options.backoffMinMs * 2 ** Math.min(this.failures - 1, 10),
-        );
-        this.log.warn({ err: (error as Error).message, retryInMs: delay }, 'list/watch failed, retrying');
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, delay);
-          this.wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
+        await this.backoff(error);
       }
     }
   }

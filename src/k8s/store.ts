@@ -2,7 +2,7 @@
 // ClusterObjects snapshot, and change notification. Knows nothing of policy semantics.
 import type { Logger } from 'pino';
 import type { ClusterObjects } from '../policy/normalize.ts';
-import type { ApiClient } from './client.ts';
+import type { ListWatch } from './client.ts';
 import { Reflector, type ReflectorOptions } from './reflector.ts';
 import { trimNamespace, trimNode, trimPod, trimPolicy } from './trim.ts';
 
@@ -20,7 +20,7 @@ export class ClusterStore {
   private readonly listeners: ((kind: string) => void)[] = [];
 
   constructor(
-    client: ApiClient,
+    client: ListWatch,
     log: Logger,
     options: Pick<ReflectorOptions, 'quietMs' | 'resyncMs' | 'pageSize'> = {},
   ) {
