@@ -23,8 +23,8 @@ export class FakeApi implements ListWatch {
   goneOnWatch = false;
 
   private bucket(path: string): Map<string, Obj> {
-    let b = this.objects.get(path);
-    if (!b) this.objects.set(path, (b = new Map()));
+    const b = this.objects.get(path) ?? new Map<string, Obj>();
+    this.objects.set(path, b);
     return b;
   }
 
