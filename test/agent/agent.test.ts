@@ -1,0 +1,103 @@
+// The agent loop on fakes: nothing is programmed before every kind is listed (an old table keeps
+// enforcing), bursts are coalesced, readiness and metrics say what happened, a failed batch is retried.
+import { pino } from 'pino';
+import t from 'tap';
+import { Agent } from '../../src/agent/agent.ts';
+import { FakeProgrammer } from '../../src/agent/programmer.ts';
+import type { Transaction } from '../../src/nft/index.ts';
+import { FakeApi, until } from '../k8s/fake-api.ts';
+import { nodes, pod, policy } from '../policy/builders.ts';
+
+const log = pino({ level: 'silent' });
+const P = {
+  pods: '/api/v1/pods',
+  ns: '/api/v1/namespaces',
+  np: '/apis/networking.k8s.io/v1/networkpolicies',
+  nodes: '/api/v1/nodes',
+};
+
+function cluster(api: FakeApi) {
+  api.put(P.ns, 'x', { metadata: { labels: {} } });
+  api.put(P.nodes, 'n1', nodes[0]!);
+  api.put(P.pods, 'a', pod('x/a', { app: 'a' }, { ip: '10.244.1.10' }));
+  api.put(P.pods, 'b', pod('x/b', { app: 'b' }, { ip: '10.244.1.11' }));
+}
+
+function agent(api: FakeApi, programmer = new FakeProgrammer(), minSyncIntervalMs = 50) {
+  const a = new Agent(api, programmer, log, {
+    nodeName: 'n1',
+    metricsAddr: undefined,
+    minSyncIntervalMs,
+    verifyIntervalMs: 60_000,
+    watchQuietMs: 60_000,
+    relistIntervalMs: 600_000,
+  });
+  return { a, programmer };
+}
+
+t.test('first sync only after every kind is listed, and it replaces the table', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  api.failLists = 503;
+  const { a, programmer } = agent(api);
+  t.teardown(() => a.stop());
+  await a.start();
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(programmer.transactions.length, 0, 'nothing programmed while the API is unreachable');
+  t.notOk(a.ready);
+  api.failLists = undefined;
+  await until(() => a.ready, 'ready');
+  t.equal(programmer.transactions.length, 1);
+  t.match(
+    programmer.transactions[0]!.toString(),
+    /^add table inet tollgate\ndelete table inet tollgate\nadd table inet tollgate/,
+  );
+});
+
+t.test('a burst of events becomes few syncs; the last state wins', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const { a, programmer } = agent(api, new FakeProgrammer(), 100);
+  t.teardown(() => a.stop());
+  await a.start();
+  await until(() => a.ready, 'ready');
+  const before = programmer.transactions.length;
+  api.put(P.np, 'p', policy('x/p', { podSelector: { matchLabels: { app: 'a' } }, ingress: [] }));
+  for (let i = 0; i < 50; i++)
+    api.put(P.pods, `extra${i}`, pod(`x/extra${i}`, { app: 'z' }, { ip: `10.244.1.${100 + i}` }));
+  await new Promise((r) => setTimeout(r, 20));
+  await a.idle();
+  const syncs = programmer.transactions.length - before;
+  t.ok(syncs >= 1 && syncs <= 3, `${syncs} syncs for 51 events`);
+  const text = programmer.transactions.map((x: Transaction) => x.toString()).join('\n');
+  t.match(text, /10\.244\.1\.149/, 'the last pod is programmed');
+  const metrics = await a.metrics.registry.getSingleMetricAsString('tollgate_event_to_programmed_seconds');
+  t.match(metrics, /tollgate_event_to_programmed_seconds_count [1-9]/);
+});
+
+t.test('a rejected batch is retried and the agent reports not ready meanwhile', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  class Flaky extends FakeProgrammer {
+    failNext = 0;
+    override async commit(tx: Transaction) {
+      if (this.failNext > 0) {
+        this.failNext--;
+        throw new Error('EPERM (injected)');
+      }
+      return super.commit(tx);
+    }
+  }
+  const programmer = new Flaky();
+  const { a } = agent(api, programmer);
+  t.teardown(() => a.stop());
+  await a.start();
+  await until(() => a.ready, 'ready');
+  programmer.failNext = 1;
+  api.put(P.np, 'p', policy('x/p', { podSelector: {}, ingress: [] }));
+  await until(() => !a.ready, 'not ready after the failure');
+  await until(() => a.ready, 'ready again after the retry', 5000);
+  t.match(programmer.transactions.at(-1)!.toString(), /add chain inet tollgate in-/);
+  const errors = await a.metrics.registry.getSingleMetricAsString('tollgate_netlink_errors_total');
+  t.match(errors, /tollgate_netlink_errors_total 1/);
+});
