@@ -4,10 +4,18 @@ import { agentCommand } from './agent.ts';
 import { cleanupCommand } from './cleanup.ts';
 import { type Command, processIO } from './command.ts';
 import { compileCommand } from './compile.ts';
+import { explainCommand } from './explain.ts';
 import { labCommand } from './lab.ts';
 import { simulateCommand } from './simulate.ts';
 
-const commands: Command[] = [simulateCommand, compileCommand, labCommand, agentCommand, cleanupCommand];
+const commands: Command[] = [
+  simulateCommand,
+  compileCommand,
+  labCommand,
+  agentCommand,
+  cleanupCommand,
+  explainCommand,
+];
 
 function mainUsage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

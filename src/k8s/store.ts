@@ -68,3 +68,27 @@ export class ClusterStore {
     };
   }
 }
+
+/** One paged list of every watched kind (for one-shot tools such as `tollgate explain`). */
+export async function listCluster(client: Pick<ListWatch, 'listPage'>): Promise<ClusterObjects> {
+  const all = async (kind: WatchedKind) => {
+    const out: Record<string, unknown>[] = [];
+    let cont: string | undefined;
+    do {
+      const page = await client.listPage(WATCHED[kind].path, {
+        limit: 500,
+        ...(cont ? { continue: cont } : {}),
+      });
+      for (const item of page.items) out.push(WATCHED[kind].trim(item));
+      cont = page.continue;
+    } while (cont);
+    return out;
+  };
+  const [pods, namespaces, policies, nodes] = await Promise.all([
+    all('pods'),
+    all('namespaces'),
+    all('policies'),
+    all('nodes'),
+  ]);
+  return { pods, namespaces, policies, nodes };
+}

@@ -1,0 +1,155 @@
+// `tollgate explain`: the verdict for one connection and why, from the live cluster or from files.
+// Reads objects, runs the reference evaluator, prints its explanation; changes nothing anywhere.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { ApiClient, loadKubeConfig } from '../k8s/client.ts';
+import { listCluster } from '../k8s/store.ts';
+import { type Address, parseAddress } from '../policy/address.ts';
+import { formatIssue } from '../policy/errors.ts';
+import { endpointAt, evaluate, explainVerdict } from '../policy/evaluate.ts';
+import { ClusterIndex } from '../policy/index.ts';
+import { buildState, type ClusterObjects } from '../policy/normalize.ts';
+import { loadScenario } from '../scenario/parse.ts';
+import { World } from '../scenario/world.ts';
+import { UsageError } from '../util/errors.ts';
+import { type Command, parseCommandArgs } from './command.ts';
+
+/** Kubernetes YAML files (a file or every .yaml/.yml below a directory) sorted into kinds. */
+function readManifests(path: string): ClusterObjects {
+  const files = statSync(path).isDirectory()
+    ? readdirSync(path, { recursive: true })
+        .map(String)
+        .filter((f) => /\.ya?ml$/.test(f))
+        .sort()
+        .map((f) => join(path, f))
+    : [path];
+  const out: ClusterObjects = { namespaces: [], nodes: [], pods: [], policies: [] };
+  for (const file of files) {
+    for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+      if (doc.errors.length > 0) throw new UsageError(`${file}: ${doc.errors[0]!.message}`);
+      const o = doc.toJS() as { kind?: string; items?: unknown[] } | null;
+      const items = o?.kind?.endsWith('List') ? (o.items as { kind?: string }[]) : [o];
+      for (const item of items as ({ kind?: string } | null)[]) {
+        if (item?.kind === 'Namespace') out.namespaces.push(item);
+        else if (item?.kind === 'Node') out.nodes.push(item);
+        else if (item?.kind === 'Pod') out.pods.push(item);
+        else if (item?.kind === 'NetworkPolicy') out.policies.push(item);
+      }
+    }
+  }
+  // Namespaces that pods or policies use but no file declares still exist (with their name label).
+  const declared = new Set(out.namespaces.map((n) => (n as { metadata?: { name?: string } }).metadata?.name));
+  for (const o of [...out.pods, ...out.policies] as { metadata?: { namespace?: string } }[]) {
+    const ns = o.metadata?.namespace ?? 'default';
+    if (!declared.has(ns)) {
+      declared.add(ns);
+      out.namespaces.push({ metadata: { name: ns } });
+    }
+  }
+  return out;
+}
+
+function parsePort(text: string): { port: number; protocol: string } {
+  const m = /^(\d{1,5})?(?:\/([A-Za-z]+))?$/.exec(text);
+  const protocol = (m?.[2] ?? 'TCP').toUpperCase();
+  if (!m || (m[1] === undefined && !['ICMP', 'ICMPV6'].includes(protocol))) {
+    throw new UsageError(`--port must be PORT[/TCP|UDP|SCTP] or /ICMP, not '${text}'`);
+  }
+  return { port: Number(m[1] ?? 0), protocol };
+}
+
+/** NS/POD or an IP address; a pod uses the address of `family` (or its first). */
+function resolve(index: ClusterIndex, text: string, family: 4 | 6 | undefined): Address {
+  const ip = parseAddress(text);
+  if (ip) return ip;
+  const pod = index.state.pods.find((p) => p.key === text);
+  if (!pod) throw new UsageError(`'${text}' is neither an IP address nor a known pod (NAMESPACE/NAME)`);
+  if (pod.hostNetwork) {
+    const node = index.node(pod.nodeName);
+    const a = node?.addresses.find((x) => family === undefined || x.family === family);
+    if (!a)
+      throw new UsageError(
+        `pod ${text} uses the host network and node ${pod.nodeName ?? '?'} has no known address`,
+      );
+    return a;
+  }
+  const a = pod.ips.find((x) => family === undefined || x.family === family);
+  if (!a) throw new UsageError(`pod ${text} has no ${family ? `IPv${family} ` : ''}address (status.podIPs)`);
+  return a;
+}
+
+export const explainCommand: Command = {
+  name: 'explain',
+  summary: 'why a connection is allowed or denied: the policies that isolate, the rule that allows',
+  usage: [
+    'Usage: tollgate explain --from NS/POD|IP --to NS/POD|IP --port PORT[/PROTO] [SOURCE]',
+    '',
+    'Prints ALLOW or DENY for a new connection and why: which policies isolate the source (egress) and',
+    'the destination (ingress), and which rule (policy, direction, rule, peer and port index) allows it,',
+    'or that none does. Validation problems of the policies are printed too (a bad rule allows nothing).',
+    '',
+    'Source of the objects (default: the live cluster through the in-cluster configuration):',
+    '  --kubeconfig FILE   the live cluster through this kubeconfig',
+    '  --scenario FILE     a scenario file, after all steps (or --step K: steps 0..K)',
+    '  --manifests PATH    a YAML file or a directory of them (Namespaces, Pods with status.podIP, Nodes,',
+    '                      NetworkPolicies)',
+    '',
+    'PORT/PROTO: 80, 80/TCP, 53/UDP, 9000/SCTP, or /ICMP (rules with ports never allow ICMP).',
+    'Exit status: 0 allowed, 3 denied, 2 usage error, 1 other error.',
+  ].join('\n'),
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs(this, argv, {
+      from: { type: 'string' },
+      to: { type: 'string' },
+      port: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      scenario: { type: 'string' },
+      step: { type: 'string' },
+      manifests: { type: 'string' },
+    });
+    if (positionals.length > 0)
+      throw new UsageError(`unexpected argument '${positionals[0]}'\n\n${this.usage}`);
+    if (!values.from || !values.to || !values.port)
+      throw new UsageError(`--from, --to and --port are required\n\n${this.usage}`);
+    const sources = [values.kubeconfig, values.scenario, values.manifests].filter((v) => v !== undefined);
+    if (sources.length > 1) throw new UsageError('give at most one of --kubeconfig, --scenario, --manifests');
+    const { port, protocol } = parsePort(values.port);
+
+    let objects: ClusterObjects;
+    if (values.scenario) {
+      const scenario = loadScenario(values.scenario);
+      const last = values.step === undefined ? scenario.steps.length - 1 : Number(values.step);
+      if (!Number.isInteger(last) || last < -1 || last >= scenario.steps.length)
+        throw new UsageError(`--step must be 0..${scenario.steps.length - 1}`);
+      const world = new World(scenario);
+      for (const step of scenario.steps.slice(0, last + 1)) world.applyStep(step);
+      objects = world.objects();
+    } else if (values.manifests) {
+      objects = readManifests(values.manifests);
+    } else {
+      let client: ApiClient;
+      try {
+        client = new ApiClient(loadKubeConfig(values.kubeconfig));
+      } catch (error) {
+        throw new UsageError(
+          `cannot load ${values.kubeconfig ?? 'the in-cluster configuration'}: ${(error as Error).message}`,
+        );
+      }
+      objects = await listCluster(client);
+    }
+    const index = new ClusterIndex(buildState(objects));
+    for (const p of index.state.policies)
+      for (const issue of p.issues) io.err(`warning: ${formatIssue(issue)}`);
+    const fromIp = parseAddress(values.from);
+    const toIp = parseAddress(values.to);
+    const family = fromIp?.family ?? toIp?.family;
+    const from = resolve(index, values.from, family);
+    const to = resolve(index, values.to, family ?? from.family);
+    if (from.family !== to.family) throw new UsageError('--from and --to are of different address families');
+    const flow = { from: endpointAt(index, from), to: endpointAt(index, to), protocol, port };
+    const verdict = evaluate(index, flow);
+    io.out(explainVerdict(flow, verdict));
+    return verdict.allowed ? 0 : 3;
+  },
+};
