@@ -1,0 +1,190 @@
+// The cluster of the dataplane benchmark as Kubernetes objects: three real pods (client, server, other) on
+// the two enforced lab nodes and 10,000 pods that exist only as API objects, plus the policies of each shape.
+// Pure data, no I/O: bench/dataplane.ts feeds these objects to the enforcers.
+import type { ClusterObjects } from '../src/policy/normalize.ts';
+
+export const FAKE_PODS = 10_000;
+const NAMESPACES = 50;
+/** Fake pods on each enforced node (so shape (a) fills the tables that the measured packets traverse). */
+const PER_REAL_NODE = 2_500;
+const PER_FAKE_NODE = 250;
+/** Fake nodes hold the rest; node3 and node4 are the lab's unenforced baseline pair, so fakes start at 5. */
+const FIRST_FAKE_NODE = 5;
+
+/**
+ * The enforced nodes: the lab wires the /24 of `lab`, while the API objects give the node a /18 around it
+ * so that 2,500 fake pods fit beside the real ones (the unknown-local rule then covers the whole /18).
+ */
+export const ENFORCED = [
+  { index: 1, name: 'node1', lab: '10.244.64.0/24', api: '10.244.64.0/18', fakeBase: 65 },
+  { index: 2, name: 'node2', lab: '10.244.128.0/24', api: '10.244.128.0/18', fakeBase: 129 },
+] as const;
+
+export const CLIENT = { key: 'bench/client', node: 1, labels: { role: 'client' } };
+export const SERVER = { key: 'bench/server', node: 2, labels: { role: 'server' } };
+/** A pod that no policy allows: shape (b) checks that it is denied. */
+export const OTHER = { key: 'bench/other', node: 1, labels: { role: 'other' } };
+
+/** The port the load runs against (a fast HTTP server in the server pod) and the lab agent's port. */
+export const LOAD_PORT = 8080;
+export const AGENT_PORT = 80;
+/** Shape (b): policy p < N-1 allows its own peer on FIRST_PEER_PORT + p. */
+const FIRST_PEER_PORT = 10_000;
+
+export interface RealPod {
+  key: string;
+  node: number;
+  labels: Record<string, string>;
+  ip4: string;
+  ip6: string;
+}
+
+function fakePod(i: number) {
+  let nodeName: string;
+  let ip: string;
+  if (i < PER_REAL_NODE * ENFORCED.length) {
+    const node = ENFORCED[Math.floor(i / PER_REAL_NODE)]!;
+    const k = i % PER_REAL_NODE;
+    nodeName = node.name;
+    ip = `10.244.${node.fakeBase + Math.floor(k / 250)}.${2 + (k % 250)}`;
+  } else {
+    const k = i - PER_REAL_NODE * ENFORCED.length;
+    const index = FIRST_FAKE_NODE + Math.floor(k / PER_FAKE_NODE);
+    nodeName = `node${index}`;
+    ip = `10.244.${index}.${2 + (k % PER_FAKE_NODE)}`;
+  }
+  return { nodeName, ip };
+}
+
+/** The IPv4 address of fake pod i (shape (b) uses some as ipBlock peers). */
+export function fakePodIP(i: number): string {
+  return fakePod(i).ip;
+}
+
+export function baseObjects(real: RealPod[]): Omit<ClusterObjects, 'policies'> {
+  const namespaces = [
+    ...Array.from({ length: NAMESPACES }, (_, n) => ({
+      metadata: { name: `ns${n}`, labels: { team: `t${n % 7}` } },
+    })),
+    { metadata: { name: 'bench', labels: { team: 'bench' } } },
+  ];
+  const fakeNodes = Math.ceil((FAKE_PODS - PER_REAL_NODE * ENFORCED.length) / PER_FAKE_NODE);
+  const nodes = [
+    ...ENFORCED.map((n) => ({
+      metadata: { name: n.name },
+      spec: { podCIDR: n.api, podCIDRs: [n.api, `fd00:10:244:${n.index}::/64`] },
+      status: { addresses: [{ type: 'InternalIP', address: `192.0.2.${n.index}` }] },
+    })),
+    ...Array.from({ length: fakeNodes }, (_, k) => {
+      const index = FIRST_FAKE_NODE + k;
+      return {
+        metadata: { name: `node${index}` },
+        spec: { podCIDR: `10.244.${index}.0/24`, podCIDRs: [`10.244.${index}.0/24`] },
+        status: { addresses: [{ type: 'InternalIP', address: `192.0.2.${index}` }] },
+      };
+    }),
+  ];
+  const fakes = Array.from({ length: FAKE_PODS }, (_, i) => {
+    const { nodeName, ip } = fakePod(i);
+    return {
+      metadata: {
+        name: `pod${i}`,
+        namespace: `ns${i % NAMESPACES}`,
+        labels: { app: `app${i % 40}`, tier: `tier${i % 5}`, id: `pod${i}` },
+      },
+      spec: {
+        nodeName,
+        containers: [
+          { name: 'c', ports: [{ name: 'http', containerPort: 8000 + (i % 3), protocol: 'TCP' }] },
+        ],
+      },
+      status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] },
+    };
+  });
+  const reals = real.map((p) => {
+    const [namespace, name] = p.key.split('/') as [string, string];
+    return {
+      metadata: { name, namespace, labels: p.labels },
+      spec: {
+        nodeName: `node${p.node}`,
+        containers: [
+          {
+            name: 'c',
+            ports: [
+              { name: 'http', containerPort: LOAD_PORT, protocol: 'TCP' },
+              { name: 'agent', containerPort: AGENT_PORT, protocol: 'TCP' },
+            ],
+          },
+        ],
+      },
+      status: { phase: 'Running', podIP: p.ip4, podIPs: [{ ip: p.ip4 }, { ip: p.ip6 }] },
+    };
+  });
+  return { namespaces, nodes, pods: [...fakes, ...reals] };
+}
+
+/**
+ * Shape (a): policies in the fake pods' namespaces selecting fake pods (a quarter each of pod-selector
+ * ingress, namespace-selector ingress, ipBlock ingress, ingress+egress), as in bench/policy.ts. The real
+ * pods live in namespace `bench`, which no policy of this shape selects.
+ */
+export function otherPodsPolicies(count: number): unknown[] {
+  return Array.from({ length: count }, (_, p) => {
+    const spec: Record<string, unknown> = { podSelector: { matchLabels: { app: `app${p % 40}` } } };
+    const shape = p % 4;
+    if (shape === 0)
+      spec.ingress = [
+        {
+          from: [{ podSelector: { matchLabels: { tier: `tier${p % 5}` } } }],
+          ports: [{ port: 8000 + (p % 3) }],
+        },
+      ];
+    if (shape === 1)
+      spec.ingress = [
+        { from: [{ namespaceSelector: { matchLabels: { team: `t${p % 7}` } } }], ports: [{ port: 'http' }] },
+      ];
+    if (shape === 2)
+      spec.ingress = [
+        { from: [{ ipBlock: { cidr: `203.0.${p % 256}.0/24`, except: [`203.0.${p % 256}.128/25`] } }] },
+      ];
+    if (shape === 3) {
+      spec.policyTypes = ['Ingress', 'Egress'];
+      spec.ingress = [
+        { from: [{ namespaceSelector: {}, podSelector: { matchLabels: { tier: `tier${p % 5}` } } }] },
+      ];
+      spec.egress = [
+        {
+          to: [{ podSelector: { matchLabels: { app: `app${(p + 1) % 40}` } } }],
+          ports: [{ port: 'http' }, { port: 53, protocol: 'UDP' }],
+        },
+      ];
+    }
+    return { metadata: { name: `np${p}`, namespace: `ns${p % NAMESPACES}` }, spec };
+  });
+}
+
+/**
+ * Shape (b): every policy selects the server. Policy p < count-1 allows one fake pod (by a unique label
+ * on even p, by its address as an ipBlock on odd p) on its own port FIRST_PEER_PORT + p; only the last
+ * allows the client, on LOAD_PORT. The agent port and every other pod stay denied.
+ */
+export function serverPolicies(count: number): unknown[] {
+  return Array.from({ length: count }, (_, p) => {
+    const last = p === count - 1;
+    // 7 is coprime with 10,000: a different fake pod for every policy.
+    const peer = (p * 7) % FAKE_PODS;
+    const from = last
+      ? [{ podSelector: { matchLabels: CLIENT.labels } }]
+      : p % 2 === 0
+        ? [{ namespaceSelector: {}, podSelector: { matchLabels: { id: `pod${peer}` } } }]
+        : [{ ipBlock: { cidr: `${fakePodIP(peer)}/32` } }];
+    return {
+      metadata: { name: `server-${p}`, namespace: 'bench' },
+      spec: {
+        podSelector: { matchLabels: SERVER.labels },
+        policyTypes: ['Ingress'],
+        ingress: [{ from, ports: [{ port: last ? LOAD_PORT : FIRST_PEER_PORT + p, protocol: 'TCP' }] }],
+      },
+    };
+  });
+}
