@@ -1,5 +1,7 @@
 // `tollgate lab up|run|down|list`: a small dispatcher over lab subcommands (add one entry to `subcommands` to
 // extend it, e.g. `lab run`). Argument handling and printing only; everything network is in src/lab.
+
+import { ApiScenarioDriver } from '../lab/api-driver.ts';
 import { demoSpec, Lab, listLabs, sweepLabs } from '../lab/index.ts';
 import { LabScenarioDriver } from '../lab/scenario.ts';
 import { loadScenario } from '../scenario/parse.ts';
@@ -102,19 +104,22 @@ const list: LabSubcommand = {
 const run: LabSubcommand = {
   summary: 'run scenario files with real traffic in a fresh lab per scenario',
   usage: [
-    'tollgate lab run SCENARIO|DIR...',
+    'tollgate lab run [--api] SCENARIO|DIR...',
     '  Builds the scenario cluster in network namespaces, programs every node (compile + netlink inside the',
     '  node namespace), probes every expectation from inside its source (curl for TCP, a UDP client for',
     "  UDP), retrying up to 10 s until it converges. Prints each matrix step and a closing 'N passed,",
     "  N failed'; exit status 1 if any expectation failed. Everything it creates is removed afterwards.",
+    '  --api  through a real kube-apiserver + etcd in the lab (scripts/k8s-binaries.sh): objects written to',
+    '         the API, one `tollgate agent` per node with the daemonset/rbac.yaml service account',
   ].join('\n'),
   async run(argv, io) {
-    const { positionals } = parseCommandArgs(labCommand, argv, {});
+    const { values, positionals } = parseCommandArgs(labCommand, argv, { api: { type: 'boolean' } });
     if (positionals.length === 0) throw new UsageError(`no scenario given\n\n${this.usage}`);
     let passed = 0;
     let failed = 0;
     for (const file of expandScenarioPaths(positionals)) {
-      const report = await runScenario(loadScenario(file), new LabScenarioDriver());
+      const driver = values.api ? new ApiScenarioDriver() : new LabScenarioDriver();
+      const report = await runScenario(loadScenario(file), driver);
       io.out(formatScenarioReport(report, { matrices: true }));
       passed += report.passed;
       failed += report.failed;

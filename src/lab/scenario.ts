@@ -15,7 +15,8 @@ const CONVERGE_MS = 10_000;
 const RETRY_PAUSE_MS = 250;
 const PROBE_TIMEOUT_MS = 1500;
 
-function podSpecs(world: World): PodSpec[] {
+/** The world's pods as the lab runs them (addresses from the world's layout). */
+export function podSpecs(world: World): PodSpec[] {
   return [...world.pods.values()].map((p) => ({
     key: p.key,
     node: p.node,
@@ -83,35 +84,42 @@ export class LabScenarioDriver implements ScenarioDriver {
     for (const spec of wanted.values()) if (!existing.has(spec.key)) await lab.addPod(spec);
   }
 
-  async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
-    const lab = this.lab!;
-    const requests = probes.map((p) => ({
-      from: endpointText(p.from),
-      to: endpointText(p.to),
-      port: p.port,
-      protocol: p.protocol,
-      timeoutMs: PROBE_TIMEOUT_MS,
-    }));
-    const results = await lab.probeMany(requests);
-    const deadline = performance.now() + CONVERGE_MS;
-    let wrong = results.map((r, i) => (r.ok !== probes[i]!.expectAllow ? i : -1)).filter((i) => i >= 0);
-    while (wrong.length > 0 && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
-      const again = await lab.probeMany(wrong.map((i) => requests[i]!));
-      wrong.forEach((i, k) => {
-        results[i] = again[k]!;
-      });
-      wrong = wrong.filter((i) => results[i]!.ok !== probes[i]!.expectAllow);
-    }
-    const index = wrong.length > 0 ? new ClusterIndex(world.state()) : undefined;
-    return probes.map((probe, i) => {
-      const r = results[i]!;
-      let explanation: string | undefined;
-      if (index && r.ok !== probe.expectAllow) {
-        const flow = probeFlow(world, index, probe);
-        explanation = `lab: ${r.ok ? 'answered' : 'no answer'} (${r.detail}, ${r.address})\nmodel: ${explainVerdict(flow, evaluate(index, flow))}`;
-      }
-      return { probe, allowed: r.ok, explanation };
-    });
+  probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
+    return probeInLab(this.lab!, world, probes);
   }
+}
+
+/**
+ * Probes every expectation with real traffic from inside its source, retrying the ones that do not hold yet
+ * for up to 10 s (enforcement may still be converging); a probe still wrong gets the model's explanation.
+ */
+export async function probeInLab(lab: Lab, world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
+  const requests = probes.map((p) => ({
+    from: endpointText(p.from),
+    to: endpointText(p.to),
+    port: p.port,
+    protocol: p.protocol,
+    timeoutMs: PROBE_TIMEOUT_MS,
+  }));
+  const results = await lab.probeMany(requests);
+  const deadline = performance.now() + CONVERGE_MS;
+  let wrong = results.map((r, i) => (r.ok !== probes[i]!.expectAllow ? i : -1)).filter((i) => i >= 0);
+  while (wrong.length > 0 && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+    const again = await lab.probeMany(wrong.map((i) => requests[i]!));
+    wrong.forEach((i, k) => {
+      results[i] = again[k]!;
+    });
+    wrong = wrong.filter((i) => results[i]!.ok !== probes[i]!.expectAllow);
+  }
+  const index = wrong.length > 0 ? new ClusterIndex(world.state()) : undefined;
+  return probes.map((probe, i) => {
+    const r = results[i]!;
+    let explanation: string | undefined;
+    if (index && r.ok !== probe.expectAllow) {
+      const flow = probeFlow(world, index, probe);
+      explanation = `lab: ${r.ok ? 'answered' : 'no answer'} (${r.detail}, ${r.address})\nmodel: ${explainVerdict(flow, evaluate(index, flow))}`;
+    }
+    return { probe, allowed: r.ok, explanation };
+  });
 }

@@ -1,0 +1,558 @@
+// Runs scenario files through a real API server: the world's objects are written to kube-apiserver (pods
+// kubelet-less: created with spec.nodeName, status written by us), one `tollgate agent` per node watches
+// it with the shipped RBAC and programs its node, and probes wait for that asynchronous convergence.
+// Run as a script (`--check-table NODE`) it is the in-namespace table checker the driver talks to.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Probe, ProbeOutcome, ScenarioDriver } from '../scenario/probes.ts';
+import type { World } from '../scenario/world.ts';
+import { ApiServer, type ApiServerOptions, type KubeObject } from './apiserver.ts';
+import { LabError } from './errors.ts';
+import { inNamespace } from './exec.ts';
+import { Lab } from './lab.ts';
+import { labSpecOf, podSpecs, probeInLab } from './scenario.ts';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const TOLLGATE = `${REPO}bin/tollgate.js`;
+const SELF = fileURLToPath(import.meta.url);
+/** Where each agent serves /readyz and /metrics: the node namespace's own loopback. */
+export const AGENT_METRICS_ADDR = '127.0.0.1:9808';
+const CONVERGE_MS = 10_000;
+const READY_MS = 60_000;
+const LOG_LINES = 3000;
+// A pod needs an image to pass validation; no kubelet ever pulls it.
+const POD_IMAGE = 'registry.invalid/tollgate-lab-server:1';
+const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type K8s = KubeObject & { metadata: { name: string; namespace?: string; labels?: Record<string, string> } };
+
+function labelsOf(o: K8s): Record<string, string> {
+  return { ...(o.metadata.labels ?? {}) };
+}
+
+/** A JSON merge patch turning labels `from` into `to` (null removes a key). */
+function labelPatch(from: Record<string, string>, to: Record<string, string>): Record<string, string | null> {
+  const patch: Record<string, string | null> = {};
+  for (const k of Object.keys(from)) if (!(k in to)) patch[k] = null;
+  for (const [k, v] of Object.entries(to)) if (from[k] !== v) patch[k] = v;
+  return patch;
+}
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+// ---- one agent process per node -----------------------------------------------------------------------------
+
+export class AgentProcess {
+  readonly lab: Lab;
+  readonly nodeIndex: number;
+  readonly nodeName: string;
+  readonly ns: string;
+  readonly args: string[];
+  /** stdout (pino JSON) and stderr lines of every run of this agent, oldest first, capped. */
+  readonly lines: string[] = [];
+  #child: ChildProcess | undefined;
+  #exited: Promise<void> = Promise.resolve();
+  runs = 0;
+
+  constructor(lab: Lab, nodeIndex: number, nodeName: string, args: string[]) {
+    this.lab = lab;
+    this.nodeIndex = nodeIndex;
+    this.nodeName = nodeName;
+    this.ns = lab.nodeNamespace(nodeIndex);
+    this.args = args;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  get running(): boolean {
+    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  #record(stream: string, line: string): void {
+    const at = new Date().toISOString().slice(11, 23);
+    this.lines.push(stream === 'out' ? `${at} ${line}` : `${at} [stderr] ${line}`);
+    if (this.lines.length > LOG_LINES) this.lines.splice(0, this.lines.length - LOG_LINES);
+  }
+
+  start(): void {
+    if (this.running) throw new LabError('E_LAB_AGENT', `the agent of ${this.nodeName} is already running`);
+    this.runs++;
+    this.#record('out', `--- start #${this.runs}: tollgate agent ${this.args.join(' ')}`);
+    const [file, ...argv] = inNamespace(this.ns, [process.execPath, TOLLGATE, 'agent', ...this.args]);
+    const child = spawn(file!, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#child = child;
+    createInterface({ input: child.stdout! }).on('line', (l) => this.#record('out', l));
+    createInterface({ input: child.stderr! }).on('line', (l) => this.#record('err', l));
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.#record('out', `--- exited (${code ?? signal})`);
+        resolve();
+      });
+      child.once('error', (e) => {
+        this.#record('err', `cannot start: ${e.message}`);
+        resolve();
+      });
+    });
+  }
+
+  /** Sends a signal (SIGKILL for crash tests) and waits for the exit if it is one that ends the process. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (!this.running) return;
+    this.#child!.kill(signal);
+    await this.#exited;
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  async stop(graceMs = 5000): Promise<void> {
+    if (!this.running) return;
+    const timer = setTimeout(() => this.#child?.kill('SIGKILL'), graceMs);
+    this.#child!.kill('SIGTERM');
+    await this.#exited;
+    clearTimeout(timer);
+  }
+
+  /** GET on the agent's HTTP endpoint from inside the node namespace: status code and body. */
+  async http(path: string): Promise<{ status: number; body: string }> {
+    const r = await this.lab.exec(this.ns, [
+      'curl',
+      '-s',
+      '--noproxy',
+      '*',
+      '-m',
+      '3',
+      '-w',
+      '\n%{http_code}',
+      `http://${AGENT_METRICS_ADDR}${path}`,
+    ]);
+    const at = r.stdout.lastIndexOf('\n');
+    return { status: Number(r.stdout.slice(at + 1)) || 0, body: r.stdout.slice(0, Math.max(0, at)) };
+  }
+
+  /** A metric's value summed over its label sets (e.g. tollgate_watch_restarts_total). */
+  async metric(name: string): Promise<number> {
+    const { status, body } = await this.http('/metrics');
+    if (status !== 200) throw new LabError('E_LAB_AGENT', `${this.nodeName}: /metrics answered ${status}`);
+    let sum = 0;
+    for (const line of body.split('\n')) {
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+      if (m && m[1] === name) sum += Number(m[3]);
+    }
+    return sum;
+  }
+
+  /** Waits for /readyz = 200; throws with the agent's last log lines otherwise. */
+  async waitReady(timeoutMs = READY_MS): Promise<number> {
+    const started = performance.now();
+    let last = '';
+    while (performance.now() - started < timeoutMs) {
+      if (!this.running) break;
+      const r = await this.http('/readyz').catch(() => ({ status: 0, body: '' }));
+      if (r.status === 200) return Math.round(performance.now() - started);
+      const now = `${r.status} ${r.body.trim()}`;
+      if (now !== last) this.#record('out', `--- /readyz: ${now}`);
+      last = now;
+      await sleep(100);
+    }
+    throw new LabError(
+      'E_LAB_AGENT',
+      `the agent of ${this.nodeName} is not ready after ${Math.round(performance.now() - started)} ms (${this.running ? `/readyz: ${last}` : 'exited'})\n${this.tail(40)}`,
+    );
+  }
+
+  tail(n = 40): string {
+    return `--- agent ${this.nodeName} (last ${n} lines) ---\n${this.lines.slice(-n).join('\n')}`;
+  }
+}
+
+// ---- the table checker (a process per node namespace) -------------------------------------------------------
+
+interface CheckReply {
+  id: number;
+  ok: boolean;
+  equal?: boolean;
+  detail?: string;
+  error?: string;
+}
+
+/** Compares a node's kernel table with what the policy model says for given objects (read-only). */
+class TableChecker {
+  readonly #child: ChildProcess;
+  readonly #pending = new Map<number, (r: CheckReply) => void>();
+  #next = 1;
+  #stderr = '';
+
+  constructor(ns: string, node: string) {
+    const [file, ...args] = inNamespace(ns, [process.execPath, SELF, '--check-table', node]);
+    this.#child = spawn(file!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.#child.stderr!.on('data', (d: Buffer) => {
+      this.#stderr = (this.#stderr + d.toString()).slice(-2000);
+    });
+    createInterface({ input: this.#child.stdout! }).on('line', (line) => {
+      const r = JSON.parse(line) as CheckReply;
+      this.#pending.get(r.id)?.(r);
+      this.#pending.delete(r.id);
+    });
+    this.#child.once('exit', (code) => {
+      for (const [id, settle] of this.#pending)
+        settle({ id, ok: false, error: `table checker exited (${code}): ${this.#stderr.trim()}` });
+      this.#pending.clear();
+    });
+  }
+
+  check(objects: unknown): Promise<CheckReply> {
+    const id = this.#next++;
+    return new Promise((resolve) => {
+      if (this.#child.exitCode !== null) {
+        resolve({ id, ok: false, error: `table checker exited: ${this.#stderr.trim()}` });
+        return;
+      }
+      this.#pending.set(id, resolve);
+      this.#child.stdin!.write(`${JSON.stringify({ id, objects })}\n`);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#child.exitCode !== null) return;
+    const exited = new Promise((r) => this.#child.once('exit', r));
+    this.#child.stdin!.end();
+    await exited;
+  }
+}
+
+async function runTableChecker(node: string): Promise<void> {
+  const [{ NetlinkProgrammer }, { compareTable }, { desiredState }, { Planner }, { buildState }] =
+    await Promise.all([
+      import('../agent/programmer.ts'),
+      import('../compile/verify.ts'),
+      import('../compile/desired.ts'),
+      import('../policy/plan.ts'),
+      import('../policy/normalize.ts'),
+    ]);
+  const programmer = new NetlinkProgrammer();
+  let queue = Promise.resolve();
+  const input = createInterface({ input: process.stdin });
+  input.on('line', (line) => {
+    const req = JSON.parse(line) as { id: number; objects: Parameters<typeof buildState>[0] };
+    queue = queue.then(async () => {
+      let reply: CheckReply;
+      try {
+        const expected = desiredState(new Planner(buildState(req.objects)).planNode(node));
+        const c = compareTable(expected, await programmer.readTable());
+        reply = { id: req.id, ok: true, equal: c.equal, detail: c.detail };
+      } catch (error) {
+        reply = { id: req.id, ok: false, error: (error as Error).message };
+      }
+      process.stdout.write(`${JSON.stringify(reply)}\n`);
+    });
+  });
+  input.on('close', () => {
+    void queue.then(() => programmer.close());
+  });
+}
+
+// ---- the driver --------------------------------------------------------------------------------------------
+
+export interface ApiDriverOptions {
+  /** Extra `tollgate agent` flags, e.g. ['--watch-quiet-ms', '3000']. */
+  agentArgs?: string[];
+  apiserver?: Omit<ApiServerOptions, 'nodes'>;
+  /** Progress lines (start-up times, convergence), for logs. */
+  log?: (line: string) => void;
+}
+
+/** How long a state change took to reach every node's table (through API, watch, agent, netlink). */
+export interface Convergence {
+  what: string;
+  ms: number;
+  converged: boolean;
+  /** Nodes whose table still differed at the deadline, with what differed. */
+  pending: string[];
+}
+
+export class ApiScenarioDriver implements ScenarioDriver {
+  lab: Lab | undefined;
+  api: ApiServer | undefined;
+  agents: AgentProcess[] = [];
+  readonly convergence: Convergence[] = [];
+  /** Start-up phases in ms: lab, apiserver (of which ready), objects, agents ready, converged. */
+  readonly timings: Record<string, number> = {};
+  readonly #options: ApiDriverOptions;
+  #checkers: TableChecker[] = [];
+  /** What was last written for each object (`kind ns/name`), as the world gave it. */
+  #written = new Map<string, K8s>();
+
+  constructor(options: ApiDriverOptions = {}) {
+    this.#options = options;
+  }
+
+  #log(line: string): void {
+    this.#options.log?.(line);
+  }
+
+  async start(world: World): Promise<void> {
+    let t = performance.now();
+    const lap = (name: string) => {
+      this.timings[name] = Math.round(performance.now() - t);
+      t = performance.now();
+    };
+    this.lab = await Lab.up(labSpecOf(world));
+    lap('lab');
+    const objects = world.objects();
+    this.api = await ApiServer.start(this.lab, { ...this.#options.apiserver, nodes: objects.nodes });
+    this.timings.apiReady = this.api.readyMs;
+    lap('apiserver');
+    // The agents load while the objects are written: their first sync may see part of them, as after any
+    // agent restart in a live cluster; waitConverged below waits for the whole world.
+    this.agents = world.nodes.map(
+      (n) =>
+        new AgentProcess(this.lab!, n.index, n.name, [
+          '--node-name',
+          n.name,
+          '--kubeconfig',
+          this.api!.agentKubeconfig,
+          '--metrics-addr',
+          AGENT_METRICS_ADDR,
+          ...(this.#options.agentArgs ?? []),
+        ]),
+    );
+    for (const a of this.agents) a.start();
+    this.#checkers = world.nodes.map((n) => new TableChecker(this.lab!.nodeNamespace(n.index), n.name));
+    await this.applyObjects(world);
+    lap('objects');
+    await Promise.all(this.agents.map((a) => a.waitReady()));
+    lap('agentsReady');
+    await this.waitConverged(world, 'start');
+    lap('converged');
+    this.#log(`api driver: started ${JSON.stringify(this.timings)}`);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled(this.agents.map((a) => a.stop()));
+    await Promise.allSettled(this.#checkers.map((c) => c.close()));
+    this.#checkers = [];
+    await this.api?.stop();
+    this.api = undefined;
+    await this.lab?.down();
+    this.lab = undefined;
+  }
+
+  async sync(world: World): Promise<void> {
+    const lab = this.lab!;
+    const wanted = new Map(podSpecs(world).map((p) => [p.key, p]));
+    // As the lab driver: pods go before new ones come (a new pod may reuse a deleted pod's address), and
+    // the new state is enforced on every node before a new pod's servers start.
+    for (const p of lab.pods) if (!wanted.has(p.key)) await lab.removePod(p.key);
+    await this.applyObjects(world);
+    await this.waitConverged(world, `step ${this.convergence.length}`);
+    const existing = new Set(lab.pods.map((p) => p.key));
+    for (const spec of wanted.values()) if (!existing.has(spec.key)) await lab.addPod(spec);
+  }
+
+  async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
+    const outcomes = await probeInLab(this.lab!, world, probes);
+    if (outcomes.some((o) => o.allowed !== o.probe.expectAllow)) {
+      // What the agents did is the first thing to read when the API path disagrees with the model.
+      const extra = `\n${this.diagnostics()}`;
+      for (const o of outcomes)
+        if (o.allowed !== o.probe.expectAllow) o.explanation = `${o.explanation ?? ''}${extra}`;
+    }
+    return outcomes;
+  }
+
+  /** Agents' recent logs, unconverged steps and the API server's log tail: printed with a failure. */
+  diagnostics(lines = 25): string {
+    const pending = this.convergence.filter((c) => !c.converged);
+    return [
+      ...pending.map((c) => `not converged after ${c.ms} ms (${c.what}): ${c.pending.join('; ')}`),
+      ...this.agents.map((a) => a.tail(lines)),
+    ].join('\n');
+  }
+
+  /**
+   * Makes the API hold exactly the world's namespaces, pods (with status) and policies: creates, updates
+   * labels or specs, deletes what the world no longer has. Writes only what changed since the last call.
+   */
+  async applyObjects(world: World): Promise<void> {
+    const client = this.api!.adminClient;
+    const o = world.objects() as unknown as { namespaces: K8s[]; pods: K8s[]; policies: K8s[] };
+    const key = (kind: string, x: K8s) => `${kind} ${x.metadata.namespace ?? ''}/${x.metadata.name}`;
+    const want = new Map<string, K8s>();
+    for (const ns of o.namespaces) want.set(key('Namespace', ns), ns);
+    for (const p of o.pods) want.set(key('Pod', p), p);
+    for (const p of o.policies) want.set(key('NetworkPolicy', p), p);
+
+    // Deletions first: policies and pods, then namespaces (emptied first: no controller would).
+    const gone = [...this.#written].filter(([k]) => !want.has(k));
+    for (const [k, x] of gone.filter(([k]) => !k.startsWith('Namespace '))) {
+      if (k.startsWith('Pod ')) await client.remove(podPath(x), { gracePeriodSeconds: '0' });
+      else await client.remove(policyPath(x));
+      this.#written.delete(k);
+    }
+    for (const kind of ['Namespace', 'Pod', 'NetworkPolicy']) {
+      for (const [k, x] of want) {
+        if (!k.startsWith(`${kind} `)) continue;
+        const before = this.#written.get(k);
+        if (kind === 'Namespace') await this.#writeNamespace(x, before);
+        else if (kind === 'Pod') await this.#writePod(x, before);
+        else await this.#writePolicy(x, before);
+        this.#written.set(k, structuredClone(x));
+      }
+    }
+    for (const [k, x] of gone.filter(([k]) => k.startsWith('Namespace '))) {
+      await this.#deleteNamespace(x.metadata.name);
+      this.#written.delete(k);
+    }
+  }
+
+  async #writeNamespace(ns: K8s, before: K8s | undefined): Promise<void> {
+    const client = this.api!.adminClient;
+    const name = ns.metadata.name;
+    const labels = { ...labelsOf(ns), [NAMESPACE_NAME_LABEL]: name };
+    if (before === undefined) {
+      const r = await client.request('POST', '/api/v1/namespaces', { ...ns, metadata: { name, labels } });
+      if (r.status === 201) return;
+      if (r.status !== 409)
+        throw new LabError(
+          'E_LAB_COMMAND',
+          `create namespace ${name}: ${r.status} ${String(r.body.message)}`,
+        );
+      const current = await client.get(`/api/v1/namespaces/${name}`);
+      const patch = labelPatch(
+        (current.metadata as { labels?: Record<string, string> }).labels ?? {},
+        labels,
+      );
+      if (Object.keys(patch).length > 0)
+        await client.mergePatch(`/api/v1/namespaces/${name}`, { metadata: { labels: patch } });
+      return;
+    }
+    const patch = labelPatch({ ...labelsOf(before), [NAMESPACE_NAME_LABEL]: name }, labels);
+    if (Object.keys(patch).length > 0)
+      await client.mergePatch(`/api/v1/namespaces/${name}`, { metadata: { labels: patch } });
+  }
+
+  async #writePod(pod: K8s, before: K8s | undefined): Promise<void> {
+    const client = this.api!.adminClient;
+    const path = podPath(pod);
+    if (before === undefined) {
+      const spec = structuredClone(pod.spec) as { containers: Record<string, unknown>[] };
+      for (const c of spec.containers) c.image ??= POD_IMAGE;
+      const { status, ...rest } = pod;
+      await client.call('POST', `/api/v1/namespaces/${pod.metadata.namespace}/pods`, { ...rest, spec });
+      // What a kubelet would report once the sandbox has its addresses.
+      await client.mergePatch(`${path}/status`, { status });
+      return;
+    }
+    const patch = labelPatch(labelsOf(before), labelsOf(pod));
+    if (Object.keys(patch).length > 0) await client.mergePatch(path, { metadata: { labels: patch } });
+    if (!sameJson(before.status, pod.status))
+      await client.mergePatch(`${path}/status`, { status: pod.status });
+  }
+
+  async #writePolicy(policy: K8s, before: K8s | undefined): Promise<void> {
+    const client = this.api!.adminClient;
+    if (before !== undefined && sameJson(before, policy)) return;
+    const collection = `/apis/networking.k8s.io/v1/namespaces/${policy.metadata.namespace}/networkpolicies`;
+    const r = await client.request('POST', collection, policy);
+    if (r.status === 201) return;
+    if (r.status !== 409)
+      throw new LabError(
+        'E_LAB_COMMAND',
+        `create networkpolicy ${policy.metadata.namespace}/${policy.metadata.name}: ${r.status} ${String(r.body.message)}`,
+      );
+    const current = await client.get(policyPath(policy));
+    const resourceVersion = (current.metadata as { resourceVersion?: string }).resourceVersion;
+    await client.call('PUT', policyPath(policy), {
+      ...policy,
+      metadata: { ...policy.metadata, resourceVersion },
+    });
+  }
+
+  /** Deletes a namespace's pods and policies, then the namespace, then removes its finalizer. */
+  async #deleteNamespace(name: string): Promise<void> {
+    const client = this.api!.adminClient;
+    for (const [collection, query] of [
+      [`/api/v1/namespaces/${name}/pods`, { gracePeriodSeconds: '0' }],
+      [`/apis/networking.k8s.io/v1/namespaces/${name}/networkpolicies`, {}],
+    ] as const) {
+      const list = await client.get(collection);
+      for (const item of (list.items ?? []) as K8s[])
+        await client.remove(`${collection}/${item.metadata.name}`, query);
+    }
+    await client.remove(`/api/v1/namespaces/${name}`);
+    // Without a controller manager nothing would finish the deletion: drop the `kubernetes` finalizer.
+    const ns = await client.find(`/api/v1/namespaces/${name}`);
+    if (ns)
+      await client.call('PUT', `/api/v1/namespaces/${name}/finalize`, { ...ns, spec: { finalizers: [] } });
+  }
+
+  /**
+   * Waits until every node's kernel table equals what the model computes for the world (read back and
+   * compared by the table checkers), at most `timeoutMs`. Records the time; never throws for a node that
+   * did not converge (the probes decide), but remembers it for the diagnostics.
+   */
+  async waitConverged(world: World, what: string, timeoutMs = CONVERGE_MS): Promise<Convergence> {
+    const objects = world.objects();
+    const started = performance.now();
+    let pending: string[] = [];
+    for (;;) {
+      const replies = await Promise.all(this.#checkers.map((c) => c.check(objects)));
+      pending = replies
+        .map((r, i) =>
+          r.ok && r.equal ? undefined : `${world.nodes[i]!.name}: ${r.ok ? r.detail : r.error}`,
+        )
+        .filter((x): x is string => x !== undefined);
+      if (pending.length === 0 || performance.now() - started > timeoutMs) break;
+      await sleep(50);
+    }
+    const result = {
+      what,
+      ms: Math.round(performance.now() - started),
+      converged: pending.length === 0,
+      pending,
+    };
+    this.convergence.push(result);
+    this.#log(`api driver: ${what} ${result.converged ? 'converged' : 'NOT converged'} in ${result.ms} ms`);
+    return result;
+  }
+
+  /** Whether node N's kernel table is exactly what the model computes for `objects` (read-only check). */
+  async tableMatches(
+    index: number,
+    objects: unknown,
+  ): Promise<{ equal: boolean; detail: string | undefined }> {
+    const checker = this.#checkers[index - 1];
+    if (!checker) throw new LabError('E_LAB_UNKNOWN', `no node ${index}`);
+    const r = await checker.check(objects);
+    if (!r.ok) throw new LabError('E_LAB_AGENT', `table check of node ${index}: ${r.error}`);
+    return { equal: r.equal === true, detail: r.detail };
+  }
+
+  /** The agent of node N (1-based). */
+  agent(index: number): AgentProcess {
+    const a = this.agents.find((x) => x.nodeIndex === index);
+    if (!a) throw new LabError('E_LAB_UNKNOWN', `no agent for node ${index}`);
+    return a;
+  }
+}
+
+function podPath(p: K8s): string {
+  return `/api/v1/namespaces/${p.metadata.namespace}/pods/${p.metadata.name}`;
+}
+
+function policyPath(p: K8s): string {
+  return `/apis/networking.k8s.io/v1/namespaces/${p.metadata.namespace}/networkpolicies/${p.metadata.name}`;
+}
+
+if (import.meta.main) {
+  const at = process.argv.indexOf('--check-table');
+  const node = at >= 0 ? process.argv[at + 1] : undefined;
+  if (!node) {
+    process.stderr.write('usage: api-driver.ts --check-table NODE (inside the node namespace)\n');
+    process.exitCode = 2;
+  } else await runTableChecker(node);
+}

@@ -1,0 +1,69 @@
+// Shared set-up of the API-path tests: root and the real kube-apiserver/etcd are required (missing binaries
+// FAIL with how to build them, they never skip), and every scenario file under ../shared/scenarios.
+import { readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Test } from 'tap';
+import { ApiScenarioDriver } from '../../src/lab/api-driver.ts';
+import { k8sBinaries } from '../../src/lab/apiserver.ts';
+import { loadScenario } from '../../src/scenario/parse.ts';
+import { runScenario } from '../../src/scenario/probes.ts';
+import { formatScenarioReport } from '../../src/scenario/report.ts';
+
+export const isRoot = process.getuid?.() === 0;
+export const skipUnlessRoot = isRoot ? false : 'needs root (network namespaces)';
+
+export const scenarioDir = resolve(import.meta.dirname, '../../../shared/scenarios');
+
+export function scenarioFiles(): string[] {
+  return readdirSync(scenarioDir, { recursive: true })
+    .map(String)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
+}
+
+/** Fails the test (not a skip) when kube-apiserver/etcd cannot be found or built; true when they are there. */
+export async function requireBinaries(t: Test): Promise<boolean> {
+  try {
+    const b = await k8sBinaries();
+    t.pass(`kube-apiserver ${b.kubeApiserver}, etcd ${b.etcd}`);
+    return true;
+  } catch (error) {
+    t.fail(`the API-path tests need real binaries: ${(error as Error).message}`);
+    return false;
+  }
+}
+
+/** One subtest per scenario file, each through a fresh lab + API server + agents. */
+export function scenarioTests(t: Test, files: string[]): void {
+  t.ok(files.length >= 9, `${files.length} scenarios in this part`);
+  const times: string[] = [];
+  for (const f of files) {
+    t.test(`api: ${f}`, async (t) => {
+      const started = performance.now();
+      const driver = new ApiScenarioDriver();
+      const report = await runScenario(loadScenario(join(scenarioDir, f)), driver);
+      const ms = Math.round(performance.now() - started);
+      t.equal(
+        report.failed,
+        0,
+        report.failed === 0 ? 'every expectation holds' : formatScenarioReport(report, { matrices: true }),
+      );
+      t.ok(report.passed > 0, `${report.passed} expectations probed`);
+      const late = driver.convergence.filter((c) => !c.converged);
+      t.same(
+        late.map((c) => `${c.what}: ${c.pending.join('; ')}`),
+        [],
+        'every node table converged to the model within 10 s of each change',
+      );
+      t.equal(driver.lab, undefined, 'the lab is torn down');
+      const steps = driver.convergence.map((c) => c.ms);
+      times.push(
+        `${f}: ${ms} ms (api ready ${driver.timings.apiReady} ms, agents ready ${driver.timings.agentsReady} ms, convergence max ${Math.max(...steps)} ms)`,
+      );
+      t.comment(times.at(-1)!);
+    });
+  }
+  t.teardown(() => {
+    if (times.length > 0) console.error(`# API path times\n${times.map((l) => `#   ${l}`).join('\n')}`);
+  });
+}
