@@ -10,7 +10,9 @@ import { Lab } from '../../src/lab/lab.ts';
 import { requireBinaries, skipUnlessRoot } from './_helpers.ts';
 
 const manifestDir = resolve(import.meta.dirname, '../../daemonset');
-const manifests = readdirSync(manifestDir)
+// Every manifest, also in subdirectories (daemonset/cleanup/): what `kubectl apply -R -f daemonset/` sends.
+const manifests = readdirSync(manifestDir, { recursive: true })
+  .map(String)
   .filter((f) => /\.ya?ml$/.test(f))
   .sort();
 
