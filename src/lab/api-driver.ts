@@ -355,12 +355,10 @@ export class ApiScenarioDriver implements ScenarioDriver {
 
   async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
     const outcomes = await probeInLab(this.lab!, world, probes);
-    if (outcomes.some((o) => o.allowed !== o.probe.expectAllow)) {
-      // What the agents did is the first thing to read when the API path disagrees with the model.
-      const extra = `\n${this.diagnostics()}`;
-      for (const o of outcomes)
-        if (o.allowed !== o.probe.expectAllow) o.explanation = `${o.explanation ?? ''}${extra}`;
-    }
+    const first = outcomes.find((o) => o.allowed !== o.probe.expectAllow);
+    // What the agents did is the first thing to read when the API path disagrees with the model (once per
+    // step: a matrix may have many wrong cells).
+    if (first) first.explanation = `${first.explanation ?? ''}\n${this.diagnostics()}`;
     return outcomes;
   }
 
