@@ -46,6 +46,7 @@ export class Agent {
   private server: Server | undefined;
   private verifyTimer: NodeJS.Timeout | undefined;
   private readonly loggedIssues = new Set<string>();
+  private readonly normalized = new WeakMap<object, unknown>();
   private syncedOnce = false;
   private lastError: string | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -88,14 +89,25 @@ export class Agent {
     return this.syncedOnce && this.store.live && this.lastError === undefined;
   }
 
-  /** The store's objects as normalized state; an object that cannot be used is logged once and skipped. */
+  /**
+   * The store's objects as normalized state; an object that cannot be used is logged once and skipped.
+   * Normalized objects are cached by identity: the store replaces an object when it changes, so a sync
+   * only normalizes what changed since the last one.
+   */
   private state(): ClusterState {
     const o = this.store.objects();
     const keep = <T>(items: unknown[], fn: (x: unknown) => T, kind: string): T[] => {
       const out: T[] = [];
       for (const item of items) {
+        const cached = this.normalized.get(item as object);
+        if (cached !== undefined) {
+          out.push(cached as T);
+          continue;
+        }
         try {
-          out.push(fn(item));
+          const n = fn(item);
+          this.normalized.set(item as object, n);
+          out.push(n);
         } catch (error) {
           this.logIssueOnce(`${kind}: ${(error as Error).message}`);
         }
@@ -139,7 +151,8 @@ export class Agent {
       this.metrics.invalidObjects.set(result.issues.length);
       for (const issue of result.issues) this.logIssueOnce(formatIssue(issue));
       this.recordWatchMetrics();
-      if (result.kind !== 'none') {
+      if (result.kind === 'none') this.log.debug({ ms: Math.round(result.ms) }, 'nothing to change');
+      else {
         this.log.info(
           {
             sync: result.kind,

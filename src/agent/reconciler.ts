@@ -1,10 +1,10 @@
 // Level-triggered reconcile of one node: cluster state -> plan -> desired table -> diff against what this
 // reconciler last programmed -> one atomic transaction. No watching and no timers here (the agent loop
 // and the lab drive it); the kernel is reached only through a Programmer.
-import { type DesiredState, desiredState } from '../compile/desired.ts';
+import { DesiredCache, type DesiredState, desiredState } from '../compile/desired.ts';
 import { type DiffCounts, diffTransaction, fullTransaction } from '../compile/diff.ts';
 import { compareTable } from '../compile/verify.ts';
-import { Planner } from '../policy/plan.ts';
+import { PlanCache, Planner } from '../policy/plan.ts';
 import type { ClusterState, ValidationIssue } from '../policy/types.ts';
 import type { CommitInfo, Programmer } from './programmer.ts';
 
@@ -34,6 +34,10 @@ export class NodeReconciler {
   readonly nodeName: string;
   private readonly programmer: Programmer;
   private programmed: DesiredState | undefined;
+  /** Unchanged peer sets and chains are reused from sync to sync (only useful when the caller reuses
+   *  normalized Pod objects between syncs, as the agent does). */
+  private readonly planCache = new PlanCache();
+  private readonly desiredCache = new DesiredCache();
 
   constructor(nodeName: string, programmer: Programmer) {
     this.nodeName = nodeName;
@@ -52,8 +56,8 @@ export class NodeReconciler {
    */
   async sync(state: ClusterState, options: { full?: boolean } = {}): Promise<SyncResult> {
     const start = performance.now();
-    const plan = new Planner(state).planNode(this.nodeName);
-    const next = desiredState(plan);
+    const plan = new Planner(state, this.planCache).planNode(this.nodeName);
+    const next = desiredState(plan, this.desiredCache);
     let kind: SyncResult['kind'];
     let counts: DiffCounts | undefined;
     let tx: ReturnType<typeof fullTransaction>;

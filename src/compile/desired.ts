@@ -164,17 +164,67 @@ function buildDirectionChain(
   direction: Direction,
   plan: DirectionPlan,
   sets: Map<string, PlanSet>,
+  cache: DesiredCache,
 ): string {
   const key = chainKey(direction, plan);
   const name = `${direction === 'ingress' ? 'in' : 'eg'}-${hash(key)}`;
   if (state.chains.has(name)) return name;
+  const inputs = plan.allows.map((a) => (a.set === undefined ? undefined : sets.get(a.set)));
+  if (cache.restore(state, name, inputs)) return name;
+  buildChainContent(state, direction, plan, sets, name);
+  cache.record(state, name, inputs);
+  return name;
+}
+
+/**
+ * Keeps each pod chain's output (the chain and its sets) from one desired state to the next: when the
+ * plan sets it was built from are the very same objects (see PlanCache), the output objects are reused,
+ * and the diff skips them by identity. Owned by a long-lived caller (the reconciler).
+ */
+export class DesiredCache {
+  private previous = new Map<string, { inputs: unknown[]; chain: DesiredChain; sets: DesiredSet[] }>();
+  private current = new Map<string, { inputs: unknown[]; chain: DesiredChain; sets: DesiredSet[] }>();
+
+  restore(state: DesiredState, name: string, inputs: unknown[]): boolean {
+    const old = this.previous.get(name);
+    if (!old || old.inputs.length !== inputs.length || !old.inputs.every((x, i) => x === inputs[i]))
+      return false;
+    state.chains.set(name, old.chain);
+    for (const s of old.sets) state.sets.set(s.name, s);
+    this.current.set(name, old);
+    return true;
+  }
+
+  record(state: DesiredState, name: string, inputs: unknown[]): void {
+    const sets = CHAIN_SET_SUFFIXES.map((x) => state.sets.get(`${name}${x}`)).filter(
+      (x): x is DesiredSet => x !== undefined,
+    );
+    this.current.set(name, { inputs, chain: state.chains.get(name)!, sets });
+  }
+
+  /** Ends a build: chains it did not use are dropped. */
+  rotate(): void {
+    this.previous = this.current;
+    this.current = new Map();
+  }
+}
+
+const CHAIN_SET_SUFFIXES = ['-a4', '-a6', '-p', '-c4', '-c6'];
+
+function buildChainContent(
+  state: DesiredState,
+  direction: Direction,
+  plan: DirectionPlan,
+  sets: Map<string, PlanSet>,
+  name: string,
+): void {
   const verdict = direction === 'ingress' ? 'accept' : 'return';
   const rules: RuleSpec[] = [];
   const comment = `${direction} isolated by ${[...new Set(plan.isolatedBy)].join(', ')}`;
   if (plan.allowAll) {
     rules.push({ kind: 'final', verdict, counter: false, comment: 'a rule allows every peer and port' });
     state.chains.set(name, { name, base: false, rules, comment });
-    return name;
+    return;
   }
   const anyPort: AddressRange[] = [];
   const protoPorts: PortRange[] = [];
@@ -280,11 +330,10 @@ function buildDirectionChain(
   }
   rules.push({ kind: 'final', verdict: 'drop', counter: true, comment: undefined });
   state.chains.set(name, { name, base: false, rules, comment });
-  return name;
 }
 
 /** The whole desired state of a node's table. */
-export function desiredState(plan: NodePlan): DesiredState {
+export function desiredState(plan: NodePlan, cache: DesiredCache = new DesiredCache()): DesiredState {
   const state: DesiredState = { chains: new Map(), sets: new Map(), podChains: new Map() };
   const planSets = new Map(plan.sets.map((s) => [s.id, s]));
   const local: Record<4 | 6, string[]> = { 4: [], 6: [] };
@@ -294,8 +343,8 @@ export function desiredState(plan: NodePlan): DesiredState {
   };
   for (const pod of plan.pods) {
     const chains = {
-      ingress: pod.ingress && buildDirectionChain(state, 'ingress', pod.ingress, planSets),
-      egress: pod.egress && buildDirectionChain(state, 'egress', pod.egress, planSets),
+      ingress: pod.ingress && buildDirectionChain(state, 'ingress', pod.ingress, planSets, cache),
+      egress: pod.egress && buildDirectionChain(state, 'egress', pod.egress, planSets, cache),
     };
     state.podChains.set(pod.key, chains);
     for (const a of pod.addresses) {
@@ -353,6 +402,7 @@ export function desiredState(plan: NodePlan): DesiredState {
     rules: base,
     comment: 'tollgate: NetworkPolicy for pod traffic',
   });
+  cache.rotate();
   return state;
 }
 

@@ -95,7 +95,8 @@ export function diffTransaction(
   // 2. Element changes of surviving sets and maps: deletes first, then adds (maps may jump to new chains).
   for (const s of sorted(next.sets.values())) {
     const old = prev.sets.get(s.name);
-    if (!old) continue;
+    // The same element collection (reused through DesiredCache) cannot differ: skip without comparing.
+    if (!old || old.elements === s.elements) continue;
     const removed = [...old.elements].filter((e) => !s.elements.has(e));
     const added = [...s.elements].filter((e) => !old.elements.has(e));
     if (removed.length > 0) tx.deleteElements(setObject(s), removed);

@@ -1,7 +1,7 @@
 // IP addresses, CIDRs and address ranges as bigints for both families; pure arithmetic, no I/O.
 // Parsing is delegated to ip-num; formatting follows RFC 5952 so IPv6 text matches what nft and ip print.
 import { isIPv4, isIPv6 } from 'node:net';
-import { IPv4, IPv6 } from 'ip-num';
+import { IPv6 } from 'ip-num';
 
 export type Family = 4 | 6;
 
@@ -22,15 +22,20 @@ export const familyBits = (family: Family): number => (family === 4 ? 32 : 128);
 /** Parses an IPv4 or IPv6 address; returns undefined for anything else (callers name the field). */
 export function parseAddress(text: string): Address | undefined {
   const s = text.trim();
-  if (isIPv4(s)) return { family: 4, value: IPv4.fromString(s).getValue() };
+  // IPv4 is parsed by hand: it is on the agent's hot path (every pod address), and isIPv4 has already
+  // validated the dotted-quad form.
+  if (isIPv4(s)) {
+    const [a, b, c, d] = s.split('.').map(Number) as [number, number, number, number];
+    return { family: 4, value: BigInt(((a << 24) >>> 0) + (b << 16) + (c << 8) + d) };
+  }
   if (isIPv6(s) && !s.includes('%')) return { family: 6, value: IPv6.fromString(s).getValue() };
   return undefined;
 }
 
 export function formatAddress(address: Address): string {
   if (address.family === 4) {
-    const v = address.value;
-    return [24n, 16n, 8n, 0n].map((shift) => ((v >> shift) & 0xffn).toString()).join('.');
+    const v = Number(address.value);
+    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
   }
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((address.value >> BigInt(i * 16)) & 0xffffn));

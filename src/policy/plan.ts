@@ -109,31 +109,83 @@ function mergePorts(ranges: PortRange[]): PortRange[] {
   return out;
 }
 
+/**
+ * Keeps plan sets from one plan to the next: a set whose members are the very same (normalized) Pod
+ * objects as before is returned as the same PlanSet object, so the compiler can skip it by identity.
+ * Owned by a long-lived caller (the reconciler); sets not used by the latest plan are forgotten.
+ */
+export class PlanCache {
+  private previous = new Map<string, { members: readonly Pod[] | undefined; set: PlanSet }>();
+  private current = new Map<string, { members: readonly Pod[] | undefined; set: PlanSet }>();
+
+  /** `members` undefined: the set's meaning alone fixes its content (ipBlocks). */
+  reuse(id: string, members: readonly Pod[] | undefined, build: () => PlanSet): PlanSet {
+    const old = this.current.get(id) ?? this.previous.get(id);
+    const same =
+      old !== undefined &&
+      (members === undefined
+        ? old.members === undefined
+        : old.members !== undefined &&
+          old.members.length === members.length &&
+          old.members.every((m, i) => m === members[i]));
+    if (old && same) {
+      this.current.set(id, old);
+      return old.set;
+    }
+    const set = build();
+    this.current.set(id, { members, set });
+    return set;
+  }
+
+  /** Ends a plan: what it did not use is dropped at the next rotation. */
+  rotate(): void {
+    this.previous = this.current;
+    this.current = new Map();
+  }
+}
+
 /** Builds plans; one planner per cluster state, reusable for every node. */
 export class Planner {
   readonly index: ClusterIndex;
   private readonly sets = new Map<string, PlanSet>();
+  private readonly cache: PlanCache;
 
-  constructor(stateOrIndex: ClusterState | ClusterIndex) {
+  constructor(stateOrIndex: ClusterState | ClusterIndex, cache: PlanCache = new PlanCache()) {
     this.index = stateOrIndex instanceof ClusterIndex ? stateOrIndex : new ClusterIndex(stateOrIndex);
+    this.cache = cache;
   }
 
-  private addressSet(meaning: string, ranges: () => AddressRange[]): string {
+  private addressSet(
+    meaning: string,
+    members: readonly Pod[] | undefined,
+    ranges: () => AddressRange[],
+  ): string {
     const id = setId('a', meaning);
-    if (!this.sets.has(id))
-      this.sets.set(id, { id, kind: 'addresses', description: meaning, ranges: mergeRanges(ranges()) });
+    if (!this.sets.has(id)) {
+      const build = (): PlanSet => ({
+        id,
+        kind: 'addresses',
+        description: meaning,
+        ranges: mergeRanges(ranges()),
+      });
+      this.sets.set(id, this.cache.reuse(id, members, build));
+    }
     return id;
   }
 
   private addressPortSet(meaning: string, members: () => Pod[], name: string, protocol: Protocol): string {
     const id = setId('n', meaning);
     if (!this.sets.has(id)) {
-      const entries: AddressPort[] = [];
-      for (const pod of members()) {
-        const cp = pod.ports.find((p) => p.name === name && p.protocol === protocol);
-        if (cp) for (const address of pod.ips) entries.push({ address, protocol, port: cp.port });
-      }
-      this.sets.set(id, { id, kind: 'address-ports', description: meaning, entries });
+      const pods = members();
+      const build = (): PlanSet => {
+        const entries: AddressPort[] = [];
+        for (const pod of pods) {
+          const cp = pod.ports.find((p) => p.name === name && p.protocol === protocol);
+          if (cp) for (const address of pod.ips) entries.push({ address, protocol, port: cp.port });
+        }
+        return { id, kind: 'address-ports', description: meaning, entries };
+      };
+      this.sets.set(id, this.cache.reuse(id, pods, build));
     }
     return id;
   }
@@ -141,10 +193,11 @@ export class Planner {
   private peerSet(peer: Peer, policyNamespace: string): string {
     if (peer.kind === 'ipBlock') {
       const meaning = `ipBlock ${peer.cidr}${peer.except.length ? ` except [${peer.except.join(', ')}]` : ''}`;
-      return this.addressSet(meaning, () => peer.ranges);
+      return this.addressSet(meaning, undefined, () => peer.ranges);
     }
-    return this.addressSet(podPeerKey(peer, policyNamespace), () =>
-      this.index.podPeerMembers(peer, policyNamespace).flatMap((p) => p.ips.map(addressRange)),
+    const members = this.index.podPeerMembers(peer, policyNamespace);
+    return this.addressSet(podPeerKey(peer, policyNamespace), members, () =>
+      members.flatMap((p) => p.ips.map(addressRange)),
     );
   }
 
@@ -271,6 +324,7 @@ export class Planner {
       for (const d of [p.ingress, p.egress]) for (const a of d?.allows ?? []) if (a.set) used.add(a.set);
     const sets = [...used].sort().map((id) => this.sets.get(id)!);
     const issues = this.index.state.policies.flatMap((p) => p.issues);
+    this.cache.rotate();
     return {
       node: nodeName,
       nodeAddresses: node?.addresses ?? [],
