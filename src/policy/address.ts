@@ -155,4 +155,5 @@ export function formatRange(range: AddressRange): string {
   return `${first}-${formatAddress({ family: range.family, value: range.last })}`;
 }
 
-export const addressKey = (a: Address): string => `${a.family}:${a.value.toString(16)}`;
+/** A Map key for an address: a bigint, IPv6 values shifted above every IPv4 value (no string building). */
+export const addressKey = (a: Address): bigint => (a.family === 4 ? a.value : a.value + (1n << 32n));

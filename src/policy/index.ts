@@ -33,8 +33,8 @@ export class ClusterIndex {
   readonly state: ClusterState;
   readonly livePods: Pod[];
   private readonly podsByNamespace = new Map<string, Pod[]>();
-  private readonly podsByAddress = new Map<string, Pod>();
-  private readonly nodesByAddress = new Map<string, Node>();
+  private readonly podsByAddress = new Map<bigint, Pod>();
+  private readonly nodesByAddress = new Map<bigint, Node>();
   private readonly nodesByName = new Map<string, Node>();
   private readonly policiesByNamespace = new Map<string, Policy[]>();
   private readonly namespaceSelection = new Map<string, Set<string>>();

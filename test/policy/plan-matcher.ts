@@ -6,7 +6,7 @@ import type { DirectionPlan, NodePlan, PlanAllow, PlanSet, PodPlan } from '../..
 const PORT_PROTOCOLS = ['TCP', 'UDP', 'SCTP'];
 
 export class PlanMatcher {
-  private readonly pods = new Map<string, { node: NodePlan; pod: PodPlan }>();
+  private readonly pods = new Map<bigint, { node: NodePlan; pod: PodPlan }>();
   private readonly sets = new Map<string, PlanSet>();
 
   constructor(plans: NodePlan[]) {
