@@ -47,6 +47,7 @@ export class Agent {
   private verifyTimer: NodeJS.Timeout | undefined;
   private readonly loggedIssues = new Set<string>();
   private readonly normalized = new WeakMap<object, unknown>();
+  private verifyDue = false;
   private syncedOnce = false;
   private lastError: string | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -71,7 +72,11 @@ export class Agent {
     // programmed before every kind has been listed, and that sync replaces the table in one batch.
     this.store.start();
     if (this.options.metricsAddr) await this.listen(this.options.metricsAddr);
-    this.verifyTimer = setInterval(() => void this.verify(), this.options.verifyIntervalMs);
+    // Verification goes through the runner like every sync: never two batches in flight.
+    this.verifyTimer = setInterval(() => {
+      this.verifyDue = true;
+      this.runner.request();
+    }, this.options.verifyIntervalMs);
     this.verifyTimer.unref();
   }
 
@@ -170,6 +175,10 @@ export class Agent {
       this.syncedOnce = true;
       this.lastError = undefined;
       this.failures = 0;
+      if (this.verifyDue) {
+        this.verifyDue = false;
+        await this.verify();
+      }
     } catch (error) {
       this.failures++;
       this.lastError = (error as Error).message;
@@ -200,12 +209,8 @@ export class Agent {
   /** Full comparison with the kernel; a difference (someone changed our table) is repaired in one batch. */
   private async verify(): Promise<void> {
     if (!this.syncedOnce) return;
-    const reconciler = this.reconciler as NodeReconciler & {
-      verify?: () => Promise<{ drift: boolean; detail?: string }>;
-    };
-    if (!reconciler.verify) return;
     try {
-      const r = await reconciler.verify();
+      const r = await this.reconciler.verify();
       if (r.drift)
         this.log.warn({ detail: r.detail }, 'the table differed from what was programmed; repaired');
     } catch (error) {
