@@ -4,12 +4,9 @@
 import { ApiScenarioDriver } from '../lab/api-driver.ts';
 import { demoSpec, Lab, listLabs, sweepLabs } from '../lab/index.ts';
 import { LabScenarioDriver } from '../lab/scenario.ts';
-import { loadScenario } from '../scenario/parse.ts';
-import { runScenario } from '../scenario/probes.ts';
-import { formatScenarioReport, formatTotals } from '../scenario/report.ts';
 import { UsageError } from '../util/errors.ts';
 import { type Command, type CommandIO, parseCommandArgs } from './command.ts';
-import { expandScenarioPaths } from './paths.ts';
+import { runScenarioFiles } from './scenarios.ts';
 
 export interface LabSubcommand {
   summary: string;
@@ -115,17 +112,8 @@ const run: LabSubcommand = {
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(labCommand, argv, { api: { type: 'boolean' } });
     if (positionals.length === 0) throw new UsageError(`no scenario given\n\n${this.usage}`);
-    let passed = 0;
-    let failed = 0;
-    for (const file of expandScenarioPaths(positionals)) {
-      const driver = values.api ? new ApiScenarioDriver() : new LabScenarioDriver();
-      const report = await runScenario(loadScenario(file), driver);
-      io.out(formatScenarioReport(report, { matrices: true }));
-      passed += report.passed;
-      failed += report.failed;
-    }
-    io.out(formatTotals(passed, failed));
-    return failed === 0 ? 0 : 1;
+    const makeDriver = () => (values.api ? new ApiScenarioDriver() : new LabScenarioDriver());
+    return runScenarioFiles(positionals, makeDriver, io, { matrices: true });
   },
 };
 

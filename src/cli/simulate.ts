@@ -1,11 +1,8 @@
 // `tollgate simulate SCENARIO...`: runs scenario files against the policy model (no privileges needed).
 import { modelDriver } from '../scenario/model.ts';
-import { loadScenario } from '../scenario/parse.ts';
-import { runScenario } from '../scenario/probes.ts';
-import { formatScenarioReport, formatTotals } from '../scenario/report.ts';
 import { UsageError } from '../util/errors.ts';
 import { type Command, parseCommandArgs } from './command.ts';
-import { expandScenarioPaths } from './paths.ts';
+import { runScenarioFiles } from './scenarios.ts';
 
 export const simulateCommand: Command = {
   name: 'simulate',
@@ -24,15 +21,6 @@ export const simulateCommand: Command = {
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(this, argv, { matrices: { type: 'boolean' } });
     if (positionals.length === 0) throw new UsageError(`no scenario given\n\n${this.usage}`);
-    let passed = 0;
-    let failed = 0;
-    for (const file of expandScenarioPaths(positionals)) {
-      const report = await runScenario(loadScenario(file), modelDriver);
-      io.out(formatScenarioReport(report, { matrices: values.matrices === true }));
-      passed += report.passed;
-      failed += report.failed;
-    }
-    io.out(formatTotals(passed, failed));
-    return failed === 0 ? 0 : 1;
+    return runScenarioFiles(positionals, () => modelDriver, io, { matrices: values.matrices === true });
   },
 };

@@ -1,0 +1,52 @@
+// Scenario files on the command line: expands arguments (directories to their .yaml/.yml files, sorted)
+// and runs them through a driver with the shared report and closing `N passed, N failed` line.
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadScenario } from '../scenario/parse.ts';
+import { runScenario, type ScenarioDriver } from '../scenario/probes.ts';
+import { formatScenarioReport, formatTotals } from '../scenario/report.ts';
+import { UsageError } from '../util/errors.ts';
+import type { CommandIO } from './command.ts';
+
+export function expandScenarioPaths(args: string[]): string[] {
+  const out: string[] = [];
+  for (const arg of args) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(arg).isDirectory();
+    } catch {
+      throw new UsageError(`${arg}: no such file or directory`);
+    }
+    if (!isDir) {
+      out.push(arg);
+      continue;
+    }
+    const found = readdirSync(arg, { recursive: true })
+      .map(String)
+      .filter((f) => /\.ya?ml$/.test(f) && !f.split('/').some((part) => part.startsWith('.')))
+      .filter((f) => !/(^|\/)README/i.test(f))
+      .sort()
+      .map((f) => join(arg, f));
+    out.push(...found);
+  }
+  return out;
+}
+
+/** Runs every scenario (a new driver each), prints each report and the totals; returns the exit status. */
+export async function runScenarioFiles(
+  args: string[],
+  makeDriver: () => ScenarioDriver,
+  io: CommandIO,
+  options: { matrices: boolean },
+): Promise<number> {
+  let passed = 0;
+  let failed = 0;
+  for (const file of expandScenarioPaths(args)) {
+    const report = await runScenario(loadScenario(file), makeDriver());
+    io.out(formatScenarioReport(report, options));
+    passed += report.passed;
+    failed += report.failed;
+  }
+  io.out(formatTotals(passed, failed));
+  return failed === 0 ? 0 : 1;
+}
