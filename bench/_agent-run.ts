@@ -4,6 +4,7 @@ import { Agent } from '../src/agent/agent.ts';
 import { type CommitInfo, NetlinkProgrammer } from '../src/agent/programmer.ts';
 import type { Transaction } from '../src/nft/index.ts';
 import { FakeApi } from '../test/k8s/fake-api.ts';
+import { syntheticPolicy } from './_synthetic.ts';
 
 const PODS = Number(process.env.BENCH_PODS ?? 10_000);
 const POLICIES = Number(process.env.BENCH_POLICIES ?? 1_000);
@@ -43,27 +44,7 @@ function policyObject(p: number) {
       spec: { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { role: 'peer' } } }] }] },
     };
   }
-  const shape = p % 3;
-  const spec: Record<string, unknown> = { podSelector: { matchLabels: { app: `app${p % 40}` } } };
-  if (shape === 0)
-    spec.ingress = [
-      {
-        from: [{ podSelector: { matchLabels: { tier: `tier${p % 5}` } } }],
-        ports: [{ port: 8000 + (p % 3) }],
-      },
-    ];
-  if (shape === 1)
-    spec.ingress = [
-      { from: [{ namespaceSelector: { matchLabels: { team: `t${p % 7}` } } }], ports: [{ port: 'http' }] },
-    ];
-  if (shape === 2) {
-    spec.policyTypes = ['Ingress', 'Egress'];
-    spec.ingress = [{ from: [{ ipBlock: { cidr: `203.0.${p % 256}.0/24` } }] }];
-    spec.egress = [
-      { to: [{ podSelector: { matchLabels: { app: `app${(p + 1) % 40}` } } }], ports: [{ port: 'http' }] },
-    ];
-  }
-  return { metadata: { namespace: `ns${p % NAMESPACES}` }, spec };
+  return syntheticPolicy(p, NAMESPACES);
 }
 
 const api = new FakeApi();

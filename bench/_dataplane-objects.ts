@@ -2,6 +2,7 @@
 // the two enforced lab nodes and 10,000 pods that exist only as API objects, plus the policies of each shape.
 // Pure data, no I/O: bench/dataplane.ts feeds these objects to the enforcers.
 import type { ClusterObjects } from '../src/policy/normalize.ts';
+import { syntheticPolicy } from './_synthetic.ts';
 
 export const FAKE_PODS = 10_000;
 const NAMESPACES = 50;
@@ -129,38 +130,7 @@ export function baseObjects(real: RealPod[]): Omit<ClusterObjects, 'policies'> {
  * pods live in namespace `bench`, which no policy of this shape selects.
  */
 export function otherPodsPolicies(count: number): unknown[] {
-  return Array.from({ length: count }, (_, p) => {
-    const spec: Record<string, unknown> = { podSelector: { matchLabels: { app: `app${p % 40}` } } };
-    const shape = p % 4;
-    if (shape === 0)
-      spec.ingress = [
-        {
-          from: [{ podSelector: { matchLabels: { tier: `tier${p % 5}` } } }],
-          ports: [{ port: 8000 + (p % 3) }],
-        },
-      ];
-    if (shape === 1)
-      spec.ingress = [
-        { from: [{ namespaceSelector: { matchLabels: { team: `t${p % 7}` } } }], ports: [{ port: 'http' }] },
-      ];
-    if (shape === 2)
-      spec.ingress = [
-        { from: [{ ipBlock: { cidr: `203.0.${p % 256}.0/24`, except: [`203.0.${p % 256}.128/25`] } }] },
-      ];
-    if (shape === 3) {
-      spec.policyTypes = ['Ingress', 'Egress'];
-      spec.ingress = [
-        { from: [{ namespaceSelector: {}, podSelector: { matchLabels: { tier: `tier${p % 5}` } } }] },
-      ];
-      spec.egress = [
-        {
-          to: [{ podSelector: { matchLabels: { app: `app${(p + 1) % 40}` } } }],
-          ports: [{ port: 'http' }, { port: 53, protocol: 'UDP' }],
-        },
-      ];
-    }
-    return { metadata: { name: `np${p}`, namespace: `ns${p % NAMESPACES}` }, spec };
-  });
+  return Array.from({ length: count }, (_, p) => syntheticPolicy(p, NAMESPACES));
 }
 
 /**

@@ -5,6 +5,7 @@ import { endpointAt, evaluate } from '../src/policy/evaluate.ts';
 import { ClusterIndex } from '../src/policy/index.ts';
 import { normalizeNamespace, normalizeNode, normalizePod, normalizePolicy } from '../src/policy/normalize.ts';
 import { Planner } from '../src/policy/plan.ts';
+import { syntheticPolicy } from './_synthetic.ts';
 
 const PODS = 10_000;
 const POLICIES = 1_000;
@@ -36,38 +37,7 @@ function objects() {
       status: { phase: 'Running', podIPs: [{ ip }, { ip: `fd00::${i.toString(16)}` }] },
     };
   });
-  const policies = Array.from({ length: POLICIES }, (_, p) => {
-    const shape = p % 4;
-    const spec: Record<string, unknown> = { podSelector: { matchLabels: { app: `app${p % 40}` } } };
-    if (shape === 0)
-      spec.ingress = [
-        {
-          from: [{ podSelector: { matchLabels: { tier: `tier${p % 5}` } } }],
-          ports: [{ port: 8000 + (p % 3) }],
-        },
-      ];
-    if (shape === 1)
-      spec.ingress = [
-        { from: [{ namespaceSelector: { matchLabels: { team: `t${p % 7}` } } }], ports: [{ port: 'http' }] },
-      ];
-    if (shape === 2)
-      spec.ingress = [
-        { from: [{ ipBlock: { cidr: `203.0.${p % 256}.0/24`, except: [`203.0.${p % 256}.128/25`] } }] },
-      ];
-    if (shape === 3) {
-      spec.policyTypes = ['Ingress', 'Egress'];
-      spec.ingress = [
-        { from: [{ namespaceSelector: {}, podSelector: { matchLabels: { tier: `tier${p % 5}` } } }] },
-      ];
-      spec.egress = [
-        {
-          to: [{ podSelector: { matchLabels: { app: `app${(p + 1) % 40}` } } }],
-          ports: [{ port: 'http' }, { port: 53, protocol: 'UDP' }],
-        },
-      ];
-    }
-    return { metadata: { name: `np${p}`, namespace: `ns${p % NAMESPACES}` }, spec };
-  });
+  const policies = Array.from({ length: POLICIES }, (_, p) => syntheticPolicy(p, NAMESPACES));
   const nodes = [
     { metadata: { name: 'n1' }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.1' }] } },
   ];
