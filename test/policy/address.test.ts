@@ -1,0 +1,90 @@
+// Address parsing and formatting against ip-num as the reference (property), CIDR masking, and range
+// arithmetic (merge, subtract) checked point by point.
+import fc from 'fast-check';
+import { IPv4, IPv6 } from 'ip-num';
+import t from 'tap';
+import {
+  formatAddress,
+  mergeRanges,
+  parseAddress,
+  parseCidr,
+  rangeContains,
+  subtractRanges,
+} from '../../src/policy/address.ts';
+
+t.test('parse(format(x)) === x and both agree with ip-num, IPv4 and IPv6 (property)', async (t) => {
+  const v6 = fc.bigInt({ min: 0n, max: (1n << 128n) - 1n });
+  const sparse6 = fc
+    .array(fc.constantFrom(0, 0, 0, 1, 0xffff, 0x10, 0xfd00), { minLength: 8, maxLength: 8 })
+    .map((gs) => gs.reduce((v, g) => (v << 16n) | BigInt(g), 0n));
+  fc.assert(
+    fc.property(fc.oneof(v6, sparse6), (value) => {
+      const text = formatAddress({ family: 6, value });
+      const back = parseAddress(text);
+      return back?.family === 6 && back.value === value && IPv6.fromString(text).getValue() === value;
+    }),
+    { numRuns: 3000, seed: 11 },
+  );
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 2 ** 32 - 1 }), (n) => {
+      const text = formatAddress({ family: 4, value: BigInt(n) });
+      return parseAddress(text)?.value === BigInt(n) && IPv4.fromString(text).getValue() === BigInt(n);
+    }),
+    { numRuns: 3000, seed: 12 },
+  );
+  for (const text of [
+    '::',
+    '::1',
+    '::ffff:1.2.3.4',
+    '64:ff9b::192.0.2.33',
+    '1::2:3:4.5.6.7',
+    'fd00:10:244:1::a',
+  ]) {
+    t.equal(parseAddress(text)?.value, IPv6.fromString(text).getValue(), text);
+  }
+  t.same(
+    ['1.2.3', '256.1.1.1', 'fe80::1%eth0', 'x'].map(parseAddress),
+    [undefined, undefined, undefined, undefined],
+    'invalid inputs',
+  );
+  t.equal(formatAddress(parseAddress('fd00:0:0:0:0:0:0:1')!), 'fd00::1', 'RFC 5952 compression');
+  t.equal(
+    formatAddress(parseAddress('1:0:0:2:0:0:0:3')!),
+    '1:0:0:2::3',
+    'the longest zero run is compressed',
+  );
+});
+
+t.test('CIDRs: host bits masked, prefixes validated', async (t) => {
+  const c = parseCidr('10.10.1.12/24');
+  t.same(typeof c === 'string' ? c : [c.prefix, formatAddress({ family: 4, value: c.network })], [
+    24,
+    '10.10.1.0',
+  ]);
+  t.type(parseCidr('10.0.0.0/33'), 'string');
+  t.type(parseCidr('fd00::/129'), 'string');
+  t.type(parseCidr('10.0.0.0'), 'string');
+});
+
+t.test('merge and subtract ranges agree with point membership (property)', async (t) => {
+  const range = fc
+    .tuple(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: 8 }))
+    .map(([a, len]) => ({ family: 4 as const, first: BigInt(a), last: BigInt(a + len) }));
+  fc.assert(
+    fc.property(fc.array(range, { maxLength: 6 }), fc.array(range, { maxLength: 4 }), (ranges, holes) => {
+      const merged = mergeRanges(ranges);
+      const rest = subtractRanges(ranges, holes);
+      for (let v = 0n; v <= 70n; v++) {
+        const a = { family: 4 as const, value: v };
+        const inAny = ranges.some((r) => rangeContains(r, a));
+        if (merged.some((r) => rangeContains(r, a)) !== inAny) return false;
+        if (rest.some((r) => rangeContains(r, a)) !== (inAny && !holes.some((h) => rangeContains(h, a))))
+          return false;
+      }
+      // merged ranges are disjoint and not adjacent
+      return merged.every((r, i) => i === 0 || r.first > merged[i - 1]!.last + 1n);
+    }),
+    { numRuns: 1000, seed: 13 },
+  );
+  t.pass('1000 random range sets');
+});
