@@ -9,7 +9,7 @@ import { Parser, type Result } from 'tap-parser';
  * The coverage floor for all of src/ together. Kernel-facing code runs partly in child processes inside
  * network namespaces, so 100% is not a useful goal; below these numbers untested code is creeping in.
  */
-const FLOOR = { lines: 85, branches: 75, functions: 85 };
+const FLOOR = { lines: 90, branches: 80, functions: 90 };
 
 let passed = 0;
 let failed = 0;
