@@ -28,13 +28,7 @@ export interface AgentOptions {
   relistIntervalMs: number;
 }
 
-export const DEFAULT_AGENT_OPTIONS = {
-  metricsAddr: '127.0.0.1:9808',
-  minSyncIntervalMs: 20,
-  verifyIntervalMs: 60_000,
-  watchQuietMs: 120_000,
-  relistIntervalMs: 600_000,
-} as const;
+export { DEFAULT_AGENT_OPTIONS } from './options.ts';
 
 export class Agent {
   readonly options: AgentOptions;

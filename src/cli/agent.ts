@@ -1,9 +1,9 @@
 // `tollgate agent`: runs the per-node agent until SIGTERM/SIGINT. Parses flags, builds the parts, and
 // leaves the node's table in place on exit (enforcement must not stop because the agent restarts).
 import { pino } from 'pino';
-import { Agent, DEFAULT_AGENT_OPTIONS } from '../agent/agent.ts';
+import { DEFAULT_AGENT_OPTIONS } from '../agent/options.ts';
 import { NetlinkProgrammer } from '../agent/programmer.ts';
-import { ApiClient, loadKubeConfig } from '../k8s/client.ts';
+import type { loadKubeConfig } from '../k8s/client.ts';
 import { UsageError } from '../util/errors.ts';
 import { type Command, parseCommandArgs } from './command.ts';
 
@@ -58,6 +58,9 @@ export const agentCommand: Command = {
     if (metricsAddr !== 'off' && !/^(\[[0-9a-f:]+\]|[^:]*):\d{1,5}$/i.test(metricsAddr)) {
       throw new UsageError(`--metrics-addr must be HOST:PORT or off, not '${metricsAddr}'`);
     }
+    // Loaded only when the agent runs: the Kubernetes client library is large and slow to load.
+    const { Agent } = await import('../agent/agent.ts');
+    const { ApiClient, loadKubeConfig } = await import('../k8s/client.ts');
     const log = pino({ level: values['log-level'] ?? 'info', base: { node: nodeName } });
     let kc: ReturnType<typeof loadKubeConfig>;
     try {

@@ -3,8 +3,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ApiClient, loadKubeConfig } from '../k8s/client.ts';
-import { listCluster } from '../k8s/store.ts';
+import type { ApiClient } from '../k8s/client.ts';
 import { type Address, parseAddress } from '../policy/address.ts';
 import { formatIssue } from '../policy/errors.ts';
 import { endpointAt, evaluate, explainVerdict } from '../policy/evaluate.ts';
@@ -128,6 +127,9 @@ export const explainCommand: Command = {
     } else if (values.manifests) {
       objects = readManifests(values.manifests);
     } else {
+      // Loaded only here: the Kubernetes client library is large and slow to load.
+      const { ApiClient, loadKubeConfig } = await import('../k8s/client.ts');
+      const { listCluster } = await import('../k8s/store.ts');
       let client: ApiClient;
       try {
         client = new ApiClient(loadKubeConfig(values.kubeconfig));

@@ -1,7 +1,6 @@
 // `tollgate lab up|run|down|list`: a small dispatcher over lab subcommands (add one entry to `subcommands` to
 // extend it, e.g. `lab run`). Argument handling and printing only; everything network is in src/lab.
 
-import { ApiScenarioDriver } from '../lab/api-driver.ts';
 import { demoSpec, Lab, listLabs, sweepLabs } from '../lab/index.ts';
 import { LabScenarioDriver } from '../lab/scenario.ts';
 import { UsageError } from '../util/errors.ts';
@@ -112,7 +111,11 @@ const run: LabSubcommand = {
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(labCommand, argv, { api: { type: 'boolean' } });
     if (positionals.length === 0) throw new UsageError(`no scenario given\n\n${this.usage}`);
-    const makeDriver = () => (values.api ? new ApiScenarioDriver() : new LabScenarioDriver());
+    // The API driver (and the Kubernetes client library it loads) only when asked for.
+    const ApiScenarioDriver = values.api
+      ? (await import('../lab/api-driver.ts')).ApiScenarioDriver
+      : undefined;
+    const makeDriver = () => (ApiScenarioDriver ? new ApiScenarioDriver() : new LabScenarioDriver());
     return runScenarioFiles(positionals, makeDriver, io, { matrices: true });
   },
 };

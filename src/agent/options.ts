@@ -1,0 +1,8 @@
+// The agent's defaults, importable without loading the agent (and the Kubernetes client) itself.
+export const DEFAULT_AGENT_OPTIONS = {
+  metricsAddr: '127.0.0.1:9808',
+  minSyncIntervalMs: 20,
+  verifyIntervalMs: 60_000,
+  watchQuietMs: 120_000,
+  relistIntervalMs: 600_000,
+} as const;
