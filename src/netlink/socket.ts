@@ -127,11 +127,16 @@ export class NfnlSocket {
       for (const s of seqs) this.waiters.delete(s);
       w.fail(new NetlinkError('E_NETLINK_IO', `no reply from the kernel within ${this.timeoutMs} ms`));
     }, this.timeoutMs);
-    return w.promise.finally(() => {
+    const p = w.promise.finally(() => {
       clearTimeout(timer);
       for (const s of seqs) this.waiters.delete(s);
       if (this.waiters.size === 0) this.sock.unref();
     });
+    // The kernel can answer (with an error) while the caller is still awaiting send(): mark the promise
+    // handled now so that such a reply is never an unhandled rejection, which would end the process. The
+    // caller awaits p afterwards and gets the error as usual.
+    p.catch(() => {});
+    return p;
   }
 
   /**

@@ -3,6 +3,7 @@
 
 import { Attrs, type Writer } from '../netlink/attr.ts';
 import { NFT_MSG, NFTA_RULE, NFTA_SET, NFTA_SET_ELEM_LIST } from '../netlink/constants.ts';
+import { NetlinkError } from '../netlink/errors.ts';
 import { NFGENMSG_LEN, type NlMessage } from '../netlink/message.ts';
 import type { NfnlSocket } from '../netlink/socket.ts';
 import { FAMILIES, type Family, familyFromNumber } from './family.ts';
@@ -83,13 +84,28 @@ export async function listSets(sock: NfnlSocket, filter: ListFilter = {}): Promi
   return out;
 }
 
-export async function listRuleset(sock: NfnlSocket, filter: ListFilter = {}): Promise<Ruleset> {
-  return {
-    tables: await listTables(sock, filter),
-    chains: await listChains(sock, filter),
-    sets: await listSets(sock, filter),
-    rules: await listRules(sock, filter),
-  };
+/**
+ * A consistent snapshot: the listing takes several dumps (tables, chains, sets and each set's elements,
+ * rules), and another process may commit in between (a set deleted between listing it and dumping its
+ * elements answers ENOENT). The generation is read before and after; if it moved, or a dump hit an
+ * object that just went away, the whole listing is taken again.
+ */
+export async function listRuleset(sock: NfnlSocket, filter: ListFilter = {}, attempts = 5): Promise<Ruleset> {
+  for (let attempt = 1; ; attempt++) {
+    const before = await sock.getGeneration();
+    try {
+      const ruleset = {
+        tables: await listTables(sock, filter),
+        chains: await listChains(sock, filter),
+        sets: await listSets(sock, filter),
+        rules: await listRules(sock, filter),
+      };
+      if ((await sock.getGeneration()) === before || attempt >= attempts) return ruleset;
+    } catch (error) {
+      const vanished = error instanceof NetlinkError && error.errno === 2;
+      if (!vanished || attempt >= attempts) throw error;
+    }
+  }
 }
 
 /** nft script that recreates a ruleset read back (tables, chains, sets with elements, then rules). */
