@@ -1,6 +1,7 @@
 // Address conventions of the lab (node, pod, host, router addresses and MACs): pure functions, no I/O.
 // Must not reach outside the documentation/pod ranges listed in shared/scenarios/README.md.
 import { isIPv4, isIPv6 } from 'node:net';
+import { layoutNode } from '../scenario/world.ts';
 import { LabError } from './errors.ts';
 import type { HostSpec, LabSpec, NodeSpec, PodSpec, PortSpec } from './types.ts';
 
@@ -20,14 +21,9 @@ export function nodeSpec(index: number): NodeSpec {
   if (!Number.isInteger(index) || index < 1 || index > 253) {
     throw new LabError('E_LAB_SPEC', `node index ${index} is outside 1..253`);
   }
-  return {
-    index,
-    name: `node${index}`,
-    ip4: `192.0.2.${index}`,
-    ip6: `2001:db8::${index}`,
-    podCIDR4: `10.244.${index}.0/24`,
-    podCIDR6: `fd00:10:244:${index}::/64`,
-  };
+  // The scenario layout owns the address plan (model and lab must agree at any node count); a
+  // standalone lab names its nodes nodeN.
+  return { ...layoutNode(index), name: `node${index}` };
 }
 
 /** `10.244.1.0/24` -> `10.244.1.`; only /24 networks are supported. */

@@ -1,5 +1,6 @@
 // The plain input of the lab (LabSpec) and the shapes it returns; data only, no behaviour.
-// Must not depend on scenario files: an adapter elsewhere turns a scenario into a LabSpec.
+// It reads no scenario files (an adapter turns a scenario into a LabSpec); the node shape is the scenario layout's.
+import type { LayoutNode } from '../scenario/world.ts';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 
@@ -8,17 +9,11 @@ export interface PortSpec {
   protocol: Protocol;
 }
 
-export interface NodeSpec {
-  /** N in node/N; also the host part of ip4/ip6 by convention (192.0.2.N, 2001:db8::N). */
-  index: number;
-  name: string;
-  ip4: string;
-  ip6: string;
-  /** 10.244.N.0/24: only /24 is supported. */
-  podCIDR4: string;
-  /** fd00:10:244:N::/64: only /64 written as `PREFIX::/64` is supported. */
-  podCIDR6: string;
-}
+/**
+ * A node: index N (node/N), name, 192.0.2.N and 2001:db8::N, pod CIDRs 10.244.N.0/24 (only /24) and
+ * fd00:10:244:N::/64 (only /64 written as `PREFIX::/64`). The same shape as the scenario layout's.
+ */
+export type NodeSpec = LayoutNode;
 
 export interface PodSpec {
   /** `namespace/name`. */
