@@ -3,7 +3,7 @@
 import { pino } from 'pino';
 import { DEFAULT_AGENT_OPTIONS } from '../agent/options.ts';
 import { NetlinkProgrammer } from '../agent/programmer.ts';
-import type { loadKubeConfig } from '../k8s/client.ts';
+import type { ClientConfig } from '../k8s/client.ts';
 import { UsageError } from '../util/errors.ts';
 import { type Command, parseCommandArgs } from './command.ts';
 
@@ -58,20 +58,22 @@ export const agentCommand: Command = {
     if (metricsAddr !== 'off' && !/^(\[[0-9a-f:]+\]|[^:]*):\d{1,5}$/i.test(metricsAddr)) {
       throw new UsageError(`--metrics-addr must be HOST:PORT or off, not '${metricsAddr}'`);
     }
-    // Loaded only when the agent runs: the Kubernetes client library is large and slow to load.
+    // Loaded only when the agent runs. In-cluster the client reads the service-account files itself; only
+    // --kubeconfig loads @kubernetes/client-node (large and slow to load) to parse the file.
     const { Agent } = await import('../agent/agent.ts');
-    const { ApiClient, loadKubeConfig } = await import('../k8s/client.ts');
+    const { ApiClient, loadClientConfig } = await import('../k8s/client.ts');
     const log = pino({ level: values['log-level'] ?? 'info', base: { node: nodeName } });
-    let kc: ReturnType<typeof loadKubeConfig>;
+    let config: ClientConfig;
     try {
-      kc = loadKubeConfig(values.kubeconfig);
+      // TOLLGATE_SERVICEACCOUNT_DIR: another directory than the pod's, for tests and benchmarks.
+      config = await loadClientConfig(values.kubeconfig, { dir: process.env.TOLLGATE_SERVICEACCOUNT_DIR });
     } catch (error) {
       throw new UsageError(
         `cannot load ${values.kubeconfig ? `kubeconfig ${values.kubeconfig}` : 'the in-cluster configuration'}: ${(error as Error).message}`,
       );
     }
     const programmer = new NetlinkProgrammer();
-    const agent = new Agent(new ApiClient(kc), programmer, log, {
+    const agent = new Agent(new ApiClient(config), programmer, log, {
       nodeName,
       metricsAddr: metricsAddr === 'off' ? undefined : metricsAddr,
       minSyncIntervalMs: ms(

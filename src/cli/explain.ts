@@ -128,11 +128,11 @@ export const explainCommand: Command = {
       objects = readManifests(values.manifests);
     } else {
       // Loaded only here: the Kubernetes client library is large and slow to load.
-      const { ApiClient, loadKubeConfig } = await import('../k8s/client.ts');
+      const { ApiClient, loadClientConfig } = await import('../k8s/client.ts');
       const { listCluster } = await import('../k8s/store.ts');
       let client: ApiClient;
       try {
-        client = new ApiClient(loadKubeConfig(values.kubeconfig));
+        client = new ApiClient(await loadClientConfig(values.kubeconfig));
       } catch (error) {
         throw new UsageError(
           `cannot load ${values.kubeconfig ?? 'the in-cluster configuration'}: ${(error as Error).message}`,
