@@ -161,6 +161,7 @@ export class Agent {
             elements: result.elements,
             messages: result.commit?.messages ?? 0,
             ms: Math.round(result.ms),
+            phases: roundAll(result.phases),
             changes: result.counts,
           },
           'synced',
@@ -251,3 +252,6 @@ export class Agent {
     return this.runner.idle();
   }
 }
+
+const roundAll = (o: Record<string, number>) =>
+  Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 10) / 10]));

@@ -4,6 +4,7 @@
 import { DesiredCache, type DesiredState, desiredState } from '../compile/desired.ts';
 import { type DiffCounts, diffTransaction, fullTransaction } from '../compile/diff.ts';
 import { compareTable } from '../compile/verify.ts';
+import { ClusterIndex } from '../policy/index.ts';
 import { PlanCache, Planner } from '../policy/plan.ts';
 import type { ClusterState, ValidationIssue } from '../policy/types.ts';
 import type { CommitInfo, Programmer } from './programmer.ts';
@@ -19,6 +20,8 @@ export interface SyncResult {
   elements: number;
   issues: ValidationIssue[];
   ms: number;
+  /** Where the time went, in ms: planning (index + plan), compiling, diffing, the kernel's commit. */
+  phases: { plan: number; compile: number; diff: number; commit: number };
 }
 
 export interface VerifyResult {
@@ -37,6 +40,8 @@ export class NodeReconciler {
   /** Unchanged peer sets and chains are reused from sync to sync (only useful when the caller reuses
    *  normalized Pod objects between syncs, as the agent does). */
   private readonly planCache = new PlanCache();
+  /** Kept from sync to sync and updated by identity: its memos follow the changes, not the cluster. */
+  private index: ClusterIndex | undefined;
   private readonly desiredCache = new DesiredCache();
 
   constructor(nodeName: string, programmer: Programmer) {
@@ -56,8 +61,15 @@ export class NodeReconciler {
    */
   async sync(state: ClusterState, options: { full?: boolean } = {}): Promise<SyncResult> {
     const start = performance.now();
-    const plan = new Planner(state, this.planCache).planNode(this.nodeName);
+
+    if (this.index === undefined) this.index = new ClusterIndex(state);
+    else this.index.update(state);
+    const planner = new Planner(this.index, this.planCache);
+    const plan = planner.planNode(this.nodeName);
+    this.index.retainPeers(planner.peerKeysUsed());
+    const t1 = performance.now();
     const next = desiredState(plan, this.desiredCache);
+    const t2 = performance.now();
     let kind: SyncResult['kind'];
     let counts: DiffCounts | undefined;
     let tx: ReturnType<typeof fullTransaction>;
@@ -68,7 +80,9 @@ export class NodeReconciler {
       ({ tx, counts } = diffTransaction(this.programmed, next));
       kind = tx.size === 0 ? 'none' : 'diff';
     }
+    const t3 = performance.now();
     const commit = kind === 'none' ? undefined : await this.programmer.commit(tx);
+    const t4 = performance.now();
     this.programmed = next;
     let elements = 0;
     for (const s of next.sets.values()) elements += s.elements.size;
@@ -82,6 +96,7 @@ export class NodeReconciler {
       elements,
       issues: plan.issues,
       ms: performance.now() - start,
+      phases: { plan: t1 - start, compile: t2 - t1, diff: t3 - t2, commit: t4 - t3 },
     };
   }
 

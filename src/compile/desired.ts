@@ -18,9 +18,10 @@
 // Traffic between a pod and its own node never crosses the forward hook (it is input/output), which is
 // exactly point 12; other nodes and outside hosts are forwarded and judged like any address.
 import { createHash } from 'node:crypto';
-import { type AddressRange, formatAddress, formatRange, mergeRanges } from '../policy/address.ts';
+import { type Address, type AddressRange, formatAddress, mergeRanges } from '../policy/address.ts';
 import type { DirectionPlan, NodePlan, PlanSet, PortRange } from '../policy/plan.ts';
 import type { Direction } from '../policy/types.ts';
+import { buildRunElements, type ElementDelta, type RunSpec } from './runs.ts';
 
 export const TABLE = 'tollgate';
 export const BASE_CHAIN = 'forward';
@@ -34,8 +35,10 @@ export interface DesiredSet {
   map: boolean;
   interval: boolean;
   /** Canonical element text -> element (for maps `key : verdict`); the diff works on the texts. */
-  elements: Set<string>;
+  elements: ReadonlySet<string>;
   comment: string;
+  /** Set when `elements` was derived from an earlier collection: the diff uses it instead of comparing. */
+  delta?: ElementDelta;
 }
 
 /** A rule as the structured pieces the nft layer turns into expressions (see ruleset.ts). */
@@ -73,10 +76,6 @@ export interface DesiredState {
 const families = [4, 6] as const;
 const PROTO_NAMES: Record<string, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
 
-function rangeText(r: AddressRange): string {
-  return formatRange(r);
-}
-
 function portText(p: PortRange): string {
   return p.first === p.last ? `${p.first}` : `${p.first}-${p.last}`;
 }
@@ -102,42 +101,132 @@ export function mergePorts(ports: PortRange[]): PortRange[] {
 /**
  * Rewrites overlapping (address range x port range) tuples of one family into disjoint elements with the
  * same union: the kernel's concatenated interval sets reject overlapping elements. Per protocol, ports are
- * cut at every range boundary; each elementary port range gets the merged addresses of the tuples that
- * cover it; neighbouring port ranges with equal addresses are joined again.
+ * cut at every range boundary; each elementary port range gets the addresses of the tuples that cover it;
+ * neighbouring port ranges covered by the same tuples are joined again.
  */
 export function disjointTuples(tuples: Tuple[]): string[] {
-  const out: string[] = [];
+  const groups = new Map<string, PortGroup>();
+  for (const t of tuples) {
+    const key = `${t.port.protocol} ${t.port.first} ${t.port.last}`;
+    let g = groups.get(key);
+    if (!g) {
+      g = { port: t.port, parts: [] };
+      groups.set(key, g);
+    }
+    g.parts.push([t.range]);
+  }
+  return [...buildRunElements(undefined, portRuns([...groups.values()])).elements];
+}
+
+/** Address lists sharing one protocol and port range. */
+interface PortGroup {
+  port: PortRange;
+  parts: (readonly AddressRange[])[];
+}
+
+/**
+ * The runs of a peer.proto.port set: per protocol, the port line is cut at every group boundary, and
+ * neighbouring pieces covered by the same groups form one run (its suffix is the protocol and port
+ * range). Which runs exist follows from the ports alone, never from members.
+ */
+function portRuns(groups: PortGroup[]): RunSpec[] {
+  const out: RunSpec[] = [];
   for (const protocol of ['TCP', 'UDP', 'SCTP'] as const) {
-    const mine = tuples.filter((t) => t.port.protocol === protocol);
+    const mine = groups.filter((g) => g.port.protocol === protocol);
     if (mine.length === 0) continue;
-    const cuts = [...new Set(mine.flatMap((t) => [t.port.first, t.port.last + 1]))].sort((a, b) => a - b);
-    let pending: { first: number; last: number; ranges: AddressRange[]; key: string } | undefined;
+    const cuts = [...new Set(mine.flatMap((g) => [g.port.first, g.port.last + 1]))].sort((a, b) => a - b);
+    let pending: { first: number; last: number; cover: number[]; key: string } | undefined;
     const flush = () => {
       if (!pending) return;
       const ports = pending.first === pending.last ? `${pending.first}` : `${pending.first}-${pending.last}`;
-      for (const r of pending.ranges) out.push(`${rangeText(r)} . ${PROTO_NAMES[protocol]} . ${ports}`);
+      out.push({
+        suffix: ` . ${PROTO_NAMES[protocol]} . ${ports}`,
+        parts: pending.cover.flatMap((j) => mine[j]!.parts),
+      });
       pending = undefined;
     };
     for (let i = 0; i + 1 < cuts.length; i++) {
       const first = cuts[i]!;
       const last = cuts[i + 1]! - 1;
-      const ranges = mergeRanges(
-        mine.filter((t) => t.port.first <= first && last <= t.port.last).map((t) => t.range),
-      );
-      const key = ranges.map(rangeText).join(',');
-      if (pending && pending.key === key && pending.last + 1 === first) pending.last = last;
-      else {
-        flush();
-        if (ranges.length > 0) pending = { first, last, ranges, key };
+      const cover: number[] = [];
+      for (let j = 0; j < mine.length; j++)
+        if (mine[j]!.port.first <= first && last <= mine[j]!.port.last) cover.push(j);
+      const key = cover.join(',');
+      if (pending && pending.key === key && pending.last + 1 === first) {
+        pending.last = last;
+        continue;
       }
+      flush();
+      if (cover.length > 0) pending = { first, last, cover, key };
     }
     flush();
   }
   return out;
 }
 
+const EMPTY: readonly AddressRange[] = [];
+const splits = new WeakMap<readonly AddressRange[], [readonly AddressRange[], readonly AddressRange[]]>();
+/** One family's part of an address list, memoized so that an unchanged list gives the same object. */
+function familyPart(part: readonly AddressRange[], family: 4 | 6): readonly AddressRange[] {
+  let split = splits.get(part);
+  if (split === undefined) {
+    const v4 = part.filter((r) => r.family === 4);
+    split =
+      v4.length === part.length
+        ? [part, EMPTY]
+        : v4.length === 0
+          ? [EMPTY, part]
+          : [v4, part.filter((r) => r.family === 6)];
+    splits.set(part, split);
+  }
+  return split[family === 4 ? 0 : 1];
+}
+
+const addressPortGroups = new WeakMap<PlanSet, PortGroup[]>();
+/** An address-ports plan set as one address list per protocol and port (memoized per plan set). */
+function groupsOfAddressPorts(set: PlanSet & { kind: 'address-ports' }): PortGroup[] {
+  let groups = addressPortGroups.get(set);
+  if (groups === undefined) {
+    const byPort = new Map<string, { port: PortRange; ranges: AddressRange[] }>();
+    for (const e of set.entries) {
+      const key = `${e.protocol} ${e.port}`;
+      let g = byPort.get(key);
+      if (!g) {
+        g = { port: { protocol: e.protocol, first: e.port, last: e.port }, ranges: [] };
+        byPort.set(key, g);
+      }
+      g.ranges.push(rangeOf(e.address));
+    }
+    groups = [...byPort.values()].map((g) => ({ port: g.port, parts: [mergeRanges(g.ranges)] }));
+    addressPortGroups.set(set, groups);
+  }
+  return groups;
+}
+
+const addressRanges = new WeakMap<Address, AddressRange>();
+/** The one-address range of an address, memoized by address object (so its text is memoized too). */
+function rangeOf(a: Address): AddressRange {
+  let r = addressRanges.get(a);
+  if (r === undefined) {
+    r = { family: a.family, first: a.value, last: a.value };
+    addressRanges.set(a, r);
+  }
+  return r;
+}
+
 function hash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
+const chainNames = new WeakMap<DirectionPlan, string>();
+/** The chain of a direction plan, memoized by plan object (the planner reuses unchanged pod plans). */
+function chainName(direction: Direction, plan: DirectionPlan): string {
+  let name = chainNames.get(plan);
+  if (name === undefined) {
+    name = `${direction === 'ingress' ? 'in' : 'eg'}-${hash(chainKey(direction, plan))}`;
+    chainNames.set(plan, name);
+  }
+  return name;
 }
 
 /** The structure of a direction plan, without set members: equal structures share one chain. */
@@ -154,6 +243,17 @@ function addSet(state: DesiredState, set: Omit<DesiredSet, 'elements'>, elements
   state.sets.set(set.name, { ...set, elements: new Set(elements) });
 }
 
+/** A set made of runs, derived from the same set of the chain's previous build when there was one. */
+function addRunSet(
+  state: DesiredState,
+  set: Omit<DesiredSet, 'elements' | 'delta'>,
+  previous: DesiredSet | undefined,
+  specs: RunSpec[],
+): void {
+  const { elements, delta } = buildRunElements(previous?.elements, specs);
+  state.sets.set(set.name, delta ? { ...set, elements, delta } : { ...set, elements });
+}
+
 /**
  * Builds the chain of one distinct direction plan and its merged sets. Returns the chain name.
  * Sets: `<chain>-a4/-a6` peers allowed on any port; `<chain>-p` protocol.port allowed from/to any
@@ -166,12 +266,11 @@ function buildDirectionChain(
   sets: Map<string, PlanSet>,
   cache: DesiredCache,
 ): string {
-  const key = chainKey(direction, plan);
-  const name = `${direction === 'ingress' ? 'in' : 'eg'}-${hash(key)}`;
+  const name = chainName(direction, plan);
   if (state.chains.has(name)) return name;
   const inputs = plan.allows.map((a) => (a.set === undefined ? undefined : sets.get(a.set)));
   if (cache.restore(state, name, inputs)) return name;
-  buildChainContent(state, direction, plan, sets, name);
+  buildChainContent(state, direction, plan, sets, name, cache.previousSets(name));
   cache.record(state, name, inputs);
   return name;
 }
@@ -193,6 +292,11 @@ export class DesiredCache {
     for (const s of old.sets) state.sets.set(s.name, s);
     this.current.set(name, old);
     return true;
+  }
+
+  /** The sets of a chain's previous build (its content before the members changed), by name. */
+  previousSets(name: string): Map<string, DesiredSet> {
+    return new Map((this.previous.get(name)?.sets ?? []).map((s) => [s.name, s]));
   }
 
   record(state: DesiredState, name: string, inputs: unknown[]): void {
@@ -217,6 +321,7 @@ function buildChainContent(
   plan: DirectionPlan,
   sets: Map<string, PlanSet>,
   name: string,
+  previous: Map<string, DesiredSet>,
 ): void {
   const verdict = direction === 'ingress' ? 'accept' : 'return';
   const rules: RuleSpec[] = [];
@@ -226,19 +331,24 @@ function buildChainContent(
     state.chains.set(name, { name, base: false, rules, comment });
     return;
   }
-  const anyPort: AddressRange[] = [];
+  const anyPort: (readonly AddressRange[])[] = [];
   const protoPorts: PortRange[] = [];
-  const concat: Tuple[] = [];
+  // peer.proto.port: whole address lists grouped by protocol and port range, never one tuple per address.
+  const concat = new Map<string, PortGroup>();
+  const group = (port: PortRange): PortGroup => {
+    const key = `${port.protocol} ${port.first} ${port.last}`;
+    let g = concat.get(key);
+    if (!g) {
+      g = { port, parts: [] };
+      concat.set(key, g);
+    }
+    return g;
+  };
   for (const allow of plan.allows) {
     if (allow.kind === 'address-ports') {
       const s = sets.get(allow.set);
       if (s?.kind !== 'address-ports') throw new Error(`plan set ${allow.set} missing`);
-      for (const e of s.entries) {
-        concat.push({
-          range: { family: e.address.family, first: e.address.value, last: e.address.value },
-          port: { protocol: e.protocol, first: e.port, last: e.port },
-        });
-      }
+      for (const g of groupsOfAddressPorts(s)) group(g.port).parts.push(...g.parts);
       continue;
     }
     const s = allow.set === undefined ? undefined : sets.get(allow.set);
@@ -246,12 +356,12 @@ function buildChainContent(
     const ranges = s?.kind === 'addresses' ? s.ranges : undefined;
     if (allow.ports === undefined) {
       // allowAll covers set === undefined with any port; here a set is present.
-      if (ranges) anyPort.push(...ranges);
+      if (ranges) anyPort.push(ranges);
       continue;
     }
     for (const p of allow.ports) {
       if (!ranges) protoPorts.push(p);
-      else for (const r of ranges) concat.push({ range: r, port: p });
+      else group(p).parts.push(ranges);
     }
   }
   const field = direction === 'ingress' ? 'saddr' : 'daddr';
@@ -268,8 +378,7 @@ function buildChainContent(
   );
   if (hasAnyPort) {
     for (const family of families) {
-      const any = mergeRanges(anyPort.filter((r) => r.family === family));
-      addSet(
+      addRunSet(
         state,
         {
           name: `${name}-a${family}`,
@@ -278,7 +387,8 @@ function buildChainContent(
           interval: true,
           comment: `${comment}: peers on any port`,
         },
-        any.map(rangeText),
+        previous.get(`${name}-a${family}`),
+        [{ suffix: '', parts: anyPort.map((p) => familyPart(p, family)) }],
       );
       rules.push({ kind: 'lookup', family, field, fields: ['addr'], set: `${name}-a${family}`, verdict });
     }
@@ -306,8 +416,9 @@ function buildChainContent(
     });
   }
   if (hasConcat) {
+    const runs = portRuns([...concat.values()]);
     for (const family of families) {
-      addSet(
+      addRunSet(
         state,
         {
           name: `${name}-c${family}`,
@@ -316,7 +427,8 @@ function buildChainContent(
           interval: true,
           comment: `${comment}: peer, protocol and port`,
         },
-        disjointTuples(concat.filter((c) => c.range.family === family)),
+        previous.get(`${name}-c${family}`),
+        runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
       );
       rules.push({
         kind: 'lookup',

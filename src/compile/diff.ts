@@ -76,9 +76,10 @@ export function diffTransaction(
   const newChains = sorted([...next.chains.values()].filter((c) => !prev.chains.has(c.name)));
   const goneChains = sorted([...prev.chains.values()].filter((c) => !next.chains.has(c.name)));
   const changedChains = sorted(
-    [...next.chains.values()].filter(
-      (c) => prev.chains.has(c.name) && chainRulesText(prev.chains.get(c.name)!) !== chainRulesText(c),
-    ),
+    [...next.chains.values()].filter((c) => {
+      const old = prev.chains.get(c.name);
+      return old !== undefined && old !== c && chainRulesText(old) !== chainRulesText(c);
+    }),
   );
 
   // 1. New sets with their elements, and new (empty) chains: everything a later rule or map may name.
@@ -97,8 +98,10 @@ export function diffTransaction(
     const old = prev.sets.get(s.name);
     // The same element collection (reused through DesiredCache) cannot differ: skip without comparing.
     if (!old || old.elements === s.elements) continue;
-    const removed = [...old.elements].filter((e) => !s.elements.has(e));
-    const added = [...s.elements].filter((e) => !old.elements.has(e));
+    // A collection derived from exactly what is programmed carries its delta: no comparison needed.
+    const derived = s.delta !== undefined && s.delta.base === old.elements;
+    const removed = derived ? s.delta!.removed : [...old.elements].filter((e) => !s.elements.has(e));
+    const added = derived ? s.delta!.added : [...s.elements].filter((e) => !old.elements.has(e));
     if (removed.length > 0) tx.deleteElements(setObject(s), removed);
     if (added.length > 0) tx.addElements(setObject(s), added);
     counts.elementsDeleted += removed.length;

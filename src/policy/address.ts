@@ -149,16 +149,32 @@ function compareRanges(a: AddressRange, b: AddressRange): number {
   return a.last === b.last ? 0 : a.last < b.last ? -1 : 1;
 }
 
-/** Sorts and merges overlapping or adjacent ranges (per family): the canonical form of an address set. */
+/**
+ * Sorts and merges overlapping or adjacent ranges (per family): the canonical form of an address set.
+ * Ranges that merge with nothing are returned as the input objects themselves (callers never mutate
+ * ranges; identity lets formatting be memoized); sorted input is not copied.
+ */
 export function mergeRanges(ranges: readonly AddressRange[]): AddressRange[] {
-  const sorted = [...ranges].sort(compareRanges);
+  let ordered = true;
+  for (let i = 1; i < ranges.length && ordered; i++) ordered = compareRanges(ranges[i - 1]!, ranges[i]!) <= 0;
+  const sorted = ordered ? ranges : [...ranges].sort(compareRanges);
   const out: AddressRange[] = [];
+  let last: AddressRange | undefined;
+  let owned = false;
   for (const r of sorted) {
-    const last = out[out.length - 1];
     if (last && last.family === r.family && r.first <= last.last + 1n) {
-      if (r.last > last.last) last.last = r.last;
+      if (r.last > last.last) {
+        if (!owned) {
+          last = { ...last };
+          out[out.length - 1] = last;
+          owned = true;
+        }
+        last.last = r.last;
+      }
     } else {
-      out.push({ ...r });
+      out.push(r);
+      last = r;
+      owned = false;
     }
   }
   return out;

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Address, AddressRange } from './address.ts';
 import { addressRange, mergeRanges } from './address.ts';
 import { ClusterIndex, podPeerKey } from './index.ts';
-import type { ClusterState, Direction, Peer, Pod, Protocol, Rule, ValidationIssue } from './types.ts';
+import type { ClusterState, Direction, Peer, Pod, Policy, Protocol, Rule, ValidationIssue } from './types.ts';
 
 export interface PortRange {
   protocol: Protocol;
@@ -90,9 +90,28 @@ export interface NodePlan {
 
 const ALL_PORTS = { first: 0, last: 65535 };
 
+const ranges = new WeakMap<Address, AddressRange>();
+/** addressRange, memoized by address object: unchanged pods keep their range objects (and texts). */
+function rangeOf(address: Address): AddressRange {
+  let r = ranges.get(address);
+  if (r === undefined) {
+    r = addressRange(address);
+    ranges.set(address, r);
+  }
+  return r;
+}
+
+const ids = new Map<string, string>();
 /** A short, stable set id derived from what the set means (not its members), so it survives updates. */
 export function setId(prefix: string, meaning: string): string {
-  return `${prefix}${createHash('sha256').update(meaning).digest('hex').slice(0, 12)}`;
+  const text = prefix + meaning;
+  let id = ids.get(text);
+  if (id === undefined) {
+    id = `${prefix}${createHash('sha256').update(meaning).digest('hex').slice(0, 12)}`;
+    if (ids.size >= 100_000) ids.clear(); // a memo, not a registry: bounded
+    ids.set(text, id);
+  }
+  return id;
 }
 
 function mergePorts(ranges: PortRange[]): PortRange[] {
@@ -109,96 +128,126 @@ function mergePorts(ranges: PortRange[]): PortRange[] {
   return out;
 }
 
-/**
- * Keeps plan sets from one plan to the next: a set whose members are the very same (normalized) Pod
- * objects as before is returned as the same PlanSet object, so the compiler can skip it by identity.
- * Owned by a long-lived caller (the reconciler); sets not used by the latest plan are forgotten.
- */
-export class PlanCache {
-  private previous = new Map<string, { members: readonly Pod[] | undefined; set: PlanSet }>();
-  private current = new Map<string, { members: readonly Pod[] | undefined; set: PlanSet }>();
+/** Where a plan set's content comes from; resolved once per plan, after every pod is planned. */
+type SetSource =
+  | { kind: 'ipBlock'; meaning: string; peer: Peer & { kind: 'ipBlock' } }
+  | { kind: 'pods'; meaning: string; peer: Peer & { kind: 'pods' }; namespace: string }
+  | {
+      kind: 'named';
+      meaning: string;
+      /** undefined: any pod ("any peer" with a named port). */
+      peer: (Peer & { kind: 'pods' }) | undefined;
+      namespace: string;
+      name: string;
+      protocol: Protocol;
+    };
 
-  /** `members` undefined: the set's meaning alone fixes its content (ipBlocks). */
-  reuse(id: string, members: readonly Pod[] | undefined, build: () => PlanSet): PlanSet {
-    const old = this.current.get(id) ?? this.previous.get(id);
-    const same =
-      old !== undefined &&
-      (members === undefined
-        ? old.members === undefined
-        : old.members !== undefined &&
-          old.members.length === members.length &&
-          old.members.every((m, i) => m === members[i]));
-    if (old && same) {
-      this.current.set(id, old);
-      return old.set;
-    }
-    const set = build();
-    this.current.set(id, { members, set });
-    return set;
+interface CachedPodPlan {
+  pod: Pod;
+  policies: readonly Policy[];
+  plan: PodPlan;
+  sources: [string, SetSource][];
+}
+
+/** Two generations of a cache: what a plan did not use is dropped at the next rotation. */
+class Generations<V> {
+  private previous = new Map<string, V>();
+  private current = new Map<string, V>();
+  get(key: string): V | undefined {
+    const hit = this.current.get(key) ?? this.previous.get(key);
+    if (hit !== undefined) this.current.set(key, hit);
+    return hit;
   }
-
-  /** Ends a plan: what it did not use is dropped at the next rotation. */
+  set(key: string, value: V): void {
+    this.current.set(key, value);
+  }
   rotate(): void {
     this.previous = this.current;
     this.current = new Map();
   }
 }
 
-/** Builds plans; one planner per cluster state, reusable for every node. */
+/**
+ * Keeps a plan's pieces from one plan to the next, for a long-lived caller (the reconciler) that plans
+ * the same node again and again from an index it keeps up to date:
+ * - a pod whose object and selecting policies are the very same as before keeps its PodPlan;
+ * - a set whose members are the very same (normalized) Pod objects as before is returned as the same
+ *   PlanSet object, so the compiler can skip it by identity.
+ * What the latest plan did not use is forgotten.
+ */
+export class PlanCache {
+  private readonly sets = new Generations<{ members: readonly Pod[] | undefined; set: PlanSet }>();
+  private readonly pods = new Generations<CachedPodPlan>();
+
+  /** `members` undefined: the set's meaning alone fixes its content (ipBlocks). */
+  reuse(id: string, members: readonly Pod[] | undefined, build: () => PlanSet): PlanSet {
+    const old = this.sets.get(id);
+    const same =
+      old !== undefined &&
+      (members === undefined
+        ? old.members === undefined
+        : old.members !== undefined &&
+          (old.members === members ||
+            (old.members.length === members.length && old.members.every((m, i) => m === members[i]))));
+    if (old && same) {
+      old.members = members;
+      return old.set;
+    }
+    const set = build();
+    this.sets.set(id, { members, set });
+    return set;
+  }
+
+  podPlan(pod: Pod, policies: readonly Policy[]): CachedPodPlan | undefined {
+    const hit = this.pods.get(pod.key);
+    if (!hit || hit.pod !== pod) return undefined;
+    if (hit.policies === policies) return hit;
+    // The index rebuilds its selections when any policy changes: equal content still counts.
+    if (hit.policies.length !== policies.length || !hit.policies.every((p, i) => p === policies[i]))
+      return undefined;
+    hit.policies = policies;
+    return hit;
+  }
+
+  keepPodPlan(entry: CachedPodPlan): void {
+    this.pods.set(entry.pod.key, entry);
+  }
+
+  /** Ends a plan: what it did not use is dropped at the next rotation. */
+  rotate(): void {
+    this.sets.rotate();
+    this.pods.rotate();
+  }
+}
+
+/** Builds plans; one planner per cluster state (or per update of a long-lived index), for any node. */
 export class Planner {
   readonly index: ClusterIndex;
-  private readonly sets = new Map<string, PlanSet>();
   private readonly cache: PlanCache;
+  /** The sets referenced so far, by id: resolved to PlanSets at the end of planNode. */
+  private readonly sources = new Map<string, SetSource>();
+  private readonly resolved = new Map<string, PlanSet>();
+  /** Where the pod being planned records its sets (for the pod plan cache). */
+  private recording: [string, SetSource][] | undefined;
 
   constructor(stateOrIndex: ClusterState | ClusterIndex, cache: PlanCache = new PlanCache()) {
     this.index = stateOrIndex instanceof ClusterIndex ? stateOrIndex : new ClusterIndex(stateOrIndex);
     this.cache = cache;
   }
 
-  private addressSet(
-    meaning: string,
-    members: readonly Pod[] | undefined,
-    ranges: () => AddressRange[],
-  ): string {
-    const id = setId('a', meaning);
-    if (!this.sets.has(id)) {
-      const build = (): PlanSet => ({
-        id,
-        kind: 'addresses',
-        description: meaning,
-        ranges: mergeRanges(ranges()),
-      });
-      this.sets.set(id, this.cache.reuse(id, members, build));
-    }
-    return id;
-  }
-
-  private addressPortSet(meaning: string, members: () => Pod[], name: string, protocol: Protocol): string {
-    const id = setId('n', meaning);
-    if (!this.sets.has(id)) {
-      const pods = members();
-      const build = (): PlanSet => {
-        const entries: AddressPort[] = [];
-        for (const pod of pods) {
-          const cp = pod.ports.find((p) => p.name === name && p.protocol === protocol);
-          if (cp) for (const address of pod.ips) entries.push({ address, protocol, port: cp.port });
-        }
-        return { id, kind: 'address-ports', description: meaning, entries };
-      };
-      this.sets.set(id, this.cache.reuse(id, pods, build));
-    }
+  private use(id: string, source: SetSource): string {
+    if (!this.sources.has(id)) this.sources.set(id, source);
+    this.recording?.push([id, source]);
     return id;
   }
 
   private peerSet(peer: Peer, policyNamespace: string): string {
     if (peer.kind === 'ipBlock') {
       const meaning = `ipBlock ${peer.cidr}${peer.except.length ? ` except [${peer.except.join(', ')}]` : ''}`;
-      return this.addressSet(meaning, undefined, () => peer.ranges);
+      return this.use(setId('a', meaning), { kind: 'ipBlock', meaning, peer });
     }
-    const members = this.index.podPeerMembers(peer, policyNamespace);
-    return this.addressSet(podPeerKey(peer, policyNamespace), members, () =>
-      members.flatMap((p) => p.ips.map(addressRange)),
-    );
+    const meaning = podPeerKey(peer, policyNamespace);
+    return this.use(setId('a', meaning), { kind: 'pods', meaning, peer, namespace: policyNamespace });
   }
 
   /** Named egress ports through a pod peer (or through "any peer": every live pod). */
@@ -207,21 +256,59 @@ export class Planner {
     policyNamespace: string,
     name: string,
     protocol: Protocol,
-  ) {
-    if (!peer)
-      return this.addressPortSet(
-        `all pods, port ${name}/${protocol}`,
-        () => this.index.livePods,
-        name,
-        protocol,
-      );
-    const key = podPeerKey(peer, policyNamespace);
-    return this.addressPortSet(
-      `${key}, port ${name}/${protocol}`,
-      () => this.index.podPeerMembers(peer, policyNamespace),
+  ): string {
+    const meaning = peer
+      ? `${podPeerKey(peer, policyNamespace)}, port ${name}/${protocol}`
+      : `all pods, port ${name}/${protocol}`;
+    return this.use(setId('n', meaning), {
+      kind: 'named',
+      meaning,
+      peer,
+      namespace: policyNamespace,
       name,
       protocol,
-    );
+    });
+  }
+
+  /** The content of a referenced set, reused through the cache when its members did not change. */
+  private resolve(id: string): PlanSet {
+    const done = this.resolved.get(id);
+    if (done) return done;
+    const source = this.sources.get(id)!;
+    let set: PlanSet;
+    if (source.kind === 'ipBlock') {
+      const ranges = source.peer.ranges;
+      set = this.cache.reuse(id, undefined, () => ({
+        id,
+        kind: 'addresses',
+        description: source.meaning,
+        ranges: mergeRanges(ranges),
+      }));
+    } else if (source.kind === 'pods') {
+      const members = this.index.podPeerMembers(source.peer, source.namespace);
+      set = this.cache.reuse(id, members, () => ({
+        id,
+        kind: 'addresses',
+        description: source.meaning,
+        ranges: mergeRanges(members.flatMap((p) => p.ips.map(rangeOf))),
+      }));
+    } else {
+      const members = source.peer
+        ? this.index.podPeerMembers(source.peer, source.namespace)
+        : this.index.livePods;
+      set = this.cache.reuse(id, members, () => {
+        const entries: AddressPort[] = [];
+        for (const pod of members) {
+          const cp = pod.ports.find((p) => p.name === source.name && p.protocol === source.protocol);
+          if (cp)
+            for (const address of pod.ips)
+              entries.push({ address, protocol: source.protocol, port: cp.port });
+        }
+        return { id, kind: 'address-ports', description: source.meaning, entries };
+      });
+    }
+    this.resolved.set(id, set);
+    return set;
   }
 
   private planDirection(pod: Pod, direction: Direction): DirectionPlan | undefined {
@@ -313,16 +400,43 @@ export class Planner {
     };
   }
 
+  /** planPod through the cache: the same pod object selected by the same policies keeps its plan. */
+  private planPodCached(pod: Pod): PodPlan {
+    const policies = this.index.policiesSelecting(pod);
+    const hit = this.cache.podPlan(pod, policies);
+    if (hit) {
+      for (const [id, source] of hit.sources) this.use(id, source);
+      this.cache.keepPodPlan(hit);
+      return hit.plan;
+    }
+    const sources: [string, SetSource][] = [];
+    this.recording = sources;
+    try {
+      const plan = this.planPod(pod);
+      this.cache.keepPodPlan({ pod, policies, plan, sources });
+      return plan;
+    } finally {
+      this.recording = undefined;
+    }
+  }
+
+  /** The canonical keys of the pod peers referenced by what was planned (see ClusterIndex.retainPeers). */
+  peerKeysUsed(): Set<string> {
+    const keys = new Set<string>();
+    for (const s of this.sources.values())
+      if (s.kind !== 'ipBlock' && s.peer) keys.add(podPeerKey(s.peer, s.namespace));
+    return keys;
+  }
+
   planNode(nodeName: string): NodePlan {
     const node = this.index.node(nodeName);
-    const pods = this.index.livePods
-      .filter((p) => p.nodeName === nodeName)
+    const pods = [...this.index.podsOnNode(nodeName)]
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-      .map((p) => this.planPod(p));
+      .map((p) => this.planPodCached(p));
     const used = new Set<string>();
     for (const p of pods)
       for (const d of [p.ingress, p.egress]) for (const a of d?.allows ?? []) if (a.set) used.add(a.set);
-    const sets = [...used].sort().map((id) => this.sets.get(id)!);
+    const sets = [...used].sort().map((id) => this.resolve(id));
     const issues = this.index.state.policies.flatMap((p) => p.issues);
     this.cache.rotate();
     return {

@@ -1,0 +1,122 @@
+// Incremental set elements (src/compile/runs.ts): after any sequence of member changes the elements are
+// disjoint and cover exactly the union of the run's address lists, the recorded delta turns the previous
+// collection into the new one, unchanged runs cost nothing, and a neighbour joining is a pure add.
+import fc from 'fast-check';
+import t from 'tap';
+import { buildRunElements, type RunSpec } from '../../src/compile/runs.ts';
+import { type AddressRange, mergeRanges, parseAddress } from '../../src/policy/address.ts';
+
+const BASE = 0x0af40100n; // 10.244.1.0
+const r = (a: number, b = a): AddressRange => ({
+  family: 4,
+  first: BASE + BigInt(a),
+  last: BASE + BigInt(b),
+});
+
+function parse(e: string): { suffix: string; first: bigint; last: bigint } {
+  const cut = e.indexOf(' ');
+  const addr = cut < 0 ? e : e.slice(0, cut);
+  const [a1, a2] = addr.includes('-') ? addr.split('-') : [addr, addr];
+  return {
+    suffix: cut < 0 ? '' : e.slice(cut),
+    first: parseAddress(a1!)!.value,
+    last: parseAddress(a2!)!.value,
+  };
+}
+
+/** Every (suffix, address) the elements cover, as text, and whether two elements overlap. */
+function coverage(elements: Iterable<string>): { covered: Set<string>; overlap: boolean } {
+  const covered = new Set<string>();
+  let overlap = false;
+  for (const e of elements) {
+    const p = parse(e);
+    for (let v = p.first; v <= p.last; v++) {
+      const key = `${p.suffix}@${v}`;
+      if (covered.has(key)) overlap = true;
+      covered.add(key);
+    }
+  }
+  return { covered, overlap };
+}
+
+function expected(specs: RunSpec[]): Set<string> {
+  const out = new Set<string>();
+  for (const s of specs)
+    for (const x of mergeRanges(s.parts.flat()))
+      for (let v = x.first; v <= x.last; v++) out.add(`${s.suffix}@${v}`);
+  return out;
+}
+
+t.test('any sequence of member changes: disjoint, exact union, delta applies (property)', async (t) => {
+  // A run is a list of address lists; each step replaces some lists (new objects) and keeps others.
+  const members = fc.array(fc.integer({ min: 0, max: 40 }), { maxLength: 12 });
+  const ipBlock = fc.option(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 8 })));
+  const step = fc.record({
+    a: members,
+    b: members,
+    block: ipBlock,
+    keepA: fc.boolean(),
+    twoRuns: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(fc.array(step, { minLength: 1, maxLength: 6 }), (steps) => {
+      let previous: ReadonlySet<string> | undefined;
+      let partA: readonly AddressRange[] | undefined;
+      for (const s of steps) {
+        if (!s.keepA || partA === undefined) partA = mergeRanges(s.a.map((x) => r(x)));
+        const partB = mergeRanges([
+          ...s.b.map((x) => r(x)),
+          ...(s.block ? [r(s.block[0], s.block[0] + s.block[1])] : []),
+        ]);
+        const specs: RunSpec[] = [{ suffix: ' . tcp . 80', parts: [partA, partB] }];
+        if (s.twoRuns) specs.push({ suffix: ' . udp . 53', parts: [partB] });
+        const { elements, delta } = buildRunElements(previous, specs);
+        const { covered, overlap } = coverage(elements);
+        if (overlap) return false;
+        const want = expected(specs);
+        if (covered.size !== want.size || [...want].some((k) => !covered.has(k))) return false;
+        if (delta) {
+          if (delta.base !== previous) return false;
+          const applied = new Set(previous);
+          for (const e of delta.removed) if (!applied.delete(e)) return false;
+          for (const e of delta.added) {
+            if (applied.has(e)) return false;
+            applied.add(e);
+          }
+          if (applied.size !== elements.size || [...applied].some((e) => !elements.has(e))) return false;
+        } else if (previous !== undefined && elements !== previous) {
+          // No delta after a previous build only when nothing changed (the very same collection).
+          return false;
+        }
+        previous = elements;
+      }
+      return true;
+    }),
+    { numRuns: 400 },
+  );
+  t.pass('400 random sequences');
+});
+
+t.test('a fresh build is fully merged; a neighbour joining adds one element and deletes none', async (t) => {
+  const first = buildRunElements(undefined, [{ suffix: '', parts: [[r(10), r(11), r(12)]] }]);
+  t.same([...first.elements], ['10.244.1.10-10.244.1.12'], 'neighbours merged into one range');
+  t.equal(first.delta, undefined);
+  const next = buildRunElements(first.elements, [{ suffix: '', parts: [[r(10), r(11), r(12), r(13)]] }]);
+  t.same(next.delta?.added, ['10.244.1.13']);
+  t.same(next.delta?.removed, [], 'the old range is still valid and stays');
+  const leave = buildRunElements(next.elements, [{ suffix: '', parts: [[r(10), r(12), r(13)]] }]);
+  t.same(leave.delta?.removed, ['10.244.1.10-10.244.1.12'], 'a range that lost an address goes');
+  t.same(leave.delta?.added, ['10.244.1.10', '10.244.1.12'], 'and what remains of it comes back');
+});
+
+t.test('unchanged address lists: the same collection, no work', async (t) => {
+  const part = [r(1), r(5)];
+  const a = buildRunElements(undefined, [{ suffix: ' . tcp . 80', parts: [part] }]);
+  const b = buildRunElements(a.elements, [{ suffix: ' . tcp . 80', parts: [part] }]);
+  t.equal(b.elements, a.elements, 'identical inputs give the identical collection');
+  const c = buildRunElements(a.elements, [{ suffix: ' . tcp . 80', parts: [[r(1), r(5)]] }]);
+  t.equal(c.elements, a.elements, 'equal content in new lists still gives the same collection');
+  const d = buildRunElements(a.elements, []);
+  t.same([...d.elements], [], 'a run that disappears removes its elements');
+  t.same(d.delta?.removed.sort(), ['10.244.1.1 . tcp . 80', '10.244.1.5 . tcp . 80']);
+});
