@@ -88,6 +88,26 @@ const UDATA = { KEYBYTEORDER: 0, DATABYTEORDER: 1, KEY_TYPEOF: 3, DATA_INTERVAL:
 /** nft's EXPR_CONCAT number, recorded in KEY_TYPEOF for concatenated keys. */
 const EXPR_CONCAT = 13;
 
+const fieldCache = new WeakMap<DataType, Map<string | number, FieldRange>>();
+/**
+ * parseFieldRange, memoized per type and text: the same addresses, protocols and ports recur in every
+ * set and every update. Parsed ranges are never mutated. Bounded: cleared when it grows too large.
+ */
+function cachedFieldRange(t: DataType, text: string | number): FieldRange {
+  let cache = fieldCache.get(t);
+  if (cache === undefined) {
+    cache = new Map();
+    fieldCache.set(t, cache);
+  }
+  let r = cache.get(text);
+  if (r === undefined) {
+    r = parseFieldRange(t, text);
+    if (cache.size >= 200_000) cache.clear();
+    cache.set(text, r);
+  }
+  return r;
+}
+
 export class NamedSet {
   readonly kind: 'set' | 'map';
   readonly family: Family;
@@ -236,7 +256,7 @@ export class NamedSet {
         `expected ${this.key.length} key field(s) (${this.typeText()}), got ${keyParts.length}`,
       );
     }
-    const fields = keyParts.map((p, i) => parseFieldRange(this.key[i] as DataType, p));
+    const fields = keyParts.map((p, i) => cachedFieldRange(this.key[i] as DataType, p));
     if (!this.isInterval && fields.some((f) => !f.from.equals(f.to))) {
       throw new ValueError('ranges and prefixes need a set with the interval flag');
     }
