@@ -26,6 +26,11 @@ const KUBECONFIG_SAMPLES = Number(process.env.BENCH_KUBECONFIG_SAMPLES ?? 10);
  */
 const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? daemonSetNodeOptions();
 const NAMESPACES = 50;
+// New pods on node0 take addresses 10.244.0.(10 + PODS / 50 + k): past .255 they would be invalid.
+if (!(SAMPLES >= 1 && 10 + Math.ceil(PODS / 50) + SAMPLES <= 255))
+  throw new Error(
+    `BENCH_SAMPLES=${SAMPLES} with BENCH_PODS=${PODS}: node0's pod addresses would run past .255`,
+  );
 const NODES = 50;
 const FULL_SYNC_TIMEOUT_MS = 180_000;
 const EVENT_TIMEOUT_MS = 15_000;
