@@ -37,12 +37,17 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --no-update-notifier
 FROM ${RUNTIME_IMAGE}
 WORKDIR /app
 # distroless keeps node in /nodejs/bin; on PATH so manifests can say `node` (daemonset/cleanup does).
+# NODE_COMPILE_CACHE: Node's module compile cache, warmed below with the agent's modules (type-stripped
+# sources and bytecode), so the agent starts without loading Node's TypeScript stripper (~30 MB less RSS).
 ENV NODE_ENV=production \
+    NODE_COMPILE_CACHE=/app/.compile-cache \
     PATH=/nodejs/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src
+COPY scripts/warm-compile-cache.js ./scripts/
+RUN ["/nodejs/bin/node", "/app/scripts/warm-compile-cache.js", "/app/.compile-cache"]
 # Smoke test of the target platform: loads every command, including the netlink addon (emulated when
 # cross-building). Writes nothing.
 RUN ["/nodejs/bin/node", "/app/bin/tollgate.js", "agent", "--help"]
