@@ -18,8 +18,14 @@
 // Traffic between a pod and its own node never crosses the forward hook (it is input/output), which is
 // exactly point 12; other nodes and outside hosts are forwarded and judged like any address.
 import { createHash } from 'node:crypto';
-import { type Address, type AddressRange, formatAddress, mergeRanges } from '../policy/address.ts';
-import type { DirectionPlan, NodePlan, PlanSet, PortRange } from '../policy/plan.ts';
+import { type AddressRange, addressRange, formatAddress, mergeRanges } from '../policy/address.ts';
+import {
+  type DirectionPlan,
+  mergePorts,
+  type NodePlan,
+  type PlanSet,
+  type PortRange,
+} from '../policy/plan.ts';
 import type { Direction } from '../policy/types.ts';
 import { buildRunElements, type ElementDelta, type RunSpec } from './runs.ts';
 
@@ -84,18 +90,6 @@ function portText(p: PortRange): string {
 interface Tuple {
   range: AddressRange;
   port: PortRange;
-}
-
-export function mergePorts(ports: PortRange[]): PortRange[] {
-  const sorted = [...ports].sort((a, b) => a.protocol.localeCompare(b.protocol) || a.first - b.first);
-  const out: PortRange[] = [];
-  for (const p of sorted) {
-    const last = out[out.length - 1];
-    if (last && last.protocol === p.protocol && p.first <= last.last + 1)
-      last.last = Math.max(last.last, p.last);
-    else out.push({ ...p });
-  }
-  return out;
 }
 
 /**
@@ -195,23 +189,12 @@ function groupsOfAddressPorts(set: PlanSet & { kind: 'address-ports' }): PortGro
         g = { port: { protocol: e.protocol, first: e.port, last: e.port }, ranges: [] };
         byPort.set(key, g);
       }
-      g.ranges.push(rangeOf(e.address));
+      g.ranges.push(addressRange(e.address));
     }
     groups = [...byPort.values()].map((g) => ({ port: g.port, parts: [mergeRanges(g.ranges)] }));
     addressPortGroups.set(set, groups);
   }
   return groups;
-}
-
-const addressRanges = new WeakMap<Address, AddressRange>();
-/** The one-address range of an address, memoized by address object (so its text is memoized too). */
-function rangeOf(a: Address): AddressRange {
-  let r = addressRanges.get(a);
-  if (r === undefined) {
-    r = { family: a.family, first: a.value, last: a.value };
-    addressRanges.set(a, r);
-  }
-  return r;
 }
 
 function hash(text: string): string {

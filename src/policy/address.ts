@@ -135,8 +135,19 @@ export function formatCidr(cidr: Cidr): string {
   return `${formatAddress({ family: cidr.family, value: cidr.network })}/${cidr.prefix}`;
 }
 
+const singles = new WeakMap<Address, AddressRange>();
+/**
+ * The one-address range of an address, memoized by address object: an unchanged pod keeps its range
+ * objects, so what is keyed by range identity (element texts, reused set runs) stays valid. Ranges are
+ * never mutated.
+ */
 export function addressRange(address: Address): AddressRange {
-  return { family: address.family, first: address.value, last: address.value };
+  let r = singles.get(address);
+  if (r === undefined) {
+    r = { family: address.family, first: address.value, last: address.value };
+    singles.set(address, r);
+  }
+  return r;
 }
 
 export function rangeContains(range: AddressRange, address: Address): boolean {

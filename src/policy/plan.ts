@@ -90,17 +90,6 @@ export interface NodePlan {
 
 const ALL_PORTS = { first: 0, last: 65535 };
 
-const ranges = new WeakMap<Address, AddressRange>();
-/** addressRange, memoized by address object: unchanged pods keep their range objects (and texts). */
-function rangeOf(address: Address): AddressRange {
-  let r = ranges.get(address);
-  if (r === undefined) {
-    r = addressRange(address);
-    ranges.set(address, r);
-  }
-  return r;
-}
-
 const ids = new Map<string, string>();
 /** A short, stable set id derived from what the set means (not its members), so it survives updates. */
 export function setId(prefix: string, meaning: string): string {
@@ -114,7 +103,8 @@ export function setId(prefix: string, meaning: string): string {
   return id;
 }
 
-function mergePorts(ranges: PortRange[]): PortRange[] {
+/** Sorts port ranges and merges overlapping or adjacent ones of the same protocol. */
+export function mergePorts(ranges: PortRange[]): PortRange[] {
   const sorted = [...ranges].sort(
     (a, b) => a.protocol.localeCompare(b.protocol) || a.first - b.first || a.last - b.last,
   );
@@ -290,7 +280,7 @@ export class Planner {
         id,
         kind: 'addresses',
         description: source.meaning,
-        ranges: mergeRanges(members.flatMap((p) => p.ips.map(rangeOf))),
+        ranges: mergeRanges(members.flatMap((p) => p.ips.map(addressRange))),
       }));
     } else {
       const members = source.peer
