@@ -5,4 +5,5 @@ export const DEFAULT_AGENT_OPTIONS = {
   verifyIntervalMs: 60_000,
   watchQuietMs: 120_000,
   relistIntervalMs: 600_000,
+  heapGrowthPercent: 30,
 } as const;

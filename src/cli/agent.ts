@@ -1,5 +1,6 @@
 // `tollgate agent`: runs the per-node agent until SIGTERM/SIGINT. Parses flags, builds the parts, and
 // leaves the node's table in place on exit (enforcement must not stop because the agent restarts).
+import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
 import { DEFAULT_AGENT_OPTIONS } from '../agent/options.ts';
 import { NetlinkProgrammer } from '../agent/programmer.ts';
@@ -12,6 +13,14 @@ function ms(flag: string, value: string | undefined, fallback: number): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 1)
     throw new UsageError(`--${flag} must be a positive number of milliseconds, not '${value}'`);
+  return n;
+}
+
+function heapGrowthPercent(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_AGENT_OPTIONS.heapGrowthPercent;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 1000)
+    throw new UsageError(`--heap-growth-percent must be an integer from 0 to 1000, not '${value}'`);
   return n;
 }
 
@@ -33,6 +42,8 @@ export const agentCommand: Command = {
     `  --verify-interval-ms N    compare the table with the kernel and repair drift (default ${DEFAULT_AGENT_OPTIONS.verifyIntervalMs})`,
     `  --watch-quiet-ms N        restart a watch with no event for N ms (default ${DEFAULT_AGENT_OPTIONS.watchQuietMs})`,
     `  --relist-interval-ms N    full relist of every watch (default ${DEFAULT_AGENT_OPTIONS.relistIntervalMs})`,
+    `  --heap-growth-percent N   start a full garbage collection when the heap has grown N% past what the last`,
+    `                            one kept (default ${DEFAULT_AGENT_OPTIONS.heapGrowthPercent}; 0 leaves it to V8, which lets it grow up to 4x)`,
     '  --log-level LEVEL         trace, debug, info (default), warn, error',
     '  -h, --help                show this help',
   ].join('\n'),
@@ -46,6 +57,7 @@ export const agentCommand: Command = {
       'watch-quiet-ms': { type: 'string' },
       'relist-interval-ms': { type: 'string' },
       'log-level': { type: 'string' },
+      'heap-growth-percent': { type: 'string' },
     });
     if (positionals.length > 0)
       throw new UsageError(`unexpected argument '${positionals[0]}'\n\n${this.usage}`);
@@ -54,6 +66,12 @@ export const agentCommand: Command = {
       throw new UsageError(
         'no node name: pass --node-name or set NODE_NAME (the DaemonSet sets it from spec.nodeName)',
       );
+    const growth = heapGrowthPercent(values['heap-growth-percent']);
+    // Like Go's GOGC: the agent's live heap is small (~50 MB at 10,000 pods) but it allocates per sync,
+    // and V8's own policy lets garbage pile up to several times the live size between full collections
+    // (RSS ~205 MB under a stream of changes in the agent benchmark). V8 reads this flag at every full
+    // collection, so setting it before the agent starts applies to the whole run.
+    if (growth > 0) setFlagsFromString(`--heap-growing-percent=${growth}`);
     const metricsAddr = values['metrics-addr'] ?? DEFAULT_AGENT_OPTIONS.metricsAddr;
     if (metricsAddr !== 'off' && !/^(\[[0-9a-f:]+\]|[^:]*):\d{1,5}$/i.test(metricsAddr)) {
       throw new UsageError(`--metrics-addr must be HOST:PORT or off, not '${metricsAddr}'`);

@@ -33,7 +33,7 @@ export function parseCommandArgs<O extends Options>(command: Command, argv: stri
       strict: true,
     });
   } catch (error) {
-    throw new UsageError(`tollgate ${command.name}: ${(error as Error).message}\n\n${command.usage}`, {
+    throw new UsageError(`${(error as Error).message}\n\n${command.usage}`, {
       cause: error,
     });
   }

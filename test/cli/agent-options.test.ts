@@ -1,0 +1,23 @@
+// `tollgate agent` flag checks that run before anything is started: a bad value is a usage error (exit 2)
+// naming the flag, and --help documents the garbage-collection bound the DaemonSet relies on.
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import t from 'tap';
+
+const root = resolve(import.meta.dirname, '../..');
+const agent = (...args: string[]) =>
+  spawnSync(process.execPath, [join(root, 'bin/tollgate.js'), 'agent', ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
+
+t.test('--heap-growth-percent takes an integer from 0 to 1000', async (t) => {
+  for (const bad of ['abc', '-5', '2.5', '1001']) {
+    const r = agent('--node-name', 'n1', `--heap-growth-percent=${bad}`);
+    t.equal(r.status, 2, `'${bad}' is a usage error`);
+    t.match(r.stderr, `--heap-growth-percent must be an integer from 0 to 1000, not '${bad}'`);
+  }
+  const help = agent('--help');
+  t.equal(help.status, 0);
+  t.match(help.stdout, /--heap-growth-percent N .*\n.*default 30;/);
+});
