@@ -25,6 +25,8 @@ const KUBECONFIG_SAMPLES = Number(process.env.BENCH_KUBECONFIG_SAMPLES ?? 10);
  * (an empty value measures Node's defaults).
  */
 const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? daemonSetNodeOptions();
+/** Extra flags for the agent, e.g. `--heap-growth-percent=50` to compare garbage-collection settings. */
+const AGENT_ARGS = (process.env.BENCH_AGENT_ARGS ?? '').split(' ').filter((a) => a !== '');
 const NAMESPACES = 50;
 // New pods on node0 take addresses 10.244.0.(10 + PODS / 50 + k): past .255 they would be invalid.
 if (!(SAMPLES >= 1 && 10 + Math.ceil(PODS / 50) + SAMPLES <= 255))
@@ -274,6 +276,7 @@ async function measure(
   // The table of a previous run goes, so that every run starts cold.
   execFileSync(process.execPath, [TOLLGATE, 'cleanup'], { stdio: 'ignore' });
   const common = [
+    ...AGENT_ARGS,
     '--node-name',
     'node0',
     '--metrics-addr',
@@ -397,6 +400,7 @@ try {
         }
       : {}),
     agent_node_options: NODE_OPTIONS,
+    ...(AGENT_ARGS.length > 0 ? { agent_args: AGENT_ARGS.join(' ') } : {}),
     api_requests: main.served,
     note: 'agent as its own process (node bin/tollgate.js agent, in-cluster service account) against a fake API over HTTPS on 127.0.0.1; latency = change written to the watch stream -> the agent\'s "synced" log line (netlink batch acknowledged); RSS/peak = the agent\'s VmRSS/VmHWM after one /metrics scrape (NODE_COMPILE_CACHE warmed as in the image); real kernel in a private netns; node0 holds 200 of the pods',
   };
