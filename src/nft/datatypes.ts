@@ -3,6 +3,7 @@
 
 import { isIPv6 } from 'node:net';
 import { HOST_IS_LE } from '../netlink/attr.ts';
+import { formatIpv6Groups } from '../util/ipv6.ts';
 
 export type KeyTypeName = 'ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service' | 'mark' | 'ifname';
 export type DataTypeName = KeyTypeName | 'verdict';
@@ -75,25 +76,7 @@ function ipv6Parse(text: string): Buffer {
 function ipv6Format(b: Buffer): string {
   const g: number[] = [];
   for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i));
-  // RFC 5952: compress the longest run (>= 2) of zero groups, the first one on ties.
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
-  if (best < 0) return hex(g);
-  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+  return formatIpv6Groups(g);
 }
 
 const PROTO_NAMES: Record<string, number> = {

@@ -1,6 +1,7 @@
 // IP addresses, CIDRs and address ranges as bigints for both families; pure arithmetic, no I/O.
 // Parsing is delegated to ip-num; formatting follows RFC 5952 so IPv6 text matches what nft and ip print.
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIpv6Groups } from '../util/ipv6.ts';
 
 export type Family = 4 | 6;
 
@@ -75,27 +76,7 @@ export function formatAddress(address: Address): string {
   }
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((address.value >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952: compress the longest run (first if tied) of two or more zero groups.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  const head = hex.slice(0, bestStart).join(':');
-  const tail = hex.slice(bestStart + bestLen).join(':');
-  return `${head}::${tail}`;
+  return formatIpv6Groups(groups);
 }
 
 export interface Cidr {
