@@ -1,14 +1,17 @@
 // The per-node agent: watches the cluster through a ClusterStore and keeps the node's `inet tollgate`
 // table equal to what the policies say, one atomic batch per change. Level-triggered: every sync
-// recomputes the desired state from the whole store and diffs it against what was programmed.
+// recomputes the desired state from the whole store and diffs it against what was programmed. The store
+// keeps objects in normalized form only, and reports which pods changed, so a sync's cost follows the
+// change rather than the number of pods.
 // Also serves /healthz, /readyz and /metrics. Never exits the process (src/cli does).
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { ListWatch } from '../k8s/client.ts';
 import { ClusterStore, type WatchedKind } from '../k8s/store.ts';
-import { formatIssue } from '../policy/errors.ts';
+import { formatIssue, ValidationError } from '../policy/errors.ts';
+import type { PodChanges } from '../policy/index.ts';
 import { normalizeNamespace, normalizeNode, normalizePod, normalizePolicy } from '../policy/normalize.ts';
-import type { ClusterState, Namespace } from '../policy/types.ts';
+import type { ClusterState, Namespace, Node, Pod, Policy } from '../policy/types.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { Programmer } from './programmer.ts';
 import { NodeReconciler } from './reconciler.ts';
@@ -40,7 +43,8 @@ export class Agent {
   private server: Server | undefined;
   private verifyTimer: NodeJS.Timeout | undefined;
   private readonly loggedIssues = new Set<string>();
-  private readonly normalized = new WeakMap<object, unknown>();
+  /** The last ClusterState handed to the reconciler; its lists are rebuilt only for kinds that changed. */
+  private lastState: ClusterState | undefined;
   private verifyDue = false;
   private syncedOnce = false;
   private lastError: string | undefined;
@@ -51,9 +55,29 @@ export class Agent {
     this.options = options;
     this.log = log.child({ component: 'agent', node: options.nodeName });
     this.metrics = createMetrics();
+    // Objects are normalized as they arrive and only the normalized form is kept; one that cannot be
+    // used is logged once and kept as INVALID (skipped, fail-closed).
+    const ingest =
+      <T>(kind: string, normalize: (raw: unknown) => T) =>
+      (raw: unknown): T | typeof INVALID => {
+        try {
+          return normalize(raw);
+        } catch (error) {
+          // Normalization errors name the object and the field; anything else gets the kind.
+          const message = (error as Error).message;
+          this.logIssueOnce(error instanceof ValidationError ? message : `${kind}: ${message}`);
+          return INVALID;
+        }
+      };
     this.store = new ClusterStore(client, log, {
       quietMs: options.watchQuietMs,
       resyncMs: options.relistIntervalMs,
+      ingest: {
+        pods: ingest('Pod', normalizeWatchedPod),
+        namespaces: ingest('Namespace', normalizeNamespace),
+        policies: ingest('NetworkPolicy', normalizePolicy),
+        nodes: ingest('Node', normalizeNode),
+      },
     });
     this.reconciler = new NodeReconciler(options.nodeName, programmer);
     this.runner = new BoundedRunner(() => this.sync(), options.minSyncIntervalMs);
@@ -89,37 +113,34 @@ export class Agent {
   }
 
   /**
-   * The store's objects as normalized state; an object that cannot be used is logged once and skipped.
-   * Normalized objects are cached by identity: the store replaces an object when it changes, so a sync
-   * only normalizes what changed since the last one.
+   * The store's objects as a ClusterState, and the pods that changed since the previous call. A kind
+   * without changes keeps its list (the same array: the index sees it is unchanged at once).
    */
-  private state(): ClusterState {
-    const o = this.store.objects();
-    const keep = <T>(items: unknown[], fn: (x: unknown) => T, kind: string): T[] => {
+  private state(): { state: ClusterState; podChanges: PodChanges } {
+    const r = this.store.reflectors;
+    const valid = <T>(items: Iterable<unknown>): T[] => {
       const out: T[] = [];
-      for (const item of items) {
-        const cached = this.normalized.get(item as object);
-        if (cached !== undefined) {
-          out.push(cached as T);
-          continue;
-        }
-        try {
-          const n = fn(item);
-          this.normalized.set(item as object, n);
-          out.push(n);
-        } catch (error) {
-          this.logIssueOnce(`${kind}: ${(error as Error).message}`);
-        }
-      }
+      for (const item of items) if (item !== INVALID) out.push(item as T);
       return out;
     };
-    const namespaces = keep(o.namespaces, normalizeNamespace, 'Namespace');
-    return {
-      namespaces: new Map<string, Namespace>(namespaces.map((n) => [n.name, n])),
-      nodes: keep(o.nodes, normalizeNode, 'Node'),
-      pods: keep(o.pods, normalizePod, 'Pod'),
-      policies: keep(o.policies, normalizePolicy, 'NetworkPolicy'),
+    const podChanges = new Map<string, Pod | undefined>();
+    for (const key of r.pods.takeChanges()) {
+      const pod = r.pods.items.get(key);
+      podChanges.set(key, pod === INVALID ? undefined : (pod as Pod | undefined));
+    }
+    const last = this.lastState;
+    const changed = (kind: 'namespaces' | 'policies' | 'nodes') => r[kind].takeChanges().size > 0;
+    const state: ClusterState = {
+      namespaces:
+        !last || changed('namespaces')
+          ? new Map(valid<Namespace>(r.namespaces.items.values()).map((n) => [n.name, n]))
+          : last.namespaces,
+      nodes: !last || changed('nodes') ? valid<Node>(r.nodes.items.values()) : last.nodes,
+      pods: !last || podChanges.size > 0 ? valid<Pod>(r.pods.items.values()) : last.pods,
+      policies: !last || changed('policies') ? valid<Policy>(r.policies.items.values()) : last.policies,
     };
+    this.lastState = state;
+    return { state, podChanges };
   }
 
   private logIssueOnce(text: string): void {
@@ -137,7 +158,8 @@ export class Agent {
     this.runner.pendingSince = undefined;
     const start = performance.now();
     try {
-      const result = await this.reconciler.sync(this.state());
+      const { state, podChanges } = this.state();
+      const result = await this.reconciler.sync(state, { podChanges });
       const seconds = (performance.now() - start) / 1000;
       this.metrics.syncDuration.observe({ kind: result.kind }, seconds);
       this.metrics.syncs.inc({ kind: result.kind, result: 'ok' });
@@ -252,6 +274,22 @@ export class Agent {
     return this.runner.idle();
   }
 }
+
+/**
+ * normalizePod for a watched pod: changes are reported by the store's key (namespace/name), which must
+ * be the pod's own key, so a pod without a namespace (the API server never sends one) is refused.
+ */
+function normalizeWatchedPod(raw: unknown): Pod {
+  const metadata = (raw as { metadata?: { name?: unknown; namespace?: unknown } }).metadata;
+  if (typeof metadata?.namespace !== 'string' || metadata.namespace === '')
+    throw new ValidationError([
+      { object: `Pod ${String(metadata?.name)}`, field: 'metadata.namespace', message: 'is required' },
+    ]);
+  return normalizePod(raw);
+}
+
+/** What the store keeps of an object that cannot be used (its problem was logged when it arrived). */
+const INVALID: unique symbol = Symbol('invalid object');
 
 const roundAll = (o: Record<string, number>) =>
   Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 10) / 10]));

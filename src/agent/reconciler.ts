@@ -4,7 +4,7 @@
 import { DesiredCache, type DesiredState, desiredState } from '../compile/desired.ts';
 import { type DiffCounts, diffTransaction, fullTransaction } from '../compile/diff.ts';
 import { compareTable } from '../compile/verify.ts';
-import { ClusterIndex } from '../policy/index.ts';
+import { ClusterIndex, type PodChanges } from '../policy/index.ts';
 import { PlanCache, Planner } from '../policy/plan.ts';
 import type { ClusterState, ValidationIssue } from '../policy/types.ts';
 import type { CommitInfo, Programmer } from './programmer.ts';
@@ -57,18 +57,31 @@ export class NodeReconciler {
   /**
    * Makes the node's table match `state`. The first sync (and `full`) replaces the table in one batch:
    * an old table keeps enforcing until that batch commits. If a commit fails nothing was applied, and the
-   * next sync diffs against the last state that was.
+   * next sync diffs against the last state that was. `podChanges` (see ClusterIndex.update) spares the
+   * scan of every pod; the first sync, and the one after a failure before the commit, ignore it.
    */
-  async sync(state: ClusterState, options: { full?: boolean } = {}): Promise<SyncResult> {
+  async sync(
+    state: ClusterState,
+    options: { full?: boolean; podChanges?: PodChanges } = {},
+  ): Promise<SyncResult> {
     const start = performance.now();
 
-    if (this.index === undefined) this.index = new ClusterIndex(state);
-    else this.index.update(state);
-    const planner = new Planner(this.index, this.planCache);
-    const plan = planner.planNode(this.nodeName);
-    this.index.retainPeers(planner.peerKeysUsed());
-    const t1 = performance.now();
-    const next = desiredState(plan, this.desiredCache);
+    let plan: ReturnType<Planner['planNode']>;
+    let next: DesiredState;
+    let t1: number;
+    try {
+      if (this.index === undefined) this.index = new ClusterIndex(state);
+      else this.index.update(state, options.podChanges);
+      const planner = new Planner(this.index, this.planCache);
+      plan = planner.planNode(this.nodeName);
+      this.index.retainPeers(planner.peerKeysUsed());
+      t1 = performance.now();
+      next = desiredState(plan, this.desiredCache);
+    } catch (error) {
+      // The index may hold part of this state: the next sync rebuilds it from the whole state.
+      this.index = undefined;
+      throw error;
+    }
     const t2 = performance.now();
     let kind: SyncResult['kind'];
     let counts: DiffCounts | undefined;

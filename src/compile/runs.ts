@@ -30,17 +30,6 @@ interface Run {
 /** The runs each element collection was built from (collections are never mutated after building). */
 const runsOf = new WeakMap<ReadonlySet<string>, Map<string, Run>>();
 
-const texts = new WeakMap<AddressRange, string>();
-/** formatRange, memoized by range object (plan sets keep their range objects while members stay). */
-export function rangeText(r: AddressRange): string {
-  let text = texts.get(r);
-  if (text === undefined) {
-    text = formatRange(r);
-    texts.set(r, text);
-  }
-  return text;
-}
-
 /** The canonical union of a run's address lists. */
 function rangesOf(spec: RunSpec): readonly AddressRange[] {
   return spec.parts.length === 1 ? mergeRanges(spec.parts[0]!) : mergeRanges(spec.parts.flat());
@@ -106,7 +95,7 @@ export function buildRunElements(
     for (const spec of specs) {
       const ranges = rangesOf(spec);
       runs.set(spec.suffix, { parts: spec.parts, ranges });
-      for (const r of ranges) elements.add(rangeText(r) + spec.suffix);
+      for (const r of ranges) elements.add(formatRange(r) + spec.suffix);
     }
     runsOf.set(elements, runs);
     return { elements, delta: undefined };
@@ -122,13 +111,13 @@ export function buildRunElements(
     const ranges = patchRanges(
       old?.ranges ?? [],
       rangesOf(spec),
-      (r) => removed.push(rangeText(r) + spec.suffix),
-      (r) => added.push(rangeText(r) + spec.suffix),
+      (r) => removed.push(formatRange(r) + spec.suffix),
+      (r) => added.push(formatRange(r) + spec.suffix),
     );
     runs.set(spec.suffix, { parts: spec.parts, ranges });
   }
   for (const [suffix, old] of before)
-    if (!runs.has(suffix)) for (const r of old.ranges) removed.push(rangeText(r) + suffix);
+    if (!runs.has(suffix)) for (const r of old.ranges) removed.push(formatRange(r) + suffix);
   if (added.length === 0 && removed.length === 0) {
     runsOf.set(previous, runs);
     return { elements: previous, delta: undefined };

@@ -2,17 +2,20 @@
 // Never stalls silently: relists on 410 Gone, restarts with capped exponential backoff after errors (the
 // client library's watch just ends), a watchdog restarts a watch that has been quiet too long (bookmarks
 // count as activity), and a periodic full relist repairs anything missed. No policy logic here.
+// Records which keys changed (see takeChanges) so that a consumer pays for what changed, not for the
+// whole kind; a relist keeps the stored object of every item whose resourceVersion is unchanged.
 import type { Logger } from 'pino';
 import { type ListWatch, WatchError } from './client.ts';
 
 type Obj = Record<string, unknown>;
 
-export interface ReflectorOptions {
+export interface ReflectorOptions<T = Obj> {
   /** e.g. 'pods' */
   kind: string;
   /** API path of the cluster-wide list, e.g. /api/v1/pods */
   path: string;
-  trim: (o: Obj) => Obj;
+  /** What is kept of each object (a trimmed copy, or the consumer's own form of it). */
+  trim: (o: Obj) => T;
   pageSize?: number;
   /** A watch with no event for this long is restarted. */
   quietMs?: number;
@@ -33,9 +36,14 @@ const keyOf = (o: Obj): string => {
   return m.namespace ? `${m.namespace}/${m.name}` : String(m.name);
 };
 
-export class Reflector {
+const versionOf = (o: Obj): string | undefined => {
+  const v = (o.metadata as Obj | undefined)?.resourceVersion;
+  return typeof v === 'string' && v !== '' ? v : undefined;
+};
+
+export class Reflector<T = Obj> {
   readonly kind: string;
-  readonly items = new Map<string, Obj>();
+  readonly items = new Map<string, T>();
   readonly stats: ReflectorStats = { lists: 0, watchRestarts: 0, events: 0 };
   /** True after the first complete list. */
   synced = false;
@@ -44,7 +52,10 @@ export class Reflector {
   lastActivity = 0;
 
   private readonly client: ListWatch;
-  private readonly options: Required<ReflectorOptions>;
+  private readonly options: Required<ReflectorOptions<T>>;
+  /** resourceVersion of each item: a relist keeps the stored object of an item that did not change. */
+  private readonly versions = new Map<string, string>();
+  private changed = new Set<string>();
   private readonly log: Logger;
   private readonly onChange: (kind: string) => void;
   private resourceVersion = '';
@@ -55,7 +66,12 @@ export class Reflector {
   private wake: (() => void) | undefined;
   private generation = 0;
 
-  constructor(client: ListWatch, options: ReflectorOptions, log: Logger, onChange: (kind: string) => void) {
+  constructor(
+    client: ListWatch,
+    options: ReflectorOptions<T>,
+    log: Logger,
+    onChange: (kind: string) => void,
+  ) {
     this.client = client;
     this.kind = options.kind;
     this.options = {
@@ -97,6 +113,16 @@ export class Reflector {
     this.wake?.();
   }
 
+  /**
+   * The keys added, modified or removed since the last call (look each up in `items`: absent means
+   * removed). For one consumer: the set is handed over and a new one started.
+   */
+  takeChanges(): Set<string> {
+    const out = this.changed;
+    this.changed = new Set();
+    return out;
+  }
+
   /** Ends the current watch; with `relist` the next round lists everything again. */
   restart(relist: boolean): void {
     if (relist) this.resourceVersion = '';
@@ -105,7 +131,8 @@ export class Reflector {
   }
 
   private async list(): Promise<void> {
-    const fresh = new Map<string, Obj>();
+    const fresh = new Map<string, T>();
+    const versions = new Map<string, string>();
     let cont: string | undefined;
     let rv = '';
     do {
@@ -113,12 +140,26 @@ export class Reflector {
         limit: this.options.pageSize,
         ...(cont ? { continue: cont } : {}),
       });
-      for (const item of page.items) fresh.set(keyOf(item), this.options.trim(item));
+      for (const item of page.items) {
+        const key = keyOf(item);
+        const version = versionOf(item);
+        const old = this.items.get(key);
+        if (old !== undefined && version !== undefined && this.versions.get(key) === version) {
+          fresh.set(key, old); // unchanged since we last saw it: same object, not reported
+        } else {
+          fresh.set(key, this.options.trim(item));
+          this.changed.add(key);
+        }
+        if (version !== undefined) versions.set(key, version);
+      }
       cont = page.continue;
       rv = page.resourceVersion;
     } while (cont);
+    for (const key of this.items.keys()) if (!fresh.has(key)) this.changed.add(key);
     this.items.clear();
     for (const [k, v] of fresh) this.items.set(k, v);
+    this.versions.clear();
+    for (const [k, v] of versions) this.versions.set(k, v);
     this.resourceVersion = rv;
     this.stats.lists++;
     this.synced = true;
@@ -165,11 +206,17 @@ export class Reflector {
               return;
             }
             const key = keyOf(object);
-            if (type === 'DELETED') this.items.delete(key);
-            else this.items.set(key, this.options.trim(object));
-            this.resourceVersion = String(
-              (object.metadata as Obj | undefined)?.resourceVersion ?? this.resourceVersion,
-            );
+            const version = versionOf(object);
+            if (type === 'DELETED') {
+              this.items.delete(key);
+              this.versions.delete(key);
+            } else {
+              this.items.set(key, this.options.trim(object));
+              if (version === undefined) this.versions.delete(key);
+              else this.versions.set(key, version);
+            }
+            this.changed.add(key);
+            this.resourceVersion = version ?? this.resourceVersion;
             this.failures = 0;
             this.onChange(this.kind);
           },

@@ -1,5 +1,5 @@
-// The agent's view of the cluster: one reflector per watched kind, their trimmed objects as one
-// ClusterObjects snapshot, and change notification. Knows nothing of policy semantics.
+// The agent's view of the cluster: one reflector per watched kind holding trimmed objects (or what the
+// consumer's `ingest` made of them), and change notification. Knows nothing of policy semantics.
 import type { Logger } from 'pino';
 import type { ClusterObjects } from '../policy/normalize.ts';
 import type { ListWatch } from './client.ts';
@@ -15,19 +15,32 @@ export const WATCHED = {
 
 export type WatchedKind = keyof typeof WATCHED;
 
+export interface ClusterStoreOptions extends Pick<ReflectorOptions, 'quietMs' | 'resyncMs' | 'pageSize'> {
+  /**
+   * Turns each trimmed object into what the store keeps (the agent keeps its normalized form only, so
+   * the trimmed copy is garbage at once). Called once per object version; must not throw.
+   */
+  ingest?: Partial<Record<WatchedKind, (trimmed: Record<string, unknown>) => unknown>>;
+}
+
 export class ClusterStore {
-  readonly reflectors: Record<WatchedKind, Reflector>;
+  readonly reflectors: Record<WatchedKind, Reflector<unknown>>;
   private readonly listeners: ((kind: string) => void)[] = [];
 
-  constructor(
-    client: ListWatch,
-    log: Logger,
-    options: Pick<ReflectorOptions, 'quietMs' | 'resyncMs' | 'pageSize'> = {},
-  ) {
-    const make = (kind: WatchedKind) =>
-      new Reflector(client, { kind, ...WATCHED[kind], ...options }, log, (k) => {
-        for (const l of this.listeners) l(k);
-      });
+  constructor(client: ListWatch, log: Logger, options: ClusterStoreOptions = {}) {
+    const { ingest, ...reflectorOptions } = options;
+    const make = (kind: WatchedKind): Reflector<unknown> => {
+      const trim = WATCHED[kind].trim;
+      const keep = ingest?.[kind];
+      return new Reflector<unknown>(
+        client,
+        { kind, path: WATCHED[kind].path, trim: keep ? (o) => keep(trim(o)) : trim, ...reflectorOptions },
+        log,
+        (k) => {
+          for (const l of this.listeners) l(k);
+        },
+      );
+    };
     this.reflectors = {
       pods: make('pods'),
       namespaces: make('namespaces'),
@@ -56,16 +69,6 @@ export class ClusterStore {
   /** Every kind has a watch stream open. */
   get live(): boolean {
     return Object.values(this.reflectors).every((r) => r.watching);
-  }
-
-  objects(): ClusterObjects {
-    const r = this.reflectors;
-    return {
-      pods: [...r.pods.items.values()],
-      namespaces: [...r.namespaces.items.values()],
-      policies: [...r.policies.items.values()],
-      nodes: [...r.nodes.items.values()],
-    };
   }
 }
 

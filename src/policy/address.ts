@@ -119,7 +119,7 @@ export function formatCidr(cidr: Cidr): string {
 const singles = new WeakMap<Address, AddressRange>();
 /**
  * The one-address range of an address, memoized by address object: an unchanged pod keeps its range
- * objects, so what is keyed by range identity (element texts, reused set runs) stays valid. Ranges are
+ * objects, so what is keyed by range identity (reused set runs) stays valid. Ranges are
  * never mutated.
  */
 export function addressRange(address: Address): AddressRange {

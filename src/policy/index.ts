@@ -37,6 +37,9 @@ export function podPeerKey(peer: Peer & { kind: 'pods' }, policyNamespace: strin
   return `pods [${keyOf(peer.pods)}] in ${ns}`;
 }
 
+/** Pods that changed since the previous update, by key: the new object, or undefined when gone. */
+export type PodChanges = ReadonlyMap<string, Pod | undefined>;
+
 /** The pods one pod peer matches, kept up to date pod by pod. */
 interface PeerMembers {
   peer: Peer & { kind: 'pods' };
@@ -82,9 +85,12 @@ export class ClusterIndex {
   /**
    * Brings the index to `state`. Unchanged objects (the same object as in the previous state) cost a map
    * lookup; a changed pod is re-matched against every memoized peer; a changed namespace or policy drops
-   * only the memos that depend on it. Returns whether anything changed.
+   * only the memos that depend on it. With `podChanges` (every pod that may differ from the previous
+   * state, by key, with its new object or undefined when gone) the pods are not scanned at all: the
+   * caller vouches that every other pod of `state` is the very object it was. Returns whether anything
+   * changed.
    */
-  update(state: ClusterState): boolean {
+  update(state: ClusterState, podChanges?: PodChanges): boolean {
     this.current = state;
     let changed = false;
     if (!sameList(state.nodes, this.lastNodes)) {
@@ -111,6 +117,17 @@ export class ClusterIndex {
       this.policiesByNamespace = new Map();
       for (const policy of state.policies) pushTo(this.policiesByNamespace, policy.namespace, policy);
       this.selectedBy.clear();
+    }
+    if (podChanges !== undefined) {
+      for (const [key, pod] of podChanges) {
+        const old = this.pods.get(key);
+        if (old === pod) continue;
+        if (pod === undefined) this.pods.delete(key);
+        else this.pods.set(key, pod);
+        this.podChanged(old, pod);
+        changed = true;
+      }
+      return changed;
     }
     // Pods: a changed or removed pod is replaced in every structure and re-matched against every peer.
     const before = this.pods.size;

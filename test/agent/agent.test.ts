@@ -101,3 +101,38 @@ t.test('a rejected batch is retried and the agent reports not ready meanwhile', 
   const errors = await a.metrics.registry.getSingleMetricAsString('tollgate_netlink_errors_total');
   t.match(errors, /tollgate_netlink_errors_total 1/);
 });
+
+t.test('an object that cannot be used is logged once and skipped; the rest stays enforced', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const lines: { msg: string; problem?: string }[] = [];
+  const capture = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const a = new Agent(api, new FakeProgrammer(), capture, {
+    nodeName: 'n1',
+    metricsAddr: undefined,
+    minSyncIntervalMs: 10,
+    verifyIntervalMs: 60_000,
+    watchQuietMs: 60_000,
+    relistIntervalMs: 600_000,
+  });
+  t.teardown(() => a.stop());
+  await a.start();
+  await until(() => a.ready, 'ready');
+  // No namespace: the API server never sends such a pod, and its key could not be tracked.
+  api.put(P.pods, 'ghost', { ...pod('x/ghost', {}, { ip: '10.244.1.12' }), metadata: {} });
+  api.put(P.np, 'deny', policy('x/deny', { podSelector: {}, policyTypes: ['Ingress'] }));
+  await until(() => a.reconciler.current?.podChains.get('x/a')?.ingress !== undefined, 'policy applied');
+  api.put(P.pods, 'ghost', { ...pod('x/ghost', {}, { ip: '10.244.1.12' }), metadata: {} }, 'MODIFIED');
+  api.put(P.pods, 'c', pod('x/c', { app: 'c' }, { ip: '10.244.1.13' }));
+  await until(() => a.reconciler.current?.podChains.has('x/c') === true, 'a later pod programmed');
+  await a.idle();
+  const warned = lines.filter((l) => l.problem?.includes('metadata.namespace: is required'));
+  t.equal(warned.length, 1, 'logged once, with the field named');
+  t.match(warned[0]!.problem, /^Pod ghost: metadata\.namespace/);
+  t.same(
+    [...a.reconciler.current!.podChains.keys()].sort(),
+    ['x/a', 'x/b', 'x/c'],
+    'the bad pod is skipped, every other pod is programmed',
+  );
+  t.ok(a.ready, 'the agent stays ready');
+});

@@ -128,3 +128,37 @@ t.test('periodic relist repairs anything a watch missed', async (t) => {
   await until(() => r.items.has('x/ghost'), 'relist picks it up', 2000);
   t.pass('relisted');
 });
+
+t.test(
+  'changed keys are reported once; a relist keeps unchanged objects and reports only differences',
+  async (t) => {
+    const api = new FakeApi();
+    for (const n of ['a', 'b', 'c']) api.put(PODS, n, podObj('x'));
+    const { r } = reflector(api, { resyncMs: 3_600_000 });
+    t.teardown(() => r.stop());
+    r.start();
+    await until(() => r.synced && r.watching, 'synced');
+    t.same([...r.takeChanges()].sort(), ['x/a', 'x/b', 'x/c'], 'the first list reports every key');
+    t.same([...r.takeChanges()], [], 'handed over: nothing twice');
+    api.put(PODS, 'd', podObj('x'));
+    api.put(PODS, 'a', podObj('x', { changed: 'yes' }), 'MODIFIED');
+    api.remove(PODS, 'b');
+    t.same([...r.takeChanges()].sort(), ['x/a', 'x/b', 'x/d'], 'added, modified and deleted keys');
+
+    // Behind the watch's back (no events): c is modified, d deleted, e added. The relist must report
+    // exactly those, and keep the very object of a (its resourceVersion is unchanged).
+    const a = r.items.get('x/a');
+    const bucket = api.objects.get(PODS)!;
+    bucket.set('c', {
+      ...podObj('x', { v: '2' }),
+      metadata: { name: 'c', namespace: 'x', labels: { v: '2' }, resourceVersion: '900' },
+    });
+    bucket.delete('d');
+    bucket.set('e', { ...podObj('x'), metadata: { name: 'e', namespace: 'x', resourceVersion: '901' } });
+    r.restart(true);
+    await until(() => r.watching && r.items.has('x/e'), 'relisted');
+    t.equal(r.items.get('x/a'), a, 'an unchanged object is kept as it was (same object)');
+    t.same([...r.takeChanges()].sort(), ['x/c', 'x/d', 'x/e'], 'only what differs is reported');
+    t.same((r.items.get('x/c')!.metadata as { labels: object }).labels, { v: '2' });
+  },
+);

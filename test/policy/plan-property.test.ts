@@ -2,6 +2,7 @@
 // dataplane will read them) and the reference evaluator always agree. Thousands of cases.
 import fc from 'fast-check';
 import t from 'tap';
+import { desiredState } from '../../src/compile/desired.ts';
 import { parseAddress } from '../../src/policy/address.ts';
 import { endpointAt, evaluate } from '../../src/policy/evaluate.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
@@ -12,6 +13,7 @@ import {
   normalizePolicy,
 } from '../../src/policy/normalize.ts';
 import { Planner } from '../../src/policy/plan.ts';
+import type { Pod } from '../../src/policy/types.ts';
 import { nodes } from './builders.ts';
 import { PlanMatcher } from './plan-matcher.ts';
 
@@ -210,4 +212,51 @@ t.test('per-node plans agree with the evaluator on random clusters and flows', a
   t.ok(flows >= 60000, `${flows} flows compared`);
   // Both outcomes must be well represented, or the property proves little.
   t.ok(allowedCount > flows * 0.1 && allowedCount < flows * 0.9, `${allowedCount} of ${flows} allowed`);
+});
+
+/** A node's desired table as comparable text: chains with their rules, sets with sorted elements. */
+function tableText(index: ClusterIndex, node: string): string {
+  const d = desiredState(new Planner(index).planNode(node));
+  const chains = [...d.chains.values()].map((c) => `${c.name} ${JSON.stringify(c.rules)}`).sort();
+  const sets = [...d.sets.values()].map((s) => `${s.name} {${[...s.elements].sort().join(', ')}}`).sort();
+  return [...chains, ...sets].join('\n');
+}
+
+t.test('an index kept up to date with pod changes plans exactly like a fresh index', async (t) => {
+  let steps = 0;
+  fc.assert(
+    fc.property(
+      clusterArb,
+      fc.array(fc.tuple(fc.nat(9), fc.option(podArb, { nil: undefined })), { minLength: 1, maxLength: 8 }),
+      (input, edits) => {
+        const { state } = build(input);
+        // Pod slots 0..9: an edit replaces or removes the pod of one slot (slots past the initial pods
+        // are additions); every other pod stays the very same object, as in the agent.
+        const slots = new Map(state.pods.map((p, i) => [i, p]));
+        const incremental = new ClusterIndex(state);
+        for (const [slot, next] of edits) {
+          const old = slots.get(slot);
+          // Built at its slot's position, so it gets that slot's name (p<slot>) and addresses.
+          const padded = Array.from({ length: slot + 1 }, (_, i) => input.pods[i] ?? next!);
+          padded[slot] = next!;
+          const placed = next && build({ ...input, pods: padded }).state.pods[slot]!;
+          const changes = new Map<string, Pod | undefined>();
+          if (old) changes.set(old.key, undefined);
+          if (placed) {
+            slots.set(slot, placed);
+            changes.set(placed.key, placed);
+          } else slots.delete(slot);
+          const nextState = { ...state, pods: [...slots.values()] };
+          incremental.update(nextState, changes);
+          const fresh = new ClusterIndex(nextState);
+          steps++;
+          for (const node of ['n1', 'n2'])
+            if (tableText(incremental, node) !== tableText(fresh, node)) return false;
+        }
+        return true;
+      },
+    ),
+    { numRuns: 300, seed: 20261122 },
+  );
+  t.ok(steps >= 1000, `${steps} updates compared`);
 });
