@@ -384,14 +384,23 @@ export class NamedSet {
       return out;
     }
     if (this.isConcat) {
+      // Every key and key end is a view into one zeroed slab (padding stays zero): one allocation per
+      // call instead of two per element.
+      const len = this.keyLen;
+      const slab = Buffer.alloc(elements.length * 2 * len);
+      let off = 0;
       for (const e of elements) {
-        out.push({
-          key: this.packKey(e.fields.map((f) => f.from)),
-          keyEnd: this.packKey(e.fields.map((f) => f.to)),
-          flags: 0,
-          timeout: e.timeout,
-          data: e.data,
-        });
+        const key = slab.subarray(off, off + len);
+        const keyEnd = slab.subarray(off + len, off + 2 * len);
+        let at = off;
+        for (let i = 0; i < e.fields.length; i++) {
+          const f = e.fields[i]!;
+          f.from.copy(slab, at);
+          f.to.copy(slab, at + len);
+          at += padLen((this.key[i] as DataType).len);
+        }
+        off += 2 * len;
+        out.push({ key, keyEnd, flags: 0, timeout: e.timeout, data: e.data });
       }
       return out;
     }
