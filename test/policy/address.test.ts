@@ -88,3 +88,45 @@ t.test('merge and subtract ranges agree with point membership (property)', async
   );
   t.pass('1000 random range sets');
 });
+
+t.test(
+  'merging mixed families: sorted (IPv4 first), disjoint, same addresses, untouched inputs kept',
+  async (t) => {
+    // Values near the top of each family and near 2^32 (the float64 path must stay exact there).
+    const base = (family: 4 | 6) => (family === 4 ? 0xfffffff0n - 64n : (1n << 128n) - 80n);
+    const range = fc
+      .tuple(
+        fc.constantFrom(4 as const, 6 as const),
+        fc.integer({ min: 0, max: 60 }),
+        fc.integer({ min: 0, max: 8 }),
+      )
+      .map(([family, a, len]) => ({
+        family,
+        first: base(family) + BigInt(a),
+        last: base(family) + BigInt(a + len),
+      }));
+    fc.assert(
+      fc.property(fc.array(range, { maxLength: 12 }), (ranges) => {
+        const merged = mergeRanges(ranges);
+        for (const family of [4, 6] as const)
+          for (let v = 0n; v <= 70n; v++) {
+            const a = { family, value: base(family) + v };
+            if (merged.some((r) => rangeContains(r, a)) !== ranges.some((r) => rangeContains(r, a)))
+              return false;
+          }
+        for (let i = 1; i < merged.length; i++) {
+          const [p, r] = [merged[i - 1]!, merged[i]!];
+          if (p.family > r.family || (p.family === r.family && r.first <= p.last + 1n)) return false;
+        }
+        // An output equal to an input that merged with nothing else is that very object.
+        return merged.every(
+          (m) =>
+            ranges.filter((r) => r.family === m.family && r.first <= m.last && r.last >= m.first).length !==
+              1 || ranges.includes(m),
+        );
+      }),
+      { numRuns: 1000, seed: 29 },
+    );
+    t.pass('1000 random mixed-family range sets');
+  },
+);
