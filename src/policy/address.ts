@@ -142,68 +142,14 @@ function compareRanges(a: AddressRange, b: AddressRange): number {
 }
 
 /**
- * Sorts and merges overlapping or adjacent ranges (per family, IPv4 first): the canonical form of an
- * address set. Ranges that merge with nothing are returned as the input objects themselves (callers
- * never mutate ranges; identity lets unchanged runs be recognized); sorted input is not copied.
+ * Sorts and merges overlapping or adjacent ranges (per family): the canonical form of an address set.
+ * Ranges that merge with nothing are returned as the input objects themselves (callers never mutate
+ * ranges; identity lets formatting be memoized); sorted input is not copied.
  */
 export function mergeRanges(ranges: readonly AddressRange[]): AddressRange[] {
   let ordered = true;
   for (let i = 1; i < ranges.length && ordered; i++) ordered = compareRanges(ranges[i - 1]!, ranges[i]!) <= 0;
-  if (ordered) return mergeSorted(ranges);
-  let v6 = 0;
-  for (const r of ranges) if (r.family !== 4) v6++;
-  if (v6 === 0) return sortMergeV4(ranges);
-  if (v6 === ranges.length) return mergeSorted([...ranges].sort(compareRanges));
-  const four = ranges.filter((r) => r.family === 4);
-  return [
-    ...mergeRanges(four),
-    ...mergeSorted([...ranges].filter((r) => r.family !== 4).sort(compareRanges)),
-  ];
-}
-
-/**
- * mergeRanges for unsorted IPv4 ranges, sorted in float64 arithmetic (exact below 2^53): this runs on
- * every changed peer set and set run, where bigint comparisons dominated the cost of sorting.
- */
-function sortMergeV4(ranges: readonly AddressRange[]): AddressRange[] {
-  const n = ranges.length;
-  const first = new Float64Array(n);
-  const last = new Float64Array(n);
-  const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) {
-    first[i] = Number(ranges[i]!.first);
-    last[i] = Number(ranges[i]!.last);
-    order[i] = i;
-  }
-  order.sort((a, b) => first[a]! - first[b]! || last[a]! - last[b]!);
-  const out: AddressRange[] = [];
-  let start = -1; // index of the range that opened the current group
-  let end = 0; // the group's last address so far
-  let grown = false;
-  const flush = () => {
-    if (start < 0) return;
-    const r = ranges[start]!;
-    out.push(grown ? { family: 4, first: r.first, last: BigInt(end) } : r);
-  };
-  for (const i of order) {
-    if (start >= 0 && first[i]! <= end + 1) {
-      if (last[i]! > end) {
-        end = last[i]!;
-        grown = true;
-      }
-      continue;
-    }
-    flush();
-    start = i;
-    end = last[i]!;
-    grown = false;
-  }
-  flush();
-  return out;
-}
-
-/** Merges ranges already sorted by compareRanges. */
-function mergeSorted(sorted: readonly AddressRange[]): AddressRange[] {
+  const sorted = ordered ? ranges : [...ranges].sort(compareRanges);
   const out: AddressRange[] = [];
   let last: AddressRange | undefined;
   let owned = false;
