@@ -130,13 +130,19 @@ export class Agent {
     }
     const last = this.lastState;
     const changed = (kind: 'namespaces' | 'policies' | 'nodes') => r[kind].takeChanges().size > 0;
+    // The pod list is only read when the reconciler builds its index from scratch (first sync, or after
+    // a failed one): with podChanges it never is, so it is built on demand, once per state.
+    let pods: Pod[] | undefined = last && podChanges.size === 0 ? last.pods : undefined;
     const state: ClusterState = {
       namespaces:
         !last || changed('namespaces')
           ? new Map(valid<Namespace>(r.namespaces.items.values()).map((n) => [n.name, n]))
           : last.namespaces,
       nodes: !last || changed('nodes') ? valid<Node>(r.nodes.items.values()) : last.nodes,
-      pods: !last || podChanges.size > 0 ? valid<Pod>(r.pods.items.values()) : last.pods,
+      get pods() {
+        pods ??= valid<Pod>(r.pods.items.values());
+        return pods;
+      },
       policies: !last || changed('policies') ? valid<Policy>(r.policies.items.values()) : last.policies,
     };
     this.lastState = state;
