@@ -3,7 +3,7 @@
 // collection into the new one, unchanged runs cost nothing, and a neighbour joining is a pure add.
 import fc from 'fast-check';
 import t from 'tap';
-import { buildRunElements, type RunSpec } from '../../src/compile/runs.ts';
+import { buildRunElements, type RunSpec, rangesOf } from '../../src/compile/runs.ts';
 import { type AddressRange, mergeRanges, parseAddress } from '../../src/policy/address.ts';
 
 const BASE = 0x0af40100n; // 10.244.1.0
@@ -120,3 +120,23 @@ t.test('unchanged address lists: the same collection, no work', async (t) => {
   t.same([...d.elements], [], 'a run that disappears removes its elements');
   t.same(d.delta?.removed.sort(), ['10.244.1.1 . tcp . 80', '10.244.1.5 . tcp . 80']);
 });
+
+t.test(
+  'the union of a run equals mergeRanges of all its lists, for any number of lists (property)',
+  async (t) => {
+    const list = fc
+      .array(fc.tuple(fc.integer({ min: 0, max: 120 }), fc.integer({ min: 0, max: 6 })), { maxLength: 10 })
+      .map((xs) => mergeRanges(xs.map(([a, len]) => r(a, a + len))));
+    const v6 = (a: number): AddressRange => ({ family: 6, first: BigInt(a), last: BigInt(a) });
+    const text = (rs: readonly AddressRange[]) => rs.map((x) => `${x.family}:${x.first}-${x.last}`).join(' ');
+    fc.assert(
+      fc.property(fc.array(list, { maxLength: 7 }), fc.boolean(), (parts, withV6) => {
+        const all = withV6 ? [...parts, mergeRanges([v6(1), v6(2), v6(9)])] : parts;
+        const got = rangesOf({ suffix: '', parts: all });
+        return text(got) === text(mergeRanges(all.flat()));
+      }),
+      { numRuns: 2000, seed: 7 },
+    );
+    t.pass('2000 random runs of up to 8 lists');
+  },
+);
