@@ -131,8 +131,9 @@ export class Agent {
     const last = this.lastState;
     const changed = (kind: 'namespaces' | 'policies' | 'nodes') => r[kind].takeChanges().size > 0;
     // The pod list is only read when the reconciler builds its index from scratch (first sync, or after
-    // a failed one): with podChanges it never is, so it is built on demand, once per state.
-    let pods: Pod[] | undefined = last && podChanges.size === 0 ? last.pods : undefined;
+    // a failed one): with podChanges it never is, so it is built on demand, once per state (from the
+    // store as it is then: a later change is in the next state's podChanges anyway).
+    let pods: Pod[] | undefined;
     const state: ClusterState = {
       namespaces:
         !last || changed('namespaces')
