@@ -276,12 +276,11 @@ export class Planner {
       }));
     } else if (source.kind === 'pods') {
       const members = this.index.podPeerMembers(source.peer, source.namespace);
-      set = this.cache.reuse(id, members, () => ({
-        id,
-        kind: 'addresses',
-        description: source.meaning,
-        ranges: mergeRanges(members.flatMap((p) => p.ips.map(addressRange))),
-      }));
+      set = this.cache.reuse(id, members, () => {
+        const ranges: AddressRange[] = [];
+        for (const pod of members) for (const ip of pod.ips) ranges.push(addressRange(ip));
+        return { id, kind: 'addresses', description: source.meaning, ranges: mergeRanges(ranges) };
+      });
     } else {
       const members = source.peer
         ? this.index.podPeerMembers(source.peer, source.namespace)
