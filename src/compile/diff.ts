@@ -1,9 +1,18 @@
 // The smallest transaction from one desired state to the next: element adds/deletes for membership
 // changes, rewrites only for chains whose rules changed, creation/removal of chains and sets no pod uses
 // any more. Ordered so that every reference exists when the kernel checks it. Pure: builds, never runs.
+
+import type { ElementInput, NamedSet } from '../nft/index.ts';
 import { Transaction } from '../nft/index.ts';
 import type { DesiredSet, DesiredState } from './desired.ts';
-import { chainObject, chainRulesText, ruleObjects, setObject, tableObject } from './ruleset.ts';
+import { chainObject, chainRulesText, madeElements, ruleObjects, setObject, tableObject } from './ruleset.ts';
+import { takeMade } from './runs.ts';
+
+/** All elements of a set for adding: built from their ranges when this sync made them, else the texts. */
+function allElements(set: NamedSet, s: DesiredSet): readonly ElementInput[] {
+  const made = takeMade(s.elements);
+  return made && made.texts.length === s.elements.size ? madeElements(set, made) : [...s.elements];
+}
 
 function sameDefinition(a: DesiredSet, b: DesiredSet): boolean {
   return a.map === b.map && a.interval === b.interval && a.key.join('.') === b.key.join('.');
@@ -26,7 +35,7 @@ export function fullTransaction(state: DesiredState, options: { replace: boolean
   for (const s of sorted(state.sets.values())) {
     const set = setObject(s);
     tx.add(set);
-    if (s.elements.size > 0 && !s.map) tx.addElements(set, [...s.elements]);
+    if (s.elements.size > 0 && !s.map) tx.addElements(set, allElements(set, s));
   }
   const chains = sorted(state.chains.values());
   for (const c of chains) tx.add(chainObject(c));
@@ -84,8 +93,9 @@ export function diffTransaction(
 
   // 1. New sets with their elements, and new (empty) chains: everything a later rule or map may name.
   for (const s of newSets) {
-    tx.add(setObject(s));
-    if (!s.map && s.elements.size > 0) tx.addElements(setObject(s), [...s.elements]);
+    const set = setObject(s);
+    tx.add(set);
+    if (!s.map && s.elements.size > 0) tx.addElements(set, allElements(set, s));
     counts.setsAdded++;
     counts.elementsAdded += s.map ? 0 : s.elements.size;
   }
@@ -103,7 +113,12 @@ export function diffTransaction(
     const removed = derived ? s.delta!.removed : [...old.elements].filter((e) => !s.elements.has(e));
     const added = derived ? s.delta!.added : [...s.elements].filter((e) => !old.elements.has(e));
     if (removed.length > 0) tx.deleteElements(setObject(s), removed);
-    if (added.length > 0) tx.addElements(setObject(s), added);
+    if (added.length > 0) {
+      // Added elements this sync made from ranges (the delta's very list) need no parsing.
+      const made = derived ? takeMade(s.elements) : undefined;
+      const set = setObject(s);
+      tx.addElements(set, made && made.texts === added ? madeElements(set, made) : added);
+    }
     counts.elementsDeleted += removed.length;
     counts.elementsAdded += added.length;
   }

@@ -1,10 +1,12 @@
 // Desired state -> nftables objects of our library (table, chains, sets, rules). Builds objects only;
 // programming them is the caller's business (see diff.ts for the transactions).
 
-import type { Expr } from '../nft/index.ts';
-import { Chain, m, NamedSet, Rule, Table } from '../nft/index.ts';
+import type { DataType, Expr, FieldRange } from '../nft/index.ts';
+import { Chain, Element, m, NamedSet, parseFieldRange, Rule, Table } from '../nft/index.ts';
 import type { FieldName } from '../nft/match.ts';
+import type { Family } from '../policy/address.ts';
 import { type DesiredChain, type DesiredSet, type LookupField, type RuleSpec, TABLE } from './desired.ts';
+import type { MadeElements } from './runs.ts';
 
 const FAMILY = 'inet' as const;
 
@@ -37,6 +39,47 @@ export function setObject(s: DesiredSet): NamedSet {
     ...(s.map ? { data: 'verdict' as const } : {}),
     flags: s.interval ? ['interval'] : [],
   });
+}
+
+/**
+ * The elements of `set` made straight from their ranges and suffixes (see takeMade in runs.ts): the same
+ * elements as parsing `made.texts`, without formatting-then-parsing thousands of addresses. The suffix
+ * fields (protocol, port range) are parsed once per distinct suffix.
+ */
+export function madeElements(set: NamedSet, made: MadeElements): Element[] {
+  const tails = new Map<string, FieldRange[]>();
+  const out: Element[] = [];
+  for (let i = 0; i < made.texts.length; i++) {
+    const suffix = made.suffixes[i]!;
+    let tail = tails.get(suffix);
+    if (tail === undefined) {
+      tail =
+        suffix === ''
+          ? []
+          : suffix
+              .slice(3)
+              .split(' . ')
+              .map((p, j) => parseFieldRange(set.key[j + 1] as DataType, p));
+      tails.set(suffix, tail);
+    }
+    const r = made.ranges[i]!;
+    const from = addressBytes(r.family, r.first);
+    const to = r.first === r.last ? from : addressBytes(r.family, r.last);
+    out.push(new Element([{ from, to }, ...tail]));
+  }
+  return out;
+}
+
+function addressBytes(family: Family, value: bigint): Buffer {
+  if (family === 4) {
+    const b = Buffer.allocUnsafe(4);
+    b.writeUInt32BE(Number(value));
+    return b;
+  }
+  const b = Buffer.allocUnsafe(16);
+  b.writeBigUInt64BE(value >> 64n, 0);
+  b.writeBigUInt64BE(value & 0xffff_ffff_ffff_ffffn, 8);
+  return b;
 }
 
 const nfproto = (family: 4 | 6 | undefined): Expr[] =>

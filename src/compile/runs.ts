@@ -31,6 +31,27 @@ interface Run {
 const runsOf = new WeakMap<ReadonlySet<string>, Map<string, Run>>();
 
 /**
+ * Where the texts a build added come from: `texts[i]` is `ranges[i]` followed by `suffixes[i]`. Lets the
+ * transaction take elements built from the ranges instead of parsing the texts back (see takeMade).
+ */
+export interface MadeElements {
+  texts: readonly string[];
+  ranges: readonly AddressRange[];
+  suffixes: readonly string[];
+}
+const made = new WeakMap<ReadonlySet<string>, MadeElements>();
+
+/**
+ * The origin of the texts the build of `elements` added (all of them for a fresh build, `delta.added`
+ * otherwise), once: it is dropped as it is taken, so it never outlives the sync that built it.
+ */
+export function takeMade(elements: ReadonlySet<string>): MadeElements | undefined {
+  const m = made.get(elements);
+  made.delete(elements);
+  return m;
+}
+
+/**
  * The canonical union of a run's address lists. The lists are each sorted and disjoint (plan sets are
  * merged): IPv4 lists are merged in one pass over their heads on float64 keys (memoized per list),
  * without sorting and without bigint arithmetic, which made up a third of the agent's CPU time under a
@@ -185,15 +206,27 @@ export function buildRunElements(
   const runs = new Map<string, Run>();
   if (previous === undefined || before === undefined) {
     const elements = new Set<string>();
+    const texts: string[] = [];
+    const madeRanges: AddressRange[] = [];
+    const suffixes: string[] = [];
     for (const spec of specs) {
       const ranges = rangesOf(spec);
       runs.set(spec.suffix, { parts: spec.parts, ranges });
-      for (const r of ranges) elements.add(formatRange(r) + spec.suffix);
+      for (const r of ranges) {
+        const text = formatRange(r) + spec.suffix;
+        elements.add(text);
+        texts.push(text);
+        madeRanges.push(r);
+        suffixes.push(spec.suffix);
+      }
     }
     runsOf.set(elements, runs);
+    made.set(elements, { texts, ranges: madeRanges, suffixes });
     return { elements, delta: undefined };
   }
   const added: string[] = [];
+  const addedRanges: AddressRange[] = [];
+  const addedSuffixes: string[] = [];
   const removed: string[] = [];
   for (const spec of specs) {
     const old = before.get(spec.suffix);
@@ -205,7 +238,11 @@ export function buildRunElements(
       old?.ranges ?? [],
       rangesOf(spec),
       (r) => removed.push(formatRange(r) + spec.suffix),
-      (r) => added.push(formatRange(r) + spec.suffix),
+      (r) => {
+        added.push(formatRange(r) + spec.suffix);
+        addedRanges.push(r);
+        addedSuffixes.push(spec.suffix);
+      },
     );
     runs.set(spec.suffix, { parts: spec.parts, ranges });
   }
@@ -219,5 +256,6 @@ export function buildRunElements(
   for (const e of removed) elements.delete(e);
   for (const e of added) elements.add(e);
   runsOf.set(elements, runs);
+  made.set(elements, { texts: added, ranges: addedRanges, suffixes: addedSuffixes });
   return { elements, delta: { base: previous, added, removed } };
 }

@@ -48,6 +48,8 @@ export type SetFlag = 'interval' | 'timeout' | 'constant';
 /** What callers write for an element: "10.0.0.0/8", "10.0.0.1 . tcp . 80", "10.0.0.1 : accept", or an object. */
 export type ElementInput =
   | string
+  /** Already parsed (by a caller that built the key fields itself); checked against the set's types. */
+  | Element
   | {
       key: string | Array<string | number>;
       data?: string | Verdict;
@@ -238,6 +240,22 @@ export class NamedSet {
   }
 
   private parseElement(input: ElementInput): Element {
+    if (input instanceof Element) {
+      const fields = input.fields;
+      let fits = fields.length === this.key.length;
+      for (let i = 0; fits && i < fields.length; i++) {
+        const len = (this.key[i] as DataType).len;
+        fits = fields[i]!.from.length === len && fields[i]!.to.length === len;
+      }
+      if (!fits) throw new ValueError(`a parsed element does not fit the key (${this.typeText()})`);
+      if (!this.isInterval && input.isRange())
+        throw new ValueError('ranges and prefixes need a set with the interval flag');
+      if ((input.data === undefined) !== (this.data === undefined))
+        throw new ValueError(
+          this.data === undefined ? 'a set element has no data' : 'a map element needs data',
+        );
+      return input;
+    }
     let keyParts: Array<string | number>;
     let dataIn: string | Verdict | undefined;
     let timeout: number | undefined;

@@ -392,6 +392,30 @@ t.test('interval elements: end markers, open ends, decoding back', async (t) => 
   );
 });
 
+t.test('parsed elements are accepted as they are, and checked against the key', async (t) => {
+  const c = new NamedSet({
+    family: F,
+    table: 't',
+    name: 'c',
+    key: ['ipv4_addr', 'inet_service'],
+    flags: ['interval'],
+  });
+  const [e] = c.parseElements(['10.0.0.0/8 . 80-90']);
+  t.equal(c.parseElements([e!])[0], e, 'the very element, not a copy');
+  const plain = new NamedSet({ family: F, table: 't', name: 'p', key: ['ipv4_addr', 'inet_service'] });
+  t.throws(() => plain.parseElements([e!]), /interval flag/, 'a range in a set without the interval flag');
+  const v6 = new NamedSet({
+    family: F,
+    table: 't',
+    name: 'v',
+    key: ['ipv6_addr', 'inet_service'],
+    flags: ['interval'],
+  });
+  t.throws(() => v6.parseElements([e!]), /does not fit the key/, 'field lengths must match the key types');
+  const one = new NamedSet({ family: F, table: 't', name: 'o', key: 'ipv4_addr', flags: ['interval'] });
+  t.throws(() => one.parseElements([e!]), /does not fit the key/, 'field count must match');
+});
+
 t.test('the corpus builds without validation errors', async (t) => {
   for (const [name, make] of Object.entries(CORPUS)) {
     const c = make();
