@@ -69,11 +69,10 @@ function parseIPv6Value(text: string): bigint {
   return value;
 }
 
+const v4Text = (v: number): string => `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+
 export function formatAddress(address: Address): string {
-  if (address.family === 4) {
-    const v = Number(address.value);
-    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
-  }
+  if (address.family === 4) return v4Text(Number(address.value));
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((address.value >> BigInt(i * 16)) & 0xffffn));
   return formatIpv6Groups(groups);
@@ -194,6 +193,11 @@ export function subtractRanges(
 }
 
 export function formatRange(range: AddressRange): string {
+  // IPv4 without the intermediate Address objects: element texts of thousands of ranges go through here.
+  if (range.family === 4) {
+    const first = v4Text(Number(range.first));
+    return range.first === range.last ? first : `${first}-${v4Text(Number(range.last))}`;
+  }
   const first = formatAddress({ family: range.family, value: range.first });
   if (range.first === range.last) return first;
   return `${first}-${formatAddress({ family: range.family, value: range.last })}`;
