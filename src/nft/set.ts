@@ -93,7 +93,9 @@ const EXPR_CONCAT = 13;
 const fieldCache = new WeakMap<DataType, Map<string | number, FieldRange>>();
 /**
  * parseFieldRange, memoized per type and text: the same addresses, protocols and ports recur in every
- * set and every update. Parsed ranges are never mutated. Bounded: cleared when it grows too large.
+ * set and every update. Parsed ranges are never mutated. Bounded (16,384 texts per type, then cleared):
+ * an entry with its buffers costs ~400 bytes of heap, and texts that never recur (deleted ranges) must not
+ * pile up in a long-running agent. Elements the compiler makes from ranges do not come through here.
  */
 function cachedFieldRange(t: DataType, text: string | number): FieldRange {
   let cache = fieldCache.get(t);
@@ -104,7 +106,7 @@ function cachedFieldRange(t: DataType, text: string | number): FieldRange {
   let r = cache.get(text);
   if (r === undefined) {
     r = parseFieldRange(t, text);
-    if (cache.size >= 200_000) cache.clear();
+    if (cache.size >= 16_384) cache.clear();
     cache.set(text, r);
   }
   return r;
