@@ -26,6 +26,7 @@ import {
   Reject,
   Rule,
   renderExprs,
+  type SetOptions,
   splitConcatTypeId,
   Table,
   Transaction,
@@ -393,27 +394,26 @@ t.test('interval elements: end markers, open ends, decoding back', async (t) => 
 });
 
 t.test('parsed elements are accepted as they are, and checked against the key', async (t) => {
-  const c = new NamedSet({
-    family: F,
-    table: 't',
-    name: 'c',
-    key: ['ipv4_addr', 'inet_service'],
-    flags: ['interval'],
-  });
+  const named = (name: string, key: SetOptions['key'], flags: SetOptions['flags'] = ['interval']) =>
+    new NamedSet({ family: F, table: 't', name, key, flags });
+  const c = named('c', ['ipv4_addr', 'inet_service']);
   const [e] = c.parseElements(['10.0.0.0/8 . 80-90']);
   t.equal(c.parseElements([e!])[0], e, 'the very element, not a copy');
-  const plain = new NamedSet({ family: F, table: 't', name: 'p', key: ['ipv4_addr', 'inet_service'] });
-  t.throws(() => plain.parseElements([e!]), /interval flag/, 'a range in a set without the interval flag');
-  const v6 = new NamedSet({
-    family: F,
-    table: 't',
-    name: 'v',
-    key: ['ipv6_addr', 'inet_service'],
-    flags: ['interval'],
-  });
-  t.throws(() => v6.parseElements([e!]), /does not fit the key/, 'field lengths must match the key types');
-  const one = new NamedSet({ family: F, table: 't', name: 'o', key: 'ipv4_addr', flags: ['interval'] });
-  t.throws(() => one.parseElements([e!]), /does not fit the key/, 'field count must match');
+  t.throws(
+    () => named('p', ['ipv4_addr', 'inet_service'], []).parseElements([e!]),
+    /interval flag/,
+    'a range in a set without the interval flag',
+  );
+  t.throws(
+    () => named('v', ['ipv6_addr', 'inet_service']).parseElements([e!]),
+    /does not fit the key/,
+    'field lengths must match the key types',
+  );
+  t.throws(
+    () => named('o', 'ipv4_addr').parseElements([e!]),
+    /does not fit the key/,
+    'field count must match',
+  );
 });
 
 t.test('the corpus builds without validation errors', async (t) => {
