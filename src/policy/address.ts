@@ -115,19 +115,9 @@ export function formatCidr(cidr: Cidr): string {
   return `${formatAddress({ family: cidr.family, value: cidr.network })}/${cidr.prefix}`;
 }
 
-const singles = new WeakMap<Address, AddressRange>();
-/**
- * The one-address range of an address, memoized by address object: an unchanged pod keeps its range
- * objects, so what is keyed by range identity (reused set runs) stays valid. Ranges are
- * never mutated.
- */
+/** The one-address range of an address. */
 export function addressRange(address: Address): AddressRange {
-  let r = singles.get(address);
-  if (r === undefined) {
-    r = { family: address.family, first: address.value, last: address.value };
-    singles.set(address, r);
-  }
-  return r;
+  return { family: address.family, first: address.value, last: address.value };
 }
 
 export function rangeContains(range: AddressRange, address: Address): boolean {
@@ -143,7 +133,7 @@ function compareRanges(a: AddressRange, b: AddressRange): number {
 /**
  * Sorts and merges overlapping or adjacent ranges (per family): the canonical form of an address set.
  * Ranges that merge with nothing are returned as the input objects themselves (callers never mutate
- * ranges; identity lets formatting be memoized); sorted input is not copied.
+ * ranges), and sorted input is not copied: no allocation beyond the result.
  */
 export function mergeRanges(ranges: readonly AddressRange[]): AddressRange[] {
   let ordered = true;
