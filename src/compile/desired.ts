@@ -27,7 +27,7 @@ import {
   type PortRange,
 } from '../policy/plan.ts';
 import type { Direction } from '../policy/types.ts';
-import { buildRunElements, type ElementDelta, type RunSpec } from './runs.ts';
+import { buildRunElements, type ElementDelta, type ElementTexts, type RunSpec } from './runs.ts';
 
 export const TABLE = 'tollgate';
 export const BASE_CHAIN = 'forward';
@@ -40,8 +40,11 @@ export interface DesiredSet {
   /** verdict maps carry `data: 'verdict'` */
   map: boolean;
   interval: boolean;
-  /** Canonical element text -> element (for maps `key : verdict`); the diff works on the texts. */
-  elements: ReadonlySet<string>;
+  /**
+   * The canonical element texts (for maps `key : verdict`): a plain set, or for sets built from runs a
+   * RunElements, which the diff takes in range form without making the texts.
+   */
+  elements: ElementTexts;
   comment: string;
   /** Set when `elements` was derived from an earlier collection: the diff uses it instead of comparing. */
   delta?: ElementDelta;

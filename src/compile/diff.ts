@@ -2,16 +2,15 @@
 // changes, rewrites only for chains whose rules changed, creation/removal of chains and sets no pod uses
 // any more. Ordered so that every reference exists when the kernel checks it. Pure: builds, never runs.
 
-import type { ElementInput, NamedSet } from '../nft/index.ts';
+import type { ElementInput, NamedSet, PackedElements } from '../nft/index.ts';
 import { Transaction } from '../nft/index.ts';
 import type { DesiredSet, DesiredState } from './desired.ts';
-import { chainObject, chainRulesText, madeElements, ruleObjects, setObject, tableObject } from './ruleset.ts';
-import { takeMade } from './runs.ts';
+import { chainObject, chainRulesText, packPieces, ruleObjects, setObject, tableObject } from './ruleset.ts';
+import { RunElements } from './runs.ts';
 
-/** All elements of a set for adding: built from their ranges when this sync made them, else the texts. */
-function allElements(set: NamedSet, s: DesiredSet): readonly ElementInput[] {
-  const made = takeMade(s.elements);
-  return made && made.texts.length === s.elements.size ? madeElements(set, made) : [...s.elements];
+/** All elements of a set for adding: packed from their ranges when the set is built from runs. */
+function allElements(set: NamedSet, s: DesiredSet): readonly ElementInput[] | PackedElements {
+  return s.elements instanceof RunElements ? packPieces(set, s.elements.pieces()) : [...s.elements];
 }
 
 function sameDefinition(a: DesiredSet, b: DesiredSet): boolean {
@@ -108,19 +107,24 @@ export function diffTransaction(
     const old = prev.sets.get(s.name);
     // The same element collection (reused through DesiredCache) cannot differ: skip without comparing.
     if (!old || old.elements === s.elements) continue;
-    // A collection derived from exactly what is programmed carries its delta: no comparison needed.
-    const derived = s.delta !== undefined && s.delta.base === old.elements;
-    const removed = derived ? s.delta!.removed : [...old.elements].filter((e) => !s.elements.has(e));
-    const added = derived ? s.delta!.added : [...s.elements].filter((e) => !old.elements.has(e));
-    if (removed.length > 0) tx.deleteElements(setObject(s), removed);
-    if (added.length > 0) {
-      // Added elements this sync made from ranges (the delta's very list) need no parsing.
-      const made = derived ? takeMade(s.elements) : undefined;
-      const set = setObject(s);
-      tx.addElements(set, made && made.texts === added ? madeElements(set, made) : added);
+    // A collection derived from exactly what is programmed carries its delta (in range form): no
+    // comparison needed, and nothing to format or parse.
+    const set = setObject(s);
+    let removed: readonly string[] | PackedElements;
+    let added: readonly string[] | PackedElements;
+    if (s.delta !== undefined && s.delta.base === old.elements) {
+      removed = packPieces(set, s.delta.removed);
+      added = packPieces(set, s.delta.added);
+    } else {
+      removed = [...old.elements].filter((e) => !s.elements.has(e));
+      added = [...s.elements].filter((e) => !old.elements.has(e));
     }
-    counts.elementsDeleted += removed.length;
-    counts.elementsAdded += added.length;
+    const removedCount = 'count' in removed ? removed.count : removed.length;
+    const addedCount = 'count' in added ? added.count : added.length;
+    if (removedCount > 0) tx.deleteElements(set, removed);
+    if (addedCount > 0) tx.addElements(set, added);
+    counts.elementsDeleted += removedCount;
+    counts.elementsAdded += addedCount;
   }
   for (const s of newSets) {
     if (!s.map || s.elements.size === 0) continue;

@@ -2,11 +2,11 @@
 // programming them is the caller's business (see diff.ts for the transactions).
 
 import type { DataType, Expr, FieldRange } from '../nft/index.ts';
-import { Chain, Element, m, NamedSet, parseFieldRange, Rule, Table } from '../nft/index.ts';
+import { Chain, m, NamedSet, PackedElements, padLen, parseFieldRange, Rule, Table } from '../nft/index.ts';
 import type { FieldName } from '../nft/match.ts';
 import type { Family } from '../policy/address.ts';
 import { type DesiredChain, type DesiredSet, type LookupField, type RuleSpec, TABLE } from './desired.ts';
-import type { MadeElements } from './runs.ts';
+import type { Pieces } from './runs.ts';
 
 const FAMILY = 'inet' as const;
 
@@ -42,44 +42,51 @@ export function setObject(s: DesiredSet): NamedSet {
 }
 
 /**
- * The elements of `set` made straight from their ranges and suffixes (see takeMade in runs.ts): the same
- * elements as parsing `made.texts`, without formatting-then-parsing thousands of addresses. The suffix
- * fields (protocol, port range) are parsed once per distinct suffix.
+ * Elements in range form packed into key bytes for the transaction (see PackedElements): the same
+ * elements as parsing their texts, without formatting and parsing back thousands of addresses or making
+ * an object per element. The suffix fields (protocol, port range) are parsed once per distinct suffix.
  */
-export function madeElements(set: NamedSet, made: MadeElements): Element[] {
-  const tails = new Map<string, FieldRange[]>();
-  const out: Element[] = [];
-  for (let i = 0; i < made.texts.length; i++) {
-    const suffix = made.suffixes[i]!;
+export function packPieces(set: NamedSet, pieces: Pieces): PackedElements {
+  const len = set.keyLen;
+  const count = pieces.ranges.length;
+  const slab = Buffer.alloc(2 * len * count);
+  const tails = new Map<string, { at: number; field: FieldRange }[]>();
+  for (let i = 0; i < count; i++) {
+    const suffix = pieces.suffixes[i]!;
     let tail = tails.get(suffix);
     if (tail === undefined) {
-      tail =
-        suffix === ''
-          ? []
-          : suffix
-              .slice(3)
-              .split(' . ')
-              .map((p, j) => parseFieldRange(set.key[j + 1] as DataType, p));
+      tail = [];
+      if (suffix !== '') {
+        let at = padLen(set.key[0]!.len);
+        suffix
+          .slice(3)
+          .split(' . ')
+          .forEach((text, j) => {
+            const type = set.key[j + 1] as DataType;
+            tail!.push({ at, field: parseFieldRange(type, text) });
+            at += padLen(type.len);
+          });
+      }
       tails.set(suffix, tail);
     }
-    const r = made.ranges[i]!;
-    const from = addressBytes(r.family, r.first);
-    const to = r.first === r.last ? from : addressBytes(r.family, r.last);
-    out.push(new Element([{ from, to }, ...tail]));
+    const from = 2 * i * len;
+    const r = pieces.ranges[i]!;
+    writeAddress(slab, from, r.family, r.first);
+    writeAddress(slab, from + len, r.family, r.last);
+    for (const { at, field } of tail) {
+      field.from.copy(slab, from + at);
+      field.to.copy(slab, from + len + at);
+    }
   }
-  return out;
+  return new PackedElements(len, count, slab);
 }
 
-function addressBytes(family: Family, value: bigint): Buffer {
-  if (family === 4) {
-    const b = Buffer.allocUnsafe(4);
-    b.writeUInt32BE(Number(value));
-    return b;
+function writeAddress(slab: Buffer, at: number, family: Family, value: bigint): void {
+  if (family === 4) slab.writeUInt32BE(Number(value), at);
+  else {
+    slab.writeBigUInt64BE(value >> 64n, at);
+    slab.writeBigUInt64BE(value & 0xffff_ffff_ffff_ffffn, at + 8);
   }
-  const b = Buffer.allocUnsafe(16);
-  b.writeBigUInt64BE(value >> 64n, 0);
-  b.writeBigUInt64BE(value & 0xffff_ffff_ffff_ffffn, 8);
-  return b;
 }
 
 const nfproto = (family: 4 | 6 | undefined): Expr[] =>

@@ -15,11 +15,25 @@ export interface RunSpec {
   parts: readonly (readonly AddressRange[])[];
 }
 
+/** What a set's element collection must offer the diff and the checks: its texts, by iteration or lookup. */
+export interface ElementTexts extends Iterable<string> {
+  readonly size: number;
+  has(text: string): boolean;
+}
+
+/** Elements in range form: `ranges[i]` followed by `suffixes[i]` (the text is formatRange + suffix). */
+export interface Pieces {
+  readonly ranges: readonly AddressRange[];
+  readonly suffixes: readonly string[];
+}
+
+export const piecesTexts = (p: Pieces): string[] => p.ranges.map((r, i) => formatRange(r) + p.suffixes[i]);
+
 /** What changed from `base` (the previous collection) to the collection that carries this delta. */
 export interface ElementDelta {
-  base: ReadonlySet<string>;
-  added: string[];
-  removed: string[];
+  base: ElementTexts;
+  added: Pieces;
+  removed: Pieces;
 }
 
 interface Run {
@@ -27,28 +41,41 @@ interface Run {
   ranges: readonly AddressRange[];
 }
 
-/** The runs each element collection was built from (collections are never mutated after building). */
-const runsOf = new WeakMap<ReadonlySet<string>, Map<string, Run>>();
-
 /**
- * Where the texts a build added come from: `texts[i]` is `ranges[i]` followed by `suffixes[i]`. Lets the
- * transaction take elements built from the ranges instead of parsing the texts back (see takeMade).
+ * The elements of a set built from runs, kept as the runs themselves: the diff takes them in range form
+ * (see Pieces) and the transaction packs them straight into key bytes, so a fresh set of thousands of
+ * elements formats no text at all. Texts are made only when something reads them (the periodic
+ * verification, a diff without a delta); lookups build a text index once.
  */
-export interface MadeElements {
-  texts: readonly string[];
-  ranges: readonly AddressRange[];
-  suffixes: readonly string[];
-}
-const made = new WeakMap<ReadonlySet<string>, MadeElements>();
-
-/**
- * The origin of the texts the build of `elements` added (all of them for a fresh build, `delta.added`
- * otherwise), once: it is dropped as it is taken, so it never outlives the sync that built it.
- */
-export function takeMade(elements: ReadonlySet<string>): MadeElements | undefined {
-  const m = made.get(elements);
-  made.delete(elements);
-  return m;
+export class RunElements implements ElementTexts {
+  /** The runs by suffix; replaced (same content) when a rebuild finds equal ranges in new lists. */
+  runs: ReadonlyMap<string, Run>;
+  readonly size: number;
+  private index: Set<string> | undefined;
+  constructor(runs: ReadonlyMap<string, Run>) {
+    this.runs = runs;
+    let size = 0;
+    for (const run of runs.values()) size += run.ranges.length;
+    this.size = size;
+  }
+  has(text: string): boolean {
+    this.index ??= new Set(this);
+    return this.index.has(text);
+  }
+  *[Symbol.iterator](): Iterator<string> {
+    for (const [suffix, run] of this.runs) for (const r of run.ranges) yield formatRange(r) + suffix;
+  }
+  /** Every element in range form, run by run. */
+  pieces(): Pieces {
+    const ranges: AddressRange[] = [];
+    const suffixes: string[] = [];
+    for (const [suffix, run] of this.runs)
+      for (const r of run.ranges) {
+        ranges.push(r);
+        suffixes.push(suffix);
+      }
+    return { ranges, suffixes };
+  }
 }
 
 /**
@@ -199,35 +226,17 @@ function patchRanges(
  * changed, or a new collection with its delta against `previous`.
  */
 export function buildRunElements(
-  previous: ReadonlySet<string> | undefined,
+  previous: ElementTexts | undefined,
   specs: readonly RunSpec[],
-): { elements: ReadonlySet<string>; delta: ElementDelta | undefined } {
-  const before = previous && runsOf.get(previous);
+): { elements: RunElements; delta: ElementDelta | undefined } {
   const runs = new Map<string, Run>();
-  if (previous === undefined || before === undefined) {
-    const elements = new Set<string>();
-    const texts: string[] = [];
-    const madeRanges: AddressRange[] = [];
-    const suffixes: string[] = [];
-    for (const spec of specs) {
-      const ranges = rangesOf(spec);
-      runs.set(spec.suffix, { parts: spec.parts, ranges });
-      for (const r of ranges) {
-        const text = formatRange(r) + spec.suffix;
-        elements.add(text);
-        texts.push(text);
-        madeRanges.push(r);
-        suffixes.push(spec.suffix);
-      }
-    }
-    runsOf.set(elements, runs);
-    made.set(elements, { texts, ranges: madeRanges, suffixes });
-    return { elements, delta: undefined };
+  if (!(previous instanceof RunElements)) {
+    for (const spec of specs) runs.set(spec.suffix, { parts: spec.parts, ranges: rangesOf(spec) });
+    return { elements: new RunElements(runs), delta: undefined };
   }
-  const added: string[] = [];
-  const addedRanges: AddressRange[] = [];
-  const addedSuffixes: string[] = [];
-  const removed: string[] = [];
+  const before = previous.runs;
+  const added = { ranges: [] as AddressRange[], suffixes: [] as string[] };
+  const removed = { ranges: [] as AddressRange[], suffixes: [] as string[] };
   for (const spec of specs) {
     const old = before.get(spec.suffix);
     if (old && sameParts(old.parts, spec.parts)) {
@@ -237,25 +246,27 @@ export function buildRunElements(
     const ranges = patchRanges(
       old?.ranges ?? [],
       rangesOf(spec),
-      (r) => removed.push(formatRange(r) + spec.suffix),
       (r) => {
-        added.push(formatRange(r) + spec.suffix);
-        addedRanges.push(r);
-        addedSuffixes.push(spec.suffix);
+        removed.ranges.push(r);
+        removed.suffixes.push(spec.suffix);
+      },
+      (r) => {
+        added.ranges.push(r);
+        added.suffixes.push(spec.suffix);
       },
     );
     runs.set(spec.suffix, { parts: spec.parts, ranges });
   }
   for (const [suffix, old] of before)
-    if (!runs.has(suffix)) for (const r of old.ranges) removed.push(formatRange(r) + suffix);
-  if (added.length === 0 && removed.length === 0) {
-    runsOf.set(previous, runs);
+    if (!runs.has(suffix))
+      for (const r of old.ranges) {
+        removed.ranges.push(r);
+        removed.suffixes.push(suffix);
+      }
+  if (added.ranges.length === 0 && removed.ranges.length === 0) {
+    // Same elements from new lists: keep the collection, remember the lists for the next comparison.
+    previous.runs = runs;
     return { elements: previous, delta: undefined };
   }
-  const elements = new Set(previous);
-  for (const e of removed) elements.delete(e);
-  for (const e of added) elements.add(e);
-  runsOf.set(elements, runs);
-  made.set(elements, { texts: added, ranges: addedRanges, suffixes: addedSuffixes });
-  return { elements, delta: { base: previous, added, removed } };
+  return { elements: new RunElements(runs), delta: { base: previous, added, removed } };
 }

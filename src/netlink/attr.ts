@@ -109,6 +109,19 @@ export class Writer {
     this.pad();
   }
 
+  /**
+   * Opaque bytes copied from `src[start, start + len)`: for the few bytes of a set key taken from a larger
+   * slab, a plain loop costs less than making a view to copy from.
+   */
+  bytesAttrFrom(type: number, src: Uint8Array, start: number, len: number): void {
+    this.header(type, len);
+    const buf = this.buf;
+    const at = this.pos;
+    for (let i = 0; i < len; i++) buf[at + i] = src[start + i]!;
+    this.pos = at + len;
+    this.pad();
+  }
+
   /** Opens a nested attribute (NLA_F_NESTED set); returns the offset to pass to end(). */
   begin(type: number): number {
     this.ensure(4);

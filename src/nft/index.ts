@@ -10,6 +10,13 @@ export * from './family.ts';
 export * from './list.ts';
 export * as m from './match.ts';
 export { Chain, Rule, renderExprs, Table } from './objects.ts';
-export { Element, type ElementInput, NamedSet, type SetFlag, type SetOptions } from './set.ts';
+export {
+  Element,
+  type ElementInput,
+  NamedSet,
+  PackedElements,
+  type SetFlag,
+  type SetOptions,
+} from './set.ts';
 export { commitWithRetry, type NftObject, Transaction } from './transaction.ts';
 export * from './verdict.ts';

@@ -57,6 +57,28 @@ export type ElementInput =
       timeout?: number;
     };
 
+/**
+ * Interval elements already in the kernel's key layout, for bulk adds and deletes of thousands of ranges
+ * without an object per element: element i's first key is slab[2i*keyLen, (2i+1)*keyLen) and its last
+ * (inclusive) key follows it. Each field sits at its offset in the key (concatenated fields are padded to
+ * 4 bytes, padding zero) in the byte order NFTA_DATA_VALUE carries. Built by callers that hold ranges as
+ * numbers (see compile/ruleset.ts); checked against the set when added to a transaction.
+ */
+export class PackedElements {
+  readonly keyLen: number;
+  readonly count: number;
+  readonly slab: Buffer;
+  constructor(keyLen: number, count: number, slab: Buffer) {
+    if (slab.length !== 2 * keyLen * count)
+      throw new RangeError(
+        `packed elements: ${slab.length} bytes for ${count} elements of ${keyLen}-byte keys`,
+      );
+    this.keyLen = keyLen;
+    this.count = count;
+    this.slab = slab;
+  }
+}
+
 export class Element {
   /** One inclusive range per key field (from === to for plain values). */
   readonly fields: FieldRange[];
@@ -237,6 +259,43 @@ export class NamedSet {
           );
         }
       }
+    }
+    return out;
+  }
+
+  /**
+   * Packed elements checked against this set: its key layout, an interval set without data. A concatenated
+   * set takes them as they are (encoded straight from the slab); any other interval set gets them as
+   * elements, checked like parsed ones (its kernel form needs sorted start and end markers).
+   */
+  acceptPacked(p: PackedElements): PackedElements | Element[] {
+    const d = this.describe();
+    if (!this.isInterval || this.data !== undefined)
+      throw new NftValidationError(d, 'packed elements need an interval set without data', 'elements');
+    if (p.keyLen !== this.keyLen)
+      throw new NftValidationError(
+        d,
+        `packed elements have ${p.keyLen}-byte keys, the set's are ${this.keyLen} (${this.typeText()})`,
+        'elements',
+      );
+    return this.isConcat ? p : this.parseElements(this.unpack(p));
+  }
+
+  /** Packed elements as element objects (for text and for sets that are not concatenated). */
+  unpack(p: PackedElements): Element[] {
+    const out: Element[] = [];
+    const len = p.keyLen;
+    for (let i = 0; i < p.count; i++) {
+      const fields: FieldRange[] = [];
+      let at = 2 * i * len;
+      for (const t of this.key) {
+        fields.push({
+          from: Buffer.from(p.slab.subarray(at, at + t.len)),
+          to: Buffer.from(p.slab.subarray(at + len, at + len + t.len)),
+        });
+        at += this.isConcat ? padLen(t.len) : t.len;
+      }
+      out.push(new Element(fields));
     }
     return out;
   }
@@ -513,6 +572,29 @@ export class NamedSet {
       else ud.writeUInt32BE(1, 2);
       w.bytesAttr(NFTA_SET_ELEM.USERDATA, ud);
     }
+  }
+
+  /**
+   * Writes packed elements of a concatenated interval set as list entries (KEY and KEY_END, as
+   * encodeKernelElement writes them), from `start` while the list stays under `limit` bytes (`listStart` is
+   * where it began); returns the index of the first element not written.
+   */
+  static encodePacked(w: Writer, p: PackedElements, start: number, listStart: number, limit: number): number {
+    const len = p.keyLen;
+    let i = start;
+    while (i < p.count && w.pos - listStart < limit) {
+      // libnftnl numbers list entries 1, 2, 3...; the kernel ignores the type, we match nft's bytes.
+      const e = w.begin((i - start + 1) & 0x3fff || NFTA_LIST_ELEM);
+      const key = w.begin(NFTA_SET_ELEM.KEY);
+      w.bytesAttrFrom(NFTA_DATA.VALUE, p.slab, 2 * i * len, len);
+      w.end(key);
+      const keyEnd = w.begin(NFTA_SET_ELEM.KEY_END);
+      w.bytesAttrFrom(NFTA_DATA.VALUE, p.slab, (2 * i + 1) * len, len);
+      w.end(keyEnd);
+      w.end(e);
+      i++;
+    }
+    return i;
   }
 
   static decodeKernelElement(a: Attrs): KernelElement {

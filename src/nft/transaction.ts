@@ -18,7 +18,7 @@ import type { CommitResult, NfnlSocket } from '../netlink/socket.ts';
 import { NftValidationError } from './errors.ts';
 import { FAMILIES } from './family.ts';
 import { Chain, Rule, Table } from './objects.ts';
-import { type Element, type ElementInput, NamedSet } from './set.ts';
+import { type Element, type ElementInput, NamedSet, PackedElements } from './set.ts';
 
 export type NftObject = Table | Chain | NamedSet | Rule;
 
@@ -27,7 +27,7 @@ type Op =
   | { verb: 'insert' | 'replace'; obj: Rule }
   | { verb: 'delete'; obj: NftObject }
   | { verb: 'flush'; obj: Table | Chain | NamedSet }
-  | { verb: 'add element' | 'delete element'; set: NamedSet; elements: Element[] };
+  | { verb: 'add element' | 'delete element'; set: NamedSet; elements: Element[] | PackedElements };
 
 /** Keep each NFTA_SET_ELEM_LIST_ELEMENTS well under the 64 KiB limit of a netlink attribute length. */
 const MAX_ELEMENTS_ATTR = 60_000;
@@ -92,11 +92,12 @@ export class Transaction {
   flush(obj: Table | Chain | NamedSet): this {
     return this.push(() => ({ verb: 'flush', obj: checkObject(obj) as Table | Chain | NamedSet }));
   }
-  addElements(set: NamedSet, elements: readonly ElementInput[]): this {
-    return this.push(() => ({ verb: 'add element', set, elements: set.parseElements(elements) }));
+  /** Adds elements: texts, objects, or (to an interval set) packed elements. */
+  addElements(set: NamedSet, elements: readonly ElementInput[] | PackedElements): this {
+    return this.push(() => ({ verb: 'add element', set, elements: checkElements(set, elements) }));
   }
-  deleteElements(set: NamedSet, elements: readonly ElementInput[]): this {
-    return this.push(() => ({ verb: 'delete element', set, elements: set.parseElements(elements) }));
+  deleteElements(set: NamedSet, elements: readonly ElementInput[] | PackedElements): this {
+    return this.push(() => ({ verb: 'delete element', set, elements: checkElements(set, elements) }));
   }
 
   /** The transaction as an nft script (`nft -f` applies the same change). */
@@ -130,10 +131,9 @@ export class Transaction {
           break;
         case 'add element':
         case 'delete element':
-          if (op.elements.length > 0) {
-            lines.push(
-              `${op.verb.split(' ')[0]} element ${op.set.spec()} ${op.set.elementsText(op.elements)}`,
-            );
+          if (countOf(op.elements) > 0) {
+            const elements = op.elements instanceof PackedElements ? op.set.unpack(op.elements) : op.elements;
+            lines.push(`${op.verb.split(' ')[0]} element ${op.set.spec()} ${op.set.elementsText(elements)}`);
           }
           break;
       }
@@ -238,15 +238,29 @@ export class Transaction {
   private encodeElements(
     b: BatchBuilder,
     set: NamedSet,
-    elements: readonly Element[],
+    elements: readonly Element[] | PackedElements,
     add: boolean,
     setId: number | undefined,
     fresh: boolean,
   ): void {
-    const kes = set.kernelElements(elements, add, fresh);
     const fam = FAMILIES[set.family];
     const type = nftType(add ? NFT_MSG.NEWSETELEM : NFT_MSG.DELSETELEM);
     const what = `elements of ${set.describe()}`;
+    if (elements instanceof PackedElements) {
+      let i = 0;
+      while (i < elements.count) {
+        b.begin(type, add ? NLM_F.CREATE : 0, fam, what);
+        b.w.str(NFTA_SET_ELEM_LIST.TABLE, set.table);
+        b.w.str(NFTA_SET_ELEM_LIST.SET, set.name);
+        if (setId !== undefined) b.w.u32be(NFTA_SET_ELEM_LIST.SET_ID, setId);
+        const list = b.w.begin(NFTA_SET_ELEM_LIST.ELEMENTS);
+        i = NamedSet.encodePacked(b.w, elements, i, list, MAX_ELEMENTS_ATTR);
+        b.w.end(list);
+        b.end();
+      }
+      return;
+    }
+    const kes = set.kernelElements(elements, add, fresh);
     let i = 0;
     while (i < kes.length) {
       b.begin(type, add ? NLM_F.CREATE : 0, fam, what);
@@ -273,6 +287,13 @@ export class Transaction {
     return sock.commit(batch, options);
   }
 }
+
+function checkElements(set: NamedSet, elements: readonly ElementInput[] | PackedElements) {
+  return elements instanceof PackedElements ? set.acceptPacked(elements) : set.parseElements(elements);
+}
+
+const countOf = (elements: Element[] | PackedElements): number =>
+  elements instanceof PackedElements ? elements.count : elements.length;
 
 function createFlags(verb: string): number {
   return verb === 'create' ? NLM_F.CREATE | NLM_F.EXCL : NLM_F.CREATE;

@@ -1,10 +1,12 @@
-// Elements made straight from ranges (runs.ts takeMade -> ruleset.ts madeElements) must give the very
-// batch bytes that parsing their texts gives, for fresh sets and for the adds of a changed set.
+// Elements packed straight from ranges (runs.ts RunElements and deltas -> ruleset.ts packPieces) must give
+// the very batch bytes that parsing their texts gives, for fresh sets and for the changes of a set.
 import fc from 'fast-check';
 import t from 'tap';
 import type { DesiredSet, DesiredState, KeyType } from '../../src/compile/desired.ts';
 import { diffTransaction, fullTransaction } from '../../src/compile/diff.ts';
-import { buildRunElements, type RunSpec, takeMade } from '../../src/compile/runs.ts';
+import { packPieces, setObject } from '../../src/compile/ruleset.ts';
+import { buildRunElements, type ElementTexts, piecesTexts, type RunSpec } from '../../src/compile/runs.ts';
+import { Transaction } from '../../src/nft/index.ts';
 import { type AddressRange, mergeRanges } from '../../src/policy/address.ts';
 
 const V4 = 0x0af40100n; // 10.244.1.0
@@ -29,7 +31,7 @@ const runsArb = (family: 4 | 6) =>
 function state(sets: DesiredSet[]): DesiredState {
   return { chains: new Map(), sets: new Map(sets.map((s) => [s.name, s])), podChains: new Map() };
 }
-const set = (name: string, key: KeyType[], elements: ReadonlySet<string>, delta?: DesiredSet['delta']) => ({
+const set = (name: string, key: KeyType[], elements: ElementTexts, delta?: DesiredSet['delta']) => ({
   name,
   key,
   map: false,
@@ -43,40 +45,75 @@ const specsOf = (runs: [string, AddressRange[][]][]): RunSpec[] => {
   return runs.filter(([s]) => !seen.has(s) && seen.add(s)).map(([suffix, parts]) => ({ suffix, parts }));
 };
 
-t.test('made elements encode exactly like parsed texts (property)', async (t) => {
+t.test('packed elements encode exactly like parsed texts (property)', async (t) => {
   let compared = 0;
+  let changes = 0;
   fc.assert(
     fc.property(runsArb(4), runsArb(6), list(4), runsArb(4), (c4a, c6, a4, c4b) => {
-      const build = (discard: boolean) => {
-        const c4 = buildRunElements(undefined, specsOf(c4a)).elements;
-        const c6s = buildRunElements(undefined, specsOf(c6)).elements;
-        const a = buildRunElements(undefined, [{ suffix: '', parts: [a4] }]).elements;
-        if (discard) for (const e of [c4, c6s, a]) takeMade(e);
+      // texts: the same elements as a plain set of texts, which the transaction parses.
+      const build = (texts: boolean) => {
+        const as = (e: ElementTexts) => (texts ? new Set(e) : e);
         return state([
-          set('x-c4', ['ipv4_addr', 'inet_proto', 'inet_service'], c4),
-          set('x-c6', ['ipv6_addr', 'inet_proto', 'inet_service'], c6s),
-          set('x-a4', ['ipv4_addr'], a),
+          set(
+            'x-c4',
+            ['ipv4_addr', 'inet_proto', 'inet_service'],
+            as(buildRunElements(undefined, specsOf(c4a)).elements),
+          ),
+          set(
+            'x-c6',
+            ['ipv6_addr', 'inet_proto', 'inet_service'],
+            as(buildRunElements(undefined, specsOf(c6)).elements),
+          ),
+          set('x-a4', ['ipv4_addr'], as(buildRunElements(undefined, [{ suffix: '', parts: [a4] }]).elements)),
         ]);
       };
-      const made = fullTransaction(build(false), { replace: true }).encode().buf;
+      const packed = fullTransaction(build(false), { replace: true }).encode().buf;
       const parsed = fullTransaction(build(true), { replace: true }).encode().buf;
-      if (!made.equals(parsed)) return false;
-      // A changed set: its adds (the delta) made from ranges, against the same adds parsed.
-      const diff = (discard: boolean) => {
-        const before = buildRunElements(undefined, specsOf(c4a)).elements;
-        takeMade(before);
-        const after = buildRunElements(before, specsOf(c4b));
-        if (discard) takeMade(after.elements);
-        const key: KeyType[] = ['ipv4_addr', 'inet_proto', 'inet_service'];
-        return diffTransaction(
-          state([set('x-c4', key, before)]),
-          state([set('x-c4', key, after.elements, after.delta)]),
-        ).tx.encode().buf;
-      };
+      if (!packed.equals(parsed)) return false;
+      // A changed set: its delta packed from ranges, against the same deletes and adds as texts.
+      const key: KeyType[] = ['ipv4_addr', 'inet_proto', 'inet_service'];
+      const before = buildRunElements(undefined, specsOf(c4a)).elements;
+      const after = buildRunElements(before, specsOf(c4b));
+      const { tx, counts } = diffTransaction(
+        state([set('x-c4', key, before)]),
+        state([set('x-c4', key, after.elements, after.delta)]),
+      );
+      const want = new Transaction();
+      if (after.delta) {
+        const s = setObject(set('x-c4', key, after.elements));
+        const removed = piecesTexts(after.delta.removed);
+        const added = piecesTexts(after.delta.added);
+        if (removed.length > 0) want.deleteElements(s, removed);
+        if (added.length > 0) want.addElements(s, added);
+        if (counts.elementsAdded !== added.length || counts.elementsDeleted !== removed.length) return false;
+        changes++;
+      }
       compared++;
-      return diff(false).equals(diff(true));
+      return tx.encode().buf.equals(want.encode().buf);
     }),
     { numRuns: 300, seed: 11 },
   );
   t.equal(compared, 300);
+  t.ok(changes > 100, `${changes} of the runs changed the set`);
+});
+
+t.test('packed elements are checked against the set, and print as nft text', async (t) => {
+  const key: KeyType[] = ['ipv4_addr', 'inet_proto', 'inet_service'];
+  const pieces = {
+    ranges: [{ family: 4 as const, first: V4 + 1n, last: V4 + 3n }],
+    suffixes: [' . tcp . 80-90'],
+  };
+  const c4 = setObject(set('x-c4', key, new Set()));
+  const tx = new Transaction().addElements(c4, packPieces(c4, pieces));
+  t.equal(tx.error, undefined);
+  t.equal(tx.toString(), 'add element inet tollgate x-c4 { 10.244.1.1-10.244.1.3 . tcp . 80-90 }\n');
+  const a4 = setObject(set('x-a4', ['ipv4_addr'], new Set()));
+  const wrong = new Transaction().addElements(a4, packPieces(c4, pieces));
+  t.match(wrong.error?.message, /x-a4.*packed elements have 12-byte keys, the set's are 4/);
+  const map = setObject({ ...set('m4', ['ipv4_addr'], new Set()), map: true });
+  t.match(
+    new Transaction().addElements(map, packPieces(a4, { ranges: pieces.ranges, suffixes: [''] })).error
+      ?.message,
+    /interval set without data/,
+  );
 });
