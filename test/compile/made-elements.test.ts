@@ -117,3 +117,19 @@ t.test('packed elements are checked against the set, and print as nft text', asy
     /interval set without data/,
   );
 });
+
+t.test('a packed set too large for one netlink message splits exactly like parsed texts', async (t) => {
+  // 5,000 single addresses on two ports: well over the 60,000 bytes one element list may take.
+  const ranges: AddressRange[] = [];
+  for (let i = 0; i < 5000; i += 2) ranges.push({ family: 4, first: V4 + BigInt(i), last: V4 + BigInt(i) });
+  const elements = buildRunElements(undefined, [
+    { suffix: ' . tcp . 80', parts: [ranges] },
+    { suffix: ' . udp . 53', parts: [ranges] },
+  ]).elements;
+  const key: KeyType[] = ['ipv4_addr', 'inet_proto', 'inet_service'];
+  const packed = fullTransaction(state([set('x-c4', key, elements)]), { replace: false }).encode();
+  const parsed = fullTransaction(state([set('x-c4', key, new Set(elements))]), { replace: false }).encode();
+  t.equal(elements.size, 5000);
+  t.ok(packed.entries.length > 3, `${packed.entries.length} messages`);
+  t.ok(packed.buf.equals(parsed.buf), 'the same bytes');
+});
