@@ -166,6 +166,7 @@ export class Agent {
     const start = performance.now();
     try {
       const { state, podChanges } = this.state();
+      const stateMs = performance.now() - start;
       const result = await this.reconciler.sync(state, { podChanges });
       const seconds = (performance.now() - start) / 1000;
       this.metrics.syncDuration.observe({ kind: result.kind }, seconds);
@@ -190,7 +191,8 @@ export class Agent {
             elements: result.elements,
             messages: result.commit?.messages ?? 0,
             ms: Math.round(result.ms),
-            phases: roundAll(result.phases),
+            phases: roundAll({ state: stateMs, ...result.phases }),
+            queuedMs: since === undefined ? undefined : Math.round((start - since) * 10) / 10,
             changes: result.counts,
           },
           'synced',

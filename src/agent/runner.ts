@@ -5,8 +5,9 @@ export class BoundedRunner {
   private readonly minIntervalMs: number;
   private running = false;
   private dirty = false;
-  private lastStart = 0;
+  private lastStart = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
   /** When the oldest request not yet served by a started run arrived (for latency metrics). */
@@ -25,8 +26,17 @@ export class BoundedRunner {
   }
 
   private schedule(): void {
-    if (this.running || this.timer || !this.dirty || this.stopped) return;
-    const wait = Math.max(0, this.lastStart + this.minIntervalMs - performance.now());
+    if (this.running || this.timer || this.immediate || !this.dirty || this.stopped) return;
+    const wait = this.lastStart + this.minIntervalMs - performance.now();
+    if (wait <= 0) {
+      // Due now: after the events already read (they coalesce into this run), without the ~1 ms a
+      // zero timeout costs.
+      this.immediate = setImmediate(() => {
+        this.immediate = undefined;
+        void this.run();
+      });
+      return;
+    }
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.run();
@@ -57,7 +67,9 @@ export class BoundedRunner {
     this.stopped = true;
     this.dirty = false;
     if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
     this.timer = undefined;
+    this.immediate = undefined;
     return this.running ? new Promise((resolve) => this.idleWaiters.push(resolve)) : Promise.resolve();
   }
 }
