@@ -6,7 +6,7 @@
 // very same objects as before is carried over untouched; a changed run is compared range by range with
 // its previous content; the result records its delta against the previous element collection, which the
 // diff then uses instead of comparing the whole sets. Pure: no I/O.
-import { type AddressRange, formatRange, mergeRanges } from '../policy/address.ts';
+import { type AddressRange, formatRange, type KeyedRanges, mergeRanges, v4Keyed } from '../policy/address.ts';
 
 export interface RunSpec {
   /** Appended to each address text; unique per run within a set. */
@@ -39,6 +39,8 @@ export interface ElementDelta {
 interface Run {
   parts: readonly (readonly AddressRange[])[];
   ranges: readonly AddressRange[];
+  /** The ranges' numeric keys when they are all IPv4 (see v4Keyed). */
+  keys: Float64Array | undefined;
 }
 
 /**
@@ -78,6 +80,12 @@ export class RunElements implements ElementTexts {
   }
 }
 
+/** A run's union, with its numeric keys when it is all IPv4 (see v4Keyed). */
+interface Union {
+  ranges: readonly AddressRange[];
+  keys: Float64Array | undefined;
+}
+
 /**
  * The canonical union of a run's address lists. The lists are each sorted and disjoint (plan sets are
  * merged): IPv4 lists are merged in one pass over their heads on float64 keys (memoized per list),
@@ -85,49 +93,20 @@ export class RunElements implements ElementTexts {
  * stream of changes. Anything else (IPv6, or a list that is not sorted) goes through mergeRanges.
  */
 export function rangesOf(spec: RunSpec): readonly AddressRange[] {
+  return unionOf(spec).ranges;
+}
+
+function unionOf(spec: RunSpec): Union {
   const parts = spec.parts.filter((p) => p.length > 0);
-  if (parts.length === 0) return [];
-  if (parts.length === 1) return mergeRanges(parts[0]!);
-  const keyed: Keyed[] = [];
+  if (parts.length === 0) return { ranges: [], keys: new Float64Array(0) };
+  const keyed: KeyedRanges[] = [];
   for (const p of parts) {
-    const k = v4Keys(p);
-    if (k === undefined) return mergeRanges(parts.flat());
+    const k = v4Keyed(p);
+    if (k === undefined)
+      return { ranges: mergeRanges(parts.length === 1 ? parts[0]! : parts.flat()), keys: undefined };
     keyed.push(k);
   }
   return mergeKeyed(keyed);
-}
-
-/** IPv4 ranges, sorted and disjoint, with their bounds as numbers: [first0, last0, first1, ...]. */
-interface Keyed {
-  ranges: readonly AddressRange[];
-  keys: Float64Array;
-}
-
-const keyCache = new WeakMap<readonly AddressRange[], Keyed | null>();
-/**
- * The keys of a sorted, disjoint IPv4 list; undefined if it is not one. Memoized by list: plan sets keep
- * their lists while their members stay, so a list's bigints are converted once, not at every rebuild.
- */
-function v4Keys(ranges: readonly AddressRange[]): Keyed | undefined {
-  let k = keyCache.get(ranges);
-  if (k === undefined) {
-    k = computeV4Keys(ranges) ?? null;
-    keyCache.set(ranges, k);
-  }
-  return k ?? undefined;
-}
-
-function computeV4Keys(ranges: readonly AddressRange[]): Keyed | undefined {
-  const keys = new Float64Array(ranges.length * 2);
-  for (let i = 0; i < ranges.length; i++) {
-    const r = ranges[i]!;
-    if (r.family !== 4) return undefined;
-    const first = Number(r.first);
-    if (i > 0 && first <= keys[2 * i - 1]!) return undefined;
-    keys[2 * i] = first;
-    keys[2 * i + 1] = Number(r.last);
-  }
-  return { ranges, keys };
 }
 
 /**
@@ -135,13 +114,22 @@ function computeV4Keys(ranges: readonly AddressRange[]): Keyed | undefined {
  * A range that joins no other is kept as the same object; a joined group becomes a new range made of the
  * bigints of its first and last members (no arithmetic).
  */
-function mergeKeyed(lists: Keyed[]): AddressRange[] {
+function mergeKeyed(lists: KeyedRanges[]): Union {
   const at = new Array<number>(lists.length).fill(0);
+  let total = 0;
+  for (const l of lists) total += l.ranges.length;
   const out: AddressRange[] = [];
+  const keys = new Float64Array(2 * total);
   let open: AddressRange | undefined; // the range that opened the current group
   let end: AddressRange | undefined; // the member with the highest last address so far
+  let openKey = 0;
   let endKey = 0;
   let grown = false;
+  const close = () => {
+    keys[2 * out.length] = openKey;
+    keys[2 * out.length + 1] = endKey;
+    out.push(grown ? { family: 4, first: open!.first, last: end!.last } : open!);
+  };
   for (;;) {
     let pick = -1;
     let first = 0;
@@ -166,14 +154,15 @@ function mergeKeyed(lists: Keyed[]): AddressRange[] {
       }
       continue;
     }
-    if (open !== undefined) out.push(grown ? { family: 4, first: open.first, last: end!.last } : open);
+    if (open !== undefined) close();
     open = r;
     end = r;
+    openKey = first;
     endKey = last;
     grown = false;
   }
-  if (open !== undefined) out.push(grown ? { family: 4, first: open.first, last: end!.last } : open);
-  return out;
+  if (open !== undefined) close();
+  return { ranges: out, keys: keys.subarray(0, 2 * out.length) };
 }
 
 function sameParts(a: readonly (readonly AddressRange[])[], b: readonly (readonly AddressRange[])[]) {
@@ -185,20 +174,23 @@ function sameParts(a: readonly (readonly AddressRange[])[], b: readonly (readonl
  * in the union stays as it is, one that is not goes, and what no kept range covers is added as the
  * fewest ranges. So a neighbour joining adds one element instead of replacing a merged range (deletes
  * cost far more than adds in the kernel's concatenated sets), and a fresh build is still fully merged.
- * Both inputs are sorted and disjoint; so is the result.
+ * Both inputs are sorted and disjoint; so is the result. All-IPv4 inputs with keys are compared as
+ * numbers (patchKeyed); anything else as bigints.
  */
 function patchRanges(
-  old: readonly AddressRange[],
-  union: readonly AddressRange[],
+  old: Run,
+  union: Union,
   gone: (r: AddressRange) => void,
   come: (r: AddressRange) => void,
-): AddressRange[] {
+): { ranges: AddressRange[]; keys: Float64Array | undefined } {
+  if (old.keys !== undefined && union.keys !== undefined) return patchKeyed(old, union, gone, come);
   const out: AddressRange[] = [];
   let i = 0;
-  for (const u of union) {
+  const olds = old.ranges;
+  for (const u of union.ranges) {
     let cursor = u.first;
-    for (; i < old.length; i++) {
-      const o = old[i]!;
+    for (; i < olds.length; i++) {
+      const o = olds[i]!;
       if (o.family > u.family || (o.family === u.family && o.first > u.last)) break; // belongs to later
       if (o.family === u.family && o.first >= u.first && o.last <= u.last) {
         if (o.first > cursor) {
@@ -216,8 +208,55 @@ function patchRanges(
       come(gap);
     }
   }
-  for (; i < old.length; i++) gone(old[i]!);
-  return out;
+  for (; i < olds.length; i++) gone(olds[i]!);
+  return { ranges: out, keys: undefined };
+}
+
+/** patchRanges on numeric keys: bigints are made only for the gaps it adds. */
+function patchKeyed(
+  old: Run,
+  union: Union,
+  gone: (r: AddressRange) => void,
+  come: (r: AddressRange) => void,
+): { ranges: AddressRange[]; keys: Float64Array } {
+  const ok = old.keys!;
+  const uk = union.keys!;
+  const olds = old.ranges;
+  const out: AddressRange[] = [];
+  const keys: number[] = [];
+  const push = (r: AddressRange, first: number, last: number) => {
+    out.push(r);
+    keys.push(first, last);
+  };
+  let i = 0;
+  for (let u = 0; u < union.ranges.length; u++) {
+    const uFirst = uk[2 * u]!;
+    const uLast = uk[2 * u + 1]!;
+    let cursor = uFirst;
+    for (; i < olds.length; i++) {
+      const oFirst = ok[2 * i]!;
+      const oLast = ok[2 * i + 1]!;
+      if (oFirst > uLast) break; // belongs to later
+      if (oFirst >= uFirst && oLast <= uLast) {
+        if (oFirst > cursor) {
+          const gap: AddressRange = { family: 4, first: BigInt(cursor), last: BigInt(oFirst - 1) };
+          push(gap, cursor, oFirst - 1);
+          come(gap);
+        }
+        push(olds[i]!, oFirst, oLast);
+        cursor = oLast + 1;
+      } else gone(olds[i]!); // before u, or overlapping its edge: not inside the union any more
+    }
+    if (cursor <= uLast) {
+      const whole = union.ranges[u]!;
+      const gap: AddressRange =
+        cursor === uFirst ? whole : { family: 4, first: BigInt(cursor), last: whole.last };
+      push(gap, cursor, uLast);
+      come(gap);
+    }
+  }
+  for (; i < olds.length; i++) gone(olds[i]!);
+  return { ranges: out, keys: Float64Array.from(keys) };
 }
 
 /**
@@ -231,7 +270,7 @@ export function buildRunElements(
 ): { elements: RunElements; delta: ElementDelta | undefined } {
   const runs = new Map<string, Run>();
   if (!(previous instanceof RunElements)) {
-    for (const spec of specs) runs.set(spec.suffix, { parts: spec.parts, ranges: rangesOf(spec) });
+    for (const spec of specs) runs.set(spec.suffix, { parts: spec.parts, ...unionOf(spec) });
     return { elements: new RunElements(runs), delta: undefined };
   }
   const before = previous.runs;
@@ -243,9 +282,9 @@ export function buildRunElements(
       runs.set(spec.suffix, old);
       continue;
     }
-    const ranges = patchRanges(
-      old?.ranges ?? [],
-      rangesOf(spec),
+    const patched = patchRanges(
+      old ?? { parts: [], ranges: [], keys: new Float64Array(0) },
+      unionOf(spec),
       (r) => {
         removed.ranges.push(r);
         removed.suffixes.push(spec.suffix);
@@ -255,7 +294,7 @@ export function buildRunElements(
         added.suffixes.push(spec.suffix);
       },
     );
-    runs.set(spec.suffix, { parts: spec.parts, ranges });
+    runs.set(spec.suffix, { parts: spec.parts, ...patched });
   }
   for (const [suffix, old] of before)
     if (!runs.has(suffix))

@@ -161,6 +161,71 @@ export function mergeRanges(ranges: readonly AddressRange[]): AddressRange[] {
   return out;
 }
 
+/** Sorted, disjoint IPv4 ranges with their bounds as numbers: keys = [first0, last0, first1, last1, ...]. */
+export interface KeyedRanges {
+  ranges: readonly AddressRange[];
+  keys: Float64Array;
+}
+
+const keyCache = new WeakMap<readonly AddressRange[], KeyedRanges | null>();
+
+/**
+ * The numeric keys of a sorted, disjoint IPv4 list, or undefined if it is not one. Memoized by list (lists
+ * are never mutated): plan sets keep their lists while their members stay, so the bigints of a list are
+ * converted once, not at every rebuild of the sets that merge it.
+ */
+export function v4Keyed(ranges: readonly AddressRange[]): KeyedRanges | undefined {
+  let k = keyCache.get(ranges);
+  if (k === undefined) {
+    k = computeV4Keys(ranges) ?? null;
+    keyCache.set(ranges, k);
+  }
+  return k ?? undefined;
+}
+
+function computeV4Keys(ranges: readonly AddressRange[]): KeyedRanges | undefined {
+  const keys = new Float64Array(ranges.length * 2);
+  for (let i = 0; i < ranges.length; i++) {
+    const r = ranges[i]!;
+    if (r.family !== 4) return undefined;
+    const first = Number(r.first);
+    if (i > 0 && first <= keys[2 * i - 1]!) return undefined;
+    keys[2 * i] = first;
+    keys[2 * i + 1] = Number(r.last);
+  }
+  return { ranges, keys };
+}
+
+/**
+ * The canonical ranges of single addresses, as mergeRanges would give them: IPv4 addresses are sorted and
+ * joined as numbers (a peer set of thousands of pods is rebuilt whenever one of them changes, and sorting
+ * bigint ranges cost most of it); the keys of an all-IPv4 result are kept for v4Keyed.
+ */
+export function mergeAddresses(addresses: readonly Address[]): AddressRange[] {
+  let count = 0;
+  for (const a of addresses) if (a.family === 4) count++;
+  const v4 = new Float64Array(count);
+  const v6: AddressRange[] = [];
+  let n = 0;
+  for (const a of addresses) {
+    if (a.family === 4) v4[n++] = Number(a.value);
+    else v6.push(addressRange(a));
+  }
+  v4.sort();
+  const out: AddressRange[] = [];
+  const keys: number[] = [];
+  for (let i = 0; i < count; ) {
+    const first = v4[i++]!;
+    let last = first;
+    while (i < count && v4[i]! <= last + 1) last = v4[i++]!;
+    out.push({ family: 4, first: BigInt(first), last: BigInt(last) });
+    keys.push(first, last);
+  }
+  if (v6.length > 0) return [...out, ...mergeRanges(v6)];
+  keyCache.set(out, { ranges: out, keys: Float64Array.from(keys) });
+  return out;
+}
+
 /** `ranges` minus `holes`, both per family; used for ipBlock `except` (carved out of its own peer only). */
 export function subtractRanges(
   ranges: readonly AddressRange[],

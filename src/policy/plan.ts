@@ -3,7 +3,7 @@
 // one set per distinct peer meaning, referenced by every rule, policy and pod that uses it. Pure: no I/O.
 import { createHash } from 'node:crypto';
 import type { Address, AddressRange } from './address.ts';
-import { addressRange, mergeRanges } from './address.ts';
+import { mergeAddresses, mergeRanges } from './address.ts';
 import { ClusterIndex, podPeerKey } from './index.ts';
 import type { ClusterState, Direction, Peer, Pod, Policy, Protocol, Rule, ValidationIssue } from './types.ts';
 
@@ -277,9 +277,9 @@ export class Planner {
     } else if (source.kind === 'pods') {
       const members = this.index.podPeerMembers(source.peer, source.namespace);
       set = this.cache.reuse(id, members, () => {
-        const ranges: AddressRange[] = [];
-        for (const pod of members) for (const ip of pod.ips) ranges.push(addressRange(ip));
-        return { id, kind: 'addresses', description: source.meaning, ranges: mergeRanges(ranges) };
+        const addresses: Address[] = [];
+        for (const pod of members) for (const ip of pod.ips) addresses.push(ip);
+        return { id, kind: 'addresses', description: source.meaning, ranges: mergeAddresses(addresses) };
       });
     } else {
       const members = source.peer

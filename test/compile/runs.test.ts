@@ -12,11 +12,13 @@ import {
 } from '../../src/compile/runs.ts';
 import { type AddressRange, mergeRanges, parseAddress } from '../../src/policy/address.ts';
 
-const BASE = 0x0af40100n; // 10.244.1.0
+const BASE = { 4: 0x0af40100n, 6: 0xfd000010024400010000000000000000n }; // 10.244.1.0, fd00:10:244:1::
+/** The family r() builds: IPv4 takes the numeric path (runs.ts patchKeyed), IPv6 the bigint one. */
+let family: 4 | 6 = 4;
 const r = (a: number, b = a): AddressRange => ({
-  family: 4,
-  first: BASE + BigInt(a),
-  last: BASE + BigInt(b),
+  family,
+  first: BASE[family] + BigInt(a),
+  last: BASE[family] + BigInt(b),
 });
 
 function parse(e: string): { suffix: string; first: bigint; last: bigint } {
@@ -53,55 +55,102 @@ function expected(specs: RunSpec[]): Set<string> {
   return out;
 }
 
-t.test('any sequence of member changes: disjoint, exact union, delta applies (property)', async (t) => {
-  // A run is a list of address lists; each step replaces some lists (new objects) and keeps others.
-  const members = fc.array(fc.integer({ min: 0, max: 40 }), { maxLength: 12 });
-  const ipBlock = fc.option(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 8 })));
-  const step = fc.record({
-    a: members,
-    b: members,
-    block: ipBlock,
-    keepA: fc.boolean(),
-    twoRuns: fc.boolean(),
-  });
-  fc.assert(
-    fc.property(fc.array(step, { minLength: 1, maxLength: 6 }), (steps) => {
+for (const f of [4, 6] as const)
+  t.test(
+    `any sequence of member changes: disjoint, exact union, delta applies (IPv${f}, property)`,
+    async (t) => {
+      family = f;
+      t.teardown(() => {
+        family = 4;
+      });
+      // A run is a list of address lists; each step replaces some lists (new objects) and keeps others.
+      const members = fc.array(fc.integer({ min: 0, max: 40 }), { maxLength: 12 });
+      const ipBlock = fc.option(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 8 })));
+      const step = fc.record({
+        a: members,
+        b: members,
+        block: ipBlock,
+        keepA: fc.boolean(),
+        twoRuns: fc.boolean(),
+      });
+      fc.assert(
+        fc.property(fc.array(step, { minLength: 1, maxLength: 6 }), (steps) => {
+          let previous: ElementTexts | undefined;
+          let partA: readonly AddressRange[] | undefined;
+          for (const s of steps) {
+            if (!s.keepA || partA === undefined) partA = mergeRanges(s.a.map((x) => r(x)));
+            const partB = mergeRanges([
+              ...s.b.map((x) => r(x)),
+              ...(s.block ? [r(s.block[0], s.block[0] + s.block[1])] : []),
+            ]);
+            const specs: RunSpec[] = [{ suffix: ' . tcp . 80', parts: [partA, partB] }];
+            if (s.twoRuns) specs.push({ suffix: ' . udp . 53', parts: [partB] });
+            const { elements, delta } = buildRunElements(previous, specs);
+            const { covered, overlap } = coverage(elements);
+            if (overlap) return false;
+            const want = expected(specs);
+            if (covered.size !== want.size || [...want].some((k) => !covered.has(k))) return false;
+            if (delta) {
+              if (delta.base !== previous) return false;
+              const applied = new Set(previous);
+              for (const e of piecesTexts(delta.removed)) if (!applied.delete(e)) return false;
+              for (const e of piecesTexts(delta.added)) {
+                if (applied.has(e)) return false;
+                applied.add(e);
+              }
+              if (applied.size !== elements.size || [...applied].some((e) => !elements.has(e))) return false;
+            } else if (previous !== undefined && elements !== previous) {
+              // No delta after a previous build only when nothing changed (the very same collection).
+              return false;
+            }
+            previous = elements;
+          }
+          return true;
+        }),
+        { numRuns: 400 },
+      );
+      t.pass('400 random sequences');
+    },
+  );
+
+t.test(
+  'IPv4 (numeric keys) and IPv6 (bigints) patch alike: the same deltas, offset for offset (property)',
+  async (t) => {
+    const members = fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 3 })), {
+      maxLength: 10,
+    });
+    const step = fc.record({ a: members, b: members, keepA: fc.boolean() });
+    const trace = (f: 4 | 6, steps: { a: [number, number][]; b: [number, number][]; keepA: boolean }[]) => {
+      family = f;
+      const out: string[] = [];
       let previous: ElementTexts | undefined;
       let partA: readonly AddressRange[] | undefined;
       for (const s of steps) {
-        if (!s.keepA || partA === undefined) partA = mergeRanges(s.a.map((x) => r(x)));
-        const partB = mergeRanges([
-          ...s.b.map((x) => r(x)),
-          ...(s.block ? [r(s.block[0], s.block[0] + s.block[1])] : []),
+        if (!s.keepA || partA === undefined) partA = mergeRanges(s.a.map(([x, n]) => r(x, x + n)));
+        const partB = mergeRanges(s.b.map(([x, n]) => r(x, x + n)));
+        const { elements, delta } = buildRunElements(previous, [
+          { suffix: ' . tcp . 80', parts: [partA, partB] },
         ]);
-        const specs: RunSpec[] = [{ suffix: ' . tcp . 80', parts: [partA, partB] }];
-        if (s.twoRuns) specs.push({ suffix: ' . udp . 53', parts: [partB] });
-        const { elements, delta } = buildRunElements(previous, specs);
-        const { covered, overlap } = coverage(elements);
-        if (overlap) return false;
-        const want = expected(specs);
-        if (covered.size !== want.size || [...want].some((k) => !covered.has(k))) return false;
-        if (delta) {
-          if (delta.base !== previous) return false;
-          const applied = new Set(previous);
-          for (const e of piecesTexts(delta.removed)) if (!applied.delete(e)) return false;
-          for (const e of piecesTexts(delta.added)) {
-            if (applied.has(e)) return false;
-            applied.add(e);
-          }
-          if (applied.size !== elements.size || [...applied].some((e) => !elements.has(e))) return false;
-        } else if (previous !== undefined && elements !== previous) {
-          // No delta after a previous build only when nothing changed (the very same collection).
-          return false;
-        }
+        const offsets = (ranges: readonly AddressRange[]) =>
+          ranges.map((x) => `${x.first - BASE[f]}-${x.last - BASE[f]}`).join(',');
+        out.push(delta ? `+${offsets(delta.added.ranges)} -${offsets(delta.removed.ranges)}` : '=');
         previous = elements;
       }
-      return true;
-    }),
-    { numRuns: 400 },
-  );
-  t.pass('400 random sequences');
-});
+      family = 4;
+      return out.join(' | ');
+    };
+    let changed = 0;
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 2, maxLength: 6 }), (steps) => {
+        const v4 = trace(4, steps);
+        if (v4.includes('+')) changed++;
+        return v4 === trace(6, steps);
+      }),
+      { numRuns: 300 },
+    );
+    t.ok(changed > 100, `${changed} of 300 sequences had deltas`);
+  },
+);
 
 t.test('a fresh build is fully merged; a neighbour joining adds one element and deletes none', async (t) => {
   const first = buildRunElements(undefined, [{ suffix: '', parts: [[r(10), r(11), r(12)]] }]);

@@ -4,12 +4,15 @@ import fc from 'fast-check';
 import { IPv4, IPv6 } from 'ip-num';
 import t from 'tap';
 import {
+  addressRange,
   formatAddress,
+  mergeAddresses,
   mergeRanges,
   parseAddress,
   parseCidr,
   rangeContains,
   subtractRanges,
+  v4Keyed,
 } from '../../src/policy/address.ts';
 
 t.test('parse(format(x)) === x and both agree with ip-num, IPv4 and IPv6 (property)', async (t) => {
@@ -128,5 +131,36 @@ t.test(
       { numRuns: 1000, seed: 29 },
     );
     t.pass('1000 random mixed-family range sets');
+  },
+);
+
+t.test(
+  'mergeAddresses equals mergeRanges of the single addresses, and keys its IPv4 result (property)',
+  async (t) => {
+    // Around 2^32 - 1 and at 0 the float64 path must stay exact; duplicates and both families mixed.
+    const address = fc.oneof(
+      fc.integer({ min: 0, max: 40 }).map((v) => ({ family: 4 as const, value: BigInt(v) })),
+      fc.integer({ min: 0, max: 40 }).map((v) => ({ family: 4 as const, value: 0xffffffffn - BigInt(v) })),
+      fc.integer({ min: 0, max: 40 }).map((v) => ({ family: 6 as const, value: (1n << 100n) + BigInt(v) })),
+    );
+    let keyed = 0;
+    fc.assert(
+      fc.property(fc.array(address, { maxLength: 40 }), (addresses) => {
+        const got = mergeAddresses(addresses);
+        const want = mergeRanges(addresses.map(addressRange));
+        const text = (rs: readonly { family: number; first: bigint; last: bigint }[]) =>
+          rs.map((r) => `${r.family}:${r.first}-${r.last}`).join(',');
+        if (text(got) !== text(want)) return false;
+        const k = v4Keyed(got);
+        if (addresses.some((a) => a.family === 6)) return k === undefined || got.length === 0;
+        keyed++;
+        return (
+          k !== undefined &&
+          k.keys.every((v, i) => BigInt(v) === (i % 2 ? got[i >> 1]!.last : got[i >> 1]!.first))
+        );
+      }),
+      { numRuns: 500, seed: 7 },
+    );
+    t.ok(keyed > 100, `${keyed} all-IPv4 inputs keyed`);
   },
 );
