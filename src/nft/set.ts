@@ -574,27 +574,15 @@ export class NamedSet {
     }
   }
 
-  /**
-   * Writes packed elements of a concatenated interval set as list entries (KEY and KEY_END, as
-   * encodeKernelElement writes them), from `start` while the list stays under `limit` bytes (`listStart` is
-   * where it began); returns the index of the first element not written.
-   */
-  static encodePacked(w: Writer, p: PackedElements, start: number, listStart: number, limit: number): number {
+  /** Writes packed element `i` of a concatenated interval set: KEY and KEY_END, as encodeKernelElement. */
+  static encodePackedElement(w: Writer, p: PackedElements, i: number): void {
     const len = p.keyLen;
-    let i = start;
-    while (i < p.count && w.pos - listStart < limit) {
-      // libnftnl numbers list entries 1, 2, 3...; the kernel ignores the type, we match nft's bytes.
-      const e = w.begin((i - start + 1) & 0x3fff || NFTA_LIST_ELEM);
-      const key = w.begin(NFTA_SET_ELEM.KEY);
-      w.bytesAttrFrom(NFTA_DATA.VALUE, p.slab, 2 * i * len, len);
-      w.end(key);
-      const keyEnd = w.begin(NFTA_SET_ELEM.KEY_END);
-      w.bytesAttrFrom(NFTA_DATA.VALUE, p.slab, (2 * i + 1) * len, len);
-      w.end(keyEnd);
-      w.end(e);
-      i++;
-    }
-    return i;
+    const key = w.begin(NFTA_SET_ELEM.KEY);
+    w.bytesAttrFrom(NFTA_DATA.VALUE, p.slab, 2 * i * len, len);
+    w.end(key);
+    const keyEnd = w.begin(NFTA_SET_ELEM.KEY_END);
+    w.bytesAttrFrom(NFTA_DATA.VALUE, p.slab, (2 * i + 1) * len, len);
+    w.end(keyEnd);
   }
 
   static decodeKernelElement(a: Attrs): KernelElement {

@@ -246,33 +246,23 @@ export class Transaction {
     const fam = FAMILIES[set.family];
     const type = nftType(add ? NFT_MSG.NEWSETELEM : NFT_MSG.DELSETELEM);
     const what = `elements of ${set.describe()}`;
-    if (elements instanceof PackedElements) {
-      let i = 0;
-      while (i < elements.count) {
-        b.begin(type, add ? NLM_F.CREATE : 0, fam, what);
-        b.w.str(NFTA_SET_ELEM_LIST.TABLE, set.table);
-        b.w.str(NFTA_SET_ELEM_LIST.SET, set.name);
-        if (setId !== undefined) b.w.u32be(NFTA_SET_ELEM_LIST.SET_ID, setId);
-        const list = b.w.begin(NFTA_SET_ELEM_LIST.ELEMENTS);
-        i = NamedSet.encodePacked(b.w, elements, i, list, MAX_ELEMENTS_ATTR);
-        b.w.end(list);
-        b.end();
-      }
-      return;
-    }
-    const kes = set.kernelElements(elements, add, fresh);
+    // Packed elements (concatenated interval sets) are written straight from their slab.
+    const packed = elements instanceof PackedElements ? elements : undefined;
+    const kes = packed ? [] : set.kernelElements(elements as readonly Element[], add, fresh);
+    const total = packed ? packed.count : kes.length;
     let i = 0;
-    while (i < kes.length) {
+    while (i < total) {
       b.begin(type, add ? NLM_F.CREATE : 0, fam, what);
       b.w.str(NFTA_SET_ELEM_LIST.TABLE, set.table);
       b.w.str(NFTA_SET_ELEM_LIST.SET, set.name);
       if (setId !== undefined) b.w.u32be(NFTA_SET_ELEM_LIST.SET_ID, setId);
       const list = b.w.begin(NFTA_SET_ELEM_LIST.ELEMENTS);
       let index = 1;
-      while (i < kes.length && b.w.pos - list < MAX_ELEMENTS_ATTR) {
+      while (i < total && b.w.pos - list < MAX_ELEMENTS_ATTR) {
         // libnftnl numbers list entries 1, 2, 3...; the kernel ignores the type, we match nft's bytes.
         const e = b.w.begin(index++ & 0x3fff || NFTA_LIST_ELEM);
-        NamedSet.encodeKernelElement(b.w, kes[i++]!);
+        if (packed) NamedSet.encodePackedElement(b.w, packed, i++);
+        else NamedSet.encodeKernelElement(b.w, kes[i++]!);
         b.w.end(e);
       }
       b.w.end(list);
