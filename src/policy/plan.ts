@@ -121,12 +121,14 @@ export function mergePorts(ranges: PortRange[]): PortRange[] {
 /** Where a plan set's content comes from; resolved once per plan, after every pod is planned. */
 type SetSource =
   | { kind: 'ipBlock'; meaning: string; peer: Peer & { kind: 'ipBlock' } }
-  | { kind: 'pods'; meaning: string; peer: Peer & { kind: 'pods' }; namespace: string }
+  | { kind: 'pods'; meaning: string; peer: Peer & { kind: 'pods' }; namespace: string; peerKey: string }
   | {
       kind: 'named';
       meaning: string;
       /** undefined: any pod ("any peer" with a named port). */
       peer: (Peer & { kind: 'pods' }) | undefined;
+      /** podPeerKey of the peer, when there is one. */
+      peerKey: string | undefined;
       namespace: string;
       name: string;
       protocol: Protocol;
@@ -237,7 +239,13 @@ export class Planner {
       return this.use(setId('a', meaning), { kind: 'ipBlock', meaning, peer });
     }
     const meaning = podPeerKey(peer, policyNamespace);
-    return this.use(setId('a', meaning), { kind: 'pods', meaning, peer, namespace: policyNamespace });
+    return this.use(setId('a', meaning), {
+      kind: 'pods',
+      meaning,
+      peer,
+      namespace: policyNamespace,
+      peerKey: meaning,
+    });
   }
 
   /** Named egress ports through a pod peer (or through "any peer": every live pod). */
@@ -247,13 +255,13 @@ export class Planner {
     name: string,
     protocol: Protocol,
   ): string {
-    const meaning = peer
-      ? `${podPeerKey(peer, policyNamespace)}, port ${name}/${protocol}`
-      : `all pods, port ${name}/${protocol}`;
+    const peerKey = peer && podPeerKey(peer, policyNamespace);
+    const meaning = peerKey ? `${peerKey}, port ${name}/${protocol}` : `all pods, port ${name}/${protocol}`;
     return this.use(setId('n', meaning), {
       kind: 'named',
       meaning,
       peer,
+      peerKey,
       namespace: policyNamespace,
       name,
       protocol,
@@ -412,8 +420,8 @@ export class Planner {
   /** The canonical keys of the pod peers referenced by what was planned (see ClusterIndex.retainPeers). */
   peerKeysUsed(): Set<string> {
     const keys = new Set<string>();
-    for (const s of this.sources.values())
-      if (s.kind !== 'ipBlock' && s.peer) keys.add(podPeerKey(s.peer, s.namespace));
+    // The keys were made with the sources, which cached pod plans keep: no string is built per sync.
+    for (const s of this.sources.values()) if (s.kind !== 'ipBlock' && s.peerKey) keys.add(s.peerKey);
     return keys;
   }
 
