@@ -6,7 +6,7 @@ import { Chain, m, NamedSet, PackedElements, padLen, parseFieldRange, Rule, Tabl
 import type { FieldName } from '../nft/match.ts';
 import type { Family } from '../policy/address.ts';
 import { type DesiredChain, type DesiredSet, type LookupField, type RuleSpec, TABLE } from './desired.ts';
-import type { Pieces } from './runs.ts';
+import { type Pieces, piecesCount } from './runs.ts';
 
 const FAMILY = 'inet' as const;
 
@@ -48,37 +48,49 @@ export function setObject(s: DesiredSet): NamedSet {
  */
 export function packPieces(set: NamedSet, pieces: Pieces): PackedElements {
   const len = set.keyLen;
-  const count = pieces.ranges.length;
+  const count = piecesCount(pieces);
   const slab = Buffer.alloc(2 * len * count);
-  const tails = new Map<string, { at: number; field: FieldRange }[]>();
-  for (let i = 0; i < count; i++) {
-    const suffix = pieces.suffixes[i]!;
-    let tail = tails.get(suffix);
-    if (tail === undefined) {
-      tail = [];
-      if (suffix !== '') {
-        let at = padLen(set.key[0]!.len);
-        suffix
-          .slice(3)
-          .split(' . ')
-          .forEach((text, j) => {
-            const type = set.key[j + 1] as DataType;
-            tail!.push({ at, field: parseFieldRange(type, text) });
-            at += padLen(type.len);
-          });
-      }
-      tails.set(suffix, tail);
+  let at = 0;
+  for (const segment of pieces) {
+    const tail = suffixFields(set, segment.suffix);
+    const v4 = segment.v4;
+    for (let i = 0; i < v4.length; i += 2) {
+      slab.writeUInt32BE(v4[i]!, at);
+      slab.writeUInt32BE(v4[i + 1]!, at + len);
+      writeTail(slab, at, len, tail);
+      at += 2 * len;
     }
-    const from = 2 * i * len;
-    const r = pieces.ranges[i]!;
-    writeAddress(slab, from, r.family, r.first);
-    writeAddress(slab, from + len, r.family, r.last);
-    for (const { at, field } of tail) {
-      field.from.copy(slab, from + at);
-      field.to.copy(slab, from + len + at);
+    for (const r of segment.ranges) {
+      writeAddress(slab, at, r.family, r.first);
+      writeAddress(slab, at + len, r.family, r.last);
+      writeTail(slab, at, len, tail);
+      at += 2 * len;
     }
   }
   return new PackedElements(len, count, slab);
+}
+
+/** The key fields after the address that a suffix (` . tcp . 80-90`) stands for, with their offsets. */
+function suffixFields(set: NamedSet, suffix: string): { at: number; field: FieldRange }[] {
+  const out: { at: number; field: FieldRange }[] = [];
+  if (suffix === '') return out;
+  let at = padLen(set.key[0]!.len);
+  suffix
+    .slice(3)
+    .split(' . ')
+    .forEach((text, j) => {
+      const type = set.key[j + 1] as DataType;
+      out.push({ at, field: parseFieldRange(type, text) });
+      at += padLen(type.len);
+    });
+  return out;
+}
+
+function writeTail(slab: Buffer, from: number, len: number, tail: { at: number; field: FieldRange }[]) {
+  for (const { at, field } of tail) {
+    field.from.copy(slab, from + at);
+    field.to.copy(slab, from + len + at);
+  }
 }
 
 function writeAddress(slab: Buffer, at: number, family: Family, value: bigint): void {

@@ -6,7 +6,14 @@
 // very same objects as before is carried over untouched; a changed run is compared range by range with
 // its previous content; the result records its delta against the previous element collection, which the
 // diff then uses instead of comparing the whole sets. Pure: no I/O.
-import { type AddressRange, formatRange, type KeyedRanges, mergeRanges, v4Keyed } from '../policy/address.ts';
+import {
+  type AddressRange,
+  formatRange,
+  formatV4Range,
+  type KeyedRanges,
+  mergeRanges,
+  v4Keyed,
+} from '../policy/address.ts';
 
 export interface RunSpec {
   /** Appended to each address text; unique per run within a set. */
@@ -21,13 +28,32 @@ export interface ElementTexts extends Iterable<string> {
   has(text: string): boolean;
 }
 
-/** Elements in range form: `ranges[i]` followed by `suffixes[i]` (the text is formatRange + suffix). */
-export interface Pieces {
-  readonly ranges: readonly AddressRange[];
-  readonly suffixes: readonly string[];
+/**
+ * Elements in range form, in segments of one suffix each: IPv4 addresses as numbers (`v4` holds first and
+ * last of each range in turn), anything else as ranges. An element's text is its range and the suffix.
+ */
+export interface Segment {
+  suffix: string;
+  v4: ArrayLike<number>;
+  ranges: readonly AddressRange[];
+}
+export type Pieces = readonly Segment[];
+
+/** Every element of `pieces` as a range object (for texts and tests; the transaction packs numbers). */
+export function piecesRanges(pieces: Pieces): { range: AddressRange; suffix: string }[] {
+  const out: { range: AddressRange; suffix: string }[] = [];
+  for (const s of pieces) {
+    for (const range of v4Ranges(s.v4)) out.push({ range, suffix: s.suffix });
+    for (const range of s.ranges) out.push({ range, suffix: s.suffix });
+  }
+  return out;
 }
 
-export const piecesTexts = (p: Pieces): string[] => p.ranges.map((r, i) => formatRange(r) + p.suffixes[i]);
+export const piecesTexts = (pieces: Pieces): string[] =>
+  piecesRanges(pieces).map((p) => formatRange(p.range) + p.suffix);
+
+export const piecesCount = (pieces: Pieces): number =>
+  pieces.reduce((n, s) => n + s.v4.length / 2 + s.ranges.length, 0);
 
 /** What changed from `base` (the previous collection) to the collection that carries this delta. */
 export interface ElementDelta {
@@ -36,11 +62,28 @@ export interface ElementDelta {
   removed: Pieces;
 }
 
+/**
+ * A run's elements, sorted and disjoint. An all-IPv4 run keeps them as numbers only (`v4`: first and last
+ * of each range in turn, `ranges` empty): no objects to allocate, trace or copy when it changes, and the
+ * transaction packs the numbers straight into key bytes. Anything else keeps range objects.
+ */
 interface Run {
   parts: readonly (readonly AddressRange[])[];
+  v4: Float64Array | undefined;
   ranges: readonly AddressRange[];
-  /** The ranges' numeric keys when they are all IPv4 (see v4Keyed). */
-  keys: Float64Array | undefined;
+}
+
+const NO_RANGES: readonly AddressRange[] = [];
+const EMPTY_RUN: Run = { parts: [], v4: new Float64Array(0), ranges: NO_RANGES };
+
+const runSize = (r: Run): number => (r.v4 ? r.v4.length / 2 : r.ranges.length);
+
+/** IPv4 ranges from their numbers (first and last in turn). */
+function v4Ranges(v4: ArrayLike<number>): AddressRange[] {
+  const out: AddressRange[] = [];
+  for (let i = 0; i < v4.length; i += 2)
+    out.push({ family: 4, first: BigInt(v4[i]!), last: BigInt(v4[i + 1]!) });
+  return out;
 }
 
 /**
@@ -57,7 +100,7 @@ export class RunElements implements ElementTexts {
   constructor(runs: ReadonlyMap<string, Run>) {
     this.runs = runs;
     let size = 0;
-    for (const run of runs.values()) size += run.ranges.length;
+    for (const run of runs.values()) size += runSize(run);
     this.size = size;
   }
   has(text: string): boolean {
@@ -65,25 +108,22 @@ export class RunElements implements ElementTexts {
     return this.index.has(text);
   }
   *[Symbol.iterator](): Iterator<string> {
-    for (const [suffix, run] of this.runs) for (const r of run.ranges) yield formatRange(r) + suffix;
+    for (const [suffix, run] of this.runs) {
+      const v4 = run.v4;
+      if (v4) for (let i = 0; i < v4.length; i += 2) yield formatV4Range(v4[i]!, v4[i + 1]!) + suffix;
+      else for (const r of run.ranges) yield formatRange(r) + suffix;
+    }
   }
   /** Every element in range form, run by run. */
   pieces(): Pieces {
-    const ranges: AddressRange[] = [];
-    const suffixes: string[] = [];
-    for (const [suffix, run] of this.runs)
-      for (const r of run.ranges) {
-        ranges.push(r);
-        suffixes.push(suffix);
-      }
-    return { ranges, suffixes };
+    return [...this.runs].map(([suffix, run]) => ({ suffix, v4: run.v4 ?? [], ranges: run.ranges }));
   }
 }
 
-/** A run's union, with its numeric keys when it is all IPv4 (see v4Keyed). */
+/** A run's union: numbers when every list is IPv4 (see v4Keyed), else range objects. */
 interface Union {
+  v4: Float64Array | undefined;
   ranges: readonly AddressRange[];
-  keys: Float64Array | undefined;
 }
 
 /**
@@ -93,76 +133,68 @@ interface Union {
  * stream of changes. Anything else (IPv6, or a list that is not sorted) goes through mergeRanges.
  */
 export function rangesOf(spec: RunSpec): readonly AddressRange[] {
-  return unionOf(spec).ranges;
+  const u = unionOf(spec);
+  return u.v4 ? v4Ranges(u.v4) : u.ranges;
 }
 
 function unionOf(spec: RunSpec): Union {
   const parts = spec.parts.filter((p) => p.length > 0);
-  if (parts.length === 0) return { ranges: [], keys: new Float64Array(0) };
   const keyed: KeyedRanges[] = [];
   for (const p of parts) {
     const k = v4Keyed(p);
     if (k === undefined)
-      return { ranges: mergeRanges(parts.length === 1 ? parts[0]! : parts.flat()), keys: undefined };
+      return { v4: undefined, ranges: mergeRanges(parts.length === 1 ? parts[0]! : parts.flat()) };
     keyed.push(k);
   }
-  return mergeKeyed(keyed);
+  return { v4: mergeKeyed(keyed), ranges: NO_RANGES };
 }
 
 /**
- * The merged union of keyed lists: each step takes the lowest head (a linear scan: runs have few lists).
- * A range that joins no other is kept as the same object; a joined group becomes a new range made of the
- * bigints of its first and last members (no arithmetic).
+ * The merged union of keyed lists as numbers: each step takes the lowest head (a linear scan: runs have
+ * few lists); overlapping and adjacent ranges join.
  */
-function mergeKeyed(lists: KeyedRanges[]): Union {
+function mergeKeyed(lists: KeyedRanges[]): Float64Array {
   const at = new Array<number>(lists.length).fill(0);
   let total = 0;
-  for (const l of lists) total += l.ranges.length;
-  const out: AddressRange[] = [];
-  const keys = new Float64Array(2 * total);
-  let open: AddressRange | undefined; // the range that opened the current group
-  let end: AddressRange | undefined; // the member with the highest last address so far
-  let openKey = 0;
-  let endKey = 0;
-  let grown = false;
-  const close = () => {
-    keys[2 * out.length] = openKey;
-    keys[2 * out.length + 1] = endKey;
-    out.push(grown ? { family: 4, first: open!.first, last: end!.last } : open!);
-  };
+  for (const l of lists) total += l.keys.length;
+  const out = new Float64Array(total);
+  let n = 0;
+  let open = false;
+  let first = 0;
+  let last = 0;
   for (;;) {
     let pick = -1;
-    let first = 0;
+    let head = 0;
     for (let l = 0; l < lists.length; l++) {
       const i = at[l]!;
-      if (i >= lists[l]!.ranges.length) continue;
-      const f = lists[l]!.keys[2 * i]!;
-      if (pick < 0 || f < first) {
+      const keys = lists[l]!.keys;
+      if (i >= keys.length) continue;
+      if (pick < 0 || keys[i]! < head) {
         pick = l;
-        first = f;
+        head = keys[i]!;
       }
     }
     if (pick < 0) break;
-    const i = at[pick]!++;
-    const r = lists[pick]!.ranges[i]!;
-    const last = lists[pick]!.keys[2 * i + 1]!;
-    if (open !== undefined && first <= endKey + 1) {
-      if (last > endKey) {
-        end = r;
-        endKey = last;
-        grown = true;
-      }
+    const i = at[pick]!;
+    at[pick] = i + 2;
+    const end = lists[pick]!.keys[i + 1]!;
+    if (open && head <= last + 1) {
+      if (end > last) last = end;
       continue;
     }
-    if (open !== undefined) close();
-    open = r;
-    end = r;
-    openKey = first;
-    endKey = last;
-    grown = false;
+    if (open) {
+      out[n++] = first;
+      out[n++] = last;
+    }
+    open = true;
+    first = head;
+    last = end;
   }
-  if (open !== undefined) close();
-  return { ranges: out, keys: keys.subarray(0, 2 * out.length) };
+  if (open) {
+    out[n++] = first;
+    out[n++] = last;
+  }
+  return n === total ? out : out.slice(0, n);
 }
 
 function sameParts(a: readonly (readonly AddressRange[])[], b: readonly (readonly AddressRange[])[]) {
@@ -174,20 +206,17 @@ function sameParts(a: readonly (readonly AddressRange[])[], b: readonly (readonl
  * in the union stays as it is, one that is not goes, and what no kept range covers is added as the
  * fewest ranges. So a neighbour joining adds one element instead of replacing a merged range (deletes
  * cost far more than adds in the kernel's concatenated sets), and a fresh build is still fully merged.
- * Both inputs are sorted and disjoint; so is the result. All-IPv4 inputs with keys are compared as
- * numbers (patchKeyed); anything else as bigints.
+ * Both inputs are sorted and disjoint; so is the result. IPv4 runs are patched as numbers (patchV4).
  */
-function patchRanges(
-  old: Run,
-  union: Union,
-  gone: (r: AddressRange) => void,
-  come: (r: AddressRange) => void,
-): { ranges: AddressRange[]; keys: Float64Array | undefined } {
-  if (old.keys !== undefined && union.keys !== undefined) return patchKeyed(old, union, gone, come);
+function patchRanges(old: Run, union: Union, removed: Segment, added: Segment): Pick<Run, 'v4' | 'ranges'> {
+  if (old.v4 !== undefined && union.v4 !== undefined)
+    return { v4: patchV4(old.v4, union.v4, removed.v4 as number[], added.v4 as number[]), ranges: NO_RANGES };
+  const gone = removed.ranges as AddressRange[];
+  const come = added.ranges as AddressRange[];
+  const olds = old.v4 ? v4Ranges(old.v4) : old.ranges;
   const out: AddressRange[] = [];
   let i = 0;
-  const olds = old.ranges;
-  for (const u of union.ranges) {
+  for (const u of union.v4 ? v4Ranges(union.v4) : union.ranges) {
     let cursor = u.first;
     for (; i < olds.length; i++) {
       const o = olds[i]!;
@@ -196,67 +225,55 @@ function patchRanges(
         if (o.first > cursor) {
           const gap = { family: u.family, first: cursor, last: o.first - 1n };
           out.push(gap);
-          come(gap);
+          come.push(gap);
         }
         out.push(o);
         cursor = o.last + 1n;
-      } else gone(o); // before u, or overlapping its edge: not inside the union any more
+      } else gone.push(o); // before u, or overlapping its edge: not inside the union any more
     }
     if (cursor <= u.last) {
       const gap = cursor === u.first ? u : { family: u.family, first: cursor, last: u.last };
       out.push(gap);
-      come(gap);
+      come.push(gap);
     }
   }
-  for (; i < olds.length; i++) gone(olds[i]!);
-  return { ranges: out, keys: undefined };
+  for (; i < olds.length; i++) gone.push(olds[i]!);
+  return { v4: undefined, ranges: out };
 }
 
-/** patchRanges on numeric keys: bigints are made only for the gaps it adds. */
-function patchKeyed(
-  old: Run,
-  union: Union,
-  gone: (r: AddressRange) => void,
-  come: (r: AddressRange) => void,
-): { ranges: AddressRange[]; keys: Float64Array } {
-  const ok = old.keys!;
-  const uk = union.keys!;
-  const olds = old.ranges;
-  const out: AddressRange[] = [];
-  const keys: number[] = [];
-  const push = (r: AddressRange, first: number, last: number) => {
-    out.push(r);
-    keys.push(first, last);
-  };
+/** patchRanges on IPv4 numbers: gone and added ranges are appended to `gone`/`come` (first, last). */
+function patchV4(old: Float64Array, union: Float64Array, gone: number[], come: number[]): Float64Array {
+  // At most every old range kept plus a gap before each of them and one at the end of each union range.
+  const out = new Float64Array(2 * old.length + union.length);
+  let n = 0;
   let i = 0;
-  for (let u = 0; u < union.ranges.length; u++) {
-    const uFirst = uk[2 * u]!;
-    const uLast = uk[2 * u + 1]!;
+  for (let u = 0; u < union.length; u += 2) {
+    const uFirst = union[u]!;
+    const uLast = union[u + 1]!;
     let cursor = uFirst;
-    for (; i < olds.length; i++) {
-      const oFirst = ok[2 * i]!;
-      const oLast = ok[2 * i + 1]!;
+    for (; i < old.length; i += 2) {
+      const oFirst = old[i]!;
+      const oLast = old[i + 1]!;
       if (oFirst > uLast) break; // belongs to later
       if (oFirst >= uFirst && oLast <= uLast) {
         if (oFirst > cursor) {
-          const gap: AddressRange = { family: 4, first: BigInt(cursor), last: BigInt(oFirst - 1) };
-          push(gap, cursor, oFirst - 1);
-          come(gap);
+          out[n++] = cursor;
+          out[n++] = oFirst - 1;
+          come.push(cursor, oFirst - 1);
         }
-        push(olds[i]!, oFirst, oLast);
+        out[n++] = oFirst;
+        out[n++] = oLast;
         cursor = oLast + 1;
-      } else gone(olds[i]!); // before u, or overlapping its edge: not inside the union any more
+      } else gone.push(oFirst, oLast); // before u, or overlapping its edge: not inside the union any more
     }
     if (cursor <= uLast) {
-      const whole = union.ranges[u]!;
-      const gap: AddressRange =
-        cursor === uFirst ? whole : { family: 4, first: BigInt(cursor), last: whole.last };
-      push(gap, cursor, uLast);
-      come(gap);
+      out[n++] = cursor;
+      out[n++] = uLast;
+      come.push(cursor, uLast);
     }
   }
-  for (; i < olds.length; i++) gone(olds[i]!);
-  return { ranges: out, keys: Float64Array.from(keys) };
+  for (; i < old.length; i += 2) gone.push(old[i]!, old[i + 1]!);
+  return out.slice(0, n);
 }
 
 /**
@@ -274,35 +291,24 @@ export function buildRunElements(
     return { elements: new RunElements(runs), delta: undefined };
   }
   const before = previous.runs;
-  const added = { ranges: [] as AddressRange[], suffixes: [] as string[] };
-  const removed = { ranges: [] as AddressRange[], suffixes: [] as string[] };
+  const added: Segment[] = [];
+  const removed: Segment[] = [];
+  const segment = (suffix: string): Segment => ({ suffix, v4: [], ranges: [] });
   for (const spec of specs) {
     const old = before.get(spec.suffix);
     if (old && sameParts(old.parts, spec.parts)) {
       runs.set(spec.suffix, old);
       continue;
     }
-    const patched = patchRanges(
-      old ?? { parts: [], ranges: [], keys: new Float64Array(0) },
-      unionOf(spec),
-      (r) => {
-        removed.ranges.push(r);
-        removed.suffixes.push(spec.suffix);
-      },
-      (r) => {
-        added.ranges.push(r);
-        added.suffixes.push(spec.suffix);
-      },
-    );
-    runs.set(spec.suffix, { parts: spec.parts, ...patched });
+    const gone = segment(spec.suffix);
+    const come = segment(spec.suffix);
+    runs.set(spec.suffix, { parts: spec.parts, ...patchRanges(old ?? EMPTY_RUN, unionOf(spec), gone, come) });
+    if (gone.v4.length + gone.ranges.length > 0) removed.push(gone);
+    if (come.v4.length + come.ranges.length > 0) added.push(come);
   }
   for (const [suffix, old] of before)
-    if (!runs.has(suffix))
-      for (const r of old.ranges) {
-        removed.ranges.push(r);
-        removed.suffixes.push(suffix);
-      }
-  if (added.ranges.length === 0 && removed.ranges.length === 0) {
+    if (!runs.has(suffix) && runSize(old) > 0) removed.push({ suffix, v4: old.v4 ?? [], ranges: old.ranges });
+  if (added.length === 0 && removed.length === 0) {
     // Same elements from new lists: keep the collection, remember the lists for the next comparison.
     previous.runs = runs;
     return { elements: previous, delta: undefined };

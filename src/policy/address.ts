@@ -247,12 +247,13 @@ export function subtractRanges(
   return current;
 }
 
+/** An IPv4 range given as numbers, as formatRange writes it. */
+export const formatV4Range = (first: number, last: number): string =>
+  first === last ? v4Text(first) : `${v4Text(first)}-${v4Text(last)}`;
+
 export function formatRange(range: AddressRange): string {
   // IPv4 without the intermediate Address objects: element texts of thousands of ranges go through here.
-  if (range.family === 4) {
-    const first = v4Text(Number(range.first));
-    return range.first === range.last ? first : `${first}-${v4Text(Number(range.last))}`;
-  }
+  if (range.family === 4) return formatV4Range(Number(range.first), Number(range.last));
   const first = formatAddress({ family: range.family, value: range.first });
   if (range.first === range.last) return first;
   return `${first}-${formatAddress({ family: range.family, value: range.last })}`;

@@ -99,10 +99,8 @@ t.test('packed elements encode exactly like parsed texts (property)', async (t) 
 
 t.test('packed elements are checked against the set, and print as nft text', async (t) => {
   const key: KeyType[] = ['ipv4_addr', 'inet_proto', 'inet_service'];
-  const pieces = {
-    ranges: [{ family: 4 as const, first: V4 + 1n, last: V4 + 3n }],
-    suffixes: [' . tcp . 80-90'],
-  };
+  const range = { family: 4 as const, first: V4 + 1n, last: V4 + 3n };
+  const pieces = [{ suffix: ' . tcp . 80-90', v4: [], ranges: [range] }];
   const c4 = setObject(set('x-c4', key, new Set()));
   const tx = new Transaction().addElements(c4, packPieces(c4, pieces));
   t.equal(tx.error, undefined);
@@ -112,8 +110,10 @@ t.test('packed elements are checked against the set, and print as nft text', asy
   t.match(wrong.error?.message, /x-a4.*packed elements have 12-byte keys, the set's are 4/);
   const map = setObject({ ...set('m4', ['ipv4_addr'], new Set()), map: true });
   t.match(
-    new Transaction().addElements(map, packPieces(a4, { ranges: pieces.ranges, suffixes: [''] })).error
-      ?.message,
+    new Transaction().addElements(
+      map,
+      packPieces(a4, [{ suffix: '', v4: [Number(V4), Number(V4)], ranges: [] }]),
+    ).error?.message,
     /interval set without data/,
   );
 });

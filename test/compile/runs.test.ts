@@ -6,6 +6,8 @@ import t from 'tap';
 import {
   buildRunElements,
   type ElementTexts,
+  type Pieces,
+  piecesRanges,
   piecesTexts,
   type RunSpec,
   rangesOf,
@@ -131,9 +133,11 @@ t.test(
         const { elements, delta } = buildRunElements(previous, [
           { suffix: ' . tcp . 80', parts: [partA, partB] },
         ]);
-        const offsets = (ranges: readonly AddressRange[]) =>
-          ranges.map((x) => `${x.first - BASE[f]}-${x.last - BASE[f]}`).join(',');
-        out.push(delta ? `+${offsets(delta.added.ranges)} -${offsets(delta.removed.ranges)}` : '=');
+        const offsets = (pieces: Pieces) =>
+          piecesRanges(pieces)
+            .map(({ range: x }) => `${x.first - BASE[f]}-${x.last - BASE[f]}`)
+            .join(',');
+        out.push(delta ? `+${offsets(delta.added)} -${offsets(delta.removed)}` : '=');
         previous = elements;
       }
       family = 4;
@@ -170,6 +174,22 @@ t.test('a fresh build is fully merged; a neighbour joining adds one element and 
     ['10.244.1.10', '10.244.1.12'],
     'and what remains of it comes back',
   );
+});
+
+t.test('gaps before, between and after kept ranges are all added (IPv4 numbers and IPv6)', async (t) => {
+  for (const f of [4, 6] as const) {
+    family = f;
+    const a = [r(1), r(3), r(5)];
+    const first = buildRunElements(undefined, [{ suffix: '', parts: [a] }]);
+    // 0, 2, 4 and 6 join: every old range stays and four single gaps come.
+    const next = buildRunElements(first.elements, [{ suffix: '', parts: [a, [r(0), r(2), r(4), r(6)]] }]);
+    const offsets = (pieces: Pieces) =>
+      piecesRanges(pieces).map(({ range }) => Number(range.first - BASE[f]));
+    t.same(next.delta && offsets(next.delta.added), [0, 2, 4, 6], `IPv${f}: the gaps`);
+    t.same(next.delta && offsets(next.delta.removed), [], `IPv${f}: nothing removed`);
+    t.equal(next.elements.size, 7, `IPv${f}: seven elements`);
+  }
+  family = 4;
 });
 
 t.test('unchanged address lists: the same collection, no work', async (t) => {
