@@ -120,6 +120,12 @@ export class RunElements implements ElementTexts {
   }
 }
 
+/** A segment being filled (see patchRanges). */
+interface Growing extends Segment {
+  v4: number[];
+  ranges: AddressRange[];
+}
+
 /** A run's union: numbers when every list is IPv4 (see v4Keyed), else range objects. */
 interface Union {
   v4: Float64Array | undefined;
@@ -208,11 +214,11 @@ function sameParts(a: readonly (readonly AddressRange[])[], b: readonly (readonl
  * cost far more than adds in the kernel's concatenated sets), and a fresh build is still fully merged.
  * Both inputs are sorted and disjoint; so is the result. IPv4 runs are patched as numbers (patchV4).
  */
-function patchRanges(old: Run, union: Union, removed: Segment, added: Segment): Pick<Run, 'v4' | 'ranges'> {
+function patchRanges(old: Run, union: Union, removed: Growing, added: Growing): Pick<Run, 'v4' | 'ranges'> {
   if (old.v4 !== undefined && union.v4 !== undefined)
-    return { v4: patchV4(old.v4, union.v4, removed.v4 as number[], added.v4 as number[]), ranges: NO_RANGES };
-  const gone = removed.ranges as AddressRange[];
-  const come = added.ranges as AddressRange[];
+    return { v4: patchV4(old.v4, union.v4, removed.v4, added.v4), ranges: NO_RANGES };
+  const gone = removed.ranges;
+  const come = added.ranges;
   const olds = old.v4 ? v4Ranges(old.v4) : old.ranges;
   const out: AddressRange[] = [];
   let i = 0;
@@ -293,7 +299,7 @@ export function buildRunElements(
   const before = previous.runs;
   const added: Segment[] = [];
   const removed: Segment[] = [];
-  const segment = (suffix: string): Segment => ({ suffix, v4: [], ranges: [] });
+  const segment = (suffix: string): Growing => ({ suffix, v4: [], ranges: [] });
   for (const spec of specs) {
     const old = before.get(spec.suffix);
     if (old && sameParts(old.parts, spec.parts)) {
