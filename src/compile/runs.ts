@@ -127,10 +127,7 @@ interface Growing extends Segment {
 }
 
 /** A run's union: numbers when every list is IPv4 (see v4Keyed), else range objects. */
-interface Union {
-  v4: Float64Array | undefined;
-  ranges: readonly AddressRange[];
-}
+type Union = Pick<Run, 'v4' | 'ranges'>;
 
 /**
  * The canonical union of a run's address lists. The lists are each sorted and disjoint (plan sets are
@@ -214,7 +211,7 @@ function sameParts(a: readonly (readonly AddressRange[])[], b: readonly (readonl
  * cost far more than adds in the kernel's concatenated sets), and a fresh build is still fully merged.
  * Both inputs are sorted and disjoint; so is the result. IPv4 runs are patched as numbers (patchV4).
  */
-function patchRanges(old: Run, union: Union, removed: Growing, added: Growing): Pick<Run, 'v4' | 'ranges'> {
+function patchRanges(old: Run, union: Union, removed: Growing, added: Growing): Union {
   if (old.v4 !== undefined && union.v4 !== undefined)
     return { v4: patchV4(old.v4, union.v4, removed.v4, added.v4), ranges: NO_RANGES };
   const gone = removed.ranges;

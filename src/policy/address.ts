@@ -213,16 +213,18 @@ export function mergeAddresses(addresses: readonly Address[]): AddressRange[] {
   }
   v4.sort();
   const out: AddressRange[] = [];
-  const keys: number[] = [];
+  const keys = new Float64Array(2 * count);
+  let k = 0;
   for (let i = 0; i < count; ) {
     const first = v4[i++]!;
     let last = first;
     while (i < count && v4[i]! <= last + 1) last = v4[i++]!;
     out.push({ family: 4, first: BigInt(first), last: BigInt(last) });
-    keys.push(first, last);
+    keys[k++] = first;
+    keys[k++] = last;
   }
   if (v6.length > 0) return [...out, ...mergeRanges(v6)];
-  keyCache.set(out, { ranges: out, keys: Float64Array.from(keys) });
+  keyCache.set(out, { ranges: out, keys: k === keys.length ? keys : keys.slice(0, k) });
   return out;
 }
 
