@@ -29,6 +29,8 @@ export interface AgentOptions {
   watchQuietMs: number;
   /** Full relist period of every watch. */
   relistIntervalMs: number;
+  /** Cap on one netlink batch in bytes (hidden flag --max-batch-bytes; undefined: the socket's limit). */
+  maxBatchBytes?: number;
 }
 
 export { DEFAULT_AGENT_OPTIONS } from './options.ts';
@@ -79,7 +81,9 @@ export class Agent {
         nodes: ingest('Node', normalizeNode),
       },
     });
-    this.reconciler = new NodeReconciler(options.nodeName, programmer);
+    this.reconciler = new NodeReconciler(options.nodeName, programmer, {
+      ...(options.maxBatchBytes === undefined ? {} : { maxBatchBytes: options.maxBatchBytes }),
+    });
     this.runner = new BoundedRunner(() => this.sync(), options.minSyncIntervalMs);
     this.store.onChange(() => this.runner.request());
   }

@@ -2,7 +2,9 @@
 // reconciler last programmed -> one atomic transaction. No watching and no timers here (the agent loop
 // and the lab drive it); the kernel is reached only through a Programmer.
 import { DesiredCache, type DesiredState, desiredState } from '../compile/desired.ts';
-import { type DiffCounts, diffTransaction, fullTransaction } from '../compile/diff.ts';
+import type { DiffCounts } from '../compile/diff.ts';
+import { fullTransaction } from '../compile/diff.ts';
+import { type ProgramOptions, programBatches } from '../compile/program.ts';
 import { compareTable } from '../compile/verify.ts';
 import { ClusterIndex, type PodChanges } from '../policy/index.ts';
 import { PlanCache, Planner } from '../policy/plan.ts';
@@ -44,9 +46,12 @@ export class NodeReconciler {
   private index: ClusterIndex | undefined;
   private readonly desiredCache = new DesiredCache();
 
-  constructor(nodeName: string, programmer: Programmer) {
+  private readonly programOptions: ProgramOptions;
+
+  constructor(nodeName: string, programmer: Programmer, programOptions: ProgramOptions = {}) {
     this.nodeName = nodeName;
     this.programmer = programmer;
+    this.programOptions = programOptions;
   }
 
   /** What the kernel holds according to our last successful commit (undefined before the first). */
@@ -83,18 +88,20 @@ export class NodeReconciler {
       throw error;
     }
     const t2 = performance.now();
-    let kind: SyncResult['kind'];
-    let counts: DiffCounts | undefined;
-    let tx: ReturnType<typeof fullTransaction>;
-    if (this.programmed === undefined || options.full) {
-      kind = 'full';
-      tx = fullTransaction(next, { replace: true });
-    } else {
-      ({ tx, counts } = diffTransaction(this.programmed, next));
-      kind = tx.size === 0 ? 'none' : 'diff';
-    }
+    const program = programBatches(
+      this.programmed === undefined || options.full
+        ? { kernel: await this.programmer.readTable() }
+        : { programmed: this.programmed },
+      next,
+      this.programOptions,
+    );
+    const { kind, counts } = program;
     const t3 = performance.now();
-    const commit = kind === 'none' ? undefined : await this.programmer.commit(tx);
+    let commit: CommitInfo | undefined;
+    for (const tx of program.batches) {
+      const c = await this.programmer.commit(tx);
+      commit = { messages: (commit?.messages ?? 0) + c.messages, bytes: (commit?.bytes ?? 0) + c.bytes };
+    }
     const t4 = performance.now();
     this.programmed = next;
     let elements = 0;

@@ -58,6 +58,9 @@ export const agentCommand: Command = {
       'relist-interval-ms': { type: 'string' },
       'log-level': { type: 'string' },
       'heap-growth-percent': { type: 'string' },
+      // Hidden (not in the usage): caps one netlink batch, so tests can prove programming under small
+      // socket limits on any machine.
+      'max-batch-bytes': { type: 'string' },
     });
     if (positionals.length > 0)
       throw new UsageError(`unexpected argument '${positionals[0]}'\n\n${this.usage}`);
@@ -116,6 +119,9 @@ export const agentCommand: Command = {
         values['relist-interval-ms'],
         DEFAULT_AGENT_OPTIONS.relistIntervalMs,
       ),
+      ...(values['max-batch-bytes'] === undefined
+        ? {}
+        : { maxBatchBytes: ms('max-batch-bytes', values['max-batch-bytes'], 0) }),
     });
     await agent.start();
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
