@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 
 const root = resolve(import.meta.dirname, '../..');
-const seed = resolve(root, '../shared/scenarios/seeds/seed-db-only-from-api.yaml');
+const seed = resolve(root, 'examples/db-only-from-api.yaml');
 const run = promisify(execFile);
 
 async function explain(...args: string[]) {
@@ -25,35 +25,32 @@ async function explain(...args: string[]) {
   }
 }
 
-t.test('from a scenario: the API pod of prod may reach the database, the dev one may not', async (t) => {
+t.test('from a scenario: the API pod of shop may reach the database, the staging one may not', async (t) => {
   const allowed = await explain(
     '--scenario',
     seed,
     '--from',
-    'prod/api',
+    'shop/api',
     '--to',
-    'prod/db',
+    'shop/db',
     '--port',
     '3306',
   );
   t.equal(allowed.code, 0);
-  t.match(allowed.stdout, /^ALLOW pod prod\/api .* -> pod prod\/db .* TCP port 3306$/m);
-  t.match(
-    allowed.stdout,
-    /allowed by policy prod\/allow-ingress-to-db ingress\[0\] \(from\[0\], ports\[0\]\)/,
-  );
+  t.match(allowed.stdout, /^ALLOW pod shop\/api .* -> pod shop\/db .* TCP port 3306$/m);
+  t.match(allowed.stdout, /allowed by policy shop\/db-from-api ingress\[0\] \(from\[0\], ports\[0\]\)/);
   const denied = await explain(
     '--scenario',
     seed,
     '--from',
-    'dev/api',
+    'staging/api',
     '--to',
-    'prod/db',
+    'shop/db',
     '--port',
     '3306/TCP',
   );
   t.equal(denied.code, 3);
-  t.match(denied.stdout, /isolated by prod\/allow-ingress-to-db; no rule allows it, denied/);
+  t.match(denied.stdout, /isolated by shop\/db-from-api; no rule allows it, denied/);
 });
 
 t.test('--step picks the state: before any policy everything is allowed', async (t) => {
@@ -63,14 +60,14 @@ t.test('--step picks the state: before any policy everything is allowed', async 
     '--step',
     '0',
     '--from',
-    'dev/api',
+    'staging/api',
     '--to',
-    'prod/db',
+    'shop/db',
     '--port',
     '3306',
   );
   t.equal(r.code, 0);
-  t.match(r.stdout, /ingress of prod\/db: not isolated, allowed/);
+  t.match(r.stdout, /ingress of shop\/db: not isolated, allowed/);
 });
 
 t.test('from manifests, with an external address and ICMP', async (t) => {
@@ -120,16 +117,16 @@ spec:
 });
 
 t.test('errors name what is wrong', async (t) => {
-  const unknown = await explain('--scenario', seed, '--from', 'prod/nope', '--to', 'prod/db', '--port', '80');
+  const unknown = await explain('--scenario', seed, '--from', 'shop/nope', '--to', 'shop/db', '--port', '80');
   t.equal(unknown.code, 2);
-  t.match(unknown.stderr, /'prod\/nope' is neither an IP address nor a known pod/);
+  t.match(unknown.stderr, /'shop\/nope' is neither an IP address nor a known pod/);
   const badPort = await explain(
     '--scenario',
     seed,
     '--from',
-    'prod/api',
+    'shop/api',
     '--to',
-    'prod/db',
+    'shop/db',
     '--port',
     'http',
   );

@@ -1,7 +1,8 @@
-// Every scenario under ../shared/scenarios passes in model mode; the CLI reports failures with the
-// evaluator's explanation and a closing `N passed, N failed` line; bad files get errors naming the field.
+// Every scenario under examples/ (and ../shared/scenarios, when it is there) passes in model mode; the CLI
+// reports failures with the evaluator's explanation and a closing `N passed, N failed` line; bad files get
+// errors naming the field.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -11,7 +12,10 @@ import { loadScenario, parseScenarioText } from '../../src/scenario/parse.ts';
 import { runScenario } from '../../src/scenario/probes.ts';
 
 const root = resolve(import.meta.dirname, '../..');
-const scenarioDir = resolve(root, '../shared/scenarios');
+const examplesDir = resolve(root, 'examples');
+// The team's shared corpus is an extra: a fresh clone has only examples/.
+const sharedDir = resolve(root, '../shared/scenarios');
+const hasShared = existsSync(sharedDir);
 const run = promisify(execFile);
 
 async function cli(...args: string[]) {
@@ -26,18 +30,23 @@ async function cli(...args: string[]) {
   }
 }
 
-const files = readdirSync(scenarioDir, { recursive: true })
-  .map(String)
-  .filter((f) => f.endsWith('.yaml'))
-  .sort();
+const yamlBelow = (dir: string) =>
+  readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => join(dir, f));
+const examples = yamlBelow(examplesDir);
+const files = [...examples, ...(hasShared ? yamlBelow(sharedDir) : [])];
 
-t.test('the shared scenarios exist', async (t) => {
-  t.ok(files.length >= 28, `${files.length} scenario files under ${scenarioDir}`);
+t.test('the examples exist (and the shared scenarios, when present)', async (t) => {
+  t.ok(examples.length >= 6, `${examples.length} scenario files under examples/`);
+  if (hasShared) t.ok(files.length - examples.length >= 28, `shared scenarios under ${sharedDir}`);
 });
 
-for (const f of files) {
-  t.test(`model: ${f}`, async (t) => {
-    const report = await runScenario(loadScenario(join(scenarioDir, f)), modelDriver);
+for (const file of files) {
+  t.test(`model: ${file.slice(resolve(root, '..').length + 1)}`, async (t) => {
+    const report = await runScenario(loadScenario(file), modelDriver);
     const wrong = report.steps.flatMap((s) => s.outcomes.filter((o) => o.allowed !== o.probe.expectAllow));
     t.equal(
       report.failed,
@@ -48,8 +57,16 @@ for (const f of files) {
   });
 }
 
-t.test('tollgate simulate over the shared directory passes and closes with the totals', async (t) => {
-  const r = await cli('simulate', scenarioDir);
+t.test('tollgate simulate examples/ passes and closes with a non-zero total', async (t) => {
+  const r = await cli('simulate', 'examples/');
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^ok +db-only-from-api: \d+\/\d+ expectations$/m);
+  t.match(r.stdout, /^ok +tutorial-mistakes: \d+\/\d+ expectations$/m, 'the mistakes show their damage');
+  t.match(r.stdout.trim().split('\n').at(-1) ?? '', /^[1-9]\d* passed, 0 failed$/);
+});
+
+t.test('tollgate simulate over the shared directory', { skip: !hasShared && 'no ../shared' }, async (t) => {
+  const r = await cli('simulate', sharedDir);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /^ok +seed-db-only-from-api: \d+\/\d+ expectations$/m);
   t.match(r.stdout.trim().split('\n').at(-1) ?? '', /^\d+ passed, 0 failed$/);
@@ -57,34 +74,32 @@ t.test('tollgate simulate over the shared directory passes and closes with the t
 
 t.test('a wrong expectation fails with the explanation of the verdict', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-sim-'));
-  const text = readFileSync(join(scenarioDir, 'seeds/seed-db-only-from-api.yaml'), 'utf8').replace(
-    "'dev/api -> prod/db:3306 deny', 'prod/web -> prod/db:3306 deny', 'host/backup",
-    "'dev/api -> prod/db:3306 allow', 'prod/web -> prod/db:3306 deny', 'host/backup",
-  );
+  const original = readFileSync(join(examplesDir, 'db-only-from-api.yaml'), 'utf8');
+  const text = original.replace('staging/api -> shop/db:3306 deny', 'staging/api -> shop/db:3306 allow');
+  t.not(text, original, 'the mutation applies');
   writeFileSync(join(dir, 'mutated.yaml'), text);
   const r = await cli('simulate', join(dir, 'mutated.yaml'));
   t.equal(r.code, 1);
-  t.match(r.stdout, /FAIL seed-db-only-from-api/);
-  t.match(r.stdout, /steps\[6\]\.expect\[1\]: dev\/api -> prod\/db:3306\/TCP: expected allow, got deny/);
+  t.match(r.stdout, /FAIL db-only-from-api/);
+  t.match(r.stdout, /steps\[2\]\.expect\[3\]: staging\/api -> shop\/db:3306\/TCP: expected allow, got deny/);
   t.match(
     r.stdout,
-    /DENY pod dev\/api \(10\.244\.2\.\d+\) -> pod prod\/db \(10\.244\.1\.\d+\) TCP port 3306/,
+    /DENY pod staging\/api \(10\.244\.1\.\d+\) -> pod shop\/db \(10\.244\.1\.\d+\) TCP port 3306/,
   );
-  t.match(r.stdout, /ingress of prod\/db: isolated by prod\/allow-ingress-to-db; no rule allows it, denied/);
+  t.match(r.stdout, /ingress of shop\/db: isolated by shop\/db-from-api; no rule allows it, denied/);
   t.match(r.stdout, /^\d+ passed, 1 failed$/m);
 });
 
 t.test('a failing matrix step prints the matrix', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-sim-'));
-  const text = readFileSync(
-    join(scenarioDir, 'upstream/u03-pod-selector-same-namespace.yaml'),
-    'utf8',
-  ).replace('allow x/b -> x/a', 'allow x/c -> x/a');
+  const original = readFileSync(join(examplesDir, 'default-policies.yaml'), 'utf8');
+  const text = original.replace('- deny */* -> locked/*\n- apply', '- deny outside/* -> locked/*\n- apply');
+  t.not(text, original, 'the mutation applies');
   writeFileSync(join(dir, 'm.yaml'), text);
   const r = await cli('simulate', join(dir, 'm.yaml'));
   t.equal(r.code, 1);
   t.match(r.stdout, /steps\[1\]\.matrix \(port 80\/TCP\):/);
-  t.match(r.stdout, /^ {4}x\/b +! /m, 'x/b -> x/a marked wrong');
+  t.match(r.stdout, /^ {4}locked\/a +- +! +\. /m, 'locked/a -> locked/b marked wrong');
   t.match(r.stdout, /^\d+ passed, 2 failed$/m);
 });
 
