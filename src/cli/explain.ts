@@ -14,15 +14,25 @@ import { World } from '../scenario/world.ts';
 import { UsageError } from '../util/errors.ts';
 import { type Command, parseCommandArgs } from './command.ts';
 
-/** Kubernetes YAML files (a file or every .yaml/.yml below a directory) sorted into kinds. */
-function readManifests(path: string): ClusterObjects {
-  const files = statSync(path).isDirectory()
+/** The files --manifests PATH names: the file itself, or every .yaml/.yml below a directory, sorted. */
+export function manifestFiles(path: string): string[] {
+  let isDir: boolean;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch (error) {
+    throw new UsageError(`${path}: no such file or directory`, { cause: error });
+  }
+  return isDir
     ? readdirSync(path, { recursive: true })
         .map(String)
         .filter((f) => /\.ya?ml$/.test(f))
         .sort()
         .map((f) => join(path, f))
     : [path];
+}
+
+/** Kubernetes YAML files (a file or every .yaml/.yml below a directory) sorted into kinds. */
+export function readManifests(path: string, files = manifestFiles(path)): ClusterObjects {
   const out: ClusterObjects = { namespaces: [], nodes: [], pods: [], policies: [] };
   for (const file of files) {
     for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
@@ -78,6 +88,43 @@ function resolve(index: ClusterIndex, text: string, family: 4 | 6 | undefined): 
   return a;
 }
 
+/** Where a command reads the cluster from: one of these, or the in-cluster configuration. */
+export interface ObjectSource {
+  kubeconfig?: string | undefined;
+  scenario?: string | undefined;
+  step?: string | undefined;
+  manifests?: string | undefined;
+}
+
+/** A scenario's objects after steps 0..step (default: all of them). */
+export function scenarioObjects(file: string, step: string | undefined): ClusterObjects {
+  const scenario = loadScenario(file);
+  const last = step === undefined ? scenario.steps.length - 1 : Number(step);
+  if (!Number.isInteger(last) || last < -1 || last >= scenario.steps.length)
+    throw new UsageError(`--step must be 0..${scenario.steps.length - 1}`);
+  const world = new World(scenario);
+  for (const s of scenario.steps.slice(0, last + 1)) world.applyStep(s);
+  return world.objects();
+}
+
+/** The objects of a source (explain's --scenario, --manifests, --kubeconfig or in-cluster). */
+export async function loadObjects(source: ObjectSource): Promise<ClusterObjects> {
+  if (source.scenario) return scenarioObjects(source.scenario, source.step);
+  if (source.manifests) return readManifests(source.manifests);
+  // Loaded only here: the Kubernetes client library is large and slow to load.
+  const { ApiClient, loadClientConfig } = await import('../k8s/client.ts');
+  const { listCluster } = await import('../k8s/store.ts');
+  let client: ApiClient;
+  try {
+    client = new ApiClient(await loadClientConfig(source.kubeconfig));
+  } catch (error) {
+    throw new UsageError(
+      `cannot load ${source.kubeconfig ?? 'the in-cluster configuration'}: ${(error as Error).message}`,
+    );
+  }
+  return listCluster(client);
+}
+
 export const explainCommand: Command = {
   name: 'explain',
   summary: 'why a connection is allowed or denied: the policies that isolate, the rule that allows',
@@ -115,31 +162,7 @@ export const explainCommand: Command = {
     if (sources.length > 1) throw new UsageError('give at most one of --kubeconfig, --scenario, --manifests');
     const { port, protocol } = parsePort(values.port);
 
-    let objects: ClusterObjects;
-    if (values.scenario) {
-      const scenario = loadScenario(values.scenario);
-      const last = values.step === undefined ? scenario.steps.length - 1 : Number(values.step);
-      if (!Number.isInteger(last) || last < -1 || last >= scenario.steps.length)
-        throw new UsageError(`--step must be 0..${scenario.steps.length - 1}`);
-      const world = new World(scenario);
-      for (const step of scenario.steps.slice(0, last + 1)) world.applyStep(step);
-      objects = world.objects();
-    } else if (values.manifests) {
-      objects = readManifests(values.manifests);
-    } else {
-      // Loaded only here: the Kubernetes client library is large and slow to load.
-      const { ApiClient, loadClientConfig } = await import('../k8s/client.ts');
-      const { listCluster } = await import('../k8s/store.ts');
-      let client: ApiClient;
-      try {
-        client = new ApiClient(await loadClientConfig(values.kubeconfig));
-      } catch (error) {
-        throw new UsageError(
-          `cannot load ${values.kubeconfig ?? 'the in-cluster configuration'}: ${(error as Error).message}`,
-        );
-      }
-      objects = await listCluster(client);
-    }
+    const objects = await loadObjects(values);
     const index = new ClusterIndex(buildState(objects));
     for (const p of index.state.policies)
       for (const issue of p.issues) io.err(`warning: ${formatIssue(issue)}`);

@@ -6,6 +6,7 @@ import { type Command, processIO } from './command.ts';
 import { compileCommand } from './compile.ts';
 import { explainCommand } from './explain.ts';
 import { labCommand } from './lab.ts';
+import { lintCommand } from './lint.ts';
 import { simulateCommand } from './simulate.ts';
 
 const commands: Command[] = [
@@ -15,6 +16,7 @@ const commands: Command[] = [
   agentCommand,
   cleanupCommand,
   explainCommand,
+  lintCommand,
 ];
 
 function mainUsage(): string {
