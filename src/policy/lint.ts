@@ -176,7 +176,9 @@ class Linter {
     let out = this.selectedMemo.get(policy);
     if (!out) {
       out = this.index.livePods.filter(
-        (pod) => pod.namespace === policy.namespace && this.index.policiesSelecting(pod).includes(policy),
+        (pod) =>
+          pod.namespace === policy.namespace &&
+          (!policy.podSelectorValid || matchesSelector(policy.podSelector, pod.labels)),
       );
       this.selectedMemo.set(policy, out);
     }
@@ -471,11 +473,21 @@ class Linter {
     const used = new Set<Policy>();
     const candidates = [...others].filter((q) => q.namespace === policy.namespace);
     // Which policies select each pod that `policy` selects; without pods, selectors that include its own.
-    const groups: Policy[][] = this.options.pods
-      ? this.selected(policy).map((pod) => candidates.filter((q) => this.selected(q).includes(pod)))
-      : [candidates.filter((q) => selectorSubset(policy.podSelector, q.podSelector))];
-    if (groups.length === 0) return undefined; // selects nothing: the selector finding covers it
-    for (const group of groups) {
+    // Pods with the same policies form one group, checked once.
+    const groups = new Map<string, Policy[]>();
+    if (this.options.pods) {
+      for (const pod of this.selected(policy)) {
+        const group = this.index.policiesSelecting(pod).filter((q) => others.has(q));
+        groups.set(group.map((q) => q.key).join('\n'), group);
+      }
+    } else {
+      groups.set(
+        '',
+        candidates.filter((q) => selectorSubset(policy.podSelector, q.podSelector)),
+      );
+    }
+    if (groups.size === 0) return undefined; // selects nothing: the selector finding covers it
+    for (const group of groups.values()) {
       for (const d of directions(policy)) {
         const isolating = group.filter((q) => q[d] !== undefined);
         if (isolating.length === 0) return undefined;
