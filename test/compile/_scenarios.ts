@@ -1,5 +1,6 @@
-// Test helper: the states of a shared scenario step by step (World objects and the desired table of one
-// node), and small pickers over desired states. Pure: no kernel.
+// Test helper: the states of a scenario step by step (World objects and the desired table of one node), and
+// small pickers over desired states. Pure: no kernel. Names are the team corpus's (../shared/scenarios);
+// on a clone without it, each stands for the project's own example of the same shape.
 import { join } from 'node:path';
 import { type DesiredState, desiredState } from '../../src/compile/desired.ts';
 import type { ClusterObjects } from '../../src/policy/normalize.ts';
@@ -7,11 +8,24 @@ import { Planner } from '../../src/policy/plan.ts';
 import type { ClusterState } from '../../src/policy/types.ts';
 import { loadScenario } from '../../src/scenario/parse.ts';
 import { World } from '../../src/scenario/world.ts';
+import { EXAMPLES, SHARED_SCENARIOS } from '../_corpus.ts';
 
-export const SCENARIOS = '/work/shared/scenarios';
+/** A corpus scenario's stand-in among examples/ (the same kind of policies and changes). */
+const OWN: Record<string, string> = {
+  'seed-db-only-from-api': 'db-only-from-api.yaml',
+  'seed-default-deny-dns-cassandra': 'default-deny-with-dns.yaml',
+  'u19-egress-named-port': 'three-tier.yaml',
+  'u34-egress-cidr': 'egress-to-outside.yaml',
+  'u20-policy-update': 'default-policies.yaml',
+  'u33-delete-policy': 'default-policies.yaml',
+};
 
 export function scenarioFile(name: string): string {
-  return join(SCENARIOS, name.startsWith('seed-') ? 'seeds' : 'upstream', `${name}.yaml`);
+  if (SHARED_SCENARIOS)
+    return join(SHARED_SCENARIOS, name.startsWith('seed-') ? 'seeds' : 'upstream', `${name}.yaml`);
+  const own = OWN[name];
+  if (own === undefined) throw new RangeError(`no stand-in in examples/ for corpus scenario ${name}`);
+  return join(EXAMPLES, own);
 }
 
 export interface StepState {

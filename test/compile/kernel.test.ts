@@ -16,7 +16,8 @@ const compared: Array<[string, Array<number | 'last'>]> = [
 for (const [name, which] of compared) {
   for (const node of [1, 2]) {
     const { nodeName, steps } = scenarioStates(name, node);
-    const picked = which.map((s) => (s === 'last' ? steps.length - 1 : s));
+    // Step numbers are the corpus file's; a shorter stand-in (no ../shared) keeps those it has.
+    const picked = which.map((s) => (s === 'last' ? steps.length - 1 : s)).filter((s) => s < steps.length);
     for (const step of picked) {
       t.test(`${name} node ${node} step ${step}: nft -f of compile == netlink, no drift`, async (t) => {
         const a = makeNs(t, 'a');

@@ -1,24 +1,19 @@
 // Shared set-up of the API-path tests: root and the real kube-apiserver/etcd are required (missing binaries
-// FAIL with how to build them, they never skip), and every scenario file under ../shared/scenarios.
-import { readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+// FAIL with how to build them, they never skip), and every scenario file (examples/, ../shared/scenarios).
 import type { Test } from 'tap';
 import { ApiScenarioDriver } from '../../src/lab/api-driver.ts';
 import { k8sBinaries } from '../../src/lab/apiserver.ts';
 import { loadScenario } from '../../src/scenario/parse.ts';
 import { runScenario } from '../../src/scenario/probes.ts';
 import { formatScenarioReport } from '../../src/scenario/report.ts';
+import { SHARED_SCENARIOS, scenarioCorpus } from '../_corpus.ts';
 
 export const isRoot = process.getuid?.() === 0;
 export const skipUnlessRoot = isRoot ? false : 'needs root (network namespaces)';
 
-export const scenarioDir = resolve(import.meta.dirname, '../../../shared/scenarios');
-
-export function scenarioFiles(): string[] {
-  return readdirSync(scenarioDir, { recursive: true })
-    .map(String)
-    .filter((f) => f.endsWith('.yaml'))
-    .sort();
+/** Every scenario file: examples/ and the team's corpus when it is beside the clone (see test/_corpus.ts). */
+export function scenarioFiles(): { label: string; path: string }[] {
+  return scenarioCorpus();
 }
 
 /** Fails the test (not a skip) when kube-apiserver/etcd cannot be found or built; true when they are there. */
@@ -34,14 +29,14 @@ export async function requireBinaries(t: Test): Promise<boolean> {
 }
 
 /** One subtest per scenario file, each through a fresh lab + API server + agents. */
-export function scenarioTests(t: Test, files: string[]): void {
-  t.ok(files.length >= 9, `${files.length} scenarios in this part`);
+export function scenarioTests(t: Test, files: { label: string; path: string }[]): void {
+  t.ok(files.length >= (SHARED_SCENARIOS ? 9 : 1), `${files.length} scenarios in this part`);
   const times: string[] = [];
-  for (const f of files) {
+  for (const { label: f, path } of files) {
     t.test(`api: ${f}`, async (t) => {
       const started = performance.now();
       const driver = new ApiScenarioDriver();
-      const report = await runScenario(loadScenario(join(scenarioDir, f)), driver);
+      const report = await runScenario(loadScenario(path), driver);
       const ms = Math.round(performance.now() - started);
       t.equal(
         report.failed,

@@ -1,27 +1,23 @@
-// Every scenario under ../shared/scenarios, run in the lab with real traffic: the cluster in network
+// Every scenario under examples/ (and ../shared/scenarios when present), run in the lab with real traffic: the cluster in network
 // namespaces, each node programmed through compile + netlink, every expectation probed with curl or the
 // UDP client. Prints the report (with matrices) of a failing scenario.
-import { readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import t from 'tap';
 import { LabScenarioDriver } from '../../src/lab/scenario.ts';
 import { loadScenario } from '../../src/scenario/parse.ts';
 import { runScenario } from '../../src/scenario/probes.ts';
 import { formatScenarioReport } from '../../src/scenario/report.ts';
 
-const scenarioDir = resolve(import.meta.dirname, '../../../shared/scenarios');
-const files = readdirSync(scenarioDir, { recursive: true })
-  .map(String)
-  .filter((f) => f.endsWith('.yaml'))
-  .sort();
+import { SHARED_SCENARIOS, scenarioCorpus } from '../_corpus.ts';
 
-t.ok(files.length >= 28, `${files.length} scenarios`);
+const files = scenarioCorpus();
+t.ok(files.length >= (SHARED_SCENARIOS ? 28 : 5), `${files.length} scenarios`);
+if (!SHARED_SCENARIOS) t.comment('no ../shared/scenarios beside the clone: examples/ only');
 
-for (const f of files) {
-  t.test(`lab: ${f}`, async (t) => {
+for (const { label, path } of files) {
+  t.test(`lab: ${label}`, async (t) => {
     const syncs: string[] = [];
     const driver = new LabScenarioDriver({ onSync: (node, r) => syncs.push(`${node}:${r.kind}`) });
-    const report = await runScenario(loadScenario(join(scenarioDir, f)), driver);
+    const report = await runScenario(loadScenario(path), driver);
     t.equal(
       report.failed,
       0,
