@@ -56,8 +56,13 @@ export interface AgentOptions {
 
 /** The agent's links to the node, besides the programmer; each is optional (tests use fakes). */
 export interface AgentParts {
-  /** Starts watching our table's change notifications; returns the function that stops it. */
-  monitor?: (onChange: (c: TableChange) => void, onLost: () => void) => () => void;
+  /** Starts watching our table's change notifications (those from `ownPort` may be skipped); returns
+   *  the function that stops it. */
+  monitor?: (
+    onChange: (c: TableChange) => void,
+    onLost: () => void,
+    ownPort: () => number | undefined,
+  ) => () => void;
   /** One writer per node: without a lock the agent always writes. */
   lock?: {
     tryAcquire(): Promise<boolean>;
@@ -179,7 +184,8 @@ export class Agent {
     this.verifyTimer.unref();
     this.stopMonitor = this.parts.monitor?.(
       (c) => this.onTableChange(c),
-      () => this.onTableChange(undefined),
+      () => this.onNotificationsLost(),
+      () => this.programmer.portId,
     );
     await this.takeLock();
   }
@@ -278,17 +284,23 @@ export class Agent {
     return this.options.maxBatchBytes === undefined ? {} : { maxBatchBytes: this.options.maxBatchBytes };
   }
 
-  /** A notification of a change to our table (undefined: notifications were lost). */
-  private onTableChange(change: TableChange | undefined): void {
-    if (change !== undefined && change.portId === this.programmer.portId) return;
+  /** A notification of a change to our table: another process's is verified (and repaired) at once. */
+  private onTableChange(change: TableChange): void {
+    if (change.portId === this.programmer.portId) return;
     this.metrics.foreignChanges.inc();
     if (!this.active) return;
-    const detail =
-      change === undefined
-        ? 'notifications lost (receive queue overflow)'
-        : `${change.process ?? 'unknown process'} (pid ${change.pid ?? '?'}, port ${change.portId}): ${change.summary}`;
+    const detail = `${change.process ?? 'unknown process'} (pid ${change.pid ?? '?'}, port ${change.portId}): ${change.summary}`;
     this.log.warn({ detail }, 'table changed by another process');
     this.verifyDetail = detail;
+    this.requestVerify('notification');
+  }
+
+  /** The kernel dropped notifications (a burst larger than the receive buffer: often a large commit of
+   *  our own, which notifies per element): whether someone else changed the table is unknown. */
+  private onNotificationsLost(): void {
+    if (!this.active) return;
+    this.log.debug('table notifications lost; verifying');
+    this.verifyDetail ??= 'notifications lost';
     this.requestVerify('notification');
   }
 
@@ -418,6 +430,7 @@ export class Agent {
         this.log.info(
           {
             sync: result.kind,
+            from: result.from,
             pods: result.pods,
             chains: result.chains,
             sets: result.sets,
@@ -586,6 +599,12 @@ export class Agent {
       this.server!.once('error', reject);
       this.server!.listen(port, host, () => resolve());
     });
+  }
+
+  /** Where /metrics, /healthz and /readyz are served (undefined: no server). */
+  get httpAddress(): { address: string; port: number } | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? { address: a.address, port: a.port } : undefined;
   }
 
   /** Resolves when no sync is running or pending (tests, benchmarks). */

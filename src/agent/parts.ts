@@ -12,8 +12,8 @@ export function nodeParts(
   options: { lockName?: string; bridge?: string } = {},
 ): AgentParts {
   return {
-    monitor: (onChange, onLost) => {
-      const m = new TableMonitor({ family: NFPROTO.INET, table: TABLE, onChange, onLost });
+    monitor: (onChange, onLost, ownPort) => {
+      const m = new TableMonitor({ family: NFPROTO.INET, table: TABLE, onChange, onLost, ownPort });
       return () => m.close();
     },
     lock: new NodeLock(nodeName, options.lockName),

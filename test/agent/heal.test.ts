@@ -317,6 +317,34 @@ t.test('/healthz fails when syncs have failed for longer than the liveness timeo
   await until(() => a.health() === undefined, 'healthy again after a success', 40_000);
 });
 
+t.test('the probes over HTTP: 503 with the reason from /healthz and /readyz', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const kernel = new Kernel();
+  const { a } = agent(t, api, kernel, { livenessTimeoutMs: 300, metricsAddr: '127.0.0.1:0' });
+  await a.start();
+  await until(() => a.ready, 'ready');
+  const url = (path: string) => `http://127.0.0.1:${a.httpAddress!.port}${path}`;
+  const get = async (path: string) => {
+    const r = await fetch(url(path));
+    return { status: r.status, body: await r.text() };
+  };
+  t.same(await get('/healthz'), { status: 200, body: 'ok\n' });
+  t.same(await get('/readyz'), { status: 200, body: 'ok\n' });
+  kernel.refuse = /./;
+  api.put(P.np, 'p', policy('x/p', { podSelector: {}, ingress: [] }));
+  await until(() => a.health() !== undefined, 'unhealthy', 10_000);
+  const health = await get('/healthz');
+  t.equal(health.status, 503);
+  t.match(health.body, /^syncs have failed for \d+ s \(\d+ in a row\): EINVAL \(injected\)/);
+  const ready = await get('/readyz');
+  t.equal(ready.status, 503);
+  t.match(ready.body, /^last sync failed: EINVAL \(injected\)/);
+  const metrics = (await get('/metrics')).body;
+  t.match(metrics, /tollgate_sync_failures_consecutive [1-9]/);
+  t.match(metrics, /tollgate_last_successful_sync_timestamp_seconds \d{10}/);
+});
+
 t.test('/healthz fails when the cluster has not been listed for longer than the timeout', async (t) => {
   const api = new FakeApi();
   cluster(api);
