@@ -122,6 +122,7 @@ export class Agent {
   private lockTimer: NodeJS.Timeout | undefined;
   /** Writing: holds the lock (or needs none) and has checked the table it starts from. */
   private active = false;
+  private stopped = false;
   private bootPending = false;
   private before: Before = 'unknown';
   private stopMonitor: (() => void) | undefined;
@@ -192,6 +193,7 @@ export class Agent {
 
   /** Stops watching and serving; the table stays in place so enforcement continues. */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.verifyTimer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.repairTimer);
@@ -216,15 +218,24 @@ export class Agent {
   /** Takes the node's lock, or waits as a standby (watching, not writing) until it is free. */
   private async takeLock(): Promise<void> {
     const lock = this.parts.lock;
+    if (this.stopped) return;
     if (lock && !(await lock.tryAcquire())) {
       const wasStandby = this.standbyFor !== undefined;
       this.standbyFor = (await lock.holder()) ?? 'unknown';
       this.metrics.standby.set(1);
-      if (!wasStandby)
+      if (!wasStandby) {
         this.log.warn(
           { holder: this.standbyFor },
           "standby: another agent writes this node's table; watching until it exits",
         );
+        // The one write a standby makes: a node with no table at all is closed. A live holder has
+        // programmed one (or is about to, and then replaces this one); any process in the namespace can
+        // bind the lock's name, and such a squatter must not leave the node open.
+        await this.boot().catch((error: Error) =>
+          this.log.error({ err: error.message }, 'boot-closed table failed'),
+        );
+      }
+      if (this.stopped) return;
       this.lockTimer = setTimeout(() => void this.takeLock(), this.options.lockRetryMs ?? 1000);
       this.lockTimer.unref();
       return;

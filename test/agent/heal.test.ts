@@ -196,6 +196,35 @@ t.test('a second agent is standby, never writes, and takes over when the first e
 });
 
 t.test(
+  'a standby on a node with no table at all closes it (a squatter on the lock must not open it)',
+  async (t) => {
+    const name = `tollgate-test-${process.pid}-${lockCount++}`;
+    const squatter = new NodeLock('n1', name);
+    t.ok(await squatter.tryAcquire(), 'someone else holds the lock');
+    t.teardown(() => squatter.release());
+    const api = new FakeApi();
+    cluster(api);
+    const kernel = new FakeProgrammer();
+    const { a, lines } = agent(
+      t,
+      api,
+      kernel,
+      { lockRetryMs: 50 },
+      { lock: new NodeLock('n1', name), kernelPodRanges: async () => ['10.244.1.0/24'] },
+    );
+    await a.start();
+    t.ok(a.standby);
+    t.ok(ours(kernel), 'a closed table');
+    t.ok(lines.some((l) => l.msg === 'boot-closed table programmed'));
+    await new Promise((r) => setTimeout(r, 150));
+    t.equal(kernel.transactions.length, 1, 'and nothing else while standby');
+    await squatter.release();
+    await until(() => a.ready, 'took over and synced');
+    t.ok(ours(kernel)!.sets.has('ingress4'), 'the full table');
+  },
+);
+
+t.test(
   'closed at boot: no table and the API unreachable: the closed table from the state file',
   async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'tollgate-state-'));
