@@ -166,9 +166,7 @@ export class Agent {
         nodes: ingest('Node', normalizeNode),
       },
     });
-    this.reconciler = new NodeReconciler(options.nodeName, programmer, {
-      ...(options.maxBatchBytes === undefined ? {} : { maxBatchBytes: options.maxBatchBytes }),
-    });
+    this.reconciler = new NodeReconciler(options.nodeName, programmer, this.programOptions());
     this.runner = new BoundedRunner(() => this.run(), options.minSyncIntervalMs);
     this.store.onChange(() => this.runner.request());
   }
@@ -379,8 +377,18 @@ export class Agent {
     );
   }
 
-  /** One run of the runner: the boot check, a sync when the store is complete, a verify when due. */
+  /** One run of the runner: the boot check, a sync when the store is complete, a verify when due. Never
+   *  rejects (the runner does not catch, and an unhandled rejection would end the process). */
   private async run(): Promise<void> {
+    try {
+      await this.runSteps();
+    } catch (error) {
+      this.log.error({ err: (error as Error).message }, 'internal error in the sync loop; retrying');
+      this.scheduleRetry();
+    }
+  }
+
+  private async runSteps(): Promise<void> {
     if (!this.active) return;
     if (this.bootPending) {
       try {
