@@ -7,6 +7,7 @@ import { Agent, type AgentOptions } from '../../src/agent/agent.ts';
 import { nodeParts } from '../../src/agent/parts.ts';
 import { NetlinkProgrammer } from '../../src/agent/programmer.ts';
 import { FakeApi } from '../k8s/fake-api.ts';
+import { TEST_AGENT_OPTIONS } from './_fixtures.ts';
 
 type Msg =
   | { op: 'put'; path: string; name: string; object: Record<string, unknown>; type?: 'ADDED' | 'MODIFIED' }
@@ -23,21 +24,7 @@ for (const o of options.objects ?? []) api.put(o.path, o.name, o.object);
 if (options.apiDown) api.failLists = 503;
 const log = pino({ level: 'debug' }, pino.destination({ dest: 1, sync: true }));
 const programmer = new NetlinkProgrammer();
-const agent = new Agent(
-  api,
-  programmer,
-  log,
-  {
-    nodeName: 'n1',
-    metricsAddr: undefined,
-    minSyncIntervalMs: 10,
-    verifyIntervalMs: 60_000,
-    watchQuietMs: 60_000,
-    relistIntervalMs: 600_000,
-    ...options,
-  },
-  nodeParts('n1'),
-);
+const agent = new Agent(api, programmer, log, { ...TEST_AGENT_OPTIONS, ...options }, nodeParts('n1'));
 await agent.start();
 createInterface({ input: process.stdin }).on('line', (line) => {
   const m = JSON.parse(line) as Msg;

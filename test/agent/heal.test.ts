@@ -17,21 +17,8 @@ import { BASE_CHAIN, TABLE } from '../../src/compile/desired.ts';
 import type { Transaction } from '../../src/nft/index.ts';
 import type { TableChange } from '../../src/nft/monitor.ts';
 import { FakeApi, until } from '../k8s/fake-api.ts';
-import { nodes, pod, policy } from '../policy/builders.ts';
-
-const P = {
-  pods: '/api/v1/pods',
-  ns: '/api/v1/namespaces',
-  np: '/apis/networking.k8s.io/v1/networkpolicies',
-  nodes: '/api/v1/nodes',
-};
-
-function cluster(api: FakeApi) {
-  api.put(P.ns, 'x', { metadata: { labels: {} } });
-  api.put(P.nodes, 'n1', nodes[0]!);
-  api.put(P.pods, 'a', pod('x/a', { app: 'a' }, { ip: '10.244.1.10' }));
-  api.put(P.pods, 'b', pod('x/b', { app: 'b' }, { ip: '10.244.1.11' }));
-}
+import { pod, policy } from '../policy/builders.ts';
+import { cluster, Flaky, P, TEST_AGENT_OPTIONS } from './_fixtures.ts';
 
 interface Line {
   msg: string;
@@ -41,14 +28,9 @@ interface Line {
   [k: string]: unknown;
 }
 
-/** Our "kernel": commits can be refused while `refuse` matches the batch's text. */
-class Kernel extends FakeProgrammer {
-  refuse: RegExp | undefined;
+/** Our "kernel", with the port id its commits' notifications carry. */
+class Kernel extends Flaky {
   readonly portId = 4242;
-  override async commit(tx: Transaction) {
-    if (this.refuse?.test(tx.toString())) throw new Error('EINVAL (injected)');
-    return super.commit(tx);
-  }
 }
 
 let lockCount = 0;
@@ -61,21 +43,7 @@ function agent(
 ) {
   const lines: Line[] = [];
   const log = pino({ level: 'debug' }, { write: (l: string) => lines.push(JSON.parse(l) as Line) });
-  const a = new Agent(
-    api,
-    kernel,
-    log,
-    {
-      nodeName: 'n1',
-      metricsAddr: undefined,
-      minSyncIntervalMs: 10,
-      verifyIntervalMs: 60_000,
-      watchQuietMs: 60_000,
-      relistIntervalMs: 600_000,
-      ...options,
-    },
-    parts,
-  );
+  const a = new Agent(api, kernel, log, { ...TEST_AGENT_OPTIONS, ...options }, parts);
   t.teardown(() => a.stop());
   return { a, lines };
 }
