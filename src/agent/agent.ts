@@ -196,11 +196,18 @@ export class Agent {
     // Verification goes through the runner like every sync: never two batches in flight.
     this.verifyTimer = setInterval(() => this.requestVerify('verify'), this.options.verifyIntervalMs);
     this.verifyTimer.unref();
-    this.monitor = this.parts.monitor?.(
-      (c) => this.onTableChange(c),
-      () => this.onNotificationsLost(),
-      () => this.programmer.portId,
-    );
+    try {
+      this.monitor = this.parts.monitor?.(
+        (c) => this.onTableChange(c),
+        () => this.onNotificationsLost(),
+        () => this.programmer.portId,
+      );
+    } catch (error) {
+      this.log.error(
+        { err: (error as Error).message },
+        'no table notifications: changes by others are found by the periodic verification only',
+      );
+    }
     await this.takeLock();
   }
 
@@ -232,7 +239,7 @@ export class Agent {
   private async takeLock(): Promise<void> {
     const lock = this.parts.lock;
     if (this.stopped) return;
-    if (lock && !(await lock.tryAcquire())) {
+    if (lock && !(await this.tryLock(lock))) {
       const wasStandby = this.standbyFor !== undefined;
       this.standbyFor = (await lock.holder()) ?? 'unknown';
       this.metrics.standby.set(1);
@@ -261,6 +268,16 @@ export class Agent {
     this.active = true;
     this.bootPending = true;
     this.runner.request();
+  }
+
+  /** The lock, or true when it cannot be used at all (then this agent writes, as without a lock). */
+  private async tryLock(lock: NonNullable<AgentParts['lock']>): Promise<boolean> {
+    try {
+      return await lock.tryAcquire();
+    } catch (error) {
+      this.log.error({ err: (error as Error).message }, 'the node lock is unusable; writing without it');
+      return true;
+    }
   }
 
   /**

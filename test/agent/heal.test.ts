@@ -139,6 +139,33 @@ t.test(
   },
 );
 
+t.test('no notifications or no lock: the agent still runs and says so', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const { a, lines } = agent(
+    t,
+    api,
+    new FakeProgrammer(),
+    {},
+    {
+      monitor: () => {
+        throw new Error('EPERM (injected)');
+      },
+      lock: {
+        tryAcquire: async () => {
+          throw new Error('ENOMEM (injected)');
+        },
+        holder: async () => undefined,
+        release: async () => {},
+      },
+    },
+  );
+  await a.start();
+  await until(() => a.ready, 'ready');
+  t.ok(lines.some((l) => l.msg.startsWith('no table notifications')));
+  t.ok(lines.some((l) => l.msg === 'the node lock is unusable; writing without it'));
+});
+
 t.test('verification restores the last complete table while syncs fail', async (t) => {
   const api = new FakeApi();
   cluster(api);
