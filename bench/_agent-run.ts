@@ -99,7 +99,7 @@ function populate(api: FakeApiServer): void {
   for (let n = 0; n < NODES; n++) {
     api.put(P.nodes, `node${n}`, {
       spec: { podCIDRs: [`10.244.${n}.0/24`] },
-      status: { addresses: [{ type: 'InternalIP', address: `192.0.2.${n + 1}` }] },
+      status: { addresses: [{ type: 'InternalIP', address: `198.51.100.${n + 1}` }] },
     });
   }
   for (let i = 0; i < PODS; i++) api.put(P.pods, `pod${i}`, podObject(i, podLabels(i)));

@@ -74,14 +74,14 @@ export function baseObjects(real: RealPod[]): Omit<ClusterObjects, 'policies'> {
     ...ENFORCED.map((n) => ({
       metadata: { name: n.name },
       spec: { podCIDR: n.api, podCIDRs: [n.api, `fd00:10:244:${n.index}::/64`] },
-      status: { addresses: [{ type: 'InternalIP', address: `192.0.2.${n.index}` }] },
+      status: { addresses: [{ type: 'InternalIP', address: `198.51.100.${n.index}` }] },
     })),
     ...Array.from({ length: fakeNodes }, (_, k) => {
       const index = FIRST_FAKE_NODE + k;
       return {
         metadata: { name: `node${index}` },
         spec: { podCIDR: `10.244.${index}.0/24`, podCIDRs: [`10.244.${index}.0/24`] },
-        status: { addresses: [{ type: 'InternalIP', address: `192.0.2.${index}` }] },
+        status: { addresses: [{ type: 'InternalIP', address: `198.51.100.${index}` }] },
       };
     }),
   ];

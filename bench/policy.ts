@@ -39,7 +39,7 @@ function objects() {
   });
   const policies = Array.from({ length: POLICIES }, (_, p) => syntheticPolicy(p, NAMESPACES));
   const nodes = [
-    { metadata: { name: 'n1' }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.1' }] } },
+    { metadata: { name: 'n1' }, status: { addresses: [{ type: 'InternalIP', address: '198.51.100.1' }] } },
   ];
   return { namespaces, pods, policies, nodes };
 }

@@ -26,7 +26,7 @@ const up: LabSubcommand = {
   summary: 'create a demo lab that stays up after the command returns',
   usage: [
     'tollgate lab up [--nodes N] [--pods K] [--id ID]',
-    '  --nodes N  nodes (default 2): 192.0.2.N, pods 10.244.N.0/24 and fd00:10:244:N::/64',
+    '  --nodes N  nodes (default 2): 198.51.100.N, pods 10.244.N.0/24 and fd00:10:244:N::/64',
     '  --pods K   pods (default 6) named x/a, y/a, z/a, x/b, ... round-robin over the nodes, each serving',
     '             80/TCP 81/TCP (HTTP) and 80/UDP 81/UDP (echo); plus host/backup at 203.0.113.10 (80/TCP)',
     '  --id ID    lab id in every namespace name tglab-ID-... (default: random)',

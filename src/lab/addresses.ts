@@ -7,7 +7,7 @@ import type { HostSpec, LabSpec, NodeSpec, PodSpec, PortSpec } from './types.ts'
 
 /** The underlay router (the lab's "network" namespace) on the node and host networks. */
 export const ROUTER = {
-  nodeNet4: '192.0.2.254',
+  nodeNet4: '198.51.100.254',
   nodeNet6: '2001:db8::fffe',
   hostNet4: '203.0.113.254',
 } as const;

@@ -1,4 +1,4 @@
-// A real etcd + kube-apiserver inside a lab's network namespace (the underlay router, 192.0.2.254:6443), so
+// A real etcd + kube-apiserver inside a lab's network namespace (the underlay router, 198.51.100.254:6443), so
 // every node reaches the control plane over the underlay. Test harness only: throwaway credentials (one CA per
 // process), RBAC on, the shipped daemonset/rbac.yaml applied, and a token of the `tollgate` service account
 // for the agents. Must not listen or connect outside the lab: the harness reaches the API through a unix
@@ -138,7 +138,7 @@ function openssl(args: string[], cwd: string): Promise<unknown> {
 }
 
 /**
- * A CA, a serving certificate for 192.0.2.254 (every lab's router has that address, so one certificate
+ * A CA, a serving certificate for 198.51.100.254 (every lab's router has that address, so one certificate
  * serves every lab of this process) and the service-account signing key pair; EC P-256 keys: fast to make.
  */
 function processCredentials(): Promise<Credentials> {
@@ -220,7 +220,7 @@ export interface CallOptions {
 
 /**
  * The harness's client: HTTPS with the admin token through the forwarder's unix socket, the serving
- * certificate verified against the lab CA for 192.0.2.254. JSON in, JSON out; errors carry the status.
+ * certificate verified against the lab CA for 198.51.100.254. JSON in, JSON out; errors carry the status.
  */
 export class AdminClient {
   readonly socketPath: string;

@@ -1,11 +1,12 @@
 // The lab: a Flannel-like cluster of network namespaces on this machine (nodes, pods, outside hosts) with
 // servers in every pod and probes run from inside the source namespace. Must never configure the root
-// namespace or send traffic outside 10.244/16, fd00:10:244::/48, 192.0.2/24, 2001:db8::/64, 203.0.113/24.
+// namespace or send traffic outside 10.244/16, fd00:10:244::/48, 198.51.100/24, 2001:db8::/64, 203.0.113/24.
 import { isIP } from 'node:net';
 import { gateway4, hostNumber4, podIP4, podIP6, prefix4, prefix6 } from './addresses.ts';
 import { AgentClient } from './agent-client.ts';
 import { LabError } from './errors.ts';
 import { bridgeBatch, check, inNamespace, ipBatch, mapLimit, run, sysctls } from './exec.ts';
+import { assertLabRangesFree } from './overlap.ts';
 import {
   NS_PREFIX,
   newLabId,
@@ -106,6 +107,7 @@ export class Lab {
   static async up(spec: LabSpec, options: LabOptions = {}): Promise<Lab> {
     const lab = new Lab(options.id ?? newLabId(), options.detached ?? false);
     validateSpec(spec);
+    await assertLabRangesFree();
     writeOwner(lab.id, lab.detached);
     registerOpenLab(lab);
     try {
@@ -568,8 +570,8 @@ export function validateSpec(spec: LabSpec): void {
     indexes.add(node.index);
     prefix4(node.podCIDR4);
     prefix6(node.podCIDR6);
-    if (!node.ip4.startsWith('192.0.2.') || isIP(node.ip4) !== 4) {
-      throw new LabError('E_LAB_SPEC', `node ${node.index}: ${node.ip4} is not in 192.0.2.0/24`);
+    if (!node.ip4.startsWith('198.51.100.') || isIP(node.ip4) !== 4) {
+      throw new LabError('E_LAB_SPEC', `node ${node.index}: ${node.ip4} is not in 198.51.100.0/24`);
     }
     if (!node.ip6.toLowerCase().startsWith('2001:db8::') || isIP(node.ip6) !== 6) {
       throw new LabError('E_LAB_SPEC', `node ${node.index}: ${node.ip6} is not in 2001:db8::/64`);

@@ -10,7 +10,7 @@ export interface PortSpec {
 }
 
 /**
- * A node: index N (node/N), name, 192.0.2.N and 2001:db8::N, pod CIDRs 10.244.N.0/24 (only /24) and
+ * A node: index N (node/N), name, 198.51.100.N and 2001:db8::N, pod CIDRs 10.244.N.0/24 (only /24) and
  * fd00:10:244:N::/64 (only /64 written as `PREFIX::/64`). The same shape as the scenario layout's.
  */
 export type NodeSpec = LayoutNode;

@@ -26,7 +26,7 @@ const common = {
 };
 
 export const SYSCTLS = {
-  // The underlay router joins nodes and hosts on one bridge and routes between 192.0.2/24, 203.0.113/24 and
+  // The underlay router joins nodes and hosts on one bridge and routes between 198.51.100/24, 203.0.113/24 and
   // the pod CIDRs; br_netfilter stays off here so nothing in this namespace filters bridged frames.
   network: {
     ...common,

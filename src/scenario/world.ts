@@ -1,5 +1,5 @@
 // The cluster a scenario describes, as Kubernetes objects, changed step by step; also the address layout
-// shared by the model and the lab (node N: 192.0.2.N, pods 10.244.N.10+ and fd00:10:244:N::10+).
+// shared by the model and the lab (node N: 198.51.100.N, pods 10.244.N.10+ and fd00:10:244:N::10+).
 // No probing and no kernel access here.
 import { parseAllDocuments } from 'yaml';
 import { buildState } from '../policy/normalize.ts';
@@ -34,7 +34,7 @@ export function layoutNode(index: number): LayoutNode {
   return {
     index,
     name: `node-${index}`,
-    ip4: `192.0.2.${index}`,
+    ip4: `198.51.100.${index}`,
     ip6: `2001:db8::${index.toString(16)}`,
     podCIDR4: `10.244.${index}.0/24`,
     podCIDR6: `fd00:10:244:${index.toString(16)}::/64`,

@@ -196,7 +196,7 @@ t.test('two-node lab: every path answers, unserved ports do not', { skip: skipUn
   });
   t.equal(lab.address('x/a', 6), lab.pod('x/a').ip6);
   t.match(lab.pod('x/a'), { ip4: '10.244.1.10', ip6: 'fd00:10:244:1::a', node: 1 });
-  t.match(lab.pod('y/h'), { ip4: '192.0.2.2', ns: lab.nodeNamespace(2) });
+  t.match(lab.pod('y/h'), { ip4: '198.51.100.2', ns: lab.nodeNamespace(2) });
   await t.rejects(lab.probe('x/a', 'x/b', 80, 'SCTP'), { code: 'E_LAB_UNSUPPORTED' });
   await t.rejects(lab.probe('x/zz', 'x/b', 80, 'TCP'), { code: 'E_LAB_UNKNOWN' });
 });

@@ -10,7 +10,7 @@ t.test('addresses follow the Flannel and scenario conventions', async (t) => {
   t.same(n1, {
     index: 1,
     name: 'node1',
-    ip4: '192.0.2.1',
+    ip4: '198.51.100.1',
     ip6: '2001:db8::1',
     podCIDR4: '10.244.1.0/24',
     podCIDR6: 'fd00:10:244:1::/64',
@@ -34,14 +34,14 @@ t.test(
     t.ok(lines.includes('addr add 10.244.1.0/32 dev flannel.1'));
     t.match(
       lines.join('\n'),
-      /link add flannel\.1 address \S+ type vxlan id 1 local 192\.0\.2\.1 dev eth0 dstport 8472 nolearning/,
+      /link add flannel\.1 address \S+ type vxlan id 1 local 198\.51\.100\.1 dev eth0 dstport 8472 nolearning/,
     );
     t.ok(lines.includes('route add 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink'));
     t.ok(lines.includes(`neigh add 10.244.2.0 lladdr ${vtepMAC(n2, 4)} dev flannel.1 nud permanent`));
     t.ok(lines.includes('route add fd00:10:244:2::/64 via fd00:10:244:2:: dev flannel-v6.1 onlink'));
     t.notMatch(lines.join('\n'), /10\.244\.1\.0\/24 via/, 'no overlay route to its own pod CIDR');
     t.same(nodeBridgeLines(n1, [n1, n2]), [
-      `fdb add ${vtepMAC(n2, 4)} dev flannel.1 dst 192.0.2.2 self permanent`,
+      `fdb add ${vtepMAC(n2, 4)} dev flannel.1 dst 198.51.100.2 self permanent`,
       `fdb add ${vtepMAC(n2, 6)} dev flannel-v6.1 dst 2001:db8::2 self permanent`,
     ]);
     t.same(nodeBridgeLines(n1, [n1]), [], 'a single node has no peers');
@@ -54,7 +54,7 @@ t.test(
       'route add ::/0 via fd00:10:244:1::1',
     ]);
     const net = networkLines([n1, n2], (n) => `ns${n.index}`, [{ port: 'h1', ns: 'hostns' }]).join('\n');
-    t.match(net, /route add 10\.244\.2\.0\/24 via 192\.0\.2\.2/);
+    t.match(net, /route add 10\.244\.2\.0\/24 via 198\.51\.100\.2/);
     t.match(net, /link add h1 type veth peer name eth0 netns hostns/);
   },
 );
