@@ -143,6 +143,7 @@ export const explainCommand: Command = {
     const index = new ClusterIndex(buildState(objects));
     for (const p of index.state.policies)
       for (const issue of p.issues) io.err(`warning: ${formatIssue(issue)}`);
+    for (const issue of index.addressConflicts()) io.err(`warning: ${formatIssue(issue)}`);
     const fromIp = parseAddress(values.from);
     const toIp = parseAddress(values.to);
     const family = fromIp?.family ?? toIp?.family;

@@ -3,11 +3,21 @@
 // brought up to date with `update(nextState)`: it compares objects by identity (callers that reuse the
 // normalized objects of unchanged Kubernetes objects, as the agent does, pay only for what changed) and
 // keeps every memo it can, so the cost of an update follows the change, not the cluster's size.
+// An address that two or more live pods claim is given to none of them (see `ClusterIndex`): fail closed.
 
 import type { Address } from './address.ts';
-import { addressKey } from './address.ts';
+import { addressKey, formatAddress } from './address.ts';
 import { matchesSelector, selectorKey } from './selector.ts';
-import type { ClusterState, LabelSelector, Namespace, Node, Peer, Pod, Policy } from './types.ts';
+import type {
+  ClusterState,
+  LabelSelector,
+  Namespace,
+  Node,
+  Peer,
+  Pod,
+  Policy,
+  ValidationIssue,
+} from './types.ts';
 
 /**
  * Point 13: hostNetwork pods, pods without an IP and terminal pods are neither targets nor peers
@@ -49,9 +59,27 @@ interface PeerMembers {
   list: readonly Pod[] | undefined;
 }
 
+/**
+ * Duplicate addresses (a stale pod object during IP reuse, a kubelet writing a bad status): an address
+ * that two or more live pods claim in status.podIPs is given to none of them. Every structure below holds
+ * each pod's *view*: the pod itself, or a copy without its contested addresses (a pod left without any is
+ * not live). So the contested address is no pod's target and no peer set's member, the node's "unknown
+ * local address" rule drops it until the conflict is gone, and nothing else changes: the plan equals the
+ * plan of the same cluster with that address removed from every claimant, whatever the order of the pods.
+ */
 export class ClusterIndex {
   private current: ClusterState;
+  /** The pods as given (their raw objects), by key. */
   private readonly pods = new Map<string, Pod>();
+  /** Each pod's view (see the class comment), by key: the very pod object when nothing is contested. */
+  private readonly views = new Map<string, Pod>();
+  /** Live pods (by their own addresses) claiming each address: more than one is a conflict. */
+  private readonly claims = new Map<bigint, Set<string>>();
+  /** The contested addresses, by key. */
+  private readonly contested = new Map<bigint, Address>();
+  private conflictIssues: readonly ValidationIssue[] | undefined = [];
+  /** Which raw pod each view copy was made from. */
+  private readonly viewSources = new WeakMap<Pod, Pod>();
   private readonly live = new Map<string, Pod>();
   private readonly liveByNamespace = new Map<string, Map<string, Pod>>();
   private readonly liveByNode = new Map<string, Map<string, Pod>>();
@@ -153,7 +181,95 @@ export class ClusterIndex {
     return changed;
   }
 
+  /**
+   * A pod's raw object changed (`old` -> `pod`, either undefined when absent): its claims are moved, and
+   * every pod whose view depends on them (the pod itself, and the others claiming an address it had or
+   * has) is brought to its new view.
+   */
   private podChanged(old: Pod | undefined, pod: Pod | undefined): void {
+    const key = (old ?? pod)!.key;
+    const affected = new Set([key]);
+    if (old !== undefined && isLivePod(old)) for (const ip of old.ips) this.unclaim(ip, key, affected);
+    if (pod !== undefined && isLivePod(pod)) for (const ip of pod.ips) this.claim(ip, key, affected);
+    for (const k of affected) {
+      const before = this.views.get(k);
+      const raw = this.pods.get(k);
+      const after = raw === undefined ? undefined : this.viewOf(raw, before);
+      if (after === undefined) this.views.delete(k);
+      else this.views.set(k, after);
+      if (after !== before) this.viewChanged(before, after);
+    }
+  }
+
+  private claim(ip: Address, key: string, affected: Set<string>): void {
+    const k = addressKey(ip);
+    let keys = this.claims.get(k);
+    if (keys === undefined) {
+      keys = new Set();
+      this.claims.set(k, keys);
+    }
+    keys.add(key);
+    if (keys.size < 2) return;
+    this.contested.set(k, ip);
+    this.conflictIssues = undefined;
+    for (const other of keys) affected.add(other);
+  }
+
+  private unclaim(ip: Address, key: string, affected: Set<string>): void {
+    const k = addressKey(ip);
+    const keys = this.claims.get(k);
+    if (keys === undefined || !keys.delete(key)) return;
+    if (keys.size === 0) this.claims.delete(k);
+    if (!this.contested.has(k)) return;
+    this.conflictIssues = undefined;
+    for (const other of keys) affected.add(other);
+    if (keys.size < 2) this.contested.delete(k);
+  }
+
+  /** A pod without its contested addresses; the previous view when that is still the same thing. */
+  private viewOf(raw: Pod, previous: Pod | undefined): Pod {
+    if (this.contested.size === 0 || !isLivePod(raw)) return raw;
+    const ips = raw.ips.filter((ip) => !this.contested.has(addressKey(ip)));
+    if (ips.length === raw.ips.length) return raw;
+    if (
+      previous !== undefined &&
+      previous !== raw &&
+      this.viewSources.get(previous) === raw &&
+      previous.ips.length === ips.length &&
+      previous.ips.every((ip, i) => ip === ips[i])
+    )
+      return previous;
+    const view: Pod = { ...raw, ips };
+    this.viewSources.set(view, raw);
+    return view;
+  }
+
+  /**
+   * Every address claimed by two or more live pods, as one issue each naming the pods (sorted, so the
+   * text is stable and the agent logs it once). Cached until a claim on a contested address changes.
+   */
+  addressConflicts(): readonly ValidationIssue[] {
+    if (this.conflictIssues !== undefined) return this.conflictIssues;
+    const issues: ValidationIssue[] = [];
+    for (const [k, ip] of this.contested) {
+      const keys = [...this.claims.get(k)!].sort();
+      const where = keys.map((key) => `${key} (node ${this.pods.get(key)?.nodeName ?? 'unknown'})`);
+      issues.push({
+        object: `Pod ${keys[0]}`,
+        field: 'status.podIPs',
+        message:
+          `address ${formatAddress(ip)} is claimed by ${keys.length} live pods: ${where.join(', ')}; ` +
+          'it is given to none of them (no policy target, no peer), so the node drops its traffic ' +
+          'until only one pod claims it',
+      });
+    }
+    issues.sort((a, b) => (a.message < b.message ? -1 : a.message > b.message ? 1 : 0));
+    this.conflictIssues = issues;
+    return issues;
+  }
+
+  /** A pod's view changed: it is replaced in every structure and re-matched against every peer. */
+  private viewChanged(old: Pod | undefined, pod: Pod | undefined): void {
     const key = (old ?? pod)!.key;
     this.selectedBy.delete(key);
     this.byAddress = undefined;
@@ -210,13 +326,13 @@ export class ClusterIndex {
   /** Policies that select a pod (point 1: only policies of the pod's own namespace). */
   policiesSelecting(pod: Pod): Policy[] {
     let out = this.selectedBy.get(pod.key);
-    if (out && this.pods.get(pod.key) === pod) return out;
+    if (out && this.views.get(pod.key) === pod) return out;
     out = isLivePod(pod)
       ? (this.policiesByNamespace.get(pod.namespace) ?? []).filter(
           (p) => !p.podSelectorValid || matchesSelector(p.podSelector, pod.labels),
         )
       : [];
-    if (this.pods.get(pod.key) === pod) this.selectedBy.set(pod.key, out);
+    if (this.views.get(pod.key) === pod) this.selectedBy.set(pod.key, out);
     return out;
   }
 
