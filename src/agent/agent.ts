@@ -3,18 +3,28 @@
 // recomputes the desired state from the whole store and diffs it against what was programmed. The store
 // keeps objects in normalized form only, and reports which pods changed, so a sync's cost follows the
 // change rather than the number of pods.
-// Also serves /healthz, /readyz and /metrics. Never exits the process (src/cli does).
+// Heals itself from what it can see: a rejected diff converges from the kernel's listing (reconciler),
+// the table is verified on a timer and at once when someone else changes it (nf_tables notifications),
+// one agent per node writes (NodeLock; a second one waits as standby), and a node without a table is
+// closed until the first complete list (boot.ts). Also serves /healthz (fails when the agent is stuck),
+// /readyz and /metrics. Never exits the process (src/cli does).
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
+import { programBatches } from '../compile/program.ts';
 import type { ListWatch } from '../k8s/client.ts';
 import { ClusterStore, type WatchedKind } from '../k8s/store.ts';
+import type { TableChange } from '../nft/monitor.ts';
+import { formatRange } from '../policy/address.ts';
 import { formatIssue, ValidationError } from '../policy/errors.ts';
 import type { PodChanges } from '../policy/index.ts';
 import { normalizeNamespace, normalizeNode, normalizePod, normalizePolicy } from '../policy/normalize.ts';
 import type { ClusterState, Namespace, Node, Pod, Policy } from '../policy/types.ts';
+import { closedState, readLastKnown, writeLastKnown } from './boot.ts';
+import type { LockHolder } from './lock.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { LoggedOnce } from './once.ts';
 import type { Programmer } from './programmer.ts';
-import { NodeReconciler } from './reconciler.ts';
+import { NodeReconciler, type SyncResult } from './reconciler.ts';
 import { BoundedRunner } from './runner.ts';
 
 export interface AgentOptions {
@@ -31,9 +41,45 @@ export interface AgentOptions {
   relistIntervalMs: number;
   /** Cap on one netlink batch in bytes (hidden flag --max-batch-bytes; undefined: the socket's limit). */
   maxBatchBytes?: number;
+  /** /healthz fails when syncs have failed, a sync has run, or the watches have been down or not
+   *  synced, for this long (undefined: the default). */
+  livenessTimeoutMs?: number;
+  /** Where the last-known pod ranges are kept across restarts (undefined: no state file). */
+  stateDir?: string;
+  /** Program a closed table when there is none before the first complete list (default true). */
+  bootClosed?: boolean;
+  /** How long a change notification waits for more of its kind before the verify it schedules. */
+  repairDebounceMs?: number;
+  /** How often a standby agent tries to take the lock. */
+  lockRetryMs?: number;
 }
 
-export { DEFAULT_AGENT_OPTIONS } from './options.ts';
+/** The agent's links to the node, besides the programmer; each is optional (tests use fakes). */
+export interface AgentParts {
+  /** Starts watching our table's change notifications; returns the function that stops it. */
+  monitor?: (onChange: (c: TableChange) => void, onLost: () => void) => () => void;
+  /** One writer per node: without a lock the agent always writes. */
+  lock?: {
+    tryAcquire(): Promise<boolean>;
+    holder(): Promise<LockHolder | undefined>;
+    release(): Promise<void>;
+  };
+  /** The node's pod ranges as the kernel shows them (the CNI bridge), when no state file has them. */
+  kernelPodRanges?: () => Promise<string[]>;
+}
+
+/** What the node enforces before the agent has programmed a complete table (for logs and /readyz). */
+type Before = 'unknown' | 'previous table' | 'boot-closed table' | 'no table';
+const BEFORE_TEXT: Record<Before, string> = {
+  unknown: 'nothing programmed by this agent yet',
+  'previous table': 'the table of a previous run keeps enforcing',
+  'boot-closed table': "the boot-closed table keeps this node's pod traffic dropped",
+  'no table': "no table: this node's pod traffic is not filtered",
+};
+
+import { DEFAULT_AGENT_OPTIONS } from './options.ts';
+
+export { DEFAULT_AGENT_OPTIONS };
 
 export class Agent {
   readonly options: AgentOptions;
@@ -42,19 +88,51 @@ export class Agent {
   readonly reconciler: NodeReconciler;
   private readonly log: Logger;
   private readonly runner: BoundedRunner;
+  private readonly programmer: Programmer;
+  private readonly parts: AgentParts;
   private server: Server | undefined;
   private verifyTimer: NodeJS.Timeout | undefined;
-  private readonly loggedIssues = new Set<string>();
+  /** Problems of objects as they arrived (normalization). */
+  private readonly loggedObjects = new LoggedOnce();
+  /** Problems the planner reported; forgotten once an object no longer has them. */
+  private readonly loggedIssues = new LoggedOnce();
   /** The last ClusterState handed to the reconciler; its lists are rebuilt only for kinds that changed. */
   private lastState: ClusterState | undefined;
   private verifyDue = false;
+  /** Why the pending verify was asked for (a notification wins over the timer). */
+  private verifyCause: 'verify' | 'notification' = 'verify';
+  private verifyDetail: string | undefined;
+  private repairTimer: NodeJS.Timeout | undefined;
   private syncedOnce = false;
   private lastError: string | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
+  /** performance.now() of the first of the current run of failed syncs. */
+  private failingSince: number | undefined;
+  /** performance.now() since the store has not been synced and live (undefined: it is). */
+  private storeDownSince: number | undefined;
+  private syncStartedAt: number | undefined;
+  /** Waiting for the lock: another agent writes this node's table. */
+  private standbyFor: LockHolder | 'unknown' | undefined;
+  private lockTimer: NodeJS.Timeout | undefined;
+  /** Writing: holds the lock (or needs none) and has checked the table it starts from. */
+  private active = false;
+  private bootPending = false;
+  private before: Before = 'unknown';
+  private stopMonitor: (() => void) | undefined;
+  private lastKnownText: string | undefined;
+  private readonly startedAt = performance.now();
 
-  constructor(client: ListWatch, programmer: Programmer, log: Logger, options: AgentOptions) {
+  constructor(
+    client: ListWatch,
+    programmer: Programmer,
+    log: Logger,
+    options: AgentOptions,
+    parts: AgentParts = {},
+  ) {
     this.options = options;
+    this.programmer = programmer;
+    this.parts = parts;
     this.log = log.child({ component: 'agent', node: options.nodeName });
     this.metrics = createMetrics();
     // Objects are normalized as they arrive and only the normalized form is kept; one that cannot be
@@ -67,7 +145,8 @@ export class Agent {
         } catch (error) {
           // Normalization errors name the object and the field; anything else gets the kind.
           const message = (error as Error).message;
-          this.logIssueOnce(error instanceof ValidationError ? message : `${kind}: ${message}`);
+          const text = error instanceof ValidationError ? message : `${kind}: ${message}`;
+          if (this.loggedObjects.first(text)) this.logIssue(text);
           return INVALID;
         }
       };
@@ -84,36 +163,152 @@ export class Agent {
     this.reconciler = new NodeReconciler(options.nodeName, programmer, {
       ...(options.maxBatchBytes === undefined ? {} : { maxBatchBytes: options.maxBatchBytes }),
     });
-    this.runner = new BoundedRunner(() => this.sync(), options.minSyncIntervalMs);
+    this.runner = new BoundedRunner(() => this.run(), options.minSyncIntervalMs);
     this.store.onChange(() => this.runner.request());
   }
 
   async start(): Promise<void> {
     this.log.info({ options: this.options }, 'starting');
     // Until the first full sync, an existing table from a previous run keeps enforcing: nothing is
-    // programmed before every kind has been listed, and that sync replaces the table in one batch.
+    // programmed before every kind has been listed, and that sync replaces the table. Without a table,
+    // the boot-closed one is programmed first (see boot()).
     this.store.start();
     if (this.options.metricsAddr) await this.listen(this.options.metricsAddr);
     // Verification goes through the runner like every sync: never two batches in flight.
-    this.verifyTimer = setInterval(() => {
-      this.verifyDue = true;
-      this.runner.request();
-    }, this.options.verifyIntervalMs);
+    this.verifyTimer = setInterval(() => this.requestVerify('verify'), this.options.verifyIntervalMs);
     this.verifyTimer.unref();
+    this.stopMonitor = this.parts.monitor?.(
+      (c) => this.onTableChange(c),
+      () => this.onTableChange(undefined),
+    );
+    await this.takeLock();
   }
 
   /** Stops watching and serving; the table stays in place so enforcement continues. */
   async stop(): Promise<void> {
     clearInterval(this.verifyTimer);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.repairTimer);
+    clearTimeout(this.lockTimer);
+    this.stopMonitor?.();
     this.store.stop();
     await this.runner.stop();
+    await this.parts.lock?.release();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.log.info('stopped; the table stays in place');
   }
 
   get ready(): boolean {
-    return this.syncedOnce && this.store.live && this.lastError === undefined;
+    return this.active && this.syncedOnce && this.store.live && this.lastError === undefined;
+  }
+
+  /** Another agent writes this node's table; this one watches and waits to take over. */
+  get standby(): boolean {
+    return this.standbyFor !== undefined;
+  }
+
+  /** Takes the node's lock, or waits as a standby (watching, not writing) until it is free. */
+  private async takeLock(): Promise<void> {
+    const lock = this.parts.lock;
+    if (lock && !(await lock.tryAcquire())) {
+      const wasStandby = this.standbyFor !== undefined;
+      this.standbyFor = (await lock.holder()) ?? 'unknown';
+      this.metrics.standby.set(1);
+      if (!wasStandby)
+        this.log.warn(
+          { holder: this.standbyFor },
+          "standby: another agent writes this node's table; watching until it exits",
+        );
+      this.lockTimer = setTimeout(() => void this.takeLock(), this.options.lockRetryMs ?? 1000);
+      this.lockTimer.unref();
+      return;
+    }
+    if (this.standbyFor !== undefined) {
+      this.log.warn({ previous: this.standbyFor }, 'took over: the other agent is gone');
+      this.standbyFor = undefined;
+    }
+    this.metrics.standby.set(0);
+    this.active = true;
+    this.bootPending = true;
+    this.runner.request();
+  }
+
+  /**
+   * Before the first complete program: leaves an existing table as it is (a restart: it keeps
+   * enforcing), and otherwise programs the boot-closed table for the node's pod ranges (from the state
+   * file, else from the kernel), so that a rebooted node is closed, not open, until the first sync.
+   */
+  private async boot(): Promise<void> {
+    if ((await this.programmer.readTable()) !== undefined) {
+      if (this.before === 'unknown') this.before = 'previous table';
+      return;
+    }
+    if (this.options.bootClosed === false) {
+      this.before = 'no table';
+      this.log.warn('no table, and --boot-closed=false: pod traffic is not filtered until the first sync');
+      return;
+    }
+    let ranges: string[] = [];
+    let source = 'state file';
+    try {
+      if (this.options.stateDir !== undefined)
+        ranges = readLastKnown(this.options.stateDir, this.options.nodeName)?.podCIDRs ?? [];
+    } catch (error) {
+      this.log.warn({ err: (error as Error).message }, 'the state file is unusable; asking the kernel');
+    }
+    if (ranges.length === 0 && this.parts.kernelPodRanges) {
+      source = 'CNI bridge';
+      ranges = await this.parts.kernelPodRanges().catch((error: Error) => {
+        this.log.warn({ err: error.message }, 'cannot read the CNI bridge addresses');
+        return [];
+      });
+    }
+    if (ranges.length === 0) {
+      this.before = 'no table';
+      this.log.warn('no table and no known pod ranges: pod traffic is not filtered until the first sync');
+      return;
+    }
+    const program = programBatches({ kernel: undefined }, closedState(ranges), this.programOptions());
+    for (const tx of program.batches) await this.programmer.commit(tx);
+    this.before = 'boot-closed table';
+    this.log.warn({ podCIDRs: ranges, source }, 'boot-closed table programmed');
+  }
+
+  private programOptions() {
+    return this.options.maxBatchBytes === undefined ? {} : { maxBatchBytes: this.options.maxBatchBytes };
+  }
+
+  /** A notification of a change to our table (undefined: notifications were lost). */
+  private onTableChange(change: TableChange | undefined): void {
+    if (change !== undefined && change.portId === this.programmer.portId) return;
+    this.metrics.foreignChanges.inc();
+    if (!this.active) return;
+    const detail =
+      change === undefined
+        ? 'notifications lost (receive queue overflow)'
+        : `${change.process ?? 'unknown process'} (pid ${change.pid ?? '?'}, port ${change.portId}): ${change.summary}`;
+    this.log.warn({ detail }, 'table changed by another process');
+    this.verifyDetail = detail;
+    this.requestVerify('notification');
+  }
+
+  /** Asks for a full comparison with the kernel; one from a notification waits a moment for the rest of
+   *  a burst (a script of several nft commands is one repair). */
+  private requestVerify(cause: 'verify' | 'notification'): void {
+    if (cause === 'notification') this.verifyCause = 'notification';
+    const due = () => {
+      this.verifyDue = true;
+      this.runner.request();
+    };
+    if (cause === 'verify') {
+      due();
+      return;
+    }
+    if (this.repairTimer !== undefined) return;
+    this.repairTimer = setTimeout(() => {
+      this.repairTimer = undefined;
+      due();
+    }, this.options.repairDebounceMs ?? 20);
   }
 
   /**
@@ -154,24 +349,55 @@ export class Agent {
     return { state, podChanges };
   }
 
-  private logIssueOnce(text: string): void {
-    if (this.loggedIssues.has(text)) return;
-    this.loggedIssues.add(text);
+  private logIssue(text: string): void {
     this.log.warn(
       { problem: text },
       'invalid object: the bad part allows nothing, everything else is enforced',
     );
   }
 
+  /** One run of the runner: the boot check, a sync when the store is complete, a verify when due. */
+  private async run(): Promise<void> {
+    if (!this.active) return;
+    if (this.bootPending) {
+      try {
+        await this.boot();
+        this.bootPending = false;
+      } catch (error) {
+        this.log.error({ err: (error as Error).message }, 'boot-closed table failed');
+        this.scheduleRetry();
+      }
+    }
+    // Never program a partial view of the cluster.
+    if (this.store.synced) await this.sync();
+    if (this.verifyDue) {
+      this.verifyDue = false;
+      const cause = this.verifyCause;
+      const detail = this.verifyDetail;
+      this.verifyCause = 'verify';
+      this.verifyDetail = undefined;
+      await this.verify(cause, detail);
+    }
+  }
+
+  private scheduleRetry(): void {
+    const retryMs = Math.min(30_000, 100 * 2 ** Math.min(this.failures, 9));
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.runner.request(), retryMs);
+    this.retryTimer.unref();
+  }
+
   private async sync(): Promise<void> {
-    if (!this.store.synced) return; // never program a partial view of the cluster
     const since = this.runner.pendingSince;
     this.runner.pendingSince = undefined;
     const start = performance.now();
     try {
       const { state, podChanges } = this.state();
       const stateMs = performance.now() - start;
-      const result = await this.reconciler.sync(state, { podChanges });
+      this.syncStartedAt = start;
+      const result = await this.reconciler.sync(state, { podChanges }).finally(() => {
+        this.syncStartedAt = undefined;
+      });
       const seconds = (performance.now() - start) / 1000;
       this.metrics.syncDuration.observe({ kind: result.kind }, seconds);
       this.metrics.syncs.inc({ kind: result.kind, result: 'ok' });
@@ -182,7 +408,10 @@ export class Agent {
       this.metrics.programmed.set({ what: 'elements' }, result.elements);
       this.metrics.programmed.set({ what: 'pods' }, result.pods);
       this.metrics.invalidObjects.set(result.issues.length);
-      for (const issue of result.issues) this.logIssueOnce(formatIssue(issue));
+      const texts = new Set(result.issues.map(formatIssue));
+      this.loggedIssues.keepOnly(texts);
+      for (const text of texts) if (this.loggedIssues.first(text)) this.logIssue(text);
+      this.recordRecovery(result);
       this.recordWatchMetrics();
       if (result.kind === 'none') this.log.debug({ ms: Math.round(result.ms) }, 'nothing to change');
       else {
@@ -205,24 +434,62 @@ export class Agent {
       this.syncedOnce = true;
       this.lastError = undefined;
       this.failures = 0;
-      if (this.verifyDue) {
-        this.verifyDue = false;
-        await this.verify();
-      }
+      this.failingSince = undefined;
+      this.metrics.consecutiveFailures.set(0);
+      this.metrics.lastSuccess.set(Date.now() / 1000);
+      this.rememberPodRanges(state);
     } catch (error) {
       this.failures++;
+      this.failingSince ??= performance.now();
       this.lastError = (error as Error).message;
       this.metrics.netlinkErrors.inc();
+      this.metrics.consecutiveFailures.set(this.failures);
       this.metrics.syncs.inc({ kind: 'unknown', result: 'error' });
       const retryMs = Math.min(30_000, 100 * 2 ** Math.min(this.failures, 9));
       this.log.error(
-        { err: this.lastError, retryInMs: retryMs },
-        'sync failed; nothing was applied, the previous table keeps enforcing',
+        { err: this.lastError, retryInMs: retryMs, failures: this.failures, enforcing: this.enforcing() },
+        'sync failed',
       );
       this.runner.pendingSince ??= since;
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => this.runner.request(), retryMs);
-      this.retryTimer.unref();
+      this.scheduleRetry();
+    }
+  }
+
+  /** What the node enforces while the agent cannot program what the policies say. */
+  private enforcing(): string {
+    return this.reconciler.lastComplete !== undefined
+      ? 'the last complete program keeps enforcing (verify restores it if it is changed)'
+      : BEFORE_TEXT[this.before];
+  }
+
+  /** A sync that had to start from the kernel's listing because our record was wrong is a repair. */
+  private recordRecovery(result: SyncResult): void {
+    if (result.recovered === undefined && !(result.from === 'kernel' && this.failures > 0)) return;
+    this.metrics.repairs.inc({ cause: 'recovery' });
+    this.log.warn(
+      {
+        cause: 'recovery',
+        detail: result.recovered ?? `after ${this.failures} failed syncs: ${this.lastError}`,
+      },
+      'repaired',
+    );
+  }
+
+  /** Keeps this node's pod ranges in the state file, for the boot-closed table after a reboot. */
+  private rememberPodRanges(state: ClusterState): void {
+    const dir = this.options.stateDir;
+    if (dir === undefined) return;
+    const node = state.nodes.find((n) => n.name === this.options.nodeName);
+    if (node === undefined || node.podCIDRs.length === 0) return;
+    const podCIDRs = node.podCIDRs.map(cidrText);
+    const text = JSON.stringify(podCIDRs);
+    if (text === this.lastKnownText) return;
+    try {
+      writeLastKnown(dir, { node: this.options.nodeName, podCIDRs });
+      this.lastKnownText = text;
+    } catch (error) {
+      this.lastKnownText = text; // once per change, not at every sync
+      this.log.warn({ err: (error as Error).message }, 'cannot write the state file');
     }
   }
 
@@ -236,16 +503,57 @@ export class Agent {
     }
   }
 
-  /** Full comparison with the kernel; a difference (someone changed our table) is repaired in one batch. */
-  private async verify(): Promise<void> {
-    if (!this.syncedOnce) return;
+  /**
+   * Full comparison with the kernel; a difference (someone changed our table) is repaired. Runs also
+   * while syncs fail (then it restores the last complete program). Before any complete program, a
+   * missing table is closed again (the boot check).
+   */
+  private async verify(cause: 'verify' | 'notification', trigger: string | undefined): Promise<void> {
+    if (this.reconciler.lastComplete === undefined) {
+      // Nothing complete to restore yet: the boot check closes a table that has gone.
+      this.bootPending = true;
+      this.runner.request();
+      return;
+    }
     try {
       const r = await this.reconciler.verify();
-      if (r.drift)
-        this.log.warn({ detail: r.detail }, 'the table differed from what was programmed; repaired');
+      if (!r.drift) return;
+      if (r.repaired) {
+        this.metrics.repairs.inc({ cause });
+        this.log.warn({ cause, detail: r.detail, ...(trigger ? { trigger } : {}) }, 'repaired');
+      } else this.log.error({ cause, detail: r.detail }, 'repair failed');
     } catch (error) {
       this.log.error({ err: (error as Error).message }, 'verify failed');
     }
+  }
+
+  /** Why /healthz fails (undefined: healthy): the agent should have made progress and has not. */
+  health(now = performance.now()): string | undefined {
+    if (this.standby) return undefined;
+    const limit = this.options.livenessTimeoutMs ?? DEFAULT_AGENT_OPTIONS.livenessTimeoutMs;
+    const seconds = (since: number) => Math.round((now - since) / 1000);
+    if (this.failingSince !== undefined && now - this.failingSince > limit)
+      return `syncs have failed for ${seconds(this.failingSince)} s (${this.failures} in a row): ${this.lastError}`;
+    if (this.syncStartedAt !== undefined && now - this.syncStartedAt > limit)
+      return `a sync has been running for ${seconds(this.syncStartedAt)} s`;
+    const storeOk = this.store.synced && this.store.live;
+    if (storeOk) this.storeDownSince = undefined;
+    else this.storeDownSince ??= this.syncedOnce ? now : this.startedAt;
+    if (this.storeDownSince !== undefined && now - this.storeDownSince > limit)
+      return `${this.store.synced ? 'a watch has been down' : 'the cluster has not been listed completely'} for ${seconds(this.storeDownSince)} s`;
+    return undefined;
+  }
+
+  /** Why /readyz fails (undefined: ready). */
+  notReady(): string | undefined {
+    if (this.standbyFor !== undefined)
+      return `standby: another agent writes this node's table${this.standbyFor === 'unknown' ? '' : ` (pid ${this.standbyFor.pid})`}`;
+    if (this.lastError !== undefined)
+      return `${this.syncedOnce ? 'last sync failed' : 'first sync failed'}: ${this.lastError}`;
+    if (!this.syncedOnce)
+      return `not synced yet: ${this.store.synced ? 'the first sync has not completed' : 'waiting for the first complete list of the cluster'}; ${BEFORE_TEXT[this.before]}`;
+    if (!this.store.live) return 'a watch is down';
+    return undefined;
   }
 
   private listen(addr: string): Promise<void> {
@@ -257,15 +565,13 @@ export class Agent {
         res.writeHead(code, { 'content-type': type });
         res.end(body);
       };
-      if (req.url === '/healthz') return send(200, 'ok\n');
+      if (req.url === '/healthz') {
+        const why = this.health();
+        return why === undefined ? send(200, 'ok\n') : send(503, `${why}\n`);
+      }
       if (req.url === '/readyz') {
-        if (this.ready) return send(200, 'ok\n');
-        const why = !this.syncedOnce
-          ? 'not synced yet'
-          : !this.store.live
-            ? 'a watch is down'
-            : `last sync failed: ${this.lastError}`;
-        return send(503, `${why}\n`);
+        const why = this.notReady();
+        return why === undefined ? send(200, 'ok\n') : send(503, `${why}\n`);
       }
       if (req.url === '/metrics') {
         this.recordWatchMetrics();
@@ -303,6 +609,13 @@ function normalizeWatchedPod(raw: unknown): Pod {
 
 /** What the store keeps of an object that cannot be used (its problem was logged when it arrived). */
 const INVALID: unique symbol = Symbol('invalid object');
+
+/** A pod CIDR range back to prefix notation (pod CIDRs are always prefixes). */
+function cidrText(r: { family: 4 | 6; first: bigint; last: bigint }): string {
+  const bits = r.family === 4 ? 32 : 128;
+  const prefix = bits - ((r.last - r.first + 1n).toString(2).length - 1);
+  return `${formatRange({ family: r.family, first: r.first, last: r.first })}/${prefix}`;
+}
 
 const roundAll = (o: Record<string, number>) =>
   Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 10) / 10]));

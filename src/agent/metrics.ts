@@ -49,6 +49,32 @@ export function createMetrics() {
       labelNames: ['kind', 'result'],
       registers: [registry],
     }),
+    consecutiveFailures: new Gauge({
+      name: 'tollgate_sync_failures_consecutive',
+      help: 'Syncs that failed in a row (0 after a successful one).',
+      registers: [registry],
+    }),
+    lastSuccess: new Gauge({
+      name: 'tollgate_last_successful_sync_timestamp_seconds',
+      help: 'Unix time of the last successful sync.',
+      registers: [registry],
+    }),
+    repairs: new Counter({
+      name: 'tollgate_repairs_total',
+      help: 'Tables repaired, by cause: verify (the periodic comparison), notification (another process changed the table), recovery (a rejected batch, programmed again from the kernel).',
+      labelNames: ['cause'],
+      registers: [registry],
+    }),
+    foreignChanges: new Counter({
+      name: 'tollgate_table_changes_by_others_total',
+      help: 'Transactions of other processes that changed our table (from nf_tables notifications), or lost notifications.',
+      registers: [registry],
+    }),
+    standby: new Gauge({
+      name: 'tollgate_standby',
+      help: "1 while another agent writes this node's table and this one waits to take over.",
+      registers: [registry],
+    }),
     invalidObjects: new Gauge({
       name: 'tollgate_invalid_objects',
       help: 'Validation problems in watched policies (bad rules allow nothing).',

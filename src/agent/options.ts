@@ -6,4 +6,6 @@ export const DEFAULT_AGENT_OPTIONS = {
   watchQuietMs: 120_000,
   relistIntervalMs: 600_000,
   heapGrowthPercent: 30,
+  livenessTimeoutMs: 180_000,
+  stateDir: '/var/lib/tollgate',
 } as const;

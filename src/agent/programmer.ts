@@ -43,6 +43,9 @@ export interface Programmer {
   listTable(): Promise<string | undefined>;
   /** Our table read back as typed objects (with handles and counters); undefined if it does not exist. */
   readTable(): Promise<Ruleset | undefined>;
+  /** The netlink port id our commits come from (their change notifications carry it); undefined when
+   *  the programmer has no socket. */
+  readonly portId?: number | undefined;
   close(): void;
 }
 
@@ -50,6 +53,9 @@ export class NetlinkProgrammer implements Programmer {
   private readonly sock: NfnlSocket;
   constructor(sock: NfnlSocket = new NfnlSocket()) {
     this.sock = sock;
+  }
+  get portId(): number {
+    return this.sock.portId;
   }
   async commit(tx: Transaction): Promise<CommitInfo> {
     // Our transactions do not depend on the generation (they diff against what we programmed), so a

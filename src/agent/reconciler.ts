@@ -1,11 +1,12 @@
 // Level-triggered reconcile of one node: cluster state -> plan -> desired table -> diff against what this
-// reconciler last programmed -> one atomic transaction. No watching and no timers here (the agent loop
-// and the lab drive it); the kernel is reached only through a Programmer.
+// reconciler last programmed (or, when that record cannot be trusted, against what the kernel lists) ->
+// atomic batches in order. No watching and no timers here (the agent loop and the lab drive it); the
+// kernel is reached only through a Programmer.
 import { DesiredCache, type DesiredState, desiredState } from '../compile/desired.ts';
 import type { DiffCounts } from '../compile/diff.ts';
-import { fullTransaction } from '../compile/diff.ts';
 import { type ProgramOptions, programBatches } from '../compile/program.ts';
 import { compareTable } from '../compile/verify.ts';
+import type { Transaction } from '../nft/index.ts';
 import { ClusterIndex, type PodChanges } from '../policy/index.ts';
 import { PlanCache, Planner } from '../policy/plan.ts';
 import type { ClusterState, ValidationIssue } from '../policy/types.ts';
@@ -24,6 +25,11 @@ export interface SyncResult {
   ms: number;
   /** Where the time went, in ms: planning (index + plan), compiling, diffing, the kernel's commit. */
   phases: { plan: number; compile: number; diff: number; commit: number };
+  /** What the batches were computed from: our record of the last program, or the kernel's listing. */
+  from: 'programmed' | 'kernel';
+  /** Set when the diff against our record failed and this sync converged from the kernel's listing
+   *  instead: the kernel's error for the diff. */
+  recovered?: string;
 }
 
 export interface VerifyResult {
@@ -38,7 +44,12 @@ export interface VerifyResult {
 export class NodeReconciler {
   readonly nodeName: string;
   private readonly programmer: Programmer;
+  /** What the kernel holds, as far as we know for sure: a diff may start from it. Forgotten after any
+   *  failed commit (a batch may have been applied in part, or the kernel's table was not what we
+   *  thought: ENOENT), so that the next attempt starts from what the kernel lists. */
   private programmed: DesiredState | undefined;
+  /** The last state every batch of which committed: what verify() restores while syncs fail. */
+  private complete: DesiredState | undefined;
   /** Unchanged peer sets and chains are reused from sync to sync (only useful when the caller reuses
    *  normalized Pod objects between syncs, as the agent does). */
   private readonly planCache = new PlanCache();
@@ -54,15 +65,21 @@ export class NodeReconciler {
     this.programOptions = programOptions;
   }
 
-  /** What the kernel holds according to our last successful commit (undefined before the first). */
+  /** What the kernel holds according to our last successful commit (undefined before the first, and
+   *  after a failed commit until a sync or verify() has found out again). */
   get current(): DesiredState | undefined {
     return this.programmed;
   }
 
+  /** The last state that was programmed completely (kept across failures; undefined before the first). */
+  get lastComplete(): DesiredState | undefined {
+    return this.complete;
+  }
+
   /**
-   * Makes the node's table match `state`. The first sync (and `full`) replaces the table in one batch:
-   * an old table keeps enforcing until that batch commits. If a commit fails nothing was applied, and the
-   * next sync diffs against the last state that was. `podChanges` (see ClusterIndex.update) spares the
+   * Makes the node's table match `state`. The first sync (and `full`, and the first after a failed
+   * commit) programs from the kernel's own listing: a replace, during which an old table keeps
+   * enforcing. Later syncs diff against our record. `podChanges` (see ClusterIndex.update) spares the
    * scan of every pod; the first sync, and the one after a failure before the commit, ignore it.
    */
   async sync(
@@ -88,22 +105,32 @@ export class NodeReconciler {
       throw error;
     }
     const t2 = performance.now();
-    const program = programBatches(
-      this.programmed === undefined || options.full
-        ? { kernel: await this.programmer.readTable() }
-        : { programmed: this.programmed },
+    const trusted = options.full ? undefined : this.programmed;
+    let program = programBatches(
+      trusted === undefined ? { kernel: await this.programmer.readTable() } : { programmed: trusted },
       next,
       this.programOptions,
     );
-    const { kind, counts } = program;
-    const t3 = performance.now();
+    let t3 = performance.now();
+    let from: SyncResult['from'] = trusted === undefined ? 'kernel' : 'programmed';
+    let recovered: string | undefined;
     let commit: CommitInfo | undefined;
-    for (const tx of program.batches) {
-      const c = await this.programmer.commit(tx);
-      commit = { messages: (commit?.messages ?? 0) + c.messages, bytes: (commit?.bytes ?? 0) + c.bytes };
+    try {
+      commit = await this.commitAll(program.batches);
+    } catch (error) {
+      if (trusted === undefined) throw error;
+      // The kernel did not hold what we recorded (someone changed our table behind our back): start
+      // again, once, from what it lists now, so that this sync converges instead of failing until a retry.
+      recovered = (error as Error).message;
+      program = programBatches({ kernel: await this.programmer.readTable() }, next, this.programOptions);
+      from = 'kernel';
+      t3 = performance.now();
+      commit = await this.commitAll(program.batches);
     }
+    const { kind, counts } = program;
     const t4 = performance.now();
     this.programmed = next;
+    this.complete = next;
     let elements = 0;
     for (const s of next.sets.values()) elements += s.elements.size;
     return {
@@ -117,34 +144,63 @@ export class NodeReconciler {
       issues: plan.issues,
       ms: performance.now() - start,
       phases: { plan: t1 - start, compile: t2 - t1, diff: t3 - t2, commit: t4 - t3 },
+      from,
+      ...(recovered === undefined ? {} : { recovered }),
     };
   }
 
   /**
-   * The periodic full comparison: reads our table back through the programmer and compares it with what
-   * we last programmed (see compile/verify.ts for what is ignored: handles, counters, element order). On
-   * any difference (table gone, objects, elements or rules added or removed by someone else) the table is
-   * replaced in one batch and read back again. Sends nothing when the table is as expected. Call it
-   * between syncs, never concurrently with one.
+   * Commits the batches in order. On any failure the record is forgotten: a multi-batch program may stop
+   * half-way, and a rejected diff (ENOENT, EEXIST) means the kernel did not hold what we thought.
+   */
+  private async commitAll(batches: readonly Transaction[]): Promise<CommitInfo | undefined> {
+    let commit: CommitInfo | undefined;
+    try {
+      for (const tx of batches) {
+        const c = await this.programmer.commit(tx);
+        commit = { messages: (commit?.messages ?? 0) + c.messages, bytes: (commit?.bytes ?? 0) + c.bytes };
+      }
+    } catch (error) {
+      this.programmed = undefined;
+      throw error;
+    }
+    return commit;
+  }
+
+  /**
+   * The full comparison: reads our table back through the programmer and compares it with what we last
+   * programmed completely (see compile/verify.ts for what is ignored: handles, counters, element order),
+   * also while syncs fail (then it restores the last complete program, the best state we know the
+   * kernel accepts). On any difference (table gone, objects, elements or rules added or removed by
+   * someone else) the table is reprogrammed from the kernel's listing and read back again. Sends nothing
+   * when the table is as expected, and then trusts the record again (a failed batch that changed
+   * nothing costs no replace). Call it between syncs, never concurrently with one.
    */
   async verify(): Promise<VerifyResult> {
-    const current = this.programmed;
+    const current = this.programmed ?? this.complete;
     if (current === undefined) return { drift: false, repaired: false, detail: 'nothing programmed yet' };
-    const before = compareTable(current, await this.programmer.readTable());
-    if (before.equal) return { drift: false, repaired: false };
+    const kernel = await this.programmer.readTable();
+    const before = compareTable(current, kernel);
+    if (before.equal) {
+      this.programmed = current;
+      return { drift: false, repaired: false };
+    }
     const detail = before.detail ?? 'differs';
     try {
-      await this.programmer.commit(fullTransaction(current, { replace: true }));
+      await this.commitAll(programBatches({ kernel }, current, this.programOptions).batches);
     } catch (e) {
       return { drift: true, repaired: false, detail: `${detail}; repair failed: ${(e as Error).message}` };
     }
     const after = compareTable(current, await this.programmer.readTable());
-    if (!after.equal)
+    if (!after.equal) {
+      this.programmed = undefined;
       return {
         drift: true,
         repaired: false,
         detail: `${detail}; still differs after repair: ${after.detail}`,
       };
+    }
+    this.programmed = current;
     return { drift: true, repaired: true, detail };
   }
 }

@@ -16,6 +16,13 @@ function ms(flag: string, value: string | undefined, fallback: number): number {
   return n;
 }
 
+function onOff(flag: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new UsageError(`--${flag} must be true or false, not '${value}'`);
+}
+
 function heapGrowthPercent(value: string | undefined): number {
   if (value === undefined) return DEFAULT_AGENT_OPTIONS.heapGrowthPercent;
   const n = Number(value);
@@ -44,8 +51,24 @@ export const agentCommand: Command = {
     `  --relist-interval-ms N    full relist of every watch (default ${DEFAULT_AGENT_OPTIONS.relistIntervalMs})`,
     `  --heap-growth-percent N   start a full garbage collection when the heap has grown N% past what the last`,
     `                            one kept (default ${DEFAULT_AGENT_OPTIONS.heapGrowthPercent}; 0 leaves it to V8, which lets it grow up to 4x)`,
+    `  --liveness-timeout-ms N   /healthz fails (503, with the reason) when syncs have failed, one sync has run,`,
+    `                            or the watches have been down or the cluster not listed, for N ms, so that the`,
+    `                            kubelet restarts the agent (default ${DEFAULT_AGENT_OPTIONS.livenessTimeoutMs})`,
+    `  --state-dir DIR           keeps the node's pod ranges here for the boot-closed table (default`,
+    `                            ${DEFAULT_AGENT_OPTIONS.stateDir}; "off": no state file, the CNI bridge cni0 is asked)`,
+    '  --boot-closed=BOOL        true (default): when the node has no tollgate table at start (a reboot), program',
+    "                            one that drops forwarded traffic from and to the node's pod ranges (replies of",
+    '                            existing connections pass) until the first complete list of the cluster has',
+    '                            been programmed. Trade-off: while the API server is unreachable after a reboot,',
+    "                            this node's pods have no network (instead of no policy). false: no table until",
+    '                            then. An existing table (an agent restart) is always left as it is.',
     '  --log-level LEVEL         trace, debug, info (default), warn, error',
     '  -h, --help                show this help',
+    '',
+    'Faults it heals: a rejected batch is programmed again from what the kernel lists; the table is compared',
+    'with the kernel every --verify-interval-ms and at once when another process changes it (nf_tables',
+    'notifications). One agent writes per node (an abstract unix socket lock in the network namespace); a',
+    'second one waits as "standby" (see /readyz) and takes over when the first exits.',
   ].join('\n'),
   async run(argv) {
     const { values, positionals } = parseCommandArgs(this, argv, {
@@ -58,6 +81,9 @@ export const agentCommand: Command = {
       'relist-interval-ms': { type: 'string' },
       'log-level': { type: 'string' },
       'heap-growth-percent': { type: 'string' },
+      'liveness-timeout-ms': { type: 'string' },
+      'state-dir': { type: 'string' },
+      'boot-closed': { type: 'string' },
       // Hidden (not in the usage): caps one netlink batch, so tests can prove programming under small
       // socket limits on any machine.
       'max-batch-bytes': { type: 'string' },
@@ -70,6 +96,14 @@ export const agentCommand: Command = {
         'no node name: pass --node-name or set NODE_NAME (the DaemonSet sets it from spec.nodeName)',
       );
     const growth = heapGrowthPercent(values['heap-growth-percent']);
+    const bootClosed = onOff('boot-closed', values['boot-closed'], true);
+    const livenessTimeoutMs = ms(
+      'liveness-timeout-ms',
+      values['liveness-timeout-ms'],
+      DEFAULT_AGENT_OPTIONS.livenessTimeoutMs,
+    );
+    const stateDirFlag = values['state-dir'] ?? DEFAULT_AGENT_OPTIONS.stateDir;
+    const stateDir = stateDirFlag === 'off' ? undefined : stateDirFlag;
     // Like Go's GOGC: the agent's live heap is small (~50 MB at 10,000 pods) but it allocates per sync,
     // and V8's own policy lets garbage pile up to several times the live size between full collections
     // (RSS ~205 MB under a stream of changes in the agent benchmark). V8 reads this flag at every full
@@ -82,6 +116,11 @@ export const agentCommand: Command = {
     // Loaded only when the agent runs. In-cluster the client reads the service-account files itself; only
     // --kubeconfig loads @kubernetes/client-node (large and slow to load) to parse the file.
     const { Agent } = await import('../agent/agent.ts');
+    const { NodeLock } = await import('../agent/lock.ts');
+    const { bridgeRanges } = await import('../agent/boot.ts');
+    const { TableMonitor } = await import('../nft/monitor.ts');
+    const { TABLE } = await import('../compile/desired.ts');
+    const { NFPROTO } = await import('../netlink/constants.ts');
     const { ApiClient, loadClientConfig } = await import('../k8s/client.ts');
     // Synchronous writes, as Go components log: a line is out when the call returns, so a SIGKILL loses
     // nothing, and no line waits behind a busy thread pool (it delayed the "synced" line by up to 25 ms
@@ -100,29 +139,45 @@ export const agentCommand: Command = {
       );
     }
     const programmer = new NetlinkProgrammer();
-    const agent = new Agent(new ApiClient(config), programmer, log, {
-      nodeName,
-      metricsAddr: metricsAddr === 'off' ? undefined : metricsAddr,
-      minSyncIntervalMs: ms(
-        'min-sync-interval-ms',
-        values['min-sync-interval-ms'],
-        DEFAULT_AGENT_OPTIONS.minSyncIntervalMs,
-      ),
-      verifyIntervalMs: ms(
-        'verify-interval-ms',
-        values['verify-interval-ms'],
-        DEFAULT_AGENT_OPTIONS.verifyIntervalMs,
-      ),
-      watchQuietMs: ms('watch-quiet-ms', values['watch-quiet-ms'], DEFAULT_AGENT_OPTIONS.watchQuietMs),
-      relistIntervalMs: ms(
-        'relist-interval-ms',
-        values['relist-interval-ms'],
-        DEFAULT_AGENT_OPTIONS.relistIntervalMs,
-      ),
-      ...(values['max-batch-bytes'] === undefined
-        ? {}
-        : { maxBatchBytes: ms('max-batch-bytes', values['max-batch-bytes'], 0) }),
-    });
+    const agent = new Agent(
+      new ApiClient(config),
+      programmer,
+      log,
+      {
+        nodeName,
+        metricsAddr: metricsAddr === 'off' ? undefined : metricsAddr,
+        minSyncIntervalMs: ms(
+          'min-sync-interval-ms',
+          values['min-sync-interval-ms'],
+          DEFAULT_AGENT_OPTIONS.minSyncIntervalMs,
+        ),
+        verifyIntervalMs: ms(
+          'verify-interval-ms',
+          values['verify-interval-ms'],
+          DEFAULT_AGENT_OPTIONS.verifyIntervalMs,
+        ),
+        watchQuietMs: ms('watch-quiet-ms', values['watch-quiet-ms'], DEFAULT_AGENT_OPTIONS.watchQuietMs),
+        relistIntervalMs: ms(
+          'relist-interval-ms',
+          values['relist-interval-ms'],
+          DEFAULT_AGENT_OPTIONS.relistIntervalMs,
+        ),
+        ...(values['max-batch-bytes'] === undefined
+          ? {}
+          : { maxBatchBytes: ms('max-batch-bytes', values['max-batch-bytes'], 0) }),
+        livenessTimeoutMs,
+        bootClosed,
+        ...(stateDir === undefined ? {} : { stateDir }),
+      },
+      {
+        monitor: (onChange, onLost) => {
+          const m = new TableMonitor({ family: NFPROTO.INET, table: TABLE, onChange, onLost });
+          return () => m.close();
+        },
+        lock: new NodeLock(nodeName),
+        kernelPodRanges: () => bridgeRanges('cni0'),
+      },
+    );
     await agent.start();
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));

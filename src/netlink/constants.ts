@@ -144,6 +144,13 @@ export const NFTA_VERDICT = { CODE: 1, CHAIN: 2 } as const;
 export const NFT_DATA_VERDICT = 0xffffff00;
 export const NFTA_EXPR = { NAME: 1, DATA: 2 } as const;
 export const NFTA_GEN_ID = 1;
+/** NFT_MSG_NEWGEN notifications: the committing process (enum nft_gen_attributes). */
+export const NFTA_GEN = { ID: 1, PROC_PID: 2, PROC_NAME: 3 } as const;
+/** The nfnetlink multicast group of nf_tables change notifications (enum nfnetlink_groups). */
+export const NFNLGRP_NFTABLES = 7;
+/** Attribute 1 of every nf_tables object message (table, chain, rule, set, element list, object,
+ *  flowtable) is the name of the table it belongs to (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, ...). */
+export const NFTA_ANY_TABLE = 1;
 
 /** Verdict codes (NF_DROP, NF_ACCEPT and enum nft_verdicts), a signed 32-bit big-endian value on the wire. */
 export const VERDICT_CODE = {

@@ -70,6 +70,11 @@ export class NfnlSocket {
     this.sock.unref();
   }
 
+  /** The socket's netlink port id: the kernel's change notifications of our commits carry it. */
+  get portId(): number {
+    return this.sock.address().port;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -81,7 +86,21 @@ export class NfnlSocket {
   private onData(buf: Buffer): void {
     for (const m of splitMessages(buf)) {
       const w = this.waiters.get(m.seq);
-      if (w?.onMessage(m)) this.waiters.delete(m.seq);
+      if (w === undefined) continue;
+      try {
+        if (w.onMessage(m)) this.waiters.delete(m.seq);
+      } catch (error) {
+        // A reply we cannot decode (e.g. an NLMSG_ERROR cut to its 16-byte header) is an error of the
+        // request it answers; thrown from here it would end the process (an event handler).
+        this.waiters.delete(m.seq);
+        w.fail(
+          new NetlinkError(
+            'E_NETLINK_PROTOCOL',
+            `cannot decode the kernel's ${messageTypeName(m.type)} reply (${m.raw.length} bytes, seq ${m.seq}): ${(error as Error).message}`,
+            { cause: error, seq: m.seq },
+          ),
+        );
+      }
     }
     if (this.waiters.size === 0) this.sock.unref();
   }

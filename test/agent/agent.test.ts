@@ -93,7 +93,8 @@ t.test('a rejected batch is retried and the agent reports not ready meanwhile', 
   t.teardown(() => a.stop());
   await a.start();
   await until(() => a.ready, 'ready');
-  programmer.failNext = 1;
+  // Twice: the diff, and the program from the kernel's listing the reconciler tries at once after it.
+  programmer.failNext = 2;
   api.put(P.np, 'p', policy('x/p', { podSelector: {}, ingress: [] }));
   await until(() => !a.ready, 'not ready after the failure');
   await until(() => a.ready, 'ready again after the retry', 5000);

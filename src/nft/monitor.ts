@@ -1,0 +1,95 @@
+// Watches nf_tables change notifications (the NFNLGRP_NFTABLES multicast group of NETLINK_NETFILTER) for
+// one table and reports each transaction that changed it, with the port id and process of whoever
+// committed it, so that the agent can tell other writers' changes from its own. Decodes and reports only:
+// never reads or changes the ruleset.
+import { RawNetlinkSocket } from 'netlink';
+import { Attrs } from '../netlink/attr.ts';
+import {
+  messageTypeName,
+  NETLINK_NETFILTER,
+  NFNL_SUBSYS_NFTABLES,
+  NFNLGRP_NFTABLES,
+  NFT_MSG,
+  NFTA_ANY_TABLE,
+  NFTA_GEN,
+} from '../netlink/constants.ts';
+import { NFGENMSG_LEN, type NlMessage, splitMessages } from '../netlink/message.ts';
+
+/** One committed transaction that touched the watched table. */
+export interface TableChange {
+  /** Netlink port id of the committing socket (0: the kernel itself, e.g. a namespace going away). */
+  portId: number;
+  /** From the NFT_MSG_NEWGEN that closes the transaction (undefined if it was not seen). */
+  pid?: number;
+  process?: string;
+  genid?: number;
+  /** The message types that touched our table, with counts, e.g. "DELTABLE 1, DELCHAIN 3". */
+  summary: string;
+}
+
+export interface MonitorOptions {
+  /** NFPROTO_* family of the table. */
+  family: number;
+  table: string;
+  onChange(change: TableChange): void;
+  /** Notifications were dropped (receive queue overflow): whatever happened is unknown. */
+  onLost(): void;
+  recvBufferSize?: number;
+}
+
+export class TableMonitor {
+  private readonly sock: RawNetlinkSocket;
+  private readonly options: MonitorOptions;
+  /** Messages of the transaction being received, per committing port (until its NEWGEN). */
+  private readonly pending = new Map<number, Map<string, number>>();
+  private closed = false;
+
+  constructor(options: MonitorOptions) {
+    this.options = options;
+    this.sock = new RawNetlinkSocket(NETLINK_NETFILTER, {
+      recvBufferSize: options.recvBufferSize ?? 4 * 1024 * 1024,
+      sendBufferSize: 0,
+    });
+    this.sock.addMembership(NFNLGRP_NFTABLES);
+    this.sock.on('message', (buf) => {
+      for (const m of splitMessages(buf)) this.onMessage(m);
+    });
+    // ENOBUFS: the kernel dropped notifications. Anything else ends the subscription just the same.
+    this.sock.on('error', () => options.onLost());
+    this.sock.unref();
+  }
+
+  private onMessage(m: NlMessage): void {
+    if (m.type >> 8 !== NFNL_SUBSYS_NFTABLES) return;
+    const type = m.type & 0xff;
+    if (type === NFT_MSG.NEWGEN) {
+      const seen = this.pending.get(m.pid);
+      if (seen === undefined) return;
+      this.pending.delete(m.pid);
+      const a = Attrs.parse(m.payload, NFGENMSG_LEN);
+      const pid = a.u32be(NFTA_GEN.PROC_PID);
+      const process = a.str(NFTA_GEN.PROC_NAME);
+      const genid = a.u32be(NFTA_GEN.ID);
+      this.options.onChange({
+        portId: m.pid,
+        ...(pid === undefined ? {} : { pid }),
+        ...(process === undefined ? {} : { process }),
+        ...(genid === undefined ? {} : { genid }),
+        summary: [...seen].map(([t, n]) => `${t} ${n}`).join(', '),
+      });
+      return;
+    }
+    if (m.family !== this.options.family) return;
+    if (Attrs.parse(m.payload, NFGENMSG_LEN).str(NFTA_ANY_TABLE) !== this.options.table) return;
+    const seen = this.pending.get(m.pid) ?? new Map<string, number>();
+    this.pending.set(m.pid, seen);
+    const name = messageTypeName(m.type);
+    seen.set(name, (seen.get(name) ?? 0) + 1);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sock.close();
+  }
+}

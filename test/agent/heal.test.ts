@@ -1,0 +1,365 @@
+// The agent heals what it can see, on fakes (the kernel versions are in test/agent/kernel-heal.test.ts):
+// another process's change notification schedules a repair at once, our own commits do not; verification
+// restores the table while syncs fail; a second agent waits as standby and takes over when the first
+// exits; a node without a table is closed until the first complete list; /healthz fails when syncs have
+// failed for longer than the liveness timeout; /readyz shows the error of a failed first sync; the
+// problems already logged stay bounded.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import t from 'tap';
+import { Agent, type AgentOptions, type AgentParts } from '../../src/agent/agent.ts';
+import { NodeLock } from '../../src/agent/lock.ts';
+import { LoggedOnce } from '../../src/agent/once.ts';
+import { FakeProgrammer } from '../../src/agent/programmer.ts';
+import { BASE_CHAIN, TABLE } from '../../src/compile/desired.ts';
+import type { Transaction } from '../../src/nft/index.ts';
+import type { TableChange } from '../../src/nft/monitor.ts';
+import { FakeApi, until } from '../k8s/fake-api.ts';
+import { nodes, pod, policy } from '../policy/builders.ts';
+
+const P = {
+  pods: '/api/v1/pods',
+  ns: '/api/v1/namespaces',
+  np: '/apis/networking.k8s.io/v1/networkpolicies',
+  nodes: '/api/v1/nodes',
+};
+
+function cluster(api: FakeApi) {
+  api.put(P.ns, 'x', { metadata: { labels: {} } });
+  api.put(P.nodes, 'n1', nodes[0]!);
+  api.put(P.pods, 'a', pod('x/a', { app: 'a' }, { ip: '10.244.1.10' }));
+  api.put(P.pods, 'b', pod('x/b', { app: 'b' }, { ip: '10.244.1.11' }));
+}
+
+interface Line {
+  msg: string;
+  cause?: string;
+  detail?: string;
+  enforcing?: string;
+  [k: string]: unknown;
+}
+
+/** Our "kernel": commits can be refused while `refuse` matches the batch's text. */
+class Kernel extends FakeProgrammer {
+  refuse: RegExp | undefined;
+  readonly portId = 4242;
+  override async commit(tx: Transaction) {
+    if (this.refuse?.test(tx.toString())) throw new Error('EINVAL (injected)');
+    return super.commit(tx);
+  }
+}
+
+let lockCount = 0;
+function agent(
+  t: { teardown(fn: () => unknown): void },
+  api: FakeApi,
+  kernel: FakeProgrammer,
+  options: Partial<AgentOptions> = {},
+  parts: AgentParts = {},
+) {
+  const lines: Line[] = [];
+  const log = pino({ level: 'debug' }, { write: (l: string) => lines.push(JSON.parse(l) as Line) });
+  const a = new Agent(
+    api,
+    kernel,
+    log,
+    {
+      nodeName: 'n1',
+      metricsAddr: undefined,
+      minSyncIntervalMs: 10,
+      verifyIntervalMs: 60_000,
+      watchQuietMs: 60_000,
+      relistIntervalMs: 600_000,
+      ...options,
+    },
+    parts,
+  );
+  t.teardown(() => a.stop());
+  return { a, lines };
+}
+
+/** A monitor part the test drives by hand. */
+function monitor() {
+  const m: { emit?: (c: TableChange) => void } = {};
+  const part: AgentParts['monitor'] = (onChange) => {
+    m.emit = onChange;
+    return () => {};
+  };
+  return { m, part };
+}
+
+const ours = (k: FakeProgrammer) => k.tables.get(`inet ${TABLE}`);
+const metric = async (a: Agent, name: string) => a.metrics.registry.getSingleMetricAsString(name);
+
+t.test("another process's change: repaired at once; our own commits are ignored", async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const kernel = new Kernel();
+  const { m, part } = monitor();
+  const { a, lines } = agent(t, api, kernel, {}, { monitor: part });
+  await a.start();
+  await until(() => a.ready, 'ready');
+  const reads = kernel.transactions.length;
+  m.emit!({ portId: 4242, summary: 'NEWSETELEM 1' });
+  await a.idle();
+  await new Promise((r) => setTimeout(r, 50));
+  await a.idle();
+  t.equal(kernel.transactions.length, reads, 'our own change: nothing done');
+  t.notOk(lines.some((l) => l.msg === 'table changed by another process'));
+
+  kernel.tables.delete(`inet ${TABLE}`);
+  m.emit!({ portId: 777, pid: 77, process: 'nft', summary: 'DELTABLE 1, DELCHAIN 3' });
+  await until(() => lines.some((l) => l.msg === 'repaired'), 'repaired');
+  const repaired = lines.find((l) => l.msg === 'repaired')!;
+  t.equal(repaired.cause, 'notification');
+  t.match(repaired.detail, /table missing/);
+  t.match(repaired.trigger, /nft \(pid 77, port 777\): DELTABLE 1/);
+  t.ok(ours(kernel), 'the table is back');
+  t.match(await metric(a, 'tollgate_repairs_total'), /tollgate_repairs_total\{cause="notification"\} 1/);
+  t.match(await metric(a, 'tollgate_table_changes_by_others_total'), / 1$/m);
+});
+
+t.test('verification restores the last complete table while syncs fail', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const kernel = new Kernel();
+  const { a, lines } = agent(t, api, kernel, { verifyIntervalMs: 100 });
+  await a.start();
+  await until(() => a.ready, 'ready');
+  // A policy whose batches the kernel refuses: every sync fails from now on.
+  kernel.refuse = /add chain inet tollgate in-/;
+  api.put(P.np, 'p', policy('x/p', { podSelector: {}, ingress: [] }));
+  await until(() => lines.some((l) => l.msg === 'sync failed'), 'a failed sync');
+  kernel.tables.delete(`inet ${TABLE}`);
+  await until(() => ours(kernel) !== undefined, 'the table restored by the periodic verify', 5000);
+  t.ok(
+    lines.some((l) => l.msg === 'repaired' && l.cause === 'verify'),
+    'logged as repaired (verify)',
+  );
+  t.ok(ours(kernel)!.chains.has(BASE_CHAIN));
+  const failed = lines.find((l) => l.msg === 'sync failed')!;
+  t.match(failed.enforcing, /the last complete program keeps enforcing/);
+  t.match(a.notReady(), /^last sync failed: EINVAL/);
+  t.not(
+    await metric(a, 'tollgate_sync_failures_consecutive'),
+    /tollgate_sync_failures_consecutive 0$/m,
+    'consecutive failures counted',
+  );
+});
+
+t.test('a second agent is standby, never writes, and takes over when the first exits', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const kernel = new FakeProgrammer();
+  const name = `tollgate-test-${process.pid}-${lockCount++}`;
+  const writes = { first: 0, second: 0 };
+  const counting = (who: 'first' | 'second') =>
+    new (class extends FakeProgrammer {
+      override async commit(tx: Transaction) {
+        writes[who]++;
+        return kernel.commit(tx);
+      }
+      override readTable() {
+        return kernel.readTable();
+      }
+    })();
+  const first = agent(t, api, counting('first'), {}, { lock: new NodeLock('n1', name) });
+  await first.a.start();
+  await until(() => first.a.ready, 'first ready');
+  const second = agent(t, api, counting('second'), { lockRetryMs: 50 }, { lock: new NodeLock('n1', name) });
+  await second.a.start();
+  t.ok(second.a.standby, 'the second waits');
+  t.match(
+    second.a.notReady(),
+    new RegExp(`^standby: another agent writes this node's table \\(pid ${process.pid}\\)`),
+  );
+  t.equal(second.a.health(), undefined, 'a standby is healthy');
+  const standbyLine = second.lines.find((l) => l.msg.startsWith('standby'));
+  t.ok(standbyLine, 'logged as standby');
+  t.match(await metric(second.a, 'tollgate_standby'), /tollgate_standby 1/);
+  api.put(P.np, 'p', policy('x/p', { podSelector: {}, ingress: [] }));
+  await until(() => first.a.reconciler.current?.podChains.get('x/a')?.ingress !== undefined, 'first applied');
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(writes.second, 0, 'the standby never writes');
+
+  await first.a.stop();
+  await until(() => !second.a.standby, 'took over', 5000);
+  t.ok(second.lines.some((l) => l.msg === 'took over: the other agent is gone'));
+  api.put(P.pods, 'c', pod('x/c', { app: 'c' }, { ip: '10.244.1.12' }));
+  await until(() => second.a.reconciler.current?.podChains.has('x/c') === true, 'the second programs');
+  t.ok(writes.second > 0);
+  const sawTable = ours(kernel);
+  t.ok(sawTable?.chains.has(BASE_CHAIN), 'the table stayed in place throughout');
+  t.match(await metric(second.a, 'tollgate_standby'), /tollgate_standby 0/);
+});
+
+t.test(
+  'closed at boot: no table and the API unreachable: the closed table from the state file',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-state-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'state.json'), JSON.stringify({ node: 'n1', podCIDRs: ['10.244.1.0/24'] }));
+    const api = new FakeApi();
+    cluster(api);
+    api.failLists = 503;
+    const kernel = new FakeProgrammer();
+    const { a, lines } = agent(
+      t,
+      api,
+      kernel,
+      { stateDir: dir },
+      { kernelPodRanges: async () => ['10.9.9.0/24'] },
+    );
+    await a.start();
+    await until(() => ours(kernel) !== undefined, 'a table');
+    const text = kernel.transactions[0]!.toString();
+    t.match(
+      text,
+      /add chain inet tollgate forward \{ type filter hook forward priority 0; policy accept; \}/,
+    );
+    t.match(text, /ct state established,related accept/);
+    t.match(text, /ip saddr 10\.244\.1\.0\/24 ip saddr != @local4 counter drop/);
+    t.match(text, /ip daddr 10\.244\.1\.0\/24 ip daddr != @local4 counter drop/);
+    t.notMatch(text, /10\.9\.9/, 'the state file wins over the kernel');
+    const line = lines.find((l) => l.msg === 'boot-closed table programmed')!;
+    t.same(line.podCIDRs, ['10.244.1.0/24']);
+    t.equal(line.source, 'state file');
+    t.match(a.notReady(), /not synced yet: waiting for the first complete list.*boot-closed table/);
+    api.failLists = undefined;
+    await until(() => a.ready, 'ready after the API is back', 10_000);
+    t.ok(ours(kernel)!.sets.has('ingress4'), 'the full table replaced the closed one');
+    const saved = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'));
+    t.same(
+      saved,
+      { node: 'n1', podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] },
+      'the state file follows the node',
+    );
+  },
+);
+
+t.test(
+  'closed at boot: without a state file the CNI bridge is asked; an existing table is left alone',
+  async (t) => {
+    const api = new FakeApi();
+    cluster(api);
+    api.failLists = 503;
+    const kernel = new FakeProgrammer();
+    const { a } = agent(
+      t,
+      api,
+      kernel,
+      {},
+      { kernelPodRanges: async () => ['10.244.1.0/24', 'fd00:10:244:1::/64'] },
+    );
+    await a.start();
+    await until(() => ours(kernel) !== undefined, 'a table');
+    t.match(kernel.transactions[0]!.toString(), /ip6 saddr fd00:10:244:1::\/64 ip6 saddr != @local6/);
+    await a.stop();
+
+    const again = agent(t, api, kernel, {}, { kernelPodRanges: async () => ['10.244.1.0/24'] });
+    await again.a.start();
+    await new Promise((r) => setTimeout(r, 100));
+    await again.a.idle();
+    t.equal(kernel.transactions.length, 1, 'a restart programs nothing before the first sync');
+    t.match(again.a.notReady(), /the table of a previous run keeps enforcing/);
+  },
+);
+
+t.test('--boot-closed=false: no table before the first sync, and the log says so', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  api.failLists = 503;
+  const kernel = new FakeProgrammer();
+  const { a, lines } = agent(
+    t,
+    api,
+    kernel,
+    { bootClosed: false },
+    { kernelPodRanges: async () => ['10.244.1.0/24'] },
+  );
+  await a.start();
+  await until(() => lines.some((l) => /boot-closed=false/.test(l.msg)), 'logged');
+  t.equal(kernel.transactions.length, 0);
+});
+
+t.test('a failed first sync: /readyz shows the error, the log says what enforces', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const kernel = new Kernel();
+  kernel.refuse = /add table/;
+  const { a, lines } = agent(t, api, kernel, { bootClosed: false });
+  await a.start();
+  await until(() => lines.some((l) => l.msg === 'sync failed'), 'failed');
+  t.match(a.notReady(), /^first sync failed: EINVAL \(injected\)/);
+  t.match(
+    lines.find((l) => l.msg === 'sync failed')!.enforcing,
+    /no table: this node's pod traffic is not filtered/,
+  );
+});
+
+t.test('/healthz fails when syncs have failed for longer than the liveness timeout', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const kernel = new Kernel();
+  const { a } = agent(t, api, kernel, { livenessTimeoutMs: 300 });
+  await a.start();
+  await until(() => a.ready, 'ready');
+  t.equal(a.health(), undefined, 'healthy');
+  kernel.refuse = /./;
+  api.put(P.np, 'p', policy('x/p', { podSelector: {}, ingress: [] }));
+  await until(() => !a.ready, 'failing');
+  t.equal(a.health(), undefined, 'not yet: the timeout has not passed');
+  await until(() => a.health() !== undefined, 'unhealthy', 10_000);
+  t.match(a.health(), /^syncs have failed for \d+ s \(\d+ in a row\): EINVAL \(injected\)/);
+  kernel.refuse = undefined;
+  await until(() => a.health() === undefined, 'healthy again after a success', 40_000);
+});
+
+t.test('/healthz fails when the cluster has not been listed for longer than the timeout', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  api.failLists = 503;
+  const { a } = agent(t, api, new FakeProgrammer(), { livenessTimeoutMs: 200, bootClosed: false });
+  await a.start();
+  await until(() => a.health() !== undefined, 'unhealthy', 10_000);
+  t.match(a.health(), /^the cluster has not been listed completely for \d+ s/);
+});
+
+t.test('the problems already logged stay bounded (20,000 distinct ones)', async (t) => {
+  const once = new LoggedOnce(1000);
+  let logged = 0;
+  for (let i = 0; i < 20_000; i++) if (once.first(`NetworkPolicy x/p${i}: spec.ingress[0]: bad`)) logged++;
+  t.equal(logged, 20_000);
+  t.ok(once.size <= 1000, `${once.size} remembered`);
+  t.notOk(once.first('NetworkPolicy x/p19999: spec.ingress[0]: bad'), 'a recent one is still known');
+  once.keepOnly(new Set(['NetworkPolicy x/p19999: spec.ingress[0]: bad']));
+  t.equal(once.size, 1, 'problems that are gone are forgotten');
+});
+
+t.test('20,000 invalid policies created and deleted: the agent remembers a bounded number', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const { a, lines } = agent(t, api, new FakeProgrammer());
+  await a.start();
+  await until(() => a.ready, 'ready');
+  // In rounds, so that every policy is in some sync's plan (a burst would coalesce them away).
+  const bad = (i: number) =>
+    policy(`x/bad${i}`, {
+      podSelector: {},
+      ingress: [{ ports: [{ port: 'Bad Name!' as unknown as number }] }],
+    });
+  for (let round = 0; round < 20; round++) {
+    for (let i = round * 1000; i < (round + 1) * 1000; i++) api.put(P.np, `bad${i}`, bad(i));
+    await a.idle();
+    for (let i = round * 1000; i < (round + 1) * 1000; i++) api.remove(P.np, `bad${i}`);
+    await a.idle();
+  }
+  await a.idle();
+  const internals = a as unknown as { loggedObjects: LoggedOnce; loggedIssues: LoggedOnce };
+  const warned = lines.filter((l) => l.msg.startsWith('invalid object')).length;
+  t.ok(warned >= 20_000, `${warned} problems logged`);
+  t.ok(internals.loggedIssues.size <= 4096, `${internals.loggedIssues.size} remembered`);
+  t.equal(internals.loggedIssues.size, 0, 'the deleted policies are forgotten');
+});
