@@ -1,6 +1,6 @@
 // Parses and validates scenario files; every error names the file and the field. No probing, no state.
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import type { Protocol } from '../policy/types.ts';
 import { PROTOCOLS } from '../policy/types.ts';
 import { UsageError } from '../util/errors.ts';
@@ -8,6 +8,22 @@ import type { AgentAction, Scenario, ScenarioHost, ScenarioPod, ScenarioPort, St
 import { AGENT_ACTIONS, DEFAULT_PORTS } from './types.ts';
 
 export class ScenarioError extends UsageError {}
+
+/**
+ * Every document of a multi-document YAML text as plain data; a syntax error or an alias that cannot be
+ * resolved (the yaml library throws those only when converting) becomes a ScenarioError naming
+ * `where`, the document and the problem, never a stack trace.
+ */
+export function yamlDocuments(text: string, where: string): unknown[] {
+  return parseAllDocuments(text).map((doc, i) => {
+    if (doc.errors.length > 0) throw new ScenarioError(`${where}: document ${i}: ${doc.errors[0]!.message}`);
+    try {
+      return doc.toJS() as unknown;
+    } catch (error) {
+      throw new ScenarioError(`${where}: document ${i}: ${(error as Error).message}`, { cause: error });
+    }
+  });
+}
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);

@@ -1,10 +1,9 @@
 // The cluster a scenario describes, as Kubernetes objects, changed step by step; also the address layout
 // shared by the model and the lab (node N: 192.0.2.N, pods 10.244.N.10+ and fd00:10:244:N::10+).
 // No probing and no kernel access here.
-import { parseAllDocuments } from 'yaml';
 import { buildState } from '../policy/normalize.ts';
 import type { ClusterState } from '../policy/types.ts';
-import { ScenarioError } from './parse.ts';
+import { ScenarioError, yamlDocuments } from './parse.ts';
 import type { Scenario, ScenarioHost, ScenarioPod, ScenarioPort, Step } from './types.ts';
 
 export interface LayoutNode {
@@ -201,11 +200,8 @@ export class World {
   }
 
   private applyDocuments(text: string, where: string): void {
-    const docs = parseAllDocuments(text);
-    docs.forEach((doc, i) => {
-      if (doc.errors.length > 0)
-        throw new ScenarioError(`${where}: document ${i}: ${doc.errors[0]!.message}`);
-      const obj = doc.toJS() as K8sObject | null;
+    yamlDocuments(text, where).forEach((doc, i) => {
+      const obj = doc as K8sObject | null;
       if (obj === null) return;
       const name = obj?.metadata?.name;
       if (typeof name !== 'string')
