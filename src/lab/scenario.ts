@@ -2,9 +2,8 @@
 // programmed by its enforcer (compile + netlink inside the node namespace), and every expectation probed
 // with real traffic, retried until it converges (at most 10 s, as the scenario README allows).
 
-import { evaluate, explainVerdict } from '../policy/evaluate.ts';
 import { ClusterIndex } from '../policy/index.ts';
-import { probeFlow } from '../scenario/model.ts';
+import { modelOutcome } from '../scenario/model.ts';
 import { ScenarioError } from '../scenario/parse.ts';
 import {
   endpointText,
@@ -107,7 +106,7 @@ const SAMPLE_EVERY_MS = 200;
 const SAMPLE_TIMEOUT_MS = 1000;
 
 /**
- * Sends each probe every 200 ms from `startedAt` until stopped (without waiting for the previous one,
+ * Sends each probe every 200 ms until stopped (without waiting for the previous one,
  * so a denied probe's timeout does not thin the samples), and keeps when each was sent and whether it
  * got through: what passed during a convergence window.
  */
@@ -116,9 +115,9 @@ export class ProbeSampler {
   readonly #inflight = new Set<Promise<void>>();
   readonly #timer: NodeJS.Timeout;
 
-  constructor(lab: Lab, probes: Probe[], startedAt: number) {
+  constructor(lab: Lab, probes: () => Probe[], startedAt: number) {
     const tick = () => {
-      for (const p of probes) {
+      for (const p of probes()) {
         const atMs = Math.round(performance.now() - startedAt);
         const done = lab
           .probe(endpointText(p.from), endpointText(p.to), p.port, p.protocol, {
@@ -128,7 +127,7 @@ export class ProbeSampler {
             (r) => {
               this.samples.push({ probe: p.text, atMs, allowed: r.ok });
             },
-            () => {}, // a probe that cannot run (the lab going down) is no sample
+            () => {}, // a probe that cannot run (a pod not in the lab yet, the lab going down): no sample
           )
           .finally(() => this.#inflight.delete(done));
         this.#inflight.add(done);
@@ -173,10 +172,8 @@ export async function probeInLab(lab: Lab, world: World, probes: Probe[]): Promi
   return probes.map((probe, i) => {
     const r = results[i]!;
     let explanation: string | undefined;
-    if (index && r.ok !== probe.expectAllow) {
-      const flow = probeFlow(world, index, probe);
-      explanation = `lab: ${r.ok ? 'answered' : 'no answer'} (${r.detail}, ${r.address})\nmodel: ${explainVerdict(flow, evaluate(index, flow))}`;
-    }
+    if (index && r.ok !== probe.expectAllow)
+      explanation = `lab: ${r.ok ? 'answered' : 'no answer'} (${r.detail}, ${r.address})\nmodel: ${modelOutcome(world, index, probe).explanation}`;
     return { probe, allowed: r.ok, explanation };
   });
 }
