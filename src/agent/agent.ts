@@ -56,8 +56,13 @@ export interface AgentOptions {
 
 /** The agent's links to the node, besides the programmer; each is optional (tests use fakes). */
 export interface AgentParts {
-  /** Starts watching our table's change notifications; returns the function that stops it. */
-  monitor?: (onChange: (c: TableChange) => void, onLost: () => void) => () => void;
+  /** Starts watching our table's change notifications (those from `ownPort` may be skipped); returns
+   *  the function that stops it. */
+  monitor?: (
+    onChange: (c: TableChange) => void,
+    onLost: () => void,
+    ownPort: () => number | undefined,
+  ) => () => void;
   /** One writer per node: without a lock the agent always writes. */
   lock?: {
     tryAcquire(): Promise<boolean>;
@@ -117,6 +122,7 @@ export class Agent {
   private lockTimer: NodeJS.Timeout | undefined;
   /** Writing: holds the lock (or needs none) and has checked the table it starts from. */
   private active = false;
+  private stopped = false;
   private bootPending = false;
   private before: Before = 'unknown';
   private stopMonitor: (() => void) | undefined;
@@ -160,9 +166,7 @@ export class Agent {
         nodes: ingest('Node', normalizeNode),
       },
     });
-    this.reconciler = new NodeReconciler(options.nodeName, programmer, {
-      ...(options.maxBatchBytes === undefined ? {} : { maxBatchBytes: options.maxBatchBytes }),
-    });
+    this.reconciler = new NodeReconciler(options.nodeName, programmer, this.programOptions());
     this.runner = new BoundedRunner(() => this.run(), options.minSyncIntervalMs);
     this.store.onChange(() => this.runner.request());
   }
@@ -179,13 +183,15 @@ export class Agent {
     this.verifyTimer.unref();
     this.stopMonitor = this.parts.monitor?.(
       (c) => this.onTableChange(c),
-      () => this.onTableChange(undefined),
+      () => this.onNotificationsLost(),
+      () => this.programmer.portId,
     );
     await this.takeLock();
   }
 
   /** Stops watching and serving; the table stays in place so enforcement continues. */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.verifyTimer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.repairTimer);
@@ -210,15 +216,24 @@ export class Agent {
   /** Takes the node's lock, or waits as a standby (watching, not writing) until it is free. */
   private async takeLock(): Promise<void> {
     const lock = this.parts.lock;
+    if (this.stopped) return;
     if (lock && !(await lock.tryAcquire())) {
       const wasStandby = this.standbyFor !== undefined;
       this.standbyFor = (await lock.holder()) ?? 'unknown';
       this.metrics.standby.set(1);
-      if (!wasStandby)
+      if (!wasStandby) {
         this.log.warn(
           { holder: this.standbyFor },
           "standby: another agent writes this node's table; watching until it exits",
         );
+        // The one write a standby makes: a node with no table at all is closed. A live holder has
+        // programmed one (or is about to, and then replaces this one); any process in the namespace can
+        // bind the lock's name, and such a squatter must not leave the node open.
+        await this.boot().catch((error: Error) =>
+          this.log.error({ err: error.message }, 'boot-closed table failed'),
+        );
+      }
+      if (this.stopped) return;
       this.lockTimer = setTimeout(() => void this.takeLock(), this.options.lockRetryMs ?? 1000);
       this.lockTimer.unref();
       return;
@@ -278,17 +293,23 @@ export class Agent {
     return this.options.maxBatchBytes === undefined ? {} : { maxBatchBytes: this.options.maxBatchBytes };
   }
 
-  /** A notification of a change to our table (undefined: notifications were lost). */
-  private onTableChange(change: TableChange | undefined): void {
-    if (change !== undefined && change.portId === this.programmer.portId) return;
+  /** A notification of a change to our table: another process's is verified (and repaired) at once. */
+  private onTableChange(change: TableChange): void {
+    if (change.portId === this.programmer.portId) return;
     this.metrics.foreignChanges.inc();
     if (!this.active) return;
-    const detail =
-      change === undefined
-        ? 'notifications lost (receive queue overflow)'
-        : `${change.process ?? 'unknown process'} (pid ${change.pid ?? '?'}, port ${change.portId}): ${change.summary}`;
+    const detail = `${change.process ?? 'unknown process'} (pid ${change.pid ?? '?'}, port ${change.portId}): ${change.summary}`;
     this.log.warn({ detail }, 'table changed by another process');
     this.verifyDetail = detail;
+    this.requestVerify('notification');
+  }
+
+  /** The kernel dropped notifications (a burst larger than the receive buffer: often a large commit of
+   *  our own, which notifies per element): whether someone else changed the table is unknown. */
+  private onNotificationsLost(): void {
+    if (!this.active) return;
+    this.log.debug('table notifications lost; verifying');
+    this.verifyDetail ??= 'notifications lost';
     this.requestVerify('notification');
   }
 
@@ -356,8 +377,18 @@ export class Agent {
     );
   }
 
-  /** One run of the runner: the boot check, a sync when the store is complete, a verify when due. */
+  /** One run of the runner: the boot check, a sync when the store is complete, a verify when due. Never
+   *  rejects (the runner does not catch, and an unhandled rejection would end the process). */
   private async run(): Promise<void> {
+    try {
+      await this.runSteps();
+    } catch (error) {
+      this.log.error({ err: (error as Error).message }, 'internal error in the sync loop; retrying');
+      this.scheduleRetry();
+    }
+  }
+
+  private async runSteps(): Promise<void> {
     if (!this.active) return;
     if (this.bootPending) {
       try {
@@ -418,6 +449,7 @@ export class Agent {
         this.log.info(
           {
             sync: result.kind,
+            from: result.from,
             pods: result.pods,
             chains: result.chains,
             sets: result.sets,
@@ -586,6 +618,12 @@ export class Agent {
       this.server!.once('error', reject);
       this.server!.listen(port, host, () => resolve());
     });
+  }
+
+  /** Where /metrics, /healthz and /readyz are served (undefined: no server). */
+  get httpAddress(): { address: string; port: number } | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? { address: a.address, port: a.port } : undefined;
   }
 
   /** Resolves when no sync is running or pending (tests, benchmarks). */

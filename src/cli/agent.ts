@@ -116,11 +116,7 @@ export const agentCommand: Command = {
     // Loaded only when the agent runs. In-cluster the client reads the service-account files itself; only
     // --kubeconfig loads @kubernetes/client-node (large and slow to load) to parse the file.
     const { Agent } = await import('../agent/agent.ts');
-    const { NodeLock } = await import('../agent/lock.ts');
-    const { bridgeRanges } = await import('../agent/boot.ts');
-    const { TableMonitor } = await import('../nft/monitor.ts');
-    const { TABLE } = await import('../compile/desired.ts');
-    const { NFPROTO } = await import('../netlink/constants.ts');
+    const { nodeParts } = await import('../agent/parts.ts');
     const { ApiClient, loadClientConfig } = await import('../k8s/client.ts');
     // Synchronous writes, as Go components log: a line is out when the call returns, so a SIGKILL loses
     // nothing, and no line waits behind a busy thread pool (it delayed the "synced" line by up to 25 ms
@@ -169,14 +165,7 @@ export const agentCommand: Command = {
         bootClosed,
         ...(stateDir === undefined ? {} : { stateDir }),
       },
-      {
-        monitor: (onChange, onLost) => {
-          const m = new TableMonitor({ family: NFPROTO.INET, table: TABLE, onChange, onLost });
-          return () => m.close();
-        },
-        lock: new NodeLock(nodeName),
-        kernelPodRanges: () => bridgeRanges('cni0'),
-      },
+      nodeParts(nodeName),
     );
     await agent.start();
     const signal = await new Promise<NodeJS.Signals>((resolve) => {

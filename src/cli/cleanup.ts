@@ -13,6 +13,8 @@ export const cleanupCommand: Command = {
     '',
     'Deletes the `inet tollgate` nftables table of the network namespace it runs in, in one batch. Pod',
     'traffic is then no longer filtered. Nothing else on the node is touched. Needs CAP_NET_ADMIN.',
+    'Remove the agent DaemonSet first: a running agent sees the deletion (nf_tables notifications) and',
+    'programs its table again within a moment.',
   ].join('\n'),
   async run(argv, io) {
     const { positionals } = parseCommandArgs(this, argv, {});

@@ -34,6 +34,8 @@ export interface MonitorOptions {
   onChange(change: TableChange): void;
   /** Notifications were dropped (receive queue overflow): whatever happened is unknown. */
   onLost(): void;
+  /** Our own port id: its messages are skipped unparsed (a large commit of ours notifies per element). */
+  ownPort?: () => number | undefined;
   recvBufferSize?: number;
 }
 
@@ -61,6 +63,7 @@ export class TableMonitor {
 
   private onMessage(m: NlMessage): void {
     if (m.type >> 8 !== NFNL_SUBSYS_NFTABLES) return;
+    if (m.pid !== 0 && m.pid === this.options.ownPort?.()) return;
     const type = m.type & 0xff;
     if (type === NFT_MSG.NEWGEN) {
       const seen = this.pending.get(m.pid);

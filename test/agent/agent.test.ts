@@ -6,32 +6,12 @@ import { Agent } from '../../src/agent/agent.ts';
 import { FakeProgrammer } from '../../src/agent/programmer.ts';
 import type { Transaction } from '../../src/nft/index.ts';
 import { FakeApi, until } from '../k8s/fake-api.ts';
-import { nodes, pod, policy } from '../policy/builders.ts';
+import { pod, policy } from '../policy/builders.ts';
+import { cluster, Flaky, P, TEST_AGENT_OPTIONS } from './_fixtures.ts';
 
 const log = pino({ level: 'silent' });
-const P = {
-  pods: '/api/v1/pods',
-  ns: '/api/v1/namespaces',
-  np: '/apis/networking.k8s.io/v1/networkpolicies',
-  nodes: '/api/v1/nodes',
-};
-
-function cluster(api: FakeApi) {
-  api.put(P.ns, 'x', { metadata: { labels: {} } });
-  api.put(P.nodes, 'n1', nodes[0]!);
-  api.put(P.pods, 'a', pod('x/a', { app: 'a' }, { ip: '10.244.1.10' }));
-  api.put(P.pods, 'b', pod('x/b', { app: 'b' }, { ip: '10.244.1.11' }));
-}
-
 function agent(api: FakeApi, programmer = new FakeProgrammer(), minSyncIntervalMs = 50) {
-  const a = new Agent(api, programmer, log, {
-    nodeName: 'n1',
-    metricsAddr: undefined,
-    minSyncIntervalMs,
-    verifyIntervalMs: 60_000,
-    watchQuietMs: 60_000,
-    relistIntervalMs: 600_000,
-  });
+  const a = new Agent(api, programmer, log, { ...TEST_AGENT_OPTIONS, minSyncIntervalMs });
   return { a, programmer };
 }
 
@@ -78,16 +58,6 @@ t.test('a burst of events becomes few syncs; the last state wins', async (t) => 
 t.test('a rejected batch is retried and the agent reports not ready meanwhile', async (t) => {
   const api = new FakeApi();
   cluster(api);
-  class Flaky extends FakeProgrammer {
-    failNext = 0;
-    override async commit(tx: Transaction) {
-      if (this.failNext > 0) {
-        this.failNext--;
-        throw new Error('EPERM (injected)');
-      }
-      return super.commit(tx);
-    }
-  }
   const programmer = new Flaky();
   const { a } = agent(api, programmer);
   t.teardown(() => a.stop());
@@ -108,14 +78,7 @@ t.test('an object that cannot be used is logged once and skipped; the rest stays
   cluster(api);
   const lines: { msg: string; problem?: string }[] = [];
   const capture = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-  const a = new Agent(api, new FakeProgrammer(), capture, {
-    nodeName: 'n1',
-    metricsAddr: undefined,
-    minSyncIntervalMs: 10,
-    verifyIntervalMs: 60_000,
-    watchQuietMs: 60_000,
-    relistIntervalMs: 600_000,
-  });
+  const a = new Agent(api, new FakeProgrammer(), capture, TEST_AGENT_OPTIONS);
   t.teardown(() => a.stop());
   await a.start();
   await until(() => a.ready, 'ready');

@@ -17,21 +17,8 @@ import { BASE_CHAIN, TABLE } from '../../src/compile/desired.ts';
 import type { Transaction } from '../../src/nft/index.ts';
 import type { TableChange } from '../../src/nft/monitor.ts';
 import { FakeApi, until } from '../k8s/fake-api.ts';
-import { nodes, pod, policy } from '../policy/builders.ts';
-
-const P = {
-  pods: '/api/v1/pods',
-  ns: '/api/v1/namespaces',
-  np: '/apis/networking.k8s.io/v1/networkpolicies',
-  nodes: '/api/v1/nodes',
-};
-
-function cluster(api: FakeApi) {
-  api.put(P.ns, 'x', { metadata: { labels: {} } });
-  api.put(P.nodes, 'n1', nodes[0]!);
-  api.put(P.pods, 'a', pod('x/a', { app: 'a' }, { ip: '10.244.1.10' }));
-  api.put(P.pods, 'b', pod('x/b', { app: 'b' }, { ip: '10.244.1.11' }));
-}
+import { pod, policy } from '../policy/builders.ts';
+import { cluster, Flaky, P, TEST_AGENT_OPTIONS } from './_fixtures.ts';
 
 interface Line {
   msg: string;
@@ -41,14 +28,9 @@ interface Line {
   [k: string]: unknown;
 }
 
-/** Our "kernel": commits can be refused while `refuse` matches the batch's text. */
-class Kernel extends FakeProgrammer {
-  refuse: RegExp | undefined;
+/** Our "kernel", with the port id its commits' notifications carry. */
+class Kernel extends Flaky {
   readonly portId = 4242;
-  override async commit(tx: Transaction) {
-    if (this.refuse?.test(tx.toString())) throw new Error('EINVAL (injected)');
-    return super.commit(tx);
-  }
 }
 
 let lockCount = 0;
@@ -61,21 +43,7 @@ function agent(
 ) {
   const lines: Line[] = [];
   const log = pino({ level: 'debug' }, { write: (l: string) => lines.push(JSON.parse(l) as Line) });
-  const a = new Agent(
-    api,
-    kernel,
-    log,
-    {
-      nodeName: 'n1',
-      metricsAddr: undefined,
-      minSyncIntervalMs: 10,
-      verifyIntervalMs: 60_000,
-      watchQuietMs: 60_000,
-      relistIntervalMs: 600_000,
-      ...options,
-    },
-    parts,
-  );
+  const a = new Agent(api, kernel, log, { ...TEST_AGENT_OPTIONS, ...options }, parts);
   t.teardown(() => a.stop());
   return { a, lines };
 }
@@ -194,6 +162,35 @@ t.test('a second agent is standby, never writes, and takes over when the first e
   t.ok(sawTable?.chains.has(BASE_CHAIN), 'the table stayed in place throughout');
   t.match(await metric(second.a, 'tollgate_standby'), /tollgate_standby 0/);
 });
+
+t.test(
+  'a standby on a node with no table at all closes it (a squatter on the lock must not open it)',
+  async (t) => {
+    const name = `tollgate-test-${process.pid}-${lockCount++}`;
+    const squatter = new NodeLock('n1', name);
+    t.ok(await squatter.tryAcquire(), 'someone else holds the lock');
+    t.teardown(() => squatter.release());
+    const api = new FakeApi();
+    cluster(api);
+    const kernel = new FakeProgrammer();
+    const { a, lines } = agent(
+      t,
+      api,
+      kernel,
+      { lockRetryMs: 50 },
+      { lock: new NodeLock('n1', name), kernelPodRanges: async () => ['10.244.1.0/24'] },
+    );
+    await a.start();
+    t.ok(a.standby);
+    t.ok(ours(kernel), 'a closed table');
+    t.ok(lines.some((l) => l.msg === 'boot-closed table programmed'));
+    await new Promise((r) => setTimeout(r, 150));
+    t.equal(kernel.transactions.length, 1, 'and nothing else while standby');
+    await squatter.release();
+    await until(() => a.ready, 'took over and synced');
+    t.ok(ours(kernel)!.sets.has('ingress4'), 'the full table');
+  },
+);
 
 t.test(
   'closed at boot: no table and the API unreachable: the closed table from the state file',
@@ -315,6 +312,34 @@ t.test('/healthz fails when syncs have failed for longer than the liveness timeo
   t.match(a.health(), /^syncs have failed for \d+ s \(\d+ in a row\): EINVAL \(injected\)/);
   kernel.refuse = undefined;
   await until(() => a.health() === undefined, 'healthy again after a success', 40_000);
+});
+
+t.test('the probes over HTTP: 503 with the reason from /healthz and /readyz', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const kernel = new Kernel();
+  const { a } = agent(t, api, kernel, { livenessTimeoutMs: 300, metricsAddr: '127.0.0.1:0' });
+  await a.start();
+  await until(() => a.ready, 'ready');
+  const url = (path: string) => `http://127.0.0.1:${a.httpAddress!.port}${path}`;
+  const get = async (path: string) => {
+    const r = await fetch(url(path));
+    return { status: r.status, body: await r.text() };
+  };
+  t.same(await get('/healthz'), { status: 200, body: 'ok\n' });
+  t.same(await get('/readyz'), { status: 200, body: 'ok\n' });
+  kernel.refuse = /./;
+  api.put(P.np, 'p', policy('x/p', { podSelector: {}, ingress: [] }));
+  await until(() => a.health() !== undefined, 'unhealthy', 10_000);
+  const health = await get('/healthz');
+  t.equal(health.status, 503);
+  t.match(health.body, /^syncs have failed for \d+ s \(\d+ in a row\): EINVAL \(injected\)/);
+  const ready = await get('/readyz');
+  t.equal(ready.status, 503);
+  t.match(ready.body, /^last sync failed: EINVAL \(injected\)/);
+  const metrics = (await get('/metrics')).body;
+  t.match(metrics, /tollgate_sync_failures_consecutive [1-9]/);
+  t.match(metrics, /tollgate_last_successful_sync_timestamp_seconds \d{10}/);
 });
 
 t.test('/healthz fails when the cluster has not been listed for longer than the timeout', async (t) => {

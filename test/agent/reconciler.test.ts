@@ -6,16 +6,7 @@ import { FakeProgrammer } from '../../src/agent/programmer.ts';
 import { NodeReconciler } from '../../src/agent/reconciler.ts';
 import { messageTypeName } from '../../src/netlink/constants.ts';
 import { pod, policy, state } from '../policy/builders.ts';
-
-const dbPolicy = policy('x/db', {
-  podSelector: { matchLabels: { role: 'db' } },
-  ingress: [{ from: [{ podSelector: { matchLabels: { role: 'api' } } }], ports: [{ port: 5432 }] }],
-});
-const basePods = () => [
-  pod('x/db', { role: 'db' }, { node: 'n1', ip: '10.244.1.20', ip6: 'fd00:10:244:1::20' }),
-  pod('x/api1', { role: 'api' }, { node: 'n2', ip: '10.244.2.30', ip6: 'fd00:10:244:2::30' }),
-  pod('x/web', { role: 'web' }, { node: 'n1', ip: '10.244.1.40', ip6: 'fd00:10:244:1::40' }),
-];
+import { basePods, dbPolicy } from './_fixtures.ts';
 
 async function start() {
   const fake = new FakeProgrammer();

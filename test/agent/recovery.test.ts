@@ -4,22 +4,13 @@
 // program while syncs fail. On the fake programmer (the same batch bytes the kernel gets); the kernel
 // versions of these cases are in test/agent/kernel-recovery.test.ts.
 import t from 'tap';
-import { FakeProgrammer } from '../../src/agent/programmer.ts';
+import type { FakeProgrammer } from '../../src/agent/programmer.ts';
 import { NodeReconciler } from '../../src/agent/reconciler.ts';
 import { BASE_CHAIN, TABLE } from '../../src/compile/desired.ts';
 import { compareTable } from '../../src/compile/verify.ts';
-import type { Transaction } from '../../src/nft/index.ts';
 import { pod, policy, state } from '../policy/builders.ts';
+import { basePods, dbPolicy, Flaky } from './_fixtures.ts';
 
-const dbPolicy = policy('x/db', {
-  podSelector: { matchLabels: { role: 'db' } },
-  ingress: [{ from: [{ podSelector: { matchLabels: { role: 'api' } } }], ports: [{ port: 5432 }] }],
-});
-const basePods = () => [
-  pod('x/db', { role: 'db' }, { node: 'n1', ip: '10.244.1.20', ip6: 'fd00:10:244:1::20' }),
-  pod('x/api1', { role: 'api' }, { node: 'n2', ip: '10.244.2.30', ip6: 'fd00:10:244:2::30' }),
-  pod('x/web', { role: 'web' }, { node: 'n1', ip: '10.244.1.40', ip6: 'fd00:10:244:1::40' }),
-];
 /** api1 relabelled: its addresses leave the peer sets (element deletes). */
 const api1Retired = () => {
   const pods = basePods();
@@ -32,17 +23,6 @@ const webIsolated = () =>
     pods: basePods(),
     policies: [dbPolicy, policy('x/web', { podSelector: { matchLabels: { role: 'web' } }, ingress: [] })],
   });
-
-class Flaky extends FakeProgrammer {
-  failNext = 0;
-  override async commit(tx: Transaction) {
-    if (this.failNext > 0) {
-      this.failNext--;
-      throw new Error('EIO (injected)');
-    }
-    return super.commit(tx);
-  }
-}
 
 async function start() {
   const fake = new Flaky();

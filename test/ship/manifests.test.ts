@@ -131,13 +131,19 @@ t.test('the agent DaemonSet: host network, NET_ADMIN only, read-only, every node
     'tolerates every taint',
   );
   t.notOk(agentPod.hostPID || agentPod.hostIPC, 'no host PID or IPC namespace');
-  t.notOk(
-    agentPod.volumes?.some((v: Obj) => v.hostPath),
-    'no hostPath volume',
+  // One hostPath, the agent's state directory (pod ranges for the boot-closed table), mounted where
+  // --state-dir points.
+  const hostPaths = (agentPod.volumes ?? []).filter((v: Obj) => v.hostPath);
+  t.same(
+    hostPaths.map((v: Obj) => v.hostPath),
+    [{ path: '/var/lib/tollgate', type: 'DirectoryOrCreate' }],
+    'only the state directory from the host',
   );
   t.equal(agentPod.containers.length, 1, 'one container');
   t.ok(agent, 'a container named agent');
   t.equal(agent.args?.[0], 'agent', 'it runs `tollgate agent` (the image entrypoint is tollgate)');
+  const mount = agent.volumeMounts?.find((m: Obj) => m.name === hostPaths[0]?.name);
+  t.ok(agent.args.includes(`--state-dir=${mount?.mountPath}`), '--state-dir is the mounted state directory');
   t.notOk(agent.command, 'the image entrypoint is kept');
 
   const sc = agent.securityContext;
