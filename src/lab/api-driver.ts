@@ -400,6 +400,8 @@ export class ApiScenarioDriver implements ScenarioDriver {
   }
 
   async fault(world: World, step: FaultStep): Promise<void> {
+    // A convergence seen before this fault says nothing about the table after it.
+    this.#lastConvergedAt = undefined;
     switch (step.kind) {
       case 'tamper': {
         // One argument: nft joins its arguments into one command line anyway.
@@ -462,9 +464,9 @@ export class ApiScenarioDriver implements ScenarioDriver {
     }
   }
 
-  watch(_world: World, probes: Probe[], startedAt: number): void {
+  watch(_world: World, probes: () => Probe[], startedAt: number): void {
     void this.#sampler?.stop();
-    this.#sampler = probes.length > 0 ? new ProbeSampler(this.lab!, probes, startedAt) : undefined;
+    this.#sampler = new ProbeSampler(this.lab!, probes, startedAt);
   }
 
   /**
@@ -486,6 +488,7 @@ export class ApiScenarioDriver implements ScenarioDriver {
     this.#sampler = undefined;
     const denied = new Set(probes.filter((p) => !p.expectAllow).map((p) => p.text));
     const report: WindowReport = {
+      openedAt: Math.round(performance.timeOrigin + window.startedAt),
       withinMs: window.withinMs,
       allowedMs,
       convergedMs,

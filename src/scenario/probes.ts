@@ -35,6 +35,8 @@ export interface WindowSample {
  * expectation to the step. With `within`, how long until every node's table equalled the model again.
  */
 export interface WindowReport {
+  /** When the window opened, as epoch ms (to compare with the agents' log times). */
+  openedAt: number;
   /** undefined: a plain `expect` after a fault (sampled, not timed). */
   withinMs: number | undefined;
   /** withinMs times the machine's load allowance (see the lab driver): what was asserted. */
@@ -62,9 +64,10 @@ export interface ScenarioDriver {
   fault?(world: World, step: FaultStep): Promise<void>;
   /**
    * A window opened at `startedAt` (performance.now()) whose next expectation has `within` or follows a
-   * fault: the driver may sample these (deny) probes until `probeWindow` closes it.
+   * fault: the driver may sample its deny probes until `probeWindow` closes it. `probes()` gives them as
+   * far as they parse at the time (a pod added during the window is sampled once it exists).
    */
-  watch?(world: World, probes: Probe[], startedAt: number): void;
+  watch?(world: World, probes: () => Probe[], startedAt: number): void;
   /** Such an `expect`: the probes as `probe` does, the samples, and (with within) how fast it converged. */
   probeWindow?(
     world: World,
@@ -233,7 +236,7 @@ async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioRe
         next?.kind === 'expect' &&
         (next.withinMs !== undefined || window.fault)
       ) {
-        driver.watch(world, watchedProbes(world, next), window.startedAt);
+        driver.watch(world, () => watchedProbes(world, next), window.startedAt);
         window.watching = true;
       }
       if (isFault(step)) await driver.fault?.(world, step);
@@ -265,10 +268,7 @@ async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioRe
   }
 }
 
-/**
- * The deny probes of a later `expect` step, as far as they parse now (a probe naming a pod that a step
- * before it adds cannot be sampled from the window's start).
- */
+/** The deny probes of a later `expect` step, as far as they parse now (its pods may not exist yet). */
 function watchedProbes(world: World, step: Step & { kind: 'expect' }): Probe[] {
   const out: Probe[] = [];
   step.probes.forEach((line, i) => {
