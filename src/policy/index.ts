@@ -71,12 +71,15 @@ export class ClusterIndex {
   private current: ClusterState;
   /** The pods as given (their raw objects), by key. */
   private readonly pods = new Map<string, Pod>();
-  /** Each pod's view (see the class comment), by key: the very pod object when nothing is contested. */
+  /** The views that differ from their pod (a copy without contested addresses), by key; usually empty. */
   private readonly views = new Map<string, Pod>();
-  /** Live pods (by their own addresses) claiming each address: more than one is a conflict. */
-  private readonly claims = new Map<bigint, Set<string>>();
-  /** The contested addresses, by key. */
-  private readonly contested = new Map<bigint, Address>();
+  /**
+   * The live pod (key) claiming each address, or the pods when more than one does (a conflict). Keyed by
+   * claimKey: IPv4 as a number, which a Map hashes much faster than a bigint (this is on every pod's path).
+   */
+  private readonly claims = new Map<number | bigint, string | Set<string>>();
+  /** The contested addresses, by claimKey. */
+  private readonly contested = new Map<number | bigint, Address>();
   private conflictIssues: readonly ValidationIssue[] | undefined = [];
   /** Which raw pod each view copy was made from. */
   private readonly viewSources = new WeakMap<Pod, Pod>();
@@ -188,48 +191,77 @@ export class ClusterIndex {
    */
   private podChanged(old: Pod | undefined, pod: Pod | undefined): void {
     const key = (old ?? pod)!.key;
-    const affected = new Set([key]);
-    if (old !== undefined && isLivePod(old)) for (const ip of old.ips) this.unclaim(ip, key, affected);
-    if (pod !== undefined && isLivePod(pod)) for (const ip of pod.ips) this.claim(ip, key, affected);
-    for (const k of affected) {
-      const before = this.views.get(k);
-      const raw = this.pods.get(k);
-      const after = raw === undefined ? undefined : this.viewOf(raw, before);
-      if (after === undefined) this.views.delete(k);
-      else this.views.set(k, after);
-      if (after !== before) this.viewChanged(before, after);
-    }
+    // Other pods whose view may change: only when a contested address is involved (rare), so the
+    // common change allocates nothing here.
+    let others: Set<string> | undefined;
+    if (old !== undefined && isLivePod(old)) for (const ip of old.ips) others = this.unclaim(ip, key, others);
+    if (pod !== undefined && isLivePod(pod)) for (const ip of pod.ips) others = this.claim(ip, key, others);
+    const before = this.views.get(key) ?? old;
+    const after = pod === undefined ? undefined : this.viewOf(pod, before);
+    this.setView(key, pod, after);
+    if (after !== before) this.viewChanged(before, after);
+    if (others !== undefined) for (const k of others) if (k !== key) this.refreshView(k);
   }
 
-  private claim(ip: Address, key: string, affected: Set<string>): void {
-    const k = addressKey(ip);
-    let keys = this.claims.get(k);
-    if (keys === undefined) {
-      keys = new Set();
-      this.claims.set(k, keys);
+  /** The view of a pod by key: the pod itself unless a copy stands for it. */
+  private viewAt(key: string): Pod | undefined {
+    return (this.views.size > 0 ? this.views.get(key) : undefined) ?? this.pods.get(key);
+  }
+
+  private setView(key: string, raw: Pod | undefined, view: Pod | undefined): void {
+    if (view !== undefined && view !== raw) this.views.set(key, view);
+    else if (this.views.size > 0) this.views.delete(key);
+  }
+
+  /** Brings the view of a pod whose object did not change up to date with the claims. */
+  private refreshView(key: string): void {
+    const raw = this.pods.get(key);
+    if (raw === undefined) return;
+    const before = this.viewAt(key);
+    const after = this.viewOf(raw, before);
+    this.setView(key, raw, after);
+    if (after !== before) this.viewChanged(before, after);
+  }
+
+  private claim(ip: Address, key: string, others: Set<string> | undefined): Set<string> | undefined {
+    const k = claimKey(ip);
+    const held = this.claims.get(k);
+    if (held === undefined || held === key) {
+      this.claims.set(k, key);
+      return others;
     }
+    const keys = typeof held === 'string' ? new Set([held]) : held;
     keys.add(key);
-    if (keys.size < 2) return;
+    this.claims.set(k, keys);
     this.contested.set(k, ip);
     this.conflictIssues = undefined;
-    for (const other of keys) affected.add(other);
+    const out = others ?? new Set<string>();
+    for (const other of keys) out.add(other);
+    return out;
   }
 
-  private unclaim(ip: Address, key: string, affected: Set<string>): void {
-    const k = addressKey(ip);
-    const keys = this.claims.get(k);
-    if (keys === undefined || !keys.delete(key)) return;
-    if (keys.size === 0) this.claims.delete(k);
-    if (!this.contested.has(k)) return;
+  private unclaim(ip: Address, key: string, others: Set<string> | undefined): Set<string> | undefined {
+    const k = claimKey(ip);
+    const held = this.claims.get(k);
+    if (held === key) {
+      this.claims.delete(k);
+      return others;
+    }
+    if (typeof held === 'string' || held === undefined || !held.delete(key)) return others;
     this.conflictIssues = undefined;
-    for (const other of keys) affected.add(other);
-    if (keys.size < 2) this.contested.delete(k);
+    const out = others ?? new Set<string>();
+    for (const other of held) out.add(other);
+    if (held.size === 1) {
+      this.contested.delete(k);
+      this.claims.set(k, held.values().next().value!);
+    }
+    return out;
   }
 
   /** A pod without its contested addresses; the previous view when that is still the same thing. */
   private viewOf(raw: Pod, previous: Pod | undefined): Pod {
     if (this.contested.size === 0 || !isLivePod(raw)) return raw;
-    const ips = raw.ips.filter((ip) => !this.contested.has(addressKey(ip)));
+    const ips = raw.ips.filter((ip) => !this.contested.has(claimKey(ip)));
     if (ips.length === raw.ips.length) return raw;
     if (
       previous !== undefined &&
@@ -252,7 +284,7 @@ export class ClusterIndex {
     if (this.conflictIssues !== undefined) return this.conflictIssues;
     const issues: ValidationIssue[] = [];
     for (const [k, ip] of this.contested) {
-      const keys = [...this.claims.get(k)!].sort();
+      const keys = [...(this.claims.get(k) as Set<string>)].sort();
       const where = keys.map((key) => `${key} (node ${this.pods.get(key)?.nodeName ?? 'unknown'})`);
       issues.push({
         object: `Pod ${keys[0]}`,
@@ -326,13 +358,13 @@ export class ClusterIndex {
   /** Policies that select a pod (point 1: only policies of the pod's own namespace). */
   policiesSelecting(pod: Pod): Policy[] {
     let out = this.selectedBy.get(pod.key);
-    if (out && this.views.get(pod.key) === pod) return out;
+    if (out && this.viewAt(pod.key) === pod) return out;
     out = isLivePod(pod)
       ? (this.policiesByNamespace.get(pod.namespace) ?? []).filter(
           (p) => !p.podSelectorValid || matchesSelector(p.podSelector, pod.labels),
         )
       : [];
-    if (this.views.get(pod.key) === pod) this.selectedBy.set(pod.key, out);
+    if (this.viewAt(pod.key) === pod) this.selectedBy.set(pod.key, out);
     return out;
   }
 
@@ -386,6 +418,9 @@ export class ClusterIndex {
     for (const key of this.peerMembers.keys()) if (!keys.has(key)) this.peerMembers.delete(key);
   }
 }
+
+/** An address as a claims key: IPv4 as a number, IPv6 as its bigint (the two never collide). */
+const claimKey = (a: Address): number | bigint => (a.family === 4 ? Number(a.value) : a.value);
 
 function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);
