@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { LabScenarioDriver } from '../../src/lab/scenario.ts';
 import { modelDriver } from '../../src/scenario/model.ts';
 import { loadScenario, parseScenarioText } from '../../src/scenario/parse.ts';
 import { runScenario } from '../../src/scenario/probes.ts';
@@ -170,4 +171,15 @@ t.test("the project's fault scenarios pass in model mode (tollgate simulate)", a
   t.equal(bad.code, 2, 'a bad fault step is a usage error');
   t.match(bad.stderr, /bad\.yaml: steps\[0\]\.agent\.do: 'nap' is not one of/);
   t.notMatch(bad.stderr, /\n\s+at /, 'no stack trace');
+});
+
+t.test('the plain lab driver refuses fault steps with a pointer to --api', async (t) => {
+  const s = parse(`- tamper: {node: 1, nft: "flush ruleset"}\n`);
+  const step = s.steps[0]!;
+  if (step.kind !== 'tamper') throw new Error('not a tamper step');
+  await t.rejects(new LabScenarioDriver().fault(new World(s), step), {
+    code: 'E_USAGE',
+    message:
+      /^f\.yaml: steps\[0\]\.tamper: fault steps need agents and an API server: run it with `tollgate lab run --api`$/,
+  });
 });
