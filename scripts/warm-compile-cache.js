@@ -13,7 +13,12 @@ if (!dir) {
 const result = module.enableCompileCache(dir);
 // The modules the agent loads on demand (see src/cli/agent.ts), then the CLI itself (with --help, so that
 // it only prints its usage).
-for (const m of ['../src/agent/agent.ts', '../src/k8s/client.ts', '../src/agent/programmer.ts'])
+for (const m of [
+  '../src/agent/agent.ts',
+  '../src/agent/parts.ts',
+  '../src/k8s/client.ts',
+  '../src/agent/programmer.ts',
+])
   await import(m);
 const argv = process.argv;
 process.argv = [argv[0] ?? 'node', 'tollgate', '--help'];

@@ -13,8 +13,7 @@ export function nodeParts(
 ): AgentParts {
   return {
     monitor: (onChange, onLost, ownPort) => {
-      const m = new TableMonitor({ family: NFPROTO.INET, table: TABLE, onChange, onLost, ownPort });
-      return () => m.close();
+      return new TableMonitor({ family: NFPROTO.INET, table: TABLE, onChange, onLost, ownPort });
     },
     lock: new NodeLock(nodeName, options.lockName),
     kernelPodRanges: () => bridgeRanges(options.bridge ?? 'cni0'),

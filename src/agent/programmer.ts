@@ -34,6 +34,9 @@ export interface CommitInfo {
   /** nf_tables messages in the batch (BEGIN/END not counted). */
   messages: number;
   bytes: number;
+  /** The ruleset generation the committed batch was built against and the one right after it (only a
+   *  programmer with a kernel knows them): another process committed in between when after > before+1. */
+  generations?: { before: number; after: number; attempts: number };
 }
 
 export interface Programmer {
@@ -46,6 +49,8 @@ export interface Programmer {
   /** The netlink port id our commits come from (their change notifications carry it); undefined when
    *  the programmer has no socket. */
   readonly portId?: number | undefined;
+  /** The kernel's ruleset generation (bumped by every committed batch of anyone). */
+  generation?(): Promise<number>;
   close(): void;
 }
 
@@ -60,8 +65,19 @@ export class NetlinkProgrammer implements Programmer {
   async commit(tx: Transaction): Promise<CommitInfo> {
     // Our transactions do not depend on the generation (they diff against what we programmed), so a
     // stale generation is simply retried with the same transaction.
-    const r = await commitWithRetry(this.sock, () => tx);
-    return { messages: r.messages, bytes: r.bytes };
+    let before = -1;
+    const r = await commitWithRetry(this.sock, (genid) => {
+      before = genid;
+      return tx;
+    });
+    return {
+      messages: r.messages,
+      bytes: r.bytes,
+      generations: { before, after: r.genid, attempts: r.attempts },
+    };
+  }
+  generation(): Promise<number> {
+    return this.sock.getGeneration();
   }
   async listTable(): Promise<string | undefined> {
     const ruleset = await this.readTable();

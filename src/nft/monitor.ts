@@ -45,6 +45,7 @@ export class TableMonitor {
   /** Messages of the transaction being received, per committing port (until its NEWGEN). */
   private readonly pending = new Map<number, Map<string, number>>();
   private closed = false;
+  private paused = 0;
 
   constructor(options: MonitorOptions) {
     this.options = options;
@@ -88,6 +89,21 @@ export class TableMonitor {
     this.pending.set(m.pid, seen);
     const name = messageTypeName(m.type);
     seen.set(name, (seen.get(name) ?? 0) + 1);
+  }
+
+  /**
+   * Leaves the multicast group until resume(): while nobody listens the kernel builds no notifications,
+   * and a large commit of our own would otherwise make one per element (tens of thousands of
+   * datagrams we would only skip). What happens meanwhile must be found out otherwise (the generation).
+   */
+  pause(): void {
+    if (this.closed || this.paused++ > 0) return;
+    this.sock.dropMembership(NFNLGRP_NFTABLES);
+  }
+
+  resume(): void {
+    if (this.closed || this.paused === 0 || --this.paused > 0) return;
+    this.sock.addMembership(NFNLGRP_NFTABLES);
   }
 
   close(): void {

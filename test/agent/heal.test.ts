@@ -53,7 +53,7 @@ function monitor() {
   const m: { emit?: (c: TableChange) => void } = {};
   const part: AgentParts['monitor'] = (onChange) => {
     m.emit = onChange;
-    return () => {};
+    return { close() {}, pause() {}, resume() {} };
   };
   return { m, part };
 }
@@ -87,6 +87,83 @@ t.test("another process's change: repaired at once; our own commits are ignored"
   t.ok(ours(kernel), 'the table is back');
   t.match(await metric(a, 'tollgate_repairs_total'), /tollgate_repairs_total\{cause="notification"\} 1/);
   t.match(await metric(a, 'tollgate_table_changes_by_others_total'), / 1$/m);
+});
+
+t.test(
+  'notifications pause during our commits; another commit in the pause is caught by the generation',
+  async (t) => {
+    const api = new FakeApi();
+    cluster(api);
+    /** A kernel with a generation counter; `sneak` runs another process's change inside our commit. */
+    class GenKernel extends Kernel {
+      gen = 1;
+      sneak: (() => void) | undefined;
+      async generation() {
+        return this.gen;
+      }
+      override async commit(tx: Transaction) {
+        const before = this.gen;
+        const r = await super.commit(tx);
+        this.gen++;
+        if (this.sneak) {
+          this.sneak();
+          this.sneak = undefined;
+          this.gen++;
+        }
+        return { ...r, generations: { before, after: before + 1, attempts: 1 } };
+      }
+    }
+    const kernel = new GenKernel();
+    const calls: string[] = [];
+    const part: AgentParts['monitor'] = () => ({
+      close() {},
+      pause: () => calls.push('pause'),
+      resume: () => calls.push('resume'),
+    });
+    const { a, lines } = agent(t, api, kernel, {}, { monitor: part });
+    await a.start();
+    await until(() => a.ready, 'ready');
+    t.ok(calls.length >= 2 && calls[0] === 'pause' && calls[1] === 'resume', 'paused around the commit');
+    t.notOk(
+      lines.some((l) => l.msg === 'repaired'),
+      'a clean commit schedules nothing',
+    );
+    kernel.sneak = () => kernel.tables.delete(`inet ${TABLE}`);
+    api.put(P.np, 'p', policy('x/p', { podSelector: {}, ingress: [] }));
+    await until(() => lines.some((l) => l.msg === 'repaired'), 'repaired');
+    const r = lines.find((l) => l.msg === 'repaired')!;
+    t.equal(r.cause, 'notification');
+    t.match(r.trigger, /another commit while ours ran/);
+    t.ok(ours(kernel), 'the table is back');
+    t.equal(calls.filter((c) => c === 'pause').length, calls.filter((c) => c === 'resume').length);
+  },
+);
+
+t.test('no notifications or no lock: the agent still runs and says so', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const { a, lines } = agent(
+    t,
+    api,
+    new FakeProgrammer(),
+    {},
+    {
+      monitor: () => {
+        throw new Error('EPERM (injected)');
+      },
+      lock: {
+        tryAcquire: async () => {
+          throw new Error('ENOMEM (injected)');
+        },
+        holder: async () => undefined,
+        release: async () => {},
+      },
+    },
+  );
+  await a.start();
+  await until(() => a.ready, 'ready');
+  t.ok(lines.some((l) => l.msg.startsWith('no table notifications')));
+  t.ok(lines.some((l) => l.msg === 'the node lock is unusable; writing without it'));
 });
 
 t.test('verification restores the last complete table while syncs fail', async (t) => {

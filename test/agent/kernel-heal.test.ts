@@ -185,6 +185,7 @@ t.test('table deleted while idle: repaired from the notification (20 tries, time
     const r = await a.waitFor((l) => l.msg === 'repaired', `repair ${i}`, from);
     times.push(r.time - deleted);
     t.equal(r.cause, 'notification');
+    if (i === 0) t.match(r.trigger, /^nft \(pid \d+, port \d+\): .*DELTABLE 1/, 'who did it, from NEWGEN');
     t.ok(await converged(ns, want), `try ${i}: the same table again`);
   }
   times.sort((x, y) => x - y);

@@ -21,3 +21,21 @@ t.test('--heap-growth-percent takes an integer from 0 to 1000', async (t) => {
   t.equal(help.status, 0);
   t.match(help.stdout, /--heap-growth-percent N .*\n.*default 30;/);
 });
+
+t.test('the self-healing flags: checked values, documented in --help', async (t) => {
+  const bad = agent('--node-name', 'n1', '--boot-closed=maybe');
+  t.equal(bad.status, 2);
+  t.match(bad.stderr, "--boot-closed must be true or false, not 'maybe'");
+  const timeout = agent('--node-name', 'n1', '--liveness-timeout-ms=soon');
+  t.equal(timeout.status, 2);
+  t.match(timeout.stderr, "--liveness-timeout-ms must be a positive number of milliseconds, not 'soon'");
+  const help = agent('--help').stdout;
+  t.match(help, /--liveness-timeout-ms N .*\n.*\n.*\(default 180000\)/);
+  t.match(help, /--state-dir DIR .*\n.*\/var\/lib\/tollgate/);
+  t.match(help, /--boot-closed=BOOL/);
+  t.match(
+    help,
+    /Trade-off: while the API server is unreachable after a reboot,\n.*this node's pods have no network/,
+  );
+  t.match(help, /"standby"/);
+});
