@@ -17,7 +17,7 @@ import {
 import { Planner } from '../../src/policy/plan.ts';
 import type { ClusterState, Pod } from '../../src/policy/types.ts';
 import { enforcer, makeNs, nft } from '../compile/_kernel.ts';
-import { allowed, cluster, nodes, pod, policy, state } from './builders.ts';
+import { allowed, cluster, nodes, pod, policy, replaceSlot, state } from './builders.ts';
 
 /**
  * What a node's plan programs (everything but the issues), as comparable text. Named-port entries follow
@@ -287,14 +287,8 @@ t.test(
           // Edits one pod at a time (the agent's podChanges path): equal to a fresh index each time.
           const slots = new Map(pods.map((p, i) => [i, p]));
           for (const [slot, next] of edits) {
-            const old = slots.get(slot);
             const placed = next && buildPods([...Array.from({ length: slot }, () => next), next])[slot]!;
-            const changes = new Map<string, Pod | undefined>();
-            if (old) changes.set(old.key, undefined);
-            if (placed) {
-              slots.set(slot, placed);
-              changes.set(placed.key, placed);
-            } else slots.delete(slot);
+            const changes = replaceSlot(slots, slot, placed);
             const nextState = { ...s, pods: [...slots.values()] };
             index.update(nextState, changes);
             const fresh = new ClusterIndex(nextState);
