@@ -108,9 +108,7 @@ else if (await requireBinaries(t)) {
     const driver = new ApiScenarioDriver();
     const report = await runFaultScenario(t, 'reboot.yaml', driver);
     const windows = report.steps.filter((s) => s.window).map((s) => s.window!);
-    const outage = report.steps.find(
-      (s) => s.window && s.window.samples.some((x) => x.probe.includes('x/e')),
-    )?.window;
+    const outage = report.steps.find((s) => s.window?.samples.some((x) => x.probe.includes('x/e')))?.window;
     t.ok(outage, 'the outage window sampled the unknown pod x/e too');
     if (!outage) return;
     t.comment(`outage after the agent started: ${formatWindow(outage)}; ${loadLine()}`);

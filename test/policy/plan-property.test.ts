@@ -13,7 +13,6 @@ import {
   normalizePolicy,
 } from '../../src/policy/normalize.ts';
 import { Planner } from '../../src/policy/plan.ts';
-import type { Pod } from '../../src/policy/types.ts';
 import { nodes, replaceSlot } from './builders.ts';
 import { PlanMatcher } from './plan-matcher.ts';
 
