@@ -529,6 +529,7 @@ export class Agent {
   /** A sync that had to start from the kernel's listing because our record was wrong is a repair. */
   private recordRecovery(result: SyncResult): void {
     if (result.recovered === undefined && !(result.from === 'kernel' && this.failures > 0)) return;
+    if (result.recovered !== undefined) this.metrics.netlinkErrors.inc(); // the kernel did reject a batch
     this.metrics.repairs.inc({ cause: 'recovery' });
     this.log.warn(
       {

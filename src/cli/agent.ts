@@ -4,7 +4,7 @@ import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
 import { DEFAULT_AGENT_OPTIONS } from '../agent/options.ts';
 import { NetlinkProgrammer } from '../agent/programmer.ts';
-import type { ClientConfig } from '../k8s/client.ts';
+import type { ListWatch } from '../k8s/client.ts';
 import { UsageError } from '../util/errors.ts';
 import { type Command, parseCommandArgs } from './command.ts';
 
@@ -125,18 +125,29 @@ export const agentCommand: Command = {
       { level: values['log-level'] ?? 'info', base: { node: nodeName } },
       pino.destination({ dest: 1, sync: true }),
     );
-    let config: ClientConfig;
-    try {
+    // The configuration loads (with --kubeconfig: @kubernetes/client-node, ~1 s) while the agent starts:
+    // the lock and the boot-closed table need no API server, and a rebooted node is closed sooner. The
+    // store's first list waits for the client; a configuration that does not load still ends the agent
+    // with a usage error (leaving whatever table it found or programmed).
+    const client = loadClientConfig(values.kubeconfig, {
       // TOLLGATE_SERVICEACCOUNT_DIR: another directory than the pod's, for tests and benchmarks.
-      config = await loadClientConfig(values.kubeconfig, { dir: process.env.TOLLGATE_SERVICEACCOUNT_DIR });
-    } catch (error) {
-      throw new UsageError(
-        `cannot load ${values.kubeconfig ? `kubeconfig ${values.kubeconfig}` : 'the in-cluster configuration'}: ${(error as Error).message}`,
-      );
-    }
+      dir: process.env.TOLLGATE_SERVICEACCOUNT_DIR,
+    }).then(
+      (config) => new ApiClient(config),
+      (error: Error) => {
+        throw new UsageError(
+          `cannot load ${values.kubeconfig ? `kubeconfig ${values.kubeconfig}` : 'the in-cluster configuration'}: ${error.message}`,
+        );
+      },
+    );
+    client.catch(() => {}); // awaited below; the store's calls get the error too
+    const lazy: ListWatch = {
+      listPage: async (...args) => (await client).listPage(...args),
+      watch: async (...args) => (await client).watch(...args),
+    };
     const programmer = new NetlinkProgrammer();
     const agent = new Agent(
-      new ApiClient(config),
+      lazy,
       programmer,
       log,
       {
@@ -168,6 +179,13 @@ export const agentCommand: Command = {
       nodeParts(nodeName),
     );
     await agent.start();
+    try {
+      await client;
+    } catch (error) {
+      await agent.stop();
+      programmer.close();
+      throw error;
+    }
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));

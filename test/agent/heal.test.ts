@@ -166,6 +166,29 @@ t.test('no notifications or no lock: the agent still runs and says so', async (t
   t.ok(lines.some((l) => l.msg === 'the node lock is unusable; writing without it'));
 });
 
+t.test('a diff the kernel rejects: repaired in the same sync, logged and counted as recovery', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const kernel = new Kernel();
+  const { a, lines } = agent(t, api, kernel);
+  await a.start();
+  await until(() => a.ready, 'ready');
+  kernel.tables.delete(`inet ${TABLE}`); // no notification: only the next diff finds out
+  api.put(P.np, 'p', policy('x/p', { podSelector: {}, ingress: [] }));
+  await until(() => lines.some((l) => l.msg === 'repaired'), 'repaired');
+  const r = lines.find((l) => l.msg === 'repaired')!;
+  t.equal(r.cause, 'recovery');
+  t.match(r.detail, /ENOENT/);
+  t.notOk(
+    lines.some((l) => l.msg === 'sync failed'),
+    'the sync itself succeeded',
+  );
+  t.ok(a.ready);
+  t.match(await metric(a, 'tollgate_repairs_total'), /tollgate_repairs_total\{cause="recovery"\} 1/);
+  t.match(await metric(a, 'tollgate_netlink_errors_total'), /tollgate_netlink_errors_total 1/);
+  t.match(lines.findLast((l) => l.msg === 'synced')!.from, 'kernel');
+});
+
 t.test('verification restores the last complete table while syncs fail', async (t) => {
   const api = new FakeApi();
   cluster(api);
