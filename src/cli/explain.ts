@@ -2,14 +2,13 @@
 // Reads objects, runs the reference evaluator, prints its explanation; changes nothing anywhere.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import type { ApiClient } from '../k8s/client.ts';
 import { type Address, parseAddress } from '../policy/address.ts';
 import { formatIssue } from '../policy/errors.ts';
 import { endpointAt, evaluate, explainVerdict } from '../policy/evaluate.ts';
 import { ClusterIndex } from '../policy/index.ts';
 import { buildState, type ClusterObjects } from '../policy/normalize.ts';
-import { loadScenario } from '../scenario/parse.ts';
+import { loadScenario, yamlDocuments } from '../scenario/parse.ts';
 import { World } from '../scenario/world.ts';
 import { UsageError } from '../util/errors.ts';
 import { type Command, parseCommandArgs } from './command.ts';
@@ -35,9 +34,8 @@ export function manifestFiles(path: string): string[] {
 export function readManifests(path: string, files = manifestFiles(path)): ClusterObjects {
   const out: ClusterObjects = { namespaces: [], nodes: [], pods: [], policies: [] };
   for (const file of files) {
-    for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
-      if (doc.errors.length > 0) throw new UsageError(`${file}: ${doc.errors[0]!.message}`);
-      const o = doc.toJS() as { kind?: string; items?: unknown[] } | null;
+    for (const doc of yamlDocuments(readFileSync(file, 'utf8'), file)) {
+      const o = doc as { kind?: string; items?: unknown[] } | null;
       const items = o?.kind?.endsWith('List') ? (o.items as { kind?: string }[]) : [o];
       for (const item of items as ({ kind?: string } | null)[]) {
         if (item?.kind === 'Namespace') out.namespaces.push(item);
@@ -166,6 +164,7 @@ export const explainCommand: Command = {
     const index = new ClusterIndex(buildState(objects));
     for (const p of index.state.policies)
       for (const issue of p.issues) io.err(`warning: ${formatIssue(issue)}`);
+    for (const issue of index.addressConflicts()) io.err(`warning: ${formatIssue(issue)}`);
     const fromIp = parseAddress(values.from);
     const toIp = parseAddress(values.to);
     const family = fromIp?.family ?? toIp?.family;

@@ -106,7 +106,11 @@ const run: LabSubcommand = {
     "  UDP), retrying up to 10 s until it converges. Prints each matrix step and a closing 'N passed,",
     "  N failed'; exit status 1 if any expectation failed. Everything it creates is removed afterwards.",
     '  --api  through a real kube-apiserver + etcd in the lab (scripts/k8s-binaries.sh): objects written to',
-    '         the API, one `tollgate agent` per node with the daemonset/rbac.yaml service account',
+    '         the API, one `tollgate agent` per node with the daemonset/rbac.yaml service account. Only',
+    '         here do fault steps run (tamper, agent, api, same-ip-as): `expect: {within: 2s}` is timed',
+    '         from the first change or fault to every table equal to the model (allowance: within x the',
+    '         load per core, 1..5), and the deny probes are sampled every 200 ms through the window; the',
+    '         report prints both for every such step',
   ].join('\n'),
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(labCommand, argv, { api: { type: 'boolean' } });

@@ -3,7 +3,7 @@
 // In-cluster (the DaemonSet) the configuration comes from the service-account files and never loads
 // @kubernetes/client-node (~85 MB of RSS and ~0.8 s for its generated API); with a kubeconfig file the
 // library is imported on demand, only to parse the file and its auth (certificates, exec, oidc).
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import {
   type ClientRequest,
   type Agent as HttpAgent,
@@ -112,28 +112,66 @@ export function inClusterConfig(options: InClusterOptions = {}): ClientConfig {
   };
 }
 
+export interface KubeconfigOptions {
+  /** How often at most the file is looked at (mtime, size, inode) for new credentials (default 5 s). */
+  reloadCheckMs?: number;
+}
+
 /**
  * A kubeconfig file through @kubernetes/client-node (loaded here, on demand): its current context's server,
  * and per request the options its applyToHTTPSOptions fills (CA, client certificate, token, exec/oidc
- * credentials it caches and refreshes, proxy agent).
+ * credentials it caches and refreshes, proxy agent). When the file changes (rotated certificates or
+ * token, as the in-cluster token is re-read) the next request uses what it says now; a file that does not
+ * load (half written, removed) keeps the last good one until it does. The server is the one of the start.
  */
-export async function kubeconfigConfig(file: string): Promise<ClientConfig> {
+export async function kubeconfigConfig(file: string, options: KubeconfigOptions = {}): Promise<ClientConfig> {
   const { KubeConfig } = await import('@kubernetes/client-node');
-  const kc = new KubeConfig();
-  try {
+  const stamp = () => {
+    try {
+      const st = statSync(file);
+      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return undefined;
+    }
+  };
+  const load = () => {
+    const kc = new KubeConfig();
     kc.loadFromFile(file);
+    return kc;
+  };
+  let loadedStamp = stamp();
+  let kc: InstanceType<typeof KubeConfig>;
+  try {
+    kc = load();
   } catch (error) {
     throw configError(`cannot load kubeconfig ${file}: ${(error as Error).message}`, error);
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw configError(`kubeconfig ${file} has no current cluster (current-context)`);
+  const checkMs = options.reloadCheckMs ?? 5000;
+  let checkedAt = performance.now();
   return {
     server: cluster.server,
     source: `kubeconfig ${file} (${cluster.server})`,
     async requestOptions() {
-      const options: RequestOptions = {};
-      await kc.applyToHTTPSOptions(options);
-      return options;
+      if (performance.now() - checkedAt >= checkMs) {
+        checkedAt = performance.now();
+        const now = stamp();
+        if (now !== undefined && now !== loadedStamp) {
+          try {
+            const next = load();
+            if (next.getCurrentCluster() && next.getCurrentUser()) {
+              kc = next;
+              loadedStamp = now;
+            }
+          } catch {
+            // keep the last good configuration: the file may be in the middle of being rewritten
+          }
+        }
+      }
+      const out: RequestOptions = {};
+      await kc.applyToHTTPSOptions(out);
+      return out;
     },
   };
 }

@@ -1,24 +1,35 @@
 // Runs scenario files through a real API server: the world's objects are written to kube-apiserver (pods
 // kubelet-less: created with spec.nodeName, status written by us), one `tollgate agent` per node watches
 // it with the shipped RBAC and programs its node, and probes wait for that asynchronous convergence.
+// Fault steps (scenario README, "Faults") act on this: nft run in a node, agents stopped, killed or
+// doubled, the API server stopped and started; `expect: {within}` measures the convergence window.
 // Run as a script (`--check-table NODE`) it is the in-namespace table checker the driver talks to.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Probe, ProbeOutcome, ScenarioDriver } from '../scenario/probes.ts';
+import type { Probe, ProbeOutcome, ScenarioDriver, WindowReport } from '../scenario/probes.ts';
+import type { AgentAction, FaultStep } from '../scenario/types.ts';
 import type { World } from '../scenario/world.ts';
 import { ApiServer, type ApiServerOptions, type KubeObject } from './apiserver.ts';
 import { LabError } from './errors.ts';
 import { inNamespace } from './exec.ts';
 import { Lab } from './lab.ts';
-import { labSpecOf, podSpecs, probeInLab } from './scenario.ts';
+import { loadFactor, scaledMs } from './load.ts';
+import { labSpecOf, ProbeSampler, podSpecs, probeInLab } from './scenario.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const TOLLGATE = `${REPO}bin/tollgate.js`;
 const SELF = fileURLToPath(import.meta.url);
 /** Where each agent serves /readyz and /metrics: the node namespace's own loopback. */
 export const AGENT_METRICS_ADDR = '127.0.0.1:9808';
+/** The second agent of a node (`second-start`) serves on the next port of the same loopback. */
+export const SECOND_AGENT_METRICS_ADDR = '127.0.0.1:9809';
 const CONVERGE_MS = 10_000;
+/** After `api: start`: the agents' watches back off while the API is down, so relisting takes longer. */
+const API_BACK_MS = 40_000;
 const READY_MS = 60_000;
 const LOG_LINES = 3000;
 // A pod needs an image to pass validation; no kubelet ever pulls it.
@@ -51,18 +62,27 @@ export class AgentProcess {
   readonly nodeName: string;
   readonly ns: string;
   readonly args: string[];
+  /** Where it serves /healthz, /readyz and /metrics inside the node namespace. */
+  readonly metricsAddr: string;
   /** stdout (pino JSON) and stderr lines of every run of this agent, oldest first, capped. */
   readonly lines: string[] = [];
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   runs = 0;
 
-  constructor(lab: Lab, nodeIndex: number, nodeName: string, args: string[]) {
+  constructor(
+    lab: Lab,
+    nodeIndex: number,
+    nodeName: string,
+    args: string[],
+    metricsAddr = AGENT_METRICS_ADDR,
+  ) {
     this.lab = lab;
     this.nodeIndex = nodeIndex;
     this.nodeName = nodeName;
     this.ns = lab.nodeNamespace(nodeIndex);
     this.args = args;
+    this.metricsAddr = metricsAddr;
   }
 
   get pid(): number | undefined {
@@ -127,7 +147,7 @@ export class AgentProcess {
       '3',
       '-w',
       '\n%{http_code}',
-      `http://${AGENT_METRICS_ADDR}${path}`,
+      `http://${this.metricsAddr}${path}`,
     ]);
     const at = r.stdout.lastIndexOf('\n');
     return { status: Number(r.stdout.slice(at + 1)) || 0, body: r.stdout.slice(0, Math.max(0, at)) };
@@ -285,6 +305,15 @@ export class ApiScenarioDriver implements ScenarioDriver {
   #checkers: TableChecker[] = [];
   /** What was last written for each object (`kind ns/name`), as the world gave it. */
   #written = new Map<string, K8s>();
+  /** Second agents (`second-start`), by node index. */
+  readonly seconds = new Map<number, AgentProcess>();
+  /** Per-node `--state-dir` directories (when the agent has the flag), removed at stop. */
+  readonly stateDirs = new Map<number, string>();
+  /** `api: stop` until `api: start`: changes wait in the world and are written when it is back. */
+  #apiDown = false;
+  /** When the tables last converged (performance.now()), for `expect: {within}`. */
+  #lastConvergedAt: number | undefined;
+  #sampler: ProbeSampler | undefined;
 
   constructor(options: ApiDriverOptions = {}) {
     this.#options = options;
@@ -308,17 +337,12 @@ export class ApiScenarioDriver implements ScenarioDriver {
     lap('apiserver');
     // The agents load while the objects are written: their first sync may see part of them, as after any
     // agent restart in a live cluster; waitConverged below waits for the whole world.
+    const withStateDir = agentHasFlag('--state-dir');
+    for (const n of world.nodes)
+      if (withStateDir)
+        this.stateDirs.set(n.index, mkdtempSync(join(tmpdir(), `tollgate-state-${n.index}-`)));
     this.agents = world.nodes.map(
-      (n) =>
-        new AgentProcess(this.lab!, n.index, n.name, [
-          '--node-name',
-          n.name,
-          '--kubeconfig',
-          this.api!.agentKubeconfig,
-          '--metrics-addr',
-          AGENT_METRICS_ADDR,
-          ...(this.#options.agentArgs ?? []),
-        ]),
+      (n) => new AgentProcess(this.lab!, n.index, n.name, this.#agentArgs(n.index, AGENT_METRICS_ADDR)),
     );
     for (const a of this.agents) a.start();
     this.#checkers = world.nodes.map((n) => new TableChecker(this.lab!.nodeNamespace(n.index), n.name));
@@ -331,14 +355,32 @@ export class ApiScenarioDriver implements ScenarioDriver {
     this.#log(`api driver: started ${JSON.stringify(this.timings)}`);
   }
 
+  #agentArgs(node: number, metricsAddr: string): string[] {
+    const dir = this.stateDirs.get(node);
+    return [
+      '--node-name',
+      this.lab!.nodes.find((n) => n.index === node)!.name,
+      '--kubeconfig',
+      this.api!.agentKubeconfig,
+      '--metrics-addr',
+      metricsAddr,
+      ...(dir === undefined ? [] : ['--state-dir', dir]),
+      ...(this.#options.agentArgs ?? []),
+    ];
+  }
+
   async stop(): Promise<void> {
-    await Promise.allSettled(this.agents.map((a) => a.stop()));
+    await this.#sampler?.stop();
+    this.#sampler = undefined;
+    await Promise.allSettled([...this.agents, ...this.seconds.values()].map((a) => a.stop()));
     await Promise.allSettled(this.#checkers.map((c) => c.close()));
     this.#checkers = [];
     await this.api?.stop();
     this.api = undefined;
     await this.lab?.down();
     this.lab = undefined;
+    for (const dir of this.stateDirs.values()) rmSync(dir, { recursive: true, force: true });
+    this.stateDirs.clear();
   }
 
   async sync(world: World): Promise<void> {
@@ -347,10 +389,117 @@ export class ApiScenarioDriver implements ScenarioDriver {
     // As the lab driver: pods go before new ones come (a new pod may reuse a deleted pod's address), and
     // the new state is enforced on every node before a new pod's servers start.
     for (const p of lab.pods) if (!wanted.has(p.key)) await lab.removePod(p.key);
-    await this.applyObjects(world);
-    await this.waitConverged(world, `step ${this.convergence.length}`);
+    // Without the API the change waits in the world (written at `api: start`); a pod the lab adds now is
+    // one the agents cannot know about.
+    if (!this.#apiDown) {
+      await this.applyObjects(world);
+      await this.waitConverged(world, `step ${this.convergence.length}`);
+    }
     const existing = new Set(lab.pods.map((p) => p.key));
     for (const spec of wanted.values()) if (!existing.has(spec.key)) await lab.addPod(spec);
+  }
+
+  async fault(world: World, step: FaultStep): Promise<void> {
+    // A convergence seen before this fault says nothing about the table after it.
+    this.#lastConvergedAt = undefined;
+    switch (step.kind) {
+      case 'tamper': {
+        // One argument: nft joins its arguments into one command line anyway.
+        const command = world.substitute(step.nft, step.where);
+        const r = await this.lab!.execNode(step.node, ['nft', command]);
+        if (r.code !== 0)
+          throw new LabError('E_LAB_COMMAND', `${step.where}: nft ${command}: ${r.stderr.trim()}`);
+        this.#log(`api driver: node ${step.node}: nft ${command}`);
+        return;
+      }
+      case 'agent':
+        await this.#agentFault(step.node, step.action);
+        return;
+      case 'api':
+        if (step.action === 'stop') {
+          await this.api!.stopServers();
+          this.#apiDown = true;
+          return;
+        }
+        await this.api!.startServers();
+        this.#apiDown = false;
+        await this.applyObjects(world);
+        await this.waitConverged(world, 'api back', scaledMs(API_BACK_MS));
+        return;
+    }
+  }
+
+  async #agentFault(node: number, action: AgentAction): Promise<void> {
+    const agent = this.agent(node);
+    switch (action) {
+      case 'stop':
+        return agent.stop();
+      case 'start':
+        // Not waited for: an agent started without the API (a reboot) never gets ready.
+        if (!agent.running) agent.start();
+        return;
+      case 'restart':
+        await agent.stop();
+        agent.start();
+        return;
+      case 'kill':
+        return agent.kill('SIGKILL');
+      case 'second-start': {
+        let second = this.seconds.get(node);
+        if (!second) {
+          second = new AgentProcess(
+            this.lab!,
+            node,
+            agent.nodeName,
+            this.#agentArgs(node, SECOND_AGENT_METRICS_ADDR),
+            SECOND_AGENT_METRICS_ADDR,
+          );
+          this.seconds.set(node, second);
+        }
+        if (!second.running) second.start();
+        return;
+      }
+      case 'second-stop':
+        return this.seconds.get(node)?.stop();
+    }
+  }
+
+  watch(_world: World, probes: () => Probe[], startedAt: number): void {
+    void this.#sampler?.stop();
+    this.#sampler = new ProbeSampler(this.lab!, probes, startedAt);
+  }
+
+  /**
+   * `expect: {within}`: waits (load-scaled limit) for every node's table to equal the model, measured
+   * from the window's start; converging later than `within` times the load allowance (loadFactor, the
+   * 1-minute load per core, 1..5) fails the step. Then the probes as usual, and the samples taken since
+   * the window opened. A plain `expect` after a fault gets the probes and the samples only.
+   */
+  async probeWindow(
+    world: World,
+    probes: Probe[],
+    window: { startedAt: number; withinMs: number | undefined },
+  ): Promise<{ outcomes: ProbeOutcome[]; window: WindowReport }> {
+    const allowedMs = window.withinMs === undefined ? undefined : Math.round(window.withinMs * loadFactor());
+    const convergedMs =
+      allowedMs === undefined ? undefined : await this.#convergedSince(world, window.startedAt, allowedMs);
+    const outcomes = await this.probe(world, probes);
+    const samples = (await this.#sampler?.stop()) ?? [];
+    this.#sampler = undefined;
+    const denied = new Set(probes.filter((p) => !p.expectAllow).map((p) => p.text));
+    const report: WindowReport = {
+      openedAt: Math.round(performance.timeOrigin + window.startedAt),
+      withinMs: window.withinMs,
+      allowedMs,
+      convergedMs,
+      late: allowedMs !== undefined && (convergedMs === undefined || convergedMs > allowedMs),
+      samples,
+      wrong: samples.filter((x) => x.allowed && denied.has(x.probe)).length,
+    };
+    this.#log(
+      `api driver: window (within ${window.withinMs ?? '-'} ms): converged ${convergedMs ?? 'never'} ms, ${report.wrong}/${samples.length} samples passed wrongly`,
+    );
+    return { outcomes, window: report };
   }
 
   async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
@@ -488,6 +637,16 @@ export class ApiScenarioDriver implements ScenarioDriver {
       await client.call('PUT', `/api/v1/namespaces/${name}/finalize`, { ...ns, spec: { finalizers: [] } });
   }
 
+  /** ms from `startedAt` until the tables equalled the model (waited for if not yet); undefined: never. */
+  async #convergedSince(world: World, startedAt: number, allowedMs: number): Promise<number | undefined> {
+    const seen = this.#lastConvergedAt;
+    if (seen !== undefined && seen >= startedAt) return Math.round(seen - startedAt);
+    const limit = Math.max(scaledMs(CONVERGE_MS), 2 * allowedMs);
+    const left = Math.max(0, limit - (performance.now() - startedAt));
+    const c = await this.waitConverged(world, 'convergence window', left);
+    return c.converged ? Math.round(this.#lastConvergedAt! - startedAt) : undefined;
+  }
+
   /**
    * Waits until every node's kernel table equals what the model computes for the world (read back and
    * compared by the table checkers), at most `timeoutMs`. Records the time; never throws for a node that
@@ -504,7 +663,11 @@ export class ApiScenarioDriver implements ScenarioDriver {
           r.ok && r.equal ? undefined : `${world.nodes[i]!.name}: ${r.ok ? r.detail : r.error}`,
         )
         .filter((x): x is string => x !== undefined);
-      if (pending.length === 0 || performance.now() - started > timeoutMs) break;
+      if (pending.length === 0) {
+        this.#lastConvergedAt = performance.now();
+        break;
+      }
+      if (performance.now() - started > timeoutMs) break;
       await sleep(50);
     }
     const result = {
@@ -536,6 +699,18 @@ export class ApiScenarioDriver implements ScenarioDriver {
     if (!a) throw new LabError('E_LAB_UNKNOWN', `no agent for node ${index}`);
     return a;
   }
+}
+
+const flagsSeen = new Map<string, boolean>();
+/** Whether `tollgate agent --help` of this checkout lists a flag (features another branch may add). */
+export function agentHasFlag(flag: string): boolean {
+  let seen = flagsSeen.get(flag);
+  if (seen === undefined) {
+    const r = spawnSync(process.execPath, [TOLLGATE, 'agent', '--help'], { encoding: 'utf8' });
+    seen = `${r.stdout}${r.stderr}`.includes(flag);
+    flagsSeen.set(flag, seen);
+  }
+  return seen;
 }
 
 function podPath(p: K8s): string {

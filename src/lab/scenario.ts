@@ -2,10 +2,17 @@
 // programmed by its enforcer (compile + netlink inside the node namespace), and every expectation probed
 // with real traffic, retried until it converges (at most 10 s, as the scenario README allows).
 
-import { evaluate, explainVerdict } from '../policy/evaluate.ts';
 import { ClusterIndex } from '../policy/index.ts';
-import { probeFlow } from '../scenario/model.ts';
-import { endpointText, type Probe, type ProbeOutcome, type ScenarioDriver } from '../scenario/probes.ts';
+import { modelOutcome } from '../scenario/model.ts';
+import { ScenarioError } from '../scenario/parse.ts';
+import {
+  endpointText,
+  type Probe,
+  type ProbeOutcome,
+  type ScenarioDriver,
+  type WindowSample,
+} from '../scenario/probes.ts';
+import type { FaultStep } from '../scenario/types.ts';
 import type { World } from '../scenario/world.ts';
 import { EnforcerClient } from './enforcer-client.ts';
 import { Lab } from './lab.ts';
@@ -17,7 +24,7 @@ const PROBE_TIMEOUT_MS = 1500;
 
 /** The world's pods as the lab runs them (addresses from the world's layout). */
 export function podSpecs(world: World): PodSpec[] {
-  return [...world.pods.values()].map((p) => ({
+  return world.labPods().map((p) => ({
     key: p.key,
     node: p.node,
     hostNetwork: p.hostNetwork,
@@ -87,6 +94,55 @@ export class LabScenarioDriver implements ScenarioDriver {
   probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
     return probeInLab(this.lab!, world, probes);
   }
+
+  async fault(_world: World, step: FaultStep): Promise<void> {
+    throw new ScenarioError(
+      `${step.where}: fault steps need agents and an API server: run it with \`tollgate lab run --api\``,
+    );
+  }
+}
+
+const SAMPLE_EVERY_MS = 200;
+const SAMPLE_TIMEOUT_MS = 1000;
+
+/**
+ * Sends each probe every 200 ms until stopped (without waiting for the previous one,
+ * so a denied probe's timeout does not thin the samples), and keeps when each was sent and whether it
+ * got through: what passed during a convergence window.
+ */
+export class ProbeSampler {
+  readonly samples: WindowSample[] = [];
+  readonly #inflight = new Set<Promise<void>>();
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(lab: Lab, probes: () => Probe[], startedAt: number) {
+    const tick = () => {
+      for (const p of probes()) {
+        const atMs = Math.round(performance.now() - startedAt);
+        const done = lab
+          .probe(endpointText(p.from), endpointText(p.to), p.port, p.protocol, {
+            timeoutMs: SAMPLE_TIMEOUT_MS,
+          })
+          .then(
+            (r) => {
+              this.samples.push({ probe: p.text, atMs, allowed: r.ok });
+            },
+            () => {}, // a probe that cannot run (a pod not in the lab yet, the lab going down): no sample
+          )
+          .finally(() => this.#inflight.delete(done));
+        this.#inflight.add(done);
+      }
+    };
+    tick();
+    this.#timer = setInterval(tick, SAMPLE_EVERY_MS);
+  }
+
+  /** Stops sampling, waits for the probes in flight; the samples in the order they were sent. */
+  async stop(): Promise<WindowSample[]> {
+    clearInterval(this.#timer);
+    await Promise.all(this.#inflight);
+    return this.samples.sort((a, b) => a.atMs - b.atMs);
+  }
 }
 
 /**
@@ -116,10 +172,8 @@ export async function probeInLab(lab: Lab, world: World, probes: Probe[]): Promi
   return probes.map((probe, i) => {
     const r = results[i]!;
     let explanation: string | undefined;
-    if (index && r.ok !== probe.expectAllow) {
-      const flow = probeFlow(world, index, probe);
-      explanation = `lab: ${r.ok ? 'answered' : 'no answer'} (${r.detail}, ${r.address})\nmodel: ${explainVerdict(flow, evaluate(index, flow))}`;
-    }
+    if (index && r.ok !== probe.expectAllow)
+      explanation = `lab: ${r.ok ? 'answered' : 'no answer'} (${r.detail}, ${r.address})\nmodel: ${modelOutcome(world, index, probe).explanation}`;
     return { probe, allowed: r.ok, explanation };
   });
 }

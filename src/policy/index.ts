@@ -3,11 +3,21 @@
 // brought up to date with `update(nextState)`: it compares objects by identity (callers that reuse the
 // normalized objects of unchanged Kubernetes objects, as the agent does, pay only for what changed) and
 // keeps every memo it can, so the cost of an update follows the change, not the cluster's size.
+// An address that two or more live pods claim is given to none of them (see `ClusterIndex`): fail closed.
 
 import type { Address } from './address.ts';
-import { addressKey } from './address.ts';
+import { addressKey, formatAddress } from './address.ts';
 import { matchesSelector, selectorKey } from './selector.ts';
-import type { ClusterState, LabelSelector, Namespace, Node, Peer, Pod, Policy } from './types.ts';
+import type {
+  ClusterState,
+  LabelSelector,
+  Namespace,
+  Node,
+  Peer,
+  Pod,
+  Policy,
+  ValidationIssue,
+} from './types.ts';
 
 /**
  * Point 13: hostNetwork pods, pods without an IP and terminal pods are neither targets nor peers
@@ -49,9 +59,30 @@ interface PeerMembers {
   list: readonly Pod[] | undefined;
 }
 
+/**
+ * Duplicate addresses (a stale pod object during IP reuse, a kubelet writing a bad status): an address
+ * that two or more live pods claim in status.podIPs is given to none of them. Every structure below holds
+ * each pod's *view*: the pod itself, or a copy without its contested addresses (a pod left without any is
+ * not live). So the contested address is no pod's target and no peer set's member, the node's "unknown
+ * local address" rule drops it until the conflict is gone, and nothing else changes: the plan equals the
+ * plan of the same cluster with that address removed from every claimant, whatever the order of the pods.
+ */
 export class ClusterIndex {
   private current: ClusterState;
+  /** The pods as given (their raw objects), by key. */
   private readonly pods = new Map<string, Pod>();
+  /** The views that differ from their pod (a copy without contested addresses), by key; usually empty. */
+  private readonly views = new Map<string, Pod>();
+  /**
+   * The live pod (key) claiming each address, or the pods when more than one does (a conflict). Keyed by
+   * claimKey: IPv4 as a number, which a Map hashes much faster than a bigint (this is on every pod's path).
+   */
+  private readonly claims = new Map<number | bigint, string | Set<string>>();
+  /** The contested addresses, by claimKey. */
+  private readonly contested = new Map<number | bigint, Address>();
+  private conflictIssues: readonly ValidationIssue[] | undefined = [];
+  /** Which raw pod each view copy was made from. */
+  private readonly viewSources = new WeakMap<Pod, Pod>();
   private readonly live = new Map<string, Pod>();
   private readonly liveByNamespace = new Map<string, Map<string, Pod>>();
   private readonly liveByNode = new Map<string, Map<string, Pod>>();
@@ -153,7 +184,124 @@ export class ClusterIndex {
     return changed;
   }
 
+  /**
+   * A pod's raw object changed (`old` -> `pod`, either undefined when absent): its claims are moved, and
+   * every pod whose view depends on them (the pod itself, and the others claiming an address it had or
+   * has) is brought to its new view.
+   */
   private podChanged(old: Pod | undefined, pod: Pod | undefined): void {
+    const key = (old ?? pod)!.key;
+    // Other pods whose view may change: only when a contested address is involved (rare), so the
+    // common change allocates nothing here.
+    let others: Set<string> | undefined;
+    if (old !== undefined && isLivePod(old)) for (const ip of old.ips) others = this.unclaim(ip, key, others);
+    if (pod !== undefined && isLivePod(pod)) for (const ip of pod.ips) others = this.claim(ip, key, others);
+    const before = this.views.get(key) ?? old;
+    const after = pod === undefined ? undefined : this.viewOf(pod, before);
+    this.setView(key, pod, after);
+    if (after !== before) this.viewChanged(before, after);
+    if (others !== undefined) for (const k of others) if (k !== key) this.refreshView(k);
+  }
+
+  /** The view of a pod by key: the pod itself unless a copy stands for it. */
+  private viewAt(key: string): Pod | undefined {
+    return (this.views.size > 0 ? this.views.get(key) : undefined) ?? this.pods.get(key);
+  }
+
+  private setView(key: string, raw: Pod | undefined, view: Pod | undefined): void {
+    if (view !== undefined && view !== raw) this.views.set(key, view);
+    else if (this.views.size > 0) this.views.delete(key);
+  }
+
+  /** Brings the view of a pod whose object did not change up to date with the claims. */
+  private refreshView(key: string): void {
+    const raw = this.pods.get(key);
+    if (raw === undefined) return;
+    const before = this.viewAt(key);
+    const after = this.viewOf(raw, before);
+    this.setView(key, raw, after);
+    if (after !== before) this.viewChanged(before, after);
+  }
+
+  private claim(ip: Address, key: string, others: Set<string> | undefined): Set<string> | undefined {
+    const k = claimKey(ip);
+    const held = this.claims.get(k);
+    if (held === undefined || held === key) {
+      this.claims.set(k, key);
+      return others;
+    }
+    const keys = typeof held === 'string' ? new Set([held]) : held;
+    keys.add(key);
+    this.claims.set(k, keys);
+    this.contested.set(k, ip);
+    this.conflictIssues = undefined;
+    const out = others ?? new Set<string>();
+    for (const other of keys) out.add(other);
+    return out;
+  }
+
+  private unclaim(ip: Address, key: string, others: Set<string> | undefined): Set<string> | undefined {
+    const k = claimKey(ip);
+    const held = this.claims.get(k);
+    if (held === key) {
+      this.claims.delete(k);
+      return others;
+    }
+    if (typeof held === 'string' || held === undefined || !held.delete(key)) return others;
+    this.conflictIssues = undefined;
+    const out = others ?? new Set<string>();
+    for (const other of held) out.add(other);
+    if (held.size === 1) {
+      this.contested.delete(k);
+      this.claims.set(k, held.values().next().value!);
+    }
+    return out;
+  }
+
+  /** A pod without its contested addresses; the previous view when that is still the same thing. */
+  private viewOf(raw: Pod, previous: Pod | undefined): Pod {
+    if (this.contested.size === 0 || !isLivePod(raw)) return raw;
+    const ips = raw.ips.filter((ip) => !this.contested.has(claimKey(ip)));
+    if (ips.length === raw.ips.length) return raw;
+    if (
+      previous !== undefined &&
+      previous !== raw &&
+      this.viewSources.get(previous) === raw &&
+      previous.ips.length === ips.length &&
+      previous.ips.every((ip, i) => ip === ips[i])
+    )
+      return previous;
+    const view: Pod = { ...raw, ips };
+    this.viewSources.set(view, raw);
+    return view;
+  }
+
+  /**
+   * Every address claimed by two or more live pods, as one issue each naming the pods (sorted, so the
+   * text is stable and the agent logs it once). Cached until a claim on a contested address changes.
+   */
+  addressConflicts(): readonly ValidationIssue[] {
+    if (this.conflictIssues !== undefined) return this.conflictIssues;
+    const issues: ValidationIssue[] = [];
+    for (const [k, ip] of this.contested) {
+      const keys = [...(this.claims.get(k) as Set<string>)].sort();
+      const where = keys.map((key) => `${key} (node ${this.pods.get(key)?.nodeName ?? 'unknown'})`);
+      issues.push({
+        object: `Pod ${keys[0]}`,
+        field: 'status.podIPs',
+        message:
+          `address ${formatAddress(ip)} is claimed by ${keys.length} live pods: ${where.join(', ')}; ` +
+          'it is given to none of them (no policy target, no peer), so the node drops its traffic ' +
+          'until only one pod claims it',
+      });
+    }
+    issues.sort((a, b) => (a.message < b.message ? -1 : a.message > b.message ? 1 : 0));
+    this.conflictIssues = issues;
+    return issues;
+  }
+
+  /** A pod's view changed: it is replaced in every structure and re-matched against every peer. */
+  private viewChanged(old: Pod | undefined, pod: Pod | undefined): void {
     const key = (old ?? pod)!.key;
     this.selectedBy.delete(key);
     this.byAddress = undefined;
@@ -210,13 +358,13 @@ export class ClusterIndex {
   /** Policies that select a pod (point 1: only policies of the pod's own namespace). */
   policiesSelecting(pod: Pod): Policy[] {
     let out = this.selectedBy.get(pod.key);
-    if (out && this.pods.get(pod.key) === pod) return out;
+    if (out && this.viewAt(pod.key) === pod) return out;
     out = isLivePod(pod)
       ? (this.policiesByNamespace.get(pod.namespace) ?? []).filter(
           (p) => !p.podSelectorValid || matchesSelector(p.podSelector, pod.labels),
         )
       : [];
-    if (this.pods.get(pod.key) === pod) this.selectedBy.set(pod.key, out);
+    if (this.viewAt(pod.key) === pod) this.selectedBy.set(pod.key, out);
     return out;
   }
 
@@ -270,6 +418,9 @@ export class ClusterIndex {
     for (const key of this.peerMembers.keys()) if (!keys.has(key)) this.peerMembers.delete(key);
   }
 }
+
+/** An address as a claims key: IPv4 as a number, IPv6 as its bigint (the two never collide). */
+const claimKey = (a: Address): number | bigint => (a.family === 4 ? Number(a.value) : a.value);
 
 function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);

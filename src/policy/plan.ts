@@ -84,7 +84,7 @@ export interface NodePlan {
   pods: PodPlan[];
   /** The sets the pods' allows reference, sorted by id. */
   sets: PlanSet[];
-  /** Validation issues of all policies (each once). */
+  /** Validation issues of all policies (each once), then every address two or more live pods claim. */
   issues: ValidationIssue[];
 }
 
@@ -434,7 +434,7 @@ export class Planner {
     for (const p of pods)
       for (const d of [p.ingress, p.egress]) for (const a of d?.allows ?? []) if (a.set) used.add(a.set);
     const sets = [...used].sort().map((id) => this.resolve(id));
-    const issues = this.index.state.policies.flatMap((p) => p.issues);
+    const issues = [...this.index.state.policies.flatMap((p) => p.issues), ...this.index.addressConflicts()];
     this.cache.rotate();
     return {
       node: nodeName,

@@ -1,6 +1,6 @@
 // The model driver: scenario probes decided by the reference evaluator (no kernel, no privileges).
-import { parseAddress } from '../policy/address.ts';
-import { endpointAt, evaluate, explainVerdict, type Flow } from '../policy/evaluate.ts';
+import { formatAddress, parseAddress, rangeContains } from '../policy/address.ts';
+import { type Endpoint, endpointAt, evaluate, explainVerdict, type Flow } from '../policy/evaluate.ts';
 import { ClusterIndex } from '../policy/index.ts';
 import type { Probe, ProbeOutcome, ScenarioDriver } from './probes.ts';
 import type { EndpointRef } from './types.ts';
@@ -23,14 +23,36 @@ export function probeFlow(world: World, index: ClusterIndex, probe: Probe): Flow
   return { from: at(probe.from), to: at(probe.to), protocol: probe.protocol, port: probe.port };
 }
 
+/**
+ * The node whose pod range holds an address that no live pod owns (a pod address claimed by two pods,
+ * given to neither): that node drops its traffic, whatever the policies say. The evaluator judges
+ * addresses by the objects alone and would call it an external address.
+ */
+function droppingNode(index: ClusterIndex, e: Endpoint): string | undefined {
+  if (e.kind !== 'external') return undefined;
+  return index.state.nodes.find((n) => n.podCIDRs.some((r) => rangeContains(r, e.address)))?.name;
+}
+
+/** The model's verdict on one probe, with the explanation printed for a failure. */
+export function modelOutcome(world: World, index: ClusterIndex, probe: Probe): ProbeOutcome {
+  const flow = probeFlow(world, index, probe);
+  for (const e of [flow.from, flow.to]) {
+    const node = droppingNode(index, e);
+    if (node !== undefined)
+      return {
+        probe,
+        allowed: false,
+        explanation: `DENY: ${formatAddress(e.address)} is in node ${node}'s pod range but no live pod owns it (see the address conflicts), so ${node} drops it`,
+      };
+  }
+  const verdict = evaluate(index, flow);
+  return { probe, allowed: verdict.allowed, explanation: explainVerdict(flow, verdict) };
+}
+
 export const modelDriver: ScenarioDriver = {
   async sync() {},
   async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
     const index = new ClusterIndex(world.state());
-    return probes.map((probe) => {
-      const flow = probeFlow(world, index, probe);
-      const verdict = evaluate(index, flow);
-      return { probe, allowed: verdict.allowed, explanation: explainVerdict(flow, verdict) };
-    });
+    return probes.map((probe) => modelOutcome(world, index, probe));
   },
 };

@@ -1,13 +1,29 @@
 // Parses and validates scenario files; every error names the file and the field. No probing, no state.
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import type { Protocol } from '../policy/types.ts';
 import { PROTOCOLS } from '../policy/types.ts';
 import { UsageError } from '../util/errors.ts';
-import type { Scenario, ScenarioHost, ScenarioPod, ScenarioPort, Step } from './types.ts';
-import { DEFAULT_PORTS } from './types.ts';
+import type { AgentAction, Scenario, ScenarioHost, ScenarioPod, ScenarioPort, Step } from './types.ts';
+import { AGENT_ACTIONS, DEFAULT_PORTS } from './types.ts';
 
 export class ScenarioError extends UsageError {}
+
+/**
+ * Every document of a multi-document YAML text as plain data; a syntax error or an alias that cannot be
+ * resolved (the yaml library throws those only when converting) becomes a ScenarioError naming
+ * `where`, the document and the problem, never a stack trace.
+ */
+export function yamlDocuments(text: string, where: string): unknown[] {
+  return parseAllDocuments(text).map((doc, i) => {
+    if (doc.errors.length > 0) throw new ScenarioError(`${where}: document ${i}: ${doc.errors[0]!.message}`);
+    try {
+      return doc.toJS() as unknown;
+    } catch (error) {
+      throw new ScenarioError(`${where}: document ${i}: ${(error as Error).message}`, { cause: error });
+    }
+  });
+}
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -67,15 +83,26 @@ class Reader {
     if (!/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(s)) this.fail(field, `'${s}' is not namespace/name`);
     return s;
   }
-  pod(v: unknown, field: string, nodes: number): ScenarioPod {
+  node(v: unknown, field: string, nodes: number): number {
+    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > nodes)
+      this.fail(field, `must be a node index from 1 to ${nodes}`);
+    return v as number;
+  }
+  /** `2s`, `500ms`, `1.5s` or a number of seconds, as milliseconds. */
+  duration(v: unknown, field: string): number {
+    const m = typeof v === 'number' ? [String(v), String(v), 's'] : /^(\d+(?:\.\d+)?)(ms|s)$/.exec(String(v));
+    const ms = m ? Number(m[1]) * (m[2] === 's' ? 1000 : 1) : Number.NaN;
+    if (!(ms > 0 && ms <= 600_000))
+      this.fail(field, `must be a duration such as 2s or 500ms (got ${String(v)})`);
+    return ms;
+  }
+  pod(v: unknown, field: string, nodes: number, inStep = false): ScenarioPod {
     const o = this.obj(v, field);
-    let node: number | undefined;
-    if (o.node !== undefined) {
-      if (!Number.isInteger(o.node) || (o.node as number) < 1 || (o.node as number) > nodes) {
-        this.fail(`${field}.node`, `must be a node index from 1 to ${nodes}`);
-      }
-      node = o.node as number;
-    }
+    const node = o.node === undefined ? undefined : this.node(o.node, `${field}.node`, nodes);
+    if (!inStep && o['same-ip-as'] !== undefined)
+      this.fail(`${field}.same-ip-as`, "only pods of an add-pods step may claim a live pod's address");
+    if (o['same-ip-as'] !== undefined && o['reuse-ip-of'] !== undefined)
+      this.fail(field, 'give at most one of reuse-ip-of and same-ip-as');
     return {
       name: this.podKey(o.name, `${field}.name`),
       labels: this.labels(o.labels, `${field}.labels`),
@@ -84,6 +111,8 @@ class Reader {
       ports: this.ports(o.ports, `${field}.ports`, true),
       reuseIpOf:
         o['reuse-ip-of'] === undefined ? undefined : this.podKey(o['reuse-ip-of'], `${field}.reuse-ip-of`),
+      sameIpAs:
+        o['same-ip-as'] === undefined ? undefined : this.podKey(o['same-ip-as'], `${field}.same-ip-as`),
     };
   }
 }
@@ -130,15 +159,14 @@ export function parseScenarioText(text: string, file: string): Scenario {
   };
 }
 
+const STEP_KINDS = 'apply, delete, label, add-pods, expect, matrix, tamper, agent, api';
+
 function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step {
   const field = `steps[${index}]`;
   const o = r.obj(raw, field);
   const keys = Object.keys(o);
   if (keys.length !== 1)
-    r.fail(
-      field,
-      `a step has exactly one of apply, delete, label, add-pods, expect, matrix (got ${keys.join(', ')})`,
-    );
+    r.fail(field, `a step has exactly one of ${STEP_KINDS} (got ${keys.join(', ') || 'nothing'})`);
   const kind = keys[0]!;
   const v = o[kind];
   const where = `${r.file}: ${field}.${kind}`;
@@ -171,14 +199,56 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
       return {
         ...base,
         kind: 'add-pods',
-        pods: r.list(v, `${field}.add-pods`).map((p, i) => r.pod(p, `${field}.add-pods[${i}]`, nodes)),
+        pods: r.list(v, `${field}.add-pods`).map((p, i) => r.pod(p, `${field}.add-pods[${i}]`, nodes, true)),
       };
-    case 'expect':
+    case 'expect': {
+      if (Array.isArray(v))
+        return {
+          ...base,
+          kind: 'expect',
+          probes: v.map((p, i) => r.str(p, `${field}.expect[${i}]`)),
+          withinMs: undefined,
+        };
+      const e = r.obj(v, `${field}.expect`);
+      for (const k of Object.keys(e))
+        if (!['probes', 'within', 'family'].includes(k))
+          r.fail(`${field}.expect.${k}`, 'unknown field (probes, within, family)');
+      if (e.family !== undefined && e.family !== 'ipv4')
+        r.fail(`${field}.expect.family`, `'${String(e.family)}' is not supported by this runner (ipv4 only)`);
+      if (!Array.isArray(e.probes) || e.probes.length === 0)
+        r.fail(`${field}.expect.probes`, 'must be a non-empty list of probes');
       return {
         ...base,
         kind: 'expect',
-        probes: r.list(v, `${field}.expect`).map((p, i) => r.str(p, `${field}.expect[${i}]`)),
+        probes: e.probes.map((p, i) => r.str(p, `${field}.expect.probes[${i}]`)),
+        withinMs: e.within === undefined ? undefined : r.duration(e.within, `${field}.expect.within`),
       };
+    }
+    case 'tamper': {
+      const o = r.obj(v, `${field}.tamper`);
+      return {
+        ...base,
+        kind: 'tamper',
+        node: r.node(o.node, `${field}.tamper.node`, nodes),
+        nft: r.str(o.nft, `${field}.tamper.nft`),
+      };
+    }
+    case 'agent': {
+      const o = r.obj(v, `${field}.agent`);
+      const action = r.str(o.do, `${field}.agent.do`);
+      if (!(AGENT_ACTIONS as readonly string[]).includes(action))
+        r.fail(`${field}.agent.do`, `'${action}' is not one of ${AGENT_ACTIONS.join(', ')}`);
+      return {
+        ...base,
+        kind: 'agent',
+        node: r.node(o.node, `${field}.agent.node`, nodes),
+        action: action as AgentAction,
+      };
+    }
+    case 'api': {
+      if (v !== 'stop' && v !== 'start') r.fail(`${field}.api`, "must be 'stop' or 'start'");
+      return { ...base, kind: 'api', action: v };
+    }
     case 'matrix': {
       const m = r.obj(v, `${field}.matrix`);
       const port = typeof m.port === 'string' ? m.port : r.port(m.port, `${field}.matrix.port`);
@@ -194,7 +264,7 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
       };
     }
     default:
-      return r.fail(field, `unknown step '${kind}' (apply, delete, label, add-pods, expect, matrix)`);
+      return r.fail(field, `unknown step '${kind}' (${STEP_KINDS})`);
   }
 }
 

@@ -2,7 +2,7 @@
 // drives a scenario through a driver (the model here; the lab elsewhere). The runner does no I/O itself.
 import type { Protocol } from '../policy/types.ts';
 import { ScenarioError } from './parse.ts';
-import type { EndpointRef, Scenario, Step } from './types.ts';
+import { type EndpointRef, type FaultStep, isFault, type Scenario, type Step } from './types.ts';
 import { World } from './world.ts';
 
 export interface Probe {
@@ -23,6 +23,34 @@ export interface ProbeOutcome {
   explanation: string | undefined;
 }
 
+/** Probes sampled while enforcement converged: when each was sent (ms into the window) and its result. */
+export interface WindowSample {
+  probe: string;
+  atMs: number;
+  allowed: boolean;
+}
+
+/**
+ * The convergence window of an `expect` step: from the first change or fault since the previous
+ * expectation to the step. With `within`, how long until every node's table equalled the model again.
+ */
+export interface WindowReport {
+  /** When the window opened, as epoch ms (to compare with the agents' log times). */
+  openedAt: number;
+  /** undefined: a plain `expect` after a fault (sampled, not timed). */
+  withinMs: number | undefined;
+  /** withinMs times the machine's load allowance (see the lab driver): what was asserted. */
+  allowedMs: number | undefined;
+  /** ms from the window's start until the tables converged; undefined: not measured, or they did not. */
+  convergedMs: number | undefined;
+  /** Converged later than allowedMs (or never): a failure of the step. */
+  late: boolean;
+  /** The step's deny probes, sampled from the window's start until the step was done. */
+  samples: WindowSample[];
+  /** Samples that passed although the probe should be denied. */
+  wrong: number;
+}
+
 export interface ScenarioDriver {
   /** Sets up and enforces the initial world (the lab builds its cluster here). */
   start?(world: World): Promise<void>;
@@ -32,6 +60,20 @@ export interface ScenarioDriver {
   sync(world: World, step: Step): Promise<void>;
   /** Decides (model) or measures (lab) every probe; outcomes in the same order. */
   probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]>;
+  /** Carries out a fault step; a driver without it (the model) skips fault steps. */
+  fault?(world: World, step: FaultStep): Promise<void>;
+  /**
+   * A window opened at `startedAt` (performance.now()) whose next expectation has `within` or follows a
+   * fault: the driver may sample its deny probes until `probeWindow` closes it. `probes()` gives them as
+   * far as they parse at the time (a pod added during the window is sampled once it exists).
+   */
+  watch?(world: World, probes: () => Probe[], startedAt: number): void;
+  /** Such an `expect`: the probes as `probe` does, the samples, and (with within) how fast it converged. */
+  probeWindow?(
+    world: World,
+    probes: Probe[],
+    window: { startedAt: number; withinMs: number | undefined },
+  ): Promise<{ outcomes: ProbeOutcome[]; window: WindowReport }>;
 }
 
 export interface StepReport {
@@ -39,6 +81,8 @@ export interface StepReport {
   outcomes: ProbeOutcome[];
   /** For matrix steps: the pods in row/column order. */
   matrixPods: string[] | undefined;
+  /** For `expect` with `within` or after a fault, through a driver that measures it. */
+  window?: WindowReport;
 }
 
 export interface ScenarioReport {
@@ -66,7 +110,11 @@ function parseEndpoint(world: World, text: string, where: string): EndpointRef {
     world.node(Number(b));
     return { kind: 'node', index: Number(b) };
   }
-  world.pod(text, where);
+  const pod = world.pod(text, where);
+  if (pod.claimed)
+    throw new ScenarioError(
+      `${where}: ${text} exists only in the API (same-ip-as ${pod.claimed.of}): probe ${pod.claimed.of} instead`,
+    );
   return { kind: 'pod', key: text };
 }
 
@@ -122,7 +170,10 @@ export function expandMatrix(
       );
     return { allow: m[1] === 'allow', from: m[2]!, to: m[3]! };
   });
-  const pods = [...world.pods.values()].filter((p) => !p.hostNetwork).map((p) => p.key);
+  const pods = world
+    .labPods()
+    .filter((p) => !p.hostNetwork)
+    .map((p) => p.key);
   const probes: Probe[] = [];
   for (const from of pods) {
     for (const to of pods) {
@@ -166,24 +217,69 @@ export async function runScenario(scenario: Scenario, driver: ScenarioDriver): P
 }
 
 async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioReport): Promise<void> {
-  for (const step of world.scenario.steps) {
+  const steps = world.scenario.steps;
+  /** The first change or fault after the previous expectation opens a window; the next expect closes it. */
+  let window: { startedAt: number; fault: boolean; watching: boolean } | undefined;
+  for (const [at, step] of steps.entries()) {
     let probes: Probe[];
     let matrixPods: string[] | undefined;
     if (step.kind === 'expect')
       probes = step.probes.map((line, i) => parseProbe(world, line, `${step.where}[${i}]`));
     else if (step.kind === 'matrix') ({ pods: matrixPods, probes } = expandMatrix(world, step));
     else {
-      world.applyStep(step);
-      await driver.sync(world, step);
+      window ??= { startedAt: performance.now(), fault: false, watching: false };
+      window.fault ||= isFault(step);
+      const next = steps.slice(at + 1).find((s) => s.kind === 'expect' || s.kind === 'matrix');
+      if (
+        !window.watching &&
+        driver.watch &&
+        next?.kind === 'expect' &&
+        (next.withinMs !== undefined || window.fault)
+      ) {
+        driver.watch(world, () => watchedProbes(world, next), window.startedAt);
+        window.watching = true;
+      }
+      if (isFault(step)) await driver.fault?.(world, step);
+      else {
+        world.applyStep(step);
+        await driver.sync(world, step);
+      }
       continue;
     }
-    const outcomes = await driver.probe(world, probes);
+    let outcomes: ProbeOutcome[];
+    let measured: WindowReport | undefined;
+    if (
+      step.kind === 'expect' &&
+      driver.probeWindow &&
+      (step.withinMs !== undefined || window?.fault === true)
+    ) {
+      ({ outcomes, window: measured } = await driver.probeWindow(world, probes, {
+        startedAt: window?.startedAt ?? performance.now(),
+        withinMs: step.withinMs,
+      }));
+    } else outcomes = await driver.probe(world, probes);
+    window = undefined;
     for (const o of outcomes) {
       if (o.allowed === o.probe.expectAllow) report.passed++;
       else report.failed++;
     }
-    report.steps.push({ step, outcomes, matrixPods });
+    if (measured?.late) report.failed++;
+    report.steps.push({ step, outcomes, matrixPods, ...(measured ? { window: measured } : {}) });
   }
+}
+
+/** The deny probes of a later `expect` step, as far as they parse now (its pods may not exist yet). */
+function watchedProbes(world: World, step: Step & { kind: 'expect' }): Probe[] {
+  const out: Probe[] = [];
+  step.probes.forEach((line, i) => {
+    try {
+      const probe = parseProbe(world, line, `${step.where}[${i}]`);
+      if (!probe.expectAllow) out.push(probe);
+    } catch (error) {
+      if (!(error instanceof ScenarioError)) throw error;
+    }
+  });
+  return out;
 }
 
 /** A matrix as the conformance suite prints it: rows are sources, '.' allowed, 'X' denied, '!' wrong. */

@@ -1,6 +1,6 @@
 // Text reports of scenario runs: one line per scenario, failing expectations with their explanation,
 // matrices for failing (or, when asked, all) matrix steps, and the closing `N passed, N failed` line.
-import { formatMatrix, type ScenarioReport } from './probes.ts';
+import { formatMatrix, type ScenarioReport, type WindowReport } from './probes.ts';
 
 export function formatScenarioReport(report: ScenarioReport, options: { matrices: boolean }): string {
   const total = report.passed + report.failed;
@@ -14,6 +14,7 @@ export function formatScenarioReport(report: ScenarioReport, options: { matrices
       lines.push(`  ${s.step.where} (port ${String(step.port)}/${String(step.protocol)}):`);
       for (const l of formatMatrix(s.matrixPods, s.outcomes).split('\n')) lines.push(`    ${l}`);
     }
+    if (s.window) lines.push(`  ${s.step.where}: ${formatWindow(s.window)}`);
     for (const o of wrong) {
       lines.push(
         `  ${o.probe.where}: ${o.probe.text}: expected ${o.probe.expectAllow ? 'allow' : 'deny'}, got ${o.allowed ? 'allow' : 'deny'}`,
@@ -22,6 +23,40 @@ export function formatScenarioReport(report: ScenarioReport, options: { matrices
     }
   }
   return lines.join('\n');
+}
+
+/** One line: how fast the window converged against what was allowed, and the sampled deny probes. */
+export function formatWindow(w: WindowReport): string {
+  const timing =
+    w.withinMs === undefined
+      ? 'after a fault'
+      : `${w.convergedMs === undefined ? 'did not converge' : `converged ${w.convergedMs} ms after the first change`} (${w.late ? 'LATE' : 'in time'}: within ${w.withinMs} ms, allowed ${w.allowedMs} ms under load)`;
+  const sampled =
+    w.samples.length === 0
+      ? 'no deny probe sampled'
+      : `${w.wrong} of ${w.samples.length} sampled deny probes passed${w.wrong > 0 ? ` (${passedRuns(w)})` : ''}`;
+  return `${timing}; ${sampled}`;
+}
+
+/** Per probe, the stretches of consecutive samples that passed: `x/b -> x/a:80/TCP 0-1804, 2400 ms`. */
+function passedRuns(w: WindowReport): string {
+  const byProbe = new Map<string, WindowReport['samples']>();
+  for (const x of w.samples) byProbe.set(x.probe, [...(byProbe.get(x.probe) ?? []), x]);
+  const out: string[] = [];
+  for (const [probe, samples] of byProbe) {
+    const runs: [number, number][] = [];
+    let open = false;
+    for (const x of samples) {
+      if (x.allowed && open) runs.at(-1)![1] = x.atMs;
+      else if (x.allowed) runs.push([x.atMs, x.atMs]);
+      open = x.allowed;
+    }
+    if (runs.length === 0) continue;
+    const text = runs.slice(0, 5).map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`));
+    if (runs.length > 5) text.push(`+${runs.length - 5} more`);
+    out.push(`${probe} at ${text.join(', ')} ms`);
+  }
+  return out.join('; ');
 }
 
 export function formatTotals(passed: number, failed: number): string {

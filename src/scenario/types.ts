@@ -17,6 +17,11 @@ export interface ScenarioPod {
   ports: ScenarioPort[];
   /** add-pods only: take the IP of a deleted pod. */
   reuseIpOf: string | undefined;
+  /**
+   * add-pods only: claim a live pod's addresses (a stale object or a bad status). Such a pod exists only
+   * in the API, never as a lab pod, so it can be neither probed nor probe.
+   */
+  sameIpAs: string | undefined;
 }
 
 export interface ScenarioHost {
@@ -30,12 +35,25 @@ export type EndpointRef =
   | { kind: 'host'; name: string }
   | { kind: 'node'; index: number };
 
+/** What an `agent` fault step does to node N's agent (scenario README, "Faults"). */
+export const AGENT_ACTIONS = ['stop', 'start', 'restart', 'kill', 'second-start', 'second-stop'] as const;
+export type AgentAction = (typeof AGENT_ACTIONS)[number];
+
 export type Step = { index: number; where: string } & (
   | { kind: 'apply'; text: string }
   | { kind: 'delete'; resource: 'networkpolicy' | 'pod' | 'namespace'; key: string }
   | { kind: 'label'; target: 'namespace' | 'pod'; key: string; set: Record<string, string>; remove: string[] }
   | { kind: 'add-pods'; pods: ScenarioPod[] }
-  | { kind: 'expect'; probes: string[] }
+  | {
+      kind: 'expect';
+      probes: string[];
+      /** `within: 2s`: must hold that soon after the first change or fault since the last expectation. */
+      withinMs: number | undefined;
+    }
+  // Faults: lab mode through the API server only; the model skips them.
+  | { kind: 'tamper'; node: number; nft: string }
+  | { kind: 'agent'; node: number; action: AgentAction }
+  | { kind: 'api'; action: 'stop' | 'start' }
   | { kind: 'matrix'; port: number | string; protocol: Protocol; rules: string[] }
 );
 
@@ -48,6 +66,12 @@ export interface Scenario {
   pods: ScenarioPod[];
   hosts: ScenarioHost[];
   steps: Step[];
+}
+
+export type FaultStep = Step & { kind: 'tamper' | 'agent' | 'api' };
+
+export function isFault(step: Step): step is FaultStep {
+  return step.kind === 'tamper' || step.kind === 'agent' || step.kind === 'api';
 }
 
 /** The standard ports of a pod that declares none (scenario README). */

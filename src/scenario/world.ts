@@ -1,10 +1,9 @@
 // The cluster a scenario describes, as Kubernetes objects, changed step by step; also the address layout
 // shared by the model and the lab (node N: 198.51.100.N, pods 10.244.N.10+ and fd00:10:244:N::10+).
 // No probing and no kernel access here.
-import { parseAllDocuments } from 'yaml';
 import { buildState } from '../policy/normalize.ts';
 import type { ClusterState } from '../policy/types.ts';
-import { ScenarioError } from './parse.ts';
+import { ScenarioError, yamlDocuments } from './parse.ts';
 import type { Scenario, ScenarioHost, ScenarioPod, ScenarioPort, Step } from './types.ts';
 
 export interface LayoutNode {
@@ -26,6 +25,11 @@ export interface WorldPod {
   /** Host number inside the node's pod CIDR (10.244.N.<host>); undefined for hostNetwork pods. */
   host: number | undefined;
   ports: ScenarioPort[];
+  /**
+   * `same-ip-as`: the addresses of another (live) pod, claimed by this one. Such a pod exists only in
+   * the API (a stale object, a bad status): the lab runs no pod for it and probes cannot name it.
+   */
+  claimed: { ip4: string; ip6: string; of: string } | undefined;
 }
 
 type K8sObject = Record<string, unknown> & { kind: string; metadata: { name: string; namespace?: string } };
@@ -72,7 +76,17 @@ export class World {
     if (!this.namespaces.has(namespace)) this.namespaces.set(namespace, {});
     let node = spec.node ?? (this.roundRobin++ % this.nodes.length) + 1;
     let host: number | undefined;
-    if (spec.reuseIpOf !== undefined) {
+    let claimed: WorldPod['claimed'];
+    if (spec.sameIpAs !== undefined) {
+      const owner = this.pods.get(spec.sameIpAs);
+      if (!owner || owner.hostNetwork || owner.claimed)
+        throw new ScenarioError(
+          `${where}: same-ip-as: ${spec.sameIpAs} is not a live pod with its own address`,
+        );
+      if (spec.hostNetwork) throw new ScenarioError(`${where}: same-ip-as: a hostNetwork pod has no address`);
+      claimed = { ip4: this.podIp4(owner), ip6: this.podIp6(owner), of: owner.key };
+      node = spec.node ?? owner.node;
+    } else if (spec.reuseIpOf !== undefined) {
       const old = this.released.get(spec.reuseIpOf);
       if (!old) throw new ScenarioError(`${where}: reuse-ip-of: ${spec.reuseIpOf} is not a deleted pod`);
       this.released.delete(spec.reuseIpOf);
@@ -92,6 +106,7 @@ export class World {
       hostNetwork: spec.hostNetwork,
       host,
       ports: spec.ports,
+      claimed,
     };
     this.pods.set(pod.key, pod);
     return pod;
@@ -104,10 +119,12 @@ export class World {
   }
 
   podIp4(pod: WorldPod): string {
+    if (pod.claimed) return pod.claimed.ip4;
     return pod.host === undefined ? this.node(pod.node).ip4 : `10.244.${pod.node}.${pod.host}`;
   }
 
   podIp6(pod: WorldPod): string {
+    if (pod.claimed) return pod.claimed.ip6;
     return pod.host === undefined
       ? this.node(pod.node).ip6
       : `fd00:10:244:${pod.node.toString(16)}::${pod.host}`;
@@ -135,7 +152,12 @@ export class World {
     });
   }
 
-  /** Applies a state-changing step; expect/matrix steps change nothing. */
+  /** The pods the lab runs (every pod but those that exist only in the API). */
+  labPods(): WorldPod[] {
+    return [...this.pods.values()].filter((p) => p.claimed === undefined);
+  }
+
+  /** Applies a state-changing step; expect/matrix and fault steps change nothing. */
   applyStep(step: Step): void {
     switch (step.kind) {
       case 'apply':
@@ -178,11 +200,8 @@ export class World {
   }
 
   private applyDocuments(text: string, where: string): void {
-    const docs = parseAllDocuments(text);
-    docs.forEach((doc, i) => {
-      if (doc.errors.length > 0)
-        throw new ScenarioError(`${where}: document ${i}: ${doc.errors[0]!.message}`);
-      const obj = doc.toJS() as K8sObject | null;
+    yamlDocuments(text, where).forEach((doc, i) => {
+      const obj = doc as K8sObject | null;
       if (obj === null) return;
       const name = obj?.metadata?.name;
       if (typeof name !== 'string')

@@ -136,3 +136,37 @@ t.test('errors name what is wrong', async (t) => {
   t.equal(missing.code, 2);
   t.match(missing.stderr, /--from, --to and --port are required/);
 });
+
+t.test('an unresolved YAML alias is a clear error naming the file and the document', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-explain-alias-'));
+  writeFileSync(
+    join(dir, 'pods.yaml'),
+    [
+      'apiVersion: v1',
+      'kind: Namespace',
+      'metadata: {name: x}',
+      '---',
+      'apiVersion: v1',
+      'kind: Pod',
+      'metadata: {name: a, namespace: x, labels: *missing}',
+      'spec: {nodeName: n1}',
+      'status: {podIP: 10.244.1.10}',
+    ].join('\n'),
+  );
+  const r = await explain('--manifests', dir, '--from', '10.244.1.10', '--to', '10.244.1.11', '--port', '80');
+  t.equal(r.code, 2, 'a usage error, not a crash');
+  t.match(r.stderr, /pods\.yaml: document 1: Unresolved alias .*: missing/);
+  t.notMatch(r.stderr, /ReferenceError|\n\s+at /, 'no stack trace');
+});
+
+t.test('two pods claiming one address: explain warns and names both', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-explain-dup-'));
+  const pod = (name: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: x}\nspec: {nodeName: n1}\nstatus: {phase: Running, podIP: 10.244.1.10}\n`;
+  writeFileSync(join(dir, 'pods.yaml'), `${pod('a')}---\n${pod('stale')}`);
+  const r = await explain('--manifests', dir, '--from', '10.244.1.10', '--to', '10.244.1.11', '--port', '80');
+  t.match(
+    r.stderr,
+    /warning: Pod x\/a: status\.podIPs: address 10\.244\.1\.10 is claimed by 2 live pods: x\/a \(node n1\), x\/stale \(node n1\)/,
+  );
+});

@@ -1,62 +1,12 @@
 // Faults on the API path, with real agents, a real kube-apiserver and real traffic: the control plane gone
 // for 30 s while policies change, an agent SIGKILLed in the middle of a stream of updates, and an API server
 // frozen (SIGSTOP) so the agents' watches go silent. Enforcement must never lapse and must converge after.
-import { resolve } from 'node:path';
 import type { Test } from 'tap';
 import t from 'tap';
-import { type AgentProcess, ApiScenarioDriver } from '../../src/lab/api-driver.ts';
-import { loadScenario } from '../../src/scenario/parse.ts';
-import { World } from '../../src/scenario/world.ts';
+import type { AgentProcess, ApiScenarioDriver } from '../../src/lab/api-driver.ts';
+import type { World } from '../../src/scenario/world.ts';
+import { policy, reachable, setPolicy, sleep, startDriver } from './_faults.ts';
 import { requireBinaries, skipUnlessRoot } from './_helpers.ts';
-
-const fixture = resolve(import.meta.dirname, 'fixtures/faults.yaml');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-type Policy = Record<string, unknown> & { kind: string; metadata: { name: string; namespace?: string } };
-
-/** A NetworkPolicy in namespace x selecting `pod=<target>` for ingress, allowing `from` pods on `ports`. */
-function policy(name: string, target: string, from: string[], ports: number[] = [80]): Policy {
-  return {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: { name, namespace: 'x' },
-    spec: {
-      podSelector: { matchLabels: { pod: target } },
-      policyTypes: ['Ingress'],
-      ingress: [
-        {
-          from: from.map((p) => ({ podSelector: { matchLabels: { pod: p } } })),
-          ports: ports.map((port) => ({ protocol: 'TCP', port })),
-        },
-      ],
-    },
-  };
-}
-
-function setPolicy(world: World, p: Policy): void {
-  world.policies.set(`x/${p.metadata.name}`, p);
-}
-
-async function startDriver(
-  t: Test,
-  agentArgs: string[] = [],
-): Promise<{ driver: ApiScenarioDriver; world: World }> {
-  const world = new World(loadScenario(fixture));
-  const driver = new ApiScenarioDriver({ agentArgs });
-  t.teardown(() => driver.stop());
-  try {
-    await driver.start(world);
-  } catch (error) {
-    t.comment(driver.diagnostics(60));
-    throw error;
-  }
-  return { driver, world };
-}
-
-/** One TCP probe, no retries: what the dataplane does right now. */
-async function reachable(driver: ApiScenarioDriver, from: string, to: string, port = 80): Promise<boolean> {
-  return (await driver.lab!.probe(from, to, port, 'TCP', { timeoutMs: 1500 })).ok;
-}
 
 /** The scenario-style probes with the driver's convergence retries (≤ 10 s). */
 async function expectFlows(

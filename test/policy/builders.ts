@@ -8,7 +8,7 @@ import {
   normalizePod,
   normalizePolicy,
 } from '../../src/policy/normalize.ts';
-import type { ClusterState } from '../../src/policy/types.ts';
+import type { ClusterState, Pod } from '../../src/policy/types.ts';
 
 export interface PodOptions {
   node?: 'n1' | 'n2';
@@ -129,4 +129,23 @@ export function check(index: ClusterIndex, probe: string): Verdict {
 
 export function allowed(index: ClusterIndex, probe: string): boolean {
   return check(index, probe).allowed;
+}
+
+/**
+ * Puts `placed` into pod slot `slot` (or empties it) and returns the changes as ClusterIndex.update takes
+ * them (the old pod gone, the new one there), for the incremental-update properties.
+ */
+export function replaceSlot(
+  slots: Map<number, Pod>,
+  slot: number,
+  placed: Pod | undefined,
+): Map<string, Pod | undefined> {
+  const changes = new Map<string, Pod | undefined>();
+  const old = slots.get(slot);
+  if (old) changes.set(old.key, undefined);
+  if (placed) {
+    slots.set(slot, placed);
+    changes.set(placed.key, placed);
+  } else slots.delete(slot);
+  return changes;
 }

@@ -13,8 +13,7 @@ import {
   normalizePolicy,
 } from '../../src/policy/normalize.ts';
 import { Planner } from '../../src/policy/plan.ts';
-import type { Pod } from '../../src/policy/types.ts';
-import { nodes } from './builders.ts';
+import { nodes, replaceSlot } from './builders.ts';
 import { PlanMatcher } from './plan-matcher.ts';
 
 const NAMESPACES = ['x', 'y', 'z'];
@@ -235,17 +234,11 @@ t.test('an index kept up to date with pod changes plans exactly like a fresh ind
         const slots = new Map(state.pods.map((p, i) => [i, p]));
         const incremental = new ClusterIndex(state);
         for (const [slot, next] of edits) {
-          const old = slots.get(slot);
           // Built at its slot's position, so it gets that slot's name (p<slot>) and addresses.
           const padded = Array.from({ length: slot + 1 }, (_, i) => input.pods[i] ?? next!);
           padded[slot] = next!;
           const placed = next && build({ ...input, pods: padded }).state.pods[slot]!;
-          const changes = new Map<string, Pod | undefined>();
-          if (old) changes.set(old.key, undefined);
-          if (placed) {
-            slots.set(slot, placed);
-            changes.set(placed.key, placed);
-          } else slots.delete(slot);
+          const changes = replaceSlot(slots, slot, placed);
           const nextState = { ...state, pods: [...slots.values()] };
           incremental.update(nextState, changes);
           const fresh = new ClusterIndex(nextState);
