@@ -553,6 +553,24 @@ export class NamedSet {
     return out;
   }
 
+  /**
+   * An upper bound of the bytes one element of this set takes in an element message (its list entry as
+   * kernelElements and encodeKernelElement write it; for a plain interval set the start and the end
+   * marker). `chainName`: the longest chain name a verdict element names. Kept next to the encoders it
+   * mirrors; tests hold it against real encodings.
+   */
+  elementBytesBound(chainName = 0): number {
+    const pad4 = (n: number) => (n + 3) & ~3;
+    const key = 8 + pad4(this.keyLen);
+    // list entry, FLAGS, TIMEOUT, KEY
+    let one = 4 + 8 + 12 + key;
+    if (this.isInterval && this.isConcat) one += key;
+    if (this.data === 'verdict') one += 8 + 8 + 4 + pad4(chainName + 1);
+    else if (this.data !== undefined) one += 8 + pad4(this.data.len);
+    // a plain interval range: start and end marker, or one element with the open-end userdata
+    return this.isInterval && !this.isConcat ? 2 * one + 12 : one;
+  }
+
   /** Writes one element (inside an NFTA_SET_ELEM_LIST_ELEMENTS list entry). */
   static encodeKernelElement(w: Writer, k: KernelElement): void {
     if (k.flags) w.u32be(NFTA_SET_ELEM.FLAGS, k.flags);

@@ -32,9 +32,28 @@ type Op =
 /** Keep each NFTA_SET_ELEM_LIST_ELEMENTS well under the 64 KiB limit of a netlink attribute length. */
 const MAX_ELEMENTS_ATTR = 60_000;
 
+const pad4 = (n: number) => (n + 3) & ~3;
+
+/**
+ * An upper bound of the bytes that adding or deleting `count` elements of `set` adds to a batch, each
+ * element at most `perElement` bytes (NamedSet.elementBytesBound): the element messages' headers (one
+ * message per MAX_ELEMENTS_ATTR bytes of elements, see encodeElements) and a leading end marker. Lets a
+ * planner cut a large change into batches under a byte limit without encoding it twice.
+ */
+export function elementsBytesBound(set: NamedSet, count: number, perElement: number): number {
+  if (count === 0) return 0;
+  // nlmsghdr + nfgenmsg, TABLE, SET, SET_ID, the ELEMENTS nest.
+  const header = 16 + 4 + 4 + pad4(set.table.length + 1) + 4 + pad4(set.name.length + 1) + 8 + 4;
+  const body = count * perElement + perElement;
+  return body + (1 + Math.floor(body / MAX_ELEMENTS_ATTR)) * header;
+}
+
 export class Transaction {
   private readonly ops: Op[] = [];
   private firstError: Error | undefined;
+  /** The batch of the ops so far: a planner that measured it (compile/program.ts) and the commit that
+   *  follows share one encoding. Dropped when an op is added. */
+  private encoded: Batch | undefined;
 
   /** The first validation error, if any call was invalid (run() throws it). */
   get error(): Error | undefined {
@@ -48,6 +67,7 @@ export class Transaction {
     try {
       const op = check();
       if (!this.firstError) this.ops.push(op);
+      this.encoded = undefined;
     } catch (e) {
       this.firstError ??= e as Error;
     }
@@ -141,9 +161,14 @@ export class Transaction {
     return lines.length > 0 ? `${lines.join('\n')}\n` : '';
   }
 
-  /** Encodes the whole transaction as one nfnetlink batch. */
+  /** Encodes the whole transaction as one nfnetlink batch (once: later calls return the same batch). */
   encode(): Batch {
     if (this.firstError) throw this.firstError;
+    this.encoded ??= this.encodeOps();
+    return this.encoded;
+  }
+
+  private encodeOps(): Batch {
     const b = new BatchBuilder(64 * 1024);
     const setIds = new Map<string, number>();
     const createdSets = new Set<string>();
