@@ -32,9 +32,10 @@
 // agent has, but also a native binding: the `netlink` package only sets SO_SNDBUF; and a batch of any
 // size is then one huge allocation in the kernel and in the agent), or a higher net.core.wmem_max (a
 // global sysctl for one agent). Staging needs neither privilege nor sysctl and works under any cap.
+
+import { defaultBatchLimit } from '../netlink/batch.ts';
 import type { Chain, ElementInput, NamedSet, Ruleset, Transaction as Tx } from '../nft/index.ts';
 import { elementsBytesBound, PackedElements, Transaction } from '../nft/index.ts';
-import { defaultBatchLimit } from '../netlink/batch.ts';
 import { TollgateError } from '../util/errors.ts';
 import type { DesiredChain, DesiredSet, DesiredState, RuleSpec } from './desired.ts';
 import {
