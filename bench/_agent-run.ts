@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { FakeApiServer, selfSignedCertificate } from './_fake-apiserver.ts';
-import { syntheticPolicy } from './_synthetic.ts';
+import { NAMESPACES, NODES, podLabels, podObject, syntheticCluster } from './_synthetic.ts';
 
 const PODS = Number(process.env.BENCH_PODS ?? 10_000);
 const POLICIES = Number(process.env.BENCH_POLICIES ?? 1_000);
@@ -27,13 +27,11 @@ const KUBECONFIG_SAMPLES = Number(process.env.BENCH_KUBECONFIG_SAMPLES ?? 10);
 const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? daemonSetNodeOptions();
 /** Extra flags for the agent, e.g. `--heap-growth-percent=50` to compare garbage-collection settings. */
 const AGENT_ARGS = (process.env.BENCH_AGENT_ARGS ?? '').split(' ').filter((a) => a !== '');
-const NAMESPACES = 50;
-// New pods on node0 take addresses 10.244.0.(10 + PODS / 50 + k): past .255 they would be invalid.
-if (!(SAMPLES >= 1 && 10 + Math.ceil(PODS / 50) + SAMPLES <= 255))
+// New pods on node0 take addresses 10.244.0.(10 + PODS / NODES + k): past .255 they would leave its CIDR.
+if (!(SAMPLES >= 1 && 10 + Math.ceil(PODS / NODES) + SAMPLES <= 255))
   throw new Error(
     `BENCH_SAMPLES=${SAMPLES} with BENCH_PODS=${PODS}: node0's pod addresses would run past .255`,
   );
-const NODES = 50;
 const FULL_SYNC_TIMEOUT_MS = 180_000;
 const EVENT_TIMEOUT_MS = 15_000;
 const TOLLGATE = fileURLToPath(new URL('../bin/tollgate.js', import.meta.url));
@@ -62,48 +60,12 @@ function daemonSetNodeOptions(): string {
 
 const say = (line: string) => process.stderr.write(`# agent bench: ${line}\n`);
 
-// Pod i runs on node i % NODES in namespace floor(i / NODES) % NAMESPACES: namespaces span nodes.
-const nodeOf = (i: number) => i % NODES;
-const nsOf = (i: number) => Math.floor(i / NODES) % NAMESPACES;
-const ipOf = (i: number) => `10.244.${nodeOf(i)}.${10 + Math.floor(i / NODES)}`;
-function podObject(i: number, labels: Record<string, string>) {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { namespace: `ns${nsOf(i)}`, labels },
-    spec: {
-      nodeName: `node${nodeOf(i)}`,
-      containers: [
-        { name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 8000 + (i % 3), protocol: 'TCP' }] },
-      ],
-    },
-    status: { phase: 'Running', podIP: ipOf(i), podIPs: [{ ip: ipOf(i) }] },
-  };
-}
-const podLabels = (i: number) => ({ app: `app${i % 40}`, tier: `tier${i % 5}` });
-function policyObject(p: number) {
-  // The first policy of every namespace lets in pods labelled role=peer: the label-change samples toggle
-  // that label on remote pods, which must change the peer sets of this node's pods.
-  if (p < NAMESPACES) {
-    return {
-      metadata: { namespace: `ns${p}` },
-      spec: { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { role: 'peer' } } }] }] },
-    };
-  }
-  return syntheticPolicy(p, NAMESPACES);
-}
-
 function populate(api: FakeApiServer): void {
-  for (let n = 0; n < NAMESPACES; n++)
-    api.put(P.ns, `ns${n}`, { metadata: { labels: { team: `t${n % 7}` } } });
-  for (let n = 0; n < NODES; n++) {
-    api.put(P.nodes, `node${n}`, {
-      spec: { podCIDRs: [`10.244.${n}.0/24`] },
-      status: { addresses: [{ type: 'InternalIP', address: `192.0.2.${n + 1}` }] },
-    });
-  }
-  for (let i = 0; i < PODS; i++) api.put(P.pods, `pod${i}`, podObject(i, podLabels(i)));
-  for (let p = 0; p < POLICIES; p++) api.put(P.np, `np${p}`, policyObject(p));
+  const c = syntheticCluster(PODS, POLICIES);
+  for (const o of c.namespaces) api.put(P.ns, o.metadata.name, o);
+  for (const o of c.nodes) api.put(P.nodes, o.metadata.name, o);
+  for (const o of c.pods) api.put(P.pods, o.metadata.name, o);
+  for (const o of c.policies) api.put(P.np, o.metadata.name, o);
 }
 
 /** The machine's CPU time counters (/proc/stat, all CPUs): total and stolen by the hypervisor. */

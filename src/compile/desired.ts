@@ -15,10 +15,31 @@
 //     not grow with the number of policies or rules (any-port peers, proto.port for any peer, and
 //     peer.proto.port), then `counter drop`. Egress chains `return` on a match so that the destination's
 //     ingress is still checked (point 10); ingress chains `accept`.
+//   Peer.proto.port has two forms, chosen per chain by size:
+//     fused: one `addr . proto . port` set (-c4/-c6): one lookup, but peers x ports elements;
+//     classes (when the fused set exceeds DesiredCache's fuseUpTo, 512 elements by default, and twice
+//       the ranges of the chain's address lists, and the classes weigh less): the address line is cut into atoms by which address lists cover them, and
+//       atoms allowed the same ports share a class: `ip saddr vmap @<chain>-m4` (atom -> goto the class
+//       chain <chain>-k<hash>), whose `meta l4proto . th dport @<chain>-k<hash>-p` accepts (or returns)
+//       and otherwise drops. Two lookups instead of one. Elements: atoms (at most twice the address
+//       ranges of the chain's lists) plus, per class, its merged ports: peers + ports for one rule, and
+//       for rules whose peer lists are equal or disjoint; lists that overlap with different ports can
+//       still multiply (n nested lists with n different ports: n atoms, n(n+1)/2 class ports), which is
+//       why the size decides. Verdict maps keep meta mark and ct mark untouched (kube-proxy and CNIs own
+//       those bits).
+// Per packet, a new connection meets at most: 2 base lookups (local set, then the dispatch map) per
+// direction, and in each pod chain an any-port lookup, a proto.port lookup and the peer lookup (fused: 1,
+// classes: 2): at most 4 + 2 x 4 = 12 lookups, whatever the number of policies, rules and pods.
 // Traffic between a pod and its own node never crosses the forward hook (it is input/output), which is
 // exactly point 12; other nodes and outside hosts are forwarded and judged like any address.
 import { createHash } from 'node:crypto';
-import { type AddressRange, addressRange, formatAddress, mergeRanges } from '../policy/address.ts';
+import {
+  type AddressRange,
+  addressRange,
+  formatAddress,
+  formatRange,
+  mergeRanges,
+} from '../policy/address.ts';
 import {
   type DirectionPlan,
   mergePorts,
@@ -48,6 +69,8 @@ export interface DesiredSet {
   comment: string;
   /** Set when `elements` was derived from an earlier collection: the diff uses it instead of comparing. */
   delta?: ElementDelta;
+  /** A dispatch map of isolated pods: more keys allow less (every other set and map allows more). */
+  isolates?: boolean;
 }
 
 /** A rule as the structured pieces the nft layer turns into expressions (see ruleset.ts). */
@@ -256,8 +279,16 @@ function buildDirectionChain(
   if (state.chains.has(name)) return name;
   const inputs = plan.allows.map((a) => (a.set === undefined ? undefined : sets.get(a.set)));
   if (cache.restore(state, name, inputs)) return name;
-  buildChainContent(state, direction, plan, sets, name, cache.previousSets(name));
-  cache.record(state, name, inputs);
+  const classes = buildChainContent(
+    state,
+    direction,
+    plan,
+    sets,
+    name,
+    cache.previousSets(name),
+    cache.fuseUpTo,
+  );
+  cache.record(state, name, inputs, classes);
   return name;
 }
 
@@ -267,8 +298,14 @@ function buildDirectionChain(
  * and the diff skips them by identity. Owned by a long-lived caller (the reconciler).
  */
 export class DesiredCache {
-  private previous = new Map<string, { inputs: unknown[]; chain: DesiredChain; sets: DesiredSet[] }>();
-  private current = new Map<string, { inputs: unknown[]; chain: DesiredChain; sets: DesiredSet[] }>();
+  private previous = new Map<string, CachedChain>();
+  private current = new Map<string, CachedChain>();
+  /** The largest fused peer.proto.port set a chain keeps before address classes are weighed. */
+  readonly fuseUpTo: number;
+
+  constructor(options: { fuseUpTo?: number } = {}) {
+    this.fuseUpTo = options.fuseUpTo ?? 512;
+  }
 
   restore(state: DesiredState, name: string, inputs: unknown[]): boolean {
     const old = this.previous.get(name);
@@ -276,6 +313,7 @@ export class DesiredCache {
       return false;
     state.chains.set(name, old.chain);
     for (const s of old.sets) state.sets.set(s.name, s);
+    for (const c of old.classes) state.chains.set(c.name, c);
     this.current.set(name, old);
     return true;
   }
@@ -285,11 +323,12 @@ export class DesiredCache {
     return new Map((this.previous.get(name)?.sets ?? []).map((s) => [s.name, s]));
   }
 
-  record(state: DesiredState, name: string, inputs: unknown[]): void {
-    const sets = CHAIN_SET_SUFFIXES.map((x) => state.sets.get(`${name}${x}`)).filter(
-      (x): x is DesiredSet => x !== undefined,
-    );
-    this.current.set(name, { inputs, chain: state.chains.get(name)!, sets });
+  record(state: DesiredState, name: string, inputs: unknown[], classes: DesiredChain[]): void {
+    const sets = [
+      ...CHAIN_SET_SUFFIXES.map((x) => state.sets.get(`${name}${x}`)),
+      ...classes.map((c) => state.sets.get(`${c.name}-p`)),
+    ].filter((x): x is DesiredSet => x !== undefined);
+    this.current.set(name, { inputs, chain: state.chains.get(name)!, sets, classes });
   }
 
   /** Ends a build: chains it did not use are dropped. */
@@ -299,7 +338,15 @@ export class DesiredCache {
   }
 }
 
-const CHAIN_SET_SUFFIXES = ['-a4', '-a6', '-p', '-c4', '-c6'];
+interface CachedChain {
+  inputs: unknown[];
+  chain: DesiredChain;
+  sets: DesiredSet[];
+  /** The chain's address-class chains (their port sets are in `sets`). */
+  classes: DesiredChain[];
+}
+
+const CHAIN_SET_SUFFIXES = ['-a4', '-a6', '-p', '-c4', '-c6', '-m4', '-m6'];
 
 function buildChainContent(
   state: DesiredState,
@@ -308,14 +355,15 @@ function buildChainContent(
   sets: Map<string, PlanSet>,
   name: string,
   previous: Map<string, DesiredSet>,
-): void {
+  fuseUpTo: number,
+): DesiredChain[] {
   const verdict = direction === 'ingress' ? 'accept' : 'return';
   const rules: RuleSpec[] = [];
   const comment = `${direction} isolated by ${[...new Set(plan.isolatedBy)].join(', ')}`;
   if (plan.allowAll) {
     rules.push({ kind: 'final', verdict, counter: false, comment: 'a rule allows every peer and port' });
     state.chains.set(name, { name, base: false, rules, comment });
-    return;
+    return [];
   }
   const anyPort: (readonly AddressRange[])[] = [];
   const protoPorts: PortRange[] = [];
@@ -401,33 +449,173 @@ function buildChainContent(
       verdict,
     });
   }
+  let classes: DesiredChain[] = [];
   if (hasConcat) {
-    const runs = portRuns([...concat.values()]);
-    for (const family of families) {
-      addRunSet(
-        state,
-        {
+    const groups = [...concat.values()];
+    const runs = portRuns(groups);
+    const fused = families.map((family) =>
+      buildRunElements(
+        previous.get(`${name}-c${family}`)?.elements,
+        runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
+      ),
+    );
+    const fusedSize = fused[0]!.elements.size + fused[1]!.elements.size;
+    const split = fusedSize > fuseUpTo ? addressClasses(groups, name, fusedSize) : undefined;
+    if (split !== undefined) {
+      classes = addClasses(state, split, field, verdict, comment);
+      for (const family of families) {
+        addSet(
+          state,
+          {
+            name: `${name}-m${family}`,
+            key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr'],
+            map: true,
+            interval: true,
+            comment: `${comment}: peers by the ports they are allowed`,
+          },
+          split.atoms[family],
+        );
+        rules.push({ kind: 'dispatch', family, field, map: `${name}-m${family}` });
+      }
+    } else {
+      families.forEach((family, i) => {
+        const { elements, delta } = fused[i]!;
+        const set: DesiredSet = {
           name: `${name}-c${family}`,
           key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'],
           map: false,
           interval: true,
           comment: `${comment}: peer, protocol and port`,
-        },
-        previous.get(`${name}-c${family}`),
-        runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
-      );
-      rules.push({
-        kind: 'lookup',
-        family,
-        field,
-        fields: ['addr', 'l4proto', 'dport'],
-        set: `${name}-c${family}`,
-        verdict,
+          elements,
+        };
+        state.sets.set(set.name, delta ? { ...set, delta } : set);
+        rules.push({
+          kind: 'lookup',
+          family,
+          field,
+          fields: ['addr', 'l4proto', 'dport'],
+          set: `${name}-c${family}`,
+          verdict,
+        });
       });
     }
   }
   rules.push({ kind: 'final', verdict: 'drop', counter: true, comment: undefined });
   state.chains.set(name, { name, base: false, rules, comment });
+  return classes;
+}
+
+interface AddressClasses {
+  /** Per family, the map elements: `<atom range> : goto <class chain>`. */
+  atoms: Record<4 | 6, string[]>;
+  /** Class chain name -> its merged ports. */
+  classes: Map<string, PortRange[]>;
+}
+
+/**
+ * The address classes of a chain's peer.proto.port groups: the address line of each family is cut at every
+ * boundary of every address list, each piece gets the union of the ports of the lists that cover it, and
+ * pieces (and then neighbouring atoms) with equal ports share a class, named by a hash of its ports. Each
+ * distinct list is swept once, however many ports name it. Undefined when the classes would not be
+ * smaller than the `fused` elements: an atom weighs two (a verdict map element is about twice the bytes
+ * of a fused one) and a class four more (its chain, set and rules). Lists that cannot win are not swept.
+ */
+function addressClasses(groups: PortGroup[], chain: string, fused: number): AddressClasses | undefined {
+  const lists = new Map<readonly AddressRange[], PortRange[]>();
+  for (const g of groups)
+    for (const part of g.parts) {
+      const ports = lists.get(part);
+      if (ports) ports.push(g.port);
+      else lists.set(part, [g.port]);
+    }
+  const entries = [...lists.entries()];
+  // A fused set no larger than twice the lists' ranges is already linear in what the policies list: kept
+  // without a sweep (the case of many overlapping lists with different ports, where classes rarely win).
+  let ranges = 0;
+  for (const [list] of entries) ranges += list.length;
+  if (2 * ranges >= fused) return undefined;
+  const classes = new Map<string, PortRange[]>();
+  const bySignature = new Map<string, string>();
+  const classOf = (active: number[]): string => {
+    const signature = active.join(',');
+    let name = bySignature.get(signature);
+    if (name === undefined) {
+      const ports = mergePorts(active.flatMap((j) => entries[j]![1]));
+      name = `${chain}-k${hash(ports.map((p) => `${p.protocol}:${portText(p)}`).join(','))}`;
+      classes.set(name, ports);
+      bySignature.set(signature, name);
+    }
+    return name;
+  };
+  const atoms: Record<4 | 6, string[]> = { 4: [], 6: [] };
+  let size = 0;
+  for (const family of families) {
+    const events: [bigint, number, number][] = [];
+    entries.forEach(([list], j) => {
+      for (const r of familyPart(list, family)) events.push([r.first, j, 1], [r.last + 1n, j, -1]);
+    });
+    events.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const count = new Map<number, number>();
+    let open: { first: bigint; name: string } | undefined;
+    const close = (end: bigint) => {
+      if (!open) return;
+      atoms[family].push(`${formatRange({ family, first: open.first, last: end - 1n })} : goto ${open.name}`);
+      open = undefined;
+    };
+    for (let i = 0; i < events.length; ) {
+      const at = events[i]![0];
+      for (; i < events.length && events[i]![0] === at; i++) {
+        const [, j, d] = events[i]!;
+        const n = (count.get(j) ?? 0) + d;
+        if (n === 0) count.delete(j);
+        else count.set(j, n);
+      }
+      const name = count.size === 0 ? undefined : classOf([...count.keys()].sort((a, b) => a - b));
+      if (open && open.name === name) continue;
+      close(at);
+      if (name !== undefined) open = { first: at, name };
+    }
+    size += 2 * atoms[family].length;
+    if (size >= fused) return undefined;
+  }
+  for (const ports of classes.values()) size += ports.length + 4;
+  return size < fused ? { atoms, classes } : undefined;
+}
+
+/** The class chains of an address split, each with its port set; returns the chains. */
+function addClasses(
+  state: DesiredState,
+  split: AddressClasses,
+  field: 'saddr' | 'daddr',
+  verdict: 'accept' | 'return',
+  comment: string,
+): DesiredChain[] {
+  const out: DesiredChain[] = [];
+  for (const [name, ports] of split.classes) {
+    addSet(
+      state,
+      {
+        name: `${name}-p`,
+        key: ['inet_proto', 'inet_service'],
+        map: false,
+        interval: true,
+        comment: `${comment}: the ports of one address class`,
+      },
+      ports.map((p) => `${PROTO_NAMES[p.protocol]} . ${portText(p)}`),
+    );
+    const chain: DesiredChain = {
+      name,
+      base: false,
+      rules: [
+        { kind: 'lookup', family: undefined, field, fields: ['l4proto', 'dport'], set: `${name}-p`, verdict },
+        { kind: 'final', verdict: 'drop', counter: true, comment: undefined },
+      ],
+      comment: `${comment}: one address class`,
+    };
+    state.chains.set(name, chain);
+    out.push(chain);
+  }
+  return out;
 }
 
 /** The whole desired state of a node's table. */
@@ -476,6 +664,7 @@ export function desiredState(plan: NodePlan, cache: DesiredCache = new DesiredCa
         map: true,
         interval: false,
         comment: 'egress-isolated local pods',
+        isolates: true,
       },
       dispatch.egress[family],
     );
@@ -487,6 +676,7 @@ export function desiredState(plan: NodePlan, cache: DesiredCache = new DesiredCa
         map: true,
         interval: false,
         comment: 'ingress-isolated local pods',
+        isolates: true,
       },
       dispatch.ingress[family],
     );

@@ -170,8 +170,10 @@ export function diffTransaction(
   for (const c of [...newChains, ...changedChains]) for (const r of ruleObjects(c)) tx.add(r);
   // 4. Chains nobody jumps to any more (their map elements are gone): flush all before deleting any,
   //    since one may still jump to another; then the sets only they used.
+  //    Maps that jump to them (a chain's address classes) go before the chains.
   for (const c of goneChains) tx.flush(chainObject(c));
+  for (const s of goneSets) if (s.map) tx.delete(setObject(s));
   for (const c of goneChains) tx.delete(chainObject(c));
-  for (const s of goneSets) tx.delete(setObject(s));
+  for (const s of goneSets) if (!s.map) tx.delete(setObject(s));
   return { tx, counts };
 }

@@ -47,7 +47,6 @@ import {
   fullTransaction,
 } from './diff.ts';
 import { chainObject, ruleObjects, setObject, tableObject } from './ruleset.ts';
-import { compareTable } from './verify.ts';
 
 /** Where programming starts from. */
 export type ProgramFrom =
@@ -96,9 +95,6 @@ export function programBatches(from: ProgramFrom, next: DesiredState, options: P
   for (const s of next.sets.values()) elements += s.elements.size;
   const tx = fullTransaction(next, { replace: true });
   if (fits(tx, elements, cap)) return { kind: 'full', batches: [tx], counts: undefined };
-  // A restart finds its own table as it left it: nothing to write twice.
-  if (from.kernel !== undefined && compareTable(next, from.kernel).equal)
-    return { kind: 'none', batches: [], counts: undefined };
   return { kind: 'full', batches: stagedReplace(from.kernel, next, cap), counts: undefined, staged: true };
 }
 
@@ -389,8 +385,9 @@ function stagedDiff(prev: DesiredState, next: DesiredState, cap: number): Transa
   for (const c of parts.newChains) for (const r of ruleObjects(c)) p.op(r.describe(), (tx) => tx.add(r));
 
   // What each element change does to what is allowed. Sets only ever allow more with more elements
-  // (lookups that accept or return, and the known-pod sets of the unknown-local drop); a dispatch map
-  // allows less with more keys (an isolated pod), and a key that changes its chain is neither.
+  // (lookups that accept or return, the known-pod sets of the unknown-local drop, and the address-class
+  // maps, whose class chains are fixed by their names); a dispatch map allows less with more keys (an
+  // isolated pod), and a key that changes its chain is neither.
   const restrict: ((p: Packer) => void)[] = [];
   const loosen: ((p: Packer) => void)[] = [];
   const switchFills: ((tx: Tx) => void)[] = [];
@@ -407,7 +404,7 @@ function stagedDiff(prev: DesiredState, next: DesiredState, cap: number): Transa
   for (const { set: s, removed, added } of parts.elements) {
     const set = setObject(s);
     const per = perElement(set, s, chainName);
-    if (s.map) {
+    if (s.isolates) {
       const out = removed as readonly string[];
       const into = added as readonly string[];
       const addedKeys = new Map(into.map((e) => [keyOf(e), e]));

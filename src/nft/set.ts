@@ -441,7 +441,8 @@ export class NamedSet {
     const timeout = a.u64be(NFTA_SET.TIMEOUT);
     if (timeout !== undefined && timeout > 0n) o.timeout = Number(timeout);
     const s = new NamedSet(o);
-    s.elements.push(...elements);
+    // Not push(...elements): a spread of a few hundred thousand arguments overflows the stack.
+    for (const e of elements) s.elements.push(e);
     return s;
   }
 
@@ -562,13 +563,16 @@ export class NamedSet {
   elementBytesBound(chainName = 0): number {
     const pad4 = (n: number) => (n + 3) & ~3;
     const key = 8 + pad4(this.keyLen);
-    // list entry, FLAGS, TIMEOUT, KEY
-    let one = 4 + 8 + 12 + key;
+    const timeout = this.flags.includes('timeout') ? 12 : 0;
+    // list entry and KEY; a concatenated range its KEY_END
+    let one = 4 + key + timeout;
     if (this.isInterval && this.isConcat) one += key;
     if (this.data === 'verdict') one += 8 + 8 + 4 + pad4(chainName + 1);
     else if (this.data !== undefined) one += 8 + pad4(this.data.len);
-    // a plain interval range: start and end marker, or one element with the open-end userdata
-    return this.isInterval && !this.isConcat ? 2 * one + 12 : one;
+    if (!this.isInterval || this.isConcat) return one;
+    // A plain interval range: its start and its end marker (list entry, FLAGS, KEY, TIMEOUT), or the start
+    // alone with the open-end userdata (12 bytes, less than an end marker).
+    return one + 4 + 8 + key + timeout;
   }
 
   /** Writes one element (inside an NFTA_SET_ELEM_LIST_ELEMENTS list entry). */

@@ -14,7 +14,7 @@ export interface Packet {
 
 const PROTO_NUMBERS = { tcp: 6, udp: 17, sctp: 132, icmp: 1 } as const;
 
-type Verdict = 'accept' | 'drop' | 'return' | { jump: string };
+type Verdict = 'accept' | 'drop' | 'return' | { jump: string } | { goto: string };
 
 function addressBytes(family: 4 | 6, v: bigint): Buffer {
   const b = Buffer.alloc(family === 4 ? 4 : 16);
@@ -96,6 +96,8 @@ export class TableEvaluator {
       if (v === undefined) continue;
       if (v === 'accept' || v === 'drop') return v;
       if (v === 'return') return undefined;
+      // goto: the target's end (or return) ends this chain too.
+      if ('goto' in v) return this.run(v.goto, p, depth + 1);
       const r = this.run(v.jump, p, depth + 1);
       if (r !== undefined) return r;
     }
@@ -137,6 +139,7 @@ export class TableEvaluator {
       const d = (k && this.lookup(vmap[2]!, [k]))?.data as { kind: string; chain?: string } | undefined;
       if (!d) return { length: 0, miss: true };
       if (d.kind === 'jump') return { length: 0, verdict: { jump: d.chain! } };
+      if (d.kind === 'goto') return { length: 0, verdict: { goto: d.chain! } };
       if (d.kind === 'accept' || d.kind === 'drop' || d.kind === 'return')
         return { length: 0, verdict: d.kind };
       throw new Error(`evaluator: map verdict ${d.kind}`);

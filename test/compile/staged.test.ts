@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { FakeProgrammer } from '../../src/agent/programmer.ts';
-import { type DesiredState, desiredState } from '../../src/compile/desired.ts';
+import { DesiredCache, type DesiredState, desiredState } from '../../src/compile/desired.ts';
 import { MIN_BATCH_BYTES, type ProgramFrom, programBatches } from '../../src/compile/program.ts';
 import { compareTable, expectedRuleset } from '../../src/compile/verify.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
@@ -92,8 +92,9 @@ function build(input: ClusterInput): ClusterState {
   };
 }
 
-const desired = (input: ClusterInput): DesiredState =>
-  desiredState(new Planner(new ClusterIndex(build(input))).planNode('n1'));
+/** fuseUpTo 0: address classes wherever they are smaller than the fused set. */
+const desired = (input: ClusterInput, fuseUpTo = 512): DesiredState =>
+  desiredState(new Planner(new ClusterIndex(build(input))).planNode('n1'), new DesiredCache({ fuseUpTo }));
 
 const v4 = (text: string) => text.split('.').reduce((n, x) => (n << 8n) | BigInt(Number(x)), 0n);
 /** Pod addresses of both nodes, addresses at block boundaries, and outside hosts. */
@@ -166,9 +167,11 @@ t.test('every state between batches allows at most what old or new allows (prope
       fc.integer({ min: MIN_BATCH_BYTES, max: 24_000 }),
       fc.constantFrom('programmed', 'kernel', 'crash'),
       fc.nat(),
-      async (a, b, cap, mode, seed) => {
-        const old = desired(a);
-        const next = desired(b);
+      fc.constantFrom(0, 512),
+      fc.constantFrom(0, 512),
+      async (a, b, cap, mode, seed, fuseA, fuseB) => {
+        const old = desired(a, fuseA);
+        const next = desired(b, fuseB);
         const fp = new FakeProgrammer();
         await commitAll(fp, { kernel: undefined }, old, cap, async () => {});
         const first = compareTable(old, await fp.readTable());
@@ -202,4 +205,25 @@ t.test('every state between batches allows at most what old or new allows (prope
     { numRuns: 150 },
   );
   t.ok(staged > 20, `${staged} of 150 programs were staged (${batches} batches, ${checked} states checked)`);
+});
+
+t.test('address classes enforce exactly what the fused sets do (property)', async (t) => {
+  let classes = 0;
+  let allowed = 0;
+  fc.assert(
+    fc.property(clusterArb, fc.nat(), (input, seed) => {
+      const split = desired(input, 0);
+      const fused = desired(input, Number.POSITIVE_INFINITY);
+      if ([...split.sets.keys()].some((n) => n.endsWith('-m4'))) classes++;
+      const a = new TableEvaluator(expectedRuleset(split));
+      const b = new TableEvaluator(expectedRuleset(fused));
+      for (const p of packets(seed)) {
+        const v = a.allows(p);
+        if (v !== b.allows(p)) throw new Error(`${show(p)}: classes ${v}, fused ${!v}`);
+        if (v) allowed++;
+      }
+    }),
+    { numRuns: 300 },
+  );
+  t.ok(classes > 10, `${classes} of 300 tables had address classes (${allowed} allowed packets)`);
 });
