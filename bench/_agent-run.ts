@@ -18,7 +18,7 @@ import { ClusterIndex } from '../src/policy/index.ts';
 import { buildState } from '../src/policy/normalize.ts';
 import { Planner } from '../src/policy/plan.ts';
 import { FakeApiServer, selfSignedCertificate } from './_fake-apiserver.ts';
-import { NAMESPACES, NODES, podLabels, podObject, syntheticCluster, widePolicy } from './_synthetic.ts';
+import { NODES, podLabels, podObject, syntheticCluster, widePolicy } from './_synthetic.ts';
 
 const PODS = Number(process.env.BENCH_PODS ?? 10_000);
 const POLICIES = Number(process.env.BENCH_POLICIES ?? 1_000);

@@ -367,22 +367,15 @@ function buildChainContent(
   }
   const anyPort: (readonly AddressRange[])[] = [];
   const protoPorts: PortRange[] = [];
-  // peer.proto.port: whole address lists grouped by protocol and port range, never one tuple per address.
-  const concat = new Map<string, PortGroup>();
-  const group = (port: PortRange): PortGroup => {
-    const key = `${port.protocol} ${port.first} ${port.last}`;
-    let g = concat.get(key);
-    if (!g) {
-      g = { port, parts: [] };
-      concat.set(key, g);
-    }
-    return g;
-  };
+  // peer.proto.port: whole address lists with the ports they are allowed, never one tuple per address,
+  // and never one entry per list and port (a rule of 700 peers and 700 ports is 700 pairs, not 490,000).
+  const pairs: AddressPorts[] = [];
   for (const allow of plan.allows) {
     if (allow.kind === 'address-ports') {
       const s = sets.get(allow.set);
       if (s?.kind !== 'address-ports') throw new Error(`plan set ${allow.set} missing`);
-      for (const g of groupsOfAddressPorts(s)) group(g.port).parts.push(...g.parts);
+      for (const g of groupsOfAddressPorts(s))
+        for (const part of g.parts) pairs.push({ list: part, ports: [g.port] });
       continue;
     }
     const s = allow.set === undefined ? undefined : sets.get(allow.set);
@@ -393,10 +386,8 @@ function buildChainContent(
       if (ranges) anyPort.push(ranges);
       continue;
     }
-    for (const p of allow.ports) {
-      if (!ranges) protoPorts.push(p);
-      else group(p).parts.push(ranges);
-    }
+    if (!ranges) protoPorts.push(...allow.ports);
+    else pairs.push({ list: ranges, ports: allow.ports });
   }
   const field = direction === 'ingress' ? 'saddr' : 'daddr';
   // Which lookups exist follows from the plan's shape only, never from set members: a pod joining or
@@ -451,16 +442,18 @@ function buildChainContent(
   }
   let classes: DesiredChain[] = [];
   if (hasConcat) {
-    const groups = [...concat.values()];
-    const runs = portRuns(groups);
-    const fused = families.map((family) =>
-      buildRunElements(
-        previous.get(`${name}-c${family}`)?.elements,
-        runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
-      ),
-    );
-    const fusedSize = fused[0]!.elements.size + fused[1]!.elements.size;
-    const split = fusedSize > fuseUpTo ? addressClasses(groups, name, fusedSize) : undefined;
+    const split = addressClasses(pairs, name, fuseUpTo);
+    const fused = split
+      ? undefined
+      : (() => {
+          const runs = portRuns(portGroups(pairs));
+          return families.map((family) =>
+            buildRunElements(
+              previous.get(`${name}-c${family}`)?.elements,
+              runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
+            ),
+          );
+        })();
     if (split !== undefined) {
       classes = addClasses(state, split, field, verdict, comment);
       for (const family of families) {
@@ -479,7 +472,7 @@ function buildChainContent(
       }
     } else {
       families.forEach((family, i) => {
-        const { elements, delta } = fused[i]!;
+        const { elements, delta } = fused![i]!;
         const set: DesiredSet = {
           name: `${name}-c${family}`,
           key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'],
@@ -512,37 +505,93 @@ interface AddressClasses {
   classes: Map<string, PortRange[]>;
 }
 
-/**
- * The address classes of a chain's peer.proto.port groups: the address line of each family is cut at every
- * boundary of every address list, each piece gets the union of the ports of the lists that cover it, and
- * pieces (and then neighbouring atoms) with equal ports share a class, named by a hash of its ports. Each
- * distinct list is swept once, however many ports name it. Undefined when the classes would not be
- * smaller than the `fused` elements: an atom weighs two (a verdict map element is about twice the bytes
- * of a fused one) and a class four more (its chain, set and rules). Lists that cannot win are not swept.
- */
-function addressClasses(groups: PortGroup[], chain: string, fused: number): AddressClasses | undefined {
-  const lists = new Map<readonly AddressRange[], PortRange[]>();
-  for (const g of groups)
-    for (const part of g.parts) {
-      const ports = lists.get(part);
-      if (ports) ports.push(g.port);
-      else lists.set(part, [g.port]);
+/** An address list and the ports it is allowed (one allow of a plan, or one named port's addresses). */
+interface AddressPorts {
+  list: readonly AddressRange[];
+  ports: readonly PortRange[];
+}
+
+/** The pairs as address lists grouped by protocol and port range: what the fused sets' runs are cut from. */
+function portGroups(pairs: AddressPorts[]): PortGroup[] {
+  const concat = new Map<string, PortGroup>();
+  for (const { list, ports } of pairs)
+    for (const port of ports) {
+      const key = `${port.protocol} ${port.first} ${port.last}`;
+      let g = concat.get(key);
+      if (!g) {
+        g = { port, parts: [] };
+        concat.set(key, g);
+      }
+      g.parts.push(list);
     }
+  return [...concat.values()];
+}
+
+/**
+ * The address classes of a chain's peer.proto.port pairs, when they weigh less than the fused sets: the
+ * address line of each family is cut at every boundary of every address list, each piece gets the union
+ * of the ports of the lists that cover it, and pieces (and then neighbouring atoms) with equal ports
+ * share a class, named by a hash of its ports. Each distinct list is swept once, however many ports name
+ * it. An atom weighs two (a verdict map element is about twice the bytes of a fused one) and a class four
+ * more (its chain, set and rules). Undefined: keep the fused sets.
+ */
+function addressClasses(pairs: AddressPorts[], chain: string, fuseUpTo: number): AddressClasses | undefined {
+  // What the fused sets hold at most (every list times its ports, before merging); a fused set within
+  // fuseUpTo, or within twice the lists' ranges (then it is linear in what the policies list already),
+  // is kept without a sweep: the case of many overlapping lists with few ports each.
+  let estimate = 0;
+  for (const { list, ports } of pairs) estimate += list.length * ports.length;
+  if (estimate <= fuseUpTo) return undefined;
+  const lists = new Map<readonly AddressRange[], (readonly PortRange[])[]>();
+  for (const { list, ports } of pairs) {
+    const all = lists.get(list);
+    if (all) all.push(ports);
+    else lists.set(list, [ports]);
+  }
   const entries = [...lists.entries()];
-  // A fused set no larger than twice the lists' ranges is already linear in what the policies list: kept
-  // without a sweep (the case of many overlapping lists with different ports, where classes rarely win).
   let ranges = 0;
   for (const [list] of entries) ranges += list.length;
-  if (2 * ranges >= fused) return undefined;
+  if (2 * ranges >= estimate) return undefined;
+  // Moderate sets are weighed exactly; beyond, the estimate stands in (merging the lists of one run can
+  // only make the fused set smaller than the estimate).
+  let fused = estimate;
+  if (estimate <= 20_000) {
+    const runs = portRuns(portGroups(pairs));
+    fused = 0;
+    for (const family of families)
+      fused += buildRunElements(
+        undefined,
+        runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
+      ).elements.size;
+  }
   const classes = new Map<string, PortRange[]>();
+  // A piece's class follows from the port lists of the lists covering it: keyed by those lists' identity
+  // (the planner shares one merged array per rule), so 700 peers of one rule name one class, merged once.
+  const portIds = new Map<readonly PortRange[], number>();
+  const idsOf = entries.map(([, all]) =>
+    all.map((ports) => {
+      const known = portIds.get(ports);
+      if (known !== undefined) return known;
+      portIds.set(ports, portIds.size);
+      return portIds.size - 1;
+    }),
+  );
   const bySignature = new Map<string, string>();
+  const byPorts = new Map<string, string>();
   const classOf = (active: number[]): string => {
-    const signature = active.join(',');
+    const ids = [...new Set(active.flatMap((j) => idsOf[j]!))].sort((a, b) => a - b);
+    const signature = ids.join(',');
     let name = bySignature.get(signature);
     if (name === undefined) {
-      const ports = mergePorts(active.flatMap((j) => entries[j]![1]));
-      name = `${chain}-k${hash(ports.map((p) => `${p.protocol}:${portText(p)}`).join(','))}`;
-      classes.set(name, ports);
+      const seen = new Set(ids);
+      const ports = mergePorts([...portIds].filter(([, id]) => seen.has(id)).flatMap(([p]) => p));
+      const text = ports.map((p) => `${p.protocol}:${portText(p)}`).join(',');
+      name = byPorts.get(text);
+      if (name === undefined) {
+        name = `${chain}-k${hash(text)}`;
+        classes.set(name, ports);
+        byPorts.set(text, name);
+      }
       bySignature.set(signature, name);
     }
     return name;
