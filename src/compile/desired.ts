@@ -18,14 +18,16 @@
 //   Peer.proto.port has two forms, chosen per chain by size:
 //     fused: one `addr . proto . port` set (-c4/-c6): one lookup, but peers x ports elements;
 //     classes (when the fused set exceeds DesiredCache's fuseUpTo, 512 elements by default, and twice
-//       the ranges of the chain's address lists, and the classes weigh less): the address line is cut into atoms by which address lists cover them, and
-//       atoms allowed the same ports share a class: `ip saddr vmap @<chain>-m4` (atom -> goto the class
-//       chain <chain>-k<hash>), whose `meta l4proto . th dport @<chain>-k<hash>-p` accepts (or returns)
-//       and otherwise drops. Two lookups instead of one. Elements: atoms (at most twice the address
-//       ranges of the chain's lists) plus, per class, its merged ports: peers + ports for one rule, and
-//       for rules whose peer lists are equal or disjoint; lists that overlap with different ports can
-//       still multiply (n nested lists with n different ports: n atoms, n(n+1)/2 class ports), which is
-//       why the size decides. Verdict maps keep meta mark and ct mark untouched (kube-proxy and CNIs own
+//       the ranges of the chain's address lists, and the classes weigh less): the address line is cut
+//       into atoms by which address lists cover them, and atoms allowed the same ports share a class:
+//       `ip saddr vmap @<chain>-m4` (atom -> goto the class chain in-k<hash> / eg-k<hash>, named by its
+//       direction and ports alone, so chains with the same ports share it and a chain rebuilt for a new
+//       plan keeps it), whose `meta l4proto . th dport @in-k<hash>-p` accepts (egress: returns) and
+//       otherwise drops. Two lookups instead of one. Elements: atoms (at most twice the address ranges
+//       of the chain's lists) plus, per class, its merged ports: peers + ports for one rule, and for
+//       rules whose peer lists are equal or disjoint; lists that overlap with different ports can still
+//       multiply (n nested lists with n different ports: n atoms, n(n+1)/2 class ports), which is why
+//       the size decides. Verdict maps keep meta mark and ct mark untouched (kube-proxy and CNIs own
 //       those bits).
 // Per packet, a new connection meets at most: 2 base lookups (local set, then the dispatch map) per
 // direction, and in each pod chain an any-port lookup, a proto.port lookup and the peer lookup (fused: 1,
@@ -238,12 +240,21 @@ function chainName(direction: Direction, plan: DirectionPlan): string {
   return name;
 }
 
+const portsTexts = new WeakMap<readonly PortRange[], string>();
+/** A ports list as text, once per list: the peers of one rule share their list (700 peers, one text). */
+function portsText(ports: readonly PortRange[]): string {
+  let text = portsTexts.get(ports);
+  if (text === undefined) {
+    text = ports.map((p) => `${p.protocol}:${portText(p)}`).join(',');
+    portsTexts.set(ports, text);
+  }
+  return text;
+}
+
 /** The structure of a direction plan, without set members: equal structures share one chain. */
 function chainKey(direction: Direction, plan: DirectionPlan): string {
   const allows = plan.allows.map((a) =>
-    a.kind === 'peers'
-      ? `p ${a.set ?? '*'} ${a.ports ? a.ports.map((p) => `${p.protocol}:${portText(p)}`).join(',') : '*'}`
-      : `n ${a.set}`,
+    a.kind === 'peers' ? `p ${a.set ?? '*'} ${a.ports ? portsText(a.ports) : '*'}` : `n ${a.set}`,
   );
   return `${direction} ${plan.allowAll ? 'all' : allows.sort().join(';')}`;
 }
@@ -531,7 +542,7 @@ function portGroups(pairs: AddressPorts[]): PortGroup[] {
  * The address classes of a chain's peer.proto.port pairs, when they weigh less than the fused sets: the
  * address line of each family is cut at every boundary of every address list, each piece gets the union
  * of the ports of the lists that cover it, and pieces (and then neighbouring atoms) with equal ports
- * share a class, named by a hash of its ports. Each distinct list is swept once, however many ports name
+ * share a class, named by its direction and a hash of its ports (the same class for every chain). Each distinct list is swept once, however many ports name
  * it. An atom weighs two (a verdict map element is about twice the bytes of a fused one) and a class four
  * more (its chain, set and rules). Undefined: keep the fused sets.
  */
@@ -585,10 +596,10 @@ function addressClasses(pairs: AddressPorts[], chain: string, fuseUpTo: number):
     if (name === undefined) {
       const seen = new Set(ids);
       const ports = mergePorts([...portIds].filter(([, id]) => seen.has(id)).flatMap(([p]) => p));
-      const text = ports.map((p) => `${p.protocol}:${portText(p)}`).join(',');
+      const text = portsText(ports);
       name = byPorts.get(text);
       if (name === undefined) {
-        name = `${chain}-k${hash(text)}`;
+        name = `${chain.slice(0, 2)}-k${hash(text)}`;
         classes.set(name, ports);
         byPorts.set(text, name);
       }
