@@ -278,7 +278,8 @@ export class NamedSet {
         `packed elements have ${p.keyLen}-byte keys, the set's are ${this.keyLen} (${this.typeText()})`,
         'elements',
       );
-    return this.isConcat ? p : this.parseElements(this.unpack(p));
+    if (this.isConcat || packedInOrder(p)) return p;
+    return this.parseElements(this.unpack(p));
   }
 
   /** Packed elements as element objects (for text and for sets that are not concatenated). */
@@ -596,6 +597,45 @@ export class NamedSet {
     }
   }
 
+  /**
+   * Writes packed element `i` of a plain interval set as kernelElements would: its start, then (another
+   * list entry) its end marker at last + 1, or the open-end userdata when it runs to the maximum. `entry`
+   * opens a list entry and returns its closer. Packed elements reach here only in order and disjoint.
+   */
+  static encodePackedInterval(w: Writer, p: PackedElements, i: number, entry: () => () => void): void {
+    const len = p.keyLen;
+    const first = 2 * i * len;
+    const last = first + len;
+    let close = entry();
+    const key = w.begin(NFTA_SET_ELEM.KEY);
+    w.bytesAttrFrom(NFTA_DATA.VALUE, p.slab, first, len);
+    w.end(key);
+    let max = true;
+    for (let b = last; b < last + len && max; b++) max = p.slab[b] === 0xff;
+    if (max) {
+      const ud = Buffer.from([1, 4, 0, 0, 0, 0]);
+      if (HOST_IS_LE) ud.writeUInt32LE(1, 2);
+      else ud.writeUInt32BE(1, 2);
+      w.bytesAttr(NFTA_SET_ELEM.USERDATA, ud);
+      close();
+      return;
+    }
+    close();
+    close = entry();
+    w.u32be(NFTA_SET_ELEM.FLAGS, NFT_SET_ELEM_INTERVAL_END);
+    const end = w.begin(NFTA_SET_ELEM.KEY);
+    const at = w.pos + 4; // past the attribute header
+    w.bytesAttrFrom(NFTA_DATA.VALUE, p.slab, last, len);
+    // last + 1, in place in the message (big-endian carry)
+    for (let b = at + len - 1; b >= at; b--) {
+      const v = (w.buf[b]! + 1) & 0xff;
+      w.buf[b] = v;
+      if (v !== 0) break;
+    }
+    w.end(end);
+    close();
+  }
+
   /** Writes packed element `i` of a concatenated interval set: KEY and KEY_END, as encodeKernelElement. */
   static encodePackedElement(w: Writer, p: PackedElements, i: number): void {
     const len = p.keyLen;
@@ -633,6 +673,24 @@ export interface KernelElement {
   flags: number;
   timeout?: number | undefined;
   data?: Verdict | Buffer | undefined;
+}
+
+/** Whether packed plain-interval elements are sorted and disjoint (what the runs of the compiler give). */
+function packedInOrder(p: PackedElements): boolean {
+  const len = p.keyLen;
+  for (let i = 0; i < p.count; i++) {
+    const first = 2 * i * len;
+    if (
+      Buffer.compare(p.slab.subarray(first, first + len), p.slab.subarray(first + len, first + 2 * len)) > 0
+    )
+      return false;
+    if (
+      i > 0 &&
+      Buffer.compare(p.slab.subarray(first - len, first), p.slab.subarray(first, first + len)) >= 0
+    )
+      return false;
+  }
+  return true;
 }
 
 function sortedByStart(elements: readonly Element[]): readonly Element[] {

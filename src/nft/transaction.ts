@@ -4,6 +4,7 @@
 import { type Batch, BatchBuilder } from '../netlink/batch.ts';
 import {
   NFT_MSG,
+  NFT_SET_ELEM_INTERVAL_END,
   NFTA_CHAIN,
   NFTA_LIST_ELEM,
   NFTA_RULE,
@@ -275,6 +276,11 @@ export class Transaction {
     const packed = elements instanceof PackedElements ? elements : undefined;
     const kes = packed ? [] : set.kernelElements(elements as readonly Element[], add, fresh);
     const total = packed ? packed.count : kes.length;
+    // A plain interval set's packed ranges become start and end markers right here (see
+    // encodePackedInterval), with nft's leading end marker at 0 for a fresh set.
+    const plain = packed !== undefined && !set.isConcat;
+    let zeroEnd =
+      plain && add && fresh && packed.count > 0 && packed.slab.subarray(0, packed.keyLen).some((b) => b);
     let i = 0;
     while (i < total) {
       b.begin(type, add ? NLM_F.CREATE : 0, fam, what);
@@ -283,12 +289,29 @@ export class Transaction {
       if (setId !== undefined) b.w.u32be(NFTA_SET_ELEM_LIST.SET_ID, setId);
       const list = b.w.begin(NFTA_SET_ELEM_LIST.ELEMENTS);
       let index = 1;
-      while (i < total && b.w.pos - list < MAX_ELEMENTS_ATTR) {
-        // libnftnl numbers list entries 1, 2, 3...; the kernel ignores the type, we match nft's bytes.
+      // libnftnl numbers list entries 1, 2, 3...; the kernel ignores the type, we match nft's bytes.
+      const entry = () => {
         const e = b.w.begin(index++ & 0x3fff || NFTA_LIST_ELEM);
+        return () => b.w.end(e);
+      };
+      if (zeroEnd) {
+        const close = entry();
+        NamedSet.encodeKernelElement(b.w, {
+          key: Buffer.alloc(set.keyLen),
+          flags: NFT_SET_ELEM_INTERVAL_END,
+        });
+        close();
+        zeroEnd = false;
+      }
+      while (i < total && b.w.pos - list < MAX_ELEMENTS_ATTR) {
+        if (plain) {
+          NamedSet.encodePackedInterval(b.w, packed, i++, entry);
+          continue;
+        }
+        const close = entry();
         if (packed) NamedSet.encodePackedElement(b.w, packed, i++);
         else NamedSet.encodeKernelElement(b.w, kes[i++]!);
-        b.w.end(e);
+        close();
       }
       b.w.end(list);
       b.end();
