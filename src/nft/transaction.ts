@@ -322,6 +322,8 @@ export class Transaction {
   async run(sock: NfnlSocket, options: { genid?: number } = {}): Promise<CommitResult> {
     const batch = this.encode();
     if (batch.entries.length === 0) return { genid: await sock.getGeneration(), messages: 0, bytes: 0 };
+    // Sent: the bytes are not kept (a staged program holds many batches until its last is committed).
+    this.encoded = undefined;
     return sock.commit(batch, options);
   }
 }
