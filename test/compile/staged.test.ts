@@ -8,6 +8,7 @@ import { FakeProgrammer } from '../../src/agent/programmer.ts';
 import { DesiredCache, type DesiredState, desiredState } from '../../src/compile/desired.ts';
 import { MIN_BATCH_BYTES, type ProgramFrom, programBatches } from '../../src/compile/program.ts';
 import { compareTable, expectedRuleset } from '../../src/compile/verify.ts';
+import { Chain, m, NamedSet, Rule, Transaction } from '../../src/nft/index.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
 import {
   normalizeNamespace,
@@ -226,4 +227,63 @@ t.test('address classes enforce exactly what the fused sets do (property)', asyn
     { numRuns: 300 },
   );
   t.ok(classes > 10, `${classes} of 300 tables had address classes (${allowed} allowed packets)`);
+});
+
+t.test('a staged replace over a table with foreign objects and names it would use', async (t) => {
+  const input: ClusterInput = {
+    pods: [
+      { ns: 'x', app: 'a', node: 1 },
+      { ns: 'x', app: 'b', node: 1 },
+    ],
+    policies: [
+      {
+        ns: 'x',
+        app: 'a',
+        ingress: [
+          { from: [{ ipBlock: { cidr: '203.0.113.0/24' } }], ports: [{ port: 80, protocol: 'TCP' }] },
+        ],
+        egress: undefined,
+      },
+    ],
+  };
+  const next = desired(input);
+  const fp = new FakeProgrammer();
+  await commitAll(
+    fp,
+    { kernel: undefined },
+    desired({ pods: input.pods, policies: [] }),
+    1 << 20,
+    async () => {},
+  );
+  // Someone's base chain, and objects under the names a first staging copy would take.
+  const tamper = new Transaction()
+    .add(
+      new Chain({
+        family: 'inet',
+        table: 'tollgate',
+        name: 'sneaky',
+        type: 'filter',
+        hook: 'forward',
+        priority: 5,
+      }),
+    )
+    .add(new Rule({ family: 'inet', table: 'tollgate', chain: 'sneaky', exprs: [m.verdict('accept')] }))
+    .add(new Chain({ family: 'inet', table: 'tollgate', name: 'forward.s1' }))
+    .add(new NamedSet({ family: 'inet', table: 'tollgate', name: 'local4.s1', key: 'ipv4_addr' }));
+  await fp.commit(tamper);
+  const program = await commitAll(
+    fp,
+    { kernel: await fp.readTable() },
+    next,
+    MIN_BATCH_BYTES,
+    async () => {},
+  );
+  t.ok(program.staged && program.batches.length > 2, `staged in ${program.batches.length} batches`);
+  const end = await fp.readTable();
+  t.equal(compareTable(next, end).detail, undefined, 'the end state is a fresh full program');
+  t.same(
+    end?.chains.filter((c) => c.isBase).map((c) => c.name),
+    ['forward'],
+    'only our base chain is hooked',
+  );
 });
