@@ -12,8 +12,13 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { desiredState } from '../src/compile/desired.ts';
+import { programBatches } from '../src/compile/program.ts';
+import { ClusterIndex } from '../src/policy/index.ts';
+import { buildState } from '../src/policy/normalize.ts';
+import { Planner } from '../src/policy/plan.ts';
 import { FakeApiServer, selfSignedCertificate } from './_fake-apiserver.ts';
-import { syntheticPolicy } from './_synthetic.ts';
+import { NODES, podLabels, podObject, syntheticCluster, widePolicy } from './_synthetic.ts';
 
 const PODS = Number(process.env.BENCH_PODS ?? 10_000);
 const POLICIES = Number(process.env.BENCH_POLICIES ?? 1_000);
@@ -27,13 +32,16 @@ const KUBECONFIG_SAMPLES = Number(process.env.BENCH_KUBECONFIG_SAMPLES ?? 10);
 const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? daemonSetNodeOptions();
 /** Extra flags for the agent, e.g. `--heap-growth-percent=50` to compare garbage-collection settings. */
 const AGENT_ARGS = (process.env.BENCH_AGENT_ARGS ?? '').split(' ').filter((a) => a !== '');
-const NAMESPACES = 50;
-// New pods on node0 take addresses 10.244.0.(10 + PODS / 50 + k): past .255 they would be invalid.
-if (!(SAMPLES >= 1 && 10 + Math.ceil(PODS / 50) + SAMPLES <= 255))
+/** The agent's batch cap (--max-batch-bytes): the stock kernel's send limit unless given. */
+const MAX_BATCH_BYTES = Number(process.env.BENCH_MAX_BATCH_BYTES ?? 425_952);
+/** With N > 0: one more policy of N peers x N ports (widePolicy, ~50 KB of YAML at 700) selecting a pod
+ *  of node0, the shape whose fused set is N x N elements. */
+const WIDE = Number(process.env.BENCH_WIDE ?? 0);
+// New pods on node0 take addresses 10.244.0.(10 + PODS / NODES + k): past .255 they would leave its CIDR.
+if (!(SAMPLES >= 1 && 10 + Math.ceil(PODS / NODES) + SAMPLES <= 255))
   throw new Error(
     `BENCH_SAMPLES=${SAMPLES} with BENCH_PODS=${PODS}: node0's pod addresses would run past .255`,
   );
-const NODES = 50;
 const FULL_SYNC_TIMEOUT_MS = 180_000;
 const EVENT_TIMEOUT_MS = 15_000;
 const TOLLGATE = fileURLToPath(new URL('../bin/tollgate.js', import.meta.url));
@@ -62,48 +70,36 @@ function daemonSetNodeOptions(): string {
 
 const say = (line: string) => process.stderr.write(`# agent bench: ${line}\n`);
 
-// Pod i runs on node i % NODES in namespace floor(i / NODES) % NAMESPACES: namespaces span nodes.
-const nodeOf = (i: number) => i % NODES;
-const nsOf = (i: number) => Math.floor(i / NODES) % NAMESPACES;
-const ipOf = (i: number) => `10.244.${nodeOf(i)}.${10 + Math.floor(i / NODES)}`;
-function podObject(i: number, labels: Record<string, string>) {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { namespace: `ns${nsOf(i)}`, labels },
-    spec: {
-      nodeName: `node${nodeOf(i)}`,
-      containers: [
-        { name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 8000 + (i % 3), protocol: 'TCP' }] },
-      ],
-    },
-    status: { phase: 'Running', podIP: ipOf(i), podIPs: [{ ip: ipOf(i) }] },
-  };
-}
-const podLabels = (i: number) => ({ app: `app${i % 40}`, tier: `tier${i % 5}` });
-function policyObject(p: number) {
-  // The first policy of every namespace lets in pods labelled role=peer: the label-change samples toggle
-  // that label on remote pods, which must change the peer sets of this node's pods.
-  if (p < NAMESPACES) {
-    return {
-      metadata: { namespace: `ns${p}` },
-      spec: { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { role: 'peer' } } }] }] },
-    };
+/** The cluster the fake API serves: the synthetic one, and the wide policy with its pod when asked. */
+function cluster() {
+  const c = syntheticCluster(PODS, POLICIES);
+  if (WIDE > 0) {
+    // On node0, on an address past every pod and sample of node0.
+    const pod = podObject(0, { app: 'wide' });
+    pod.metadata.name = 'wide';
+    pod.status = { phase: 'Running', podIP: '10.244.0.254', podIPs: [{ ip: '10.244.0.254' }] };
+    c.pods.push(pod);
+    c.policies.push(widePolicy(WIDE, WIDE));
   }
-  return syntheticPolicy(p, NAMESPACES);
+  return c;
 }
 
 function populate(api: FakeApiServer): void {
-  for (let n = 0; n < NAMESPACES; n++)
-    api.put(P.ns, `ns${n}`, { metadata: { labels: { team: `t${n % 7}` } } });
-  for (let n = 0; n < NODES; n++) {
-    api.put(P.nodes, `node${n}`, {
-      spec: { podCIDRs: [`10.244.${n}.0/24`] },
-      status: { addresses: [{ type: 'InternalIP', address: `198.51.100.${n + 1}` }] },
-    });
-  }
-  for (let i = 0; i < PODS; i++) api.put(P.pods, `pod${i}`, podObject(i, podLabels(i)));
-  for (let p = 0; p < POLICIES; p++) api.put(P.np, `np${p}`, policyObject(p));
+  const c = cluster();
+  for (const o of c.namespaces) api.put(P.ns, o.metadata.name, o);
+  for (const o of c.nodes) api.put(P.nodes, o.metadata.name, o);
+  for (const o of c.pods) api.put(P.pods, o.metadata.name, o);
+  for (const o of c.policies) api.put(P.np, o.metadata.name, o);
+}
+
+/** node0's first program, compiled here as the agent compiles it: its batches under the cap, elements. */
+function firstProgram(): { batches: number; elements: number; bytes: number } {
+  const state = desiredState(new Planner(new ClusterIndex(buildState(cluster()))).planNode('node0'));
+  const program = programBatches({ kernel: undefined }, state, { maxBatchBytes: MAX_BATCH_BYTES });
+  let elements = 0;
+  for (const set of state.sets.values()) elements += set.elements.size;
+  const bytes = program.batches.reduce((n, tx) => n + tx.encode().buf.length, 0);
+  return { batches: program.batches.length, elements, bytes };
 }
 
 /** The machine's CPU time counters (/proc/stat, all CPUs): total and stolen by the hypervisor. */
@@ -296,6 +292,8 @@ async function measure(
     ...AGENT_ARGS,
     '--node-name',
     'node0',
+    '--max-batch-bytes',
+    String(MAX_BATCH_BYTES),
     '--metrics-addr',
     METRICS_ADDR,
     // As the previous in-process benchmark: syncs back to back, no periodic work during the samples.
@@ -396,12 +394,19 @@ try {
   say(
     `${PODS} pods, ${POLICIES} policies, ${SAMPLES} samples per event; agent NODE_OPTIONS='${NODE_OPTIONS}'`,
   );
+  const first = firstProgram();
   const main = await measure('in-cluster', SAMPLES, dir, tls);
   const kc = KUBECONFIG_SAMPLES > 0 ? await measure('kubeconfig', KUBECONFIG_SAMPLES, dir, tls) : undefined;
   const all = Object.values(main.byEvent).flat();
   const result = {
     pods: PODS,
     policies: POLICIES,
+    nodes: NODES,
+    ...(WIDE > 0 ? { wide_policy: `${WIDE}x${WIDE}` } : {}),
+    max_batch_bytes: MAX_BATCH_BYTES,
+    batches_full_sync: first.batches,
+    bytes_full_sync: first.bytes,
+    elements: first.elements,
     p50_ms: pct(all, 0.5),
     p99_ms: pct(all, 0.99),
     full_sync_ms: main.fullSync.full_sync_ms,
@@ -431,7 +436,7 @@ try {
     agent_node_options: NODE_OPTIONS,
     ...(AGENT_ARGS.length > 0 ? { agent_args: AGENT_ARGS.join(' ') } : {}),
     api_requests: main.served,
-    note: 'agent as its own process (node bin/tollgate.js agent, in-cluster service account) against a fake API over HTTPS on 127.0.0.1; latency = change written to the watch stream -> the agent\'s "synced" log line (netlink batch acknowledged); RSS/peak = the agent\'s VmRSS/VmHWM after one /metrics scrape (NODE_COMPILE_CACHE warmed as in the image); real kernel in a private netns; node0 holds 200 of the pods',
+    note: "agent as its own process (node bin/tollgate.js agent, in-cluster service account) against a fake API over HTTPS on 127.0.0.1; latency = change written to the watch stream -> the agent's \"synced\" log line (netlink batch acknowledged); RSS/peak = the agent's VmRSS/VmHWM after one /metrics scrape (NODE_COMPILE_CACHE warmed as in the image); real kernel in a private netns; node0 holds PODS / NODES of the pods; batches_full_sync/elements: node0's first program compiled by the driver as the agent compiles it",
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } finally {

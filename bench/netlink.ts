@@ -1,13 +1,14 @@
 // Benchmark: one transaction with a 100,000-element interval set and a 100,000-element concatenated set,
 // through our netlink code vs `nft -f` of the same content, each in its own fresh network namespace; plus
-// incremental element changes. Run with `npm run bench -- netlink`. Not a test; needs root and nft.
+// incremental element changes. Ours twice: from element texts (ratio), and from packed ranges as the
+// compiler hands them over (packed_*: packed_js_ms is the JavaScript side, packed_ratio against nft). Run with `npm run bench -- netlink`. Not a test; needs root and nft.
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NamedSet, NfnlSocket, Table, Transaction } from '../src/nft/index.ts';
+import { NamedSet, NfnlSocket, PackedElements, Table, Transaction } from '../src/nft/index.ts';
 
 const N = 100_000;
 const INC = 1000;
@@ -52,9 +53,68 @@ function build(): { tx: Transaction; iv: NamedSet; cs: NamedSet } {
   return { tx, iv, cs };
 }
 
+/**
+ * The same two sets as the compiler hands them to a transaction (compile/ruleset.ts packPieces): ranges
+ * held as numbers, packed into key bytes, no element texts and no object per element.
+ */
+function buildPacked(): Transaction[] {
+  const tx = new Transaction();
+  const tx2 = new Transaction();
+  tx.add(new Table({ family: 'inet', name: 'bench' }));
+  const iv = new NamedSet({
+    family: 'inet',
+    table: 'bench',
+    name: 'iv',
+    key: 'ipv4_addr',
+    flags: ['interval'],
+  });
+  const cs = new NamedSet({
+    family: 'inet',
+    table: 'bench',
+    name: 'cs',
+    key: ['ipv4_addr', 'inet_proto', 'inet_service'],
+    flags: ['interval'],
+  });
+  const a = Buffer.alloc(2 * 4 * N);
+  for (let i = 0; i < N; i++) {
+    const base = ((10 + (i >> 16)) * 2 ** 24 + (((i >> 8) & 255) << 16) + ((i & 255) << 8)) >>> 0;
+    a.writeUInt32BE(base, 8 * i);
+    a.writeUInt32BE(base + 127, 8 * i + 4);
+  }
+  const c = Buffer.alloc(2 * 12 * N);
+  for (let i = 0; i < N; i++) {
+    const addr = (172 * 2 ** 24 + ((16 + (i >> 16)) << 16) + (((i >> 8) & 255) << 8) + (i & 255)) >>> 0;
+    for (const at of [24 * i, 24 * i + 12]) {
+      c.writeUInt32BE(addr, at);
+      c[at + 4] = i % 2 ? 17 : 6;
+      c.writeUInt16BE(1 + (i % 65000), at + 8);
+    }
+  }
+  tx.add(iv).addElements(iv, new PackedElements(4, N, a));
+  // Two batches: as an interval concatenation (the compiler's shape) the pair passes 8 MB, over the
+  // send buffer a wmem_max of 4 MB allows.
+  tx2.add(cs).addElements(cs, new PackedElements(12, N, c));
+  return [tx, tx2];
+}
+
 /** Runs inside the namespace: commit the big transaction, then the incremental changes. */
 async function child(): Promise<void> {
   const sock = new NfnlSocket();
+  if (process.argv[3] === 'packed') {
+    const t0 = performance.now();
+    const txs = buildPacked();
+    const t1 = performance.now();
+    for (const tx of txs) tx.encode();
+    const t2 = performance.now();
+    let bytes = 0;
+    for (const tx of txs) bytes += (await tx.run(sock)).bytes;
+    const t3 = performance.now();
+    sock.close();
+    process.stdout.write(
+      `${JSON.stringify({ build_ms: t1 - t0, encode_ms: t2 - t1, kernel_ms: t3 - t2, batch_bytes: bytes })}\n`,
+    );
+    return;
+  }
   const t0 = performance.now();
   const { tx, iv } = build();
   const t1 = performance.now();
@@ -124,6 +184,17 @@ export async function run(): Promise<object> {
     const oursWall = performance.now() - w0;
     if (c.status !== 0) throw new Error(`bench child failed: ${c.stderr}`);
     const res = JSON.parse(c.stdout.trim().split('\n').pop() ?? '{}') as Record<string, number>;
+    // The compiler's path: packed ranges, in a third namespace.
+    const packedNs = `${tag}-packed`;
+    ns('add', packedNs);
+    const pc = spawnSync('ip', ['netns', 'exec', packedNs, process.execPath, self, '--child', 'packed'], {
+      encoding: 'utf8',
+    });
+    const packedCounts =
+      pc.status === 0 ? { iv: countElements(packedNs, 'iv'), cs: countElements(packedNs, 'cs') } : undefined;
+    ns('del', packedNs);
+    if (pc.status !== 0) throw new Error(`bench child (packed) failed: ${pc.stderr}`);
+    const packed = JSON.parse(pc.stdout.trim().split('\n').pop() ?? '{}') as Record<string, number>;
     const file = join(dir, 'bench.nft');
     writeFileSync(file, build().tx.toString());
     const n0 = performance.now();
@@ -145,6 +216,16 @@ export async function run(): Promise<object> {
       sets: 'iv: 100k ipv4_addr intervals (/25); cs: 100k ipv4_addr . inet_proto . inet_service',
       check_elements_ours: { iv: countElements(ours, 'iv'), cs: countElements(ours, 'cs') },
       check_elements_nft: { iv: countElements(theirs, 'iv'), cs: countElements(theirs, 'cs') },
+      packed_js_ms: r2((packed.build_ms ?? 0) + (packed.encode_ms ?? 0)),
+      packed_build_ms: r2(packed.build_ms),
+      packed_encode_ms: r2(packed.encode_ms),
+      packed_kernel_ms: r2(packed.kernel_ms),
+      packed_ratio:
+        Math.round(
+          (((packed.build_ms ?? 0) + (packed.encode_ms ?? 0) + (packed.kernel_ms ?? 0)) / nftMs) * 1000,
+        ) / 1000,
+      packed_batch_bytes: packed.batch_bytes,
+      check_elements_packed: packedCounts,
       inc_add_1000_one_per_tx_ms: r2(res.add_each_ms),
       inc_del_1000_one_per_tx_ms: r2(res.del_each_ms),
       inc_add_1000_in_one_tx_ms: r2(res.add_one_tx_ms),

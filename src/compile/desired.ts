@@ -15,10 +15,33 @@
 //     not grow with the number of policies or rules (any-port peers, proto.port for any peer, and
 //     peer.proto.port), then `counter drop`. Egress chains `return` on a match so that the destination's
 //     ingress is still checked (point 10); ingress chains `accept`.
+//   Peer.proto.port has two forms, chosen per chain by size:
+//     fused: one `addr . proto . port` set (-c4/-c6): one lookup, but peers x ports elements;
+//     classes (when the fused set exceeds DesiredCache's fuseUpTo, 512 elements by default, and twice
+//       the ranges of the chain's address lists, and the classes weigh less): the address line is cut
+//       into atoms by which address lists cover them, and atoms allowed the same ports share a class:
+//       `ip saddr vmap @<chain>-m4` (atom -> goto the class chain in-k<hash> / eg-k<hash>, named by its
+//       direction and ports alone, so chains with the same ports share it and a chain rebuilt for a new
+//       plan keeps it), whose `meta l4proto . th dport @in-k<hash>-p` accepts (egress: returns) and
+//       otherwise drops. Two lookups instead of one. Elements: atoms (at most twice the address ranges
+//       of the chain's lists) plus, per class, its merged ports: peers + ports for one rule, and for
+//       rules whose peer lists are equal or disjoint; lists that overlap with different ports can still
+//       multiply (n nested lists with n different ports: n atoms, n(n+1)/2 class ports), which is why
+//       the size decides. Verdict maps keep meta mark and ct mark untouched (kube-proxy and CNIs own
+//       those bits).
+// Per packet, a new connection meets at most: 2 base lookups (local set, then the dispatch map) per
+// direction, and in each pod chain an any-port lookup, a proto.port lookup and the peer lookup (fused: 1,
+// classes: 2): at most 4 + 2 x 4 = 12 lookups, whatever the number of policies, rules and pods.
 // Traffic between a pod and its own node never crosses the forward hook (it is input/output), which is
 // exactly point 12; other nodes and outside hosts are forwarded and judged like any address.
 import { createHash } from 'node:crypto';
-import { type AddressRange, addressRange, formatAddress, mergeRanges } from '../policy/address.ts';
+import {
+  type AddressRange,
+  addressRange,
+  formatAddress,
+  formatRange,
+  mergeRanges,
+} from '../policy/address.ts';
 import {
   type DirectionPlan,
   mergePorts,
@@ -48,6 +71,8 @@ export interface DesiredSet {
   comment: string;
   /** Set when `elements` was derived from an earlier collection: the diff uses it instead of comparing. */
   delta?: ElementDelta;
+  /** A dispatch map of isolated pods: more keys allow less (every other set and map allows more). */
+  isolates?: boolean;
 }
 
 /** A rule as the structured pieces the nft layer turns into expressions (see ruleset.ts). */
@@ -215,12 +240,21 @@ function chainName(direction: Direction, plan: DirectionPlan): string {
   return name;
 }
 
+const portsTexts = new WeakMap<readonly PortRange[], string>();
+/** A ports list as text, once per list: the peers of one rule share their list (700 peers, one text). */
+function portsText(ports: readonly PortRange[]): string {
+  let text = portsTexts.get(ports);
+  if (text === undefined) {
+    text = ports.map((p) => `${p.protocol}:${portText(p)}`).join(',');
+    portsTexts.set(ports, text);
+  }
+  return text;
+}
+
 /** The structure of a direction plan, without set members: equal structures share one chain. */
 function chainKey(direction: Direction, plan: DirectionPlan): string {
   const allows = plan.allows.map((a) =>
-    a.kind === 'peers'
-      ? `p ${a.set ?? '*'} ${a.ports ? a.ports.map((p) => `${p.protocol}:${portText(p)}`).join(',') : '*'}`
-      : `n ${a.set}`,
+    a.kind === 'peers' ? `p ${a.set ?? '*'} ${a.ports ? portsText(a.ports) : '*'}` : `n ${a.set}`,
   );
   return `${direction} ${plan.allowAll ? 'all' : allows.sort().join(';')}`;
 }
@@ -256,8 +290,16 @@ function buildDirectionChain(
   if (state.chains.has(name)) return name;
   const inputs = plan.allows.map((a) => (a.set === undefined ? undefined : sets.get(a.set)));
   if (cache.restore(state, name, inputs)) return name;
-  buildChainContent(state, direction, plan, sets, name, cache.previousSets(name));
-  cache.record(state, name, inputs);
+  const classes = buildChainContent(
+    state,
+    direction,
+    plan,
+    sets,
+    name,
+    cache.previousSets(name),
+    cache.fuseUpTo,
+  );
+  cache.record(state, name, inputs, classes);
   return name;
 }
 
@@ -267,8 +309,14 @@ function buildDirectionChain(
  * and the diff skips them by identity. Owned by a long-lived caller (the reconciler).
  */
 export class DesiredCache {
-  private previous = new Map<string, { inputs: unknown[]; chain: DesiredChain; sets: DesiredSet[] }>();
-  private current = new Map<string, { inputs: unknown[]; chain: DesiredChain; sets: DesiredSet[] }>();
+  private previous = new Map<string, CachedChain>();
+  private current = new Map<string, CachedChain>();
+  /** The largest fused peer.proto.port set a chain keeps before address classes are weighed. */
+  readonly fuseUpTo: number;
+
+  constructor(options: { fuseUpTo?: number } = {}) {
+    this.fuseUpTo = options.fuseUpTo ?? 512;
+  }
 
   restore(state: DesiredState, name: string, inputs: unknown[]): boolean {
     const old = this.previous.get(name);
@@ -276,6 +324,7 @@ export class DesiredCache {
       return false;
     state.chains.set(name, old.chain);
     for (const s of old.sets) state.sets.set(s.name, s);
+    for (const c of old.classes) state.chains.set(c.name, c);
     this.current.set(name, old);
     return true;
   }
@@ -285,11 +334,12 @@ export class DesiredCache {
     return new Map((this.previous.get(name)?.sets ?? []).map((s) => [s.name, s]));
   }
 
-  record(state: DesiredState, name: string, inputs: unknown[]): void {
-    const sets = CHAIN_SET_SUFFIXES.map((x) => state.sets.get(`${name}${x}`)).filter(
-      (x): x is DesiredSet => x !== undefined,
-    );
-    this.current.set(name, { inputs, chain: state.chains.get(name)!, sets });
+  record(state: DesiredState, name: string, inputs: unknown[], classes: DesiredChain[]): void {
+    const sets = [
+      ...CHAIN_SET_SUFFIXES.map((x) => state.sets.get(`${name}${x}`)),
+      ...classes.map((c) => state.sets.get(`${c.name}-p`)),
+    ].filter((x): x is DesiredSet => x !== undefined);
+    this.current.set(name, { inputs, chain: state.chains.get(name)!, sets, classes });
   }
 
   /** Ends a build: chains it did not use are dropped. */
@@ -299,7 +349,15 @@ export class DesiredCache {
   }
 }
 
-const CHAIN_SET_SUFFIXES = ['-a4', '-a6', '-p', '-c4', '-c6'];
+interface CachedChain {
+  inputs: unknown[];
+  chain: DesiredChain;
+  sets: DesiredSet[];
+  /** The chain's address-class chains (their port sets are in `sets`). */
+  classes: DesiredChain[];
+}
+
+const CHAIN_SET_SUFFIXES = ['-a4', '-a6', '-p', '-c4', '-c6', '-m4', '-m6'];
 
 function buildChainContent(
   state: DesiredState,
@@ -308,33 +366,27 @@ function buildChainContent(
   sets: Map<string, PlanSet>,
   name: string,
   previous: Map<string, DesiredSet>,
-): void {
+  fuseUpTo: number,
+): DesiredChain[] {
   const verdict = direction === 'ingress' ? 'accept' : 'return';
   const rules: RuleSpec[] = [];
   const comment = `${direction} isolated by ${[...new Set(plan.isolatedBy)].join(', ')}`;
   if (plan.allowAll) {
     rules.push({ kind: 'final', verdict, counter: false, comment: 'a rule allows every peer and port' });
     state.chains.set(name, { name, base: false, rules, comment });
-    return;
+    return [];
   }
   const anyPort: (readonly AddressRange[])[] = [];
   const protoPorts: PortRange[] = [];
-  // peer.proto.port: whole address lists grouped by protocol and port range, never one tuple per address.
-  const concat = new Map<string, PortGroup>();
-  const group = (port: PortRange): PortGroup => {
-    const key = `${port.protocol} ${port.first} ${port.last}`;
-    let g = concat.get(key);
-    if (!g) {
-      g = { port, parts: [] };
-      concat.set(key, g);
-    }
-    return g;
-  };
+  // peer.proto.port: whole address lists with the ports they are allowed, never one tuple per address,
+  // and never one entry per list and port (a rule of 700 peers and 700 ports is 700 pairs, not 490,000).
+  const pairs: AddressPorts[] = [];
   for (const allow of plan.allows) {
     if (allow.kind === 'address-ports') {
       const s = sets.get(allow.set);
       if (s?.kind !== 'address-ports') throw new Error(`plan set ${allow.set} missing`);
-      for (const g of groupsOfAddressPorts(s)) group(g.port).parts.push(...g.parts);
+      for (const g of groupsOfAddressPorts(s))
+        for (const part of g.parts) pairs.push({ list: part, ports: [g.port] });
       continue;
     }
     const s = allow.set === undefined ? undefined : sets.get(allow.set);
@@ -345,10 +397,8 @@ function buildChainContent(
       if (ranges) anyPort.push(ranges);
       continue;
     }
-    for (const p of allow.ports) {
-      if (!ranges) protoPorts.push(p);
-      else group(p).parts.push(ranges);
-    }
+    if (!ranges) protoPorts.push(...allow.ports);
+    else pairs.push({ list: ranges, ports: allow.ports });
   }
   const field = direction === 'ingress' ? 'saddr' : 'daddr';
   // Which lookups exist follows from the plan's shape only, never from set members: a pod joining or
@@ -401,33 +451,231 @@ function buildChainContent(
       verdict,
     });
   }
+  let classes: DesiredChain[] = [];
   if (hasConcat) {
-    const runs = portRuns([...concat.values()]);
-    for (const family of families) {
-      addRunSet(
-        state,
-        {
+    const split = addressClasses(pairs, name, fuseUpTo);
+    const fused = split
+      ? undefined
+      : (() => {
+          const runs = portRuns(portGroups(pairs));
+          return families.map((family) =>
+            buildRunElements(
+              previous.get(`${name}-c${family}`)?.elements,
+              runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
+            ),
+          );
+        })();
+    if (split !== undefined) {
+      classes = addClasses(state, split, field, verdict, comment);
+      for (const family of families) {
+        addSet(
+          state,
+          {
+            name: `${name}-m${family}`,
+            key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr'],
+            map: true,
+            interval: true,
+            comment: `${comment}: peers by the ports they are allowed`,
+          },
+          split.atoms[family],
+        );
+        rules.push({ kind: 'dispatch', family, field, map: `${name}-m${family}` });
+      }
+    } else {
+      families.forEach((family, i) => {
+        const { elements, delta } = fused![i]!;
+        const set: DesiredSet = {
           name: `${name}-c${family}`,
           key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'],
           map: false,
           interval: true,
           comment: `${comment}: peer, protocol and port`,
-        },
-        previous.get(`${name}-c${family}`),
-        runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
-      );
-      rules.push({
-        kind: 'lookup',
-        family,
-        field,
-        fields: ['addr', 'l4proto', 'dport'],
-        set: `${name}-c${family}`,
-        verdict,
+          elements,
+        };
+        state.sets.set(set.name, delta ? { ...set, delta } : set);
+        rules.push({
+          kind: 'lookup',
+          family,
+          field,
+          fields: ['addr', 'l4proto', 'dport'],
+          set: `${name}-c${family}`,
+          verdict,
+        });
       });
     }
   }
   rules.push({ kind: 'final', verdict: 'drop', counter: true, comment: undefined });
   state.chains.set(name, { name, base: false, rules, comment });
+  return classes;
+}
+
+interface AddressClasses {
+  /** Per family, the map elements: `<atom range> : goto <class chain>`. */
+  atoms: Record<4 | 6, string[]>;
+  /** Class chain name -> its merged ports. */
+  classes: Map<string, PortRange[]>;
+}
+
+/** An address list and the ports it is allowed (one allow of a plan, or one named port's addresses). */
+interface AddressPorts {
+  list: readonly AddressRange[];
+  ports: readonly PortRange[];
+}
+
+/** The pairs as address lists grouped by protocol and port range: what the fused sets' runs are cut from. */
+function portGroups(pairs: AddressPorts[]): PortGroup[] {
+  const concat = new Map<string, PortGroup>();
+  for (const { list, ports } of pairs)
+    for (const port of ports) {
+      const key = `${port.protocol} ${port.first} ${port.last}`;
+      let g = concat.get(key);
+      if (!g) {
+        g = { port, parts: [] };
+        concat.set(key, g);
+      }
+      g.parts.push(list);
+    }
+  return [...concat.values()];
+}
+
+/**
+ * The address classes of a chain's peer.proto.port pairs, when they weigh less than the fused sets: the
+ * address line of each family is cut at every boundary of every address list, each piece gets the union
+ * of the ports of the lists that cover it, and pieces (and then neighbouring atoms) with equal ports
+ * share a class, named by its direction and a hash of its ports (the same class for every chain). Each distinct list is swept once, however many ports name
+ * it. An atom weighs two (a verdict map element is about twice the bytes of a fused one) and a class four
+ * more (its chain, set and rules). Undefined: keep the fused sets.
+ */
+function addressClasses(pairs: AddressPorts[], chain: string, fuseUpTo: number): AddressClasses | undefined {
+  // What the fused sets hold at most (every list times its ports, before merging); a fused set within
+  // fuseUpTo, or within twice the lists' ranges (then it is linear in what the policies list already),
+  // is kept without a sweep: the case of many overlapping lists with few ports each.
+  let estimate = 0;
+  for (const { list, ports } of pairs) estimate += list.length * ports.length;
+  if (estimate <= fuseUpTo) return undefined;
+  const lists = new Map<readonly AddressRange[], (readonly PortRange[])[]>();
+  for (const { list, ports } of pairs) {
+    const all = lists.get(list);
+    if (all) all.push(ports);
+    else lists.set(list, [ports]);
+  }
+  const entries = [...lists.entries()];
+  let ranges = 0;
+  for (const [list] of entries) ranges += list.length;
+  if (2 * ranges >= estimate) return undefined;
+  // Moderate sets are weighed exactly; beyond, the estimate stands in (merging the lists of one run can
+  // only make the fused set smaller than the estimate).
+  let fused = estimate;
+  if (estimate <= 20_000) {
+    const runs = portRuns(portGroups(pairs));
+    fused = 0;
+    for (const family of families)
+      fused += buildRunElements(
+        undefined,
+        runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
+      ).elements.size;
+  }
+  const classes = new Map<string, PortRange[]>();
+  // A piece's class follows from the port lists of the lists covering it: keyed by those lists' identity
+  // (the planner shares one merged array per rule), so 700 peers of one rule name one class, merged once.
+  const portIds = new Map<readonly PortRange[], number>();
+  const idsOf = entries.map(([, all]) =>
+    all.map((ports) => {
+      const known = portIds.get(ports);
+      if (known !== undefined) return known;
+      portIds.set(ports, portIds.size);
+      return portIds.size - 1;
+    }),
+  );
+  const bySignature = new Map<string, string>();
+  const byPorts = new Map<string, string>();
+  const classOf = (active: number[]): string => {
+    const ids = [...new Set(active.flatMap((j) => idsOf[j]!))].sort((a, b) => a - b);
+    const signature = ids.join(',');
+    let name = bySignature.get(signature);
+    if (name === undefined) {
+      const seen = new Set(ids);
+      const ports = mergePorts([...portIds].filter(([, id]) => seen.has(id)).flatMap(([p]) => p));
+      const text = portsText(ports);
+      name = byPorts.get(text);
+      if (name === undefined) {
+        name = `${chain.slice(0, 2)}-k${hash(text)}`;
+        classes.set(name, ports);
+        byPorts.set(text, name);
+      }
+      bySignature.set(signature, name);
+    }
+    return name;
+  };
+  const atoms: Record<4 | 6, string[]> = { 4: [], 6: [] };
+  let size = 0;
+  for (const family of families) {
+    const events: [bigint, number, number][] = [];
+    entries.forEach(([list], j) => {
+      for (const r of familyPart(list, family)) events.push([r.first, j, 1], [r.last + 1n, j, -1]);
+    });
+    events.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const count = new Map<number, number>();
+    let open: { first: bigint; name: string } | undefined;
+    const close = (end: bigint) => {
+      if (!open) return;
+      atoms[family].push(`${formatRange({ family, first: open.first, last: end - 1n })} : goto ${open.name}`);
+      open = undefined;
+    };
+    for (let i = 0; i < events.length; ) {
+      const at = events[i]![0];
+      for (; i < events.length && events[i]![0] === at; i++) {
+        const [, j, d] = events[i]!;
+        const n = (count.get(j) ?? 0) + d;
+        if (n === 0) count.delete(j);
+        else count.set(j, n);
+      }
+      const name = count.size === 0 ? undefined : classOf([...count.keys()].sort((a, b) => a - b));
+      if (open && open.name === name) continue;
+      close(at);
+      if (name !== undefined) open = { first: at, name };
+    }
+    size += 2 * atoms[family].length;
+    if (size >= fused) return undefined;
+  }
+  for (const ports of classes.values()) size += ports.length + 4;
+  return size < fused ? { atoms, classes } : undefined;
+}
+
+/** The class chains of an address split, each with its port set; returns the chains. */
+function addClasses(
+  state: DesiredState,
+  split: AddressClasses,
+  field: 'saddr' | 'daddr',
+  verdict: 'accept' | 'return',
+  comment: string,
+): DesiredChain[] {
+  const out: DesiredChain[] = [];
+  for (const [name, ports] of split.classes) {
+    addSet(
+      state,
+      {
+        name: `${name}-p`,
+        key: ['inet_proto', 'inet_service'],
+        map: false,
+        interval: true,
+        comment: `${comment}: the ports of one address class`,
+      },
+      ports.map((p) => `${PROTO_NAMES[p.protocol]} . ${portText(p)}`),
+    );
+    const chain: DesiredChain = {
+      name,
+      base: false,
+      rules: [
+        { kind: 'lookup', family: undefined, field, fields: ['l4proto', 'dport'], set: `${name}-p`, verdict },
+        { kind: 'final', verdict: 'drop', counter: true, comment: undefined },
+      ],
+      comment: `${comment}: one address class`,
+    };
+    state.chains.set(name, chain);
+    out.push(chain);
+  }
+  return out;
 }
 
 /** The whole desired state of a node's table. */
@@ -476,6 +724,7 @@ export function desiredState(plan: NodePlan, cache: DesiredCache = new DesiredCa
         map: true,
         interval: false,
         comment: 'egress-isolated local pods',
+        isolates: true,
       },
       dispatch.egress[family],
     );
@@ -487,6 +736,7 @@ export function desiredState(plan: NodePlan, cache: DesiredCache = new DesiredCa
         map: true,
         interval: false,
         comment: 'ingress-isolated local pods',
+        isolates: true,
       },
       dispatch.ingress[family],
     );

@@ -4,12 +4,12 @@
 
 import type { ElementInput, NamedSet, PackedElements } from '../nft/index.ts';
 import { Transaction } from '../nft/index.ts';
-import type { DesiredSet, DesiredState } from './desired.ts';
+import type { DesiredChain, DesiredSet, DesiredState } from './desired.ts';
 import { chainObject, chainRulesText, packPieces, ruleObjects, setObject, tableObject } from './ruleset.ts';
 import { RunElements } from './runs.ts';
 
 /** All elements of a set for adding: packed from their ranges when the set is built from runs. */
-function allElements(set: NamedSet, s: DesiredSet): readonly ElementInput[] | PackedElements {
+export function allElements(set: NamedSet, s: DesiredSet): readonly ElementInput[] | PackedElements {
   return s.elements instanceof RunElements ? packPieces(set, s.elements.pieces()) : [...s.elements];
 }
 
@@ -55,16 +55,35 @@ export interface DiffCounts {
   elementsDeleted: number;
 }
 
+/** What differs between two desired states, by object: the parts a diff is made of. */
+export interface DiffParts {
+  newSets: DesiredSet[];
+  goneSets: DesiredSet[];
+  newChains: DesiredChain[];
+  goneChains: DesiredChain[];
+  /** Surviving chains whose rules changed: flushed and refilled. */
+  changedChains: DesiredChain[];
+  /** Element changes of surviving sets and maps (sorted by set name; only sets that changed). */
+  elements: SetChange[];
+  counts: DiffCounts;
+}
+
+export interface SetChange {
+  /** The set as `next` defines it (its definition is the same in both states). */
+  set: DesiredSet;
+  removed: readonly string[] | PackedElements;
+  added: readonly string[] | PackedElements;
+}
+
+export const elementCount = (e: readonly string[] | PackedElements): number =>
+  'count' in e ? e.count : e.length;
+
 /**
- * The incremental transaction from `prev` (what is programmed) to `next`; empty when nothing changed.
- * Set names fix their definitions (per-chain sets embed the chain's structural hash and their key type
- * in the suffix), so a set is only ever added, deleted or changed in its elements.
+ * The objects and elements that differ from `prev` (what is programmed) to `next`. Set names fix their
+ * definitions (per-chain sets embed the chain's structural hash and their key type in the suffix), so a
+ * set is only ever added, deleted or changed in its elements.
  */
-export function diffTransaction(
-  prev: DesiredState,
-  next: DesiredState,
-): { tx: Transaction; counts: DiffCounts } {
-  const tx = new Transaction();
+export function diffParts(prev: DesiredState, next: DesiredState): DiffParts {
   const counts: DiffCounts = {
     setsAdded: 0,
     setsDeleted: 0,
@@ -89,64 +108,72 @@ export function diffTransaction(
       return old !== undefined && old !== c && chainRulesText(old) !== chainRulesText(c);
     }),
   );
-
-  // 1. New sets with their elements, and new (empty) chains: everything a later rule or map may name.
-  for (const s of newSets) {
-    const set = setObject(s);
-    tx.add(set);
-    if (!s.map && s.elements.size > 0) tx.addElements(set, allElements(set, s));
-    counts.setsAdded++;
-    counts.elementsAdded += s.map ? 0 : s.elements.size;
-  }
-  for (const c of newChains) {
-    tx.add(chainObject(c));
-    counts.chainsAdded++;
-  }
-  // 2. Element changes of surviving sets and maps: deletes first, then adds (maps may jump to new chains).
+  counts.setsAdded = newSets.length;
+  counts.setsDeleted = goneSets.length;
+  counts.chainsAdded = newChains.length;
+  counts.chainsDeleted = goneChains.length;
+  counts.chainsRewritten = changedChains.length;
+  for (const s of newSets) counts.elementsAdded += s.elements.size;
+  const elements: SetChange[] = [];
   for (const s of sorted(next.sets.values())) {
     const old = prev.sets.get(s.name);
     // The same element collection (reused through DesiredCache) cannot differ: skip without comparing.
     if (!old || old.elements === s.elements) continue;
     // A collection derived from exactly what is programmed carries its delta (in range form): no
     // comparison needed, and nothing to format or parse.
-    const set = setObject(s);
     let removed: readonly string[] | PackedElements;
     let added: readonly string[] | PackedElements;
     if (s.delta !== undefined && s.delta.base === old.elements) {
+      const set = setObject(s);
       removed = packPieces(set, s.delta.removed);
       added = packPieces(set, s.delta.added);
     } else {
       removed = [...old.elements].filter((e) => !s.elements.has(e));
       added = [...s.elements].filter((e) => !old.elements.has(e));
     }
-    const removedCount = 'count' in removed ? removed.count : removed.length;
-    const addedCount = 'count' in added ? added.count : added.length;
-    if (removedCount > 0) tx.deleteElements(set, removed);
-    if (addedCount > 0) tx.addElements(set, added);
-    counts.elementsDeleted += removedCount;
-    counts.elementsAdded += addedCount;
+    counts.elementsDeleted += elementCount(removed);
+    counts.elementsAdded += elementCount(added);
+    if (elementCount(removed) > 0 || elementCount(added) > 0) elements.push({ set: s, removed, added });
+  }
+  return { newSets, goneSets, newChains, goneChains, changedChains, elements, counts };
+}
+
+/**
+ * The incremental transaction from `prev` (what is programmed) to `next` in one batch; empty when
+ * nothing changed. Ordered so that every reference exists when the kernel checks it.
+ */
+export function diffTransaction(
+  prev: DesiredState,
+  next: DesiredState,
+): { tx: Transaction; counts: DiffCounts } {
+  const tx = new Transaction();
+  const { newSets, goneSets, newChains, goneChains, changedChains, elements, counts } = diffParts(prev, next);
+  // 1. New sets with their elements, and new (empty) chains: everything a later rule or map may name.
+  for (const s of newSets) {
+    const set = setObject(s);
+    tx.add(set);
+    if (!s.map && s.elements.size > 0) tx.addElements(set, allElements(set, s));
+  }
+  for (const c of newChains) tx.add(chainObject(c));
+  // 2. Element changes of surviving sets and maps: deletes first, then adds (maps may jump to new chains).
+  for (const { set: s, removed, added } of elements) {
+    const set = setObject(s);
+    if (elementCount(removed) > 0) tx.deleteElements(set, removed);
+    if (elementCount(added) > 0) tx.addElements(set, added);
   }
   for (const s of newSets) {
     if (!s.map || s.elements.size === 0) continue;
     tx.addElements(setObject(s), [...s.elements]);
-    counts.elementsAdded += s.elements.size;
   }
   // 3. Rules: new chains get theirs; changed chains are flushed and refilled in the same batch.
-  for (const c of changedChains) {
-    tx.flush(chainObject(c));
-    counts.chainsRewritten++;
-  }
+  for (const c of changedChains) tx.flush(chainObject(c));
   for (const c of [...newChains, ...changedChains]) for (const r of ruleObjects(c)) tx.add(r);
   // 4. Chains nobody jumps to any more (their map elements are gone): flush all before deleting any,
   //    since one may still jump to another; then the sets only they used.
+  //    Maps that jump to them (a chain's address classes) go before the chains.
   for (const c of goneChains) tx.flush(chainObject(c));
-  for (const c of goneChains) {
-    tx.delete(chainObject(c));
-    counts.chainsDeleted++;
-  }
-  for (const s of goneSets) {
-    tx.delete(setObject(s));
-    counts.setsDeleted++;
-  }
+  for (const s of goneSets) if (s.map) tx.delete(setObject(s));
+  for (const c of goneChains) tx.delete(chainObject(c));
+  for (const s of goneSets) if (!s.map) tx.delete(setObject(s));
   return { tx, counts };
 }

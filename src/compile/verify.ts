@@ -13,7 +13,7 @@ export function expectedRuleset(state: DesiredState): Ruleset {
     chains: chains.map(chainObject),
     sets: [...state.sets.values()].map((s) => {
       const set = setObject(s);
-      set.elements.push(...set.parseElements([...s.elements]));
+      for (const e of set.parseElements([...s.elements])) set.elements.push(e);
       return set;
     }),
     rules: chains.flatMap(ruleObjects),

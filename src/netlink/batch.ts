@@ -1,6 +1,7 @@
 // Builds one nfnetlink batch (BATCH_BEGIN ... BATCH_END) in a single buffer, remembering which object every
 // message is about so a kernel error can be attributed. Encoding only: sending lives in socket.ts.
 
+import { readFileSync } from 'node:fs';
 import { HOST_IS_LE, Writer } from './attr.ts';
 import {
   NFNL_BATCH_GENID,
@@ -117,4 +118,26 @@ export class Batch {
   setGenid(genid: number): void {
     this.buf.writeUInt32BE(genid >>> 0, this.genidOffset);
   }
+}
+
+let sendLimit: number | undefined;
+/**
+ * The largest batch an unprivileged SO_SNDBUF lets one sendmsg carry: socket.ts asks for more than any
+ * batch needs, the kernel grants 2 x net.core.wmem_max, and netlink refuses a message longer than the
+ * buffer less 32 bytes (425,952 bytes on a stock kernel, whose wmem_max is 212,992). Read once; a batch
+ * planned under it never meets E_NETLINK_TOO_LARGE.
+ */
+export function defaultBatchLimit(): number {
+  if (sendLimit === undefined) {
+    let wmemMax = 212_992;
+    try {
+      const n = Number.parseInt(readFileSync('/proc/sys/net/core/wmem_max', 'utf8'), 10);
+      if (Number.isSafeInteger(n) && n > 0) wmemMax = n;
+    } catch {
+      // No procfs (tests on another OS): the stock value.
+    }
+    // The kernel keeps the doubled value in an int.
+    sendLimit = Math.min(2 * wmemMax, 2 ** 31 - 1) - 32;
+  }
+  return sendLimit;
 }

@@ -18,5 +18,5 @@ export {
   type SetFlag,
   type SetOptions,
 } from './set.ts';
-export { commitWithRetry, type NftObject, Transaction } from './transaction.ts';
+export { commitWithRetry, elementsBytesBound, type NftObject, Transaction } from './transaction.ts';
 export * from './verdict.ts';

@@ -278,7 +278,8 @@ export class NamedSet {
         `packed elements have ${p.keyLen}-byte keys, the set's are ${this.keyLen} (${this.typeText()})`,
         'elements',
       );
-    return this.isConcat ? p : this.parseElements(this.unpack(p));
+    if (this.isConcat || packedInOrder(p)) return p;
+    return this.parseElements(this.unpack(p));
   }
 
   /** Packed elements as element objects (for text and for sets that are not concatenated). */
@@ -441,7 +442,8 @@ export class NamedSet {
     const timeout = a.u64be(NFTA_SET.TIMEOUT);
     if (timeout !== undefined && timeout > 0n) o.timeout = Number(timeout);
     const s = new NamedSet(o);
-    s.elements.push(...elements);
+    // Not push(...elements): a spread of a few hundred thousand arguments overflows the stack.
+    for (const e of elements) s.elements.push(e);
     return s;
   }
 
@@ -553,6 +555,27 @@ export class NamedSet {
     return out;
   }
 
+  /**
+   * An upper bound of the bytes one element of this set takes in an element message (its list entry as
+   * kernelElements and encodeKernelElement write it; for a plain interval set the start and the end
+   * marker). `chainName`: the longest chain name a verdict element names. Kept next to the encoders it
+   * mirrors; tests hold it against real encodings.
+   */
+  elementBytesBound(chainName = 0): number {
+    const pad4 = (n: number) => (n + 3) & ~3;
+    const key = 8 + pad4(this.keyLen);
+    const timeout = this.flags.includes('timeout') ? 12 : 0;
+    // list entry and KEY; a concatenated range its KEY_END
+    let one = 4 + key + timeout;
+    if (this.isInterval && this.isConcat) one += key;
+    if (this.data === 'verdict') one += 8 + 8 + 4 + pad4(chainName + 1);
+    else if (this.data !== undefined) one += 8 + pad4(this.data.len);
+    if (!this.isInterval || this.isConcat) return one;
+    // A plain interval range: its start and its end marker (list entry, FLAGS, KEY, TIMEOUT), or the start
+    // alone with the open-end userdata (12 bytes, less than an end marker).
+    return one + 4 + 8 + key + timeout;
+  }
+
   /** Writes one element (inside an NFTA_SET_ELEM_LIST_ELEMENTS list entry). */
   static encodeKernelElement(w: Writer, k: KernelElement): void {
     if (k.flags) w.u32be(NFTA_SET_ELEM.FLAGS, k.flags);
@@ -572,6 +595,45 @@ export class NamedSet {
       else ud.writeUInt32BE(1, 2);
       w.bytesAttr(NFTA_SET_ELEM.USERDATA, ud);
     }
+  }
+
+  /**
+   * Writes packed element `i` of a plain interval set as kernelElements would: its start, then (another
+   * list entry) its end marker at last + 1, or the open-end userdata when it runs to the maximum. `entry`
+   * opens a list entry and returns its closer. Packed elements reach here only in order and disjoint.
+   */
+  static encodePackedInterval(w: Writer, p: PackedElements, i: number, entry: () => () => void): void {
+    const len = p.keyLen;
+    const first = 2 * i * len;
+    const last = first + len;
+    let close = entry();
+    const key = w.begin(NFTA_SET_ELEM.KEY);
+    w.bytesAttrFrom(NFTA_DATA.VALUE, p.slab, first, len);
+    w.end(key);
+    let max = true;
+    for (let b = last; b < last + len && max; b++) max = p.slab[b] === 0xff;
+    if (max) {
+      const ud = Buffer.from([1, 4, 0, 0, 0, 0]);
+      if (HOST_IS_LE) ud.writeUInt32LE(1, 2);
+      else ud.writeUInt32BE(1, 2);
+      w.bytesAttr(NFTA_SET_ELEM.USERDATA, ud);
+      close();
+      return;
+    }
+    close();
+    close = entry();
+    w.u32be(NFTA_SET_ELEM.FLAGS, NFT_SET_ELEM_INTERVAL_END);
+    const end = w.begin(NFTA_SET_ELEM.KEY);
+    const at = w.pos + 4; // past the attribute header
+    w.bytesAttrFrom(NFTA_DATA.VALUE, p.slab, last, len);
+    // last + 1, in place in the message (big-endian carry)
+    for (let b = at + len - 1; b >= at; b--) {
+      const v = (w.buf[b]! + 1) & 0xff;
+      w.buf[b] = v;
+      if (v !== 0) break;
+    }
+    w.end(end);
+    close();
   }
 
   /** Writes packed element `i` of a concatenated interval set: KEY and KEY_END, as encodeKernelElement. */
@@ -611,6 +673,24 @@ export interface KernelElement {
   flags: number;
   timeout?: number | undefined;
   data?: Verdict | Buffer | undefined;
+}
+
+/** Whether packed plain-interval elements are sorted and disjoint (what the runs of the compiler give). */
+function packedInOrder(p: PackedElements): boolean {
+  const len = p.keyLen;
+  for (let i = 0; i < p.count; i++) {
+    const first = 2 * i * len;
+    if (
+      Buffer.compare(p.slab.subarray(first, first + len), p.slab.subarray(first + len, first + 2 * len)) > 0
+    )
+      return false;
+    if (
+      i > 0 &&
+      Buffer.compare(p.slab.subarray(first - len, first), p.slab.subarray(first, first + len)) >= 0
+    )
+      return false;
+  }
+  return true;
 }
 
 function sortedByStart(elements: readonly Element[]): readonly Element[] {

@@ -4,6 +4,7 @@
 import { type Batch, BatchBuilder } from '../netlink/batch.ts';
 import {
   NFT_MSG,
+  NFT_SET_ELEM_INTERVAL_END,
   NFTA_CHAIN,
   NFTA_LIST_ELEM,
   NFTA_RULE,
@@ -32,9 +33,28 @@ type Op =
 /** Keep each NFTA_SET_ELEM_LIST_ELEMENTS well under the 64 KiB limit of a netlink attribute length. */
 const MAX_ELEMENTS_ATTR = 60_000;
 
+const pad4 = (n: number) => (n + 3) & ~3;
+
+/**
+ * An upper bound of the bytes that adding or deleting `count` elements of `set` adds to a batch, each
+ * element at most `perElement` bytes (NamedSet.elementBytesBound): the element messages' headers (one
+ * message per MAX_ELEMENTS_ATTR bytes of elements, see encodeElements) and a leading end marker. Lets a
+ * planner cut a large change into batches under a byte limit without encoding it twice.
+ */
+export function elementsBytesBound(set: NamedSet, count: number, perElement: number): number {
+  if (count === 0) return 0;
+  // nlmsghdr + nfgenmsg, TABLE, SET, SET_ID, the ELEMENTS nest.
+  const header = 16 + 4 + 4 + pad4(set.table.length + 1) + 4 + pad4(set.name.length + 1) + 8 + 4;
+  const body = count * perElement + perElement;
+  return body + (1 + Math.floor(body / MAX_ELEMENTS_ATTR)) * header;
+}
+
 export class Transaction {
   private readonly ops: Op[] = [];
   private firstError: Error | undefined;
+  /** The batch of the ops so far: a planner that measured it (compile/program.ts) and the commit that
+   *  follows share one encoding. Dropped when an op is added. */
+  private encoded: Batch | undefined;
 
   /** The first validation error, if any call was invalid (run() throws it). */
   get error(): Error | undefined {
@@ -48,6 +68,7 @@ export class Transaction {
     try {
       const op = check();
       if (!this.firstError) this.ops.push(op);
+      this.encoded = undefined;
     } catch (e) {
       this.firstError ??= e as Error;
     }
@@ -141,9 +162,14 @@ export class Transaction {
     return lines.length > 0 ? `${lines.join('\n')}\n` : '';
   }
 
-  /** Encodes the whole transaction as one nfnetlink batch. */
+  /** Encodes the whole transaction as one nfnetlink batch (once: later calls return the same batch). */
   encode(): Batch {
     if (this.firstError) throw this.firstError;
+    this.encoded ??= this.encodeOps();
+    return this.encoded;
+  }
+
+  private encodeOps(): Batch {
     const b = new BatchBuilder(64 * 1024);
     const setIds = new Map<string, number>();
     const createdSets = new Set<string>();
@@ -250,6 +276,11 @@ export class Transaction {
     const packed = elements instanceof PackedElements ? elements : undefined;
     const kes = packed ? [] : set.kernelElements(elements as readonly Element[], add, fresh);
     const total = packed ? packed.count : kes.length;
+    // A plain interval set's packed ranges become start and end markers right here (see
+    // encodePackedInterval), with nft's leading end marker at 0 for a fresh set.
+    const plain = packed !== undefined && !set.isConcat;
+    let zeroEnd =
+      plain && add && fresh && packed.count > 0 && packed.slab.subarray(0, packed.keyLen).some((b) => b);
     let i = 0;
     while (i < total) {
       b.begin(type, add ? NLM_F.CREATE : 0, fam, what);
@@ -258,12 +289,29 @@ export class Transaction {
       if (setId !== undefined) b.w.u32be(NFTA_SET_ELEM_LIST.SET_ID, setId);
       const list = b.w.begin(NFTA_SET_ELEM_LIST.ELEMENTS);
       let index = 1;
-      while (i < total && b.w.pos - list < MAX_ELEMENTS_ATTR) {
-        // libnftnl numbers list entries 1, 2, 3...; the kernel ignores the type, we match nft's bytes.
+      // libnftnl numbers list entries 1, 2, 3...; the kernel ignores the type, we match nft's bytes.
+      const entry = () => {
         const e = b.w.begin(index++ & 0x3fff || NFTA_LIST_ELEM);
+        return () => b.w.end(e);
+      };
+      if (zeroEnd) {
+        const close = entry();
+        NamedSet.encodeKernelElement(b.w, {
+          key: Buffer.alloc(set.keyLen),
+          flags: NFT_SET_ELEM_INTERVAL_END,
+        });
+        close();
+        zeroEnd = false;
+      }
+      while (i < total && b.w.pos - list < MAX_ELEMENTS_ATTR) {
+        if (plain) {
+          NamedSet.encodePackedInterval(b.w, packed, i++, entry);
+          continue;
+        }
+        const close = entry();
         if (packed) NamedSet.encodePackedElement(b.w, packed, i++);
         else NamedSet.encodeKernelElement(b.w, kes[i++]!);
-        b.w.end(e);
+        close();
       }
       b.w.end(list);
       b.end();
@@ -274,6 +322,8 @@ export class Transaction {
   async run(sock: NfnlSocket, options: { genid?: number } = {}): Promise<CommitResult> {
     const batch = this.encode();
     if (batch.entries.length === 0) return { genid: await sock.getGeneration(), messages: 0, bytes: 0 };
+    // Sent: the bytes are not kept (a staged program holds many batches until its last is committed).
+    this.encoded = undefined;
     return sock.commit(batch, options);
   }
 }

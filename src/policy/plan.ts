@@ -331,13 +331,10 @@ export class Planner {
         allow.rules.push(ref);
       }
     };
+    // `ports` arrive merged, one array per rule: every peer of a rule shares it (a rule of 700 peers and
+    // 700 ports is 700 ports in memory, not 490,000). Allows never change a ports array, only replace it.
     const allowPeers = (set: string | undefined, ports: PortRange[] | undefined, ref: RuleRef) =>
-      add(
-        `p:${set ?? '*'}`,
-        () => ({ kind: 'peers', set, ports: ports && mergePorts(ports), rules: [] }),
-        ports,
-        ref,
-      );
+      add(`p:${set ?? '*'}`, () => ({ kind: 'peers', set, ports, rules: [] }), ports, ref);
     const allowNamed = (set: string, ref: RuleRef) =>
       add(`n:${set}`, () => ({ kind: 'address-ports', set, rules: [] }), undefined, ref);
 
@@ -345,7 +342,8 @@ export class Planner {
       for (const rule of policy[direction]!) {
         if (rule.invalid) continue; // fail closed: an invalid rule allows nothing
         const ref: RuleRef = { policy: policy.key, direction, rule: rule.index };
-        const { numeric, named } = this.rulePorts(rule, direction, pod);
+        const { numeric: listed, named } = this.rulePorts(rule, direction, pod);
+        const numeric = mergePorts(listed);
         const anyPort = rule.ports === undefined;
         if (!anyPort && numeric.length === 0 && named.length === 0) continue; // no port resolves on this pod
         const peers = rule.peers ?? [undefined];
