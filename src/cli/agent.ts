@@ -4,6 +4,7 @@ import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
 import { DEFAULT_AGENT_OPTIONS } from '../agent/options.ts';
 import { NetlinkProgrammer } from '../agent/programmer.ts';
+import { MIN_BATCH_BYTES } from '../compile/program.ts';
 import type { ListWatch } from '../k8s/client.ts';
 import { UsageError } from '../util/errors.ts';
 import { type Command, parseCommandArgs } from './command.ts';
@@ -21,6 +22,16 @@ function onOff(flag: string, value: string | undefined, fallback: boolean): bool
   if (value === 'true') return true;
   if (value === 'false') return false;
   throw new UsageError(`--${flag} must be true or false, not '${value}'`);
+}
+
+/** --max-batch-bytes: a whole number no smaller than the smallest batch the staged programmer can plan. */
+function batchBytes(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < MIN_BATCH_BYTES)
+    throw new UsageError(
+      `--max-batch-bytes must be a whole number of at least ${MIN_BATCH_BYTES}, not '${value}'`,
+    );
+  return n;
 }
 
 function heapGrowthPercent(value: string | undefined): number {
@@ -113,6 +124,8 @@ export const agentCommand: Command = {
     if (metricsAddr !== 'off' && !/^(\[[0-9a-f:]+\]|[^:]*):\d{1,5}$/i.test(metricsAddr)) {
       throw new UsageError(`--metrics-addr must be HOST:PORT or off, not '${metricsAddr}'`);
     }
+    const maxBatchBytes =
+      values['max-batch-bytes'] === undefined ? undefined : batchBytes(values['max-batch-bytes']);
     // Loaded only when the agent runs. In-cluster the client reads the service-account files itself; only
     // --kubeconfig loads @kubernetes/client-node (large and slow to load) to parse the file.
     const { Agent } = await import('../agent/agent.ts');
@@ -169,9 +182,7 @@ export const agentCommand: Command = {
           values['relist-interval-ms'],
           DEFAULT_AGENT_OPTIONS.relistIntervalMs,
         ),
-        ...(values['max-batch-bytes'] === undefined
-          ? {}
-          : { maxBatchBytes: ms('max-batch-bytes', values['max-batch-bytes'], 0) }),
+        ...(maxBatchBytes === undefined ? {} : { maxBatchBytes }),
         livenessTimeoutMs,
         bootClosed,
         ...(stateDir === undefined ? {} : { stateDir }),

@@ -39,3 +39,11 @@ t.test('the self-healing flags: checked values, documented in --help', async (t)
   );
   t.match(help, /"standby"/);
 });
+
+t.test('--max-batch-bytes (hidden) is refused below the smallest plannable batch', async (t) => {
+  for (const bad of ['0', '4095', 'abc', '5000.5']) {
+    const r = agent('--node-name', 'n1', `--max-batch-bytes=${bad}`);
+    t.equal(r.status, 2, `'${bad}' is a usage error`);
+    t.match(r.stderr, `--max-batch-bytes must be a whole number of at least 4096, not '${bad}'`);
+  }
+});
