@@ -76,6 +76,7 @@ export class AgentProcess {
     nodeName: string,
     args: string[],
     metricsAddr = AGENT_METRICS_ADDR,
+    env: NodeJS.ProcessEnv = {},
   ) {
     this.lab = lab;
     this.nodeIndex = nodeIndex;
@@ -83,7 +84,11 @@ export class AgentProcess {
     this.ns = lab.nodeNamespace(nodeIndex);
     this.args = args;
     this.metricsAddr = metricsAddr;
+    this.env = env;
   }
+
+  /** Added to the test process's environment (in-cluster configuration). */
+  readonly env: NodeJS.ProcessEnv;
 
   get pid(): number | undefined {
     return this.#child?.pid;
@@ -104,7 +109,10 @@ export class AgentProcess {
     this.runs++;
     this.#record('out', `--- start #${this.runs}: tollgate agent ${this.args.join(' ')}`);
     const [file, ...argv] = inNamespace(this.ns, [process.execPath, TOLLGATE, 'agent', ...this.args]);
-    const child = spawn(file!, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file!, argv, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.env },
+    });
     this.#child = child;
     createInterface({ input: child.stdout! }).on('line', (l) => this.#record('out', l));
     createInterface({ input: child.stderr! }).on('line', (l) => this.#record('err', l));
@@ -280,6 +288,11 @@ async function runTableChecker(node: string): Promise<void> {
 export interface ApiDriverOptions {
   /** Extra `tollgate agent` flags, e.g. ['--watch-quiet-ms', '3000']. */
   agentArgs?: string[];
+  /**
+   * How agents reach the API: a kubeconfig file (default; loads @kubernetes/client-node, as `--kubeconfig`
+   * users run it) or the service-account files and KUBERNETES_SERVICE_HOST/PORT, as the DaemonSet runs it.
+   */
+  agentConfig?: 'kubeconfig' | 'in-cluster';
   apiserver?: Omit<ApiServerOptions, 'nodes'>;
   /** Progress lines (start-up times, convergence), for logs. */
   log?: (line: string) => void;
@@ -342,7 +355,15 @@ export class ApiScenarioDriver implements ScenarioDriver {
       if (withStateDir)
         this.stateDirs.set(n.index, mkdtempSync(join(tmpdir(), `tollgate-state-${n.index}-`)));
     this.agents = world.nodes.map(
-      (n) => new AgentProcess(this.lab!, n.index, n.name, this.#agentArgs(n.index, AGENT_METRICS_ADDR)),
+      (n) =>
+        new AgentProcess(
+          this.lab!,
+          n.index,
+          n.name,
+          this.#agentArgs(n.index, AGENT_METRICS_ADDR),
+          AGENT_METRICS_ADDR,
+          this.#agentEnv(),
+        ),
     );
     for (const a of this.agents) a.start();
     this.#checkers = world.nodes.map((n) => new TableChecker(this.lab!.nodeNamespace(n.index), n.name));
@@ -355,13 +376,20 @@ export class ApiScenarioDriver implements ScenarioDriver {
     this.#log(`api driver: started ${JSON.stringify(this.timings)}`);
   }
 
+  #inCluster(): boolean {
+    return this.#options.agentConfig === 'in-cluster';
+  }
+
+  #agentEnv(): NodeJS.ProcessEnv {
+    return this.#inCluster() ? this.api!.inClusterEnv : {};
+  }
+
   #agentArgs(node: number, metricsAddr: string): string[] {
     const dir = this.stateDirs.get(node);
     return [
       '--node-name',
       this.lab!.nodes.find((n) => n.index === node)!.name,
-      '--kubeconfig',
-      this.api!.agentKubeconfig,
+      ...(this.#inCluster() ? [] : ['--kubeconfig', this.api!.agentKubeconfig]),
       '--metrics-addr',
       metricsAddr,
       ...(dir === undefined ? [] : ['--state-dir', dir]),
@@ -453,6 +481,7 @@ export class ApiScenarioDriver implements ScenarioDriver {
             agent.nodeName,
             this.#agentArgs(node, SECOND_AGENT_METRICS_ADDR),
             SECOND_AGENT_METRICS_ADDR,
+            this.#agentEnv(),
           );
           this.seconds.set(node, second);
         }

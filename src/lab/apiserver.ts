@@ -469,11 +469,22 @@ export class ApiServer {
   readonly lab: Lab;
   readonly ns: string;
   readonly url = `https://${ROUTER.nodeNet4}:${PORT}`;
+
+  /** What an in-cluster agent reads instead of a kubeconfig (the API's address as the Service's). */
+  get inClusterEnv(): NodeJS.ProcessEnv {
+    return {
+      KUBERNETES_SERVICE_HOST: ROUTER.nodeNet4,
+      KUBERNETES_SERVICE_PORT: String(PORT),
+      TOLLGATE_SERVICEACCOUNT_DIR: this.agentServiceAccountDir,
+    };
+  }
   /** Instance directory: etcd data, logs, token file, kubeconfigs, the forwarder socket. */
   readonly dir: string;
   readonly adminKubeconfig: string;
   /** Kubeconfig with the `tollgate` service account's token (TokenRequest), CA pinned. */
   readonly agentKubeconfig: string;
+  /** The same token and CA as a pod's service-account directory (token, ca.crt, namespace). */
+  readonly agentServiceAccountDir: string;
   readonly adminClient: AdminClient;
   /** Milliseconds from start() to the API being ready (last start or restart). */
   readyMs = 0;
@@ -501,6 +512,7 @@ export class ApiServer {
     });
     this.adminKubeconfig = join(dir, 'admin.kubeconfig');
     this.agentKubeconfig = join(dir, 'agent.kubeconfig');
+    this.agentServiceAccountDir = join(dir, 'serviceaccount');
     writeFileSync(this.adminKubeconfig, this.kubeconfig('admin', this.#adminToken), { mode: 0o600 });
     this.adminClient = new AdminClient(join(dir, 'api.sock'), this.#adminToken, creds.caPem);
   }
@@ -522,6 +534,10 @@ export class ApiServer {
       await api.#startServers(options.readyTimeoutMs ?? 90_000);
       await api.adminClient.applyManifest(readFileSync(options.rbacManifest ?? RBAC_MANIFEST, 'utf8'));
       api.agentToken = await api.#mintAgentToken();
+      mkdirSync(api.agentServiceAccountDir, { recursive: true });
+      writeFileSync(join(api.agentServiceAccountDir, 'token'), api.agentToken, { mode: 0o600 });
+      writeFileSync(join(api.agentServiceAccountDir, 'ca.crt'), creds.caPem);
+      writeFileSync(join(api.agentServiceAccountDir, 'namespace'), SA_NAMESPACE);
       writeFileSync(
         api.agentKubeconfig,
         api.kubeconfig(`system:serviceaccount:${SA_NAMESPACE}:${SA_NAME}`, api.agentToken),

@@ -9,6 +9,7 @@ import type { Test } from 'tap';
 import t from 'tap';
 import { widePeer } from '../../bench/_synthetic.ts';
 import { ApiScenarioDriver } from '../../src/lab/api-driver.ts';
+import { loadFactor, scaledMs } from '../../src/lab/load.ts';
 import { loadScenario } from '../../src/scenario/parse.ts';
 import type { Probe } from '../../src/scenario/probes.ts';
 import { World } from '../../src/scenario/world.ts';
@@ -25,11 +26,15 @@ function productionEnv(t: Test): void {
   const saved = {
     NODE_OPTIONS: process.env.NODE_OPTIONS,
     NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE,
+    NODE_V8_COVERAGE: process.env.NODE_V8_COVERAGE,
   };
   const cache = mkdtempSync(join(tmpdir(), 'tollgate-cache-'));
   execFileSync(process.execPath, [warm, cache], { stdio: 'ignore', env: { PATH: process.env.PATH } });
   process.env.NODE_OPTIONS = '--max-semi-space-size=2';
   process.env.NODE_COMPILE_CACHE = cache;
+  // The test runner's coverage collection (inherited by the agents it spawns) keeps V8's per-function
+  // counters and ~80 MB of heap more than an agent has in a pod: measure the agent as the DaemonSet runs it.
+  delete process.env.NODE_V8_COVERAGE;
   t.teardown(() => {
     for (const [k, v] of Object.entries(saved))
       if (v === undefined) delete process.env[k];
@@ -109,7 +114,10 @@ else if (await requireBinaries(t)) {
   t.test('460 x 460 and 700 x 700 policies: exact, others keep converging, bounded memory', async (t) => {
     productionEnv(t);
     const world = new World(loadScenario(fixture));
-    const driver = new ApiScenarioDriver({ agentArgs: ['--max-batch-bytes', STOCK] });
+    const driver = new ApiScenarioDriver({
+      agentArgs: ['--max-batch-bytes', STOCK],
+      agentConfig: 'in-cluster',
+    });
     t.teardown(() => driver.stop());
     try {
       await driver.start(world);
@@ -125,7 +133,7 @@ else if (await requireBinaries(t)) {
     ] as const) {
       world.policies.set('x/wide', wide(n));
       await driver.applyObjects(world);
-      const c = await driver.waitConverged(world, `${n} x ${n}`, 60_000);
+      const c = await driver.waitConverged(world, `${n} x ${n}`, scaledMs(60_000));
       t.ok(c.converged, `${n} x ${n}: every node's table equals the model's ${c.ms} ms after the write`, {
         diagnostic: !c.converged,
         pending: c.pending,
@@ -146,10 +154,15 @@ else if (await requireBinaries(t)) {
         if (present) world.policies.set('x/small', small);
         else world.policies.delete('x/small');
         await driver.applyObjects(world);
-        const s = await driver.waitConverged(world, `small policy ${present ? 'added' : 'deleted'}`, 10_000);
+        const s = await driver.waitConverged(
+          world,
+          `small policy ${present ? 'added' : 'deleted'}`,
+          scaledMs(10_000),
+        );
+        // 2 s on a quiet machine, allowed to stretch with the load (src/lab/load.ts); the raw figure is printed.
         t.ok(
-          s.converged && s.ms < 2000,
-          `${n} x ${n}: small policy ${present ? 'added' : 'deleted'}: converged in ${s.ms} ms`,
+          s.converged && s.ms < 2000 * loadFactor(),
+          `${n} x ${n}: small policy ${present ? 'added' : 'deleted'}: converged in ${s.ms} ms (${loadFactor().toFixed(2)} load factor)`,
         );
         await expectFlows(t, driver, world, [
           ['x/b', 'x/w', 80, false],
@@ -161,10 +174,7 @@ else if (await requireBinaries(t)) {
     for (const a of driver.agents) {
       const peak = peakMb(a.pid!);
       const grew = Math.round((peak - before[driver.agents.indexOf(a)]!) * 10) / 10;
-      // In this harness an agent's start already peaks near 280 MB of RSS (the JS heap passes 80 MB before
-      // the first sync, also on the commit before this work): the absolute 200 MB is measured in product
-      // conditions by `npm run bench -- agent` with BENCH_WIDE=700; here the large policies' own share.
-      t.ok(grew < 60, `${a.nodeName}: agent peak RSS ${peak} MB, ${grew} MB above its peak before them`);
+      t.ok(peak < 200, `${a.nodeName}: agent peak RSS ${peak} MB (${grew} MB above its peak before them)`);
     }
   });
 }
