@@ -120,7 +120,12 @@ const run: LabSubcommand = {
       ? (await import('../lab/api-driver.ts')).ApiScenarioDriver
       : undefined;
     const makeDriver = () => (ApiScenarioDriver ? new ApiScenarioDriver() : new LabScenarioDriver());
-    return runScenarioFiles(positionals, makeDriver, io, { matrices: true });
+    // A lab run takes seconds to minutes per file: on a terminal, say which file of how many is running.
+    const progress = process.stderr.isTTY ? (line: string) => io.err(line) : undefined;
+    return runScenarioFiles(positionals, makeDriver, io, {
+      matrices: true,
+      ...(progress ? { progress } : {}),
+    });
   },
 };
 

@@ -37,11 +37,15 @@ export async function runScenarioFiles(
   args: string[],
   makeDriver: () => ScenarioDriver,
   io: CommandIO,
-  options: { matrices: boolean },
+  options: { matrices: boolean; progress?: (line: string) => void },
 ): Promise<number> {
   let passed = 0;
   let failed = 0;
-  for (const file of expandScenarioPaths(args)) {
+  const files = expandScenarioPaths(args);
+  const started = performance.now();
+  for (const [i, file] of files.entries()) {
+    const elapsed = Math.round((performance.now() - started) / 1000);
+    options.progress?.(`[${i + 1}/${files.length}] ${file} (${elapsed} s elapsed)`);
     const report = await runScenario(loadScenario(file), makeDriver());
     io.out(formatScenarioReport(report, options));
     passed += report.passed;
