@@ -179,6 +179,16 @@ t.test('npm ci --omit=dev of what the image copies runs tollgate and holds no de
     t.equal(run.status, 0, `tollgate ${args.join(' ')} exits 0`, { stderr: run.stderr });
     t.match(run.stdout, /Usage: tollgate/, `tollgate ${args.join(' ')} prints its usage`);
   }
+  // The kubectl plugin ships in bin/ too (package.json "bin"): it must start from the production install.
+  const plugin = spawnSync(process.execPath, [join(dir, 'bin/kubectl-tollgate.js'), '--help'], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
+  t.equal(plugin.status, 0, 'kubectl-tollgate --help exits 0 from the production install', {
+    stderr: plugin.stderr,
+  });
+  t.match(plugin.stdout, /kubectl tollgate/, 'kubectl-tollgate prints its usage');
   const agentHelp = spawnSync(process.execPath, [join(dir, 'bin/tollgate.js'), 'agent', '--help'], {
     cwd: dir,
     encoding: 'utf8',
