@@ -187,7 +187,7 @@ export class PlanCache {
   reuse(
     id: string,
     members: readonly Pod[] | undefined,
-    build: () => PlanSet,
+    build: (previous: PlanSet | undefined) => PlanSet,
     same: (a: Pod, b: Pod) => boolean = (a, b) => a === b,
   ): PlanSet {
     const old = this.sets.get(id);
@@ -202,7 +202,7 @@ export class PlanCache {
       old.members = members;
       return old.set;
     }
-    const set = build();
+    const set = build(old?.set);
     this.sets.set(id, { members, set });
     return set;
   }
@@ -304,10 +304,15 @@ export class Planner {
       set = this.cache.reuse(
         id,
         members,
-        () => {
+        (previous) => {
           const addresses: Address[] = [];
           for (const pod of members) for (const ip of pod.ips) addresses.push(ip);
-          return { id, kind: 'addresses', description: source.meaning, ranges: mergeAddresses(addresses) };
+          return {
+            id,
+            kind: 'addresses',
+            description: source.meaning,
+            ranges: mergeAddresses(addresses, previous?.kind === 'addresses' ? previous.ranges : undefined),
+          };
         },
         sameAddresses,
       );
