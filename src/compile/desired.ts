@@ -50,7 +50,7 @@ import {
   type PortRange,
 } from '../policy/plan.ts';
 import type { Direction } from '../policy/types.ts';
-import { buildRunElements, type ElementDelta, type ElementTexts, type RunSpec } from './runs.ts';
+import { buildRunElements, type ElementDelta, type ElementTexts, type RunSpec, UnionMemo } from './runs.ts';
 
 export const TABLE = 'tollgate';
 export const BASE_CHAIN = 'forward';
@@ -269,8 +269,9 @@ function addRunSet(
   set: Omit<DesiredSet, 'elements' | 'delta'>,
   previous: DesiredSet | undefined,
   specs: RunSpec[],
+  unions: UnionMemo,
 ): void {
-  const { elements, delta } = buildRunElements(previous?.elements, specs);
+  const { elements, delta } = buildRunElements(previous?.elements, specs, unions);
   state.sets.set(set.name, delta ? { ...set, elements, delta } : { ...set, elements });
 }
 
@@ -298,6 +299,7 @@ function buildDirectionChain(
     name,
     cache.previousSets(name),
     cache.fuseUpTo,
+    cache.unions,
   );
   cache.record(state, name, inputs, classes);
   return name;
@@ -313,6 +315,8 @@ export class DesiredCache {
   private current = new Map<string, CachedChain>();
   /** The largest fused peer.proto.port set a chain keeps before address classes are weighed. */
   readonly fuseUpTo: number;
+  /** Unions of address lists shared by the chains of this build (and kept for the next). */
+  readonly unions = new UnionMemo();
 
   constructor(options: { fuseUpTo?: number } = {}) {
     this.fuseUpTo = options.fuseUpTo ?? 512;
@@ -346,6 +350,7 @@ export class DesiredCache {
   rotate(): void {
     this.previous = this.current;
     this.current = new Map();
+    this.unions.rotate();
   }
 }
 
@@ -367,6 +372,7 @@ function buildChainContent(
   name: string,
   previous: Map<string, DesiredSet>,
   fuseUpTo: number,
+  unions: UnionMemo,
 ): DesiredChain[] {
   const verdict = direction === 'ingress' ? 'accept' : 'return';
   const rules: RuleSpec[] = [];
@@ -425,6 +431,7 @@ function buildChainContent(
         },
         previous.get(`${name}-a${family}`),
         [{ suffix: '', parts: anyPort.map((p) => familyPart(p, family)) }],
+        unions,
       );
       rules.push({ kind: 'lookup', family, field, fields: ['addr'], set: `${name}-a${family}`, verdict });
     }
@@ -462,6 +469,7 @@ function buildChainContent(
             buildRunElements(
               previous.get(`${name}-c${family}`)?.elements,
               runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
+              unions,
             ),
           );
         })();

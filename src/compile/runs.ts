@@ -74,6 +74,7 @@ interface Run {
 }
 
 const NO_RANGES: readonly AddressRange[] = [];
+const EMPTY_KEYS = new Float64Array(0);
 const EMPTY_RUN: Run = { parts: [], v4: new Float64Array(0), ranges: NO_RANGES };
 
 const runSize = (r: Run): number => (r.v4 ? r.v4.length / 2 : r.ranges.length);
@@ -140,7 +141,7 @@ export function rangesOf(spec: RunSpec): readonly AddressRange[] {
   return u.v4 ? v4Ranges(u.v4) : u.ranges;
 }
 
-function unionOf(spec: RunSpec): Union {
+function unionOf(spec: RunSpec, memo?: UnionMemo): Union {
   const parts = spec.parts.filter((p) => p.length > 0);
   const keyed: KeyedRanges[] = [];
   for (const p of parts) {
@@ -149,38 +150,87 @@ function unionOf(spec: RunSpec): Union {
       return { v4: undefined, ranges: mergeRanges(parts.length === 1 ? parts[0]! : parts.flat()) };
     keyed.push(k);
   }
-  return { v4: mergeKeyed(keyed), ranges: NO_RANGES };
+  return { v4: memo ? memo.union(keyed) : mergeKeyed(keyed), ranges: NO_RANGES };
+}
+
+const keyIds = new WeakMap<Float64Array, number>();
+let nextKeyId = 0;
+
+/**
+ * IPv4 unions by the identity of their lists, kept for one build and the next (like DesiredCache): the
+ * chains of a node's pods share the cluster-wide peer lists, and when one of those lists changes, every
+ * chain that merges it would otherwise merge the same lists again (and allocate as much). The unions
+ * are shared between runs and never written to.
+ */
+export class UnionMemo {
+  private previous = new Map<string, Float64Array>();
+  private current = new Map<string, Float64Array>();
+
+  union(lists: KeyedRanges[]): Float64Array {
+    if (lists.length < 2) return mergeKeyed(lists);
+    const ids: number[] = [];
+    for (const l of lists) {
+      let id = keyIds.get(l.keys);
+      if (id === undefined) {
+        id = nextKeyId++;
+        keyIds.set(l.keys, id);
+      }
+      ids.push(id);
+    }
+    const key = ids.sort((a, b) => a - b).join(',');
+    let u = this.current.get(key) ?? this.previous.get(key);
+    u ??= mergeKeyed(lists);
+    this.current.set(key, u);
+    return u;
+  }
+
+  /** Ends a build: unions it did not use are dropped after the next one. */
+  rotate(): void {
+    this.previous = this.current;
+    this.current = new Map();
+  }
 }
 
 /**
- * The merged union of keyed lists as numbers: each step takes the lowest head (a linear scan: runs have
- * few lists); overlapping and adjacent ranges join.
+ * The merged union of keyed lists as numbers: merged in pairs, smallest first, each a two-pointer pass
+ * in which overlapping and adjacent ranges join. A scan of every list's head per element cost lists x
+ * elements: with cluster-wide peer lists (thousands of ranges each, several per run) that was most of a
+ * sync. The canonical union does not depend on the order of merging. The same list twice counts once.
  */
 function mergeKeyed(lists: KeyedRanges[]): Float64Array {
-  const at = new Array<number>(lists.length).fill(0);
-  let total = 0;
-  for (const l of lists) total += l.keys.length;
-  const out = new Float64Array(total);
+  const queue = [...new Set(lists.map((l) => l.keys))].sort((a, b) => a.length - b.length);
+  // Even one list is passed through: its ranges are disjoint but may be adjacent.
+  if (queue.length < 2) return mergeTwo(queue[0] ?? EMPTY_KEYS, EMPTY_KEYS);
+  while (queue.length > 1) {
+    const merged = mergeTwo(queue.shift()!, queue.shift()!);
+    let at = queue.findIndex((q) => q.length >= merged.length);
+    if (at < 0) at = queue.length;
+    queue.splice(at, 0, merged);
+  }
+  return queue[0]!;
+}
+
+/** The union of two sorted lists of disjoint ranges (first and last in turn), joined where they touch. */
+function mergeTwo(a: Float64Array, b: Float64Array): Float64Array {
+  const out = new Float64Array(a.length + b.length);
   let n = 0;
-  let open = false;
+  let i = 0;
+  let j = 0;
   let first = 0;
-  let last = 0;
-  for (;;) {
-    let pick = -1;
-    let head = 0;
-    for (let l = 0; l < lists.length; l++) {
-      const i = at[l]!;
-      const keys = lists[l]!.keys;
-      if (i >= keys.length) continue;
-      if (pick < 0 || keys[i]! < head) {
-        pick = l;
-        head = keys[i]!;
-      }
+  let last = -2;
+  let open = false;
+  while (i < a.length || j < b.length) {
+    let head: number;
+    let end: number;
+    if (j >= b.length || (i < a.length && a[i]! <= b[j]!)) {
+      head = a[i]!;
+      end = a[i + 1]!;
+      i += 2;
+    } else {
+      head = b[j]!;
+      end = b[j + 1]!;
+      j += 2;
     }
-    if (pick < 0) break;
-    const i = at[pick]!;
-    at[pick] = i + 2;
-    const end = lists[pick]!.keys[i + 1]!;
     if (open && head <= last + 1) {
       if (end > last) last = end;
       continue;
@@ -197,7 +247,7 @@ function mergeKeyed(lists: KeyedRanges[]): Float64Array {
     out[n++] = first;
     out[n++] = last;
   }
-  return n === total ? out : out.slice(0, n);
+  return n === out.length ? out : out.slice(0, n);
 }
 
 function sameParts(a: readonly (readonly AddressRange[])[], b: readonly (readonly AddressRange[])[]) {
@@ -246,8 +296,15 @@ function patchRanges(old: Run, union: Union, removed: Growing, added: Growing): 
 
 /** patchRanges on IPv4 numbers: gone and added ranges are appended to `gone`/`come` (first, last). */
 function patchV4(old: Float64Array, union: Float64Array, gone: number[], come: number[]): Float64Array {
-  // At most every old range kept plus a gap before each of them and one at the end of each union range.
-  const out = new Float64Array(2 * old.length + union.length);
+  // The same ranges (a list was rebuilt with the same members, or a change elsewhere in the union):
+  // the old elements stay, nothing is allocated.
+  if (old === union || sameKeys(old, union)) return old;
+  // At most every old range kept plus a gap before each of them and one at the end of each union range;
+  // written to a scratch buffer and copied out at its real size (these are megabytes at 100,000 pods,
+  // and allocating the bound at every change made the garbage collector run over the whole heap).
+  const bound = 2 * old.length + union.length;
+  if (scratch.length < bound) scratch = new Float64Array(Math.max(bound, 2 * scratch.length));
+  const out = scratch;
   let n = 0;
   let i = 0;
   for (let u = 0; u < union.length; u += 2) {
@@ -279,6 +336,14 @@ function patchV4(old: Float64Array, union: Float64Array, gone: number[], come: n
   return out.slice(0, n);
 }
 
+let scratch = new Float64Array(0);
+
+function sameKeys(a: Float64Array, b: Float64Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /**
  * The elements of a set made of `specs`. With `previous` (the collection this set had before, built by
  * this function), unchanged runs are carried over and the result is `previous` itself when nothing
@@ -287,10 +352,11 @@ function patchV4(old: Float64Array, union: Float64Array, gone: number[], come: n
 export function buildRunElements(
   previous: ElementTexts | undefined,
   specs: readonly RunSpec[],
+  memo?: UnionMemo,
 ): { elements: RunElements; delta: ElementDelta | undefined } {
   const runs = new Map<string, Run>();
   if (!(previous instanceof RunElements)) {
-    for (const spec of specs) runs.set(spec.suffix, { parts: spec.parts, ...unionOf(spec) });
+    for (const spec of specs) runs.set(spec.suffix, { parts: spec.parts, ...unionOf(spec, memo) });
     return { elements: new RunElements(runs), delta: undefined };
   }
   const before = previous.runs;
@@ -305,7 +371,10 @@ export function buildRunElements(
     }
     const gone = segment(spec.suffix);
     const come = segment(spec.suffix);
-    runs.set(spec.suffix, { parts: spec.parts, ...patchRanges(old ?? EMPTY_RUN, unionOf(spec), gone, come) });
+    runs.set(spec.suffix, {
+      parts: spec.parts,
+      ...patchRanges(old ?? EMPTY_RUN, unionOf(spec, memo), gone, come),
+    });
     if (gone.v4.length + gone.ranges.length > 0) removed.push(gone);
     if (come.v4.length + come.ranges.length > 0) added.push(come);
   }

@@ -199,9 +199,15 @@ function computeV4Keys(ranges: readonly AddressRange[]): KeyedRanges | undefined
 /**
  * The canonical ranges of single addresses, as mergeRanges would give them: IPv4 addresses are sorted and
  * joined as numbers (a peer set of thousands of pods is rebuilt whenever one of them changes, and sorting
- * bigint ranges cost most of it); the keys of an all-IPv4 result are kept for v4Keyed.
+ * bigint ranges cost most of it); the keys of an all-IPv4 result are kept for v4Keyed. With `previous`
+ * (this set's list before a change), equal IPv4 ranges are taken from it instead of allocated: a list of
+ * 20,000 pods rebuilt for one of them would otherwise be 20,000 new objects that outlive the young
+ * generation, and their old copies garbage for a full collection of the agent's heap.
  */
-export function mergeAddresses(addresses: readonly Address[]): AddressRange[] {
+export function mergeAddresses(
+  addresses: readonly Address[],
+  previous?: readonly AddressRange[],
+): AddressRange[] {
   let count = 0;
   for (const a of addresses) if (a.family === 4) count++;
   const v4 = new Float64Array(count);
@@ -214,12 +220,19 @@ export function mergeAddresses(addresses: readonly Address[]): AddressRange[] {
   v4.sort();
   const out: AddressRange[] = [];
   const keys = new Float64Array(2 * count);
+  const old = previous && v4Keyed(previous)?.keys;
+  let j = 0;
   let k = 0;
   for (let i = 0; i < count; ) {
     const first = v4[i++]!;
     let last = first;
     while (i < count && v4[i]! <= last + 1) last = v4[i++]!;
-    out.push({ family: 4, first: BigInt(first), last: BigInt(last) });
+    if (old !== undefined) while (j < old.length && old[j]! < first) j += 2;
+    out.push(
+      old !== undefined && old[j] === first && old[j + 1] === last
+        ? previous![j / 2]!
+        : { family: 4, first: BigInt(first), last: BigInt(last) },
+    );
     keys[k++] = first;
     keys[k++] = last;
   }

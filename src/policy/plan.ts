@@ -141,6 +141,13 @@ interface CachedPodPlan {
   sources: [string, SetSource][];
 }
 
+/** Whether two pods have the same addresses (in order): all an address set takes from a member. */
+function sameAddresses(a: Pod, b: Pod): boolean {
+  if (a === b || a.ips === b.ips) return true;
+  if (a.ips.length !== b.ips.length) return false;
+  return a.ips.every((x, i) => x.family === b.ips[i]!.family && x.value === b.ips[i]!.value);
+}
+
 /** Two generations of a cache: what a plan did not use is dropped at the next rotation. */
 class Generations<V> {
   private previous = new Map<string, V>();
@@ -171,21 +178,31 @@ export class PlanCache {
   private readonly sets = new Generations<{ members: readonly Pod[] | undefined; set: PlanSet }>();
   private readonly pods = new Generations<CachedPodPlan>();
 
-  /** `members` undefined: the set's meaning alone fixes its content (ipBlocks). */
-  reuse(id: string, members: readonly Pod[] | undefined, build: () => PlanSet): PlanSet {
+  /**
+   * `members` undefined: the set's meaning alone fixes its content (ipBlocks). `same` tells whether an
+   * old member counts as the new one at the same place (by default: the very same object); a set whose
+   * content depends on addresses only passes sameAddresses, so that a pod relabelled or re-read with its
+   * addresses unchanged keeps the set (and every chain built from it) as it was.
+   */
+  reuse(
+    id: string,
+    members: readonly Pod[] | undefined,
+    build: (previous: PlanSet | undefined) => PlanSet,
+    same: (a: Pod, b: Pod) => boolean = (a, b) => a === b,
+  ): PlanSet {
     const old = this.sets.get(id);
-    const same =
+    const kept =
       old !== undefined &&
       (members === undefined
         ? old.members === undefined
         : old.members !== undefined &&
           (old.members === members ||
-            (old.members.length === members.length && old.members.every((m, i) => m === members[i]))));
-    if (old && same) {
+            (old.members.length === members.length && old.members.every((m, i) => same(m, members[i]!)))));
+    if (old && kept) {
       old.members = members;
       return old.set;
     }
-    const set = build();
+    const set = build(old?.set);
     this.sets.set(id, { members, set });
     return set;
   }
@@ -284,11 +301,21 @@ export class Planner {
       }));
     } else if (source.kind === 'pods') {
       const members = this.index.podPeerMembers(source.peer, source.namespace);
-      set = this.cache.reuse(id, members, () => {
-        const addresses: Address[] = [];
-        for (const pod of members) for (const ip of pod.ips) addresses.push(ip);
-        return { id, kind: 'addresses', description: source.meaning, ranges: mergeAddresses(addresses) };
-      });
+      set = this.cache.reuse(
+        id,
+        members,
+        (previous) => {
+          const addresses: Address[] = [];
+          for (const pod of members) for (const ip of pod.ips) addresses.push(ip);
+          return {
+            id,
+            kind: 'addresses',
+            description: source.meaning,
+            ranges: mergeAddresses(addresses, previous?.kind === 'addresses' ? previous.ranges : undefined),
+          };
+        },
+        sameAddresses,
+      );
     } else {
       const members = source.peer
         ? this.index.podPeerMembers(source.peer, source.namespace)

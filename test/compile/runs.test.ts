@@ -223,3 +223,53 @@ t.test(
     t.pass('2000 random runs of up to 8 lists');
   },
 );
+
+t.test(
+  'the union of many address lists (some the same object, some adjacent) is mergeRanges of them all (property)',
+  async (t) => {
+    // IPv4 lists take the numeric pairwise merge, IPv6 ones mergeRanges: both must give the canonical union.
+    const list = fc.array(fc.tuple(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: 4 })), {
+      maxLength: 12,
+    });
+    let many = 0;
+    for (const f of [4, 6] as const) {
+      family = f;
+      fc.assert(
+        fc.property(
+          fc.array(list, { maxLength: 9 }),
+          fc.array(fc.nat(), { maxLength: 4 }),
+          fc.boolean(),
+          (lists, repeats, unmerged) => {
+            // Sorted and disjoint, but left unjoined when `unmerged` (adjacent ranges stay two).
+            const parts: (readonly AddressRange[])[] = lists.map((l) => {
+              const merged = mergeRanges(l.map(([x, n]) => r(x, x + n)));
+              if (!unmerged) return merged;
+              return merged.flatMap((x) =>
+                x.first === x.last
+                  ? [x]
+                  : [
+                      { ...x, last: x.first },
+                      { ...x, first: x.first + 1n },
+                    ],
+              );
+            });
+            if (parts.length > 0) for (const k of repeats) parts.push(parts[k % parts.length]!);
+            if (parts.length > 3) many++;
+            const got = rangesOf({ suffix: '', parts });
+            const want = mergeRanges(parts.flat());
+            return (
+              got.length === want.length &&
+              got.every(
+                (x, i) =>
+                  x.family === want[i]!.family && x.first === want[i]!.first && x.last === want[i]!.last,
+              )
+            );
+          },
+        ),
+        { numRuns: 400 },
+      );
+    }
+    family = 4;
+    t.ok(many > 200, `${many} cases merged more than three lists`);
+  },
+);

@@ -135,7 +135,7 @@ t.test(
 );
 
 t.test(
-  'mergeAddresses equals mergeRanges of the single addresses, and keys its IPv4 result (property)',
+  'mergeAddresses equals mergeRanges of the single addresses (also given a previous list), and keys its IPv4 result (property)',
   async (t) => {
     // Around 2^32 - 1 and at 0 the float64 path must stay exact; duplicates and both families mixed.
     const address = fc.oneof(
@@ -144,23 +144,38 @@ t.test(
       fc.integer({ min: 0, max: 40 }).map((v) => ({ family: 6 as const, value: (1n << 100n) + BigInt(v) })),
     );
     let keyed = 0;
+    let reused = 0;
     fc.assert(
-      fc.property(fc.array(address, { maxLength: 40 }), (addresses) => {
-        const got = mergeAddresses(addresses);
-        const want = mergeRanges(addresses.map(addressRange));
-        const text = (rs: readonly { family: number; first: bigint; last: bigint }[]) =>
-          rs.map((r) => `${r.family}:${r.first}-${r.last}`).join(',');
-        if (text(got) !== text(want)) return false;
-        const k = v4Keyed(got);
-        if (addresses.some((a) => a.family === 6)) return k === undefined || got.length === 0;
-        keyed++;
-        return (
-          k !== undefined &&
-          k.keys.every((v, i) => BigInt(v) === (i % 2 ? got[i >> 1]!.last : got[i >> 1]!.first))
-        );
-      }),
+      fc.property(
+        fc.array(address, { maxLength: 40 }),
+        fc.array(address, { maxLength: 40 }),
+        (addresses, before) => {
+          const got = mergeAddresses(addresses);
+          const want = mergeRanges(addresses.map(addressRange));
+          const text = (rs: readonly { family: number; first: bigint; last: bigint }[]) =>
+            rs.map((r) => `${r.family}:${r.first}-${r.last}`).join(',');
+          if (text(got) !== text(want)) return false;
+          // With the list before a change (some addresses more, some fewer): the same result (equal ranges may be the old objects).
+          const previous = mergeAddresses([
+            ...addresses.filter((_, i) => i % 4 !== 0),
+            ...before.slice(0, 3),
+          ]);
+          const patched = mergeAddresses(addresses, previous);
+          if (text(patched) !== text(want)) return false;
+          if (!addresses.some((a) => a.family === 6) && !before.some((a) => a.family === 6))
+            reused += patched.filter((r) => previous.includes(r)).length;
+          const k = v4Keyed(got);
+          if (addresses.some((a) => a.family === 6)) return k === undefined || got.length === 0;
+          keyed++;
+          return (
+            k !== undefined &&
+            k.keys.every((v, i) => BigInt(v) === (i % 2 ? got[i >> 1]!.last : got[i >> 1]!.first))
+          );
+        },
+      ),
       { numRuns: 500, seed: 7 },
     );
     t.ok(keyed > 100, `${keyed} all-IPv4 inputs keyed`);
+    t.ok(reused > 20, `${reused} ranges taken from the previous list`);
   },
 );

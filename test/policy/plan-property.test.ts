@@ -2,8 +2,8 @@
 // dataplane will read them) and the reference evaluator always agree. Thousands of cases.
 import fc from 'fast-check';
 import t from 'tap';
-import { desiredState } from '../../src/compile/desired.ts';
-import { parseAddress } from '../../src/policy/address.ts';
+import { DesiredCache, type DesiredState, desiredState } from '../../src/compile/desired.ts';
+import { type AddressRange, formatRange, mergeRanges, parseAddress } from '../../src/policy/address.ts';
 import { endpointAt, evaluate } from '../../src/policy/evaluate.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
 import {
@@ -12,7 +12,8 @@ import {
   normalizePod,
   normalizePolicy,
 } from '../../src/policy/normalize.ts';
-import { Planner } from '../../src/policy/plan.ts';
+import { PlanCache, Planner } from '../../src/policy/plan.ts';
+import type { ClusterState } from '../../src/policy/types.ts';
 import { nodes, replaceSlot } from './builders.ts';
 import { PlanMatcher } from './plan-matcher.ts';
 
@@ -215,41 +216,127 @@ t.test('per-node plans agree with the evaluator on random clusters and flows', a
 
 /** A node's desired table as comparable text: chains with their rules, sets with sorted elements. */
 function tableText(index: ClusterIndex, node: string): string {
-  const d = desiredState(new Planner(index).planNode(node));
+  return stateText(desiredState(new Planner(index).planNode(node)));
+}
+
+/**
+ * Interval set elements in canonical form: a set patched across changes may keep two neighbouring
+ * ranges apart where a fresh build merges them (runs.ts: a neighbour joining is a pure add), which
+ * covers the same addresses.
+ */
+function canonical(elements: Iterable<string>): string[] {
+  const bySuffix = new Map<string, AddressRange[]>();
+  const other: string[] = [];
+  for (const e of elements) {
+    const cut = e.indexOf(' ');
+    const addr = cut < 0 ? e : e.slice(0, cut);
+    const [a, b] = addr.includes('-') ? addr.split('-') : [addr, addr];
+    const first = parseAddress(a!);
+    const last = parseAddress(b!);
+    if (e.includes(' : ') || !first || !last) {
+      other.push(e);
+      continue;
+    }
+    const suffix = cut < 0 ? '' : e.slice(cut);
+    const list = bySuffix.get(suffix) ?? [];
+    list.push({ family: first.family, first: first.value, last: last.value });
+    bySuffix.set(suffix, list);
+  }
+  for (const [suffix, list] of bySuffix)
+    for (const r of mergeRanges(list)) other.push(formatRange(r) + suffix);
+  return other.sort();
+}
+
+function stateText(d: DesiredState, canon = false): string {
   const chains = [...d.chains.values()].map((c) => `${c.name} ${JSON.stringify(c.rules)}`).sort();
-  const sets = [...d.sets.values()].map((s) => `${s.name} {${[...s.elements].sort().join(', ')}}`).sort();
+  const sets = [...d.sets.values()]
+    .map((s) => `${s.name} {${(canon ? canonical(s.elements) : [...s.elements].sort()).join(', ')}}`)
+    .sort();
   return [...chains, ...sets].join('\n');
+}
+
+type PodEdit = [number, ClusterInput['pods'][number] | undefined];
+const editsArb = fc.array(fc.tuple(fc.nat(9), fc.option(podArb, { nil: undefined })), {
+  minLength: 1,
+  maxLength: 8,
+});
+
+/**
+ * Replays pod edits on the cluster of `input`: pod slots 0..9, an edit replaces or removes the pod of one
+ * slot (slots past the initial pods are additions); every other pod stays the very same object, as in
+ * the agent. `start` gets the initial state and returns the check of each next state and its changes.
+ */
+function replay(
+  input: ClusterInput,
+  edits: PodEdit[],
+  start: (state: ClusterState) => (next: ClusterState, changes: ReturnType<typeof replaceSlot>) => boolean,
+): boolean {
+  const { state } = build(input);
+  const slots = new Map(state.pods.map((p, i) => [i, p]));
+  const check = start(state);
+  for (const [slot, next] of edits) {
+    // Built at its slot's position, so it gets that slot's name (p<slot>) and addresses.
+    const padded = Array.from({ length: slot + 1 }, (_, i) => input.pods[i] ?? next!);
+    padded[slot] = next!;
+    const placed = next && build({ ...input, pods: padded }).state.pods[slot]!;
+    const changes = replaceSlot(slots, slot, placed);
+    if (!check({ ...state, pods: [...slots.values()] }, changes)) return false;
+  }
+  return true;
 }
 
 t.test('an index kept up to date with pod changes plans exactly like a fresh index', async (t) => {
   let steps = 0;
   fc.assert(
-    fc.property(
-      clusterArb,
-      fc.array(fc.tuple(fc.nat(9), fc.option(podArb, { nil: undefined })), { minLength: 1, maxLength: 8 }),
-      (input, edits) => {
-        const { state } = build(input);
-        // Pod slots 0..9: an edit replaces or removes the pod of one slot (slots past the initial pods
-        // are additions); every other pod stays the very same object, as in the agent.
-        const slots = new Map(state.pods.map((p, i) => [i, p]));
+    fc.property(clusterArb, editsArb, (input, edits) =>
+      replay(input, edits, (state) => {
         const incremental = new ClusterIndex(state);
-        for (const [slot, next] of edits) {
-          // Built at its slot's position, so it gets that slot's name (p<slot>) and addresses.
-          const padded = Array.from({ length: slot + 1 }, (_, i) => input.pods[i] ?? next!);
-          padded[slot] = next!;
-          const placed = next && build({ ...input, pods: padded }).state.pods[slot]!;
-          const changes = replaceSlot(slots, slot, placed);
-          const nextState = { ...state, pods: [...slots.values()] };
-          incremental.update(nextState, changes);
-          const fresh = new ClusterIndex(nextState);
+        return (next, changes) => {
+          incremental.update(next, changes);
+          const fresh = new ClusterIndex(next);
           steps++;
-          for (const node of ['n1', 'n2'])
-            if (tableText(incremental, node) !== tableText(fresh, node)) return false;
-        }
-        return true;
-      },
+          return ['n1', 'n2'].every((node) => tableText(incremental, node) === tableText(fresh, node));
+        };
+      }),
     ),
     { numRuns: 300, seed: 20261122 },
+  );
+  t.ok(steps >= 1000, `${steps} updates compared`);
+});
+
+t.test('plans and tables kept across syncs (plan and desired caches) equal fresh ones', async (t) => {
+  // As the reconciler: one index, PlanCache and DesiredCache per node, kept for the whole run. Edits
+  // replace a slot's pod with one of the same addresses (new labels, ports, phase), add or remove pods:
+  // sets kept because their members' addresses did not change, and address unions shared between
+  // chains, must still give exactly what a fresh computation gives.
+  let steps = 0;
+  fc.assert(
+    fc.property(clusterArb, editsArb, (input, edits) =>
+      replay(input, edits, (state) => {
+        const caches = ['n1', 'n2'].map((node) => ({
+          node,
+          index: new ClusterIndex(state),
+          plan: new PlanCache(),
+          desired: new DesiredCache(),
+        }));
+        const cached = (c: (typeof caches)[number]) => {
+          const planner = new Planner(c.index, c.plan);
+          const plan = planner.planNode(c.node);
+          c.index.retainPeers(planner.peerKeysUsed());
+          return stateText(desiredState(plan, c.desired), true);
+        };
+        for (const c of caches) cached(c);
+        return (next, changes) => {
+          for (const c of caches) c.index.update(next, changes);
+          const fresh = new ClusterIndex(next);
+          steps++;
+          return caches.every(
+            (c) => cached(c) === stateText(desiredState(new Planner(fresh).planNode(c.node)), true),
+          );
+        };
+      }),
+    ),
+    { numRuns: 300, seed: 20261201 },
   );
   t.ok(steps >= 1000, `${steps} updates compared`);
 });
