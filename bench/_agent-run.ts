@@ -195,7 +195,8 @@ interface AgentRun {
 
 function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [TOLLGATE, 'agent', ...args], {
+  // --state-dir off: the benchmark's agent must not leave a state file for a fake node on the machine.
+  const child = spawn(process.execPath, [TOLLGATE, 'agent', '--state-dir', 'off', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env,
   });
