@@ -90,8 +90,15 @@ export async function listSets(sock: NfnlSocket, filter: ListFilter = {}): Promi
  * elements answers ENOENT). The generation is read before and after; if it moved, or a dump hit an
  * object that just went away, the whole listing is taken again.
  */
-export async function listRuleset(sock: NfnlSocket, filter: ListFilter = {}, attempts = 5): Promise<Ruleset> {
+export async function listRuleset(
+  sock: NfnlSocket,
+  filter: ListFilter = {},
+  attempts = 10,
+): Promise<Ruleset> {
   for (let attempt = 1; ; attempt++) {
+    // After a collision, wait a little longer each time (a few ms, jittered) so that a burst of another
+    // process's commits can pass instead of hitting every retry in lockstep.
+    if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * 2 * attempt));
     const before = await sock.getGeneration();
     try {
       const ruleset = {
