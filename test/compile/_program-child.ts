@@ -2,7 +2,7 @@
 // compile/program.ts and the real kernel under a batch cap, reads them back and compares. Prints one JSON
 // line; never run it in the root namespace.
 
-import { syntheticCluster, widePolicy } from '../../bench/_synthetic.ts';
+import { syntheticCluster } from '../../bench/_synthetic.ts';
 import { NetlinkProgrammer } from '../../src/agent/programmer.ts';
 import { type DesiredState, desiredState } from '../../src/compile/desired.ts';
 import { type ProgramFrom, programBatches } from '../../src/compile/program.ts';
@@ -22,6 +22,7 @@ import { ClusterIndex } from '../../src/policy/index.ts';
 import { buildState } from '../../src/policy/normalize.ts';
 import { Planner } from '../../src/policy/plan.ts';
 import { cluster, pod, policy } from '../policy/builders.ts';
+import { wideDesired } from './_wide.ts';
 
 const [mode, capText, ...nodes] = process.argv.slice(2);
 const cap = Number(capText);
@@ -46,25 +47,6 @@ function million(count: number): DesiredState {
     elements: buildRunElements(undefined, [{ suffix: '', parts: [ranges] }]).elements,
   });
   return state;
-}
-
-/** One pod selected by widePolicy(n, n). */
-function wide(n: number): DesiredState {
-  const index = new ClusterIndex(
-    buildState({
-      namespaces: [{ metadata: { name: 'ns0' } }],
-      nodes: [{ metadata: { name: 'node0' }, spec: { podCIDRs: ['10.244.0.0/24'] } }],
-      pods: [
-        {
-          metadata: { name: 'w', namespace: 'ns0', labels: { app: 'wide' } },
-          spec: { nodeName: 'node0', containers: [{ name: 'c' }] },
-          status: { phase: 'Running', podIP: '10.244.0.10', podIPs: [{ ip: '10.244.0.10' }] },
-        },
-      ],
-      policies: [widePolicy(n, n)],
-    }),
-  );
-  return desiredState(new Planner(index).planNode('node0'));
 }
 
 async function program(p: NetlinkProgrammer, from: ProgramFrom, next: DesiredState, readBack = true) {
@@ -136,7 +118,7 @@ try {
     out.push({ ...result, set, wrong, sampled: 2001, hooked });
   } else if (mode === 'wide') {
     // The peers x ports policies in turn (address classes), each from the listing, then back as a diff.
-    const states = nodes.map((n) => wide(Number(n)));
+    const states = nodes.map((n) => wideDesired(Number(n)));
     for (const s of states) out.push(await program(p, { kernel: await p.readTable() }, s));
     out.push(await program(p, { programmed: states.at(-1)! }, states[0]!));
   } else {

@@ -2,12 +2,13 @@
 // (10,000 pods / 1,000 policies over 50 nodes) programs from scratch, and from a full table to the next,
 // in batches of at most 425,952 bytes (2 x the stock net.core.wmem_max, less netlink's 32).
 import t from 'tap';
-import { NODES, syntheticCluster, widePolicy } from '../../bench/_synthetic.ts';
+import { NODES, syntheticCluster } from '../../bench/_synthetic.ts';
 import { type DesiredState, desiredState } from '../../src/compile/desired.ts';
 import { programBatches } from '../../src/compile/program.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
 import { buildState } from '../../src/policy/normalize.ts';
 import { Planner } from '../../src/policy/plan.ts';
+import { wideDesired } from './_wide.ts';
 
 const STOCK = 425_952;
 
@@ -36,21 +37,7 @@ t.test('every node of the benchmark cluster programs under the stock cap', async
 
 t.test('a policy of peers x ports compiles to peers + ports elements', async (t) => {
   for (const n of [100, 460, 700]) {
-    const index = new ClusterIndex(
-      buildState({
-        namespaces: [{ metadata: { name: 'ns0' } }],
-        nodes: [{ metadata: { name: 'node0' }, spec: { podCIDRs: ['10.244.0.0/24'] } }],
-        pods: [
-          {
-            metadata: { name: 'w', namespace: 'ns0', labels: { app: 'wide' } },
-            spec: { nodeName: 'node0', containers: [{ name: 'c' }] },
-            status: { phase: 'Running', podIP: '10.244.0.10', podIPs: [{ ip: '10.244.0.10' }] },
-          },
-        ],
-        policies: [widePolicy(n, n)],
-      }),
-    );
-    const state = desiredState(new Planner(index).planNode('node0'));
+    const state = wideDesired(n);
     let elements = 0;
     for (const s of state.sets.values()) elements += s.elements.size;
     // peers + ports, and the pod's own entries (local set, dispatch map)
