@@ -2,7 +2,7 @@
 // a fault scenario of ours (issue 13) through the API lab, and the checks every convergence window gets. Real kernel, real kube-apiserver, real probes.
 import { resolve } from 'node:path';
 import type { Test } from 'tap';
-import { ApiScenarioDriver } from '../../src/lab/api-driver.ts';
+import { type ApiDriverOptions, ApiScenarioDriver } from '../../src/lab/api-driver.ts';
 import { loadFactor } from '../../src/lab/load.ts';
 import { loadScenario } from '../../src/scenario/parse.ts';
 import { runScenario, type ScenarioReport, type WindowReport } from '../../src/scenario/probes.ts';
@@ -46,7 +46,16 @@ export async function startDriver(
   agentArgs: string[] = [],
 ): Promise<{ driver: ApiScenarioDriver; world: World }> {
   const world = new World(loadScenario(fixture));
-  const driver = new ApiScenarioDriver({ agentArgs });
+  return { driver: await startWorld(t, world, { agentArgs }), world };
+}
+
+/** A lab + API server + agents for `world`, stopped at teardown; a failed start prints the diagnostics. */
+export async function startWorld(
+  t: Test,
+  world: World,
+  options: ApiDriverOptions,
+): Promise<ApiScenarioDriver> {
+  const driver = new ApiScenarioDriver(options);
   t.teardown(() => driver.stop());
   try {
     await driver.start(world);
@@ -54,7 +63,7 @@ export async function startDriver(
     t.comment(driver.diagnostics(60));
     throw error;
   }
-  return { driver, world };
+  return driver;
 }
 
 /** One TCP probe, no retries: what the dataplane does right now. */

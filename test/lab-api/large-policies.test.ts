@@ -8,11 +8,12 @@ import { join, resolve } from 'node:path';
 import type { Test } from 'tap';
 import t from 'tap';
 import { widePeer } from '../../bench/_synthetic.ts';
-import { ApiScenarioDriver } from '../../src/lab/api-driver.ts';
+import type { ApiScenarioDriver } from '../../src/lab/api-driver.ts';
 import { loadFactor, scaledMs } from '../../src/lab/load.ts';
 import { loadScenario } from '../../src/scenario/parse.ts';
 import type { Probe } from '../../src/scenario/probes.ts';
 import { World } from '../../src/scenario/world.ts';
+import { startWorld } from './_faults.ts';
 import { requireBinaries, skipUnlessRoot } from './_helpers.ts';
 
 const fixture = resolve(import.meta.dirname, 'fixtures/large-policies.yaml');
@@ -114,17 +115,10 @@ else if (await requireBinaries(t)) {
   t.test('460 x 460 and 700 x 700 policies: exact, others keep converging, bounded memory', async (t) => {
     productionEnv(t);
     const world = new World(loadScenario(fixture));
-    const driver = new ApiScenarioDriver({
+    const driver = await startWorld(t, world, {
       agentArgs: ['--max-batch-bytes', STOCK],
       agentConfig: 'in-cluster',
     });
-    t.teardown(() => driver.stop());
-    try {
-      await driver.start(world);
-    } catch (error) {
-      t.comment(driver.diagnostics(60));
-      throw error;
-    }
     const before = driver.agents.map((a) => peakMb(a.pid!));
     t.comment(`agents' peak RSS before the large policies: ${before.join(', ')} MB`);
     for (const [n, last] of [
