@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseAllDocuments } from 'yaml';
-import { REPO } from './_dockerfile.ts';
+import { REPO } from './_helpers.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests are untyped YAML; the assertions check the shape.
 type Obj = any;

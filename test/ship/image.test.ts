@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import t from 'tap';
-import { dockerfile, REPO, runtimeConfig } from './_dockerfile.ts';
+import { dockerfile, duBytes, REPO, runtimeConfig } from './_helpers.ts';
 
 interface Descriptor {
   mediaType: string;
@@ -53,16 +53,6 @@ function files(dir: string, base = dir): string[] {
 }
 
 const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
-
-function duBytes(dir: string): number {
-  let total = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) total += duBytes(p);
-    else if (e.isFile()) total += statSync(p).size;
-  }
-  return total;
-}
 
 t.test('scripts/build-image.sh: the Dockerfile image, built without Docker, runs', async (t) => {
   t.setTimeout(1_500_000);

@@ -10,13 +10,12 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
-  statSync,
   unlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import t from 'tap';
-import { dockerfile, instructions, REPO, stages } from './_dockerfile.ts';
+import { dockerfile, duBytes, instructions, REPO, stages } from './_helpers.ts';
 
 /** Sources of the COPY instructions that take files from the build context (not --from a stage). */
 function contextCopies(text: string): string[] {
@@ -28,16 +27,6 @@ function contextCopies(text: string): string[] {
     sources.push(...words.slice(0, -1));
   }
   return [...new Set(sources.map((s) => s.replace(/^\.\//, '').replace(/\/$/, '')))];
-}
-
-function duBytes(dir: string): number {
-  let total = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    if (entry.isDirectory()) total += duBytes(p);
-    else if (entry.isFile()) total += statSync(p).size;
-  }
-  return total;
 }
 
 t.test(

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import t from 'tap';
-import { REPO } from './_dockerfile.ts';
+import { REPO } from './_helpers.ts';
 
 t.test('npm pack + npm install -g --omit=dev: tollgate and kubectl-tollgate run', async (t) => {
   t.setTimeout(600_000);

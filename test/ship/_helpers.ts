@@ -1,6 +1,6 @@
-// Reads the repo's Dockerfile for the ship tests (instructions, stages, the runtime stage's image config), so
-// that those tests compare other artefacts against what the Dockerfile says. Not a general Dockerfile parser.
-import { readFileSync } from 'node:fs';
+// Shared by the ship tests: the repo's Dockerfile read as instructions, stages and the runtime stage's image
+// config (so other artefacts are compared with what it says; not a general Dockerfile parser), and du.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -83,4 +83,15 @@ export function runtimeConfig(text: string): RuntimeConfig {
     }
   }
   return cfg;
+}
+
+/** The bytes of the regular files below dir. */
+export function duBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) total += duBytes(p);
+    else if (entry.isFile()) total += statSync(p).size;
+  }
+  return total;
 }
