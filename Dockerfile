@@ -11,6 +11,10 @@
 # install scripts, keeps only the target architecture's prebuild and drops what only editors read (type
 # declarations and source maps: half of the ~100 MB that npm installs). Pin the base images by digest for a
 # byte-for-byte reproducible build (README: "Container image").
+#
+# Without Docker, scripts/build-image.sh assembles the same image (Debian's libraries, the pinned Node, this
+# file's /app) with crane; test/ship/image.test.ts compares its config with the ENTRYPOINT, CMD, ENV and
+# WORKDIR below, so a change here needs the same change there.
 
 ARG BUILD_IMAGE=node:24-bookworm-slim
 ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12

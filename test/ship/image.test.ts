@@ -244,6 +244,10 @@ t.test('scripts/build-image.sh: the Dockerfile image, built without Docker, runs
         `the warmed cache serves /app/${f} without the TypeScript stripper`,
       );
 
+    // daemonset/cleanup's idle container runs plain `node`: the image's PATH must find it.
+    const bare = run(['node', '--version']);
+    t.equal(bare.stdout.trim(), `v${pinned}`, '`node` is found on the image PATH', { stderr: bare.stderr });
+
     t.ok(existsSync(join(root, 'app/bin/kubectl-tollgate.js')), 'the kubectl plugin is in the image');
     const plugin = run([entry[0]!, '/app/bin/kubectl-tollgate.js', '--help']);
     t.equal(plugin.status, 0, '`kubectl-tollgate --help` exits 0 inside the image', {
