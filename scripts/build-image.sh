@@ -8,7 +8,9 @@
 #   IMAGE_TAR=<path>      docker-style image tarball: `crane push "$IMAGE_TAR" REGISTRY/tollgate:TAG`,
 #                         `ctr images import "$IMAGE_TAR"`, `docker load -i "$IMAGE_TAR"` all take it
 #   IMAGE_REF=<name>      the tag inside the tarball (--tag, default tollgate:<package.json version>)
-#   IMAGE_LAYOUT=<dir>    the same image as an OCI image layout (`crane push "$IMAGE_LAYOUT" REF`, skopeo oci:)
+#   IMAGE_LAYOUT=<dir>    the same image as an OCI image layout (`crane push "$IMAGE_LAYOUT" REF`, skopeo oci:);
+#                         pushed from here it keeps its OCI manifest and digest, while a pushed IMAGE_TAR gets
+#                         Docker media types (same config and layers, another manifest digest)
 #
 # What goes in, without a base image: Debian's libc6, libstdc++6 and libgcc-s1 for this machine's release and
 # architecture (`apt-get download` + `dpkg-deb -x`; they are all that `ldd node` asks for), the Node binary

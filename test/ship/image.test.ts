@@ -1,7 +1,7 @@
 // The agent image that scripts/build-image.sh builds without Docker: its config must say what the Dockerfile
 // says (parsed from the Dockerfile, so the two cannot drift), its root must hold what the Dockerfile's stages
 // put there and nothing of the development tree, and the image must really run (chroot into its layers).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -116,6 +116,46 @@ t.test('scripts/build-image.sh: the Dockerfile image, built without Docker, runs
       entry?.Layers.map((l) => l.replace(/\.tar\.gz$/, '')),
       manifest.layers.map((l) => l.digest.split(':')[1]),
       'the same layers as the layout',
+    );
+  });
+
+  t.test('crane push takes both outputs, as a lab registry gets them', async (t) => {
+    const crane = spawnSync(join(REPO, 'scripts/go-tool.sh'), ['crane'], { encoding: 'utf8' }).stdout.trim();
+    const registry = spawn(crane, ['registry', 'serve', '--address', '127.0.0.1:0'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    t.teardown(() => registry.kill());
+    const port = await new Promise<string>((resolve, reject) => {
+      let log = '';
+      const limit = setTimeout(
+        () => reject(new Error(`crane registry serve: no port in 60 s: ${log}`)),
+        60_000,
+      );
+      registry.stderr.on('data', (d: Buffer) => {
+        log += d.toString();
+        const m = /serving on port (\d+)/.exec(log);
+        if (m) {
+          clearTimeout(limit);
+          resolve(m[1]!);
+        }
+      });
+      registry.on('exit', (code) => reject(new Error(`crane registry serve exited (${code}): ${log}`)));
+    });
+    const crn = (...args: string[]) => spawnSync(crane, args, { encoding: 'utf8', timeout: 300_000 });
+    for (const [what, source] of [
+      ['layout', layout],
+      ['tar', imageTar],
+    ] as const) {
+      const ref = `127.0.0.1:${port}/tollgate:${what}`;
+      const push = crn('push', source, ref);
+      t.equal(push.status, 0, `crane push of the ${what} succeeds`, { stderr: push.stderr });
+      const pushedConfig = createHash('sha256').update(crn('config', ref).stdout).digest('hex');
+      t.equal(`sha256:${pushedConfig}`, manifest.config.digest, `the pushed ${what} has the image's config`);
+    }
+    t.equal(
+      crn('digest', `127.0.0.1:${port}/tollgate:layout`).stdout.trim(),
+      index.manifests[0]!.digest,
+      'the layout keeps its OCI manifest digest',
     );
   });
 
