@@ -17,9 +17,10 @@
 # of the project's pinned `node` devDependency (node_modules/node/bin/node, so run `npm ci` first) at
 # /nodejs/bin/node as in distroless, and /app exactly as the Dockerfile's stages make it (the
 # `npm ci --omit=dev --ignore-scripts` tree, one netlink prebuild, no .d.ts/.map, no netlink sources, the
-# compile cache warmed by scripts/warm-compile-cache.js inside the new root). Three layers: the base (libraries,
-# node, /etc), /app, and /app/.compile-cache, so an image that changes only the agent ships only the last two. crane assembles them
-# through a throwaway `crane registry serve` on 127.0.0.1 (crane mutate edits only images in a registry).
+# compile cache warmed by scripts/warm-compile-cache.js inside the new root). Three layers: the base
+# (libraries, node, /etc), /app, and /app/.compile-cache, so an image that changes only the agent ships only
+# the last two. crane assembles them through a throwaway `crane registry serve` on 127.0.0.1 (crane mutate
+# edits only images in a registry).
 #
 # The result is cached by a hash of its inputs (package.json, the lockfile, bin/, src/, the warm-up script,
 # this script, the Debian package versions, the node and crane versions, the tag, the architecture) under
@@ -70,7 +71,9 @@ actual="$("$NODE" --version)"
 [[ "v$pinned" == "$actual" ]] || die "node_modules/node is $actual but package-lock.json pins $pinned: run \`npm ci\`"
 version="$("$NODE" -p 'require(process.argv[1]).version' "$REPO/package.json")"
 tag="${tag:-tollgate:$version}"
-[[ "$tag" =~ ^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$ ]] || die "--tag '$tag' is not an image name"
+# NAME[:TAG], NAME possibly with a registry host and port (localhost:5000/tollgate:v2).
+[[ "$tag" =~ ^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$ ]] ||
+  die "--tag '$tag' is not an image name (NAME[:TAG], e.g. tollgate:0.2.0 or localhost:5000/tollgate:dev)"
 
 arch="$(dpkg --print-architecture)"
 case "$arch" in
@@ -189,8 +192,8 @@ printf '%s\n' 'root:x:0:' 'nobody:x:65534:' 'nonroot:x:65532:' >"$root/etc/group
 printf '%s\n' 'hosts: files dns' >"$root/etc/nsswitch.conf"
 (
   . /etc/os-release
-  printf 'PRETTY_NAME="tollgate base (Debian GNU/Linux %s (%s) libraries)"\nID=debian\nVERSION_ID="%s"\nVERSION_CODENAME=%s\n' \
-    "$VERSION_ID" "$VERSION_CODENAME" "$VERSION_ID" "$VERSION_CODENAME"
+  printf 'PRETTY_NAME="tollgate base (Debian GNU/Linux %s (%s) libraries)"\n' "$VERSION_ID" "$VERSION_CODENAME"
+  printf 'ID=debian\nVERSION_ID="%s"\nVERSION_CODENAME=%s\n' "$VERSION_ID" "$VERSION_CODENAME"
 ) >"$root/etc/os-release"
 cp "$NODE" "$root/nodejs/bin/node"
 node_license="$(dirname "$(readlink -f "$NODE")")/../LICENSE"
@@ -245,7 +248,8 @@ done
 reg="127.0.0.1:$port/tollgate"
 
 log "crane append + mutate"
-"$CRANE" append --oci-empty-base -f "$stage/base.tar" -f "$stage/app.tar" -f "$stage/cache.tar" -t "$reg:layers" >/dev/null 2>"$stage/crane.log" ||
+"$CRANE" append --oci-empty-base -f "$stage/base.tar" -f "$stage/app.tar" -f "$stage/cache.tar" \
+  -t "$reg:layers" >/dev/null 2>"$stage/crane.log" ||
   die "crane append failed: $(cat "$stage/crane.log")"
 env_flags=()
 for e in "${IMAGE_ENV[@]}"; do env_flags+=(-e "$e"); done
