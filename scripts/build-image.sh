@@ -85,17 +85,24 @@ esac
 CRANE="${CRANE:-$("$REPO/scripts/go-tool.sh" crane)}"
 [[ -x "$CRANE" ]] || die "no crane binary ($CRANE)"
 
-candidate() { apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: *//p'; }
+# One apt-cache call for all packages (each call takes about a second): "NAME VERSION" lines.
+candidates() {
+  apt-cache policy "${DEBS[@]}" 2>/dev/null |
+    awk '/^[^ ]/ { sub(/:$/, "", $1); name = $1 } /^ *Candidate:/ { print name, $2 }'
+}
 declare -A debver=()
+read_candidates() {
+  local name v
+  while read -r name v; do [[ "$v" != "(none)" ]] && debver[$name]="$v"; done < <(candidates)
+}
+read_candidates
+if ((${#debver[@]} < ${#DEBS[@]})) && ((EUID == 0)); then
+  log "apt knows no version of some of ${DEBS[*]}: apt-get update"
+  apt-get update -qq >&2
+  read_candidates
+fi
 for p in "${DEBS[@]}"; do
-  v="$(candidate "$p")"
-  if [[ -z "$v" || "$v" == "(none)" ]] && ((EUID == 0)); then
-    log "no apt candidate for $p: apt-get update"
-    apt-get update -qq >&2
-    v="$(candidate "$p")"
-  fi
-  [[ -n "$v" && "$v" != "(none)" ]] || die "apt knows no version of $p (run apt-get update)"
-  debver[$p]="$v"
+  [[ -n "${debver[$p]:-}" ]] || die "apt knows no version of $p (run apt-get update)"
 done
 
 hash="$(
