@@ -58,6 +58,8 @@ else if (await requireBinaries(t)) {
         encoding: 'utf8',
         timeout: 300_000,
       });
+    const upgrade = (...set: string[]) =>
+      h('upgrade', 'tollgate', CHART, '-n', NS, '--reuse-values', ...set.flatMap((v) => ['--set', v]));
     const find = async (path: string): Promise<Obj> => await api.adminClient.find(path);
     const ds = (name: string) => find(`/apis/apps/v1/namespaces/${NS}/daemonsets/${name}`);
     const agentOf = (obj: Obj) => obj?.spec?.template?.spec?.containers?.[0];
@@ -81,18 +83,7 @@ else if (await requireBinaries(t)) {
     );
 
     t.test('helm upgrade with other values changes the DaemonSet', async (t) => {
-      const r = h(
-        'upgrade',
-        'tollgate',
-        CHART,
-        '-n',
-        NS,
-        '--reuse-values',
-        '--set',
-        'image.tag=0.2.0',
-        '--set',
-        'logLevel=debug',
-      );
+      const r = upgrade('image.tag=0.2.0', 'logLevel=debug');
       t.equal(r.status, 0, 'helm upgrade succeeds', { stderr: r.stderr });
       const agent = agentOf(await ds('tollgate'));
       t.equal(agent?.image, 'tollgate:0.2.0', 'the new image');
@@ -102,16 +93,7 @@ else if (await requireBinaries(t)) {
     t.test(
       'cleanup.enabled replaces the agent with the cleanup DaemonSet; helm uninstall removes all',
       async (t) => {
-        const r = h(
-          'upgrade',
-          'tollgate',
-          CHART,
-          '-n',
-          NS,
-          '--reuse-values',
-          '--set',
-          'cleanup.enabled=true',
-        );
+        const r = upgrade('cleanup.enabled=true');
         t.equal(r.status, 0, 'helm upgrade to the uninstall mode succeeds', { stderr: r.stderr });
         t.equal(await ds('tollgate'), undefined, 'no agent DaemonSet');
         const cleanup = await ds('tollgate-cleanup');
