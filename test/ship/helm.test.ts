@@ -137,6 +137,27 @@ t.test('charts/tollgate with the real helm', async (t) => {
     t.same(got, want, 'only the fields the values name changed');
   });
 
+  t.test('every flag the chart can pass is one `tollgate agent --help` lists', async (t) => {
+    const all = render(
+      'logLevel=info',
+      'agent.bootClosed=true',
+      'agent.verifyIntervalMs=1',
+      'agent.minSyncIntervalMs=1',
+      'agent.watchQuietMs=1',
+      'agent.relistIntervalMs=1',
+      'agent.heapGrowthPercent=1',
+    );
+    const args: string[] = all.find((o) => o.kind === 'DaemonSet').spec.template.spec.containers[0].args;
+    const flags = args.filter((a) => a.startsWith('--')).map((a) => a.replace(/=.*$/, ''));
+    t.equal(flags.length, 10, `every option set: ${flags.join(' ')}`);
+    const help = spawnSync(process.execPath, [join(REPO, 'bin/tollgate.js'), 'agent', '--help'], {
+      encoding: 'utf8',
+    });
+    t.equal(help.status, 0, 'tollgate agent --help runs');
+    for (const flag of flags)
+      t.match(help.stdout, new RegExp(`^\\s+${flag}[ =]`, 'm'), `the agent takes ${flag}`);
+  });
+
   t.test('bad values fail with the value named', async (t) => {
     for (const [set, field] of [
       ['logLevel=verbose', 'logLevel'],
