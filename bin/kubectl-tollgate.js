@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { loadInstalledTypeScript } from './_installed.js';
 
 const [major] = process.versions.node.split('.').map(Number);
 if (major < 24) {
@@ -66,4 +67,5 @@ if (CLUSTER_COMMANDS.includes(name) && !helping && !named) {
   args.push('--kubeconfig', kubeconfig);
 }
 process.argv = [process.argv[0], process.argv[1], ...args];
+loadInstalledTypeScript();
 await import('../src/cli/main.ts');

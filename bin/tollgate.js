@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // Launcher for the tollgate CLI: the sources are TypeScript run by Node 24's built-in type stripping.
+import { loadInstalledTypeScript } from './_installed.js';
+
 const [major] = process.versions.node.split('.').map(Number);
 if (major < 24) {
   process.stderr.write(
@@ -7,4 +9,5 @@ if (major < 24) {
   );
   process.exit(1);
 }
+loadInstalledTypeScript();
 await import('../src/cli/main.ts');
