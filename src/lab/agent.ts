@@ -9,6 +9,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
 import { isIPv6 } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
@@ -25,40 +26,70 @@ const { values } = parseArgs({
   },
 });
 const name = values.name;
-const listeners = new Map<string, Server | Socket>();
+const listeners = new Map<string, Server | Socket[]>();
 
 function send(message: object): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);
 }
 
-// Listening on :: with dual-stack sockets serves IPv4 (as mapped addresses) and IPv6 with one socket each.
-function listen(p: Port): Promise<void> {
-  const key = `${p.port}/${p.protocol}`;
-  if (listeners.has(key) || p.protocol === 'SCTP') return Promise.resolve();
+/**
+ * The namespace's own addresses but link-local ones. A UDP echo is sent from one socket per address because
+ * a socket bound to :: answers from whatever source the route back picks: on a node that is the VXLAN
+ * device's address (10.244.N.0, fd00:10:244:N::), not the node address the client sent to, and the
+ * client's connected socket drops the answer.
+ */
+function localAddresses(): { address: string; family: 4 | 6 }[] {
+  return Object.values(networkInterfaces())
+    .flatMap((list) => list ?? [])
+    .filter((a) => !(a.family === 'IPv6' && a.scopeid !== undefined && a.scopeid !== 0))
+    .map((a) => ({ address: a.address, family: a.family === 'IPv6' ? 6 : 4 }));
+}
+
+function bindUdp(port: number, address: string, family: 4 | 6): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    if (p.protocol === 'TCP') {
-      const server = createServer((req, res) => {
-        res.setHeader('connection', 'close');
-        res.end(`${name} ${p.port}/TCP ${req.socket.remoteAddress ?? ''}\n`);
-      });
-      server.once('error', reject);
-      server.listen({ port: p.port, host: '::', ipv6Only: false, backlog: 511 }, () => {
-        listeners.set(key, server);
-        resolve();
-      });
-    } else {
-      const socket = createSocket({ type: 'udp6', ipv6Only: false });
-      socket.once('error', reject);
-      socket.on('message', (msg, rinfo) => {
-        socket.send(`${msg.toString()} ${name} ${p.port}/UDP`, rinfo.port, rinfo.address);
-      });
-      socket.bind({ port: p.port, address: '::' }, () => {
-        socket.removeListener('error', reject);
-        socket.on('error', () => {});
-        listeners.set(key, socket);
-        resolve();
-      });
+    const socket = createSocket(family === 6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
+    socket.once('error', reject);
+    socket.on('message', (msg, rinfo) => {
+      socket.send(`${msg.toString()} ${name} ${port}/UDP`, rinfo.port, rinfo.address);
+    });
+    socket.bind({ port, address }, () => {
+      socket.removeListener('error', reject);
+      socket.on('error', () => {});
+      resolve(socket);
+    });
+  });
+}
+
+// TCP: listening on :: with a dual-stack socket serves IPv4 (as mapped addresses) and IPv6 with one socket.
+async function listen(p: Port): Promise<void> {
+  const key = `${p.port}/${p.protocol}`;
+  if (listeners.has(key) || p.protocol === 'SCTP') return;
+  if (p.protocol === 'UDP') {
+    const bound = await Promise.allSettled(localAddresses().map((a) => bindUdp(p.port, a.address, a.family)));
+    const sockets = bound.flatMap((b) => (b.status === 'fulfilled' ? [b.value] : []));
+    const failed = bound.find((b) => b.status === 'rejected');
+    if (failed) {
+      for (const s of sockets) s.close();
+      throw failed.reason;
     }
+    listeners.set(key, sockets);
+    return;
+  }
+  return listenTcp(p);
+}
+
+function listenTcp(p: Port): Promise<void> {
+  const key = `${p.port}/${p.protocol}`;
+  return new Promise((resolve, reject) => {
+    const server = createServer((req, res) => {
+      res.setHeader('connection', 'close');
+      res.end(`${name} ${p.port}/TCP ${req.socket.remoteAddress ?? ''}\n`);
+    });
+    server.once('error', reject);
+    server.listen({ port: p.port, host: '::', ipv6Only: false, backlog: 511 }, () => {
+      listeners.set(key, server);
+      resolve();
+    });
   });
 }
 
@@ -67,11 +98,11 @@ function close(p: Port): Promise<void> {
   const l = listeners.get(key);
   listeners.delete(key);
   if (!l) return Promise.resolve();
+  if (Array.isArray(l))
+    return Promise.all(l.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {});
   return new Promise((resolve) => {
-    if ('closeAllConnections' in l) {
-      l.closeAllConnections();
-      l.close(() => resolve());
-    } else l.close(() => resolve());
+    l.closeAllConnections();
+    l.close(() => resolve());
   });
 }
 
