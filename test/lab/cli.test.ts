@@ -52,6 +52,26 @@ t.test('lab up leaves a working detached lab that lab down removes', { skip: ski
     { encoding: 'utf8' },
   );
   t.match(curl.stdout, /^y\/a 80\/TCP/, curl.stderr);
+  // The printout gives the outside host's IPv6 address too, and it answers over IPv6 from a pod.
+  t.match(up.stdout, /host\/backup 203\.0\.113\.10 2001:db8:203:0:113::10 /);
+  const curl6 = spawnSync(
+    'ip',
+    [
+      'netns',
+      'exec',
+      `tglab-${id}-pod-x_a`,
+      'curl',
+      '-sS',
+      '-g',
+      '--noproxy',
+      '*',
+      '--max-time',
+      '2',
+      'http://[2001:db8:203:0:113::10]/',
+    ],
+    { encoding: 'utf8' },
+  );
+  t.match(curl6.stdout, /^host\/backup 80\/TCP fd00:10:244:1::a/, curl6.stderr);
   t.match(tollgate('lab', 'list').stdout, new RegExp(`${id} +${namespaces.length} namespaces +detached`));
   const down = tollgate('lab', 'down', id);
   t.equal(down.status, 0);
