@@ -4,7 +4,7 @@
 //
 // Protocol: JSON lines. stdout: {"type":"ready"} once the initial ports listen, then {"id":N,...} replies.
 // stdin: {"id":N,"op":"listen"|"close","ports":[{port,protocol}]} or
-//        {"id":N,"op":"udp-probe","host":"10.244.1.10","port":80,"timeoutMs":1000}.
+//        {"id":N,"op":"udp-probe","host":"10.244.1.10","port":80,"timeoutMs":1000,"source"?:"198.51.100.1"}.
 // The agent exits when stdin closes (its owner died) unless started with --detached.
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
@@ -106,8 +106,16 @@ function close(p: Port): Promise<void> {
   });
 }
 
-/** Sends one datagram from a connected socket, so an ICMP port-unreachable surfaces as ECONNREFUSED. */
-function udpProbe(host: string, port: number, timeoutMs: number): Promise<{ ok: boolean; detail: string }> {
+/**
+ * Sends one datagram from a connected socket, so an ICMP port-unreachable surfaces as ECONNREFUSED; bound
+ * to `source` when given.
+ */
+function udpProbe(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  source: string | undefined,
+): Promise<{ ok: boolean; detail: string }> {
   return new Promise((resolve) => {
     const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
     const nonce = `tollgate-probe-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -125,12 +133,22 @@ function udpProbe(host: string, port: number, timeoutMs: number): Promise<{ ok: 
       const text = msg.toString();
       if (text.startsWith(nonce)) finish(true, text.slice(nonce.length).trim());
     });
-    socket.connect(port, host, () => socket.send(nonce));
+    const connect = () => socket.connect(port, host, () => socket.send(nonce));
+    if (source) socket.bind({ port: 0, address: source }, connect);
+    else connect();
   });
 }
 
 async function handle(line: string): Promise<void> {
-  let request: { id?: number; op?: string; ports?: Port[]; host?: string; port?: number; timeoutMs?: number };
+  let request: {
+    id?: number;
+    op?: string;
+    ports?: Port[];
+    host?: string;
+    port?: number;
+    timeoutMs?: number;
+    source?: string;
+  };
   try {
     request = JSON.parse(line);
   } catch {
@@ -146,7 +164,10 @@ async function handle(line: string): Promise<void> {
       await Promise.all((request.ports ?? []).map(close));
       send({ id, ok: true, detail: 'closed' });
     } else if (request.op === 'udp-probe') {
-      send({ id, ...(await udpProbe(request.host ?? '', request.port ?? 0, request.timeoutMs ?? 1000)) });
+      send({
+        id,
+        ...(await udpProbe(request.host ?? '', request.port ?? 0, request.timeoutMs ?? 1000, request.source)),
+      });
     } else {
       send({ id, ok: false, detail: `unknown op ${request.op}` });
     }

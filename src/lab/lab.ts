@@ -420,9 +420,16 @@ export class Lab {
 
   // ---- probes -----------------------------------------------------------------------------------------
 
-  /** Where a probe from `from` runs: the pod's namespace, the node's for hostNetwork pods and node/N. */
-  #source(from: string): { ns: string; agent?: AgentClient } {
-    if (from.startsWith(ENDPOINT_NODE)) return this.#node(Number(from.slice(ENDPOINT_NODE.length)));
+  /**
+   * Where a probe from `from` runs: the pod's namespace, the node's for hostNetwork pods and node/N. A node
+   * probes from its own address (`bind`): the route to a pod would pick cni0's or the VXLAN device's, which
+   * the model (and a policy naming the node's address) does not know as the node's.
+   */
+  #source(from: string): { ns: string; agent?: AgentClient; bind?: NodeSpec } {
+    if (from.startsWith(ENDPOINT_NODE)) {
+      const node = this.#node(Number(from.slice(ENDPOINT_NODE.length)));
+      return { ...node, bind: node.node };
+    }
     if (from.startsWith(ENDPOINT_HOST)) {
       const host = this.#hosts.get(from.slice(ENDPOINT_HOST.length));
       if (!host) throw new LabError('E_LAB_UNKNOWN', `lab ${this.id} has no host ${from}`);
@@ -430,7 +437,9 @@ export class Lab {
     }
     const pod = this.#pods.get(from);
     if (!pod) throw new LabError('E_LAB_UNKNOWN', `lab ${this.id} has no pod ${from}`);
-    return pod.pod.hostNetwork ? this.#node(pod.pod.node) : { ns: pod.pod.ns, agent: pod.agent };
+    if (!pod.pod.hostNetwork) return { ns: pod.pod.ns, agent: pod.agent };
+    const node = this.#node(pod.pod.node);
+    return { ...node, bind: node.node };
   }
 
   /** The address of an endpoint (pod key, host/NAME, node/N) or an IP literal as is. */
@@ -464,6 +473,7 @@ export class Lab {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const address = this.address(to, options.family ?? 4);
     const source = this.#source(from);
+    const bind = source.bind && (isIP(address) === 6 ? source.bind.ip6 : source.bind.ip4);
     const started = performance.now();
     const result = (ok: boolean, detail: string): ProbeResult => ({
       from,
@@ -489,6 +499,7 @@ export class Lab {
         seconds(Math.min(1000, timeoutMs)),
         '--max-time',
         seconds(timeoutMs),
+        ...(bind ? ['--interface', bind] : []),
         `http://${host}:${port}/`,
       ]);
       const r = await run(argv, { timeoutMs: timeoutMs + 5000, env: CURL_ENV });
@@ -503,7 +514,7 @@ export class Lab {
           `no agent in ${source.ns} to send UDP probes (detached lab?)`,
         );
       }
-      const r = await source.agent.udpProbe(address, port, timeoutMs);
+      const r = await source.agent.udpProbe(address, port, timeoutMs, bind);
       return result(r.ok, r.detail);
     }
     throw new LabError(
