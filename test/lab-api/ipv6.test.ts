@@ -57,6 +57,20 @@ else if (await requireBinaries(t)) {
       t.equal(driver.lab, undefined, 'the lab is torn down');
     });
   }
+  t.test('api: faults over both families, IPv6 deny probes sampled while converging', async (t) => {
+    const report = await runScenario(
+      loadScenario(join(fixtures, 'faults/tamper-both.yaml')),
+      new ApiScenarioDriver(),
+    );
+    t.equal(report.failed, 0, formatScenarioReport(report, { matrices: false }));
+    const windows = report.steps.flatMap((s) => (s.window ? [s.window] : []));
+    t.equal(windows.length, 3, 'three timed windows');
+    t.ok(
+      windows.every((w) => w.samples.some((x) => x.probe.endsWith(' over IPv6'))),
+      'every window sampled IPv6 deny probes',
+    );
+  });
+
   t.test('api: a wrong both expectation fails on its IPv6 probe only', async (t) => {
     const report = await runScenario(
       loadScenario(join(fixtures, 'wrong/both-ipv4-only-block.yaml')),

@@ -138,6 +138,12 @@ for (const file of yamls(fixtures)) {
   });
 }
 
+t.test('model: ipv6/faults/tamper-both.yaml (the faults skipped, both families checked)', async (t) => {
+  const report = await runScenario(loadScenario(join(fixtures, 'faults/tamper-both.yaml')), modelDriver);
+  t.equal(report.failed, 0, formatScenarioReport(report, { matrices: false }));
+  t.equal(report.passed, 18);
+});
+
 t.test('family both fails when only IPv6 is wrong, naming the IPv6 probe (point 6)', async (t) => {
   const report = await runScenario(loadScenario(join(wrong, 'both-ipv4-only-block.yaml')), modelDriver);
   t.equal(report.passed, 1, 'the IPv4 probe holds');
