@@ -5,6 +5,10 @@
 //   forward (hook forward, priority filter, policy accept)
 //     ct state established,related accept        -- replies always pass (point 11)
 //     ct state invalid drop
+//     meta nfproto ipv6 meta l4proto icmpv6 icmpv6 type 135-136 accept
+//                                                 -- neighbour solicitation/advertisement: IPv6's ARP, which
+//                                                    bridged pods need to reach each other at all (ARP never
+//                                                    meets an inet hook; ND would, and isolation dropped it)
 //     ip saddr <pod CIDR> ip saddr != @local4 drop  -- unknown local addresses are isolated (point 17)
 //     ip daddr <pod CIDR> ip daddr != @local4 drop
 //     ip saddr vmap @egress4                      -- isolated local pods: jump eg-<hash>; others: miss
@@ -78,6 +82,7 @@ export interface DesiredSet {
 /** A rule as the structured pieces the nft layer turns into expressions (see ruleset.ts). */
 export type RuleSpec =
   | { kind: 'ct'; states: string; verdict: 'accept' | 'drop'; counter: boolean }
+  | { kind: 'neighbour-discovery' }
   | { kind: 'unknown-local'; family: 4 | 6; field: 'saddr' | 'daddr'; cidr: string; knownSet: string }
   | { kind: 'dispatch'; family: 4 | 6; field: 'saddr' | 'daddr'; map: string }
   | {
@@ -711,6 +716,7 @@ export function desiredState(plan: NodePlan, cache: DesiredCache = new DesiredCa
   const base: RuleSpec[] = [
     { kind: 'ct', states: 'established,related', verdict: 'accept', counter: false },
     { kind: 'ct', states: 'invalid', verdict: 'drop', counter: true },
+    { kind: 'neighbour-discovery' },
   ];
   for (const family of families) {
     const key: KeyType = family === 4 ? 'ipv4_addr' : 'ipv6_addr';

@@ -140,6 +140,15 @@ function ruleExprs(spec: RuleSpec): Expr[] {
     }
     case 'dispatch':
       return [...nfproto(spec.family), ...m.vmap(addrField(spec.family, spec.field), spec.map)];
+    case 'neighbour-discovery':
+      // ND messages are untracked by conntrack: without this rule an isolated pod could not resolve or
+      // answer its same-node neighbours' addresses, so allowed IPv6 traffic between them failed.
+      return [
+        ...nfproto(6),
+        ...m.match('meta l4proto', 'icmpv6'),
+        ...m.match('icmpv6 type', '0x87-0x88'),
+        m.verdict('accept'),
+      ];
     case 'lookup':
       return [
         ...nfproto(spec.family),

@@ -1,7 +1,7 @@
 // Address conventions of the lab (node, pod, host, router addresses and MACs): pure functions, no I/O.
 // Must not reach outside the documentation/pod ranges listed in shared/scenarios/README.md.
 import { isIPv4, isIPv6 } from 'node:net';
-import { layoutNode } from '../scenario/world.ts';
+import { hostIp6, layoutNode } from '../scenario/world.ts';
 import { LabError } from './errors.ts';
 import type { HostSpec, LabSpec, NodeSpec, PodSpec, PortSpec } from './types.ts';
 
@@ -10,11 +10,21 @@ export const ROUTER = {
   nodeNet4: '198.51.100.254',
   nodeNet6: '2001:db8::fffe',
   hostNet4: '203.0.113.254',
+  /** hostIp6 of 203.0.113.254: the router is on the host network in both families alike. */
+  hostNet6: '2001:db8:203:0:113::254',
 } as const;
 
 export const NODE_NET4_PREFIX = 24;
 export const NODE_NET6_PREFIX = 64;
 export const HOST_NET4_PREFIX = 24;
+/** Outside hosts' IPv6 network: hostIp6 maps 203.0.113.0/24 into it, apart from the nodes' 2001:db8::/64. */
+export const HOST_NET6 = '2001:db8:203::/64';
+export const HOST_NET6_PREFIX = 64;
+
+/** An outside host's IPv6 address: the one given, else derived from its IPv4 one as the scenario layout does. */
+export function hostAddress6(host: HostSpec): string {
+  return host.ip6 ?? hostIp6(host.ip4);
+}
 
 /** The node at index N as Flannel and the scenario README name it. */
 export function nodeSpec(index: number): NodeSpec {
@@ -104,7 +114,7 @@ export const DEFAULT_PORTS: readonly PortSpec[] = [
 
 /**
  * A demo spec: `nodes` nodes, `podsPerNode` pods per node in namespaces x/y/z round-robin, each serving the
- * default ports, and one outside host `backup` at 203.0.113.10.
+ * default ports, and one outside host `backup` at 203.0.113.10 and 2001:db8:203:0:113::10.
  */
 export function demoSpec(nodes: number, pods: number): LabSpec {
   const nodeSpecs = Array.from({ length: nodes }, (_, i) => nodeSpec(i + 1));
@@ -115,6 +125,13 @@ export function demoSpec(nodes: number, pods: number): LabSpec {
     hostNetwork: false,
     ports: [...DEFAULT_PORTS],
   }));
-  const hosts: HostSpec[] = [{ name: 'backup', ip4: '203.0.113.10', ports: [{ port: 80, protocol: 'TCP' }] }];
+  const hosts: HostSpec[] = [
+    {
+      name: 'backup',
+      ip4: '203.0.113.10',
+      ip6: hostIp6('203.0.113.10'),
+      ports: [{ port: 80, protocol: 'TCP' }],
+    },
+  ];
   return { nodes: nodeSpecs, pods: podSpecs, hosts };
 }

@@ -135,8 +135,20 @@ export class AgentClient {
     if (!reply.ok) throw new LabError('E_LAB_AGENT', `agent ${this.name} in ${this.ns}: ${reply.detail}`);
   }
 
-  async udpProbe(host: string, port: number, timeoutMs: number): Promise<{ ok: boolean; detail: string }> {
-    const reply = await this.request({ op: 'udp-probe', host, port, timeoutMs });
+  /** One UDP probe; `source`: the address to send from (default: the one the route picks). */
+  async udpProbe(
+    host: string,
+    port: number,
+    timeoutMs: number,
+    source?: string,
+  ): Promise<{ ok: boolean; detail: string }> {
+    const reply = await this.request({
+      op: 'udp-probe',
+      host,
+      port,
+      timeoutMs,
+      ...(source ? { source } : {}),
+    });
     if (reply.error) throw new LabError('E_LAB_AGENT', `agent ${this.name} in ${this.ns}: ${reply.detail}`);
     return { ok: reply.ok, detail: reply.detail };
   }

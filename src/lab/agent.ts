@@ -4,11 +4,12 @@
 //
 // Protocol: JSON lines. stdout: {"type":"ready"} once the initial ports listen, then {"id":N,...} replies.
 // stdin: {"id":N,"op":"listen"|"close","ports":[{port,protocol}]} or
-//        {"id":N,"op":"udp-probe","host":"10.244.1.10","port":80,"timeoutMs":1000}.
+//        {"id":N,"op":"udp-probe","host":"10.244.1.10","port":80,"timeoutMs":1000,"source"?:"198.51.100.1"}.
 // The agent exits when stdin closes (its owner died) unless started with --detached.
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
 import { isIPv6 } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
@@ -25,40 +26,70 @@ const { values } = parseArgs({
   },
 });
 const name = values.name;
-const listeners = new Map<string, Server | Socket>();
+const listeners = new Map<string, Server | Socket[]>();
 
 function send(message: object): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);
 }
 
-// Listening on :: with dual-stack sockets serves IPv4 (as mapped addresses) and IPv6 with one socket each.
-function listen(p: Port): Promise<void> {
-  const key = `${p.port}/${p.protocol}`;
-  if (listeners.has(key) || p.protocol === 'SCTP') return Promise.resolve();
+/**
+ * The namespace's own addresses but link-local ones. A UDP echo is sent from one socket per address because
+ * a socket bound to :: answers from whatever source the route back picks: on a node that is the VXLAN
+ * device's address (10.244.N.0, fd00:10:244:N::), not the node address the client sent to, and the
+ * client's connected socket drops the answer.
+ */
+function localAddresses(): { address: string; family: 4 | 6 }[] {
+  return Object.values(networkInterfaces())
+    .flatMap((list) => list ?? [])
+    .filter((a) => !(a.family === 'IPv6' && a.scopeid !== undefined && a.scopeid !== 0))
+    .map((a) => ({ address: a.address, family: a.family === 'IPv6' ? 6 : 4 }));
+}
+
+function bindUdp(port: number, address: string, family: 4 | 6): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    if (p.protocol === 'TCP') {
-      const server = createServer((req, res) => {
-        res.setHeader('connection', 'close');
-        res.end(`${name} ${p.port}/TCP ${req.socket.remoteAddress ?? ''}\n`);
-      });
-      server.once('error', reject);
-      server.listen({ port: p.port, host: '::', ipv6Only: false, backlog: 511 }, () => {
-        listeners.set(key, server);
-        resolve();
-      });
-    } else {
-      const socket = createSocket({ type: 'udp6', ipv6Only: false });
-      socket.once('error', reject);
-      socket.on('message', (msg, rinfo) => {
-        socket.send(`${msg.toString()} ${name} ${p.port}/UDP`, rinfo.port, rinfo.address);
-      });
-      socket.bind({ port: p.port, address: '::' }, () => {
-        socket.removeListener('error', reject);
-        socket.on('error', () => {});
-        listeners.set(key, socket);
-        resolve();
-      });
+    const socket = createSocket(family === 6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
+    socket.once('error', reject);
+    socket.on('message', (msg, rinfo) => {
+      socket.send(`${msg.toString()} ${name} ${port}/UDP`, rinfo.port, rinfo.address);
+    });
+    socket.bind({ port, address }, () => {
+      socket.removeListener('error', reject);
+      socket.on('error', () => {});
+      resolve(socket);
+    });
+  });
+}
+
+// TCP: listening on :: with a dual-stack socket serves IPv4 (as mapped addresses) and IPv6 with one socket.
+async function listen(p: Port): Promise<void> {
+  const key = `${p.port}/${p.protocol}`;
+  if (listeners.has(key) || p.protocol === 'SCTP') return;
+  if (p.protocol === 'UDP') {
+    const bound = await Promise.allSettled(localAddresses().map((a) => bindUdp(p.port, a.address, a.family)));
+    const sockets = bound.flatMap((b) => (b.status === 'fulfilled' ? [b.value] : []));
+    const failed = bound.find((b) => b.status === 'rejected');
+    if (failed) {
+      for (const s of sockets) s.close();
+      throw failed.reason;
     }
+    listeners.set(key, sockets);
+    return;
+  }
+  return listenTcp(p);
+}
+
+function listenTcp(p: Port): Promise<void> {
+  const key = `${p.port}/${p.protocol}`;
+  return new Promise((resolve, reject) => {
+    const server = createServer((req, res) => {
+      res.setHeader('connection', 'close');
+      res.end(`${name} ${p.port}/TCP ${req.socket.remoteAddress ?? ''}\n`);
+    });
+    server.once('error', reject);
+    server.listen({ port: p.port, host: '::', ipv6Only: false, backlog: 511 }, () => {
+      listeners.set(key, server);
+      resolve();
+    });
   });
 }
 
@@ -67,16 +98,24 @@ function close(p: Port): Promise<void> {
   const l = listeners.get(key);
   listeners.delete(key);
   if (!l) return Promise.resolve();
+  if (Array.isArray(l))
+    return Promise.all(l.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {});
   return new Promise((resolve) => {
-    if ('closeAllConnections' in l) {
-      l.closeAllConnections();
-      l.close(() => resolve());
-    } else l.close(() => resolve());
+    l.closeAllConnections();
+    l.close(() => resolve());
   });
 }
 
-/** Sends one datagram from a connected socket, so an ICMP port-unreachable surfaces as ECONNREFUSED. */
-function udpProbe(host: string, port: number, timeoutMs: number): Promise<{ ok: boolean; detail: string }> {
+/**
+ * Sends one datagram from a connected socket, so an ICMP port-unreachable surfaces as ECONNREFUSED; bound
+ * to `source` when given.
+ */
+function udpProbe(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  source: string | undefined,
+): Promise<{ ok: boolean; detail: string }> {
   return new Promise((resolve) => {
     const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
     const nonce = `tollgate-probe-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -94,12 +133,22 @@ function udpProbe(host: string, port: number, timeoutMs: number): Promise<{ ok: 
       const text = msg.toString();
       if (text.startsWith(nonce)) finish(true, text.slice(nonce.length).trim());
     });
-    socket.connect(port, host, () => socket.send(nonce));
+    const connect = () => socket.connect(port, host, () => socket.send(nonce));
+    if (source) socket.bind({ port: 0, address: source }, connect);
+    else connect();
   });
 }
 
 async function handle(line: string): Promise<void> {
-  let request: { id?: number; op?: string; ports?: Port[]; host?: string; port?: number; timeoutMs?: number };
+  let request: {
+    id?: number;
+    op?: string;
+    ports?: Port[];
+    host?: string;
+    port?: number;
+    timeoutMs?: number;
+    source?: string;
+  };
   try {
     request = JSON.parse(line);
   } catch {
@@ -115,7 +164,10 @@ async function handle(line: string): Promise<void> {
       await Promise.all((request.ports ?? []).map(close));
       send({ id, ok: true, detail: 'closed' });
     } else if (request.op === 'udp-probe') {
-      send({ id, ...(await udpProbe(request.host ?? '', request.port ?? 0, request.timeoutMs ?? 1000)) });
+      send({
+        id,
+        ...(await udpProbe(request.host ?? '', request.port ?? 0, request.timeoutMs ?? 1000, request.source)),
+      });
     } else {
       send({ id, ok: false, detail: `unknown op ${request.op}` });
     }

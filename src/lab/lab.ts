@@ -1,8 +1,20 @@
 // The lab: a Flannel-like cluster of network namespaces on this machine (nodes, pods, outside hosts) with
 // servers in every pod and probes run from inside the source namespace. Must never configure the root
-// namespace or send traffic outside 10.244/16, fd00:10:244::/48, 198.51.100/24, 2001:db8::/64, 203.0.113/24.
+// namespace or send traffic outside 10.244/16, fd00:10:244::/48, 198.51.100/24, 2001:db8::/64, 203.0.113/24,
+// 2001:db8:203::/64.
 import { isIP } from 'node:net';
-import { gateway4, hostNumber4, podIP4, podIP6, prefix4, prefix6 } from './addresses.ts';
+import { type Cidr, cidrRange, parseAddress, parseCidr, rangeContains } from '../policy/address.ts';
+import {
+  gateway4,
+  HOST_NET6,
+  hostAddress6,
+  hostNumber4,
+  podIP4,
+  podIP6,
+  prefix4,
+  prefix6,
+  ROUTER,
+} from './addresses.ts';
 import { AgentClient } from './agent-client.ts';
 import { LabError } from './errors.ts';
 import { bridgeBatch, check, inNamespace, ipBatch, mapLimit, run, sysctls } from './exec.ts';
@@ -131,7 +143,10 @@ export class Lab {
       });
     }
     for (const host of spec.hosts) {
-      this.#hosts.set(host.name, { host, ns: `${NS_PREFIX}${this.id}-host-${sanitize(host.name)}` });
+      this.#hosts.set(host.name, {
+        host: { ...host, ip6: hostAddress6(host) },
+        ns: `${NS_PREFIX}${this.id}-host-${sanitize(host.name)}`,
+      });
     }
     const pods = spec.pods.map((p) => this.#admitPod(p));
 
@@ -405,9 +420,16 @@ export class Lab {
 
   // ---- probes -----------------------------------------------------------------------------------------
 
-  /** Where a probe from `from` runs: the pod's namespace, the node's for hostNetwork pods and node/N. */
-  #source(from: string): { ns: string; agent?: AgentClient } {
-    if (from.startsWith(ENDPOINT_NODE)) return this.#node(Number(from.slice(ENDPOINT_NODE.length)));
+  /**
+   * Where a probe from `from` runs: the pod's namespace, the node's for hostNetwork pods and node/N. A node
+   * probes from its own address (`bind`): the route to a pod would pick cni0's or the VXLAN device's, which
+   * the model (and a policy naming the node's address) does not know as the node's.
+   */
+  #source(from: string): { ns: string; agent?: AgentClient; bind?: NodeSpec } {
+    if (from.startsWith(ENDPOINT_NODE)) {
+      const node = this.#node(Number(from.slice(ENDPOINT_NODE.length)));
+      return { ...node, bind: node.node };
+    }
     if (from.startsWith(ENDPOINT_HOST)) {
       const host = this.#hosts.get(from.slice(ENDPOINT_HOST.length));
       if (!host) throw new LabError('E_LAB_UNKNOWN', `lab ${this.id} has no host ${from}`);
@@ -415,7 +437,9 @@ export class Lab {
     }
     const pod = this.#pods.get(from);
     if (!pod) throw new LabError('E_LAB_UNKNOWN', `lab ${this.id} has no pod ${from}`);
-    return pod.pod.hostNetwork ? this.#node(pod.pod.node) : { ns: pod.pod.ns, agent: pod.agent };
+    if (!pod.pod.hostNetwork) return { ns: pod.pod.ns, agent: pod.agent };
+    const node = this.#node(pod.pod.node);
+    return { ...node, bind: node.node };
   }
 
   /** The address of an endpoint (pod key, host/NAME, node/N) or an IP literal as is. */
@@ -428,8 +452,7 @@ export class Lab {
     if (to.startsWith(ENDPOINT_HOST)) {
       const host = this.#hosts.get(to.slice(ENDPOINT_HOST.length));
       if (!host) throw new LabError('E_LAB_UNKNOWN', `lab ${this.id} has no host ${to}`);
-      if (family === 6) throw new LabError('E_LAB_UNSUPPORTED', `outside hosts have no IPv6 address (${to})`);
-      return host.host.ip4;
+      return family === 4 ? host.host.ip4 : hostAddress6(host.host);
     }
     const pod = this.pod(to);
     return family === 4 ? pod.ip4 : pod.ip6;
@@ -450,6 +473,7 @@ export class Lab {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const address = this.address(to, options.family ?? 4);
     const source = this.#source(from);
+    const bind = source.bind && (isIP(address) === 6 ? source.bind.ip6 : source.bind.ip4);
     const started = performance.now();
     const result = (ok: boolean, detail: string): ProbeResult => ({
       from,
@@ -475,6 +499,7 @@ export class Lab {
         seconds(Math.min(1000, timeoutMs)),
         '--max-time',
         seconds(timeoutMs),
+        ...(bind ? ['--interface', bind] : []),
         `http://${host}:${port}/`,
       ]);
       const r = await run(argv, { timeoutMs: timeoutMs + 5000, env: CURL_ENV });
@@ -489,7 +514,7 @@ export class Lab {
           `no agent in ${source.ns} to send UDP probes (detached lab?)`,
         );
       }
-      const r = await source.agent.udpProbe(address, port, timeoutMs);
+      const r = await source.agent.udpProbe(address, port, timeoutMs, bind);
       return result(r.ok, r.detail);
     }
     throw new LabError(
@@ -556,11 +581,14 @@ export class Lab {
     }
     for (const h of this.#hosts.values()) {
       const ports = h.host.ports.map((x) => `${x.port}/${x.protocol}`).join(',');
-      lines.push(`  host/${h.host.name} ${h.host.ip4} [${ports}]  ns ${h.ns}`);
+      lines.push(`  host/${h.host.name} ${h.host.ip4} ${hostAddress6(h.host)} [${ports}]  ns ${h.ns}`);
     }
     return lines.join('\n');
   }
 }
+
+const HOST_NET6_RANGE = cidrRange(parseCidr(HOST_NET6) as Cidr);
+const ROUTER6 = parseAddress(ROUTER.hostNet6);
 
 /** Checks what can be checked without the kernel: unique names, nodes and addresses inside the conventions. */
 export function validateSpec(spec: LabSpec): void {
@@ -598,6 +626,14 @@ export function validateSpec(spec: LabSpec): void {
       throw new LabError(
         'E_LAB_SPEC',
         `host ${host.name}: ${host.ip4} is not a usable address in 203.0.113.0/24 (.254 is the router)`,
+      );
+    }
+    const ip6 = hostAddress6(host);
+    const a6 = parseAddress(ip6);
+    if (a6?.family !== 6 || !rangeContains(HOST_NET6_RANGE, a6) || a6.value === ROUTER6?.value) {
+      throw new LabError(
+        'E_LAB_SPEC',
+        `host ${host.name}: ip6 ${ip6} is not a usable address in ${HOST_NET6} (${ROUTER.hostNet6} is the router)`,
       );
     }
   }

@@ -40,6 +40,7 @@ export function labSpecOf(world: World): LabSpec {
     hosts: world.hosts.map((h) => ({
       name: h.name,
       ip4: h.ip,
+      ip6: h.ip6,
       ports: h.ports.map((x) => ({ port: x.port, protocol: x.protocol })),
     })),
   };
@@ -122,6 +123,7 @@ export class ProbeSampler {
         const done = lab
           .probe(endpointText(p.from), endpointText(p.to), p.port, p.protocol, {
             timeoutMs: SAMPLE_TIMEOUT_MS,
+            family: p.family ?? 4,
           })
           .then(
             (r) => {
@@ -156,6 +158,7 @@ export async function probeInLab(lab: Lab, world: World, probes: Probe[]): Promi
     port: p.port,
     protocol: p.protocol,
     timeoutMs: PROBE_TIMEOUT_MS,
+    family: p.family ?? 4,
   }));
   const results = await lab.probeMany(requests);
   const deadline = performance.now() + CONVERGE_MS;

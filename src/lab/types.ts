@@ -34,6 +34,8 @@ export interface HostSpec {
   name: string;
   /** In 203.0.113.0/24, not .254 (the underlay router). */
   ip4: string;
+  /** In 2001:db8:203::/64 (HOST_NET6); default: derived from ip4 as the scenario layout does (hostIp6). */
+  ip6?: string;
   ports: PortSpec[];
 }
 

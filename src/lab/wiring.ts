@@ -4,6 +4,8 @@ import {
   gateway4,
   gateway6,
   HOST_NET4_PREFIX,
+  HOST_NET6_PREFIX,
+  hostAddress6,
   NODE_NET4_PREFIX,
   NODE_NET6_PREFIX,
   podMAC,
@@ -61,6 +63,7 @@ export function networkLines(
     `addr add ${ROUTER.nodeNet4}/${NODE_NET4_PREFIX} dev br0`,
     `addr add ${ROUTER.nodeNet6}/${NODE_NET6_PREFIX} dev br0 nodad`,
     `addr add ${ROUTER.hostNet4}/${HOST_NET4_PREFIX} dev br0`,
+    `addr add ${ROUTER.hostNet6}/${HOST_NET6_PREFIX} dev br0 nodad`,
     'link set br0 up',
   ];
   for (const node of nodes) {
@@ -140,12 +143,14 @@ export function podLines(node: NodeSpec, ip4: string, ip6: string): string[] {
   ];
 }
 
-/** An outside host: one address on the host network, default route via the underlay router. */
+/** An outside host: one address per family on the host network, default routes via the underlay router. */
 export function hostLines(host: HostSpec): string[] {
   return [
     'link set lo up',
     `addr add ${host.ip4}/${HOST_NET4_PREFIX} dev eth0`,
+    `addr add ${hostAddress6(host)}/${HOST_NET6_PREFIX} dev eth0 nodad`,
     'link set eth0 up',
     `route add 0.0.0.0/0 via ${ROUTER.hostNet4}`,
+    `route add ::/0 via ${ROUTER.hostNet6}`,
   ];
 }

@@ -34,6 +34,7 @@ export type FieldName =
   | 'ip6 daddr'
   | 'th sport'
   | 'th dport'
+  | 'icmpv6 type'
   | 'meta l4proto'
   | 'meta nfproto'
   | 'meta mark'

@@ -6,16 +6,23 @@ import type { Probe, ProbeOutcome, ScenarioDriver } from './probes.ts';
 import type { EndpointRef } from './types.ts';
 import type { World } from './world.ts';
 
-/** The IPv4 address a probe endpoint uses (hostNetwork pods use their node's address). */
-export function endpointAddress(world: World, e: EndpointRef): string {
-  if (e.kind === 'pod') return world.podIp4(world.pods.get(e.key)!);
-  if (e.kind === 'host') return world.hosts.find((h) => h.name === e.name)!.ip;
-  return world.node(e.index).ip4;
+/** The address of `family` a probe endpoint uses (hostNetwork pods use their node's addresses). */
+export function endpointAddress(world: World, e: EndpointRef, family: 4 | 6 = 4): string {
+  if (e.kind === 'pod') {
+    const pod = world.pods.get(e.key)!;
+    return family === 4 ? world.podIp4(pod) : world.podIp6(pod);
+  }
+  if (e.kind === 'host') {
+    const host = world.hosts.find((h) => h.name === e.name)!;
+    return family === 4 ? host.ip : host.ip6;
+  }
+  const node = world.node(e.index);
+  return family === 4 ? node.ip4 : node.ip6;
 }
 
 export function probeFlow(world: World, index: ClusterIndex, probe: Probe): Flow {
   const at = (e: EndpointRef) => {
-    const text = endpointAddress(world, e);
+    const text = endpointAddress(world, e, probe.family);
     const address = parseAddress(text);
     if (!address) throw new Error(`${probe.where}: '${text}' is not an address`);
     return endpointAt(index, address);

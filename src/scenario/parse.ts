@@ -1,11 +1,20 @@
 // Parses and validates scenario files; every error names the file and the field. No probing, no state.
 import { readFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import type { Protocol } from '../policy/types.ts';
 import { PROTOCOLS } from '../policy/types.ts';
 import { UsageError } from '../util/errors.ts';
-import type { AgentAction, Scenario, ScenarioHost, ScenarioPod, ScenarioPort, Step } from './types.ts';
-import { AGENT_ACTIONS, DEFAULT_PORTS } from './types.ts';
+import type {
+  AgentAction,
+  ProbeFamily,
+  Scenario,
+  ScenarioHost,
+  ScenarioPod,
+  ScenarioPort,
+  Step,
+} from './types.ts';
+import { AGENT_ACTIONS, DEFAULT_PORTS, PROBE_FAMILIES } from './types.ts';
 
 export class ScenarioError extends UsageError {}
 
@@ -88,6 +97,12 @@ class Reader {
       this.fail(field, `must be a node index from 1 to ${nodes}`);
     return v as number;
   }
+  family(v: unknown, field: string): ProbeFamily {
+    if (v === undefined) return 'ipv4';
+    if (typeof v !== 'string' || !(PROBE_FAMILIES as readonly string[]).includes(v))
+      this.fail(field, `must be ipv4, ipv6 or both (got ${JSON.stringify(v)})`);
+    return v as ProbeFamily;
+  }
   /** `2s`, `500ms`, `1.5s` or a number of seconds, as milliseconds. */
   duration(v: unknown, field: string): number {
     const m = typeof v === 'number' ? [String(v), String(v), 's'] : /^(\d+(?:\.\d+)?)(ms|s)$/.exec(String(v));
@@ -140,9 +155,12 @@ export function parseScenarioText(text: string, file: string): Scenario {
   const pods = r.list(top.pods, 'pods').map((p, i) => r.pod(p, `pods[${i}]`, nodeCount));
   const hosts: ScenarioHost[] = r.list(top.hosts, 'hosts').map((h, i) => {
     const o = r.obj(h, `hosts[${i}]`);
+    const ip = r.str(o.ip, `hosts[${i}].ip`);
+    // The IPv6 address is derived from this one (world.ts, hostIp6), so it must be IPv4.
+    if (!isIPv4(ip)) r.fail(`hosts[${i}].ip`, `'${ip}' is not an IPv4 address`);
     return {
       name: r.str(o.name, `hosts[${i}].name`),
-      ip: r.str(o.ip, `hosts[${i}].ip`),
+      ip,
       ports: r.ports(o.ports, `hosts[${i}].ports`, false),
     };
   });
@@ -208,13 +226,12 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
           kind: 'expect',
           probes: v.map((p, i) => r.str(p, `${field}.expect[${i}]`)),
           withinMs: undefined,
+          family: 'ipv4',
         };
       const e = r.obj(v, `${field}.expect`);
       for (const k of Object.keys(e))
         if (!['probes', 'within', 'family'].includes(k))
           r.fail(`${field}.expect.${k}`, 'unknown field (probes, within, family)');
-      if (e.family !== undefined && e.family !== 'ipv4')
-        r.fail(`${field}.expect.family`, `'${String(e.family)}' is not supported by this runner (ipv4 only)`);
       if (!Array.isArray(e.probes) || e.probes.length === 0)
         r.fail(`${field}.expect.probes`, 'must be a non-empty list of probes');
       return {
@@ -222,6 +239,7 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
         kind: 'expect',
         probes: e.probes.map((p, i) => r.str(p, `${field}.expect.probes[${i}]`)),
         withinMs: e.within === undefined ? undefined : r.duration(e.within, `${field}.expect.within`),
+        family: r.family(e.family, `${field}.expect.family`),
       };
     }
     case 'tamper': {
@@ -251,6 +269,9 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
     }
     case 'matrix': {
       const m = r.obj(v, `${field}.matrix`);
+      for (const k of Object.keys(m))
+        if (!['port', 'protocol', 'rules', 'family'].includes(k))
+          r.fail(`${field}.matrix.${k}`, 'unknown field (port, protocol, rules, family)');
       const port = typeof m.port === 'string' ? m.port : r.port(m.port, `${field}.matrix.port`);
       const rules = r
         .list(m.rules, `${field}.matrix.rules`)
@@ -261,6 +282,7 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
         port,
         protocol: r.protocol(m.protocol, `${field}.matrix.protocol`),
         rules,
+        family: r.family(m.family, `${field}.matrix.family`),
       };
     }
     default:

@@ -2,16 +2,25 @@
 // drives a scenario through a driver (the model here; the lab elsewhere). The runner does no I/O itself.
 import type { Protocol } from '../policy/types.ts';
 import { ScenarioError } from './parse.ts';
-import { type EndpointRef, type FaultStep, isFault, type Scenario, type Step } from './types.ts';
+import {
+  type EndpointRef,
+  type FaultStep,
+  isFault,
+  type ProbeFamily,
+  type Scenario,
+  type Step,
+} from './types.ts';
 import { World } from './world.ts';
 
 export interface Probe {
-  /** `FROM -> TO:PORT/PROTO` */
+  /** `FROM -> TO:PORT/PROTO`, with ` over IPv6` for an IPv6 probe. */
   text: string;
   from: EndpointRef;
   to: EndpointRef;
   port: number;
   protocol: Protocol;
+  /** The address family of both ends (the source's and the destination's address of it); absent: 4. */
+  family?: 4 | 6;
   expectAllow: boolean;
   where: string;
 }
@@ -125,9 +134,18 @@ function servedPorts(world: World, e: EndpointRef) {
   return [];
 }
 
+/** The families a step's `family` probes, in order (`both`: IPv4 first). */
+export function familiesOf(family: ProbeFamily): (4 | 6)[] {
+  return family === 'ipv4' ? [4] : family === 'ipv6' ? [6] : [4, 6];
+}
+
+function probeText(from: EndpointRef, to: EndpointRef, port: number, protocol: Protocol, family: 4 | 6) {
+  return `${endpointText(from)} -> ${endpointText(to)}:${port}/${protocol}${family === 6 ? ' over IPv6' : ''}`;
+}
+
 const PROBE_RE = /^\s*(\S+)\s*->\s*(\S+):([A-Za-z0-9-]+)(?:\/(TCP|UDP|SCTP))?\s+(allow|deny)\s*$/;
 
-export function parseProbe(world: World, line: string, where: string): Probe {
+export function parseProbe(world: World, line: string, where: string, family: 4 | 6 = 4): Probe {
   const m = PROBE_RE.exec(world.substitute(line, where));
   if (!m) throw new ScenarioError(`${where}: '${line}' is not 'FROM -> TO:PORT[/PROTO] allow|deny'`);
   const from = parseEndpoint(world, m[1]!, where);
@@ -141,14 +159,22 @@ export function parseProbe(world: World, line: string, where: string): Probe {
     port = named.port;
   }
   return {
-    text: `${endpointText(from)} -> ${endpointText(to)}:${port}/${protocol}`,
+    text: probeText(from, to, port, protocol, family),
     from,
     to,
     port,
     protocol,
+    family,
     expectAllow: m[5] === 'allow',
     where,
   };
+}
+
+/** The probes of an `expect` step: each line once per family of the step (`both`: IPv4, then IPv6). */
+export function expectProbes(world: World, step: Step & { kind: 'expect' }): Probe[] {
+  return step.probes.flatMap((line, i) =>
+    familiesOf(step.family).map((family) => parseProbe(world, line, `${step.where}[${i}]`, family)),
+  );
 }
 
 function patternMatches(pattern: string, key: string): boolean {
@@ -190,15 +216,18 @@ export function expandMatrix(
       let expectAllow = true;
       for (const r of rules)
         if (patternMatches(r.from, from) && patternMatches(r.to, to)) expectAllow = r.allow;
-      probes.push({
-        text: `${from} -> ${to}:${port}/${step.protocol}`,
-        from: { kind: 'pod', key: from },
-        to: { kind: 'pod', key: to },
-        port,
-        protocol: step.protocol,
-        expectAllow,
-        where: step.where,
-      });
+      for (const family of familiesOf(step.family)) {
+        const ends = { from: { kind: 'pod', key: from }, to: { kind: 'pod', key: to } } as const;
+        probes.push({
+          text: probeText(ends.from, ends.to, port, step.protocol, family),
+          ...ends,
+          port,
+          protocol: step.protocol,
+          family,
+          expectAllow,
+          where: step.where,
+        });
+      }
     }
   }
   return { pods, probes };
@@ -223,8 +252,7 @@ async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioRe
   for (const [at, step] of steps.entries()) {
     let probes: Probe[];
     let matrixPods: string[] | undefined;
-    if (step.kind === 'expect')
-      probes = step.probes.map((line, i) => parseProbe(world, line, `${step.where}[${i}]`));
+    if (step.kind === 'expect') probes = expectProbes(world, step);
     else if (step.kind === 'matrix') ({ pods: matrixPods, probes } = expandMatrix(world, step));
     else {
       window ??= { startedAt: performance.now(), fault: false, watching: false };
@@ -272,25 +300,41 @@ async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioRe
 function watchedProbes(world: World, step: Step & { kind: 'expect' }): Probe[] {
   const out: Probe[] = [];
   step.probes.forEach((line, i) => {
-    try {
-      const probe = parseProbe(world, line, `${step.where}[${i}]`);
-      if (!probe.expectAllow) out.push(probe);
-    } catch (error) {
-      if (!(error instanceof ScenarioError)) throw error;
+    for (const family of familiesOf(step.family)) {
+      try {
+        const probe = parseProbe(world, line, `${step.where}[${i}]`, family);
+        if (!probe.expectAllow) out.push(probe);
+      } catch (error) {
+        if (!(error instanceof ScenarioError)) throw error;
+      }
     }
   });
   return out;
 }
 
-/** A matrix as the conformance suite prints it: rows are sources, '.' allowed, 'X' denied, '!' wrong. */
+/**
+ * A matrix as the conformance suite prints it: rows are sources, '.' allowed, 'X' denied, '!' wrong. A
+ * cell probed in both families is '!' when either family is wrong (the failure lines name which).
+ */
 export function formatMatrix(pods: string[], outcomes: ProbeOutcome[]): string {
-  const cell = new Map(outcomes.map((o) => [`${endpointText(o.probe.from)} ${endpointText(o.probe.to)}`, o]));
+  const cell = new Map<string, ProbeOutcome[]>();
+  for (const o of outcomes) {
+    const key = `${endpointText(o.probe.from)} ${endpointText(o.probe.to)}`;
+    cell.set(key, [...(cell.get(key) ?? []), o]);
+  }
   const width = Math.max(...pods.map((p) => p.length));
   const lines = [`${' '.repeat(width)}  ${pods.map((p) => p.padEnd(width)).join(' ')}`];
   for (const from of pods) {
     const cells = pods.map((to) => {
-      const o = cell.get(`${from} ${to}`);
-      const mark = !o ? '-' : o.allowed !== o.probe.expectAllow ? '!' : o.allowed ? '.' : 'X';
+      const os = cell.get(`${from} ${to}`) ?? [];
+      const mark =
+        os.length === 0
+          ? '-'
+          : os.some((o) => o.allowed !== o.probe.expectAllow)
+            ? '!'
+            : os[0]!.allowed
+              ? '.'
+              : 'X';
       return mark.padEnd(width);
     });
     lines.push(`${from.padEnd(width)}  ${cells.join(' ')}`);

@@ -10,8 +10,9 @@ export function formatScenarioReport(report: ScenarioReport, options: { matrices
   for (const s of report.steps) {
     const wrong = s.outcomes.filter((o) => o.allowed !== o.probe.expectAllow);
     if (s.matrixPods && (options.matrices || wrong.length > 0)) {
-      const step = s.step as { port?: unknown; protocol?: unknown };
-      lines.push(`  ${s.step.where} (port ${String(step.port)}/${String(step.protocol)}):`);
+      const step = s.step as { port?: unknown; protocol?: unknown; family?: string };
+      const family = step.family === 'ipv6' ? ', IPv6' : step.family === 'both' ? ', IPv4 and IPv6' : '';
+      lines.push(`  ${s.step.where} (port ${String(step.port)}/${String(step.protocol)}${family}):`);
       for (const l of formatMatrix(s.matrixPods, s.outcomes).split('\n')) lines.push(`    ${l}`);
     }
     if (s.window) lines.push(`  ${s.step.where}: ${formatWindow(s.window)}`);

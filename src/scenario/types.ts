@@ -30,6 +30,10 @@ export interface ScenarioHost {
   ports: ScenarioPort[];
 }
 
+/** `family` of expect and matrix steps (scenario README, "Address family"); `both`: one probe per family. */
+export const PROBE_FAMILIES = ['ipv4', 'ipv6', 'both'] as const;
+export type ProbeFamily = (typeof PROBE_FAMILIES)[number];
+
 export type EndpointRef =
   | { kind: 'pod'; key: string }
   | { kind: 'host'; name: string }
@@ -49,12 +53,13 @@ export type Step = { index: number; where: string } & (
       probes: string[];
       /** `within: 2s`: must hold that soon after the first change or fault since the last expectation. */
       withinMs: number | undefined;
+      family: ProbeFamily;
     }
   // Faults: lab mode through the API server only; the model skips them.
   | { kind: 'tamper'; node: number; nft: string }
   | { kind: 'agent'; node: number; action: AgentAction }
   | { kind: 'api'; action: 'stop' | 'start' }
-  | { kind: 'matrix'; port: number | string; protocol: Protocol; rules: string[] }
+  | { kind: 'matrix'; port: number | string; protocol: Protocol; rules: string[]; family: ProbeFamily }
 );
 
 export interface Scenario {

@@ -1,6 +1,8 @@
 // The cluster a scenario describes, as Kubernetes objects, changed step by step; also the address layout
-// shared by the model and the lab (node N: 198.51.100.N, pods 10.244.N.10+ and fd00:10:244:N::10+).
+// shared by the model and the lab (node N: 198.51.100.N and 2001:db8::N, pods 10.244.N.10+ and
+// fd00:10:244:N::10+, outside host a.b.c.d also at 2001:db8:a:b:c::d).
 // No probing and no kernel access here.
+import { isIPv4 } from 'node:net';
 import { buildState } from '../policy/normalize.ts';
 import type { ClusterState } from '../policy/types.ts';
 import { ScenarioError, yamlDocuments } from './parse.ts';
@@ -32,6 +34,9 @@ export interface WorldPod {
   claimed: { ip4: string; ip6: string; of: string } | undefined;
 }
 
+/** An outside host with both its addresses (the IPv6 one derived: hostIp6). */
+export type WorldHost = ScenarioHost & { ip6: string };
+
 type K8sObject = Record<string, unknown> & { kind: string; metadata: { name: string; namespace?: string } };
 
 export function layoutNode(index: number): LayoutNode {
@@ -45,13 +50,26 @@ export function layoutNode(index: number): LayoutNode {
   };
 }
 
+/**
+ * An outside host's IPv6 address, derived from its IPv4 one so both read alike and no two hosts collide:
+ * 203.0.113.10 -> 2001:db8:203:0:113::10 (the decimal parts written as groups, as pods' host numbers are).
+ * Hosts of the lab (203.0.113.0/24) land in 2001:db8:203::/64, apart from the nodes' 2001:db8::/64.
+ */
+export function hostIp6(ip4: string): string {
+  const parts = ip4.split('.');
+  if (parts.length !== 4 || !isIPv4(ip4))
+    throw new ScenarioError(`host address ${ip4} is not an IPv4 address (hosts: ip)`);
+  const [a, b, c, d] = parts as [string, string, string, string];
+  return `2001:db8:${Number(a)}:${Number(b)}:${Number(c)}::${Number(d)}`;
+}
+
 const FIRST_POD_HOST = 10; // .0 is flannel.1, .1 the cni0 gateway
 const LAST_POD_HOST = 254;
 
 export class World {
   readonly scenario: Scenario;
   readonly nodes: LayoutNode[];
-  readonly hosts: ScenarioHost[];
+  readonly hosts: WorldHost[];
   readonly namespaces = new Map<string, Record<string, string>>();
   readonly pods = new Map<string, WorldPod>();
   readonly policies = new Map<string, K8sObject>();
@@ -63,7 +81,7 @@ export class World {
   constructor(scenario: Scenario) {
     this.scenario = scenario;
     this.nodes = Array.from({ length: scenario.nodes }, (_, i) => layoutNode(i + 1));
-    this.hosts = scenario.hosts;
+    this.hosts = scenario.hosts.map((h) => ({ ...h, ip6: hostIp6(h.ip) }));
     for (const ns of scenario.namespaces) this.namespaces.set(ns.name, { ...ns.labels });
     scenario.pods.forEach((p, i) => {
       this.addPod(p, `${scenario.file}: pods[${i}]`);
@@ -136,20 +154,30 @@ export class World {
     return p;
   }
 
-  host(name: string, where: string): ScenarioHost {
+  host(name: string, where: string): WorldHost {
     const h = this.hosts.find((x) => x.name === name);
     if (!h) throw new ScenarioError(`${where}: no host ${name}`);
     return h;
   }
 
-  /** Replaces ${ip:ns/pod}, ${ip6:ns/pod}, ${host-ip:NAME} and ${node-ip:N}. */
+  /** Replaces ${ip:ns/pod}, ${ip6:ns/pod}, ${host-ip:NAME}, ${host-ip6:NAME}, ${node-ip:N}, ${node-ip6:N}. */
   substitute(text: string, where: string): string {
-    return text.replace(/\$\{(ip|ip6|host-ip|node-ip):([^}]+)\}/g, (_m, kind: string, arg: string) => {
-      if (kind === 'ip') return this.podIp4(this.pod(arg, where));
-      if (kind === 'ip6') return this.podIp6(this.pod(arg, where));
-      if (kind === 'host-ip') return this.host(arg, where).ip;
-      return this.node(Number(arg)).ip4;
-    });
+    return text.replace(
+      /\$\{(ip|ip6|host-ip|host-ip6|node-ip|node-ip6):([^}]+)\}/g,
+      (_m, kind: string, arg: string) => {
+        if (kind === 'ip') return this.podIp4(this.pod(arg, where));
+        if (kind === 'ip6') return this.podIp6(this.pod(arg, where));
+        if (kind === 'host-ip') return this.host(arg, where).ip;
+        if (kind === 'host-ip6') return this.host(arg, where).ip6;
+        const node = this.node(this.nodeIndex(arg, where));
+        return kind === 'node-ip' ? node.ip4 : node.ip6;
+      },
+    );
+  }
+
+  private nodeIndex(text: string, where: string): number {
+    if (!/^\d+$/.test(text.trim())) throw new ScenarioError(`${where}: '${text}' is not a node number`);
+    return Number(text);
   }
 
   /** The pods the lab runs (every pod but those that exist only in the API). */

@@ -124,6 +124,11 @@ export class TableEvaluator {
     if (ct) return { length: ct[0].length, miss: true };
     const nfproto = at(/^meta nfproto (ipv4|ipv6)\s*/);
     if (nfproto) return { length: nfproto[0].length, miss: (nfproto[1] === 'ipv4') !== (p.family === 4) };
+    // The base chain's neighbour-discovery accept: no packet here is ICMPv6 (new connections only).
+    const l4 = at(/^meta l4proto ([a-z0-9]+)(?!\s*\.)\s*/);
+    if (l4) return { length: l4[0].length, miss: l4[1] !== p.protocol };
+    const icmpv6 = at(/^icmpv6 type \S+\s*/);
+    if (icmpv6) return { length: icmpv6[0].length, miss: true };
     const lookup = at(
       /^((?:ip6? [sd]addr|meta l4proto|th dport)(?: \. (?:ip6? [sd]addr|meta l4proto|th dport))*) (!= )?@(\S+)\s*/,
     );

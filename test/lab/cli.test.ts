@@ -35,23 +35,20 @@ t.test('lab up leaves a working detached lab that lab down removes', { skip: ski
   );
   t.equal(pids.length, 2 + 1 + 3, 'node, host and pod agents outlive the command');
   // x/a is on node 1, y/a on node 2: a cross-node HTTP request from inside the pod, as a user would type it.
-  const curl = spawnSync(
-    'ip',
-    [
-      'netns',
-      'exec',
-      `tglab-${id}-pod-x_a`,
-      'curl',
-      '-sS',
-      '--noproxy',
-      '*',
-      '--max-time',
-      '2',
-      'http://10.244.2.10/',
-    ],
-    { encoding: 'utf8' },
-  );
-  t.match(curl.stdout, /^y\/a 80\/TCP/, curl.stderr);
+  // As a user would type it, from inside the pod (-g: an IPv6 URL has brackets).
+  const curl = (url: string) =>
+    spawnSync(
+      'ip',
+      ['netns', 'exec', `tglab-${id}-pod-x_a`, 'curl', '-sSg', '--noproxy', '*', '--max-time', '2', url],
+      { encoding: 'utf8' },
+    );
+  // x/a is on node 1, y/a on node 2: a cross-node HTTP request.
+  const cross = curl('http://10.244.2.10/');
+  t.match(cross.stdout, /^y\/a 80\/TCP/, cross.stderr);
+  // The printout gives the outside host's IPv6 address too, and it answers over IPv6 from a pod.
+  t.match(up.stdout, /host\/backup 203\.0\.113\.10 2001:db8:203:0:113::10 /);
+  const v6 = curl('http://[2001:db8:203:0:113::10]/');
+  t.match(v6.stdout, /^host\/backup 80\/TCP fd00:10:244:1::a/, v6.stderr);
   t.match(tollgate('lab', 'list').stdout, new RegExp(`${id} +${namespaces.length} namespaces +detached`));
   const down = tollgate('lab', 'down', id);
   t.equal(down.status, 0);

@@ -154,6 +154,33 @@ t.test('two-node lab: every path answers, unserved ports do not', { skip: skipUn
       expect: true,
       answeredBy: 'x/a',
     },
+    // Outside hosts and nodes over IPv6: routed through the underlay router like their IPv4 addresses.
+    // UDP to a node address (hostNetwork pods) must be answered from that address, not the VXLAN
+    // device's or cni0's that the route back would pick (the client's connected socket drops those).
+    ...(
+      [
+        ['pod -> host', 'x/a', 'host/backup', 80, 'TCP', 'host/backup', 6],
+        ['pod -> host', 'y/a', 'host/backup', 53, 'UDP', 'host/backup', 6],
+        ['host -> pod', 'host/backup', 'y/a', 80, 'TCP', 'y/a', 6],
+        ['host -> pod', 'host/backup', 'x/b', 81, 'UDP', 'x/b', 6],
+        ['node -> local pod', 'node/1', 'x/a', 80, 'TCP', 'x/a', 6],
+        ['node -> remote pod', 'node/1', 'y/a', 80, 'UDP', 'y/a', 6],
+        ['pod -> node', 'x/a', 'node/2', 8080, 'TCP', 'node/2', 6],
+        ['pod -> remote hostNetwork pod', 'x/b', 'y/h', 8080, 'UDP', 'node/2', 6],
+        ['pod -> remote hostNetwork pod', 'x/b', 'y/h', 8080, 'UDP', 'node/2', 4],
+        ['pod -> local hostNetwork pod', 'y/a', 'y/h', 8080, 'UDP', 'node/2', 6],
+        ['pod -> local hostNetwork pod', 'y/a', 'node/2', 8080, 'UDP', 'node/2', 4],
+      ] as const
+    ).map(([what, from, to, port, protocol, answeredBy, family]) => ({
+      name: `IPv${family} ${what} ${protocol}`,
+      from,
+      to,
+      port,
+      protocol,
+      family,
+      expect: true,
+      answeredBy,
+    })),
     {
       name: 'unserved TCP port',
       from: 'x/a',
@@ -195,6 +222,13 @@ t.test('two-node lab: every path answers, unserved ports do not', { skip: skipUn
       t.match(r.detail, new RegExp(`^${c.answeredBy} `), `${c.name} answered by ${c.answeredBy}`);
   });
   t.equal(lab.address('x/a', 6), lab.pod('x/a').ip6);
+  t.equal(lab.address('host/backup', 6), '2001:db8:203:0:113::10', 'derived as the scenario layout does');
+  t.equal(lab.address('node/2', 6), '2001:db8::2');
+  for (const r of results.filter((r) => r.address.includes(':')))
+    t.ok(
+      r.address.includes(':') && cases.some((c) => c.family === 6 && c.from === r.from),
+      `${r.address} is IPv6`,
+    );
   t.match(lab.pod('x/a'), { ip4: '10.244.1.10', ip6: 'fd00:10:244:1::a', node: 1 });
   t.match(lab.pod('y/h'), { ip4: '198.51.100.2', ns: lab.nodeNamespace(2) });
   await t.rejects(lab.probe('x/a', 'x/b', 80, 'SCTP'), { code: 'E_LAB_UNSUPPORTED' });

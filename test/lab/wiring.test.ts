@@ -3,7 +3,14 @@
 import t from 'tap';
 import { podIP6, prefix4, prefix6, vtepMAC } from '../../src/lab/addresses.ts';
 import { demoSpec, LabError, nodeSpec, podMAC, validateSpec } from '../../src/lab/index.ts';
-import { networkLines, nodeBridgeLines, nodeLines, podAttachLines, podLines } from '../../src/lab/wiring.ts';
+import {
+  hostLines,
+  networkLines,
+  nodeBridgeLines,
+  nodeLines,
+  podAttachLines,
+  podLines,
+} from '../../src/lab/wiring.ts';
 
 t.test('addresses follow the Flannel and scenario conventions', async (t) => {
   const n1 = nodeSpec(1);
@@ -56,6 +63,15 @@ t.test(
     const net = networkLines([n1, n2], (n) => `ns${n.index}`, [{ port: 'h1', ns: 'hostns' }]).join('\n');
     t.match(net, /route add 10\.244\.2\.0\/24 via 198\.51\.100\.2/);
     t.match(net, /link add h1 type veth peer name eth0 netns hostns/);
+    t.match(net, /addr add 2001:db8:203:0:113::254\/64 dev br0 nodad/, 'the router on the hosts IPv6 net');
+    t.same(hostLines({ name: 'backup', ip4: '203.0.113.10', ports: [] }), [
+      'link set lo up',
+      'addr add 203.0.113.10/24 dev eth0',
+      'addr add 2001:db8:203:0:113::10/64 dev eth0 nodad',
+      'link set eth0 up',
+      'route add 0.0.0.0/0 via 203.0.113.254',
+      'route add ::/0 via 2001:db8:203:0:113::254',
+    ]);
   },
 );
 
@@ -74,5 +90,18 @@ t.test('spec validation names the offending object', async (t) => {
   t.throws(() => validateSpec({ ...spec, hosts: [{ name: 'r', ip4: '8.8.8.8', ports: [] }] }), {
     code: 'E_LAB_SPEC',
   });
+  t.throws(
+    () =>
+      validateSpec({ ...spec, hosts: [{ name: 'r', ip4: '203.0.113.9', ip6: '2001:db8::9', ports: [] }] }),
+    { message: /host r: ip6 2001:db8::9 is not a usable address in 2001:db8:203::\/64/ },
+  );
+  t.throws(
+    () =>
+      validateSpec({
+        ...spec,
+        hosts: [{ name: 'r', ip4: '203.0.113.9', ip6: '2001:db8:203:0:113::254', ports: [] }],
+      }),
+    { message: /is the router/ },
+  );
   t.throws(() => validateSpec({ nodes: [], pods: [], hosts: [] }), { code: 'E_LAB_SPEC' });
 });

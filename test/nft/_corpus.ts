@@ -116,6 +116,14 @@ function inetCase(b: Builder): void {
   b.rule('in', m.match('meta mark', 5), m.reject());
   b.rule('in', m.match('meta l4proto', 'tcp'), m.match('iifname', 'eth0'), m.reject('tcp reset'));
   b.rule('in', m.match('meta nfproto', 'ipv6'), m.reject('icmpv6 admin-prohibited'));
+  // The base chain's neighbour-discovery accept (compile/desired.ts).
+  b.rule(
+    'in',
+    m.match('meta nfproto', 'ipv6'),
+    m.match('meta l4proto', 'icmpv6'),
+    m.match('icmpv6 type', '0x87-0x88'),
+    m.verdict('accept'),
+  );
   b.rule('in', m.reject('icmpx admin-prohibited'));
   b.rule('in', m.inSet('meta mark', 'mk'), m.verdict('return'));
   b.rule(

@@ -75,8 +75,8 @@ t.test('bad fault steps name the file, the step and the field', async (t) => {
     ['- expect: {within: 2s}', /^f\.yaml: steps\[0\]\.expect\.probes: must be a non-empty list of probes$/],
     ["- expect: {within: 2s, probe: ['x']}", /^f\.yaml: steps\[0\]\.expect\.probe: unknown field/],
     [
-      "- expect: {family: ipv6, probes: ['x/b -> x/a:80 deny']}",
-      /^f\.yaml: steps\[0\]\.expect\.family: 'ipv6' is not supported/,
+      "- expect: {family: ip6, probes: ['x/b -> x/a:80 deny']}",
+      /^f\.yaml: steps\[0\]\.expect\.family: must be ipv4, ipv6 or both/,
     ],
     [
       '- add-pods: [{name: x/d, same-ip-as: x/a, reuse-ip-of: x/b}]',

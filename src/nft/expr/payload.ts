@@ -45,6 +45,8 @@ export const PAYLOAD_FIELDS: Record<string, PayloadField> = {
   },
   'ip6 saddr': { text: 'ip6 saddr', base: 'nh', offset: 8, len: 16, type: 'ipv6_addr', nfproto: 10 },
   'ip6 daddr': { text: 'ip6 daddr', base: 'nh', offset: 24, len: 16, type: 'ipv6_addr', nfproto: 10 },
+  // Before th sport: a one-byte load at the transport header's start is the ICMPv6 type, not a port prefix.
+  'icmpv6 type': { text: 'icmpv6 type', base: 'th', offset: 0, len: 1, type: 'raw' },
   'th sport': { text: 'th sport', base: 'th', offset: 0, len: 2, type: 'inet_service' },
   'th dport': { text: 'th dport', base: 'th', offset: 2, len: 2, type: 'inet_service' },
 };
