@@ -170,7 +170,15 @@ export class Transaction {
   }
 
   private encodeOps(): Batch {
-    const b = new BatchBuilder(64 * 1024);
+    // Sized up front for the elements: growing by doubling copies a large batch several times over, and
+    // every discarded buffer is external memory the garbage collector must notice.
+    let size = 64 * 1024;
+    for (const op of this.ops) {
+      const set = 'set' in op ? op.set : op.obj instanceof NamedSet ? op.obj : undefined;
+      const n = 'set' in op ? countOf(op.elements) : set !== undefined ? set.elements.length : 0;
+      if (set !== undefined && n > 0) size += elementsBytesBound(set, n, set.elementBytesBound());
+    }
+    const b = new BatchBuilder(size);
     const setIds = new Map<string, number>();
     const createdSets = new Set<string>();
     let nextSetId = 1;
@@ -288,30 +296,22 @@ export class Transaction {
       b.w.str(NFTA_SET_ELEM_LIST.SET, set.name);
       if (setId !== undefined) b.w.u32be(NFTA_SET_ELEM_LIST.SET_ID, setId);
       const list = b.w.begin(NFTA_SET_ELEM_LIST.ELEMENTS);
-      let index = 1;
       // libnftnl numbers list entries 1, 2, 3...; the kernel ignores the type, we match nft's bytes.
-      const entry = () => {
-        const e = b.w.begin(index++ & 0x3fff || NFTA_LIST_ELEM);
-        return () => b.w.end(e);
-      };
+      let index = 1;
       if (zeroEnd) {
-        const close = entry();
+        const e = b.w.begin(index++);
         NamedSet.encodeKernelElement(b.w, {
           key: Buffer.alloc(set.keyLen),
           flags: NFT_SET_ELEM_INTERVAL_END,
         });
-        close();
+        b.w.end(e);
         zeroEnd = false;
       }
+      if (packed) [i, index] = NamedSet.encodePacked(b.w, packed, !plain, i, index, list, MAX_ELEMENTS_ATTR);
       while (i < total && b.w.pos - list < MAX_ELEMENTS_ATTR) {
-        if (plain) {
-          NamedSet.encodePackedInterval(b.w, packed, i++, entry);
-          continue;
-        }
-        const close = entry();
-        if (packed) NamedSet.encodePackedElement(b.w, packed, i++);
-        else NamedSet.encodeKernelElement(b.w, kes[i++]!);
-        close();
+        const e = b.w.begin(index++ & 0x3fff || NFTA_LIST_ELEM);
+        NamedSet.encodeKernelElement(b.w, kes[i++]!);
+        b.w.end(e);
       }
       b.w.end(list);
       b.end();
