@@ -180,6 +180,7 @@ export class Agent {
         policies: ingest('NetworkPolicy', normalizePolicy),
         nodes: ingest('Node', normalizeNode),
       },
+      rawIngest: ['pods'],
     });
     this.reconciler = new NodeReconciler(options.nodeName, this.programmer, this.programOptions());
     this.runner = new BoundedRunner(() => this.run(), options.minSyncIntervalMs);
