@@ -47,8 +47,11 @@ export function podPeerKey(peer: Peer & { kind: 'pods' }, policyNamespace: strin
   return `pods [${keyOf(peer.pods)}] in ${ns}`;
 }
 
-/** Pods that changed since the previous update, by key: the new object, or undefined when gone. */
-export type PodChanges = ReadonlyMap<string, Pod | undefined>;
+/**
+ * Pods that changed since the previous update, by key: the new object, or undefined when gone (a Map, or
+ * any iterable of pairs, each key once: the agent reads them from its store as the index asks).
+ */
+export type PodChanges = Iterable<readonly [string, Pod | undefined]>;
 
 /** The pods one pod peer matches, kept up to date pod by pod. */
 interface PeerMembers {
@@ -85,6 +88,8 @@ export class ClusterIndex {
   private readonly viewSources = new WeakMap<Pod, Pod>();
   private readonly live = new Map<string, Pod>();
   private readonly liveByNamespace = new Map<string, Map<string, Pod>>();
+  /** The live pods of the nodes asked about (podsOnNode), kept up to date from then on: a node's agent
+   *  asks about its own node only, so the other nodes' pods are not indexed by node at all. */
   private readonly liveByNode = new Map<string, Map<string, Pod>>();
   private liveList: readonly Pod[] | undefined;
   private byAddress: Map<bigint, Pod> | undefined;
@@ -315,7 +320,7 @@ export class ClusterIndex {
     if (isLive) {
       this.live.set(key, pod);
       mapIn(this.liveByNamespace, pod.namespace).set(key, pod);
-      if (pod.nodeName !== undefined) mapIn(this.liveByNode, pod.nodeName).set(key, pod);
+      if (pod.nodeName !== undefined) this.liveByNode.get(pod.nodeName)?.set(key, pod);
     }
     if (!wasLive && !isLive) return;
     this.liveList = undefined;
@@ -338,7 +343,13 @@ export class ClusterIndex {
 
   /** The live pods of one node (unsorted). */
   podsOnNode(name: string): Iterable<Pod> {
-    return this.liveByNode.get(name)?.values() ?? [];
+    let pods = this.liveByNode.get(name);
+    if (pods === undefined) {
+      pods = new Map();
+      for (const [key, pod] of this.live) if (pod.nodeName === name) pods.set(key, pod);
+      this.liveByNode.set(name, pods);
+    }
+    return pods.values();
   }
 
   /** The live pod that owns an address, if any. */
