@@ -280,8 +280,9 @@ export class Transaction {
     const fam = FAMILIES[set.family];
     const type = nftType(add ? NFT_MSG.NEWSETELEM : NFT_MSG.DELSETELEM);
     const what = `elements of ${set.describe()}`;
-    // Packed elements (concatenated interval sets) are written straight from their slab.
-    const packed = elements instanceof PackedElements ? elements : undefined;
+    // Packed elements are written straight from their slab; so are parsed elements of an interval set
+    // without data or timeouts, packed here first (one slab instead of an object per kernel element).
+    const packed = elements instanceof PackedElements ? elements : set.packElements(elements);
     const kes = packed ? [] : set.kernelElements(elements as readonly Element[], add, fresh);
     const total = packed ? packed.count : kes.length;
     // A plain interval set's packed ranges become start and end markers right here (see
