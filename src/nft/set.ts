@@ -297,15 +297,16 @@ export class NamedSet {
   }
 
   /**
-   * Parsed elements of an interval set without data in the packed form (sorted by start for a plain
-   * interval set), or undefined when some element has a timeout or the set is not of that kind.
+   * Parsed elements of a set without data in the packed form (sorted by start for a plain interval set;
+   * a set without the interval flag gets from = to), or undefined when some element has a timeout or
+   * the set is a map.
    */
   packElements(elements: readonly Element[]): PackedElements | undefined {
-    if (!this.isInterval || this.data !== undefined || elements.length === 0) return undefined;
+    if (this.data !== undefined || elements.length === 0) return undefined;
     for (const e of elements) if (e.timeout !== undefined) return undefined;
     const len = this.keyLen;
     const slab = Buffer.alloc(2 * len * elements.length);
-    const sorted = this.isConcat ? elements : sortedByStart(elements);
+    const sorted = this.isConcat || !this.isInterval ? elements : sortedByStart(elements);
     let off = 0;
     for (const e of sorted) {
       let at = off;
@@ -646,14 +647,14 @@ export class NamedSet {
   static encodePacked(
     w: Writer,
     p: PackedElements,
-    concat: boolean,
+    mode: PackedMode,
     i: number,
     index: number,
     list: number,
     limit: number,
   ): [next: number, index: number] {
     const len = p.keyLen;
-    const t = packedTemplates(len, concat);
+    const t = packedTemplates(len, mode);
     // One element's entries are at most `t.most` bytes: the message stays under `limit` plus one element.
     w.ensure(limit - (w.pos - list) + t.most);
     const stop = list + limit;
@@ -661,7 +662,8 @@ export class NamedSet {
     // Whole 32-bit words where the key length and both buffers allow (IPv4/IPv6 keys and every
     // concatenation): a quarter of the stores.
     const words = len % 4 === 0 && w.buf.byteOffset % 4 === 0 && p.slab.byteOffset % 4 === 0;
-    const run = concat ? (words ? concatWords : concatBytes) : words ? intervalWords : intervalBytes;
+    const run =
+      mode !== 'intervals' ? (words ? concatWords : concatBytes) : words ? intervalWords : intervalBytes;
     const v: RunViews = {
       buf: w.buf,
       buf32: words ? new Uint32Array(w.buf.buffer, w.buf.byteOffset, w.buf.length >>> 2) : NO_WORDS,
@@ -677,7 +679,7 @@ export class NamedSet {
       const done = run(v, w.pos, i, index, want);
       w.pos += done * size;
       i += done;
-      index += concat ? done : 2 * done;
+      index += mode === 'intervals' ? 2 * done : done;
       if (done < want) {
         // A plain range that runs to the maximum: start and open-end userdata, by the general encoder.
         const e = w.begin(index++ & 0x3fff || NFTA_LIST_ELEM);
@@ -722,6 +724,13 @@ export interface KernelElement {
   data?: Verdict | Buffer | undefined;
 }
 
+/**
+ * How packed elements are written: `ranges` (concatenated interval sets: KEY and KEY_END), `intervals`
+ * (plain interval sets: a start and an end marker), `keys` (sets without the interval flag: KEY alone,
+ * from parsed elements only).
+ */
+export type PackedMode = 'ranges' | 'intervals' | 'keys';
+
 interface PackedTemplate {
   /** A concatenated element's entry, or a plain interval's start entry, with zero key bytes. */
   a: Buffer;
@@ -730,16 +739,16 @@ interface PackedTemplate {
   /** The same as 32-bit words (every entry is a multiple of 4 bytes). */
   a32: Uint32Array;
   b32: Uint32Array;
-  /** Offset of the key in `a`; of the key end in `a` (concatenated) or `b` (the end marker). */
+  /** Offset of the key in `a`; of the key end in `a` (ranges) or `b` (the end marker); -1 for keys. */
   keyAt: number;
   keyEndAt: number;
   /** The most bytes one element writes (an open-ended range included). */
   most: number;
 }
-const templates = new Map<number, PackedTemplate>();
+const templates = new Map<string, PackedTemplate>();
 /** The entries of one packed element, written once by the general encoder so their bytes are its bytes. */
-function packedTemplates(len: number, concat: boolean): PackedTemplate {
-  const id = 2 * len + (concat ? 1 : 0);
+function packedTemplates(len: number, mode: PackedMode): PackedTemplate {
+  const id = `${mode} ${len}`;
   let t = templates.get(id);
   if (t !== undefined) return t;
   const zero = Buffer.alloc(len);
@@ -751,10 +760,10 @@ function packedTemplates(len: number, concat: boolean): PackedTemplate {
     return Buffer.from(w.bytes());
   };
   // The value of a KEY or KEY_END sits after the entry header, its nest header and its own header.
-  const a = write(concat ? { key: zero, keyEnd: zero, flags: 0 } : { key: zero, flags: 0 });
-  const b = concat ? Buffer.alloc(0) : write({ key: zero, flags: NFT_SET_ELEM_INTERVAL_END });
+  const a = write(mode === 'ranges' ? { key: zero, keyEnd: zero, flags: 0 } : { key: zero, flags: 0 });
+  const b = mode !== 'intervals' ? Buffer.alloc(0) : write({ key: zero, flags: NFT_SET_ELEM_INTERVAL_END });
   const keyAt = 12;
-  const keyEndAt = concat ? 12 + 8 + ((len + 3) & ~3) : 12 + 8;
+  const keyEndAt = mode === 'ranges' ? 12 + 8 + ((len + 3) & ~3) : mode === 'intervals' ? 12 + 8 : -1;
   const open = write({ key: zero, flags: 0, openEnded: true }).length;
   const words = (x: Buffer) => new Uint32Array(x.buffer.slice(x.byteOffset, x.byteOffset + x.length));
   t = { a, b, a32: words(a), b32: words(b), keyAt, keyEndAt, most: Math.max(a.length + b.length, open) };
@@ -799,13 +808,13 @@ function concatWords(v: RunViews, pos: number, i: number, index: number, n: numb
   const size = a32.length;
   const lw = v.len >>> 2;
   const keyAt = t.keyAt >>> 2;
-  const keyEndAt = t.keyEndAt >>> 2;
+  const keyEndAt = t.keyEndAt >> 2;
   let at = pos >>> 2;
   let s = (2 * i * v.len) >>> 2;
   for (let e = 0; e < n; e++) {
     for (let k = 0; k < size; k++) buf32[at + k] = a32[k]!;
     for (let k = 0; k < lw; k++) buf32[at + keyAt + k] = slab32[s + k]!;
-    for (let k = 0; k < lw; k++) buf32[at + keyEndAt + k] = slab32[s + lw + k]!;
+    if (keyEndAt >= 0) for (let k = 0; k < lw; k++) buf32[at + keyEndAt + k] = slab32[s + lw + k]!;
     entryType(buf, at << 2, index + e);
     at += size;
     s += 2 * lw;
@@ -822,7 +831,7 @@ function concatBytes(v: RunViews, pos: number, i: number, index: number, n: numb
   for (let e = 0; e < n; e++) {
     for (let k = 0; k < size; k++) buf[pos + k] = a[k]!;
     for (let k = 0; k < len; k++) buf[pos + t.keyAt + k] = slab[s + k]!;
-    for (let k = 0; k < len; k++) buf[pos + t.keyEndAt + k] = slab[s + len + k]!;
+    if (t.keyEndAt >= 0) for (let k = 0; k < len; k++) buf[pos + t.keyEndAt + k] = slab[s + len + k]!;
     entryType(buf, pos, index + e);
     pos += size;
     s += 2 * len;

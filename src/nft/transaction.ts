@@ -19,7 +19,7 @@ import type { CommitResult, NfnlSocket } from '../netlink/socket.ts';
 import { NftValidationError } from './errors.ts';
 import { FAMILIES } from './family.ts';
 import { Chain, Rule, Table } from './objects.ts';
-import { type Element, type ElementInput, NamedSet, PackedElements } from './set.ts';
+import { type Element, type ElementInput, NamedSet, PackedElements, type PackedMode } from './set.ts';
 
 export type NftObject = Table | Chain | NamedSet | Rule;
 
@@ -287,7 +287,8 @@ export class Transaction {
     const total = packed ? packed.count : kes.length;
     // A plain interval set's packed ranges become start and end markers right here (see
     // encodePackedInterval), with nft's leading end marker at 0 for a fresh set.
-    const plain = packed !== undefined && !set.isConcat;
+    const mode: PackedMode = !set.isInterval ? 'keys' : set.isConcat ? 'ranges' : 'intervals';
+    const plain = packed !== undefined && mode === 'intervals';
     let zeroEnd =
       plain && add && fresh && packed.count > 0 && packed.slab.subarray(0, packed.keyLen).some((b) => b);
     let i = 0;
@@ -308,7 +309,7 @@ export class Transaction {
         b.w.end(e);
         zeroEnd = false;
       }
-      if (packed) [i, index] = NamedSet.encodePacked(b.w, packed, !plain, i, index, list, MAX_ELEMENTS_ATTR);
+      if (packed) [i, index] = NamedSet.encodePacked(b.w, packed, mode, i, index, list, MAX_ELEMENTS_ATTR);
       while (i < total && b.w.pos - list < MAX_ELEMENTS_ATTR) {
         const e = b.w.begin(index++ & 0x3fff || NFTA_LIST_ELEM);
         NamedSet.encodeKernelElement(b.w, kes[i++]!);
