@@ -180,6 +180,7 @@ export class Agent {
         policies: ingest('NetworkPolicy', normalizePolicy),
         nodes: ingest('Node', normalizeNode),
       },
+      rawIngest: ['pods'],
     });
     this.reconciler = new NodeReconciler(options.nodeName, this.programmer, this.programOptions());
     this.runner = new BoundedRunner(() => this.run(), options.minSyncIntervalMs);
@@ -375,11 +376,17 @@ export class Agent {
       for (const item of items) if (item !== INVALID) out.push(item as T);
       return out;
     };
-    const podChanges = new Map<string, Pod | undefined>();
-    for (const key of r.pods.takeChanges()) {
-      const pod = r.pods.items.get(key);
-      podChanges.set(key, pod === INVALID ? undefined : (pod as Pod | undefined));
-    }
+    // Read from the store as the index iterates (at once, in the same sync): no map of every pod is
+    // built for the first sync, whose index is built from the whole list and ignores the changes.
+    const changedPods = r.pods.takeChanges();
+    const podChanges: PodChanges = {
+      *[Symbol.iterator]() {
+        for (const key of changedPods) {
+          const pod = r.pods.items.get(key);
+          yield [key, pod === INVALID ? undefined : (pod as Pod | undefined)] as const;
+        }
+      },
+    };
     const last = this.lastState;
     const changed = (kind: 'namespaces' | 'policies' | 'nodes') => r[kind].takeChanges().size > 0;
     // The pod list is only read when the reconciler builds its index from scratch (first sync, or after

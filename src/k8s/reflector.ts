@@ -43,7 +43,7 @@ const versionOf = (o: Obj): string | undefined => {
 
 export class Reflector<T = Obj> {
   readonly kind: string;
-  readonly items = new Map<string, T>();
+  #items = new Map<string, T>();
   readonly stats: ReflectorStats = { lists: 0, watchRestarts: 0, events: 0 };
   /** True after the first complete list. */
   synced = false;
@@ -51,10 +51,15 @@ export class Reflector<T = Obj> {
   watching = false;
   lastActivity = 0;
 
+  /** The objects by key (namespace/name); a complete relist replaces the map. */
+  get items(): Map<string, T> {
+    return this.#items;
+  }
+
   private readonly client: ListWatch;
   private readonly options: Required<ReflectorOptions<T>>;
   /** resourceVersion of each item: a relist keeps the stored object of an item that did not change. */
-  private readonly versions = new Map<string, string>();
+  private versions = new Map<string, string>();
   private changed = new Set<string>();
   private readonly log: Logger;
   private readonly onChange: (kind: string) => void;
@@ -135,11 +140,21 @@ export class Reflector<T = Obj> {
     const versions = new Map<string, string>();
     let cont: string | undefined;
     let rv = '';
-    do {
-      const page = await this.client.listPage(this.options.path, {
+    const fetch = (from: string | undefined) => {
+      const p = this.client.listPage(this.options.path, {
         limit: this.options.pageSize,
-        ...(cont ? { continue: cont } : {}),
+        ...(from ? { continue: from } : {}),
       });
+      // Awaited below; until then a failure must not count as unhandled.
+      p.catch(() => {});
+      return p;
+    };
+    let next = fetch(undefined);
+    do {
+      const page = await next;
+      // The next page is asked for before this one is processed: the server prepares it while the
+      // agent trims and normalizes (at 100k pods, 200 pages back to back).
+      if (page.continue) next = fetch(page.continue);
       for (const item of page.items) {
         const key = keyOf(item);
         const version = versionOf(item);
@@ -156,10 +171,9 @@ export class Reflector<T = Obj> {
       rv = page.resourceVersion;
     } while (cont);
     for (const key of this.items.keys()) if (!fresh.has(key)) this.changed.add(key);
-    this.items.clear();
-    for (const [k, v] of fresh) this.items.set(k, v);
-    this.versions.clear();
-    for (const [k, v] of versions) this.versions.set(k, v);
+    // Swapped, not copied: at 100k pods a copy is 200k more Map insertions in the full sync.
+    this.#items = fresh;
+    this.versions = versions;
     this.resourceVersion = rv;
     this.stats.lists++;
     this.synced = true;

@@ -21,6 +21,12 @@ export interface ClusterStoreOptions extends Pick<ReflectorOptions, 'quietMs' | 
    * the trimmed copy is garbage at once). Called once per object version; must not throw.
    */
   ingest?: Partial<Record<WatchedKind, (trimmed: Record<string, unknown>) => unknown>>;
+  /**
+   * Kinds whose `ingest` is given the object as listed or watched instead of its trimmed copy: for
+   * normalizers that read only fields the trim keeps, with the trim's defaults (normalizePod; a test holds
+   * the two forms equal), so that 100k pods do not each build a copy that is garbage at once.
+   */
+  rawIngest?: readonly WatchedKind[];
 }
 
 export class ClusterStore {
@@ -28,13 +34,14 @@ export class ClusterStore {
   private readonly listeners: ((kind: string) => void)[] = [];
 
   constructor(client: ListWatch, log: Logger, options: ClusterStoreOptions = {}) {
-    const { ingest, ...reflectorOptions } = options;
+    const { ingest, rawIngest, ...reflectorOptions } = options;
     const make = (kind: WatchedKind): Reflector<unknown> => {
       const trim = WATCHED[kind].trim;
       const keep = ingest?.[kind];
+      const into = keep && (rawIngest?.includes(kind) ? keep : (o: Record<string, unknown>) => keep(trim(o)));
       return new Reflector<unknown>(
         client,
-        { kind, path: WATCHED[kind].path, trim: keep ? (o) => keep(trim(o)) : trim, ...reflectorOptions },
+        { kind, path: WATCHED[kind].path, trim: into || trim, ...reflectorOptions },
         log,
         (k) => {
           for (const l of this.listeners) l(k);

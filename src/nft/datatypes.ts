@@ -95,12 +95,26 @@ const PROTO_BY_NUM: Record<number, string> = Object.fromEntries(
   Object.entries(PROTO_NAMES).map(([k, v]) => [v, k]),
 );
 
+/** A decimal of at most 15 digits, or NaN: the common case of intParse without a regular expression. */
+function decimal(text: string): number {
+  if (text.length === 0 || text.length > 15) return Number.NaN;
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return Number.NaN;
+    n = n * 10 + c;
+  }
+  return n;
+}
+
 function intParse(text: string, max: number, what: string): number {
-  const n = /^0x[0-9a-f]+$/i.test(text)
-    ? Number.parseInt(text, 16)
-    : /^\d+$/.test(text)
-      ? Number(text)
-      : Number.NaN;
+  let n = decimal(text);
+  if (Number.isNaN(n))
+    n = /^0x[0-9a-f]+$/i.test(text)
+      ? Number.parseInt(text, 16)
+      : /^\d+$/.test(text)
+        ? Number(text)
+        : Number.NaN;
   if (!Number.isInteger(n) || n < 0 || n > max)
     throw new ValueError(`not a valid ${what}: ${JSON.stringify(text)}`);
   return n;
@@ -237,14 +251,21 @@ export interface FieldRange {
   to: Buffer;
 }
 
+/** The range of prefix base/bits; `from` is `base` itself when its host bits are clear (parsed, unshared). */
 function prefixRange(base: Buffer, bits: number): FieldRange {
-  const from = Buffer.from(base);
+  let clear = true;
   const to = Buffer.from(base);
-  for (let i = 0; i < from.length; i++) {
+  for (let i = 0; i < base.length; i++) {
     const keep = Math.max(0, Math.min(8, bits - i * 8));
     const mask = keep === 0 ? 0 : (0xff << (8 - keep)) & 0xff;
-    from[i] = (from[i] ?? 0) & mask;
-    to[i] = (from[i] ?? 0) | (~mask & 0xff);
+    if ((base[i]! & mask) !== base[i]) clear = false;
+    to[i] = (base[i]! & mask) | (~mask & 0xff);
+  }
+  if (clear) return { from: base, to };
+  const from = Buffer.from(base);
+  for (let i = 0; i < from.length; i++) {
+    const keep = Math.max(0, Math.min(8, bits - i * 8));
+    from[i] = from[i]! & (keep === 0 ? 0 : (0xff << (8 - keep)) & 0xff);
   }
   return { from, to };
 }
@@ -257,7 +278,7 @@ export function parseFieldRange(t: DataType, text: string | number): FieldRange 
     const base = t.parse(s.slice(0, slash));
     const bits = intParse(s.slice(slash + 1), t.len * 8, 'prefix length');
     const r = prefixRange(base, bits);
-    if (!r.from.equals(base))
+    if (r.from !== base)
       throw new ValueError(`${s}: host bits set (did you mean ${t.format(r.from)}/${bits}?)`);
     return r;
   }

@@ -19,7 +19,7 @@ import type { CommitResult, NfnlSocket } from '../netlink/socket.ts';
 import { NftValidationError } from './errors.ts';
 import { FAMILIES } from './family.ts';
 import { Chain, Rule, Table } from './objects.ts';
-import { type Element, type ElementInput, NamedSet, PackedElements } from './set.ts';
+import { type Element, type ElementInput, NamedSet, PackedElements, type PackedMode } from './set.ts';
 
 export type NftObject = Table | Chain | NamedSet | Rule;
 
@@ -170,7 +170,15 @@ export class Transaction {
   }
 
   private encodeOps(): Batch {
-    const b = new BatchBuilder(64 * 1024);
+    // Sized up front for the elements: growing by doubling copies a large batch several times over, and
+    // every discarded buffer is external memory the garbage collector must notice.
+    let size = 64 * 1024;
+    for (const op of this.ops) {
+      const set = 'set' in op ? op.set : op.obj instanceof NamedSet ? op.obj : undefined;
+      const n = 'set' in op ? countOf(op.elements) : set !== undefined ? set.elements.length : 0;
+      if (set !== undefined && n > 0) size += elementsBytesBound(set, n, set.elementBytesBound());
+    }
+    const b = new BatchBuilder(size);
     const setIds = new Map<string, number>();
     const createdSets = new Set<string>();
     let nextSetId = 1;
@@ -272,13 +280,15 @@ export class Transaction {
     const fam = FAMILIES[set.family];
     const type = nftType(add ? NFT_MSG.NEWSETELEM : NFT_MSG.DELSETELEM);
     const what = `elements of ${set.describe()}`;
-    // Packed elements (concatenated interval sets) are written straight from their slab.
-    const packed = elements instanceof PackedElements ? elements : undefined;
+    // Packed elements are written straight from their slab; so are parsed elements of an interval set
+    // without data or timeouts, packed here first (one slab instead of an object per kernel element).
+    const packed = elements instanceof PackedElements ? elements : set.packElements(elements);
     const kes = packed ? [] : set.kernelElements(elements as readonly Element[], add, fresh);
     const total = packed ? packed.count : kes.length;
     // A plain interval set's packed ranges become start and end markers right here (see
     // encodePackedInterval), with nft's leading end marker at 0 for a fresh set.
-    const plain = packed !== undefined && !set.isConcat;
+    const mode: PackedMode = !set.isInterval ? 'keys' : set.isConcat ? 'ranges' : 'intervals';
+    const plain = packed !== undefined && mode === 'intervals';
     let zeroEnd =
       plain && add && fresh && packed.count > 0 && packed.slab.subarray(0, packed.keyLen).some((b) => b);
     let i = 0;
@@ -288,30 +298,22 @@ export class Transaction {
       b.w.str(NFTA_SET_ELEM_LIST.SET, set.name);
       if (setId !== undefined) b.w.u32be(NFTA_SET_ELEM_LIST.SET_ID, setId);
       const list = b.w.begin(NFTA_SET_ELEM_LIST.ELEMENTS);
-      let index = 1;
       // libnftnl numbers list entries 1, 2, 3...; the kernel ignores the type, we match nft's bytes.
-      const entry = () => {
-        const e = b.w.begin(index++ & 0x3fff || NFTA_LIST_ELEM);
-        return () => b.w.end(e);
-      };
+      let index = 1;
       if (zeroEnd) {
-        const close = entry();
+        const e = b.w.begin(index++);
         NamedSet.encodeKernelElement(b.w, {
           key: Buffer.alloc(set.keyLen),
           flags: NFT_SET_ELEM_INTERVAL_END,
         });
-        close();
+        b.w.end(e);
         zeroEnd = false;
       }
+      if (packed) [i, index] = NamedSet.encodePacked(b.w, packed, mode, i, index, list, MAX_ELEMENTS_ATTR);
       while (i < total && b.w.pos - list < MAX_ELEMENTS_ATTR) {
-        if (plain) {
-          NamedSet.encodePackedInterval(b.w, packed, i++, entry);
-          continue;
-        }
-        const close = entry();
-        if (packed) NamedSet.encodePackedElement(b.w, packed, i++);
-        else NamedSet.encodeKernelElement(b.w, kes[i++]!);
-        close();
+        const e = b.w.begin(index++ & 0x3fff || NFTA_LIST_ELEM);
+        NamedSet.encodeKernelElement(b.w, kes[i++]!);
+        b.w.end(e);
       }
       b.w.end(list);
       b.end();

@@ -21,15 +21,46 @@ export const familyBits = (family: Family): number => (family === 4 ? 32 : 128);
 
 /** Parses an IPv4 or IPv6 address; returns undefined for anything else (callers name the field). */
 export function parseAddress(text: string): Address | undefined {
+  // Every pod address passes here (100k in a full sync): a plain dotted quad is read in one pass.
+  const quad = dottedQuad(text);
+  if (quad >= 0) return { family: 4, value: BigInt(quad) };
   const s = text.trim();
-  // IPv4 is parsed by hand: it is on the agent's hot path (every pod address), and isIPv4 has already
-  // validated the dotted-quad form.
   if (isIPv4(s)) {
     const [a, b, c, d] = s.split('.').map(Number) as [number, number, number, number];
     return { family: 4, value: BigInt(((a << 24) >>> 0) + (b << 16) + (c << 8) + d) };
   }
   if (isIPv6(s) && !s.includes('%')) return { family: 6, value: parseIPv6Value(s) };
   return undefined;
+}
+
+/**
+ * The value of a dotted-quad IPv4 address in exactly the form isIPv4 accepts (four decimal octets 0-255,
+ * no leading zeros, no spaces), or -1 for anything else (which then takes the general path).
+ */
+function dottedQuad(s: string): number {
+  const n = s.length;
+  if (n < 7 || n > 15) return -1;
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      // A leading zero is allowed only as the whole octet.
+      if (digits > 0 && octet === 0) return -1;
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return -1;
+    } else return -1;
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + octet;
 }
 
 /**

@@ -1,5 +1,7 @@
 // Address parsing and formatting against ip-num as the reference (property), CIDR masking, and range
 // arithmetic (merge, subtract) checked point by point.
+
+import { isIPv4 } from 'node:net';
 import fc from 'fast-check';
 import { IPv4, IPv6 } from 'ip-num';
 import t from 'tap';
@@ -179,3 +181,24 @@ t.test(
     t.ok(reused > 20, `${reused} ranges taken from the previous list`);
   },
 );
+
+t.test('the dotted-quad fast path accepts exactly what isIPv4 accepts (property)', async (t) => {
+  // Strings of digits and dots near the IPv4 form: leading zeros, octets over 255, missing or extra
+  // parts, spaces (which the general path trims).
+  const near = fc
+    .array(fc.constantFrom('0', '1', '2', '5', '9', '.', '25', '255', '256', '00', ' '), {
+      minLength: 1,
+      maxLength: 12,
+    })
+    .map((parts) => parts.join(''));
+  fc.assert(
+    fc.property(fc.oneof(near, fc.ipV4(), fc.string({ maxLength: 16 })), (text) => {
+      const s = text.trim();
+      const want = isIPv4(s) ? s.split('.').reduce((v, o) => v * 256 + Number(o), 0) : undefined;
+      const got = parseAddress(text);
+      return want === undefined ? got?.family !== 4 : got?.family === 4 && got.value === BigInt(want);
+    }),
+    { numRuns: 20_000 },
+  );
+  t.pass('agrees');
+});
