@@ -75,6 +75,17 @@ export interface ConvergenceRecord {
 
 export interface ClusterDriverOptions {
   log?: (line: string) => void;
+  /**
+   * Runs a command in a node's network namespace (probes from node/N and hostNetwork pods, the agents'
+   * /metrics); default nsenter into /run/netns/NAME. Tests without a cluster pass a fake.
+   */
+  nodeExec?: (netns: string, argv: string[], opts: { timeoutMs: number }) => Promise<CommandResult>;
+  /** How long a wrong probe is retried before it counts (default 10 s, load-scaled). */
+  convergeMs?: number;
+}
+
+function nsenterExec(netns: string, argv: string[], opts: { timeoutMs: number }): Promise<CommandResult> {
+  return run(inNamespace(netns, argv), { timeoutMs: opts.timeoutMs, env: CURL_ENV });
 }
 
 type K8s = {
@@ -101,9 +112,12 @@ export class ClusterScenarioDriver implements ScenarioDriver {
   #podIps = new Map<string, string>();
   #metricsReadable = true;
 
+  readonly #nodeExec: NonNullable<ClusterDriverOptions['nodeExec']>;
+
   constructor(cluster: Cluster, options: ClusterDriverOptions = {}) {
     this.cluster = cluster;
     this.#options = options;
+    this.#nodeExec = options.nodeExec ?? nsenterExec;
   }
 
   #log(line: string): void {
@@ -193,7 +207,7 @@ export class ClusterScenarioDriver implements ScenarioDriver {
       });
     };
     await send(live);
-    const deadline = performance.now() + scaledMs(CONVERGE_MS);
+    const deadline = performance.now() + scaledMs(this.#options.convergeMs ?? CONVERGE_MS);
     let wrong = live.filter((i) => results.get(i)!.ok !== probes[i]!.expectAllow);
     while (wrong.length > 0 && performance.now() < deadline) {
       await sleep(RETRY_PAUSE_MS);
@@ -269,7 +283,7 @@ export class ClusterScenarioDriver implements ScenarioDriver {
           'E_CLUSTER_STATE',
           `${probe.where}: no node to probe from (${endpointText(from)})`,
         );
-      r = await run(inNamespace(node.netns, argv), { timeoutMs, env: CURL_ENV });
+      r = await this.#nodeExec(node.netns, argv, { timeoutMs });
     }
     return { address, ...judgeProbe(probe.protocol, r, `${probe.where}: ${probe.text}`) };
   }
@@ -480,9 +494,8 @@ export class ClusterScenarioDriver implements ScenarioDriver {
   }
 
   async #metrics(netns: string): Promise<string | undefined> {
-    const r = await run(inNamespace(netns, ['curl', '-s', '--noproxy', '*', '-m', '3', AGENT_METRICS]), {
+    const r = await this.#nodeExec(netns, ['curl', '-s', '--noproxy', '*', '-m', '3', AGENT_METRICS], {
       timeoutMs: 10_000,
-      env: CURL_ENV,
     });
     return r.code === 0 ? r.stdout : undefined;
   }
