@@ -103,6 +103,8 @@ export interface LabCluster extends Cluster {
   id: string;
   dir: string;
   proxyMode: 'iptables' | 'nftables';
+  /** kubectl that throws (naming the command and its stderr) on a non-zero exit; resolves with stdout. */
+  kubectlOk(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<string>;
   /** Runs argv in every namespace of a node (its mount namespace too: the node's /run, /var/lib). */
   onNode(node: string, argv: string[], opts?: { timeoutMs?: number }): Promise<CommandResult>;
   /** daemonset/<sub> copied with the lab's image reference (see installTollgate). */
