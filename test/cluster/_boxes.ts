@@ -65,6 +65,22 @@ export function cgroupMounts(): { path: string; type: 'cgroup' | 'cgroup2'; opts
   return out;
 }
 
+/** This process's group in each hierarchy, keyed like cgroupMounts().opts ('' for cgroup2). */
+function ownCgroups(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n')) {
+    const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
+    if (path !== undefined) out.set(controllers ?? '', path);
+  }
+  return out;
+}
+
+/** A box's group in every hierarchy: nested under this process's own, so the box is accounted where we are. */
+export function boxCgroupDirs(name: string): string[] {
+  const own = ownCgroups();
+  return cgroupMounts().map((m) => join(m.path, own.get(m.opts) ?? '/', name));
+}
+
 export interface Box {
   name: string;
   netns: string;
@@ -98,13 +114,12 @@ export async function startBox(opts: {
   const cgroups: string[] = [];
   const mounts = opts.cgroupName ? cgroupMounts() : [];
   if (opts.cgroupName) {
-    for (const m of mounts) {
-      const dir = join(m.path, opts.cgroupName);
+    for (const dir of boxCgroupDirs(opts.cgroupName)) {
       mkdirSync(dir, { recursive: true });
       // A new v1 cpuset group starts with no CPUs and no memory nodes: no process may join it until set.
       for (const f of ['cpuset.cpus', 'cpuset.mems'])
         if (existsSync(join(dir, f)) && !readFileSync(join(dir, f), 'utf8').trim())
-          writeFileSync(join(dir, f), readFileSync(join(m.path, f), 'utf8'));
+          writeFileSync(join(dir, f), readFileSync(join(dir, '..', f), 'utf8'));
       cgroups.push(dir);
     }
   }
@@ -192,9 +207,21 @@ export function tail(file: string, lines = 15): string {
   }
 }
 
-/** argv prefix that runs a program in every namespace of a box (pid too: nsenter forks into it). */
+/**
+ * argv that runs a program in every namespace of a box (pid too: nsenter forks into it) and in the box's
+ * cgroups: nsenter enters the cgroup namespace but not the groups, and kubelet reads its own group.
+ */
 export function inBox(box: Box, argv: string[]): string[] {
-  return ['nsenter', '-t', String(box.initPid), '--all', '--wd=/', '--', ...argv];
+  const join_ = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs"; shift; n=$((n-1)); done';
+  return [
+    'sh',
+    '-ec',
+    `${join_}; exec nsenter -t ${box.initPid} --all --wd=/ -- "$@"`,
+    'sh',
+    String(box.cgroups.length),
+    ...box.cgroups,
+    ...argv,
+  ];
 }
 
 export interface BoxProcess {

@@ -23,8 +23,9 @@ import {
   acquireClusterLock,
   type Box,
   type BoxProcess,
+  boxCgroupDirs,
   ClusterError,
-  cgroupMounts,
+  inBox,
   PREFIX,
   type RunState,
   startBox,
@@ -300,7 +301,7 @@ class RealCluster implements LabCluster {
 
   onNode(node: string, argv: string[], opts: { timeoutMs?: number } = {}): Promise<CommandResult> {
     const b = this.box(node);
-    return run(['nsenter', '-t', String(b.initPid), '--all', '--wd=/', '--', ...argv], {
+    return run(inBox(b, argv), {
       timeoutMs: opts.timeoutMs ?? scaledMs(60_000),
       env: NO_PROXY_ENV,
     });
@@ -683,7 +684,7 @@ class RealCluster implements LabCluster {
     );
     writeFileSync(join(etc, 'net-conf.json'), flannelNetConf());
     const cgroupName = `${PREFIX}${this.id}-${n.name}`;
-    for (const m of cgroupMounts()) this.state.cgroups.push(join(m.path, cgroupName));
+    this.state.cgroups.push(...boxCgroupDirs(cgroupName));
     writeState(this.state);
     const box = await startBox({
       name: n.name,
