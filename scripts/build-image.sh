@@ -131,11 +131,16 @@ if built; then
   exit 0
 fi
 
+# Under the lock no other build runs: a .build.* left here is from a killed one.
+rm -rf "$IMAGES"/.build.*
 start=$SECONDS
 stage="$(mktemp -d "$IMAGES/.build.XXXXXX")"
 registry_pid=""
 cleanup() {
-  [[ -n "$registry_pid" ]] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+  if [[ -n "$registry_pid" ]]; then
+    kill "$registry_pid" 2>/dev/null || true
+    wait "$registry_pid" 2>/dev/null || true
+  fi
   rm -rf "$stage"
 }
 trap cleanup EXIT
@@ -264,7 +269,7 @@ seconds=$((SECONDS - start))
 printf '{"tag":"%s","digest":"%s","inputs":"%s","compressedBytes":%s,"unpackedBytes":%s,"buildSeconds":%s}\n' \
   "$tag" "$digest" "$hash" "$compressed" "$unpacked" "$seconds" >"$stage/info.json"
 
-rm -rf "$root" "$stage"/*.tar "$stage"/*.log
+rm -rf "$root" "$stage/base.tar" "$stage/app.tar" "$stage/cache.tar" "$stage"/*.log
 rm -rf "$final"
 chmod 755 "$stage"
 mv "$stage" "$final"
