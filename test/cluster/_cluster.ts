@@ -406,7 +406,8 @@ class RealCluster implements LabCluster {
     admin.file = this.kubeconfig;
     const ids = [
       admin,
-      tokens('system:kube-controller-manager', []),
+      // Lab only: the controllers share one identity (no per-controller service accounts to wait for).
+      tokens('system:kube-controller-manager', ['system:masters']),
       tokens('system:kube-scheduler', []),
       tokens('system:kube-proxy', []),
       // flanneld patches Node annotations; lab only, so it shares the admin group.
