@@ -15,30 +15,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const dockerfile = readFileSync(join(REPO, 'Dockerfile'), 'utf8');
-
-/** Dockerfile instructions, continuation lines joined, comments dropped. */
-function instructions(text: string): string[] {
-  return text
-    .replace(/\\\n/g, ' ')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
-}
-
-/** The stages, each as its instructions (the FROM line first). */
-function stages(text: string): string[][] {
-  const out: string[][] = [];
-  for (const line of instructions(text)) {
-    if (/^FROM\s/i.test(line)) out.push([line]);
-    else out.at(-1)?.push(line);
-  }
-  return out;
-}
+import { dockerfile, instructions, REPO, stages } from './_dockerfile.ts';
 
 /** Sources of the COPY instructions that take files from the build context (not --from a stage). */
 function contextCopies(text: string): string[] {
