@@ -348,7 +348,8 @@ class RealCluster implements LabCluster {
         Spec?: { linux?: { namespaces?: { type: string; path?: string }[] } };
       };
       const path = info.Spec?.linux?.namespaces?.find((n) => n.type === 'network')?.path;
-      const full = path ? `/proc/${b.initPid}/root${path}` : '';
+      // /var/run is an absolute symlink to /run: under /proc/<pid>/root it would resolve in *our* root.
+      const full = path ? `/proc/${b.initPid}/root${path.replace(/^\/var\/run\//, '/run/')}` : '';
       if (full && existsSync(full)) {
         this.#podNetns.set(key, full);
         return full;
