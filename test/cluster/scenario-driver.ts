@@ -22,6 +22,7 @@ import { formatScenarioReport } from '../../src/scenario/report.ts';
 import type { FaultStep, Scenario, Step } from '../../src/scenario/types.ts';
 import type { World } from '../../src/scenario/world.ts';
 import type { Cluster, CommandResult } from './_cluster.ts';
+import { hubNetnsOf, OutsideHosts } from './outside-hosts.ts';
 import {
   type ApiPod,
   ClusterScenarioError,
@@ -118,7 +119,12 @@ export class ClusterScenarioDriver implements ScenarioDriver {
     this.cluster = cluster;
     this.#options = options;
     this.#nodeExec = options.nodeExec ?? nsenterExec;
+    const hub = hubNetnsOf(cluster);
+    this.#hosts = hub === undefined ? undefined : new OutsideHosts(cluster, hub);
   }
+
+  /** Outside hosts, when the cluster tells its hub namespace (their probes are skipped otherwise). */
+  readonly #hosts: OutsideHosts | undefined;
 
   #log(line: string): void {
     this.#options.log?.(line);
@@ -155,6 +161,7 @@ export class ClusterScenarioDriver implements ScenarioDriver {
     const reason = scenarioSkipReason(world.scenario, this.cluster.nodes.length);
     if (reason) throw new ClusterScenarioError('E_CLUSTER_SKIP', `${world.scenario.file}: ${reason}`);
     for (const p of world.pods.values()) this.#nodeName(p.node);
+    await this.#hosts?.ensure(world.hosts);
     await this.#reconcile(world, 'start');
   }
 
@@ -197,7 +204,7 @@ export class ClusterScenarioDriver implements ScenarioDriver {
   }
 
   async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
-    const skipReasons = probes.map((p) => this.#faulted ?? probeSkipReason(p));
+    const skipReasons = probes.map((p) => this.#faulted ?? probeSkipReason(p, this.#hosts !== undefined));
     const live = probes.map((_, i) => i).filter((i) => skipReasons[i] === undefined);
     const results = new Map<number, ProbeResult>();
     const send = async (indexes: number[]) => {
@@ -275,7 +282,15 @@ export class ClusterScenarioDriver implements ScenarioDriver {
     const pod = from.kind === 'pod' ? world.pods.get(from.key) : undefined;
     if (pod && !pod.hostNetwork)
       r = await this.cluster.inPodNetns(pod.namespace, pod.name, argv, { timeoutMs });
-    else {
+    else if (from.kind === 'host') {
+      const netns = this.#hosts?.netns(from.name);
+      if (!netns)
+        throw new ClusterScenarioError(
+          'E_CLUSTER_STATE',
+          `${probe.where}: no namespace for host/${from.name}`,
+        );
+      r = await nsenterExec(netns, argv, { timeoutMs });
+    } else {
       const index = pod ? pod.node : from.kind === 'node' ? from.index : 0;
       const node = this.cluster.nodes[index - 1];
       if (!node)
@@ -541,6 +556,7 @@ export class ClusterScenarioDriver implements ScenarioDriver {
 
   /** Removes everything this driver made and restores the labels of namespaces it found. */
   async close(): Promise<void> {
+    await this.#hosts?.close();
     for (const key of [...this.#applied.keys()]) {
       const [ns, name] = key.split('/') as [string, string];
       await this.#kubectl(['delete', 'networkpolicy', '-n', ns, name, '--ignore-not-found']);

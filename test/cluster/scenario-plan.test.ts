@@ -212,14 +212,15 @@ t.test('what the real cluster cannot offer is skipped with the reason', async (t
   if (step.kind !== 'expect') throw new Error('fixture');
   const probes = step.probes.map((l, i) => parseProbe(world, l, `e[${i}]`));
   t.same(
-    probes.map((p) => probeSkipReason(p)),
+    probes.map((p) => probeSkipReason(p, false)),
     [
       undefined,
-      'the real cluster has no outside hosts (host/ endpoints)',
+      'the cluster offers no outside hosts (host/ endpoints)',
       'SCTP probes are not run on the real cluster',
       undefined,
     ],
   );
+  t.equal(probeSkipReason(probes[1]!, true), undefined, 'a cluster with outside hosts probes them');
   const three = parseScenarioText(
     `${SMALL.replace('description: test', 'description: test\nnodes: 3')}`,
     's.yaml',

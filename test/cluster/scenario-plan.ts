@@ -170,10 +170,10 @@ export function scenarioSkipReason(scenario: Scenario, nodeCount: number): strin
 }
 
 /** Why one probe cannot be sent on the real cluster; undefined: it can. */
-export function probeSkipReason(probe: Probe): string | undefined {
+export function probeSkipReason(probe: Probe, hosts: boolean): string | undefined {
   if (probe.protocol === 'SCTP') return 'SCTP probes are not run on the real cluster';
   for (const e of [probe.from, probe.to])
-    if (e.kind === 'host') return 'the real cluster has no outside hosts (host/ endpoints)';
+    if (e.kind === 'host' && !hosts) return 'the cluster offers no outside hosts (host/ endpoints)';
   return undefined;
 }
 
