@@ -728,7 +728,9 @@ export function formatClusterResult(r: ClusterScenarioResult, options: { matrice
   const byReason = new Map<string, SkipRecord[]>();
   for (const s of r.skips) if (r.report) byReason.set(s.reason, [...(byReason.get(s.reason) ?? []), s]);
   for (const [reason, list] of byReason) {
-    const shown = list.slice(0, 4).map((s) => `${s.where} ${s.what}`);
+    // Places without the file name (the report's first line names the scenario).
+    const file = r.report?.scenario.file ?? '';
+    const shown = list.slice(0, 4).map((s) => `${s.where.replace(`${file}: `, '')} ${s.what}`);
     if (list.length > 4) shown.push(`+${list.length - 4} more`);
     lines.push(`  skipped ${list.length}: ${reason} (${shown.join('; ')})`);
   }
