@@ -249,8 +249,7 @@ t.test('one cluster, kube-proxy in nftables mode', async (t) => {
   );
 
   const d = await setUpDemo(c, n1, n2);
-  const { withImage, ips, svc, flows } = d;
-  void svc;
+  const { withImage, flows } = d;
   await smokeCase(t, c, d);
 
   await t.test('kubelet probes keep passing under a default-deny ingress policy (point 12)', async (t) => {
