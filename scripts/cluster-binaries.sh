@@ -22,6 +22,10 @@
 # `eval "$(scripts/cluster-binaries.sh)"`: KUBE_APISERVER ETCD KUBELET KUBE_PROXY KUBE_CONTROLLER_MANAGER
 # KUBE_SCHEDULER KUBECTL AGNHOST CRANE CONTAINERD CONTAINERD_SHIM CTR RUNC CNI_BIN_DIR FLANNELD PAUSE.
 # Progress and timings go to stderr. Any failure exits non-zero naming the component.
+# Measured on the 2-core VM at load 11-14 (shared), both scripts at once, k8s modules already downloaded:
+# kubelet + kube-proxy + kube-controller-manager + kube-scheduler + kubectl + agnhost 9m05s (one go build);
+# containerd 6m56s, runc 1m34s, CNI plugins 41s, flanneld 3m53s, pause <1s (13m06s, downloads included).
+# Warm (everything cached): 1.5 s.
 # Env: CONTAINERD_VERSION, RUNC_VERSION, CNI_PLUGINS_VERSION, FLANNEL_VERSION, K8S_VERSION, ETCD_VERSION,
 #      TOLLGATE_CACHE, GO, GOPROXY.
 set -euo pipefail
