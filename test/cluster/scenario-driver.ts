@@ -1,9 +1,10 @@
 // Runs scenario files on a real cluster (test/cluster/_cluster.ts): namespaces, agnhost pods pinned to the
 // scenario's nodes and NetworkPolicies through kubectl, probes from inside the source pod's network
 // namespace, convergence read from the agents' metrics. One driver serves many scenarios on one cluster:
-// pods a later scenario wants unchanged are kept (only labels patched). What a real cluster cannot do
-// (outside hosts, SCTP, faults, IPv6) is skipped and counted, never passed. Never touches the machine's own
-// network namespace: probes run in pod and node namespaces only.
+// pods a later scenario wants unchanged are kept (only labels patched). Outside hosts are namespaces on the
+// node network (outside-hosts.ts). What the real cluster cannot do (SCTP, faults, IPv6; hosts on a cluster
+// without a hub namespace) is skipped and counted, never passed. Never touches the machine's own network
+// namespace: probes run in pod, node and host namespaces only.
 import { fileURLToPath } from 'node:url';
 import { inNamespace, mapLimit, run } from '../../src/lab/exec.ts';
 import { scaledMs } from '../../src/lab/load.ts';

@@ -454,3 +454,11 @@ t.test("u34's ipBlock names the pod's cluster address, not the layout's", async 
   const yb = fake.pods.get('y/b')!.status as { podIP: string };
   t.match(JSON.stringify([...fake.policies.values()]), `${yb.podIP}/32`);
 });
+
+t.test('outside hosts need the hub namespace the cluster tells', async (t) => {
+  const { hubNetnsOf } = await import('./outside-hosts.ts');
+  const { FakeCluster } = await import('./_fake-cluster.ts');
+  t.equal(hubNetnsOf(new FakeCluster()), undefined, 'no hub: host probes are skipped');
+  const withHub = Object.assign(new FakeCluster(), { hubNetns: 'tgcl-abc123-hub' });
+  t.equal(hubNetnsOf(withHub), 'tgcl-abc123-hub');
+});
