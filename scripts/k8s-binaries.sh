@@ -17,6 +17,10 @@
 # Progress goes to stderr; stdout is exactly two lines, so `eval "$(scripts/k8s-binaries.sh)"` works:
 #   KUBE_APISERVER=<path>
 #   ETCD=<path>
+# With arguments it builds those components instead (any of: kube-apiserver etcd kubelet kube-proxy
+# kube-controller-manager kube-scheduler kubectl agnhost) and prints one NAME=<path> line for each, NAME
+# upper-cased with dashes as underscores, e.g. `scripts/k8s-binaries.sh kubelet kubectl` prints KUBELET=…
+# and KUBECTL=… (scripts/cluster-binaries.sh uses this). The missing k8s components build in one `go build`.
 # Env: K8S_VERSION, ETCD_VERSION, TOLLGATE_CACHE, GO (go binary), GOPROXY (default https://proxy.golang.org).
 set -euo pipefail
 
@@ -24,8 +28,6 @@ K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 
 CACHE_ROOT="${TOLLGATE_CACHE:-$HOME/.cache/tollgate}"
-KUBE_APISERVER="$CACHE_ROOT/k8s/$K8S_VERSION/kube-apiserver"
-ETCD="$CACHE_ROOT/etcd/$ETCD_VERSION/etcd"
 
 log() { printf 'k8s-binaries: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -35,15 +37,41 @@ STAGING_VERSION="v0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}"
 K8S_MINOR="${BASH_REMATCH[1]}"
 [[ "$ETCD_VERSION" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || die "ETCD_VERSION must look like v3.6.16, got '$ETCD_VERSION'"
 
-# A cached binary counts only if it runs.
-usable() { [[ -x "$1" ]] && "$1" --version >/dev/null 2>&1; }
+# name -> package inside k8s.io/kubernetes (etcd is built from its own module below).
+declare -A PKG=(
+  [kube-apiserver]=cmd/kube-apiserver [kubelet]=cmd/kubelet [kube-proxy]=cmd/kube-proxy
+  [kube-controller-manager]=cmd/kube-controller-manager [kube-scheduler]=cmd/kube-scheduler
+  [kubectl]=cmd/kubectl [agnhost]=test/images/agnhost
+)
+COMPONENTS=("$@")
+[[ ${#COMPONENTS[@]} -gt 0 ]] || COMPONENTS=(kube-apiserver etcd)
+for c in "${COMPONENTS[@]}"; do
+  [[ "$c" == etcd || -n "${PKG[$c]:-}" ]] || die "unknown component '$c' (known: etcd ${!PKG[*]})"
+done
 
-report() {
-  printf 'KUBE_APISERVER=%s\n' "$KUBE_APISERVER"
-  printf 'ETCD=%s\n' "$ETCD"
+path_of() {
+  if [[ "$1" == etcd ]]; then printf '%s' "$CACHE_ROOT/etcd/$ETCD_VERSION/etcd"
+  else printf '%s' "$CACHE_ROOT/k8s/$K8S_VERSION/$1"; fi
+}
+# A cached binary counts only if it runs (agnhost has no --version; kubectl's needs --client).
+usable() {
+  local path
+  path="$(path_of "$1")"
+  [[ -x "$path" ]] || return 1
+  case "$1" in
+    kubectl) "$path" version --client >/dev/null 2>&1 ;;
+    agnhost) "$path" --help >/dev/null 2>&1 ;;
+    *) "$path" --version >/dev/null 2>&1 ;;
+  esac
 }
 
-if usable "$KUBE_APISERVER" && usable "$ETCD"; then
+report() {
+  local c
+  for c in "${COMPONENTS[@]}"; do printf '%s=%s\n' "$(tr 'a-z-' 'A-Z_' <<<"$c")" "$(path_of "$c")"; done
+}
+
+missing() { local c; for c in "${COMPONENTS[@]}"; do usable "$c" || printf '%s\n' "$c"; done; }
+if [[ -z "$(missing)" ]]; then
   report
   exit 0
 fi
@@ -64,26 +92,32 @@ export GOFLAGS="-mod=mod -modcacherw -buildvcs=false"
 export CGO_ENABLED=0
 export GOWORK=off
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/tollgate-k8s-build.XXXXXX")"
-trap 'rm -rf "$WORK" "$KUBE_APISERVER.tmp.$$" "$ETCD.tmp.$$"' EXIT
+# Another builder may have finished while this one waited for the lock.
+if [[ -z "$(missing)" ]]; then
+  report
+  exit 0
+fi
 
-# build <wrapper dir> <package> <dest> <extra ldflags>: compiles into a temp name next to dest, checks that it
-# runs, then renames it into place (atomic on one filesystem, so readers never see half a binary).
-build() {
-  local dir="$1" pkg="$2" dest="$3" ldflags="$4" tmp
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/tollgate-k8s-build.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+# install <built file> <component>: checks that it runs, then renames it into place (atomic on one
+# filesystem, so readers never see half a binary).
+install_built() {
+  local built="$1" c="$2" dest tmp
+  dest="$(path_of "$c")"
   mkdir -p "$(dirname "$dest")"
   tmp="$dest.tmp.$$"
-  log "building $pkg -> $dest"
-  local start=$SECONDS
-  (cd "$dir" && nice -n 10 "$GO" build -trimpath -ldflags="-s -w $ldflags" -o "$tmp" "$pkg") >&2 ||
-    { rm -f "$tmp"; die "go build $pkg failed"; }
-  "$tmp" --version >/dev/null 2>&1 || { rm -f "$tmp"; die "built $pkg but it does not run '--version'"; }
+  mv -f "$built" "$tmp"
   mv -f "$tmp" "$dest"
-  log "built $(basename "$dest") in $((SECONDS - start))s ($(du -h "$dest" | cut -f1))"
+  usable "$c" || { rm -f "$dest"; die "built $c but it does not run"; }
+  log "built $c ($(du -h "$dest" | cut -f1))"
 }
 
-if ! usable "$KUBE_APISERVER"; then
-  dir="$WORK/kube-apiserver"
+k8s_missing=()
+while read -r c; do [[ -n "$c" && "$c" != etcd ]] && k8s_missing+=("$c"); done < <(missing)
+if [[ ${#k8s_missing[@]} -gt 0 ]]; then
+  dir="$WORK/k8s"
   mkdir -p "$dir"
   printf 'module tollgate.invalid/kube-apiserver-build\n\ngo 1.26.0\n' >"$dir/go.mod"
   # Fetch k8s.io/kubernetes's go.mod to learn which staging modules it requires at v0.0.0.
@@ -110,15 +144,27 @@ if ! usable "$KUBE_APISERVER"; then
   v="k8s.io/component-base/version"
   ldflags="-X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$K8S_MINOR -X $v.gitTreeState=clean"
   ldflags+=" -X $v.buildDate=1970-01-01T00:00:00Z"
-  build "$dir" k8s.io/kubernetes/cmd/kube-apiserver "$KUBE_APISERVER" "$ldflags"
+  pkgs=()
+  for c in "${k8s_missing[@]}"; do pkgs+=("k8s.io/kubernetes/${PKG[$c]}"); done
+  log "building ${k8s_missing[*]}"
+  start=$SECONDS
+  mkdir -p "$WORK/out"
+  # One go build for all of them: the shared packages compile once, in parallel.
+  (cd "$dir" && nice -n 10 "$GO" build -trimpath -ldflags="-s -w $ldflags" -o "$WORK/out/" "${pkgs[@]}") >&2 ||
+    die "go build ${pkgs[*]} failed"
+  log "go build took $((SECONDS - start))s"
+  for c in "${k8s_missing[@]}"; do install_built "$WORK/out/$(basename "${PKG[$c]}")" "$c"; done
 fi
 
-if ! usable "$ETCD"; then
+if ! usable etcd && printf '%s\n' "${COMPONENTS[@]}" | grep -qx etcd; then
   dir="$WORK/etcd"
   mkdir -p "$dir"
   printf 'module tollgate.invalid/etcd-build\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' \
     "$ETCD_VERSION" >"$dir/go.mod"
-  build "$dir" go.etcd.io/etcd/server/v3 "$ETCD" ""
+  log "building etcd"
+  (cd "$dir" && nice -n 10 "$GO" build -trimpath -ldflags="-s -w" -o "$WORK/out-etcd" go.etcd.io/etcd/server/v3) >&2 ||
+    die "go build go.etcd.io/etcd/server/v3 failed"
+  install_built "$WORK/out-etcd" etcd
 fi
 
 report
