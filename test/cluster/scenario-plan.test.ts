@@ -221,6 +221,12 @@ t.test('what the real cluster cannot offer is skipped with the reason', async (t
     ],
   );
   t.equal(probeSkipReason(probes[1]!, true), undefined, 'a cluster with outside hosts probes them');
+  const v6 = parseProbe(world, step.probes[0]!, 'e[0]', 6);
+  t.match(
+    probeSkipReason(v6, true),
+    /IPv6 probes are not run/,
+    'an IPv6 probe is skipped, not probed over IPv4',
+  );
   const three = parseScenarioText(
     `${SMALL.replace('description: test', 'description: test\nnodes: 3')}`,
     's.yaml',
@@ -307,6 +313,7 @@ t.test('skipped outcomes leave the failed count, never reach the passed one', as
     index: 0,
     where: 'm',
     kind: 'matrix',
+    family: 'ipv4',
     port: 80,
     protocol: 'TCP',
     rules: [],
@@ -377,8 +384,8 @@ t.test(
       );
       t.ok(r.passed > 0, `${label}: ${r.passed} passed, ${r.skipped} skipped`);
       t.ok(
-        r.skips.every((s) => /outside hosts|SCTP/.test(s.reason)),
-        `${label}: only hosts and SCTP skipped`,
+        r.skips.every((s) => /outside hosts|SCTP|IPv6 probes/.test(s.reason)),
+        `${label}: only hosts, SCTP and IPv6 skipped`,
       );
     }
     t.ok(

@@ -172,6 +172,8 @@ export function scenarioSkipReason(scenario: Scenario, nodeCount: number): strin
 /** Why one probe cannot be sent on the real cluster; undefined: it can. */
 export function probeSkipReason(probe: Probe, hosts: boolean): string | undefined {
   if (probe.protocol === 'SCTP') return 'SCTP probes are not run on the real cluster';
+  if (probe.family === 6)
+    return 'IPv6 probes are not run on the real cluster (its scenario pods are IPv4 only)';
   for (const e of [probe.from, probe.to])
     if (e.kind === 'host' && !hosts) return 'the cluster offers no outside hosts (host/ endpoints)';
   return undefined;
