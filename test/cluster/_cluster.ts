@@ -49,6 +49,7 @@ import {
   containerdConfig,
   flannelNetConf,
   HUB_IP,
+  HUB_IP6,
   hostsToml,
   type Identity,
   KUBELET_SYSCTLS,
@@ -57,12 +58,15 @@ import {
   kubeProxyConfig,
   makePki,
   nodeIp,
+  nodeIp6,
   nodeName,
   type Pki,
   podCidr,
+  podCidr6,
   REGISTRY_NAME,
   REGISTRY_PORT,
   SERVICE_CIDR,
+  SERVICE_CIDR6,
   tokensCsv,
 } from './_config.ts';
 
@@ -75,6 +79,8 @@ export interface ClusterOptions {
   proxyMode?: 'iptables' | 'nftables';
   /** true (default): `kubectl apply -f daemonset/` with the lab's image, then wait for the rollout. */
   installTollgate?: boolean;
+  /** Opt-in: IPv6 on nodes, pods (fd00:10:244:N::/64) and Services besides IPv4. Default false. */
+  dualStack?: boolean;
 }
 
 export interface ClusterNode {
@@ -82,6 +88,8 @@ export interface ClusterNode {
   ip4: string;
   /** The node's network namespace name (under /run/netns). */
   netns: string;
+  /** Only with dualStack. */
+  ip6?: string;
 }
 
 export interface CommandResult {
@@ -112,6 +120,8 @@ export interface LabCluster extends Cluster {
   id: string;
   dir: string;
   proxyMode: 'iptables' | 'nftables';
+  /** IPv6 besides IPv4 on nodes, pods and Services (ClusterOptions.dualStack). */
+  dualStack: boolean;
   /** kubectl that throws (naming the command and its stderr) on a non-zero exit; resolves with stdout. */
   kubectlOk(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<string>;
   /** Runs argv in every namespace of a node (its mount namespace too: the node's /run, /var/lib). */
@@ -252,6 +262,7 @@ class RealCluster implements LabCluster {
   readonly kubeconfig: string;
   readonly nodes: ClusterNode[] = [];
   readonly proxyMode: 'iptables' | 'nftables';
+  dualStack = false;
   readonly agnhostImage = `${REGISTRY_NAME}/agnhost:lab`;
   readonly pauseImage = `${REGISTRY_NAME}/pause:lab`;
   tollgateImage = `${REGISTRY_NAME}/tollgate:lab`;
@@ -275,6 +286,10 @@ class RealCluster implements LabCluster {
     this.state = { id: this.id, pid: process.pid, dir: this.dir, netns: [], cgroups: [] };
     writeState(this.state);
     registerOpenLab(this);
+  }
+
+  get serviceCidrs(): string {
+    return this.dualStack ? `${SERVICE_CIDR},${SERVICE_CIDR6}` : SERVICE_CIDR;
   }
 
   get hubNetns(): string {
@@ -479,6 +494,7 @@ class RealCluster implements LabCluster {
       'link set lo up',
       'link add br0 type bridge',
       `addr add ${HUB_IP}/24 dev br0`,
+      ...(this.dualStack ? [`addr add ${HUB_IP6}/64 dev br0 nodad`] : []),
       'link set br0 up',
     ];
     for (let i = 1; i <= nodeCount; i++) {
@@ -492,7 +508,12 @@ class RealCluster implements LabCluster {
         `link set v${i} master br0`,
         `link set v${i} up`,
       );
-      this.nodes.push({ name: nodeName(i), ip4: nodeIp(i), netns: ns });
+      this.nodes.push({
+        name: nodeName(i),
+        ip4: nodeIp(i),
+        netns: ns,
+        ...(this.dualStack ? { ip6: nodeIp6(i) } : {}),
+      });
     }
     await check(['ip', '-n', hub, '-batch', '-'], { input: `${hubLines.join('\n')}\n` });
     for (const n of this.nodes) {
@@ -503,6 +524,9 @@ class RealCluster implements LabCluster {
           'link set eth0 up',
           // The hub forwards nothing and routes nowhere else: this default route ends in the lab.
           `route add default via ${HUB_IP}`,
+          ...(this.dualStack && n.ip6
+            ? [`addr add ${n.ip6}/64 dev eth0 nodad`, `route add default via ${HUB_IP6}`]
+            : []),
           '',
         ].join('\n'),
       });
@@ -513,7 +537,7 @@ class RealCluster implements LabCluster {
         `--net=/run/netns/${n.netns}`,
         'sh',
         '-ec',
-        'echo 1 > /proc/sys/net/ipv4/ip_forward; echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables; echo 1 > /proc/sys/net/bridge/bridge-nf-call-ip6tables',
+        'echo 1 > /proc/sys/net/ipv4/ip_forward; echo 1 > /proc/sys/net/ipv6/conf/all/forwarding; echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables; echo 1 > /proc/sys/net/bridge/bridge-nf-call-ip6tables',
       ]);
     }
   }
@@ -556,7 +580,7 @@ class RealCluster implements LabCluster {
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${pki.saPub}`,
       `--service-account-signing-key-file=${pki.saKey}`,
-      `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      `--service-cluster-ip-range=${this.serviceCidrs}`,
       '--kubelet-preferred-address-types=InternalIP',
       '--allow-privileged=true',
       '--profiling=false',
@@ -575,7 +599,7 @@ class RealCluster implements LabCluster {
       '--leader-elect=false',
       `--root-ca-file=${pki.caCert}`,
       `--service-account-private-key-file=${pki.saKey}`,
-      `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      `--service-cluster-ip-range=${this.serviceCidrs}`,
       '--bind-address=127.0.0.1',
       '--controllers=*,-nodeipam',
       '--use-service-account-credentials=false',
@@ -664,7 +688,10 @@ class RealCluster implements LabCluster {
           labels: { 'kubernetes.io/hostname': nodeName(i), 'kubernetes.io/os': 'linux' },
           annotations: { 'tollgate.test/lab': this.id },
         },
-        spec: { podCIDR: podCidr(i), podCIDRs: [podCidr(i)] },
+        spec: {
+          podCIDR: podCidr(i),
+          podCIDRs: this.dualStack ? [podCidr(i), podCidr6(i)] : [podCidr(i)],
+        },
       };
       await this.kubectlOk(['create', '-f', '-'], { input: JSON.stringify(node) });
     }
@@ -677,7 +704,7 @@ class RealCluster implements LabCluster {
     mkdirSync(join(etc, 'cni'), { recursive: true });
     mkdirSync(join(etc, 'certs.d', REGISTRY_NAME), { recursive: true });
     writeFileSync(join(etc, 'certs.d', REGISTRY_NAME, 'hosts.toml'), hostsToml());
-    writeFileSync(join(etc, 'cni', '10-bridge.conflist'), cniConflist(i));
+    writeFileSync(join(etc, 'cni', '10-bridge.conflist'), cniConflist(i, this.dualStack));
     writeFileSync(
       join(etc, 'containerd.toml'),
       containerdConfig({
@@ -693,9 +720,9 @@ class RealCluster implements LabCluster {
     const kubeconfigOf = (user: string) => ids.find((x) => x.user === user)!.file;
     writeFileSync(
       join(etc, 'kube-proxy.yaml'),
-      kubeProxyConfig(i, this.proxyMode, kubeconfigOf('system:kube-proxy')),
+      kubeProxyConfig(i, this.proxyMode, kubeconfigOf('system:kube-proxy'), this.dualStack),
     );
-    writeFileSync(join(etc, 'net-conf.json'), flannelNetConf());
+    writeFileSync(join(etc, 'net-conf.json'), flannelNetConf(this.dualStack));
     const cgroupName = `${PREFIX}${this.id}-${n.name}`;
     this.state.cgroups.push(...boxCgroupDirs(cgroupName));
     writeState(this.state);
@@ -726,7 +753,7 @@ class RealCluster implements LabCluster {
         `--config=${join(etc, 'kubelet.yaml')}`,
         `--kubeconfig=${kubeconfigOf(`system:node:${n.name}`)}`,
         `--hostname-override=${n.name}`,
-        `--node-ip=${n.ip4}`,
+        `--node-ip=${n.ip6 ? `${n.ip4},${n.ip6}` : n.ip4}`,
         '--v=1',
       ],
       { PATH: path },
@@ -840,6 +867,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<LabCluste
   await sweepDeadRuns();
   const release = await acquireClusterLock(scaledMs(30 * 60_000));
   const cluster = new RealCluster(bins, opts.proxyMode ?? 'nftables', release);
+  cluster.dualStack = opts.dualStack ?? false;
   try {
     await cluster.start(nodeCount, opts.installTollgate ?? true);
   } catch (error) {
@@ -856,7 +884,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<LabCluste
 
 /** For a manual look: `node test/cluster/_cluster.ts` starts a cluster, prints its timings, stops it. */
 if (import.meta.main) {
-  const c = await startCluster({ installTollgate: process.argv.includes('--install') });
+  const c = await startCluster({
+    installTollgate: process.argv.includes('--install'),
+    dualStack: process.argv.includes('--dual-stack'),
+  });
   console.log(JSON.stringify({ id: c.id, timings: c.timings, nodes: c.nodes }));
   console.log((await c.kubectl(['get', 'nodes,pods', '-A', '-o', 'wide'])).stdout);
   if (process.argv.includes('--keep')) {

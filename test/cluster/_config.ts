@@ -20,6 +20,13 @@ export const KUBERNETES_SERVICE_IP = '10.244.240.1';
 /** What pods name images by; containerd mirrors it to the lab registry (nothing else resolves). */
 export const REGISTRY_NAME = 'registry.tollgate.invalid';
 export const nodeIp = (i: number) => `198.51.100.${10 + i}`;
+// Dual stack (opt-in): nodes and the hub on 2001:db8:5100::/64, pods fd00:10:244:N::/64, Services at the top
+// of fd00:10:244::/48 (all inside the lab's ranges).
+export const HUB_IP6 = '2001:db8:5100::1';
+export const nodeIp6 = (i: number) => `2001:db8:5100::${10 + i}`;
+export const POD_NETWORK6 = 'fd00:10:244::/56';
+export const SERVICE_CIDR6 = 'fd00:10:244:ffff::/112';
+export const podCidr6 = (i: number) => `fd00:10:244:${i}::/64`;
 export const podCidr = (i: number) => `10.244.${i}.0/24`;
 export const nodeName = (i: number) => `node-${i}`;
 
@@ -162,13 +169,18 @@ nodeStatusUpdateFrequency: 5s
 `;
 }
 
-export function kubeProxyConfig(i: number, mode: 'iptables' | 'nftables', kubeconfigFile: string): string {
+export function kubeProxyConfig(
+  i: number,
+  mode: 'iptables' | 'nftables',
+  kubeconfigFile: string,
+  dualStack = false,
+): string {
   return `apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: ${mode}
 clientConnection: {kubeconfig: ${kubeconfigFile}}
 hostnameOverride: ${nodeName(i)}
-clusterCIDR: ${POD_NETWORK}
+clusterCIDR: ${dualStack ? `${POD_NETWORK},${POD_NETWORK6}` : POD_NETWORK}
 # nf_conntrack_max is the machine's, not the node's: leave it alone.
 conntrack: {maxPerCore: 0, min: 0}
 metricsBindAddress: 127.0.0.1:10249
@@ -224,7 +236,7 @@ export function hostsToml(): string {
  * Flannel's CNI plugin is not served by the module proxy, so a static bridge config stands in for what it
  * would delegate to (cni0, host-local IPAM of the node's podCIDR, MTU of the VXLAN device).
  */
-export function cniConflist(i: number): string {
+export function cniConflist(i: number, dualStack = false): string {
   return JSON.stringify(
     {
       cniVersion: '1.0.0',
@@ -239,8 +251,11 @@ export function cniConflist(i: number): string {
           mtu: 1450,
           ipam: {
             type: 'host-local',
-            ranges: [[{ subnet: podCidr(i), gateway: `10.244.${i}.1` }]],
-            routes: [{ dst: '0.0.0.0/0' }],
+            ranges: [
+              [{ subnet: podCidr(i), gateway: `10.244.${i}.1` }],
+              ...(dualStack ? [[{ subnet: podCidr6(i), gateway: `fd00:10:244:${i}::1` }]] : []),
+            ],
+            routes: [{ dst: '0.0.0.0/0' }, ...(dualStack ? [{ dst: '::/0' }] : [])],
           },
         },
         { type: 'portmap', capabilities: { portMappings: true } },
@@ -251,6 +266,11 @@ export function cniConflist(i: number): string {
   );
 }
 
-export function flannelNetConf(): string {
-  return JSON.stringify({ Network: POD_NETWORK, EnableNFTables: true, Backend: { Type: 'vxlan' } });
+export function flannelNetConf(dualStack = false): string {
+  return JSON.stringify({
+    Network: POD_NETWORK,
+    EnableNFTables: true,
+    Backend: { Type: 'vxlan' },
+    ...(dualStack ? { EnableIPv6: true, IPv6Network: POD_NETWORK6 } : {}),
+  });
 }

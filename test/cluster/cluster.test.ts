@@ -1,5 +1,5 @@
-// Issue 15: what only a real cluster shows, on one real two-node cluster (kubelet, containerd, runc,
-// kube-proxy in nftables mode, Flannel VXLAN; test/cluster/_cluster.ts) with tollgate installed from
+// Issue 15: what only a real cluster shows, on one real two-node dual-stack cluster (kubelet, containerd,
+// runc, kube-proxy in nftables mode, Flannel VXLAN; test/cluster/_cluster.ts) with tollgate installed from
 // daemonset/ as a user installs it. One file starts one cluster and runs the cases in order, so no other
 // heavy cluster test runs beside it (startCluster also holds a machine-wide lock). Probes are curl from inside
 // the source pod's network namespace; a reply is judged by the body (the backend pod's name).
@@ -44,10 +44,20 @@ async function probe(c: LabCluster, from: string, ip: string, namespace = NS, se
     '-s',
     '--max-time',
     String(seconds),
-    `http://${ip}:8080/hostname`,
+    `http://${host(ip)}:8080/hostname`,
   ]);
   return { ok: r.code === 0, body: r.stdout.trim(), code: r.code };
 }
+
+async function podIp6(c: LabCluster, name: string, namespace = NS): Promise<string> {
+  return waitFor(`an IPv6 address for ${namespace}/${name}`, 120_000, async () => {
+    const r = await c.kubectl(['get', 'pod', '-n', namespace, name, '-o', 'jsonpath={.status.podIPs[*].ip}']);
+    return r.stdout.split(' ').find((ip) => ip.includes(':'));
+  });
+}
+
+/** An address as a URL host. */
+const host = (ip: string) => (ip.includes(':') ? `[${ip}]` : ip);
 
 async function podIp(c: LabCluster, name: string, namespace = NS): Promise<string> {
   return waitFor(`an IP for ${namespace}/${name}`, 120_000, async () => {
@@ -135,6 +145,20 @@ async function setUpDemo(c: LabCluster, n1: string, n2: string) {
       metadata: { name: `svc-${x}`, namespace: NS },
       spec: { selector: { instance: x }, ports: [{ port: 8080, targetPort: 8080 }] },
     })),
+    // On a dual-stack cluster, IPv6-only Services too (point 18: rules apply to both families).
+    ...(c.dualStack
+      ? (['a', 'b'] as const).map((x) => ({
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: { name: `svc6-${x}`, namespace: NS },
+          spec: {
+            ipFamilies: ['IPv6'],
+            ipFamilyPolicy: 'SingleStack',
+            selector: { instance: x },
+            ports: [{ port: 8080, targetPort: 8080 }],
+          },
+        }))
+      : []),
   ]);
   await waitReady(c, NS, ['srv-a', 'srv-b', 'client', 'other']);
   const ips = { a: await podIp(c, 'srv-a'), b: await podIp(c, 'srv-b') };
@@ -154,18 +178,41 @@ async function setUpDemo(c: LabCluster, n1: string, n2: string) {
     },
   };
 
+  const v6 = c.dualStack
+    ? {
+        a: await podIp6(c, 'srv-a'),
+        b: await podIp6(c, 'srv-b'),
+        svcA: (
+          await c.kubectlOk(['get', 'svc', '-n', NS, 'svc6-a', '-o', 'jsonpath={.spec.clusterIP}'])
+        ).trim(),
+        svcB: (
+          await c.kubectlOk(['get', 'svc', '-n', NS, 'svc6-b', '-o', 'jsonpath={.spec.clusterIP}'])
+        ).trim(),
+      }
+    : undefined;
+  type Flow = readonly [string, string, boolean, string, string];
+  const v6flows: Flow[] = v6
+    ? [
+        ['client', v6.a, true, 'srv-a', 'IPv6, same node'],
+        ['client', v6.b, true, 'srv-b', 'IPv6, cross node (VXLAN)'],
+        ['client', v6.svcB, true, 'srv-b', 'IPv6 ClusterIP, backend on the other node'],
+        ['other', v6.a, false, 'srv-a', 'IPv6, same node'],
+        ['other', v6.b, false, 'srv-b', 'IPv6, cross node (VXLAN)'],
+        ['other', v6.svcA, false, 'srv-a', 'IPv6 ClusterIP, backend on the same node'],
+      ]
+    : [];
   // The flows of the smoke case and of the rolling update: [source pod, target, expected, backend name].
-  const flows = () =>
-    [
-      ['client', ips.a, true, 'srv-a', 'same node'],
-      ['client', ips.b, true, 'srv-b', 'cross node (VXLAN)'],
-      ['client', svc.b, true, 'srv-b', 'ClusterIP, backend on the other node'],
-      ['client', svc.a, true, 'srv-a', 'ClusterIP, backend on the same node'],
-      ['other', ips.a, false, 'srv-a', 'same node'],
-      ['other', ips.b, false, 'srv-b', 'cross node (VXLAN)'],
-      ['other', svc.a, false, 'srv-a', 'ClusterIP, backend on the same node'],
-      ['other', svc.b, false, 'srv-b', 'ClusterIP, backend on the other node'],
-    ] as const;
+  const flows = (): readonly Flow[] => [
+    ['client', ips.a, true, 'srv-a', 'same node'],
+    ['client', ips.b, true, 'srv-b', 'cross node (VXLAN)'],
+    ['client', svc.b, true, 'srv-b', 'ClusterIP, backend on the other node'],
+    ['client', svc.a, true, 'srv-a', 'ClusterIP, backend on the same node'],
+    ['other', ips.a, false, 'srv-a', 'same node'],
+    ['other', ips.b, false, 'srv-b', 'cross node (VXLAN)'],
+    ['other', svc.a, false, 'srv-a', 'ClusterIP, backend on the same node'],
+    ['other', svc.b, false, 'srv-b', 'ClusterIP, backend on the other node'],
+    ...v6flows,
+  ];
   return { withImage, ips, svc, flows, allowClient };
 }
 
@@ -209,9 +256,9 @@ if (process.getuid?.() !== 0) {
 }
 // One outer test per cluster: tap ends a test whose queue runs empty, so the cluster's teardown must hang on a
 // test that lasts as long as the cases do.
-t.test('one cluster, kube-proxy in nftables mode', async (t) => {
+t.test('one dual-stack cluster, kube-proxy in nftables mode', async (t) => {
   const started = performance.now();
-  const c = await startCluster({ proxyMode: 'nftables' });
+  const c = await startCluster({ proxyMode: 'nftables', dualStack: true });
   t.teardown(() => c.stop());
   t.comment(
     `cluster ${c.id} up in ${Math.round(performance.now() - started)} ms: ${JSON.stringify(c.timings)}`,
@@ -356,7 +403,7 @@ t.test('one cluster, kube-proxy in nftables mode', async (t) => {
             '-s',
             '--max-time',
             '1',
-            `http://${ip}:8080/hostname`,
+            `http://${host(ip)}:8080/hostname`,
           ]);
           if (p.code === 0 && p.stdout.trim() === name) res.passed++;
           else res.denied++;
