@@ -24,6 +24,7 @@ import { TollgateError } from '../util/errors.ts';
 import { ROUTER } from './addresses.ts';
 import { inNamespace } from './exec.ts';
 import type { Lab } from './lab.ts';
+import { makePki, type Pki } from './pki.ts';
 import { registerOpenLab, unregisterOpenLab } from './registry.ts';
 
 const execFileP = promisify(execFile);
@@ -115,93 +116,22 @@ export function k8sBinaries(): Promise<K8sBinaries> {
 
 // ---- credentials (one set per process) --------------------------------------------------------------------
 
-interface Credentials {
-  dir: string;
-  caCert: string;
-  caKey: string;
-  servingCert: string;
-  servingKey: string;
-  saKey: string;
-  saPub: string;
-  caPem: string;
-}
+type Credentials = Pki;
 
 let credentials: Promise<Credentials> | undefined;
 
-function openssl(args: string[], cwd: string): Promise<unknown> {
-  return execFileP('openssl', args, { cwd }).catch((error: { stderr?: string; message: string }) => {
-    throw new ApiServerError(
-      'E_APISERVER_START',
-      `openssl ${args[0]} failed: ${error.stderr ?? error.message}`,
-    );
-  });
-}
-
 /**
- * A CA, a serving certificate for 198.51.100.254 (every lab's router has that address, so one certificate
- * serves every lab of this process) and the service-account signing key pair; EC P-256 keys: fast to make.
+ * One set per process: the serving certificate is for 198.51.100.254 (every lab's router has that address,
+ * so one certificate serves every lab of this process).
  */
 function processCredentials(): Promise<Credentials> {
   credentials ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tollgate-k8s-creds-'));
     registerOpenLab({ teardownSync: () => rmSync(dir, { recursive: true, force: true }) });
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    await openssl(
-      [
-        'req',
-        '-x509',
-        ...ec,
-        '-days',
-        '2',
-        '-subj',
-        '/CN=tollgate-lab-ca',
-        '-keyout',
-        'ca.key',
-        '-out',
-        'ca.crt',
-      ],
-      dir,
-    );
-    await openssl(
-      ['req', ...ec, '-subj', '/CN=kube-apiserver', '-keyout', 'serving.key', '-out', 'serving.csr'],
-      dir,
-    );
-    writeFileSync(
-      join(dir, 'serving.ext'),
-      `subjectAltName=IP:${ROUTER.nodeNet4},IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n`,
-    );
-    await openssl(
-      [
-        'x509',
-        '-req',
-        '-in',
-        'serving.csr',
-        '-CA',
-        'ca.crt',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-days',
-        '2',
-        '-extfile',
-        'serving.ext',
-        '-out',
-        'serving.crt',
-      ],
-      dir,
-    );
-    await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'sa.key'], dir);
-    await openssl(['ec', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
-    return {
-      dir,
-      caCert: join(dir, 'ca.crt'),
-      caKey: join(dir, 'ca.key'),
-      servingCert: join(dir, 'serving.crt'),
-      servingKey: join(dir, 'serving.key'),
-      saKey: join(dir, 'sa.key'),
-      saPub: join(dir, 'sa.pub'),
-      caPem: readFileSync(join(dir, 'ca.crt'), 'utf8'),
-    };
+    return makePki(dir, {
+      ca: 'tollgate-lab-ca',
+      altNames: [`IP:${ROUTER.nodeNet4}`, 'IP:10.96.0.1', 'DNS:kubernetes', 'DNS:kubernetes.default.svc'],
+    });
   })();
   credentials.catch(() => {
     credentials = undefined;

@@ -1,12 +1,6 @@
 // Files the real-cluster harness writes for its components: throwaway PKI, tokens, kubeconfigs, and the
 // kubelet, kube-proxy, containerd, CNI and Flannel configurations. Pure text; starts nothing.
-import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { ClusterError } from './_boxes.ts';
-
-const execFileP = promisify(execFile);
+import { makePki as makeLabPki, type Pki } from '../../src/lab/pki.ts';
 
 // Addresses (../shared/scenarios/README.md "Addresses"): nodes on the documentation range 198.51.100.0/24, pods
 // 10.244.N.0/24 inside Flannel's network, Services in the top of 10.244/16 (inside the lab's ranges, so the
@@ -30,76 +24,20 @@ export const podCidr6 = (i: number) => `fd00:10:244:${i}::/64`;
 export const podCidr = (i: number) => `10.244.${i}.0/24`;
 export const nodeName = (i: number) => `node-${i}`;
 
-export interface Pki {
-  dir: string;
-  caCert: string;
-  caPem: string;
-  servingCert: string;
-  servingKey: string;
-  saKey: string;
-  saPub: string;
-}
-
-async function openssl(args: string[], cwd: string): Promise<void> {
-  await execFileP('openssl', args, { cwd }).catch((error: { stderr?: string; message: string }) => {
-    throw new ClusterError('E_CLUSTER_START', `openssl ${args[0]} failed: ${error.stderr ?? error.message}`);
-  });
-}
+export type { Pki };
 
 /** A CA, the API server's serving certificate (hub address and the kubernetes Service IP), SA keys. */
-export async function makePki(dir: string): Promise<Pki> {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(
-    [
-      'req',
-      '-x509',
-      ...ec,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=tollgate-cluster-ca',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.crt',
+export function makePki(dir: string): Promise<Pki> {
+  return makeLabPki(dir, {
+    ca: 'tollgate-cluster-ca',
+    altNames: [
+      `IP:${HUB_IP}`,
+      `IP:${KUBERNETES_SERVICE_IP}`,
+      'DNS:kubernetes',
+      'DNS:kubernetes.default',
+      'DNS:kubernetes.default.svc',
     ],
-    dir,
-  );
-  await openssl(
-    ['req', ...ec, '-subj', '/CN=kube-apiserver', '-keyout', 'serving.key', '-out', 'serving.csr'],
-    dir,
-  );
-  writeFileSync(
-    join(dir, 'serving.ext'),
-    `subjectAltName=IP:${HUB_IP},IP:${KUBERNETES_SERVICE_IP},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n`,
-  );
-  await openssl(
-    [
-      'x509',
-      '-req',
-      '-in',
-      'serving.csr',
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '2',
-    ].concat(['-extfile', 'serving.ext', '-out', 'serving.crt']),
-    dir,
-  );
-  await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'sa.key'], dir);
-  await openssl(['ec', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
-  return {
-    dir,
-    caCert: join(dir, 'ca.crt'),
-    caPem: readFileSync(join(dir, 'ca.crt'), 'utf8'),
-    servingCert: join(dir, 'serving.crt'),
-    servingKey: join(dir, 'serving.key'),
-    saKey: join(dir, 'sa.key'),
-    saPub: join(dir, 'sa.pub'),
-  };
+  });
 }
 
 export interface Identity {
