@@ -149,7 +149,9 @@ type Op =
   /** The node's next `times` commits fail (the kernel refused or the socket broke). */
   | { op: 'fail'; node: number; times: number }
   /** Someone deletes the node's table; with `verify` the agent's periodic verify runs before the sync. */
-  | { op: 'drift'; node: number; verify: boolean };
+  | { op: 'drift'; node: number; verify: boolean }
+  /** The agent's periodic verify runs before the node's sync. */
+  | { op: 'verify'; node: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ op: fc.constant('pod' as const), key: podKey, spec: podSpec }) },
@@ -408,6 +410,7 @@ class World {
       case 'sync':
       case 'fail':
       case 'drift':
+      case 'verify':
         break;
     }
   }
@@ -550,7 +553,7 @@ async function run(ops: Op[][]): Promise<void> {
     for (const o of batch) world.apply(o);
     const fresh = world.fresh();
     for (const [k, n] of nodes.entries()) {
-      let verify = false;
+      let verify = batch.some((o) => o.op === 'verify' && o.node === k);
       for (const o of batch) {
         if (o.op === 'drift' && o.node === k) {
           n.fake.tables.clear();
@@ -560,8 +563,9 @@ async function run(ops: Op[][]): Promise<void> {
       }
       if (verify) {
         const v = await n.reconciler.verify();
-        if (n.reconciler.lastComplete !== undefined && !v.repaired)
-          throw new Error(`step ${i} ${n.name}: verify did not repair a deleted table: ${v.detail}`);
+        const last = n.reconciler.lastComplete;
+        if (last !== undefined && !compareTable(last, await n.fake.readTable()).equal)
+          throw new Error(`step ${i} ${n.name}: verify left the table unlike the last program: ${v.detail}`);
         n.drifted = n.reconciler.lastComplete === undefined;
       }
       // After the verify: the failure is the sync's.
@@ -661,4 +665,23 @@ t.test('examples: the edits that invalidate each kind of memo', async (t) => {
     [{ op: 'ns', name: 'y', labels: {} }],
   ]);
   t.pass('namespace relabel');
+  // A failed sync leaves the desired cache ahead of the kernel; verify then trusts the last complete
+  // program again, and the next diff must start from that, not from the cache's newer elements.
+  const fromApps: Op = {
+    op: 'policy',
+    key: ['x', 'q0'],
+    spec: {
+      podSelector: {},
+      ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: 'b' } } }] }],
+    },
+  };
+  await run([
+    [local, peerPod, fromApps],
+    [
+      { op: 'fail', node: 0, times: 2 },
+      { op: 'ip', which: 1, ip: '10.244.2.11' },
+    ],
+    [{ op: 'verify', node: 0 }, pod(['y', 'p2'], { app: 'b' }, 'n2', '10.244.2.12')],
+  ]);
+  t.pass('verify after a failed sync');
 });
