@@ -91,7 +91,8 @@ const peer = fc.oneof(
 const port = fc.oneof(
   fc.record({ port: fc.constantFrom(80, 53, 8080) }, { requiredKeys: [] }),
   fc.record({ protocol: fc.constantFrom('TCP', 'UDP', 'SCTP'), port: fc.constantFrom(80, 53, 81) }),
-  fc.record({ port: fc.constantFrom('http', 'dns', 'alt', 'nope') }),
+  fc.record({ port: fc.constantFrom('http', 'http', 'dns', 'alt', 'nope') }),
+  fc.record({ port: fc.constant('http') }),
   fc.record({ port: fc.constant(8000), endPort: fc.constantFrom(8080, 9000) }),
   fc.record({ protocol: fc.constant('UDP') }),
 );
@@ -117,11 +118,17 @@ const policyKey = fc.tuple(fc.constantFrom(...NAMESPACES), fc.constantFrom('q0',
 // Addresses may repeat across pods (IP reuse, contested addresses) and may sit outside the node's CIDR.
 const v4 = fc.constantFrom('10.244.1.10', '10.244.1.11', '10.244.1.12', '10.244.2.10', '10.244.2.11');
 const v6 = fc.constantFrom(undefined, 'fd00:10:244:1::10', 'fd00:10:244:2::10', 'fd00:10:244:2::11');
-const ports = fc.subarray([
-  { name: 'http', containerPort: 80, protocol: 'TCP' },
-  { name: 'dns', containerPort: 53, protocol: 'UDP' },
-  { name: 'alt', containerPort: 81, protocol: 'SCTP' },
-]);
+// A named port may move to another number when a pod is replaced (a named-port set follows it).
+const ports = fc.tuple(fc.constantFrom(80, 8080), fc.subarray([0, 1, 2])).map(([http, picked]) =>
+  picked.map(
+    (i) =>
+      [
+        { name: 'http', containerPort: http, protocol: 'TCP' },
+        { name: 'dns', containerPort: 53, protocol: 'UDP' },
+        { name: 'alt', containerPort: 81, protocol: 'SCTP' },
+      ][i]!,
+  ),
+);
 const podSpec = fc.record({
   labels,
   node: fc.constantFrom('n1', 'n2', 'n2', undefined),
@@ -684,4 +691,20 @@ t.test('examples: the edits that invalidate each kind of memo', async (t) => {
     [{ op: 'verify', node: 0 }, pod(['y', 'p2'], { app: 'b' }, 'n2', '10.244.2.12')],
   ]);
   t.pass('verify after a failed sync');
+  // A named-port peer set depends on the members' ports too, not only on which pods they are.
+  const web = (port: number): Op => ({
+    op: 'pod',
+    key: ['y', 'p1'],
+    spec: {
+      ...(peerPod as Op & { op: 'pod' }).spec,
+      ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
+    },
+  });
+  const toHttp: Op = {
+    op: 'policy',
+    key: ['x', 'q1'],
+    spec: { podSelector: {}, egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: 'http' }] }] },
+  };
+  await run([[local, web(80), toHttp], [web(8080)]]);
+  t.pass('named port moved');
 });
