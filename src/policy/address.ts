@@ -249,6 +249,16 @@ export function mergeAddresses(
     else v6.push(addressRange(a));
   }
   v4.sort();
+  const out = sortedV4Ranges(v4, previous);
+  return v6.length > 0 ? [...out, ...mergeRanges(v6)] : out;
+}
+
+/**
+ * mergeAddresses of IPv4 addresses given as sorted numbers (duplicates allowed), with the same reuse of
+ * `previous`; the keys of the result are kept for v4Keyed.
+ */
+export function sortedV4Ranges(v4: ArrayLike<number>, previous?: readonly AddressRange[]): AddressRange[] {
+  const count = v4.length;
   const out: AddressRange[] = [];
   const keys = new Float64Array(2 * count);
   const old = previous && v4Keyed(previous)?.keys;
@@ -267,7 +277,6 @@ export function mergeAddresses(
     keys[k++] = first;
     keys[k++] = last;
   }
-  if (v6.length > 0) return [...out, ...mergeRanges(v6)];
   keyCache.set(out, { ranges: out, keys: k === keys.length ? keys : keys.slice(0, k) });
   return out;
 }

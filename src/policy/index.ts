@@ -61,6 +61,12 @@ interface PeerMembers {
   members: Map<string, Pod>;
   /** Rebuilt (a new array) whenever membership or a member changes: identity tells "unchanged". */
   list: readonly Pod[] | undefined;
+  /**
+   * The members' IPv4 addresses as numbers, sorted (a multiset), patched in place as members come and go:
+   * a peer set of 20k-100k pods rebuilt for one member would otherwise gather and sort every address
+   * again. null: a member has an IPv6 address (callers take the general path); undefined: not built.
+   */
+  v4: number[] | null | undefined;
 }
 
 /**
@@ -334,11 +340,14 @@ export class ClusterIndex {
     if (!wasLive && !isLive) return;
     this.liveList = undefined;
     for (const entry of this.peerMembers.values()) {
-      const was = entry.members.has(key);
+      const was = entry.members.get(key);
       const is = isLive && this.podPeerMatches(entry.peer, entry.policyNamespace, pod);
       if (is) entry.members.set(key, pod);
       else if (was) entry.members.delete(key);
-      if (was || is) entry.list = undefined;
+      if (was || is) {
+        entry.list = undefined;
+        if (!entry.v4 || !patchV4(entry.v4, was, is ? pod : undefined)) entry.v4 = undefined;
+      }
     }
   }
 
@@ -415,6 +424,31 @@ export class ClusterIndex {
    * `update`: the same array (by identity) as long as no member was added, removed or changed.
    */
   podPeerMembers(peer: Peer & { kind: 'pods' }, policyNamespace: string): readonly Pod[] {
+    const entry = this.peerEntry(peer, policyNamespace);
+    entry.list ??= [...entry.members.values()];
+    return entry.list;
+  }
+
+  /**
+   * The IPv4 addresses of podPeerMembers as sorted numbers, or undefined when a member has an IPv6
+   * address. The array is the index's own, patched by the next `update`: read it before that, never keep it.
+   */
+  podPeerV4(peer: Peer & { kind: 'pods' }, policyNamespace: string): readonly number[] | undefined {
+    const entry = this.peerEntry(peer, policyNamespace);
+    if (entry.v4 === undefined) {
+      const keys: number[] = [];
+      let mixed = false;
+      for (const pod of entry.members.values())
+        for (const ip of pod.ips) {
+          if (ip.family === 4) keys.push(Number(ip.value));
+          else mixed = true;
+        }
+      entry.v4 = mixed ? null : keys.sort((a, b) => a - b);
+    }
+    return entry.v4 ?? undefined;
+  }
+
+  private peerEntry(peer: Peer & { kind: 'pods' }, policyNamespace: string): PeerMembers {
     const key = podPeerKey(peer, policyNamespace);
     let entry = this.peerMembers.get(key);
     if (!entry) {
@@ -426,11 +460,10 @@ export class ClusterIndex {
       for (const ns of scope)
         for (const [labels, group] of this.liveByNamespace.get(ns) ?? [])
           if (matchesSelector(peer.pods, labels)) for (const [key, p] of group) members.set(key, p);
-      entry = { peer, policyNamespace, members, list: undefined };
+      entry = { peer, policyNamespace, members, list: undefined, v4: undefined };
       this.peerMembers.set(key, entry);
     }
-    entry.list ??= [...entry.members.values()];
-    return entry.list;
+    return entry;
   }
 
   /** Forgets memoized peers other than these keys (callers that plan repeatedly keep memory bounded). */
@@ -441,6 +474,35 @@ export class ClusterIndex {
 
 /** An address as a claims key: IPv4 as a number, IPv6 as its bigint (the two never collide). */
 const claimKey = (a: Address): number | bigint => (a.family === 4 ? Number(a.value) : a.value);
+
+/** Moves a member's IPv4 addresses in a sorted multiset: false when either pod has an IPv6 one. */
+function patchV4(keys: number[], old: Pod | undefined, pod: Pod | undefined): boolean {
+  if (old !== undefined)
+    for (const ip of old.ips) {
+      if (ip.family !== 4) return false;
+      const v = Number(ip.value);
+      const at = lowerBound(keys, v);
+      if (keys[at] === v) keys.splice(at, 1);
+    }
+  if (pod !== undefined)
+    for (const ip of pod.ips) {
+      if (ip.family !== 4) return false;
+      const v = Number(ip.value);
+      keys.splice(lowerBound(keys, v), 0, v);
+    }
+  return true;
+}
+
+function lowerBound(keys: readonly number[], v: number): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keys[mid]! < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);

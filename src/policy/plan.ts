@@ -3,7 +3,7 @@
 // one set per distinct peer meaning, referenced by every rule, policy and pod that uses it. Pure: no I/O.
 import { createHash } from 'node:crypto';
 import type { Address, AddressRange } from './address.ts';
-import { mergeAddresses, mergeRanges } from './address.ts';
+import { mergeAddresses, mergeRanges, sortedV4Ranges } from './address.ts';
 import { ClusterIndex, podPeerKey } from './index.ts';
 import type { ClusterState, Direction, Peer, Pod, Policy, Protocol, Rule, ValidationIssue } from './types.ts';
 
@@ -305,14 +305,16 @@ export class Planner {
         id,
         members,
         (previous) => {
-          const addresses: Address[] = [];
-          for (const pod of members) for (const ip of pod.ips) addresses.push(ip);
-          return {
-            id,
-            kind: 'addresses',
-            description: source.meaning,
-            ranges: mergeAddresses(addresses, previous?.kind === 'addresses' ? previous.ranges : undefined),
-          };
+          const before = previous?.kind === 'addresses' ? previous.ranges : undefined;
+          const v4 = this.index.podPeerV4(source.peer, source.namespace);
+          let ranges: AddressRange[];
+          if (v4 !== undefined) ranges = sortedV4Ranges(v4, before);
+          else {
+            const addresses: Address[] = [];
+            for (const pod of members) for (const ip of pod.ips) addresses.push(ip);
+            ranges = mergeAddresses(addresses, before);
+          }
+          return { id, kind: 'addresses', description: source.meaning, ranges };
         },
         sameAddresses,
       );

@@ -111,6 +111,8 @@ const clusterArb = fc.record({
   }),
   pods: fc.array(podArb, { minLength: 1, maxLength: 8 }),
   policies: fc.array(policyArb, { minLength: 1, maxLength: 6 }),
+  // IPv4-only clusters too: peer sets of IPv4 members take the index's sorted-number path.
+  ipv6: fc.boolean(),
 });
 
 type ClusterInput = typeof clusterArb extends fc.Arbitrary<infer T> ? T : never;
@@ -130,7 +132,7 @@ function build(input: ClusterInput) {
       },
       status: {
         phase: p.kind === 'succeeded' ? 'Succeeded' : 'Running',
-        ...(p.kind === 'noIp' ? {} : { podIPs: [{ ip }, { ip: ip6 }] }),
+        ...(p.kind === 'noIp' ? {} : { podIPs: input.ipv6 === false ? [{ ip }] : [{ ip }, { ip: ip6 }] }),
       },
     });
   });
