@@ -25,7 +25,8 @@ const started = performance.now();
 const tap = spawnSync(
   process.execPath,
   [join(ROOT, 'node_modules/tap/dist/esm/run.mjs'), '--disable-coverage', ...process.argv.slice(2), ...files],
-  { cwd: ROOT, stdio: 'inherit' },
+  // The CLI tests start many node processes: a compile cache spares each one stripping the same TypeScript.
+  { cwd: ROOT, stdio: 'inherit', env: { NODE_COMPILE_CACHE: join(ROOT, '.tap/compile-cache'), ...process.env } },
 );
 const seconds = (performance.now() - started) / 1000;
 
