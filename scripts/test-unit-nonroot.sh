@@ -9,6 +9,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 [ -d "$repo/node_modules" ] || { echo "test-unit-nonroot: run npm ci first" >&2; exit 2; }
 top=$(mktemp -d /tmp/tollgate-unit.XXXXXX)
 trap 'rm -rf "$top"' EXIT
+trap 'exit 130' INT TERM
 work=$top/tollgate
 mkdir "$work"
 git -C "$repo" archive HEAD | tar -x -C "$work"
