@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { createRtNetlink } from 'netlink';
 import { BASE_CHAIN, type DesiredState, type RuleSpec } from '../compile/desired.ts';
 import { formatAddress, parseCidr } from '../policy/address.ts';
-import { TollgateError } from '../util/errors.ts';
+import { isNotFound, TollgateError } from '../util/errors.ts';
 
 /** E_AGENT_STATE: the state file cannot be read or written (its path and the reason). */
-export class AgentStateError extends TollgateError {
+export class AgentStateError extends TollgateError<'E_AGENT_STATE'> {
   constructor(message: string, options?: { cause?: unknown }) {
     super('E_AGENT_STATE', message, options);
   }
@@ -31,7 +31,7 @@ export function readLastKnown(dir: string, node: string): LastKnown | undefined 
   try {
     text = readFileSync(join(dir, FILE), 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (isNotFound(e)) return undefined;
     throw new AgentStateError(`cannot read ${join(dir, FILE)}: ${(e as Error).message}`, { cause: e });
   }
   let parsed: Partial<LastKnown>;

@@ -29,6 +29,7 @@ import {
   type Transaction,
 } from '../nft/index.ts';
 import type { KernelElement } from '../nft/set.ts';
+import { ERRNO, isNotFound } from '../util/errors.ts';
 
 export interface CommitInfo {
   /** nf_tables messages in the batch (BEGIN/END not counted). */
@@ -91,7 +92,7 @@ export class NetlinkProgrammer implements Programmer {
     try {
       return await listRuleset(this.sock, filter);
     } catch (e) {
-      if (e instanceof NetlinkError && e.errnoName === 'ENOENT') {
+      if (isNotFound(e)) {
         if ((await listTables(this.sock, filter)).length === 0) return undefined;
       }
       throw e;
@@ -134,7 +135,7 @@ export class FakeProgrammer implements Programmer {
       const fail = (errno: number): never => {
         throw NetlinkError.fromErrno(errno, { messageType: messageTypeName(msg.type), object });
       };
-      const family = familyFromNumber(msg.family) ?? fail(97); // EAFNOSUPPORT
+      const family = familyFromNumber(msg.family) ?? fail(ERRNO.EAFNOSUPPORT);
       this.apply(work, msg.type & 0xff, msg.flags, family, Attrs.parse(msg.payload, NFGENMSG_LEN), fail);
     });
     this.tables = work;
@@ -150,9 +151,7 @@ export class FakeProgrammer implements Programmer {
     a: Attrs,
     fail: (errno: number) => never,
   ): void {
-    const ENOENT = 2;
-    const EEXIST = 17;
-    const EBUSY = 16;
+    const { ENOENT, EEXIST, EBUSY } = ERRNO;
     const excl = (flags & NLM_F.EXCL) !== 0;
     const tableOf = (name: string | undefined) => tables.get(`${family} ${name}`) ?? fail(ENOENT);
     switch (type) {
@@ -271,7 +270,7 @@ export class FakeProgrammer implements Programmer {
         return;
       }
       default:
-        fail(95);
+        fail(ERRNO.EOPNOTSUPP);
     }
   }
 

@@ -54,6 +54,7 @@ import {
   type PortRange,
 } from '../policy/plan.ts';
 import type { Direction } from '../policy/types.ts';
+import { InternalError } from '../util/errors.ts';
 import { buildRunElements, type ElementDelta, type ElementTexts, type RunSpec, UnionMemo } from './runs.ts';
 
 export const TABLE = 'tollgate';
@@ -395,13 +396,14 @@ function buildChainContent(
   for (const allow of plan.allows) {
     if (allow.kind === 'address-ports') {
       const s = sets.get(allow.set);
-      if (s?.kind !== 'address-ports') throw new Error(`plan set ${allow.set} missing`);
+      if (s?.kind !== 'address-ports') throw new InternalError(`plan set ${allow.set} missing`);
       for (const g of groupsOfAddressPorts(s))
         for (const part of g.parts) pairs.push({ list: part, ports: [g.port] });
       continue;
     }
     const s = allow.set === undefined ? undefined : sets.get(allow.set);
-    if (allow.set !== undefined && s?.kind !== 'addresses') throw new Error(`plan set ${allow.set} missing`);
+    if (allow.set !== undefined && s?.kind !== 'addresses')
+      throw new InternalError(`plan set ${allow.set} missing`);
     const ranges = s?.kind === 'addresses' ? s.ranges : undefined;
     if (allow.ports === undefined) {
       // allowAll covers set === undefined with any port; here a set is present.

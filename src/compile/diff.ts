@@ -4,6 +4,7 @@
 
 import type { ElementInput, NamedSet, PackedElements } from '../nft/index.ts';
 import { Transaction } from '../nft/index.ts';
+import { InternalError } from '../util/errors.ts';
 import type { DesiredChain, DesiredSet, DesiredState } from './desired.ts';
 import { chainObject, chainRulesText, packPieces, ruleObjects, setObject, tableObject } from './ruleset.ts';
 import { RunElements } from './runs.ts';
@@ -96,7 +97,7 @@ export function diffParts(prev: DesiredState, next: DesiredState): DiffParts {
   for (const s of next.sets.values()) {
     const old = prev.sets.get(s.name);
     if (old && !sameDefinition(old, s))
-      throw new Error(`set ${s.name} changed its definition; set names must fix definitions`);
+      throw new InternalError(`set ${s.name} changed its definition; set names must fix definitions`);
   }
   const newSets = sorted([...next.sets.values()].filter((s) => !prev.sets.has(s.name)));
   const goneSets = sorted([...prev.sets.values()].filter((s) => !next.sets.has(s.name)));

@@ -74,7 +74,7 @@ export interface Program {
 export const MIN_BATCH_BYTES = 4096;
 
 /** code E_PROGRAM_BATCH: a change that must be atomic does not fit one batch under the cap. */
-export class ProgramError extends TollgateError {
+export class ProgramError extends TollgateError<'E_PROGRAM_BATCH'> {
   constructor(message: string) {
     super('E_PROGRAM_BATCH', message);
   }

@@ -5,6 +5,7 @@ import type { DataType, Expr, FieldRange } from '../nft/index.ts';
 import { Chain, m, NamedSet, PackedElements, padLen, parseFieldRange, Rule, Table } from '../nft/index.ts';
 import type { FieldName } from '../nft/match.ts';
 import type { Family } from '../policy/address.ts';
+import { InternalError } from '../util/errors.ts';
 import { type DesiredChain, type DesiredSet, type LookupField, type RuleSpec, TABLE } from './desired.ts';
 import { type Pieces, piecesCount } from './runs.ts';
 
@@ -115,7 +116,7 @@ function lookupFields(
   return fields.map((f) => {
     if (f === 'l4proto') return 'meta l4proto';
     if (f === 'dport') return 'th dport';
-    if (family === undefined) throw new Error('an address lookup needs a family');
+    if (family === undefined) throw new InternalError('an address lookup needs a family');
     return addrField(family, field);
   });
 }

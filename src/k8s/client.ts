@@ -14,9 +14,16 @@ import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } fro
 import { join } from 'node:path';
 import { TollgateError } from '../util/errors.ts';
 
-export class WatchError extends TollgateError {
+export type WatchErrorCode =
+  | 'E_K8S_CONFIG' // no usable kubeconfig or in-cluster service account
+  | 'E_K8S_UNREACHABLE' // the API server did not answer
+  | 'E_K8S_HTTP' // the API server answered with an error status
+  | 'E_K8S_WATCH' // a watch stream sent an error event
+  | 'E_K8S_GONE'; // the watch's resourceVersion is too old (410): list again
+
+export class WatchError extends TollgateError<WatchErrorCode> {
   readonly status: number | undefined;
-  constructor(code: string, message: string, status?: number, options?: { cause?: unknown }) {
+  constructor(code: WatchErrorCode, message: string, status?: number, options?: { cause?: unknown }) {
     super(code, message, options);
     this.status = status;
   }

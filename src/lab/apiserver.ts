@@ -35,8 +35,7 @@ export type ApiServerErrorCode =
   | 'E_APISERVER_HTTP' // the API answered with an error status
   | 'E_APISERVER_UNREACHABLE'; // no answer (stopped, frozen, or the forwarder is gone)
 
-export class ApiServerError extends TollgateError {
-  declare readonly code: ApiServerErrorCode;
+export class ApiServerError extends TollgateError<ApiServerErrorCode> {
   readonly status: number | undefined;
   constructor(code: ApiServerErrorCode, message: string, status?: number, options?: { cause?: unknown }) {
     super(code, message, options);

@@ -8,6 +8,7 @@ import { NodeReconciler } from '../agent/reconciler.ts';
 import { TABLE } from '../compile/desired.ts';
 import { NfnlSocket, Table, Transaction } from '../nft/index.ts';
 import { buildState, type ClusterObjects } from '../policy/normalize.ts';
+import { UsageError } from '../util/errors.ts';
 
 type Request = { id: number } & (
   | { op: 'sync'; objects: ClusterObjects; full?: boolean }
@@ -17,7 +18,7 @@ type Request = { id: number } & (
 );
 
 const { values } = parseArgs({ options: { node: { type: 'string' } } });
-if (!values.node) throw new Error('--node is required');
+if (!values.node) throw new UsageError('--node is required');
 const sock = new NfnlSocket();
 const programmer = new NetlinkProgrammer(sock);
 const reconciler = new NodeReconciler(values.node, programmer);

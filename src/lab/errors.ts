@@ -10,8 +10,7 @@ export type LabErrorCode =
   | 'E_LAB_UNSUPPORTED' // something this kernel or lab cannot do (SCTP)
   | 'E_LAB_DOWN'; // the lab was already torn down
 
-export class LabError extends TollgateError {
-  declare readonly code: LabErrorCode;
+export class LabError extends TollgateError<LabErrorCode> {
   constructor(code: LabErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }

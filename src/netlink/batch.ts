@@ -2,6 +2,7 @@
 // message is about so a kernel error can be attributed. Encoding only: sending lives in socket.ts.
 
 import { readFileSync } from 'node:fs';
+import { InternalError } from '../util/errors.ts';
 import { HOST_IS_LE, Writer } from './attr.ts';
 import {
   NFNL_BATCH_GENID,
@@ -47,7 +48,8 @@ export class BatchBuilder {
 
   /** Starts an inner message; every inner message asks for an ACK so errors map back by sequence. */
   begin(type: number, flags: number, family: number, object: string): void {
-    if (this.current >= 0) throw new Error('BatchBuilder: previous message not ended');
+    if (this.current >= 0)
+      throw new InternalError(`BatchBuilder: ${object}: the previous message was not ended`);
     this.current = beginMessage(this.w, type, flags | NLM_F.REQUEST | NLM_F.ACK, 0, family);
     this.entries.push({ offset: this.current, type, object });
   }

@@ -2,12 +2,12 @@
 // object it was about, under stable codes. Builds messages only; never retries or logs.
 
 import { constants } from 'node:os';
-import { TollgateError } from '../util/errors.ts';
+import { ERRNO, TollgateError } from '../util/errors.ts';
 
 const errnoNames: Record<number, string> = {};
+// Our table first (it has ERESTART, which Node does not export), then Node's for the rest.
+for (const [name, num] of Object.entries(ERRNO)) errnoNames[num] = name;
 for (const [name, num] of Object.entries(constants.errno)) errnoNames[num] ??= name;
-// ERESTART is not exported by Node (userspace never sees it from syscalls), but nf_tables uses it.
-errnoNames[85] = 'ERESTART';
 
 export function errnoName(errno: number): string {
   return errnoNames[errno] ?? `errno ${errno}`;
@@ -49,18 +49,25 @@ export interface NetlinkErrorDetails {
   cause?: unknown;
 }
 
+export type NetlinkErrorCode =
+  | 'E_NETLINK'
+  | 'E_NETLINK_GENID'
+  | 'E_NETLINK_IO'
+  | 'E_NETLINK_TOO_LARGE'
+  | 'E_NETLINK_PROTOCOL';
+
 /**
  * codes: E_NETLINK (kernel replied with an errno), E_NETLINK_GENID (stale generation, retries exhausted),
  * E_NETLINK_IO (socket failure or timeout), E_NETLINK_TOO_LARGE (batch does not fit in the socket buffer),
  * E_NETLINK_PROTOCOL (a reply we cannot parse).
  */
-export class NetlinkError extends TollgateError {
+export class NetlinkError extends TollgateError<NetlinkErrorCode> {
   readonly errno: number | undefined;
   readonly errnoName: string | undefined;
   readonly messageType: string | undefined;
   readonly object: string | undefined;
   readonly seq: number | undefined;
-  constructor(code: string, message: string, details: NetlinkErrorDetails = {}) {
+  constructor(code: NetlinkErrorCode, message: string, details: NetlinkErrorDetails = {}) {
     super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
     this.errno = details.errno;
     this.errnoName = details.errno === undefined ? undefined : errnoName(details.errno);
@@ -72,9 +79,9 @@ export class NetlinkError extends TollgateError {
   static fromErrno(errno: number, details: Omit<NetlinkErrorDetails, 'errno'> = {}): NetlinkError {
     const what = details.object ? ` for ${details.object}` : '';
     const type = details.messageType ? `${details.messageType}` : 'request';
-    const code = errno === 85 ? 'E_NETLINK_GENID' : 'E_NETLINK';
+    const code = errno === ERRNO.ERESTART ? 'E_NETLINK_GENID' : 'E_NETLINK';
     let sentence = describeErrno(errno);
-    if (details.messageType === 'NEWSETELEM' && errno === 17) {
+    if (details.messageType === 'NEWSETELEM' && errno === ERRNO.EEXIST) {
       sentence = 'EEXIST: an element, or an interval overlapping it, already exists';
     }
     return new NetlinkError(code, `${type}${what} failed: ${sentence}`, { ...details, errno });

@@ -2,6 +2,7 @@
 // commits with ACKs mapped back by sequence number. The socket lives in the caller's network namespace.
 
 import { RawNetlinkSocket } from 'netlink';
+import { ERRNO, errnoNameOf } from '../util/errors.ts';
 import { Attrs, Writer } from './attr.ts';
 import type { Batch } from './batch.ts';
 import {
@@ -48,9 +49,6 @@ export interface CommitOptions {
   /** Generation the batch was built against; the kernel answers ERESTART if the ruleset changed since. */
   genid?: number;
 }
-
-const ENOBUFS = 105;
-const ERESTART = 85;
 
 export class NfnlSocket {
   private readonly sock: RawNetlinkSocket;
@@ -108,7 +106,7 @@ export class NfnlSocket {
   private onError(err: Error & { errno?: number }): void {
     // ENOBUFS on receive: the kernel dropped replies because our receive queue was full. Requests keep
     // waiting (the sentinel in commit() bounds that); anything else fails every waiter.
-    if (err.errno === ENOBUFS || (err as { code?: string }).code === 'ENOBUFS') {
+    if (err.errno === ERRNO.ENOBUFS || errnoNameOf(err) === 'ENOBUFS') {
       this.overflowed = true;
       return;
     }
@@ -299,7 +297,8 @@ export class NfnlSocket {
       if (seq === first) {
         throw NetlinkError.fromErrno(errno, {
           messageType: 'BATCH_BEGIN',
-          object: errno === ERESTART ? `the batch (built against generation ${options.genid})` : 'the batch',
+          object:
+            errno === ERRNO.ERESTART ? `the batch (built against generation ${options.genid})` : 'the batch',
           seq,
         });
       }

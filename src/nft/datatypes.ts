@@ -27,7 +27,9 @@ export interface DataType {
   format(value: Buffer): string;
 }
 
-export class ValueError extends Error {}
+import { ValueError } from './errors.ts';
+
+export { ValueError };
 
 function ipv4Parse(text: string): Buffer {
   // Hand-rolled: element lists of 100k addresses make isIPv4 + split measurable.

@@ -3,9 +3,9 @@
 
 import { Attrs, type Writer } from '../netlink/attr.ts';
 import { NFT_MSG, NFTA_RULE, NFTA_SET, NFTA_SET_ELEM_LIST } from '../netlink/constants.ts';
-import { NetlinkError } from '../netlink/errors.ts';
 import { NFGENMSG_LEN, type NlMessage } from '../netlink/message.ts';
 import type { NfnlSocket } from '../netlink/socket.ts';
+import { isNotFound } from '../util/errors.ts';
 import { FAMILIES, type Family, familyFromNumber } from './family.ts';
 import { Chain, Rule, Table } from './objects.ts';
 import { type KernelElement, NamedSet } from './set.ts';
@@ -109,7 +109,7 @@ export async function listRuleset(
       };
       if ((await sock.getGeneration()) === before || attempt >= attempts) return ruleset;
     } catch (error) {
-      const vanished = error instanceof NetlinkError && error.errno === 2;
+      const vanished = isNotFound(error);
       if (!vanished || attempt >= attempts) throw error;
     }
   }

@@ -37,7 +37,9 @@ export function regOffset(reg: number): number {
   throw new RangeError(`invalid data register ${reg}`);
 }
 
-export class RenderError extends Error {}
+import { RenderError } from './errors.ts';
+
+export { RenderError };
 
 export class RenderContext {
   readonly family: Family;

@@ -16,6 +16,7 @@ import {
 } from '../netlink/constants.ts';
 import { NetlinkError } from '../netlink/errors.ts';
 import type { CommitResult, NfnlSocket } from '../netlink/socket.ts';
+import { ERRNO } from '../util/errors.ts';
 import { NftValidationError } from './errors.ts';
 import { FAMILIES } from './family.ts';
 import { Chain, Rule, Table } from './objects.ts';
@@ -371,7 +372,7 @@ export async function commitWithRetry(
     }
   }
   throw new NetlinkError('E_NETLINK_GENID', `the ruleset kept changing: gave up after ${attempts} attempts`, {
-    errno: 85,
+    errno: ERRNO.ERESTART,
     messageType: 'BATCH_BEGIN',
     cause: last,
   });

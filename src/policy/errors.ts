@@ -7,7 +7,7 @@ export function formatIssue(issue: ValidationIssue): string {
 }
 
 /** Thrown only where an object cannot be used at all (e.g. a Pod without a name). */
-export class ValidationError extends TollgateError {
+export class ValidationError extends TollgateError<'E_VALIDATION'> {
   readonly issues: ValidationIssue[];
   constructor(issues: ValidationIssue[]) {
     super('E_VALIDATION', issues.map(formatIssue).join('; '));

@@ -2,6 +2,7 @@
 import { formatAddress, parseAddress, rangeContains } from '../policy/address.ts';
 import { type Endpoint, endpointAt, evaluate, explainVerdict, type Flow } from '../policy/evaluate.ts';
 import { ClusterIndex } from '../policy/index.ts';
+import { UsageError } from '../util/errors.ts';
 import type { Probe, ProbeOutcome, ScenarioDriver } from './probes.ts';
 import type { EndpointRef } from './types.ts';
 import type { World } from './world.ts';
@@ -24,7 +25,7 @@ export function probeFlow(world: World, index: ClusterIndex, probe: Probe): Flow
   const at = (e: EndpointRef) => {
     const text = endpointAddress(world, e, probe.family);
     const address = parseAddress(text);
-    if (!address) throw new Error(`${probe.where}: '${text}' is not an address`);
+    if (!address) throw new UsageError(`${probe.where}: '${text}' is not an address`);
     return endpointAt(index, address);
   };
   return { from: at(probe.from), to: at(probe.to), protocol: probe.protocol, port: probe.port };

@@ -16,11 +16,12 @@ import {
   NFTA_SET_ELEM_LIST,
   NLM_F,
 } from '../../src/netlink/constants.ts';
-import { FAMILIES, listChains, type NetlinkError, NfnlSocket } from '../../src/nft/index.ts';
+import { FAMILIES, listChains, NfnlSocket } from '../../src/nft/index.ts';
 import type { AddressRange } from '../../src/policy/address.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
 import { buildState } from '../../src/policy/normalize.ts';
 import { Planner } from '../../src/policy/plan.ts';
+import { isNotFound } from '../../src/util/errors.ts';
 import { cluster, pod, policy } from '../policy/builders.ts';
 import { wideDesired } from './_wide.ts';
 
@@ -101,7 +102,7 @@ try {
         });
         return true;
       } catch (e) {
-        if ((e as NetlinkError).errnoName === 'ENOENT') return false;
+        if (isNotFound(e)) return false;
         throw e;
       }
     };

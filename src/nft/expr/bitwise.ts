@@ -2,6 +2,7 @@
 // and LEN u32 big-endian, MASK/XOR as NFTA_DATA_VALUE in the register's byte order). Shifts are unsupported.
 
 import type { Attrs, Writer } from '../../netlink/attr.ts';
+import { NftValidationError } from '../errors.ts';
 import type { RenderContext } from '../render.ts';
 import { decodeValueData, encodeValueData } from '../verdict.ts';
 import type { Expr } from './expr.ts';
@@ -19,7 +20,8 @@ export class Bitwise implements Expr {
     this.dreg = o.dreg;
     this.mask = o.mask;
     this.xor = o.xor ?? Buffer.alloc(o.mask.length);
-    if (this.xor.length !== this.mask.length) throw new Error('bitwise mask and xor differ in length');
+    if (this.xor.length !== this.mask.length)
+      throw new NftValidationError('bitwise expression', 'mask and xor differ in length', 'xor');
   }
 
   get len(): number {
@@ -35,10 +37,12 @@ export class Bitwise implements Expr {
   }
 
   static decode(a: Attrs): Bitwise {
-    if ((a.u32be(A.OP) ?? 0) !== 0) throw new Error('unsupported bitwise operation (shift)');
+    if ((a.u32be(A.OP) ?? 0) !== 0)
+      throw new NftValidationError('bitwise expression', 'unsupported operation (shift)', 'op');
     const mask = decodeValueData(a.nested(A.MASK));
     const xor = decodeValueData(a.nested(A.XOR));
-    if (!mask || !xor) throw new Error('malformed bitwise expression');
+    if (!mask || !xor)
+      throw new NftValidationError('bitwise expression', 'malformed: needs mask and xor', 'mask');
     return new Bitwise({
       sreg: a.u32be(A.SREG) ?? 0,
       dreg: a.u32be(A.DREG) ?? 0,

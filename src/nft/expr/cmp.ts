@@ -2,6 +2,7 @@
 // NFTA_DATA_VALUE bytes in the register's own byte order). Prints as "<operand> [op] <value>".
 
 import type { Attrs, Writer } from '../../netlink/attr.ts';
+import { NftValidationError } from '../errors.ts';
 import { formatOperand, formatPrefix, maskPrefix, type RegValue, type RenderContext } from '../render.ts';
 import { decodeValueData, encodeValueData } from '../verdict.ts';
 import type { Expr } from './expr.ts';
@@ -33,7 +34,7 @@ export class Cmp implements Expr {
     const num = a.u32be(A.OP);
     const op = (Object.keys(CMP_OPS) as CmpOp[]).find((k) => CMP_OPS[k] === num);
     const data = decodeValueData(a.nested(A.DATA));
-    if (!op || !data) throw new Error('malformed cmp expression');
+    if (!op || !data) throw new NftValidationError('cmp expression', 'malformed: needs op and data', 'data');
     return new Cmp({ sreg: a.u32be(A.SREG) ?? 0, op, data: Buffer.from(data) });
   }
 

@@ -2,6 +2,7 @@
 // Setting conntrack fields is not supported.
 
 import type { Attrs, Writer } from '../../netlink/attr.ts';
+import { NftValidationError } from '../errors.ts';
 import type { OperandType, RenderContext } from '../render.ts';
 import type { Expr } from './expr.ts';
 
@@ -32,7 +33,8 @@ export class Ct implements Expr {
   static decode(a: Attrs): Ct {
     const num = a.u32be(A.KEY);
     const key = (Object.keys(CT_KEYS) as CtKey[]).find((k) => CT_KEYS[k].num === num);
-    if (!key || a.has(A.DIRECTION)) throw new Error(`unsupported ct key ${num}`);
+    if (!key || a.has(A.DIRECTION))
+      throw new NftValidationError('ct expression', `unsupported key ${num}`, 'key');
     return new Ct({ key, dreg: a.u32be(A.DREG) ?? 0 });
   }
 

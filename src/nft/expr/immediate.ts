@@ -2,6 +2,7 @@
 // big-endian; DATA as NFTA_DATA_VERDICT or NFTA_DATA_VALUE bytes in the consumer's byte order).
 
 import type { Attrs, Writer } from '../../netlink/attr.ts';
+import { NftValidationError } from '../errors.ts';
 import type { RenderContext } from '../render.ts';
 import {
   decodeValueData,
@@ -26,7 +27,12 @@ export class Immediate implements Expr {
       this.verdict = o.verdict;
       this.data = undefined;
     } else {
-      if (o.dreg === 0) throw new Error('immediate data cannot go to the verdict register');
+      if (o.dreg === 0)
+        throw new NftValidationError(
+          'immediate expression',
+          'data cannot go to the verdict register',
+          'dreg',
+        );
       this.dreg = o.dreg;
       this.data = o.data;
       this.verdict = undefined;
@@ -42,14 +48,14 @@ export class Immediate implements Expr {
   static decode(a: Attrs): Immediate {
     const dreg = a.u32be(A.DREG) ?? 0;
     const data = a.nested(A.DATA);
-    if (!data) throw new Error('immediate without data');
+    if (!data) throw new NftValidationError('immediate expression', 'no data', 'data');
     if (dreg === 0) {
       const verdict = decodeVerdictData(data);
-      if (!verdict) throw new Error('immediate with an unknown verdict');
+      if (!verdict) throw new NftValidationError('immediate expression', 'unknown verdict', 'verdict');
       return new Immediate({ verdict });
     }
     const value = decodeValueData(data);
-    if (!value) throw new Error('immediate without a value');
+    if (!value) throw new NftValidationError('immediate expression', 'no value', 'value');
     return new Immediate({ dreg, data: Buffer.from(value) });
   }
 

@@ -2,6 +2,7 @@
 // SNAPLEN/QTHRESHOLD/LEVEL u32/u16 big-endian). Only attributes that were set are sent, as nft does.
 
 import type { Attrs, Writer } from '../../netlink/attr.ts';
+import { NftValidationError } from '../errors.ts';
 import type { RenderContext } from '../render.ts';
 import type { Expr } from './expr.ts';
 
@@ -32,11 +33,14 @@ export class Log implements Expr {
     this.queueThreshold = o.queueThreshold;
     this.level = o.level;
     if (o.prefix !== undefined && (/["\\\n]/.test(o.prefix) || Buffer.byteLength(o.prefix) > 127)) {
-      throw new Error(
-        `log prefix ${JSON.stringify(o.prefix)}: no quotes, backslashes or newlines, at most 127 bytes`,
+      throw new NftValidationError(
+        'log expression',
+        `prefix ${JSON.stringify(o.prefix)}: no quotes, backslashes or newlines, at most 127 bytes`,
+        'prefix',
       );
     }
-    if (o.group !== undefined && o.level !== undefined) throw new Error('log: level and group are exclusive');
+    if (o.group !== undefined && o.level !== undefined)
+      throw new NftValidationError('log expression', 'level and group are exclusive', 'group');
   }
 
   encode(w: Writer): void {

@@ -2,6 +2,7 @@
 // in a named set; with dreg, fetch the mapped data (dreg 0 = verdict map). NFTA_LOOKUP_* u32 big-endian.
 
 import type { Attrs, Writer } from '../../netlink/attr.ts';
+import { NftValidationError } from '../errors.ts';
 import type { RenderContext } from '../render.ts';
 import type { EncodeContext, Expr } from './expr.ts';
 
@@ -22,7 +23,8 @@ export class Lookup implements Expr {
     this.dreg = o.dreg;
     this.invert = o.invert ?? false;
     this.dataLen = o.dataLen ?? 4;
-    if (this.invert && this.dreg !== undefined) throw new Error('a map lookup cannot be inverted');
+    if (this.invert && this.dreg !== undefined)
+      throw new NftValidationError('lookup expression', 'a map lookup cannot be inverted', 'invert');
   }
 
   encode(w: Writer, ctx?: EncodeContext): void {
@@ -36,7 +38,7 @@ export class Lookup implements Expr {
 
   static decode(a: Attrs): Lookup {
     const set = a.str(A.SET);
-    if (!set) throw new Error('lookup without a set name');
+    if (!set) throw new NftValidationError('lookup expression', 'no set name', 'set');
     const dreg = a.u32be(A.DREG);
     return new Lookup({
       set,

@@ -2,6 +2,7 @@
 // packet mark from a register (NFTA_META_SREG). Only the keys listed in META_KEYS are supported.
 
 import type { Attrs, Writer } from '../../netlink/attr.ts';
+import { NftValidationError } from '../errors.ts';
 import { formatOperand, type OperandType, type RenderContext } from '../render.ts';
 import type { Expr } from './expr.ts';
 
@@ -28,7 +29,7 @@ export class Meta implements Expr {
     this.dreg = o.dreg;
     this.sreg = o.sreg;
     if ((o.dreg === undefined) === (o.sreg === undefined))
-      throw new Error('meta needs exactly one of dreg, sreg');
+      throw new NftValidationError('meta expression', 'needs exactly one of dreg, sreg', 'dreg');
   }
 
   encode(w: Writer): void {
@@ -40,7 +41,7 @@ export class Meta implements Expr {
   static decode(a: Attrs): Meta {
     const num = a.u32be(A.KEY);
     const key = (Object.keys(META_KEYS) as MetaKey[]).find((k) => META_KEYS[k].num === num);
-    if (!key) throw new Error(`unsupported meta key ${num}`);
+    if (!key) throw new NftValidationError('meta expression', `unsupported key ${num}`, 'key');
     const dreg = a.u32be(A.DREG);
     const sreg = a.u32be(A.SREG);
     return new Meta({

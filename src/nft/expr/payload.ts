@@ -2,6 +2,7 @@
 // Loading only; writing packet bytes (payload set, checksums) is not supported here.
 
 import type { Attrs, Writer } from '../../netlink/attr.ts';
+import { NftValidationError } from '../errors.ts';
 import type { OperandType, RenderContext } from '../render.ts';
 import type { Expr } from './expr.ts';
 
@@ -75,7 +76,7 @@ export class Payload implements Expr {
     const baseNum = a.u32be(A.BASE) ?? 0;
     const base = (Object.keys(PAYLOAD_BASE) as PayloadBase[]).find((k) => PAYLOAD_BASE[k] === baseNum);
     if (!base || a.has(6 /* NFTA_PAYLOAD_SREG */))
-      throw new Error(`unsupported payload expression (base ${baseNum})`);
+      throw new NftValidationError('payload expression', `unsupported base ${baseNum}`, 'base');
     return new Payload({
       dreg: a.u32be(A.DREG) ?? 0,
       base,

@@ -2,6 +2,7 @@
 // NFTA_REJECT_ICMP_CODE u8). The printed form depends on the family and the protocol context.
 
 import type { Attrs, Writer } from '../../netlink/attr.ts';
+import { NftValidationError } from '../errors.ts';
 import { type RenderContext, RenderError } from '../render.ts';
 import type { Expr } from './expr.ts';
 
@@ -53,7 +54,7 @@ export class Reject implements Expr {
   static decode(a: Attrs): Reject {
     const t = a.u32be(A.TYPE);
     const type = (Object.keys(REJECT_TYPE) as RejectType[]).find((k) => REJECT_TYPE[k] === t);
-    if (!type) throw new Error(`unknown reject type ${t}`);
+    if (!type) throw new NftValidationError('reject expression', `unknown type ${t}`, 'type');
     return new Reject({ type, code: a.u8(A.ICMP_CODE) ?? 0 });
   }
 
