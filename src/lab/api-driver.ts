@@ -128,6 +128,23 @@ export class AgentProcess {
     });
   }
 
+  /**
+   * Resolves once this run of the agent has logged that it holds its node (the boot-closed table, a sync,
+   * standby, or that it filters nothing until its first sync) or exited, or after `limitMs` (the probes
+   * that follow then tell what is wrong).
+   */
+  async waitTookOver(limitMs: number): Promise<void> {
+    const marker = `--- start #${this.runs}:`;
+    const tookOver =
+      /"msg":"(boot-closed table programmed|synced|[^"]*standby[^"]*|[^"]*not filtered until the first sync)"|--- exited/;
+    const deadline = performance.now() + limitMs;
+    while (performance.now() < deadline) {
+      const from = this.lines.findLastIndex((l) => l.includes(marker));
+      if (from >= 0 && this.lines.slice(from + 1).some((l) => tookOver.test(l))) return;
+      await sleep(50);
+    }
+  }
+
   /** Sends a signal (SIGKILL for crash tests) and waits for the exit if it is one that ends the process. */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (!this.running) return;
@@ -463,8 +480,14 @@ export class ApiScenarioDriver implements ScenarioDriver {
       case 'stop':
         return agent.stop();
       case 'start':
-        // Not waited for: an agent started without the API (a reboot) never gets ready.
-        if (!agent.running) agent.start();
+        // Not waited for readiness: an agent started without the API (a reboot) never gets ready. But it is
+        // waited for until it has taken over its node (boot-closed table, first sync, or standby): before
+        // that no agent runs, as on a real node before the kubelet starts it, and on a loaded machine
+        // Node's start-up alone can take seconds.
+        if (!agent.running) {
+          agent.start();
+          await agent.waitTookOver(scaledMs(READY_MS));
+        }
         return;
       case 'restart':
         await agent.stop();
