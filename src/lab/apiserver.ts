@@ -113,6 +113,21 @@ export function k8sBinaries(): Promise<K8sBinaries> {
   return binaries;
 }
 
+/** A one-member etcd on the namespace's loopback, for a throwaway API server (no fsync: tests only). */
+export function etcdArgs(dataDir: string): string[] {
+  return [
+    '--name=lab',
+    `--data-dir=${dataDir}`,
+    '--listen-client-urls=http://127.0.0.1:2379',
+    '--advertise-client-urls=http://127.0.0.1:2379',
+    '--listen-peer-urls=http://127.0.0.1:2380',
+    '--initial-advertise-peer-urls=http://127.0.0.1:2380',
+    '--initial-cluster=lab=http://127.0.0.1:2380',
+    '--unsafe-no-fsync',
+    '--log-level=warn',
+  ];
+}
+
 // ---- credentials (one set per process) --------------------------------------------------------------------
 
 type Credentials = Pki;
@@ -529,18 +544,7 @@ export class ApiServer {
     mkdirSync(join(this.dir, 'etcd'), { recursive: true });
     this.#etcd = startInNamespace(
       this.ns,
-      [
-        this.#bins.etcd,
-        '--name=lab',
-        `--data-dir=${join(this.dir, 'etcd')}`,
-        '--listen-client-urls=http://127.0.0.1:2379',
-        '--advertise-client-urls=http://127.0.0.1:2379',
-        '--listen-peer-urls=http://127.0.0.1:2380',
-        '--initial-advertise-peer-urls=http://127.0.0.1:2380',
-        '--initial-cluster=lab=http://127.0.0.1:2380',
-        '--unsafe-no-fsync',
-        '--log-level=warn',
-      ],
+      [this.#bins.etcd, ...etcdArgs(join(this.dir, 'etcd'))],
       join(this.dir, 'etcd.log'),
       'etcd',
     );

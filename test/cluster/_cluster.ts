@@ -23,6 +23,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { etcdArgs } from '../../src/lab/apiserver.ts';
 import { check, run } from '../../src/lab/exec.ts';
 import { scaledMs } from '../../src/lab/load.ts';
 import { assertLabRangesFree } from '../../src/lab/overlap.ts';
@@ -552,18 +553,7 @@ class RealCluster implements LabCluster {
     const hub = this.hub!;
     const d = this.dir;
     mkdirSync(join(d, 'etcd'));
-    this.#start(hub, 'etcd', [
-      this.bins.ETCD,
-      '--name=lab',
-      `--data-dir=${join(d, 'etcd')}`,
-      '--listen-client-urls=http://127.0.0.1:2379',
-      '--advertise-client-urls=http://127.0.0.1:2379',
-      '--listen-peer-urls=http://127.0.0.1:2380',
-      '--initial-advertise-peer-urls=http://127.0.0.1:2380',
-      '--initial-cluster=lab=http://127.0.0.1:2380',
-      '--unsafe-no-fsync',
-      '--log-level=warn',
-    ]);
+    this.#start(hub, 'etcd', [this.bins.ETCD, ...etcdArgs(join(d, 'etcd'))]);
     this.#start(hub, 'kube-apiserver', [
       this.bins.KUBE_APISERVER,
       '--etcd-servers=http://127.0.0.1:2379',
