@@ -108,8 +108,12 @@ export class OutsideHosts {
           '',
         ].join('\n'),
       });
-      for (const n of this.#cluster.nodes)
+      for (const n of this.#cluster.nodes) {
         await check(['ip', '-n', n.netns, 'route', 'replace', `${h.ip}/32`, 'dev', 'eth0', 'scope', 'link']);
+        // A host re-made at an address an earlier scenario used has a new MAC: a node's neighbour entry for
+        // the old one would blackhole the first probes until the kernel re-resolves it (seconds, by timers).
+        await check(['ip', '-n', n.netns, 'neigh', 'flush', 'to', `${h.ip}/32`, 'dev', 'eth0']);
+      }
       const agent = await AgentClient.start(
         netns,
         `host/${h.name}`,
@@ -128,8 +132,10 @@ export class OutsideHosts {
     if (!h) return;
     this.#hosts.delete(name);
     await h.agent.stop();
-    for (const n of this.#cluster.nodes)
+    for (const n of this.#cluster.nodes) {
       await run(['ip', '-n', n.netns, 'route', 'del', `${h.ip}/32`, 'dev', 'eth0']);
+      await run(['ip', '-n', n.netns, 'neigh', 'flush', 'to', `${h.ip}/32`, 'dev', 'eth0']);
+    }
     await run(['ip', 'netns', 'delete', h.netns]);
     live.delete(h.netns);
   }
