@@ -5,58 +5,18 @@
 //   UPDATE_GOLDEN=1 npx tap --disable-coverage test/compile/golden.test.ts
 // and review the diff in test/golden/. test/nft/fake-kernel.test.ts checks a golden against a kernel.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
-import { compileCommand } from '../../src/cli/compile.ts';
-import { desiredState } from '../../src/compile/desired.ts';
 import { fullTransaction } from '../../src/compile/diff.ts';
 import { canonicalLines, expectedRuleset } from '../../src/compile/verify.ts';
 import { HOST_IS_LE } from '../../src/netlink/attr.ts';
 import { messageTypeName } from '../../src/netlink/constants.ts';
 import { splitMessages } from '../../src/netlink/message.ts';
 import { FakeNft } from '../../src/nft/index.ts';
-import { Planner } from '../../src/policy/plan.ts';
-import { loadScenario } from '../../src/scenario/parse.ts';
-import { World } from '../../src/scenario/world.ts';
-import { EXAMPLES, REPO, SHARED_SCENARIOS, yamlBelow } from '../_corpus.ts';
+import { REPO, SHARED_SCENARIOS } from '../_corpus.ts';
+import { compiled, desiredOf, GOLDEN, goldenScenarios } from './_golden.ts';
 
-export const GOLDEN = join(REPO, 'test/golden');
 const update = process.env.UPDATE_GOLDEN === '1';
-
-/** The scenarios with goldens: examples/ (top level) always, the seeds when the corpus is there. */
-export function goldenScenarios(): { group: string; name: string; file: string; nodes: number }[] {
-  const examples = yamlBelow(EXAMPLES)
-    .filter((f) => !f.includes('/'))
-    .map((f) => ({ group: 'examples', file: join(EXAMPLES, f) }));
-  const seeds = SHARED_SCENARIOS
-    ? yamlBelow(join(SHARED_SCENARIOS, 'seeds')).map((f) => ({
-        group: 'seeds',
-        file: join(SHARED_SCENARIOS!, 'seeds', f),
-      }))
-    : [];
-  return [...examples, ...seeds].map((s) => ({
-    ...s,
-    name: basename(s.file, '.yaml'),
-    nodes: loadScenario(s.file).nodes,
-  }));
-}
-
-/** What `tollgate compile FILE --node N` prints. */
-export async function compiled(file: string, node: number): Promise<string> {
-  let out = '';
-  const io = { out: (s: string) => (out += s.endsWith('\n') ? s : `${s}\n`), err: () => {} };
-  const code = await compileCommand.run([file, '--node', String(node)], io);
-  if (code !== 0) throw new RangeError(`tollgate compile ${file} --node ${node}: exit ${code}`);
-  return out;
-}
-
-/** Node `node`'s desired table after every step, as the compile command computes it. */
-function desiredOf(file: string, node: number) {
-  const scenario = loadScenario(file);
-  const world = new World(scenario);
-  for (const step of scenario.steps) world.applyStep(step);
-  return desiredState(new Planner(world.state()).planNode(world.node(node).name));
-}
 
 /** The batch as text: one line per message, its type and its bytes in hex (header included). */
 function batchText(buf: Buffer): string {
