@@ -148,12 +148,20 @@ export class FakeNft implements NftConnection {
   ): string {
     const excl = (flags & NLM_F.EXCL) !== 0;
     const tableOf = (name: string | undefined) => tables.get(`${family} ${name}`) ?? fail(ENOENT);
+    // NEW* of an existing object keeps it, unless the batch said create (NLM_F_EXCL).
+    const addOnce = <V>(map: Map<string, V>, key: string, value: () => V) => {
+      if (!map.has(key)) map.set(key, value());
+      else if (excl) fail(EEXIST);
+    };
     switch (type) {
       case NFT_MSG.NEWTABLE: {
         const t = Table.decode(family, a);
-        if (tables.has(`${family} ${t.name}`)) {
-          if (excl) fail(EEXIST);
-        } else tables.set(`${family} ${t.name}`, { table: t, chains: new Map(), sets: new Map(), rules: [] });
+        addOnce(tables, `${family} ${t.name}`, () => ({
+          table: t,
+          chains: new Map(),
+          sets: new Map(),
+          rules: [],
+        }));
         return t.toString();
       }
       case NFT_MSG.DELTABLE: {
@@ -164,9 +172,7 @@ export class FakeNft implements NftConnection {
       case NFT_MSG.NEWCHAIN: {
         const c = Chain.decode(family, a);
         const t = tableOf(c.table);
-        if (t.chains.has(c.name)) {
-          if (excl) fail(EEXIST);
-        } else t.chains.set(c.name, c);
+        addOnce(t.chains, c.name, () => c);
         return c.toString();
       }
       case NFT_MSG.DELCHAIN: {
@@ -184,9 +190,7 @@ export class FakeNft implements NftConnection {
       case NFT_MSG.NEWSET: {
         const s = NamedSet.decode(family, a);
         const t = tableOf(s.table);
-        if (t.sets.has(s.name)) {
-          if (excl) fail(EEXIST);
-        } else t.sets.set(s.name, { set: s, elements: new Map() });
+        addOnce(t.sets, s.name, () => ({ set: s, elements: new Map() }));
         return s.toString();
       }
       case NFT_MSG.DELSET: {
