@@ -59,8 +59,8 @@ const elementKey = (k: KernelElement) =>
   `${k.key.toString('hex')}/${k.keyEnd?.toString('hex') ?? ''}/${k.flags & 1}`;
 
 export class FakeNft implements NftConnection {
-  /** The model, keyed "family name". Change it only through tamper() (another process's commit). */
-  tables = new Map<string, FakeTable>();
+  /** The model, keyed "family name": replaced whole by each applied batch, edited only by tamper(). */
+  private tables = new Map<string, FakeTable>();
   /** Bumped by every applied batch and by tamper(), like the kernel's ruleset generation. */
   genid = 1;
   readonly committed: CommittedBatch[] = [];
