@@ -271,7 +271,8 @@ t.test(
     );
     await a.start();
     t.ok(a.standby);
-    t.match(ours(kernel), /^add table inet tollgate\n/, 'a closed table');
+    t.match(ours(kernel), /ip saddr 10\.244\.1\.0\/24 .*drop/, 'a closed table: the pod range dropped');
+    t.notMatch(ours(kernel), /ingress4/, 'no dispatch maps yet');
     t.ok(lines.some((l) => l.msg === 'boot-closed table programmed'));
     await new Promise((r) => setTimeout(r, 150));
     t.equal(kernel.fake.committed.length, 1, 'and nothing else while standby');
