@@ -1,7 +1,7 @@
 // Compares our table as the kernel lists it with the desired state we believe is programmed: both sides are
 // rendered by the same printer into a canonical text, so the comparison is exact but blind to what the
 // kernel legitimately changes (rule handles, counter values, element order). Pure: no kernel, no I/O.
-import type { Rule, Ruleset } from '../nft/index.ts';
+import { canonicalLines, type Ruleset } from '../nft/index.ts';
 import type { DesiredState } from './desired.ts';
 import { chainObject, ruleObjects, setObject, tableObject } from './ruleset.ts';
 
@@ -20,33 +20,7 @@ export function expectedRuleset(state: DesiredState): Ruleset {
   };
 }
 
-/** A rule's statement with counter values blanked: traffic changes them, not us. */
-function ruleText(r: Rule): string {
-  return r.statement().replace(/\bcounter packets \d+ bytes \d+/g, 'counter');
-}
-
-/**
- * One canonical line per object: the table, chains and sets sorted by name (a set's elements sorted by
- * their text), then every chain's rules in their order. Handles never appear; counters print bare.
- */
-export function canonicalLines(r: Ruleset): string[] {
-  const byName = <T extends { name: string }>(xs: readonly T[]): T[] =>
-    [...xs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const lines: string[] = [];
-  for (const t of byName(r.tables)) lines.push(t.toString());
-  for (const c of byName(r.chains)) lines.push(c.toString());
-  for (const s of byName(r.sets)) {
-    const elements = s.elements.map((e) => s.formatElement(e)).sort();
-    lines.push(`add ${s.kind} ${s.spec()} ${s.body()}`);
-    for (const e of elements) lines.push(`add element ${s.spec()} { ${e} }`);
-  }
-  const chainNames = byName(r.chains).map((c) => c.name);
-  for (const name of new Set([...chainNames, ...r.rules.map((x) => x.chain)])) {
-    for (const x of r.rules.filter((y) => y.chain === name))
-      lines.push(`add rule ${x.family} ${x.table} ${x.chain} ${ruleText(x)}`);
-  }
-  return lines;
-}
+export { canonicalLines };
 
 export interface TableComparison {
   equal: boolean;

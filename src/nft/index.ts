@@ -3,9 +3,11 @@
 
 export { NetlinkError } from '../netlink/errors.ts';
 export { NfnlSocket } from '../netlink/socket.ts';
+export { NetlinkConnection, type NftCommitter, type NftConnection } from './conn.ts';
 export * from './datatypes.ts';
 export { NftValidationError } from './errors.ts';
 export * from './expr/index.ts';
+export { FakeNft, type FakeNftOptions, type FakeTable, type Refusal } from './fake.ts';
 export * from './family.ts';
 export * from './list.ts';
 export * as m from './match.ts';

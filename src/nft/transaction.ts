@@ -15,8 +15,9 @@ import {
   nftType,
 } from '../netlink/constants.ts';
 import { NetlinkError } from '../netlink/errors.ts';
-import type { CommitResult, NfnlSocket } from '../netlink/socket.ts';
+import type { CommitResult } from '../netlink/socket.ts';
 import { ERRNO } from '../util/errors.ts';
+import type { NftCommitter } from './conn.ts';
 import { NftValidationError } from './errors.ts';
 import { FAMILIES } from './family.ts';
 import { Chain, Rule, Table } from './objects.ts';
@@ -322,7 +323,7 @@ export class Transaction {
   }
 
   /** Commits the transaction as one atomic batch; throws the first validation or kernel error. */
-  async run(sock: NfnlSocket, options: { genid?: number } = {}): Promise<CommitResult> {
+  async run(sock: NftCommitter, options: { genid?: number } = {}): Promise<CommitResult> {
     const batch = this.encode();
     if (batch.entries.length === 0) return { genid: await sock.getGeneration(), messages: 0, bytes: 0 };
     // Sent: the bytes are not kept (a staged program holds many batches until its last is committed).
@@ -354,7 +355,7 @@ function checkObject(obj: NftObject): NftObject {
  * ruleset changed in between (ERESTART), reads the generation again, rebuilds and retries (bounded).
  */
 export async function commitWithRetry(
-  sock: NfnlSocket,
+  sock: NftCommitter,
   build: (genid: number, attempt: number) => Transaction | Promise<Transaction>,
   options: { attempts?: number } = {},
 ): Promise<CommitResult & { attempts: number }> {

@@ -1,7 +1,7 @@
 // Shared fixtures of the agent tests: the watched API paths, a small cluster for node n1, the agent's
-// test timings, a fake programmer that refuses chosen commits, and the reconciler tests' policy.
-import { FakeProgrammer } from '../../src/agent/programmer.ts';
-import type { Transaction } from '../../src/nft/index.ts';
+// test timings, the fake kernel (a programmer over FakeNft), and the reconciler tests' policy.
+import { NftProgrammer } from '../../src/agent/programmer.ts';
+import { FakeNft, type FakeNftOptions } from '../../src/nft/index.ts';
 import type { FakeApi } from '../k8s/fake-api.ts';
 import { nodes, pod, policy } from '../policy/builders.ts';
 
@@ -30,17 +30,13 @@ export const TEST_AGENT_OPTIONS = {
   relistIntervalMs: 600_000,
 };
 
-/** A fake kernel whose commits fail while `failNext` > 0 or while `refuse` matches the batch text. */
-export class Flaky extends FakeProgrammer {
-  failNext = 0;
-  refuse: RegExp | undefined;
-  override async commit(tx: Transaction) {
-    if (this.failNext > 0) {
-      this.failNext--;
-      throw new Error('EIO (injected)');
-    }
-    if (this.refuse?.test(tx.toString())) throw new Error('EINVAL (injected)');
-    return super.commit(tx);
+/** The agent's programmer over a FakeNft: `fake` holds the model, its injected failures and its log. */
+export class FakeKernel extends NftProgrammer {
+  readonly fake: FakeNft;
+  constructor(options: FakeNftOptions = {}) {
+    const fake = new FakeNft(options);
+    super(fake);
+    this.fake = fake;
   }
 }
 

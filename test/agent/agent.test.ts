@@ -3,14 +3,12 @@
 import { pino } from 'pino';
 import t from 'tap';
 import { Agent } from '../../src/agent/agent.ts';
-import { FakeProgrammer } from '../../src/agent/programmer.ts';
-import type { Transaction } from '../../src/nft/index.ts';
 import { FakeApi, until } from '../k8s/fake-api.ts';
 import { pod, policy } from '../policy/builders.ts';
-import { cluster, Flaky, P, TEST_AGENT_OPTIONS } from './_fixtures.ts';
+import { cluster, FakeKernel, P, TEST_AGENT_OPTIONS } from './_fixtures.ts';
 
 const log = pino({ level: 'silent' });
-function agent(api: FakeApi, programmer = new FakeProgrammer(), minSyncIntervalMs = 50) {
+function agent(api: FakeApi, programmer = new FakeKernel(), minSyncIntervalMs = 50) {
   const a = new Agent(api, programmer, log, { ...TEST_AGENT_OPTIONS, minSyncIntervalMs });
   return { a, programmer };
 }
@@ -23,13 +21,13 @@ t.test('first sync only after every kind is listed, and it replaces the table', 
   t.teardown(() => a.stop());
   await a.start();
   await new Promise((r) => setTimeout(r, 100));
-  t.equal(programmer.transactions.length, 0, 'nothing programmed while the API is unreachable');
+  t.equal(programmer.fake.committed.length, 0, 'nothing programmed while the API is unreachable');
   t.notOk(a.ready);
   api.failLists = undefined;
   await until(() => a.ready, 'ready');
-  t.equal(programmer.transactions.length, 1);
+  t.equal(programmer.fake.committed.length, 1);
   t.match(
-    programmer.transactions[0]!.toString(),
+    programmer.fake.committed[0]!.text,
     /^add table inet tollgate\ndelete table inet tollgate\nadd table inet tollgate/,
   );
 });
@@ -37,19 +35,19 @@ t.test('first sync only after every kind is listed, and it replaces the table', 
 t.test('a burst of events becomes few syncs; the last state wins', async (t) => {
   const api = new FakeApi();
   cluster(api);
-  const { a, programmer } = agent(api, new FakeProgrammer(), 100);
+  const { a, programmer } = agent(api, new FakeKernel(), 100);
   t.teardown(() => a.stop());
   await a.start();
   await until(() => a.ready, 'ready');
-  const before = programmer.transactions.length;
+  const before = programmer.fake.committed.length;
   api.put(P.np, 'p', policy('x/p', { podSelector: { matchLabels: { app: 'a' } }, ingress: [] }));
   for (let i = 0; i < 50; i++)
     api.put(P.pods, `extra${i}`, pod(`x/extra${i}`, { app: 'z' }, { ip: `10.244.1.${100 + i}` }));
   await new Promise((r) => setTimeout(r, 20));
   await a.idle();
-  const syncs = programmer.transactions.length - before;
+  const syncs = programmer.fake.committed.length - before;
   t.ok(syncs >= 1 && syncs <= 3, `${syncs} syncs for 51 events`);
-  const text = programmer.transactions.map((x: Transaction) => x.toString()).join('\n');
+  const text = programmer.fake.committed.map((x) => x.text).join('\n');
   t.match(text, /10\.244\.1\.149/, 'the last pod is programmed');
   const metrics = await a.metrics.registry.getSingleMetricAsString('tollgate_event_to_programmed_seconds');
   t.match(metrics, /tollgate_event_to_programmed_seconds_count [1-9]/);
@@ -58,17 +56,17 @@ t.test('a burst of events becomes few syncs; the last state wins', async (t) => 
 t.test('a rejected batch is retried and the agent reports not ready meanwhile', async (t) => {
   const api = new FakeApi();
   cluster(api);
-  const programmer = new Flaky();
+  const programmer = new FakeKernel();
   const { a } = agent(api, programmer);
   t.teardown(() => a.stop());
   await a.start();
   await until(() => a.ready, 'ready');
   // Twice: the diff, and the program from the kernel's listing the reconciler tries at once after it.
-  programmer.failNext = 2;
+  programmer.fake.failNext = 2;
   api.put(P.np, 'p', policy('x/p', { podSelector: {}, ingress: [] }));
   await until(() => !a.ready, 'not ready after the failure');
   await until(() => a.ready, 'ready again after the retry', 5000);
-  t.match(programmer.transactions.at(-1)!.toString(), /add chain inet tollgate in-/);
+  t.match(programmer.fake.committed.at(-1)!.text, /add chain inet tollgate in-/);
   const errors = await a.metrics.registry.getSingleMetricAsString('tollgate_netlink_errors_total');
   t.match(errors, /tollgate_netlink_errors_total 1/);
 });
@@ -78,7 +76,7 @@ t.test('an object that cannot be used is logged once and skipped; the rest stays
   cluster(api);
   const lines: { msg: string; problem?: string }[] = [];
   const capture = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-  const a = new Agent(api, new FakeProgrammer(), capture, TEST_AGENT_OPTIONS);
+  const a = new Agent(api, new FakeKernel(), capture, TEST_AGENT_OPTIONS);
   t.teardown(() => a.stop());
   await a.start();
   await until(() => a.ready, 'ready');

@@ -16,7 +16,7 @@ import {
 } from '../../src/policy/normalize.ts';
 import { planNode } from '../../src/policy/plan.ts';
 import type { ClusterState, Namespace, Node, Pod, Policy } from '../../src/policy/types.ts';
-import { Flaky } from './_fixtures.ts';
+import { FakeKernel } from './_fixtures.ts';
 
 type Raw = Record<string, unknown>;
 
@@ -544,7 +544,7 @@ let recoveries = 0;
 async function run(ops: Op[][]): Promise<void> {
   const world = new World();
   const nodes = NODES.map((name) => {
-    const fake = new Flaky();
+    const fake = new FakeKernel();
     return {
       name,
       fake,
@@ -563,7 +563,7 @@ async function run(ops: Op[][]): Promise<void> {
       let verify = batch.some((o) => o.op === 'verify' && o.node === k);
       for (const o of batch) {
         if (o.op === 'drift' && o.node === k) {
-          n.fake.tables.clear();
+          n.fake.fake.tamper((m) => m.clear());
           n.drifted = true;
           verify ||= o.verify;
         }
@@ -576,18 +576,18 @@ async function run(ops: Op[][]): Promise<void> {
         n.drifted = n.reconciler.lastComplete === undefined;
       }
       // After the verify: the failure is the sync's.
-      for (const o of batch) if (o.op === 'fail' && o.node === k) n.fake.failNext = o.times;
+      for (const o of batch) if (o.op === 'fail' && o.node === k) n.fake.fake.failNext = o.times;
       const { state, podChanges } = n.view.take();
       // The injected failure is this sync's only (a sync with nothing to send leaves it unused).
-      const failing = n.fake.failNext > 0;
+      const failing = n.fake.fake.failNext > 0;
       try {
         const result = await n.reconciler.sync(state, { podChanges });
         if (result.kind !== 'none') n.drifted = false;
         // A failed diff is retried once from the kernel's listing (recovered): that one may succeed.
-        if (failing && n.fake.failNext === 0 && result.recovered === undefined)
+        if (failing && n.fake.fake.failNext === 0 && result.recovered === undefined)
           throw new Error(`step ${i} ${n.name}: a sync succeeded although its commit failed`);
         if (result.recovered !== undefined) recoveries++;
-        n.fake.failNext = 0;
+        n.fake.fake.failNext = 0;
       } catch (e) {
         if (!/injected/.test((e as Error).message)) throw e;
         // Nothing of a failed batch is applied: the kernel still holds the last complete program.

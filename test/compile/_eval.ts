@@ -1,5 +1,5 @@
 // Test helper: what a table of our compiled shape does with a new connection's first packet, read from its
-// rules' nft statements and its sets' elements (as the kernel or the FakeProgrammer lists them). Knows only
+// rules' nft statements and its sets' elements (as the kernel or the FakeNft lists them). Knows only
 // the statements the compiler writes (a rule it cannot read throws, so a new shape is noticed); never a
 // model of the policy: it reads the table, whatever the table says.
 import type { Element, NamedSet, Rule, Ruleset } from '../../src/nft/index.ts';

@@ -1,10 +1,9 @@
 // Staged programming (compile/program.ts) on random plans and random batch caps: every state the batches
-// leave in the FakeProgrammer (read back after each batch) allows nothing that neither the old nor the new
+// leave in the FakeNft (read back after each batch) allows nothing that neither the old nor the new
 // table allows, every batch fits the cap, and the end state equals a fresh full program. From our record
 // (a diff), from the kernel's listing (a full replace, also of a table a crash left half-programmed).
 import fc from 'fast-check';
 import t from 'tap';
-import { FakeProgrammer } from '../../src/agent/programmer.ts';
 import { DesiredCache, type DesiredState, desiredState } from '../../src/compile/desired.ts';
 import { MIN_BATCH_BYTES, type ProgramFrom, programBatches } from '../../src/compile/program.ts';
 import { compareTable, expectedRuleset } from '../../src/compile/verify.ts';
@@ -18,6 +17,7 @@ import {
 } from '../../src/policy/normalize.ts';
 import { Planner } from '../../src/policy/plan.ts';
 import type { ClusterState } from '../../src/policy/types.ts';
+import { FakeKernel } from '../agent/_fixtures.ts';
 import { nodes } from '../policy/builders.ts';
 import { type Packet, TableEvaluator } from './_eval.ts';
 
@@ -137,11 +137,11 @@ const show = (p: Packet) =>
   `${p.family} ${p.saddr.toString(16)} -> ${p.daddr.toString(16)} ${p.protocol}/${p.dport}`;
 
 async function commitAll(
-  fp: FakeProgrammer,
+  fp: FakeKernel,
   from: ProgramFrom,
   next: DesiredState,
   cap: number,
-  check: (fp: FakeProgrammer, batch: number) => Promise<void>,
+  check: (fp: FakeKernel, batch: number) => Promise<void>,
   stopAfter = Number.POSITIVE_INFINITY,
 ) {
   const program = programBatches(from, next, { maxBatchBytes: cap });
@@ -173,7 +173,7 @@ t.test('every state between batches allows at most what old or new allows (prope
       async (a, b, cap, mode, seed, fuseA, fuseB) => {
         const old = desired(a, fuseA);
         const next = desired(b, fuseB);
-        const fp = new FakeProgrammer();
+        const fp = new FakeKernel();
         await commitAll(fp, { kernel: undefined }, old, cap, async () => {});
         const first = compareTable(old, await fp.readTable());
         if (!first.equal) throw new Error(`the first program is incomplete: ${first.detail}`);
@@ -181,7 +181,7 @@ t.test('every state between batches allows at most what old or new allows (prope
         const oldEval = new TableEvaluator(await fp.readTable());
         const newEval = new TableEvaluator(expectedRuleset(next));
         const either = sample.map((p) => oldEval.allows(p) || newEval.allows(p));
-        const check = async (f: FakeProgrammer, batch: number) => {
+        const check = async (f: FakeKernel, batch: number) => {
           const mid = new TableEvaluator(await f.readTable());
           sample.forEach((p, i) => {
             if (mid.allows(p) && !either[i])
@@ -247,7 +247,7 @@ t.test('a staged replace over a table with foreign objects and names it would us
     ],
   };
   const next = desired(input);
-  const fp = new FakeProgrammer();
+  const fp = new FakeKernel();
   await commitAll(
     fp,
     { kernel: undefined },

@@ -1,11 +1,12 @@
 // verify() against the fake programmer (an in-memory nf_tables fed the real batch bytes) and the canonical
 // comparison itself: what counts as drift, what does not (handles, counters, element order), repairs.
 import t from 'tap';
-import { FakeProgrammer, type Programmer } from '../../src/agent/programmer.ts';
+import type { Programmer } from '../../src/agent/programmer.ts';
 import { NodeReconciler } from '../../src/agent/reconciler.ts';
 import { chainObject, setObject, tableObject } from '../../src/compile/ruleset.ts';
 import { canonicalLines, compareTable, expectedRuleset } from '../../src/compile/verify.ts';
 import { Counter, m, NamedSet, Rule, type Ruleset, Transaction } from '../../src/nft/index.ts';
+import { FakeKernel } from '../agent/_fixtures.ts';
 import { changingSteps, podChain, removedElement, scenarioStates } from './_scenarios.ts';
 
 const db = scenarioStates('seed-db-only-from-api');
@@ -72,16 +73,16 @@ t.test('differences are found and summarised', async (t) => {
 });
 
 t.test('with the fake: syncs step by step, verify finds nothing and sends nothing', async (t) => {
-  const fake = new FakeProgrammer();
+  const fake = new FakeKernel();
   const rec = new NodeReconciler(db.nodeName, fake);
   t.same(await rec.verify(), { drift: false, repaired: false, detail: 'nothing programmed yet' });
   for (const s of changingSteps(db.steps)) {
     const sync = await rec.sync(s.state);
-    const sent = fake.transactions.length;
+    const sent = fake.fake.committed.length;
     t.same(await rec.verify(), { drift: false, repaired: false }, `step ${s.step} (${sync.kind})`);
-    t.equal(fake.transactions.length, sent, 'verify sent nothing');
+    t.equal(fake.fake.committed.length, sent, 'verify sent nothing');
     // The incremental table equals a fresh full program of the same state.
-    const fresh = new FakeProgrammer();
+    const fresh = new FakeKernel();
     await new NodeReconciler(db.nodeName, fresh).sync(s.state);
     t.same(canonicalLines((await fake.readTable())!), canonicalLines((await fresh.readTable())!));
   }
@@ -120,33 +121,31 @@ t.test('with the fake: drift behind the reconciler is detected and repaired in o
     ['the table deleted', someone(new Transaction().delete(tableObject())), /^table missing$/],
   ];
   for (const [what, drift, detail] of drifts) {
-    const fake = new FakeProgrammer();
+    const fake = new FakeKernel();
     const rec = new NodeReconciler(db.nodeName, fake);
     await rec.sync(last.state);
     const good = canonicalLines((await fake.readTable())!);
     await drift(fake);
-    const sent = fake.transactions.length;
+    const sent = fake.fake.committed.length;
     const r = await rec.verify();
     t.match(r, { drift: true, repaired: true, detail }, what);
-    t.equal(fake.transactions.length, sent + 1, `${what}: one repair batch`);
-    t.match(fake.transactions.at(-1)!.toString(), /^add table inet tollgate\ndelete table inet tollgate\n/);
+    t.equal(fake.fake.committed.length, sent + 1, `${what}: one repair batch`);
+    t.match(fake.fake.committed.at(-1)!.text, /^add table inet tollgate\ndelete table inet tollgate\n/);
     t.same(canonicalLines((await fake.readTable())!), good, `${what}: table as before`);
     t.same(await rec.verify(), { drift: false, repaired: false }, `${what}: clean afterwards`);
   }
 });
 
 t.test('a failed repair is reported, not thrown', async (t) => {
-  const fake = new FakeProgrammer();
+  const fake = new FakeKernel();
   const rec = new NodeReconciler(db.nodeName, fake);
   await rec.sync(last.state);
   await fake.commit(new Transaction().delete(tableObject()));
-  fake.commit = async () => {
-    throw new Error('kernel says no');
-  };
+  fake.fake.refuse = { match: /^NEWTABLE/, errno: 'EPERM' };
   t.match(await rec.verify(), {
     drift: true,
     repaired: false,
-    detail: 'table missing; repair failed: kernel says no',
+    detail: /^table missing; repair failed: NEWTABLE for table inet tollgate failed: EPERM/,
   });
 });
 
@@ -162,7 +161,7 @@ t.test(
     if (!pair) throw new Error('no step of the scenario deletes an element');
     const [i, gone] = pair;
     const prev = steps[i - 1]!;
-    const fake = new FakeProgrammer();
+    const fake = new FakeKernel();
     const rec = new NodeReconciler(db.nodeName, fake);
     await rec.sync(prev.state);
     await fake.commit(
