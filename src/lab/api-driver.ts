@@ -3,7 +3,6 @@
 // it with the shipped RBAC and programs its node, and probes wait for that asynchronous convergence.
 // Fault steps (scenario README, "Faults") act on this: nft run in a node, agents stopped, killed or
 // doubled, the API server stopped and started; `expect: {within}` measures the convergence window.
-// Run as a script (`--check-table NODE`) it is the in-namespace table checker the driver talks to.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,10 +18,10 @@ import { inNamespace } from './exec.ts';
 import { Lab } from './lab.ts';
 import { loadFactor, scaledMs } from './load.ts';
 import { labSpecOf, ProbeSampler, podSpecs, probeInLab } from './scenario.ts';
+import { TableChecker } from './table-checker.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const TOLLGATE = `${REPO}bin/tollgate.js`;
-const SELF = fileURLToPath(import.meta.url);
 /** Where each agent serves /readyz and /metrics: the node namespace's own loopback. */
 export const AGENT_METRICS_ADDR = '127.0.0.1:9808';
 /** The second agent of a node (`second-start`) serves on the next port of the same loopback. */
@@ -212,92 +211,6 @@ export class AgentProcess {
   tail(n = 40): string {
     return `--- agent ${this.nodeName} (last ${n} lines) ---\n${this.lines.slice(-n).join('\n')}`;
   }
-}
-
-// ---- the table checker (a process per node namespace) -------------------------------------------------------
-
-interface CheckReply {
-  id: number;
-  ok: boolean;
-  equal?: boolean;
-  detail?: string;
-  error?: string;
-}
-
-/** Compares a node's kernel table with what the policy model says for given objects (read-only). */
-class TableChecker {
-  readonly #child: ChildProcess;
-  readonly #pending = new Map<number, (r: CheckReply) => void>();
-  #next = 1;
-  #stderr = '';
-
-  constructor(ns: string, node: string) {
-    const [file, ...args] = inNamespace(ns, [process.execPath, SELF, '--check-table', node]);
-    this.#child = spawn(file!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.#child.stderr!.on('data', (d: Buffer) => {
-      this.#stderr = (this.#stderr + d.toString()).slice(-2000);
-    });
-    createInterface({ input: this.#child.stdout! }).on('line', (line) => {
-      const r = JSON.parse(line) as CheckReply;
-      this.#pending.get(r.id)?.(r);
-      this.#pending.delete(r.id);
-    });
-    this.#child.once('exit', (code) => {
-      for (const [id, settle] of this.#pending)
-        settle({ id, ok: false, error: `table checker exited (${code}): ${this.#stderr.trim()}` });
-      this.#pending.clear();
-    });
-  }
-
-  check(objects: unknown): Promise<CheckReply> {
-    const id = this.#next++;
-    return new Promise((resolve) => {
-      if (this.#child.exitCode !== null) {
-        resolve({ id, ok: false, error: `table checker exited: ${this.#stderr.trim()}` });
-        return;
-      }
-      this.#pending.set(id, resolve);
-      this.#child.stdin!.write(`${JSON.stringify({ id, objects })}\n`);
-    });
-  }
-
-  async close(): Promise<void> {
-    if (this.#child.exitCode !== null) return;
-    const exited = new Promise((r) => this.#child.once('exit', r));
-    this.#child.stdin!.end();
-    await exited;
-  }
-}
-
-async function runTableChecker(node: string): Promise<void> {
-  const [{ NetlinkProgrammer }, { compareTable }, { desiredState }, { Planner }, { buildState }] =
-    await Promise.all([
-      import('../agent/programmer.ts'),
-      import('../compile/verify.ts'),
-      import('../compile/desired.ts'),
-      import('../policy/plan.ts'),
-      import('../policy/normalize.ts'),
-    ]);
-  const programmer = new NetlinkProgrammer();
-  let queue = Promise.resolve();
-  const input = createInterface({ input: process.stdin });
-  input.on('line', (line) => {
-    const req = JSON.parse(line) as { id: number; objects: Parameters<typeof buildState>[0] };
-    queue = queue.then(async () => {
-      let reply: CheckReply;
-      try {
-        const expected = desiredState(new Planner(buildState(req.objects)).planNode(node));
-        const c = compareTable(expected, await programmer.readTable());
-        reply = { id: req.id, ok: true, equal: c.equal, detail: c.detail };
-      } catch (error) {
-        reply = { id: req.id, ok: false, error: (error as Error).message };
-      }
-      process.stdout.write(`${JSON.stringify(reply)}\n`);
-    });
-  });
-  input.on('close', () => {
-    void queue.then(() => programmer.close());
-  });
 }
 
 // ---- the driver --------------------------------------------------------------------------------------------
@@ -712,7 +625,9 @@ export class ApiScenarioDriver implements ScenarioDriver {
       const replies = await Promise.all(this.#checkers.map((c) => c.check(objects)));
       pending = replies
         .map((r, i) =>
-          r.ok && r.equal ? undefined : `${world.nodes[i]!.name}: ${r.ok ? r.detail : r.error}`,
+          r.ok && r.result?.equal
+            ? undefined
+            : `${world.nodes[i]!.name}: ${r.ok ? r.result?.detail : r.error}`,
         )
         .filter((x): x is string => x !== undefined);
       if (pending.length === 0) {
@@ -742,7 +657,7 @@ export class ApiScenarioDriver implements ScenarioDriver {
     if (!checker) throw new LabError('E_LAB_UNKNOWN', `no node ${index}`);
     const r = await checker.check(objects);
     if (!r.ok) throw new LabError('E_LAB_AGENT', `table check of node ${index}: ${r.error}`);
-    return { equal: r.equal === true, detail: r.detail };
+    return { equal: r.result?.equal === true, detail: r.result?.detail };
   }
 
   /** The agent of node N (1-based). */
@@ -771,13 +686,4 @@ function podPath(p: K8s): string {
 
 function policyPath(p: K8s): string {
   return `/apis/networking.k8s.io/v1/namespaces/${p.metadata.namespace}/networkpolicies/${p.metadata.name}`;
-}
-
-if (import.meta.main) {
-  const at = process.argv.indexOf('--check-table');
-  const node = at >= 0 ? process.argv[at + 1] : undefined;
-  if (!node) {
-    process.stderr.write('usage: api-driver.ts --check-table NODE (inside the node namespace)\n');
-    process.exitCode = 2;
-  } else await runTableChecker(node);
 }
