@@ -27,17 +27,21 @@ export function running(p: Proc | undefined): boolean {
   return p !== undefined && p.child.exitCode === null && p.child.signalCode === null;
 }
 
-export async function stopProcess(p: Proc | undefined, graceMs = 10_000): Promise<void> {
-  if (!p || !running(p)) return;
+/** SIGTERM, SIGKILL after `graceMs`; resolves at the exit (`exited`). For every child the lab starts. */
+export async function terminate(child: ChildProcess, exited: Promise<void>, graceMs: number): Promise<void> {
   try {
-    p.child.kill('SIGCONT'); // a frozen process cannot act on SIGTERM
-    p.child.kill('SIGTERM');
+    child.kill('SIGCONT'); // a frozen process cannot act on SIGTERM
+    child.kill('SIGTERM');
   } catch {}
   const timer = setTimeout(() => {
     try {
-      p.child.kill('SIGKILL');
+      child.kill('SIGKILL');
     } catch {}
   }, graceMs);
-  await p.exited;
+  await exited;
   clearTimeout(timer);
+}
+
+export async function stopProcess(p: Proc | undefined, graceMs = 10_000): Promise<void> {
+  if (p && running(p)) await terminate(p.child, p.exited, graceMs);
 }

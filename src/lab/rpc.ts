@@ -3,6 +3,7 @@
 // Owns the framing, the pending requests and the child's lifetime; must not know any request's meaning.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface, type Interface } from 'node:readline';
+import { terminate } from './processes.ts';
 
 export interface RpcChildOptions<Reply> {
   /** The reply that settles a request the child can no longer answer; `why` says what happened to it. */
@@ -112,11 +113,7 @@ export class RpcChild<Reply extends { id: number }> {
 
   /** SIGTERM, SIGKILL after `graceMs`; resolves at the exit. */
   async stop(graceMs: number): Promise<void> {
-    if (this.#end !== undefined) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-    await this.exited;
-    clearTimeout(timer);
+    if (this.#end === undefined) await terminate(this.child, this.exited, graceMs);
   }
 }
 
