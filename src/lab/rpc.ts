@@ -54,13 +54,14 @@ export class RpcChild<Reply extends { id: number }> {
         settle(message as Reply);
       } else options.onNotice?.(message);
     });
+    // Pending requests are settled at 'close', after the output is read: the stderr tail in their message
+    // is then complete (at 'exit' the child's last words may still be in the pipe).
+    this.child.once('close', (code, signal) => this.#settleAll(`exited (${code ?? signal})`));
     this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        this.#settleAll(`exited (${code ?? signal})`);
-        resolve();
-      });
-      // `on`, not `once`: a later error (a signal to a gone child) must not become an uncaught one.
+      this.child.once('exit', () => resolve());
+      // `on`, not `once`: a later error (a signal that could not be sent) must not become an uncaught one.
       this.child.on('error', (e) => {
+        if (this.child.pid !== undefined) return;
         this.#settleAll(`could not start (${e.message})`);
         resolve();
       });
