@@ -7,7 +7,7 @@ import { NetlinkProgrammer } from '../agent/programmer.ts';
 import { MIN_BATCH_BYTES } from '../compile/program.ts';
 import type { ListWatch } from '../k8s/client.ts';
 import { UsageError } from '../util/errors.ts';
-import { type Command, parseCommandArgs } from './command.ts';
+import { type Command, parseCommandArgs, rejectPositionals } from './command.ts';
 
 function ms(flag: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -99,8 +99,7 @@ export const agentCommand: Command = {
       // socket limits on any machine.
       'max-batch-bytes': { type: 'string' },
     });
-    if (positionals.length > 0)
-      throw new UsageError(`unexpected argument '${positionals[0]}'\n\n${this.usage}`);
+    rejectPositionals(positionals, this.usage);
     const nodeName = values['node-name'] ?? process.env.NODE_NAME;
     if (!nodeName)
       throw new UsageError(

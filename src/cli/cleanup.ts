@@ -2,8 +2,7 @@
 import { NetlinkProgrammer } from '../agent/programmer.ts';
 import { TABLE } from '../compile/desired.ts';
 import { Table, Transaction } from '../nft/index.ts';
-import { UsageError } from '../util/errors.ts';
-import { type Command, parseCommandArgs } from './command.ts';
+import { type Command, parseCommandArgs, rejectPositionals } from './command.ts';
 
 export const cleanupCommand: Command = {
   name: 'cleanup',
@@ -18,8 +17,7 @@ export const cleanupCommand: Command = {
   ].join('\n'),
   async run(argv, io) {
     const { positionals } = parseCommandArgs(this, argv, {});
-    if (positionals.length > 0)
-      throw new UsageError(`unexpected argument '${positionals[0]}'\n\n${this.usage}`);
+    rejectPositionals(positionals, this.usage);
     const programmer = new NetlinkProgrammer();
     try {
       if ((await programmer.listTable()) === undefined) {

@@ -23,6 +23,11 @@ export const processIO: CommandIO = {
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
+/** For commands that take flags only: a UsageError naming the first positional argument. */
+export function rejectPositionals(positionals: string[], usage: string): void {
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'\n\n${usage}`);
+}
+
 /** parseArgs with `--help` added and unknown flags turned into a UsageError naming the flag. */
 export function parseCommandArgs<O extends Options>(command: Command, argv: string[], options: O) {
   try {

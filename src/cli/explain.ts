@@ -11,7 +11,7 @@ import { buildState, type ClusterObjects } from '../policy/normalize.ts';
 import { loadScenario, yamlDocuments } from '../scenario/parse.ts';
 import { World } from '../scenario/world.ts';
 import { UsageError } from '../util/errors.ts';
-import { type Command, parseCommandArgs } from './command.ts';
+import { type Command, parseCommandArgs, rejectPositionals } from './command.ts';
 
 /** The files --manifests PATH names: the file itself, or every .yaml/.yml below a directory, sorted. */
 export function manifestFiles(path: string): string[] {
@@ -94,6 +94,20 @@ export interface ObjectSource {
   manifests?: string | undefined;
 }
 
+/** The flags that give an ObjectSource (explain, lint). */
+export const OBJECT_SOURCE_FLAGS = {
+  kubeconfig: { type: 'string' },
+  scenario: { type: 'string' },
+  step: { type: 'string' },
+  manifests: { type: 'string' },
+} as const;
+
+/** A UsageError when more than one source is given. */
+export function assertOneSource(source: ObjectSource): void {
+  const given = [source.kubeconfig, source.scenario, source.manifests].filter((v) => v !== undefined);
+  if (given.length > 1) throw new UsageError('give at most one of --kubeconfig, --scenario, --manifests');
+}
+
 /** A scenario's objects after steps 0..step (default: all of them). */
 export function scenarioObjects(file: string, step: string | undefined): ClusterObjects {
   const scenario = loadScenario(file);
@@ -147,17 +161,12 @@ export const explainCommand: Command = {
       from: { type: 'string' },
       to: { type: 'string' },
       port: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      scenario: { type: 'string' },
-      step: { type: 'string' },
-      manifests: { type: 'string' },
+      ...OBJECT_SOURCE_FLAGS,
     });
-    if (positionals.length > 0)
-      throw new UsageError(`unexpected argument '${positionals[0]}'\n\n${this.usage}`);
+    rejectPositionals(positionals, this.usage);
     if (!values.from || !values.to || !values.port)
       throw new UsageError(`--from, --to and --port are required\n\n${this.usage}`);
-    const sources = [values.kubeconfig, values.scenario, values.manifests].filter((v) => v !== undefined);
-    if (sources.length > 1) throw new UsageError('give at most one of --kubeconfig, --scenario, --manifests');
+    assertOneSource(values);
     const { port, protocol } = parsePort(values.port);
 
     const objects = await loadObjects(values);

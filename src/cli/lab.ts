@@ -5,7 +5,7 @@ import { demoSpec, Lab, listLabs, sweepLabs } from '../lab/index.ts';
 import { LabScenarioDriver } from '../lab/scenario.ts';
 import { UsageError } from '../util/errors.ts';
 import { type Command, type CommandIO, parseCommandArgs } from './command.ts';
-import { runScenarioFiles } from './scenarios.ts';
+import { requireScenarios, runScenarioFiles } from './scenarios.ts';
 
 export interface LabSubcommand {
   summary: string;
@@ -114,7 +114,7 @@ const run: LabSubcommand = {
   ].join('\n'),
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(labCommand, argv, { api: { type: 'boolean' } });
-    if (positionals.length === 0) throw new UsageError(`no scenario given\n\n${this.usage}`);
+    requireScenarios(positionals, this.usage);
     // The API driver (and the Kubernetes client library it loads) only when asked for.
     const ApiScenarioDriver = values.api
       ? (await import('../lab/api-driver.ts')).ApiScenarioDriver

@@ -5,8 +5,15 @@ import { parseAllDocuments } from 'yaml';
 import { type Finding, LINT_CHECKS, type LintResult, lintCluster } from '../policy/lint.ts';
 import { buildState, type ClusterObjects } from '../policy/normalize.ts';
 import { UsageError } from '../util/errors.ts';
-import { type Command, parseCommandArgs } from './command.ts';
-import { loadObjects, manifestFiles, readManifests, scenarioObjects } from './explain.ts';
+import { type Command, parseCommandArgs, rejectPositionals } from './command.ts';
+import {
+  assertOneSource,
+  loadObjects,
+  manifestFiles,
+  OBJECT_SOURCE_FLAGS,
+  readManifests,
+  scenarioObjects,
+} from './explain.ts';
 import { expandScenarioPaths } from './scenarios.ts';
 
 /** Exit status when there are findings (0: clean, 2: usage, 1: other errors). */
@@ -94,16 +101,11 @@ export const lintCommand: Command = {
   ].join('\n'),
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(this, argv, {
-      kubeconfig: { type: 'string' },
-      scenario: { type: 'string' },
-      step: { type: 'string' },
-      manifests: { type: 'string' },
+      ...OBJECT_SOURCE_FLAGS,
       output: { type: 'string' },
     });
-    if (positionals.length > 0)
-      throw new UsageError(`unexpected argument '${positionals[0]}'\n\n${this.usage}`);
-    const sources = [values.kubeconfig, values.scenario, values.manifests].filter((v) => v !== undefined);
-    if (sources.length > 1) throw new UsageError('give at most one of --kubeconfig, --scenario, --manifests');
+    rejectPositionals(positionals, this.usage);
+    assertOneSource(values);
     const output = values.output ?? 'text';
     if (output !== 'text' && output !== 'json')
       throw new UsageError(`--output must be text or json, not '${output}'`);

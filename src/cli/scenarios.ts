@@ -8,6 +8,11 @@ import { formatScenarioReport, formatTotals } from '../scenario/report.ts';
 import { UsageError } from '../util/errors.ts';
 import type { CommandIO } from './command.ts';
 
+/** Commands that run scenario files: a UsageError when none is given. */
+export function requireScenarios(positionals: string[], usage: string): void {
+  if (positionals.length === 0) throw new UsageError(`no scenario given\n\n${usage}`);
+}
+
 export function expandScenarioPaths(args: string[]): string[] {
   const out: string[] = [];
   for (const arg of args) {

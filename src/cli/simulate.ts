@@ -1,8 +1,7 @@
 // `tollgate simulate SCENARIO...`: runs scenario files against the policy model (no privileges needed).
 import { modelDriver } from '../scenario/model.ts';
-import { UsageError } from '../util/errors.ts';
 import { type Command, parseCommandArgs } from './command.ts';
-import { runScenarioFiles } from './scenarios.ts';
+import { requireScenarios, runScenarioFiles } from './scenarios.ts';
 
 export const simulateCommand: Command = {
   name: 'simulate',
@@ -20,7 +19,7 @@ export const simulateCommand: Command = {
   ].join('\n'),
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(this, argv, { matrices: { type: 'boolean' } });
-    if (positionals.length === 0) throw new UsageError(`no scenario given\n\n${this.usage}`);
+    requireScenarios(positionals, this.usage);
     return runScenarioFiles(positionals, () => modelDriver, io, { matrices: values.matrices === true });
   },
 };

@@ -1,10 +1,9 @@
 // Owner side of an in-namespace agent (agent.ts): starts it with nsenter, waits until its ports listen,
 // and sends it requests. Must not parse anything but the agent's JSON lines.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { LabError } from './errors.ts';
 import { inNamespace } from './exec.ts';
+import { RpcChild } from './rpc.ts';
 import type { PortSpec } from './types.ts';
 
 const AGENT_SCRIPT = fileURLToPath(new URL('./agent.ts', import.meta.url));
@@ -21,29 +20,17 @@ export class AgentClient {
   readonly ns: string;
   readonly name: string;
   readonly pid: number;
-  #child: ChildProcess;
-  #nextId = 1;
-  #pending = new Map<number, (reply: Reply) => void>();
-  #exited: Promise<void>;
-  #alive = true;
+  readonly #rpc: RpcChild<Reply>;
 
-  private constructor(ns: string, name: string, child: ChildProcess) {
+  private constructor(ns: string, name: string, rpc: RpcChild<Reply>) {
     this.ns = ns;
     this.name = name;
-    this.#child = child;
-    this.pid = child.pid ?? -1;
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    void this.#exited.then(() => {
-      this.#alive = false;
-      for (const [id, settle] of this.#pending) {
-        settle({ id, ok: false, error: true, detail: `agent ${name} in ${ns} exited` });
-      }
-      this.#pending.clear();
-    });
+    this.#rpc = rpc;
+    this.pid = rpc.pid ?? -1;
   }
 
   get alive(): boolean {
-    return this.#alive;
+    return this.#rpc.alive;
   }
 
   /**
@@ -59,70 +46,38 @@ export class AgentClient {
       `--serve=${JSON.stringify(ports)}`,
       ...(detached ? ['--detached'] : []),
     ]);
-    const child = spawn(argv[0] as string, argv.slice(1), {
-      stdio: ['pipe', 'pipe', detached ? 'ignore' : 'pipe'],
-      detached,
-    });
-    const client = new AgentClient(ns, name, child);
-    const stderr: string[] = [];
-    child.stderr?.on('data', (b: Buffer) => stderr.push(b.toString()));
     return new Promise((resolve, reject) => {
+      let ready = false;
       const fail = (why: string) => {
+        if (ready) return;
+        ready = true;
         clearTimeout(timer);
-        child.kill('SIGKILL');
-        reject(
-          new LabError(
-            'E_LAB_AGENT',
-            `agent ${name} in ${ns} ${why}${stderr.length ? `: ${stderr.join('')}` : ''}`,
-          ),
-        );
+        rpc.child.kill('SIGKILL');
+        const stderr = rpc.stderr;
+        reject(new LabError('E_LAB_AGENT', `agent ${name} in ${ns} ${why}${stderr ? `: ${stderr}` : ''}`));
       };
-      const timer = setTimeout(() => fail(`not ready after ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
-      const onError = (e: Error) => fail(`could not start (${e.message})`);
-      const onEarlyExit = (code: number | null, signal: string | null) =>
-        fail(`exited ${code ?? signal} before it was ready`);
-      child.once('error', onError);
-      child.once('exit', onEarlyExit);
-      const lines = createInterface({ input: child.stdout! });
-      lines.on('line', (line) => {
-        let message: { type?: string; id?: number; detail?: string };
-        try {
-          message = JSON.parse(line);
-        } catch {
-          return;
-        }
-        if (message.type === 'ready') {
+      const rpc = new RpcChild<Reply>(argv, {
+        lost: (id) => ({ id, ok: false, error: true, detail: `agent ${name} in ${ns} exited` }),
+        stderr: detached ? 'ignore' : 16_000,
+        detached,
+        onNotice: (message) => {
+          if (message.type === 'error') fail(`failed: ${message.detail}`);
+          if (message.type !== 'ready' || ready) return;
+          ready = true;
           clearTimeout(timer);
-          child.removeListener('exit', onEarlyExit);
-          child.removeListener('error', onError);
-          child.on('error', () => {});
-          if (detached) {
-            lines.close();
-            child.stdout?.destroy();
-            child.stdin?.destroy();
-            child.unref();
-          }
-          resolve(client);
-        } else if (message.type === 'error') {
-          fail(`failed: ${message.detail}`);
-        } else if (typeof message.id === 'number') {
-          const settle = client.#pending.get(message.id);
-          client.#pending.delete(message.id);
-          settle?.(message as Reply);
-        }
+          if (detached) rpc.release();
+          resolve(new AgentClient(ns, name, rpc));
+        },
       });
+      const timer = setTimeout(() => fail(`not ready after ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+      rpc.child.once('error', (e) => fail(`could not start (${e.message})`));
+      rpc.child.once('exit', (code, signal) => fail(`exited ${code ?? signal} before it was ready`));
     });
   }
 
-  request(body: Record<string, unknown>): Promise<Reply> {
-    if (!this.#alive) {
-      return Promise.reject(new LabError('E_LAB_AGENT', `agent ${this.name} in ${this.ns} is not running`));
-    }
-    const id = this.#nextId++;
-    return new Promise((resolve) => {
-      this.#pending.set(id, resolve);
-      this.#child.stdin?.write(`${JSON.stringify({ id, ...body })}\n`);
-    });
+  async request(body: Record<string, unknown>): Promise<Reply> {
+    if (!this.alive) throw new LabError('E_LAB_AGENT', `agent ${this.name} in ${this.ns} is not running`);
+    return this.#rpc.request(body);
   }
 
   async listen(ports: PortSpec[]): Promise<void> {
@@ -154,16 +109,12 @@ export class AgentClient {
   }
 
   /** Ends the agent and waits for it; SIGKILL after a second if it does not go. */
-  async stop(): Promise<void> {
-    if (!this.#alive) return;
-    this.#child.kill('SIGTERM');
-    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 1000);
-    await this.#exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return this.#rpc.stop(1000);
   }
 
   /** For exit hooks: no waiting possible. */
   killSync(): void {
-    if (this.#alive) this.#child.kill('SIGKILL');
+    if (this.alive) this.#rpc.child.kill('SIGKILL');
   }
 }

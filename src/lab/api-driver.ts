@@ -3,35 +3,30 @@
 // it with the shipped RBAC and programs its node, and probes wait for that asynchronous convergence.
 // Fault steps (scenario README, "Faults") act on this: nft run in a node, agents stopped, killed or
 // doubled, the API server stopped and started; `expect: {within}` measures the convergence window.
-// Run as a script (`--check-table NODE`) it is the in-namespace table checker the driver talks to.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Probe, ProbeOutcome, ScenarioDriver, WindowReport } from '../scenario/probes.ts';
 import type { AgentAction, FaultStep } from '../scenario/types.ts';
 import type { World } from '../scenario/world.ts';
-import { ApiServer, type ApiServerOptions, type KubeObject } from './apiserver.ts';
+import type { KubeObject } from './admin-client.ts';
+import {
+  AGENT_METRICS_ADDR,
+  AgentProcess,
+  agentHasFlag,
+  READY_MS,
+  SECOND_AGENT_METRICS_ADDR,
+} from './agent-process.ts';
+import { ApiServer, type ApiServerOptions } from './apiserver.ts';
 import { LabError } from './errors.ts';
-import { inNamespace } from './exec.ts';
 import { Lab } from './lab.ts';
 import { loadFactor, scaledMs } from './load.ts';
 import { labSpecOf, ProbeSampler, podSpecs, probeInLab } from './scenario.ts';
+import { TableChecker } from './table-checker.ts';
 
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const TOLLGATE = `${REPO}bin/tollgate.js`;
-const SELF = fileURLToPath(import.meta.url);
-/** Where each agent serves /readyz and /metrics: the node namespace's own loopback. */
-export const AGENT_METRICS_ADDR = '127.0.0.1:9808';
-/** The second agent of a node (`second-start`) serves on the next port of the same loopback. */
-export const SECOND_AGENT_METRICS_ADDR = '127.0.0.1:9809';
 const CONVERGE_MS = 10_000;
 /** After `api: start`: the agents' watches back off while the API is down, so relisting takes longer. */
 const API_BACK_MS = 40_000;
-const READY_MS = 60_000;
-const LOG_LINES = 3000;
 // A pod needs an image to pass validation; no kubelet ever pulls it.
 const POD_IMAGE = 'registry.invalid/tollgate-lab-server:1';
 const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
@@ -53,252 +48,6 @@ function labelPatch(from: Record<string, string>, to: Record<string, string>): R
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-
-// ---- one agent process per node -----------------------------------------------------------------------------
-
-export class AgentProcess {
-  readonly lab: Lab;
-  readonly nodeIndex: number;
-  readonly nodeName: string;
-  readonly ns: string;
-  readonly args: string[];
-  /** Where it serves /healthz, /readyz and /metrics inside the node namespace. */
-  readonly metricsAddr: string;
-  /** stdout (pino JSON) and stderr lines of every run of this agent, oldest first, capped. */
-  readonly lines: string[] = [];
-  #child: ChildProcess | undefined;
-  #exited: Promise<void> = Promise.resolve();
-  runs = 0;
-
-  constructor(
-    lab: Lab,
-    nodeIndex: number,
-    nodeName: string,
-    args: string[],
-    metricsAddr = AGENT_METRICS_ADDR,
-    env: NodeJS.ProcessEnv = {},
-  ) {
-    this.lab = lab;
-    this.nodeIndex = nodeIndex;
-    this.nodeName = nodeName;
-    this.ns = lab.nodeNamespace(nodeIndex);
-    this.args = args;
-    this.metricsAddr = metricsAddr;
-    this.env = env;
-  }
-
-  /** Added to the test process's environment (in-cluster configuration). */
-  readonly env: NodeJS.ProcessEnv;
-
-  get pid(): number | undefined {
-    return this.#child?.pid;
-  }
-
-  get running(): boolean {
-    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
-  }
-
-  #record(stream: string, line: string): void {
-    const at = new Date().toISOString().slice(11, 23);
-    this.lines.push(stream === 'out' ? `${at} ${line}` : `${at} [stderr] ${line}`);
-    if (this.lines.length > LOG_LINES) this.lines.splice(0, this.lines.length - LOG_LINES);
-  }
-
-  start(): void {
-    if (this.running) throw new LabError('E_LAB_AGENT', `the agent of ${this.nodeName} is already running`);
-    this.runs++;
-    this.#record('out', `--- start #${this.runs}: tollgate agent ${this.args.join(' ')}`);
-    const [file, ...argv] = inNamespace(this.ns, [process.execPath, TOLLGATE, 'agent', ...this.args]);
-    const child = spawn(file!, argv, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...this.env },
-    });
-    this.#child = child;
-    createInterface({ input: child.stdout! }).on('line', (l) => this.#record('out', l));
-    createInterface({ input: child.stderr! }).on('line', (l) => this.#record('err', l));
-    this.#exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.#record('out', `--- exited (${code ?? signal})`);
-        resolve();
-      });
-      child.once('error', (e) => {
-        this.#record('err', `cannot start: ${e.message}`);
-        resolve();
-      });
-    });
-  }
-
-  /**
-   * Resolves once this run of the agent has logged that it holds its node (the boot-closed table, a sync,
-   * standby, or that it filters nothing until its first sync) or exited, or after `limitMs` (the probes
-   * that follow then tell what is wrong).
-   */
-  async waitTookOver(limitMs: number): Promise<void> {
-    const marker = `--- start #${this.runs}:`;
-    const tookOver =
-      /"msg":"(boot-closed table programmed|synced|[^"]*standby[^"]*|[^"]*not filtered until the first sync)"|--- exited/;
-    const deadline = performance.now() + limitMs;
-    while (performance.now() < deadline) {
-      const from = this.lines.findLastIndex((l) => l.includes(marker));
-      if (from >= 0 && this.lines.slice(from + 1).some((l) => tookOver.test(l))) return;
-      await sleep(50);
-    }
-  }
-
-  /** Sends a signal (SIGKILL for crash tests) and waits for the exit if it is one that ends the process. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (!this.running) return;
-    this.#child!.kill(signal);
-    await this.#exited;
-  }
-
-  /** SIGTERM, then SIGKILL after `graceMs`. */
-  async stop(graceMs = 5000): Promise<void> {
-    if (!this.running) return;
-    const timer = setTimeout(() => this.#child?.kill('SIGKILL'), graceMs);
-    this.#child!.kill('SIGTERM');
-    await this.#exited;
-    clearTimeout(timer);
-  }
-
-  /** GET on the agent's HTTP endpoint from inside the node namespace: status code and body. */
-  async http(path: string): Promise<{ status: number; body: string }> {
-    const r = await this.lab.exec(this.ns, [
-      'curl',
-      '-s',
-      '--noproxy',
-      '*',
-      '-m',
-      '3',
-      '-w',
-      '\n%{http_code}',
-      `http://${this.metricsAddr}${path}`,
-    ]);
-    const at = r.stdout.lastIndexOf('\n');
-    return { status: Number(r.stdout.slice(at + 1)) || 0, body: r.stdout.slice(0, Math.max(0, at)) };
-  }
-
-  /** A metric's value summed over its label sets (e.g. tollgate_watch_restarts_total). */
-  async metric(name: string): Promise<number> {
-    const { status, body } = await this.http('/metrics');
-    if (status !== 200) throw new LabError('E_LAB_AGENT', `${this.nodeName}: /metrics answered ${status}`);
-    let sum = 0;
-    for (const line of body.split('\n')) {
-      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-      if (m && m[1] === name) sum += Number(m[3]);
-    }
-    return sum;
-  }
-
-  /** Waits for /readyz = 200; throws with the agent's last log lines otherwise. */
-  async waitReady(timeoutMs = READY_MS): Promise<number> {
-    const started = performance.now();
-    let last = '';
-    while (performance.now() - started < timeoutMs) {
-      if (!this.running) break;
-      const r = await this.http('/readyz').catch(() => ({ status: 0, body: '' }));
-      if (r.status === 200) return Math.round(performance.now() - started);
-      const now = `${r.status} ${r.body.trim()}`;
-      if (now !== last) this.#record('out', `--- /readyz: ${now}`);
-      last = now;
-      await sleep(100);
-    }
-    throw new LabError(
-      'E_LAB_AGENT',
-      `the agent of ${this.nodeName} is not ready after ${Math.round(performance.now() - started)} ms (${this.running ? `/readyz: ${last}` : 'exited'})\n${this.tail(40)}`,
-    );
-  }
-
-  tail(n = 40): string {
-    return `--- agent ${this.nodeName} (last ${n} lines) ---\n${this.lines.slice(-n).join('\n')}`;
-  }
-}
-
-// ---- the table checker (a process per node namespace) -------------------------------------------------------
-
-interface CheckReply {
-  id: number;
-  ok: boolean;
-  equal?: boolean;
-  detail?: string;
-  error?: string;
-}
-
-/** Compares a node's kernel table with what the policy model says for given objects (read-only). */
-class TableChecker {
-  readonly #child: ChildProcess;
-  readonly #pending = new Map<number, (r: CheckReply) => void>();
-  #next = 1;
-  #stderr = '';
-
-  constructor(ns: string, node: string) {
-    const [file, ...args] = inNamespace(ns, [process.execPath, SELF, '--check-table', node]);
-    this.#child = spawn(file!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.#child.stderr!.on('data', (d: Buffer) => {
-      this.#stderr = (this.#stderr + d.toString()).slice(-2000);
-    });
-    createInterface({ input: this.#child.stdout! }).on('line', (line) => {
-      const r = JSON.parse(line) as CheckReply;
-      this.#pending.get(r.id)?.(r);
-      this.#pending.delete(r.id);
-    });
-    this.#child.once('exit', (code) => {
-      for (const [id, settle] of this.#pending)
-        settle({ id, ok: false, error: `table checker exited (${code}): ${this.#stderr.trim()}` });
-      this.#pending.clear();
-    });
-  }
-
-  check(objects: unknown): Promise<CheckReply> {
-    const id = this.#next++;
-    return new Promise((resolve) => {
-      if (this.#child.exitCode !== null) {
-        resolve({ id, ok: false, error: `table checker exited: ${this.#stderr.trim()}` });
-        return;
-      }
-      this.#pending.set(id, resolve);
-      this.#child.stdin!.write(`${JSON.stringify({ id, objects })}\n`);
-    });
-  }
-
-  async close(): Promise<void> {
-    if (this.#child.exitCode !== null) return;
-    const exited = new Promise((r) => this.#child.once('exit', r));
-    this.#child.stdin!.end();
-    await exited;
-  }
-}
-
-async function runTableChecker(node: string): Promise<void> {
-  const [{ NetlinkProgrammer }, { compareTable }, { desiredState }, { Planner }, { buildState }] =
-    await Promise.all([
-      import('../agent/programmer.ts'),
-      import('../compile/verify.ts'),
-      import('../compile/desired.ts'),
-      import('../policy/plan.ts'),
-      import('../policy/normalize.ts'),
-    ]);
-  const programmer = new NetlinkProgrammer();
-  let queue = Promise.resolve();
-  const input = createInterface({ input: process.stdin });
-  input.on('line', (line) => {
-    const req = JSON.parse(line) as { id: number; objects: Parameters<typeof buildState>[0] };
-    queue = queue.then(async () => {
-      let reply: CheckReply;
-      try {
-        const expected = desiredState(new Planner(buildState(req.objects)).planNode(node));
-        const c = compareTable(expected, await programmer.readTable());
-        reply = { id: req.id, ok: true, equal: c.equal, detail: c.detail };
-      } catch (error) {
-        reply = { id: req.id, ok: false, error: (error as Error).message };
-      }
-      process.stdout.write(`${JSON.stringify(reply)}\n`);
-    });
-  });
-  input.on('close', () => {
-    void queue.then(() => programmer.close());
-  });
-}
 
 // ---- the driver --------------------------------------------------------------------------------------------
 
@@ -712,7 +461,9 @@ export class ApiScenarioDriver implements ScenarioDriver {
       const replies = await Promise.all(this.#checkers.map((c) => c.check(objects)));
       pending = replies
         .map((r, i) =>
-          r.ok && r.equal ? undefined : `${world.nodes[i]!.name}: ${r.ok ? r.detail : r.error}`,
+          r.ok && r.result?.equal
+            ? undefined
+            : `${world.nodes[i]!.name}: ${r.ok ? r.result?.detail : r.error}`,
         )
         .filter((x): x is string => x !== undefined);
       if (pending.length === 0) {
@@ -742,7 +493,7 @@ export class ApiScenarioDriver implements ScenarioDriver {
     if (!checker) throw new LabError('E_LAB_UNKNOWN', `no node ${index}`);
     const r = await checker.check(objects);
     if (!r.ok) throw new LabError('E_LAB_AGENT', `table check of node ${index}: ${r.error}`);
-    return { equal: r.equal === true, detail: r.detail };
+    return { equal: r.result?.equal === true, detail: r.result?.detail };
   }
 
   /** The agent of node N (1-based). */
@@ -753,31 +504,10 @@ export class ApiScenarioDriver implements ScenarioDriver {
   }
 }
 
-const flagsSeen = new Map<string, boolean>();
-/** Whether `tollgate agent --help` of this checkout lists a flag (features another branch may add). */
-export function agentHasFlag(flag: string): boolean {
-  let seen = flagsSeen.get(flag);
-  if (seen === undefined) {
-    const r = spawnSync(process.execPath, [TOLLGATE, 'agent', '--help'], { encoding: 'utf8' });
-    seen = `${r.stdout}${r.stderr}`.includes(flag);
-    flagsSeen.set(flag, seen);
-  }
-  return seen;
-}
-
 function podPath(p: K8s): string {
   return `/api/v1/namespaces/${p.metadata.namespace}/pods/${p.metadata.name}`;
 }
 
 function policyPath(p: K8s): string {
   return `/apis/networking.k8s.io/v1/namespaces/${p.metadata.namespace}/networkpolicies/${p.metadata.name}`;
-}
-
-if (import.meta.main) {
-  const at = process.argv.indexOf('--check-table');
-  const node = at >= 0 ? process.argv[at + 1] : undefined;
-  if (!node) {
-    process.stderr.write('usage: api-driver.ts --check-table NODE (inside the node namespace)\n');
-    process.exitCode = 2;
-  } else await runTableChecker(node);
 }

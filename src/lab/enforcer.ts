@@ -1,7 +1,6 @@
 // Runs inside a lab node's network namespace (started by enforcer-client.ts): receives the cluster's
 // objects as JSON lines, reconciles the node's `inet tollgate` table over netlink, answers with the
 // result. The lab's stand-in for the agent before the API server path; it never probes or routes.
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { NetlinkProgrammer } from '../agent/programmer.ts';
 import { NodeReconciler } from '../agent/reconciler.ts';
@@ -9,6 +8,7 @@ import { TABLE } from '../compile/desired.ts';
 import { NfnlSocket, Table, Transaction } from '../nft/index.ts';
 import { buildState, type ClusterObjects } from '../policy/normalize.ts';
 import { UsageError } from '../util/errors.ts';
+import { serveRpc } from './rpc.ts';
 
 type Request = { id: number } & (
   | { op: 'sync'; objects: ClusterObjects; full?: boolean }
@@ -40,23 +40,4 @@ async function handle(req: Request): Promise<unknown> {
   }
 }
 
-// One request at a time, in order: never more than one batch in flight.
-let queue = Promise.resolve();
-const lines = createInterface({ input: process.stdin });
-lines.on('line', (line) => {
-  const req = JSON.parse(line) as Request;
-  queue = queue.then(async () => {
-    try {
-      const result = await handle(req);
-      process.stdout.write(`${JSON.stringify({ id: req.id, ok: true, result })}\n`);
-    } catch (error) {
-      const e = error as Error & { code?: string };
-      process.stdout.write(
-        `${JSON.stringify({ id: req.id, ok: false, error: `${e.message}${e.code ? ` [${e.code}]` : ''}` })}\n`,
-      );
-    }
-  });
-});
-lines.on('close', () => {
-  void queue.then(() => sock.close());
-});
+serveRpc<Request>(handle, () => sock.close());

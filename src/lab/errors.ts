@@ -1,4 +1,5 @@
-// Errors raised by the network-namespace lab; each carries a stable code callers can match on.
+// Errors raised by the network-namespace lab and its API servers; each carries a stable code callers can
+// match on.
 // Must not be used outside src/lab and its callers (the CLI, tests, benchmarks).
 import { TollgateError } from '../util/errors.ts';
 
@@ -13,5 +14,19 @@ export type LabErrorCode =
 export class LabError extends TollgateError<LabErrorCode> {
   constructor(code: LabErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
+  }
+}
+
+export type ApiServerErrorCode =
+  | 'E_APISERVER_BINARIES' // kube-apiserver or etcd is not built (scripts/k8s-binaries.sh)
+  | 'E_APISERVER_START' // a process exited or did not become ready in time
+  | 'E_APISERVER_HTTP' // the API answered with an error status
+  | 'E_APISERVER_UNREACHABLE'; // no answer (stopped, frozen, or the forwarder is gone)
+
+export class ApiServerError extends TollgateError<ApiServerErrorCode> {
+  readonly status: number | undefined;
+  constructor(code: ApiServerErrorCode, message: string, status?: number, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.status = status;
   }
 }

@@ -16,6 +16,7 @@ import {
   ROUTER,
 } from './addresses.ts';
 import { AgentClient } from './agent-client.ts';
+import { CURL_ENV, curlProbeArgv } from './curl.ts';
 import { LabError } from './errors.ts';
 import { bridgeBatch, check, inNamespace, ipBatch, mapLimit, run, sysctls } from './exec.ts';
 import { assertLabRangesFree } from './overlap.ts';
@@ -92,8 +93,6 @@ const ENDPOINT_NODE = 'node/';
 const DEFAULT_TIMEOUT_MS = 2000;
 const PROBE_CONCURRENCY = 16;
 const SETUP_CONCURRENCY = 16;
-// curl must never use a proxy from the environment: probes stay inside the lab.
-const CURL_ENV = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', NO_PROXY: '*' };
 
 function sanitize(part: string): string {
   return part.replace(/[^A-Za-z0-9.-]/g, '-');
@@ -486,22 +485,7 @@ export class Lab {
       ms: Math.round(performance.now() - started),
     });
     if (protocol === 'TCP') {
-      const host = isIP(address) === 6 ? `[${address}]` : address;
-      const seconds = (ms: number) => (ms / 1000).toFixed(3);
-      const argv = inNamespace(source.ns, [
-        'curl',
-        '--silent',
-        '--show-error',
-        '--globoff',
-        '--noproxy',
-        '*',
-        '--connect-timeout',
-        seconds(Math.min(1000, timeoutMs)),
-        '--max-time',
-        seconds(timeoutMs),
-        ...(bind ? ['--interface', bind] : []),
-        `http://${host}:${port}/`,
-      ]);
+      const argv = inNamespace(source.ns, curlProbeArgv(address, port, timeoutMs, bind));
       const r = await run(argv, { timeoutMs: timeoutMs + 5000, env: CURL_ENV });
       return r.code === 0
         ? result(true, r.stdout.trim())

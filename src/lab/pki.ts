@@ -1,10 +1,13 @@
 // Throwaway certificates for the labs' API servers: a CA, one serving certificate and the service-account
 // signing key pair, made with the openssl binary (EC P-256: fast). For tests and labs only; never a node's.
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ROUTER } from './addresses.ts';
 import { LabError } from './errors.ts';
+import { registerOpenLab } from './registry.ts';
 
 const execFileP = promisify(execFile);
 
@@ -62,4 +65,25 @@ export async function makePki(dir: string, names: PkiNames): Promise<Pki> {
     saKey: join(dir, 'sa.key'),
     saPub: join(dir, 'sa.pub'),
   };
+}
+
+let apiCredentials: Promise<Pki> | undefined;
+
+/**
+ * The lab API servers' set, one per process: the serving certificate is for 198.51.100.254 (every lab's
+ * router has that address, so one certificate serves every lab of this process). Removed at exit.
+ */
+export function labApiCredentials(): Promise<Pki> {
+  apiCredentials ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-k8s-creds-'));
+    registerOpenLab({ teardownSync: () => rmSync(dir, { recursive: true, force: true }) });
+    return makePki(dir, {
+      ca: 'tollgate-lab-ca',
+      altNames: [`IP:${ROUTER.nodeNet4}`, 'IP:10.96.0.1', 'DNS:kubernetes', 'DNS:kubernetes.default.svc'],
+    });
+  })();
+  apiCredentials.catch(() => {
+    apiCredentials = undefined;
+  });
+  return apiCredentials;
 }

@@ -23,7 +23,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { etcdArgs } from '../../src/lab/apiserver.ts';
+import { etcdArgs } from '../../src/lab/control-plane.ts';
 import { check, run } from '../../src/lab/exec.ts';
 import { scaledMs } from '../../src/lab/load.ts';
 import { assertLabRangesFree } from '../../src/lab/overlap.ts';

@@ -6,6 +6,7 @@
 // without a hub namespace) is skipped and counted, never passed. Never touches the machine's own network
 // namespace: probes run in pod, node and host namespaces only.
 import { fileURLToPath } from 'node:url';
+import { CURL_ENV, curlProbeArgv } from '../../src/lab/curl.ts';
 import { inNamespace, mapLimit, run } from '../../src/lab/exec.ts';
 import { scaledMs } from '../../src/lab/load.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
@@ -58,7 +59,6 @@ const PROBE_CONCURRENCY = 8;
 // Any other exit (curl missing, the namespace not found) is a broken probe and fails loudly instead.
 const CURL_DENIED = new Set([7, 28, 52, 56]);
 const UDP_DENIED = 3;
-const CURL_ENV = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', NO_PROXY: '*' };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -606,21 +606,7 @@ export interface ProbeResult {
 
 /** The command a probe runs inside its source's namespace: curl for TCP (an HTTP answer is ok), udp-probe. */
 export function probeArgv(protocol: string, address: string, port: number, timeoutMs: number): string[] {
-  const host = address.includes(':') ? `[${address}]` : address;
-  if (protocol === 'TCP')
-    return [
-      'curl',
-      '--silent',
-      '--show-error',
-      '--globoff',
-      '--noproxy',
-      '*',
-      '--connect-timeout',
-      (Math.min(1000, timeoutMs) / 1000).toFixed(3),
-      '--max-time',
-      (timeoutMs / 1000).toFixed(3),
-      `http://${host}:${port}/`,
-    ];
+  if (protocol === 'TCP') return curlProbeArgv(address, port, timeoutMs);
   if (protocol === 'UDP') return [process.execPath, UDP_PROBE, address, String(port), String(timeoutMs)];
   throw new ClusterScenarioError('E_CLUSTER_SKIP', `no ${protocol} probes on the real cluster`);
 }

@@ -2,7 +2,7 @@
 // FAIL with how to build them, they never skip), and every scenario file (examples/, ../shared/scenarios).
 import type { Test } from 'tap';
 import { ApiScenarioDriver } from '../../src/lab/api-driver.ts';
-import { k8sBinaries } from '../../src/lab/apiserver.ts';
+import { k8sBinaries } from '../../src/lab/k8s-binaries.ts';
 import { loadScenario } from '../../src/scenario/parse.ts';
 import { runScenario } from '../../src/scenario/probes.ts';
 import { formatScenarioReport } from '../../src/scenario/report.ts';

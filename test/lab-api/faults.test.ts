@@ -3,7 +3,8 @@
 // frozen (SIGSTOP) so the agents' watches go silent. Enforcement must never lapse and must converge after.
 import type { Test } from 'tap';
 import t from 'tap';
-import type { AgentProcess, ApiScenarioDriver } from '../../src/lab/api-driver.ts';
+import type { AgentProcess } from '../../src/lab/agent-process.ts';
+import type { ApiScenarioDriver } from '../../src/lab/api-driver.ts';
 import type { World } from '../../src/scenario/world.ts';
 import { policy, reachable, setPolicy, sleep, startDriver } from './_faults.ts';
 import { requireBinaries, skipUnlessRoot } from './_helpers.ts';

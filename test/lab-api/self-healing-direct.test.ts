@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { AgentProcess, agentHasFlag } from '../../src/lab/api-driver.ts';
+import { AgentProcess, agentHasFlag } from '../../src/lab/agent-process.ts';
 import { inNamespace } from '../../src/lab/exec.ts';
 import { loadFactor, scaledMs } from '../../src/lab/load.ts';
 import { ProbeSampler } from '../../src/lab/scenario.ts';

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
 import { Lab, listLabs, sweepLabs } from '../../src/lab/index.ts';
+import { scaledMs } from '../../src/lab/load.ts';
 import { labFor, netnsNames, skipUnlessRoot, twoNodeSpec } from './helpers.ts';
 
 function alive(pid: number): boolean {
@@ -155,6 +156,12 @@ t.test('SIGTERM to the owner tears its lab down', { skip: skipUnlessRoot }, asyn
     [],
     'namespaces removed by the signal hook',
   );
+  // Killed by the hook, but an agent stays a zombie until init reaps it once its owner is gone.
+  await waitFor(
+    'the killed agents to be reaped',
+    () => lab.pids.every((pid) => !alive(pid)),
+    scaledMs(5000),
+  ).catch(() => {});
   t.same(lab.pids.filter(alive), [], 'agents gone');
 });
 

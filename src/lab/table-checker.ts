@@ -1,0 +1,65 @@
+// The read-only table checker of the API lab: a process per node namespace that compares the node's kernel
+// table with what the policy model computes for given objects. Must never write to the kernel.
+// Imported, it is the owner side (TableChecker); run as a script (`--node NODE`) it is the checker.
+import { fileURLToPath } from 'node:url';
+import { inNamespace } from './exec.ts';
+import { RpcChild, serveRpc } from './rpc.ts';
+
+const SELF = fileURLToPath(import.meta.url);
+
+export interface CheckReply {
+  id: number;
+  ok: boolean;
+  result?: { equal: boolean; detail?: string };
+  error?: string;
+}
+
+/** Owner side: one checker in node namespace `ns`, for node `node`. */
+export class TableChecker {
+  readonly #rpc: RpcChild<CheckReply>;
+
+  constructor(ns: string, node: string) {
+    this.#rpc = new RpcChild<CheckReply>(inNamespace(ns, [process.execPath, SELF, '--node', node]), {
+      lost: (id, why) => ({ id, ok: false, error: `table checker ${why}: ${this.#rpc.stderr}` }),
+      stderr: 2000,
+    });
+  }
+
+  check(objects: unknown): Promise<CheckReply> {
+    return this.#rpc.request({ objects });
+  }
+
+  close(): Promise<void> {
+    return this.#rpc.end();
+  }
+}
+
+async function runTableChecker(node: string): Promise<void> {
+  // Loaded here, not at the top: the owner side needs none of the model.
+  const [{ NetlinkProgrammer }, { compareTable }, { desiredState }, { Planner }, { buildState }] =
+    await Promise.all([
+      import('../agent/programmer.ts'),
+      import('../compile/verify.ts'),
+      import('../compile/desired.ts'),
+      import('../policy/plan.ts'),
+      import('../policy/normalize.ts'),
+    ]);
+  const programmer = new NetlinkProgrammer();
+  serveRpc<{ id: number; objects: Parameters<typeof buildState>[0] }>(
+    async (req) => {
+      const expected = desiredState(new Planner(buildState(req.objects)).planNode(node));
+      const c = compareTable(expected, await programmer.readTable());
+      return { equal: c.equal, detail: c.detail };
+    },
+    () => programmer.close(),
+  );
+}
+
+if (import.meta.main) {
+  const at = process.argv.indexOf('--node');
+  const node = at >= 0 ? process.argv[at + 1] : undefined;
+  if (!node) {
+    process.stderr.write('usage: table-checker.ts --node NODE (inside the node namespace)\n');
+    process.exitCode = 2;
+  } else await runTableChecker(node);
+}
