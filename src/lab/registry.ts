@@ -179,7 +179,8 @@ function onSignal(signal: NodeJS.Signals): void {
   process.kill(process.pid, signal);
 }
 
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+// SIGALRM: how tap ends a test file that ran past its timeout; its labs must not outlive it.
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGALRM'] as const;
 
 export function registerOpenLab(lab: OpenLab): void {
   open.add(lab);
