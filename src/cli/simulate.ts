@@ -6,7 +6,6 @@ import { runScenarioFiles } from './scenarios.ts';
 
 export const simulateCommand: Command = {
   name: 'simulate',
-  summary: 'run scenario files against the policy model',
   usage: [
     'Usage: tollgate simulate [--matrices] SCENARIO|DIR...',
     '',
