@@ -26,7 +26,7 @@ const tap = spawnSync(
   process.execPath,
   [join(ROOT, 'node_modules/tap/dist/esm/run.mjs'), '--disable-coverage', ...process.argv.slice(2), ...files],
   // The CLI tests start many node processes: a compile cache spares each one stripping the same TypeScript.
-  // TOLLGATE_TEST_TIER=unit: property tests run a tenth of their cases (test/_runs.ts); `npm test` all.
+  // TOLLGATE_TEST_TIER=unit: property tests run a tenth of their cases (test/_tier.ts); `npm test` all.
   {
     cwd: ROOT,
     stdio: 'inherit',

@@ -16,7 +16,7 @@ import {
 } from '../../src/policy/normalize.ts';
 import { planNode } from '../../src/policy/plan.ts';
 import type { ClusterState, Namespace, Node, Pod, Policy } from '../../src/policy/types.ts';
-import { runs, scale } from '../_runs.ts';
+import { runs, scale } from '../_tier.ts';
 import { Flaky } from './_fixtures.ts';
 
 type Raw = Record<string, unknown>;
@@ -625,7 +625,7 @@ function lineDiff(want: string[], got: string[]): string {
 }
 
 // 150 runs are about 3,800 node syncs (15-30 s on a loaded 2-core machine; the unit tier runs a tenth,
-// test/_runs.ts). INCR_RUNS and INCR_SEED (the seed fast-check prints on failure) replay a run.
+// test/_tier.ts). INCR_RUNS and INCR_SEED (the seed fast-check prints on failure) replay a run.
 const RUNS = Number(process.env.INCR_RUNS ?? runs(150));
 
 t.test('incremental path equals a fresh full computation after every step', async (t) => {

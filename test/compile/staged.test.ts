@@ -18,7 +18,7 @@ import {
 } from '../../src/policy/normalize.ts';
 import { Planner } from '../../src/policy/plan.ts';
 import type { ClusterState } from '../../src/policy/types.ts';
-import { runs, scale } from '../_runs.ts';
+import { runs, scale } from '../_tier.ts';
 import { nodes } from '../policy/builders.ts';
 import { type Packet, TableEvaluator } from './_eval.ts';
 

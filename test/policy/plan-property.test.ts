@@ -14,7 +14,7 @@ import {
 } from '../../src/policy/normalize.ts';
 import { PlanCache, Planner } from '../../src/policy/plan.ts';
 import type { ClusterState } from '../../src/policy/types.ts';
-import { runs, scale } from '../_runs.ts';
+import { runs, scale } from '../_tier.ts';
 import { nodes, replaceSlot } from './builders.ts';
 import { PlanMatcher } from './plan-matcher.ts';
 
