@@ -82,8 +82,8 @@ async function load(entry: CommandEntry): Promise<Command> {
     if (part === undefined) throw error;
     throw new TollgateError(
       'E_NOT_INSTALLED',
-      `this installation has no ${part}/, which the ${entry.name} command needs: it is a developer command, ` +
-        'left out of the agent image; run it from a git checkout or the npm package (npx tollgate)',
+      `this installation leaves out ${part}/, which \`tollgate ${entry.name}\` needs (a developer command; ` +
+        'the agent image has the node commands only): run it from a git checkout of tollgate',
       { cause: error },
     );
   }
