@@ -18,7 +18,7 @@ import {
 } from '../../src/policy/normalize.ts';
 import { Planner } from '../../src/policy/plan.ts';
 import type { ClusterState } from '../../src/policy/types.ts';
-import { runs, scale } from '../_tier.ts';
+import { runs, scale, unitSeed } from '../_tier.ts';
 import { nodes } from '../policy/builders.ts';
 import { type Packet, TableEvaluator } from './_eval.ts';
 
@@ -204,7 +204,7 @@ t.test('every state between batches allows at most what old or new allows (prope
         if (!end.equal) throw new Error(`end state differs from a fresh program: ${end.detail}`);
       },
     ),
-    { numRuns: runs(150, 30) },
+    { numRuns: runs(150, 30), ...unitSeed() },
   );
   t.ok(
     staged > scale(20, 150, 30),
@@ -228,7 +228,7 @@ t.test('address classes enforce exactly what the fused sets do (property)', asyn
         if (v) allowed++;
       }
     }),
-    { numRuns: runs(300, 30) },
+    { numRuns: runs(300, 30), ...unitSeed() },
   );
   t.ok(
     classes > scale(10, 300, 30),
