@@ -2,6 +2,8 @@
 // Loads only the module of the command that runs: a usage error or `--help` costs no more than that
 // command's own imports, and an installation without the developer commands' modules (the agent image has
 // no src/lab or src/scenario) still runs every other command.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { TollgateError } from '../util/errors.ts';
 import { type Command, processIO } from './command.ts';
 
@@ -64,14 +66,19 @@ function mainUsage(): string {
   ].join('\n');
 }
 
-/** A source directory of this package that the command's module needs and this installation lacks. */
+/**
+ * A source directory of this package that the command's module needs and this installation lacks as a
+ * whole (a single missing file is a bug, not an installation without that part: rethrown as it is).
+ */
 function missingPart(error: unknown): string | undefined {
   const e = error as { code?: unknown; message?: unknown };
   if (e?.code !== 'ERR_MODULE_NOT_FOUND' || typeof e.message !== 'string') return undefined;
   // "Cannot find module '/app/src/lab/index.ts' imported from /app/src/cli/lab.ts"
-  return /Cannot find module '[^']*\/(src\/[a-z]+)\/[^']*' imported from [^ ]*\/src\/cli\//.exec(
+  const m = /Cannot find module '([^']*)\/(src\/[a-z]+)\/[^']*' imported from [^ ]*\/src\/cli\//.exec(
     e.message,
-  )?.[1];
+  );
+  if (!m || existsSync(join(m[1]!, m[2]!))) return undefined;
+  return m[2];
 }
 
 async function load(entry: CommandEntry): Promise<Command> {
