@@ -49,10 +49,12 @@ ENV NODE_ENV=production \
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
+# src/ without src/lab and src/scenario (.dockerignore): the harness is not product; `tollgate lab`, simulate,
+# compile, explain and lint fail here with E_NOT_INSTALLED and say where they run.
 COPY src ./src
 COPY scripts/warm-compile-cache.js ./scripts/
 RUN ["/nodejs/bin/node", "/app/scripts/warm-compile-cache.js", "/app/.compile-cache"]
-# Smoke test of the target platform: loads every command, including the netlink addon (emulated when
+# Smoke test of the target platform: loads the agent command, including the netlink addon (emulated when
 # cross-building). Writes nothing.
 RUN ["/nodejs/bin/node", "/app/bin/tollgate.js", "agent", "--help"]
 # Root (uid 0) is the default user of this base; the DaemonSet grants it CAP_NET_ADMIN and nothing else.

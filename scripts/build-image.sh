@@ -22,6 +22,8 @@
 # the last two. crane assembles them through a throwaway `crane registry serve` on 127.0.0.1 (crane mutate
 # edits only images in a registry).
 #
+# /app/src is src/ without the directories .dockerignore leaves out (the lab and the scenario runner: the
+# harness is not product), read from that file so the two builds cannot drift.
 # The result is cached by a hash of its inputs (package.json, the lockfile, bin/, src/, the warm-up script,
 # this script, the Debian package versions, the node and crane versions, the tag, the architecture) under
 #   ${TOLLGATE_CACHE:-$HOME/.cache/tollgate}/image/<hash>/{image.tar,oci/,info.json}
@@ -46,6 +48,8 @@ IMAGE_ENV=(
 )
 # The Dockerfile sets no USER: the distroless base's default, root (uid 0).
 IMAGE_USER=0
+# The src/ directories .dockerignore excludes after letting src/ in (lines such as `src/lab/`).
+mapfile -t LEFT_OUT < <(sed -n 's#^\(src/[A-Za-z0-9_.-]*\)/*$#\1#p' "$REPO/.dockerignore")
 
 log() { printf 'build-image: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -110,8 +114,10 @@ hash="$(
     printf 'arch=%s tag=%s node=%s crane=%s\n' "$arch" "$tag" "$actual" "$("$CRANE" version)"
     for p in "${DEBS[@]}"; do printf 'deb %s=%s\n' "$p" "${debver[$p]}"; done
     cd "$REPO" &&
-      find package.json package-lock.json bin src scripts/warm-compile-cache.js scripts/build-image.sh \
-        -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+      prune=()
+      for d in "${LEFT_OUT[@]}"; do prune+=(-path "$d" -prune -o); done
+      find package.json package-lock.json .dockerignore bin src scripts/warm-compile-cache.js \
+        scripts/build-image.sh "${prune[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   } | sha256sum | cut -c1-16
 )"
 IMAGES="$CACHE_ROOT/image"
@@ -219,6 +225,7 @@ rm -rf "$app/node_modules/netlink/src" "$app/node_modules/netlink/binding.gyp"
 find "$app/node_modules" -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -delete
 rm -f "$app/package-lock.json" # the runtime stage copies node_modules and package.json only
 cp -r "$REPO/bin" "$REPO/src" "$app/"
+for d in "${LEFT_OUT[@]}"; do rm -rf "${app:?}/$d"; done
 mkdir -p "$app/scripts"
 cp "$REPO/scripts/warm-compile-cache.js" "$app/scripts/"
 

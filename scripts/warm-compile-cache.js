@@ -11,9 +11,12 @@ if (!dir) {
   process.exit(2);
 }
 const result = module.enableCompileCache(dir);
-// The modules the agent loads on demand (see src/cli/agent.ts), then the CLI itself (with --help, so that
-// it only prints its usage).
+// The commands the image runs (src/cli/main.ts loads a command's module when it runs), the modules the
+// agent loads on demand (see src/cli/agent.ts), then the CLI itself (with --help, so that it only prints
+// its usage).
 for (const m of [
+  '../src/cli/agent.ts',
+  '../src/cli/cleanup.ts',
   '../src/agent/agent.ts',
   '../src/agent/parts.ts',
   '../src/k8s/client.ts',

@@ -44,7 +44,6 @@ function heapGrowthPercent(value: string | undefined): number {
 
 export const agentCommand: Command = {
   name: 'agent',
-  summary: "run the node agent: watch the cluster, keep this node's nftables table in sync",
   usage: [
     'Usage: tollgate agent [--node-name NAME] [--kubeconfig FILE] [--metrics-addr HOST:PORT] [options]',
     '',

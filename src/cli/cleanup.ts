@@ -6,7 +6,6 @@ import { type Command, parseCommandArgs, rejectPositionals } from './command.ts'
 
 export const cleanupCommand: Command = {
   name: 'cleanup',
-  summary: "remove this node's tollgate table (after uninstalling the agent)",
   usage: [
     'Usage: tollgate cleanup',
     '',

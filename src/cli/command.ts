@@ -4,7 +4,6 @@ import { UsageError } from '../util/errors.ts';
 
 export interface Command {
   name: string;
-  summary: string;
   /** Usage text printed by `tollgate NAME --help`, first line `tollgate NAME ...`. */
   usage: string;
   /** Returns the process exit status; only src/cli decides to end the process. */

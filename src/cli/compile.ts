@@ -11,7 +11,6 @@ import { type Command, parseCommandArgs } from './command.ts';
 
 export const compileCommand: Command = {
   name: 'compile',
-  summary: "print the nftables table of one node for a scenario's state",
   usage: [
     'Usage: tollgate compile SCENARIO --node N [--step K]',
     '',

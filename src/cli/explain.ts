@@ -139,7 +139,6 @@ export async function loadObjects(source: ObjectSource): Promise<ClusterObjects>
 
 export const explainCommand: Command = {
   name: 'explain',
-  summary: 'why a connection is allowed or denied: the policies that isolate, the rule that allows',
   usage: [
     'Usage: tollgate explain --from NS/POD|IP --to NS/POD|IP --port PORT[/PROTO] [SOURCE]',
     '',

@@ -141,7 +141,6 @@ function usage(): string {
 
 export const labCommand: Command = {
   name: 'lab',
-  summary: 'network-namespace cluster for trying tollgate with real traffic',
   get usage() {
     return usage();
   },

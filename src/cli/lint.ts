@@ -75,7 +75,6 @@ const checkTable = Object.entries(LINT_CHECKS).map(([id, what]) => `  ${id.padEn
 
 export const lintCommand: Command = {
   name: 'lint',
-  summary: "find the tutorials' NetworkPolicy mistakes (missing DNS, extra dash, typos, ...)",
   usage: [
     'Usage: tollgate lint [--manifests PATH | --kubeconfig FILE | --scenario FILE|DIR [--step K]]',
     '                     [--output text|json]',

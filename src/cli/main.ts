@@ -1,22 +1,54 @@
 // Entry point of the `tollgate` CLI: dispatches to subcommands and is the only place that sets the exit code.
+// Loads only the module of the command that runs: a usage error or `--help` costs no more than that
+// command's own imports, and an installation without the developer commands' modules (the agent image has
+// no src/lab or src/scenario) still runs every other command.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { TollgateError } from '../util/errors.ts';
-import { agentCommand } from './agent.ts';
-import { cleanupCommand } from './cleanup.ts';
 import { type Command, processIO } from './command.ts';
-import { compileCommand } from './compile.ts';
-import { explainCommand } from './explain.ts';
-import { labCommand } from './lab.ts';
-import { lintCommand } from './lint.ts';
-import { simulateCommand } from './simulate.ts';
 
-const commands: Command[] = [
-  simulateCommand,
-  compileCommand,
-  labCommand,
-  agentCommand,
-  cleanupCommand,
-  explainCommand,
-  lintCommand,
+interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+const commands: CommandEntry[] = [
+  {
+    name: 'simulate',
+    summary: 'run scenario files against the policy model',
+    load: async () => (await import('./simulate.ts')).simulateCommand,
+  },
+  {
+    name: 'compile',
+    summary: "print the nftables table of one node for a scenario's state",
+    load: async () => (await import('./compile.ts')).compileCommand,
+  },
+  {
+    name: 'lab',
+    summary: 'network-namespace cluster for trying tollgate with real traffic',
+    load: async () => (await import('./lab.ts')).labCommand,
+  },
+  {
+    name: 'agent',
+    summary: "run the node agent: watch the cluster, keep this node's nftables table in sync",
+    load: async () => (await import('./agent.ts')).agentCommand,
+  },
+  {
+    name: 'cleanup',
+    summary: "remove this node's tollgate table (after uninstalling the agent)",
+    load: async () => (await import('./cleanup.ts')).cleanupCommand,
+  },
+  {
+    name: 'explain',
+    summary: 'why a connection is allowed or denied: the policies that isolate, the rule that allows',
+    load: async () => (await import('./explain.ts')).explainCommand,
+  },
+  {
+    name: 'lint',
+    summary: "find the tutorials' NetworkPolicy mistakes (missing DNS, extra dash, typos, ...)",
+    load: async () => (await import('./lint.ts')).lintCommand,
+  },
 ];
 
 function mainUsage(): string {
@@ -34,22 +66,53 @@ function mainUsage(): string {
   ].join('\n');
 }
 
+/**
+ * A source directory of this package that the command's module needs and this installation lacks as a
+ * whole (a single missing file is a bug, not an installation without that part: rethrown as it is).
+ */
+function missingPart(error: unknown): string | undefined {
+  const e = error as { code?: unknown; message?: unknown };
+  if (e?.code !== 'ERR_MODULE_NOT_FOUND' || typeof e.message !== 'string') return undefined;
+  // "Cannot find module '/app/src/lab/index.ts' imported from /app/src/cli/lab.ts"
+  const m = /Cannot find module '([^']*)\/(src\/[a-z]+)\/[^']*' imported from [^ ]*\/src\/cli\//.exec(
+    e.message,
+  );
+  if (!m || existsSync(join(m[1]!, m[2]!))) return undefined;
+  return m[2];
+}
+
+async function load(entry: CommandEntry): Promise<Command> {
+  try {
+    return await entry.load();
+  } catch (error) {
+    const part = missingPart(error);
+    if (part === undefined) throw error;
+    throw new TollgateError(
+      'E_NOT_INSTALLED',
+      `this installation leaves out ${part}/, which \`tollgate ${entry.name}\` needs (a developer command; ` +
+        'the agent image has the node commands only): run it from a git checkout of tollgate',
+      { cause: error },
+    );
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     processIO.out(mainUsage());
     return name === undefined ? 2 : 0;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     processIO.err(`tollgate: unknown command '${name}'\n\n${mainUsage()}`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    processIO.out(command.usage);
-    return 0;
-  }
   try {
+    const command = await load(entry);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      processIO.out(command.usage);
+      return 0;
+    }
     return await command.run(rest, processIO);
   } catch (error) {
     if (error instanceof TollgateError) {

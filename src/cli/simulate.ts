@@ -5,7 +5,6 @@ import { requireScenarios, runScenarioFiles } from './scenarios.ts';
 
 export const simulateCommand: Command = {
   name: 'simulate',
-  summary: 'run scenario files against the policy model',
   usage: [
     'Usage: tollgate simulate [--matrices] SCENARIO|DIR...',
     '',

@@ -8,7 +8,11 @@ const root = resolve(import.meta.dirname, '../..');
 const agent = (...args: string[]) =>
   spawnSync(process.execPath, [join(root, 'bin/tollgate.js'), 'agent', ...args], {
     encoding: 'utf8',
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    // Nothing of the caller's environment but PATH, and the compile cache the unit tier shares (speed only).
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      ...(process.env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE } : {}),
+    },
   });
 
 t.test('--heap-growth-percent takes an integer from 0 to 1000', async (t) => {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { childEnv } from '../_tier.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const seed = resolve(root, 'examples/db-only-from-api.yaml');
@@ -13,11 +14,11 @@ const run = promisify(execFile);
 
 async function explain(...args: string[]) {
   try {
-    const { stdout, stderr } = await run(process.execPath, [
-      join(root, 'bin/tollgate.js'),
-      'explain',
-      ...args,
-    ]);
+    const { stdout, stderr } = await run(
+      process.execPath,
+      [join(root, 'bin/tollgate.js'), 'explain', ...args],
+      { env: childEnv() },
+    );
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };

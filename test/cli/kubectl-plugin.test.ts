@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { childEnv } from '../_tier.ts';
 import { fakeCluster } from './_fake-cluster.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -17,7 +18,7 @@ const emptyHome = mkdtempSync(join(tmpdir(), 'tollgate-home-'));
 async function kubectlTollgate(env: Record<string, string | undefined>, ...args: string[]) {
   // The shebang finds `node` on PATH, as on a user's machine: put this Node 24 first.
   const PATH = [dirname(process.execPath), process.env.PATH].join(delimiter);
-  const base = { ...process.env, PATH, HOME: emptyHome, KUBECONFIG: undefined };
+  const base = { ...childEnv(), PATH, HOME: emptyHome, KUBECONFIG: undefined };
   try {
     const { stdout, stderr } = await run(plugin, args, { cwd: root, env: { ...base, ...env } });
     return { code: 0, stdout, stderr };

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { childEnv } from '../_tier.ts';
 import { fakeCluster } from './_fake-cluster.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -16,6 +17,7 @@ async function lint(...args: string[]) {
   try {
     const { stdout, stderr } = await run(process.execPath, [join(root, 'bin/tollgate.js'), 'lint', ...args], {
       cwd: root,
+      env: childEnv(),
     });
     return { code: 0, stdout, stderr };
   } catch (error) {

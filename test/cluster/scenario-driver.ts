@@ -84,6 +84,11 @@ export interface ClusterDriverOptions {
   nodeExec?: (netns: string, argv: string[], opts: { timeoutMs: number }) => Promise<CommandResult>;
   /** How long a wrong probe is retried before it counts (default 10 s, load-scaled). */
   convergeMs?: number;
+  /**
+   * The pause before a pod refused for want of its namespace's service account is created again (default
+   * 200 ms, the real cluster's race). A stand-in cluster that refuses once per namespace needs no pause.
+   */
+  createRetryMs?: number;
 }
 
 function nsenterExec(netns: string, argv: string[], opts: { timeoutMs: number }): Promise<CommandResult> {
@@ -479,7 +484,7 @@ export class ClusterScenarioDriver implements ScenarioDriver {
           'E_CLUSTER_KUBECTL',
           `creating pods: kubectl apply exited ${r.code}: ${r.stderr.trim()}`,
         );
-      await sleep(200);
+      await sleep(this.#options.createRetryMs ?? 200);
     }
   }
 

@@ -366,7 +366,11 @@ t.test(
     const { FakeCluster } = await import('./_fake-cluster.ts');
     const { ClusterScenarioDriver, runOnCluster } = await import('./scenario-driver.ts');
     const fake = new FakeCluster();
-    const driver = new ClusterScenarioDriver(fake, { nodeExec: fake.nodeExec, convergeMs: 0 });
+    const driver = new ClusterScenarioDriver(fake, {
+      nodeExec: fake.nodeExec,
+      convergeMs: 0,
+      createRetryMs: 0,
+    });
     const files = scenarioCorpus();
     let pods = 0;
     let expectedSkips = 0;
@@ -422,7 +426,11 @@ t.test(
     const { ClusterScenarioDriver, runOnCluster } = await import('./scenario-driver.ts');
     const fake = new FakeCluster({ ignorePolicies: true });
     // No retries: nothing converges later on a stand-in.
-    const driver = new ClusterScenarioDriver(fake, { nodeExec: fake.nodeExec, convergeMs: 0 });
+    const driver = new ClusterScenarioDriver(fake, {
+      nodeExec: fake.nodeExec,
+      convergeMs: 0,
+      createRetryMs: 0,
+    });
     const u01 = scenarioCorpus().find((f) => f.label.includes('u01-default-deny-ingress'));
     const seed = scenarioCorpus().find((f) => f.label.includes('seed-db-only-from-api'));
     for (const f of [u01, seed]) {
@@ -433,7 +441,7 @@ t.test(
     const ipBlock = parseScenarioText(SMALL, 'small.yaml');
     const small = new FakeCluster();
     const r = await runOnCluster(
-      new ClusterScenarioDriver(small, { nodeExec: small.nodeExec, convergeMs: 0 }),
+      new ClusterScenarioDriver(small, { nodeExec: small.nodeExec, convergeMs: 0, createRetryMs: 0 }),
       'small',
       ipBlock,
     );
@@ -454,7 +462,7 @@ t.test("u34's ipBlock names the pod's cluster address, not the layout's", async 
   }
   const fake = new FakeCluster();
   const r = await runOnCluster(
-    new ClusterScenarioDriver(fake, { nodeExec: fake.nodeExec, convergeMs: 0 }),
+    new ClusterScenarioDriver(fake, { nodeExec: fake.nodeExec, convergeMs: 0, createRetryMs: 0 }),
     f.label,
     loadScenario(f.path),
   );

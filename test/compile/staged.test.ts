@@ -17,6 +17,7 @@ import {
 } from '../../src/policy/normalize.ts';
 import { Planner } from '../../src/policy/plan.ts';
 import type { ClusterState } from '../../src/policy/types.ts';
+import { runs, scale, unitSeed } from '../_tier.ts';
 import { FakeKernel } from '../agent/_fixtures.ts';
 import { nodes } from '../policy/builders.ts';
 import { type Packet, TableEvaluator } from './_eval.ts';
@@ -203,9 +204,12 @@ t.test('every state between batches allows at most what old or new allows (prope
         if (!end.equal) throw new Error(`end state differs from a fresh program: ${end.detail}`);
       },
     ),
-    { numRuns: 150 },
+    { numRuns: runs(150, 30), ...unitSeed() },
   );
-  t.ok(staged > 20, `${staged} of 150 programs were staged (${batches} batches, ${checked} states checked)`);
+  t.ok(
+    staged > scale(20, 150, 30),
+    `${staged} of ${runs(150, 30)} programs were staged (${batches} batches, ${checked} states checked)`,
+  );
 });
 
 t.test('address classes enforce exactly what the fused sets do (property)', async (t) => {
@@ -224,9 +228,12 @@ t.test('address classes enforce exactly what the fused sets do (property)', asyn
         if (v) allowed++;
       }
     }),
-    { numRuns: 300 },
+    { numRuns: runs(300, 30), ...unitSeed() },
   );
-  t.ok(classes > 10, `${classes} of 300 tables had address classes (${allowed} allowed packets)`);
+  t.ok(
+    classes > scale(10, 300, 30),
+    `${classes} of ${runs(300, 30)} tables had address classes (${allowed} allowed packets)`,
+  );
 });
 
 t.test('a staged replace over a table with foreign objects and names it would use', async (t) => {

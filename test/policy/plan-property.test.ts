@@ -14,6 +14,7 @@ import {
 } from '../../src/policy/normalize.ts';
 import { PlanCache, Planner } from '../../src/policy/plan.ts';
 import type { ClusterState } from '../../src/policy/types.ts';
+import { runs, scale } from '../_tier.ts';
 import { nodes, replaceSlot } from './builders.ts';
 import { PlanMatcher } from './plan-matcher.ts';
 
@@ -209,9 +210,9 @@ t.test('per-node plans agree with the evaluator on random clusters and flows', a
         return true;
       },
     ),
-    { numRuns: 3000, seed: 20261122 },
+    { numRuns: runs(3000), seed: 20261122 },
   );
-  t.ok(flows >= 60000, `${flows} flows compared`);
+  t.ok(flows >= scale(60000, 3000), `${flows} flows compared`);
   // Both outcomes must be well represented, or the property proves little.
   t.ok(allowedCount > flows * 0.1 && allowedCount < flows * 0.9, `${allowedCount} of ${flows} allowed`);
 });
@@ -301,9 +302,9 @@ t.test('an index kept up to date with pod changes plans exactly like a fresh ind
         };
       }),
     ),
-    { numRuns: 300, seed: 20261122 },
+    { numRuns: runs(300), seed: 20261122 },
   );
-  t.ok(steps >= 1000, `${steps} updates compared`);
+  t.ok(steps >= scale(1000, 300), `${steps} updates compared`);
 });
 
 t.test('plans and tables kept across syncs (plan and desired caches) equal fresh ones', async (t) => {
@@ -338,7 +339,7 @@ t.test('plans and tables kept across syncs (plan and desired caches) equal fresh
         };
       }),
     ),
-    { numRuns: 300, seed: 20261201 },
+    { numRuns: runs(300), seed: 20261201 },
   );
-  t.ok(steps >= 1000, `${steps} updates compared`);
+  t.ok(steps >= scale(1000, 300), `${steps} updates compared`);
 });

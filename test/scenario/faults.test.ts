@@ -13,6 +13,7 @@ import { modelDriver } from '../../src/scenario/model.ts';
 import { loadScenario, parseScenarioText } from '../../src/scenario/parse.ts';
 import { runScenario } from '../../src/scenario/probes.ts';
 import { World } from '../../src/scenario/world.ts';
+import { childEnv } from '../_tier.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const faultDir = resolve(root, 'test/lab-api/fixtures/faults');
@@ -160,11 +161,11 @@ t.test("the project's fault scenarios pass in model mode (tollgate simulate)", a
   }
   const dir = mkdtempSync(join(tmpdir(), 'tg-faults-'));
   writeFileSync(join(dir, 'bad.yaml'), `${head}steps:\n- agent: {node: 1, do: nap}\n`);
-  const bad = await run(process.execPath, [
-    join(root, 'bin/tollgate.js'),
-    'simulate',
-    join(dir, 'bad.yaml'),
-  ]).then(
+  const bad = await run(
+    process.execPath,
+    [join(root, 'bin/tollgate.js'), 'simulate', join(dir, 'bad.yaml')],
+    { env: childEnv() },
+  ).then(
     () => ({ code: 0, stderr: '' }),
     (e: { code: number; stderr: string }) => e,
   );

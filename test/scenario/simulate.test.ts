@@ -10,6 +10,7 @@ import t from 'tap';
 import { modelDriver } from '../../src/scenario/model.ts';
 import { loadScenario, parseScenarioText } from '../../src/scenario/parse.ts';
 import { runScenario } from '../../src/scenario/probes.ts';
+import { childEnv } from '../_tier.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const examplesDir = resolve(root, 'examples');
@@ -22,6 +23,7 @@ async function cli(...args: string[]) {
   try {
     const { stdout, stderr } = await run(process.execPath, [join(root, 'bin/tollgate.js'), ...args], {
       cwd: root,
+      env: childEnv(),
     });
     return { code: 0, stdout, stderr };
   } catch (error) {

@@ -7,13 +7,20 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { childEnv } from '../_tier.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
 
 async function simulate(file: string) {
   try {
-    const { stdout, stderr } = await run(process.execPath, [join(root, 'bin/tollgate.js'), 'simulate', file]);
+    const { stdout, stderr } = await run(
+      process.execPath,
+      [join(root, 'bin/tollgate.js'), 'simulate', file],
+      {
+        env: childEnv(),
+      },
+    );
     return { code: 0, stdout, stderr };
   } catch (error) {
     return error as { code: number; stdout: string; stderr: string };

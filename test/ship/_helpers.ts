@@ -95,3 +95,12 @@ export function duBytes(dir: string): number {
   }
   return total;
 }
+
+/**
+ * The src/ directories the image leaves out: .dockerignore's `src/NAME/` lines after it lets src/ in (the
+ * file scripts/build-image.sh reads too).
+ */
+export function imageLeavesOut(): string[] {
+  const ignore = readFileSync(join(REPO, '.dockerignore'), 'utf8');
+  return [...ignore.matchAll(/^(src\/[\w.-]+)\/*$/gm)].map((m) => m[1]!);
+}

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import t from 'tap';
-import { dockerfile, duBytes, REPO, runtimeConfig } from './_helpers.ts';
+import { dockerfile, duBytes, imageLeavesOut, REPO, runtimeConfig } from './_helpers.ts';
 
 interface Descriptor {
   mediaType: string;
@@ -191,9 +191,15 @@ t.test('scripts/build-image.sh: the Dockerfile image, built without Docker, runs
       'the compile cache is warmed',
     );
 
+    // The harness is not product: the lab and the scenario runner stay out (style.md, issue 16).
+    const leftOut = imageLeavesOut();
+    t.same(leftOut, ['src/lab', 'src/scenario'], '.dockerignore leaves out src/lab and src/scenario');
+    for (const d of leftOut) t.notOk(existsSync(join(app, d)), `no /app/${d}`);
     for (const dir of ['bin', 'src']) {
-      const mine = files(join(REPO, dir)).sort();
-      t.same(files(join(app, dir)).sort(), mine, `/app/${dir} has the repo's files`);
+      const mine = files(join(REPO, dir))
+        .filter((f) => !leftOut.some((d) => join(dir, f).startsWith(`${d}/`)))
+        .sort();
+      t.same(files(join(app, dir)).sort(), mine, `/app/${dir} has the repo's files (but the left-out ones)`);
       const differing = mine.filter((f) => sha256(join(REPO, dir, f)) !== sha256(join(app, dir, f)));
       t.same(differing, [], `/app/${dir} has the repo's contents`);
     }
@@ -287,6 +293,24 @@ t.test('scripts/build-image.sh: the Dockerfile image, built without Docker, runs
     // daemonset/cleanup's idle container runs plain `node`: the image's PATH must find it.
     const bare = run(['node', '--version']);
     t.equal(bare.stdout.trim(), `v${pinned}`, '`node` is found on the image PATH', { stderr: bare.stderr });
+
+    const cleanup = run([...entry, 'cleanup', '--help']);
+    t.equal(cleanup.status, 0, '`tollgate cleanup --help` exits 0 inside the image', {
+      stderr: cleanup.stderr,
+    });
+    // The developer commands say what is missing and where they run: one line, no stack trace.
+    for (const [argv, part] of [
+      [['lab', 'list'], /src\/(lab|scenario)\//],
+      [['simulate', '/app/package.json'], /src\/scenario\//],
+    ] as const) {
+      const r = run([...entry, ...argv]);
+      const what = `\`tollgate ${argv.join(' ')}\` in the image`;
+      t.equal(r.status, 1, `${what} exits 1`, { stderr: r.stderr });
+      t.match(r.stderr, /this installation leaves out src\//, `${what} names what is missing`);
+      t.match(r.stderr, part);
+      t.match(r.stderr, /run it from a git checkout of tollgate \[E_NOT_INSTALLED\]$/m);
+      t.notMatch(r.stderr, /^\s+at /m, `${what} prints no stack trace`);
+    }
 
     t.ok(existsSync(join(root, 'app/bin/kubectl-tollgate.js')), 'the kubectl plugin is in the image');
     const plugin = run([entry[0]!, '/app/bin/kubectl-tollgate.js', '--help']);

@@ -26,6 +26,14 @@ t.test('npm pack + npm install -g --omit=dev: tollgate and kubectl-tollgate run'
   const paths = new Set(info!.files.map((f) => f.path));
   for (const p of ['package.json', 'bin/tollgate.js', 'bin/kubectl-tollgate.js', 'src/cli/main.ts'])
     t.ok(paths.has(p), `the tarball holds ${p}`);
+  // The lab is a developer tool (root, network namespaces, a checkout); the scenario runner stays, since
+  // the kubectl plugin's simulate and lint --scenario use it.
+  t.same(
+    [...paths].filter((p) => p.startsWith('src/lab/')),
+    [],
+    'the tarball holds no src/lab (package.json files)',
+  );
+  t.ok(paths.has('src/scenario/parse.ts'), 'the tarball holds the scenario runner');
   t.notOk(
     [...paths].some((p) => p.startsWith('node_modules/')),
     'the tarball holds no node_modules',
@@ -84,4 +92,12 @@ t.test('npm pack + npm install -g --omit=dev: tollgate and kubectl-tollgate run'
     t.match(r.stdout, /Usage: tollgate/, `${bin} ${args.join(' ')} prints its usage`);
     t.notMatch(r.stderr, /ExperimentalWarning/, `${bin} ${args.join(' ')} prints no Node warning`);
   }
+  const simulate = run('kubectl-tollgate', ['simulate', join(lib, 'examples/three-tier.yaml')]);
+  t.equal(simulate.status, 0, 'kubectl-tollgate simulate runs from the installed package', {
+    stderr: simulate.stderr.slice(0, 400),
+  });
+  const lab = run('tollgate', ['lab', 'list']);
+  t.equal(lab.status, 1, '`tollgate lab list` from the package exits 1', { stderr: lab.stderr });
+  t.match(lab.stderr, /leaves out src\/lab\/.*run it from a git checkout of tollgate \[E_NOT_INSTALLED\]$/m);
+  t.notMatch(lab.stderr, /^\s+at /m, 'and prints no stack trace');
 });
