@@ -8,9 +8,8 @@ import { formatIssue } from '../policy/errors.ts';
 import { endpointAt, evaluate, explainVerdict } from '../policy/evaluate.ts';
 import { ClusterIndex } from '../policy/index.ts';
 import { buildState, type ClusterObjects } from '../policy/normalize.ts';
-import { loadScenario, yamlDocuments } from '../scenario/parse.ts';
-import { World } from '../scenario/world.ts';
 import { UsageError } from '../util/errors.ts';
+import { yamlDocuments } from '../util/yaml.ts';
 import { type Command, parseCommandArgs, rejectPositionals } from './command.ts';
 
 /** The files --manifests PATH names: the file itself, or every .yaml/.yml below a directory, sorted. */
@@ -108,20 +107,11 @@ export function assertOneSource(source: ObjectSource): void {
   if (given.length > 1) throw new UsageError('give at most one of --kubeconfig, --scenario, --manifests');
 }
 
-/** A scenario's objects after steps 0..step (default: all of them). */
-export function scenarioObjects(file: string, step: string | undefined): ClusterObjects {
-  const scenario = loadScenario(file);
-  const last = step === undefined ? scenario.steps.length - 1 : Number(step);
-  if (!Number.isInteger(last) || last < -1 || last >= scenario.steps.length)
-    throw new UsageError(`--step must be 0..${scenario.steps.length - 1}`);
-  const world = new World(scenario);
-  for (const s of scenario.steps.slice(0, last + 1)) world.applyStep(s);
-  return world.objects();
-}
-
 /** The objects of a source (explain's --scenario, --manifests, --kubeconfig or in-cluster). */
 export async function loadObjects(source: ObjectSource): Promise<ClusterObjects> {
-  if (source.scenario) return scenarioObjects(source.scenario, source.step);
+  // Loaded only here: the agent image leaves the scenario model out (src/scenario).
+  if (source.scenario)
+    return (await import('./scenario-objects.ts')).scenarioObjects(source.scenario, source.step);
   if (source.manifests) return readManifests(source.manifests);
   // Loaded only here: the Kubernetes client library is large and slow to load.
   const { ApiClient, loadClientConfig } = await import('../k8s/client.ts');

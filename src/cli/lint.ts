@@ -12,9 +12,13 @@ import {
   manifestFiles,
   OBJECT_SOURCE_FLAGS,
   readManifests,
-  scenarioObjects,
 } from './explain.ts';
-import { expandScenarioPaths } from './scenarios.ts';
+
+/** The scenario model, loaded only when a scenario file is linted (the agent image leaves it out). */
+const scenarioParts = async () => ({
+  ...(await import('./scenario-objects.ts')),
+  ...(await import('./scenarios.ts')),
+});
 
 /** Exit status when there are findings (0: clean, 2: usage, 1: other errors). */
 export const EXIT_FINDINGS = 4;
@@ -40,13 +44,15 @@ function isScenarioFile(file: string): boolean {
 }
 
 /** --manifests: scenario files among them are clusters of their own; the Kubernetes files form one. */
-function manifestInputs(path: string): Input[] {
+async function manifestInputs(path: string): Promise<Input[]> {
   const files = manifestFiles(path);
   const scenarios = files.filter(isScenarioFile);
   const plain = files.filter((f) => !scenarios.includes(f));
   const inputs: Input[] = [];
   if (plain.length > 0 || scenarios.length === 0)
     inputs.push({ source: path, objects: readManifests(path, plain), complete: false });
+  if (scenarios.length === 0) return inputs;
+  const { scenarioObjects } = await scenarioParts();
   for (const file of scenarios)
     inputs.push({ source: file, objects: scenarioObjects(file, undefined), complete: true });
   return inputs;
@@ -112,8 +118,9 @@ export const lintCommand: Command = {
       throw new UsageError('--step needs --scenario');
 
     let inputs: Input[];
-    if (values.manifests !== undefined) inputs = manifestInputs(values.manifests);
+    if (values.manifests !== undefined) inputs = await manifestInputs(values.manifests);
     else if (values.scenario !== undefined) {
+      const { expandScenarioPaths, scenarioObjects } = await scenarioParts();
       const files = expandScenarioPaths([values.scenario]);
       if (values.step !== undefined && files.length !== 1)
         throw new UsageError('--step needs a single scenario file, not a directory');

@@ -81,18 +81,23 @@ function missingPart(error: unknown): string | undefined {
   return m[2];
 }
 
+/** The error for a command (or one of its options) whose module this installation leaves out. */
+function notInstalled(entry: CommandEntry, error: unknown): TollgateError<'E_NOT_INSTALLED'> | undefined {
+  const part = missingPart(error);
+  if (part === undefined) return undefined;
+  return new TollgateError(
+    'E_NOT_INSTALLED',
+    `this installation leaves out ${part}/, which \`tollgate ${entry.name}\` needs for this (the agent image ` +
+      'has the node commands and reads clusters and manifests; scenarios and the lab need a git checkout of tollgate)',
+    { cause: error },
+  );
+}
+
 async function load(entry: CommandEntry): Promise<Command> {
   try {
     return await entry.load();
   } catch (error) {
-    const part = missingPart(error);
-    if (part === undefined) throw error;
-    throw new TollgateError(
-      'E_NOT_INSTALLED',
-      `this installation leaves out ${part}/, which \`tollgate ${entry.name}\` needs (a developer command; ` +
-        'the agent image has the node commands only): run it from a git checkout of tollgate',
-      { cause: error },
-    );
+    throw notInstalled(entry, error) ?? error;
   }
 }
 
@@ -113,7 +118,12 @@ export async function main(argv: string[]): Promise<number> {
       processIO.out(command.usage);
       return 0;
     }
-    return await command.run(rest, processIO);
+    try {
+      return await command.run(rest, processIO);
+    } catch (error) {
+      // An option that loads a part lazily (explain/lint --scenario) fails like a command that needs it.
+      throw notInstalled(entry, error) ?? error;
+    }
   } catch (error) {
     if (error instanceof TollgateError) {
       processIO.err(`tollgate ${name}: ${error.message} [${error.code}]`);

@@ -1,10 +1,11 @@
 // Parses and validates scenario files; every error names the file and the field. No probing, no state.
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import type { Protocol } from '../policy/types.ts';
 import { PROTOCOLS } from '../policy/types.ts';
 import { UsageError } from '../util/errors.ts';
+import { yamlDocuments as parseYamlDocuments } from '../util/yaml.ts';
 import type {
   AgentAction,
   ProbeFamily,
@@ -18,20 +19,9 @@ import { AGENT_ACTIONS, DEFAULT_PORTS, PROBE_FAMILIES } from './types.ts';
 
 export class ScenarioError extends UsageError {}
 
-/**
- * Every document of a multi-document YAML text as plain data; a syntax error or an alias that cannot be
- * resolved (the yaml library throws those only when converting) becomes a ScenarioError naming
- * `where`, the document and the problem, never a stack trace.
- */
+/** Every document of a scenario's YAML text (see util/yaml.ts); a problem is a ScenarioError. */
 export function yamlDocuments(text: string, where: string): unknown[] {
-  return parseAllDocuments(text).map((doc, i) => {
-    if (doc.errors.length > 0) throw new ScenarioError(`${where}: document ${i}: ${doc.errors[0]!.message}`);
-    try {
-      return doc.toJS() as unknown;
-    } catch (error) {
-      throw new ScenarioError(`${where}: document ${i}: ${(error as Error).message}`, { cause: error });
-    }
-  });
+  return parseYamlDocuments(text, where, (message, cause) => new ScenarioError(message, { cause }));
 }
 
 type Obj = Record<string, unknown>;

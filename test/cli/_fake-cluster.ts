@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { scenarioObjects } from '../../src/cli/explain.ts';
+import { scenarioObjects } from '../../src/cli/scenario-objects.ts';
 
 export interface FakeCluster {
   kubeconfig: string;

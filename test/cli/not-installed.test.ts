@@ -2,7 +2,7 @@
 // the npm package no src/lab): their commands fail with one line naming the missing part, the others run.
 // The image itself is checked in test/ship/image.test.ts (root); this is the same rule without root.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
@@ -26,14 +26,15 @@ t.test('without src/lab and src/scenario: lab and simulate say so, agent and cle
   for (const [args, part] of [
     [['lab', 'list'], 'src/lab'],
     [['simulate', 'x.yaml'], 'src/scenario'],
-    [['lint', '--manifests', 'x.yaml'], 'src/scenario'],
+    [['lint', '--scenario', 'x.yaml'], 'src/scenario'],
+    [['explain', '--from', 'a/b', '--to', 'c/d', '--port', '80', '--scenario', 'x.yaml'], 'src/scenario'],
   ] as const) {
     const r = tollgate(...args);
     const what = `tollgate ${args.join(' ')}`;
     t.equal(r.status, 1, `${what} exits 1`, { stderr: r.stderr });
     t.equal(
       r.stderr,
-      `tollgate ${args[0]}: this installation leaves out ${part}/, which \`tollgate ${args[0]}\` needs (a developer command; the agent image has the node commands only): run it from a git checkout of tollgate [E_NOT_INSTALLED]\n`,
+      `tollgate ${args[0]}: this installation leaves out ${part}/, which \`tollgate ${args[0]}\` needs for this (the agent image has the node commands and reads clusters and manifests; scenarios and the lab need a git checkout of tollgate) [E_NOT_INSTALLED]\n`,
       `${what}: one line naming ${part}, no stack trace`,
     );
   }
@@ -42,6 +43,34 @@ t.test('without src/lab and src/scenario: lab and simulate say so, agent and cle
     t.equal(r.status, 0, `tollgate ${command} --help runs`, { stderr: r.stderr });
     t.match(r.stdout, `Usage: tollgate ${command}`);
   }
+  // Reading manifests (and a cluster) needs no scenario model: lint and explain still work on them.
+  const manifest = join(dir, 'policy.yaml');
+  writeFileSync(
+    manifest,
+    [
+      'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\nspec: {podSelector: {}}',
+      ...['a', 'b'].map(
+        (name, i) =>
+          `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: shop}\nspec: {nodeName: n1}\nstatus: {podIP: 10.244.1.${i + 2}}`,
+      ),
+    ].join('\n---\n'),
+  );
+  const lint = tollgate('lint', '--manifests', manifest);
+  t.equal(lint.status, 0, 'tollgate lint --manifests runs without src/scenario', { stderr: lint.stderr });
+  const explain = tollgate(
+    'explain',
+    '--from',
+    'shop/a',
+    '--to',
+    'shop/b',
+    '--port',
+    '80',
+    '--manifests',
+    manifest,
+  );
+  t.equal(explain.status, 3, 'tollgate explain --manifests runs without src/scenario (denied: exit 3)', {
+    stderr: explain.stderr,
+  });
   const usage = tollgate('--help');
   t.match(usage.stdout, /^ {2}lab {7}network-namespace cluster/m, 'the usage still lists every command');
 
