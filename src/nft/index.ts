@@ -13,10 +13,15 @@ export { Chain, Rule, renderExprs, Table } from './objects.ts';
 export {
   Element,
   type ElementInput,
+  type Elements,
+  elementCount,
+  type FieldSpan,
   NamedSet,
   PackedElements,
+  type RangeGroup,
   type SetFlag,
   type SetOptions,
+  sliceElements,
 } from './set.ts';
 export { commitWithRetry, elementsBytesBound, type NftObject, Transaction } from './transaction.ts';
 export * from './verdict.ts';
