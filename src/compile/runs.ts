@@ -6,7 +6,7 @@
 // very same objects as before is carried over untouched; a changed run is compared range by range with
 // its previous content; the result records its delta against the previous element collection, which the
 // diff then uses instead of comparing the whole sets. Pure: no I/O.
-import type { FieldSpan } from '../nft/index.ts';
+import type { FieldSpan, RangeGroup } from '../nft/index.ts';
 import {
   type AddressRange,
   type Bounds,
@@ -41,9 +41,10 @@ export interface ElementTexts extends Iterable<string> {
  * (numbers for IPv4, bigints for IPv6; see Bound), the rest of the key as `tail`. This is what
  * nft's PackedElements.ofRanges packs; an element's text is its range and the suffix.
  */
-export type Segment =
-  | { suffix: string; tail: readonly FieldSpan[]; family: 4; bounds: Bounds<number> }
-  | { suffix: string; tail: readonly FieldSpan[]; family: 6; bounds: Bounds<bigint> };
+export type Segment = RangeGroup & { suffix: string } & (
+    | { family: 4; bounds: Bounds<number> }
+    | { family: 6; bounds: Bounds<bigint> }
+  );
 export type Pieces = readonly Segment[];
 
 /** Every element of `pieces` as a range object (for texts and tests; the transaction packs bounds). */
@@ -181,15 +182,20 @@ export class UnionMemo {
   }
 }
 
+/** Both families' unions; a family no list has costs nothing (most clusters are single-stack). */
 const unionOf = (lists: readonly Union[]): Union => ({
-  v4: unionAll(
-    V4_BOUNDS,
-    lists.map((l) => l.v4),
-  ),
-  v6: unionAll(
-    V6_BOUNDS,
-    lists.map((l) => l.v6),
-  ),
+  v4: lists.some((l) => l.v4.length > 0)
+    ? unionAll(
+        V4_BOUNDS,
+        lists.map((l) => l.v4),
+      )
+    : NO_V4,
+  v6: lists.some((l) => l.v6.length > 0)
+    ? unionAll(
+        V6_BOUNDS,
+        lists.map((l) => l.v6),
+      )
+    : NO_V6,
 });
 
 /** A list's bounds per family; a list that is not canonical (sorted, disjoint) is merged first. */
