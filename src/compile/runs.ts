@@ -16,6 +16,7 @@ import {
   formatV4Range,
   mergeRanges,
   patchBounds,
+  type Scratch,
   unionAll,
   V4_BOUNDS,
   V6_BOUNDS,
@@ -80,7 +81,7 @@ interface Run extends Union {
 }
 
 const NO_V4: Bounds<number> = new Float64Array(0);
-const NO_V6: Bounds<bigint> = [];
+const NO_V6: Bounds<bigint> = Object.freeze([]);
 const NO_TAIL: readonly FieldSpan[] = [];
 const EMPTY_RUN: Run = { parts: [], tail: NO_TAIL, v4: NO_V4, v6: NO_V6 };
 
@@ -150,6 +151,9 @@ export class UnionMemo {
   private nextId = 0;
   private previous = new Map<string, Union>();
   private current = new Map<string, Union>();
+  /** patchBounds' output buffers, one per family. */
+  readonly scratch4: Scratch<number> = { buf: undefined };
+  readonly scratch6: Scratch<bigint> = { buf: undefined };
 
   private listed(list: readonly AddressRange[]): Listed {
     let l = this.lists.get(list);
@@ -253,8 +257,8 @@ export function buildRunElements(
     runs.set(spec.suffix, {
       parts: spec.parts,
       tail,
-      v4: patchBounds(V4_BOUNDS, base.v4, union.v4, gone.v4, come.v4),
-      v6: patchBounds(V6_BOUNDS, base.v6, union.v6, gone.v6, come.v6),
+      v4: patchBounds(V4_BOUNDS, base.v4, union.v4, gone.v4, come.v4, memo.scratch4),
+      v6: patchBounds(V6_BOUNDS, base.v6, union.v6, gone.v6, come.v6, memo.scratch6),
     });
     pushSegments(removed, spec.suffix, tail, gone);
     pushSegments(added, spec.suffix, tail, come);

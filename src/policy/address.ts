@@ -331,8 +331,10 @@ export function sameBounds<T extends Bound>(a: Bounds<T>, b: Bounds<T>): boolean
   return true;
 }
 
-/** Patch output of one kind, reused between calls (see patchBounds). */
-const scratches = new WeakMap<BoundKind<Bound>, WritableBounds<Bound>>();
+/** A buffer patchBounds writes into and its caller keeps for the next call (see patchBounds). */
+export interface Scratch<T extends Bound> {
+  buf: WritableBounds<T> | undefined;
+}
 
 /**
  * A new element list for `union` that keeps every old element still inside it: an old range contained in
@@ -348,16 +350,18 @@ export function patchBounds<T extends Bound>(
   union: Bounds<T>,
   gone: T[],
   come: T[],
+  scratch: Scratch<T>,
 ): Bounds<T> {
   if (sameBounds(old, union)) return old;
   // At most every old range kept plus a gap before each of them and one at the end of each union range;
-  // written to a scratch buffer and copied out at its real size (these are megabytes at 100,000 pods,
-  // and allocating the bound at every change made the garbage collector run over the whole heap).
+  // written to the caller's scratch buffer and copied out at its real size (these are megabytes at
+  // 100,000 pods, and allocating the bound at every change made the garbage collector run over the
+  // whole heap).
   const bound = 2 * old.length + union.length;
-  let out = scratches.get(kind) as WritableBounds<T> | undefined;
+  let out = scratch.buf;
   if (out === undefined || out.length < bound) {
     out = kind.alloc(Math.max(bound, 2 * (out?.length ?? 0)));
-    scratches.set(kind, out);
+    scratch.buf = out;
   }
   const one = kind.one;
   let n = 0;
