@@ -21,7 +21,6 @@ export {
   type RangeGroup,
   type SetFlag,
   type SetOptions,
-  sliceElements,
 } from './set.ts';
 export { commitWithRetry, elementsBytesBound, type NftObject, Transaction } from './transaction.ts';
 export * from './verdict.ts';
