@@ -54,7 +54,7 @@ function build(): { tx: Transaction; iv: NamedSet; cs: NamedSet } {
 }
 
 /**
- * The same two sets as the compiler hands them to a transaction (compile/ruleset.ts packPieces): ranges
+ * The same two sets as the compiler hands them to a transaction (nft PackedElements.ofRanges): ranges
  * held as numbers, packed into key bytes, no element texts and no object per element.
  */
 function buildPacked(): Transaction[] {

@@ -115,6 +115,8 @@ export interface DesiredState {
 
 const families = [4, 6] as const;
 const PROTO_NAMES: Record<string, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
+/** The same protocols' numbers, for the key bytes of run elements (see RunSpec.tail). */
+const PROTO_NUMBERS = { TCP: 6, UDP: 17, SCTP: 132 } as const;
 
 function portText(p: PortRange): string {
   return p.first === p.last ? `${p.first}` : `${p.first}-${p.last}`;
@@ -169,6 +171,10 @@ function portRuns(groups: PortGroup[]): RunSpec[] {
       const ports = pending.first === pending.last ? `${pending.first}` : `${pending.first}-${pending.last}`;
       out.push({
         suffix: ` . ${PROTO_NAMES[protocol]} . ${ports}`,
+        tail: [
+          [PROTO_NUMBERS[protocol], PROTO_NUMBERS[protocol]],
+          [pending.first, pending.last],
+        ],
         parts: pending.cover.flatMap((j) => mine[j]!.parts),
       });
       pending = undefined;

@@ -2,16 +2,17 @@
 // changes, rewrites only for chains whose rules changed, creation/removal of chains and sets no pod uses
 // any more. Ordered so that every reference exists when the kernel checks it. Pure: builds, never runs.
 
-import type { ElementInput, NamedSet, PackedElements } from '../nft/index.ts';
-import { Transaction } from '../nft/index.ts';
+import { type Elements, elementCount, type NamedSet, PackedElements, Transaction } from '../nft/index.ts';
 import { InternalError } from '../util/errors.ts';
 import type { DesiredChain, DesiredSet, DesiredState } from './desired.ts';
-import { chainObject, chainRulesText, packPieces, ruleObjects, setObject, tableObject } from './ruleset.ts';
+import { chainObject, chainRulesText, ruleObjects, setObject, tableObject } from './ruleset.ts';
 import { RunElements } from './runs.ts';
 
 /** All elements of a set for adding: packed from their ranges when the set is built from runs. */
-export function allElements(set: NamedSet, s: DesiredSet): readonly ElementInput[] | PackedElements {
-  return s.elements instanceof RunElements ? packPieces(set, s.elements.pieces()) : [...s.elements];
+export function allElements(set: NamedSet, s: DesiredSet): Elements {
+  return s.elements instanceof RunElements
+    ? PackedElements.ofRanges(set, s.elements.pieces())
+    : [...s.elements];
 }
 
 function sameDefinition(a: DesiredSet, b: DesiredSet): boolean {
@@ -72,12 +73,9 @@ export interface DiffParts {
 export interface SetChange {
   /** The set as `next` defines it (its definition is the same in both states). */
   set: DesiredSet;
-  removed: readonly string[] | PackedElements;
-  added: readonly string[] | PackedElements;
+  removed: Elements;
+  added: Elements;
 }
-
-export const elementCount = (e: readonly string[] | PackedElements): number =>
-  'count' in e ? e.count : e.length;
 
 /**
  * The objects and elements that differ from `prev` (what is programmed) to `next`. Set names fix their
@@ -122,12 +120,12 @@ export function diffParts(prev: DesiredState, next: DesiredState): DiffParts {
     if (!old || old.elements === s.elements) continue;
     // A collection derived from exactly what is programmed carries its delta (in range form): no
     // comparison needed, and nothing to format or parse.
-    let removed: readonly string[] | PackedElements;
-    let added: readonly string[] | PackedElements;
+    let removed: Elements;
+    let added: Elements;
     if (s.delta !== undefined && s.delta.base === old.elements) {
       const set = setObject(s);
-      removed = packPieces(set, s.delta.removed);
-      added = packPieces(set, s.delta.added);
+      removed = PackedElements.ofRanges(set, s.delta.removed);
+      added = PackedElements.ofRanges(set, s.delta.added);
     } else {
       removed = [...old.elements].filter((e) => !s.elements.has(e));
       added = [...s.elements].filter((e) => !old.elements.has(e));

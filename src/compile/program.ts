@@ -35,17 +35,10 @@
 
 import { defaultBatchLimit } from '../netlink/batch.ts';
 import type { Chain, ElementInput, NamedSet, Ruleset, Transaction as Tx } from '../nft/index.ts';
-import { elementsBytesBound, PackedElements, Transaction } from '../nft/index.ts';
+import { elementCount, elementsBytesBound, PackedElements, Transaction } from '../nft/index.ts';
 import { TollgateError } from '../util/errors.ts';
 import type { DesiredChain, DesiredSet, DesiredState, RuleSpec } from './desired.ts';
-import {
-  allElements,
-  type DiffCounts,
-  diffParts,
-  diffTransaction,
-  elementCount,
-  fullTransaction,
-} from './diff.ts';
+import { allElements, type DiffCounts, diffParts, diffTransaction, fullTransaction } from './diff.ts';
 import { chainObject, ruleObjects, setObject, tableObject } from './ruleset.ts';
 
 /** Where programming starts from. */

@@ -1,13 +1,11 @@
 // Desired state -> nftables objects of our library (table, chains, sets, rules). Builds objects only;
 // programming them is the caller's business (see diff.ts for the transactions).
 
-import type { DataType, Expr, FieldRange } from '../nft/index.ts';
-import { Chain, m, NamedSet, PackedElements, padLen, parseFieldRange, Rule, Table } from '../nft/index.ts';
+import type { Expr } from '../nft/index.ts';
+import { Chain, m, NamedSet, Rule, Table } from '../nft/index.ts';
 import type { FieldName } from '../nft/match.ts';
-import type { Family } from '../policy/address.ts';
 import { InternalError } from '../util/errors.ts';
 import { type DesiredChain, type DesiredSet, type LookupField, type RuleSpec, TABLE } from './desired.ts';
-import { type Pieces, piecesCount } from './runs.ts';
 
 const FAMILY = 'inet' as const;
 
@@ -40,66 +38,6 @@ export function setObject(s: DesiredSet): NamedSet {
     ...(s.map ? { data: 'verdict' as const } : {}),
     flags: s.interval ? ['interval'] : [],
   });
-}
-
-/**
- * Elements in range form packed into key bytes for the transaction (see PackedElements): the same
- * elements as parsing their texts, without formatting and parsing back thousands of addresses or making
- * an object per element. The suffix fields (protocol, port range) are parsed once per distinct suffix.
- */
-export function packPieces(set: NamedSet, pieces: Pieces): PackedElements {
-  const len = set.keyLen;
-  const count = piecesCount(pieces);
-  const slab = Buffer.alloc(2 * len * count);
-  let at = 0;
-  for (const segment of pieces) {
-    const tail = suffixFields(set, segment.suffix);
-    const v4 = segment.v4;
-    for (let i = 0; i < v4.length; i += 2) {
-      slab.writeUInt32BE(v4[i]!, at);
-      slab.writeUInt32BE(v4[i + 1]!, at + len);
-      writeTail(slab, at, len, tail);
-      at += 2 * len;
-    }
-    for (const r of segment.ranges) {
-      writeAddress(slab, at, r.family, r.first);
-      writeAddress(slab, at + len, r.family, r.last);
-      writeTail(slab, at, len, tail);
-      at += 2 * len;
-    }
-  }
-  return new PackedElements(len, count, slab);
-}
-
-/** The key fields after the address that a suffix (` . tcp . 80-90`) stands for, with their offsets. */
-function suffixFields(set: NamedSet, suffix: string): { at: number; field: FieldRange }[] {
-  const out: { at: number; field: FieldRange }[] = [];
-  if (suffix === '') return out;
-  let at = padLen(set.key[0]!.len);
-  suffix
-    .slice(3)
-    .split(' . ')
-    .forEach((text, j) => {
-      const type = set.key[j + 1] as DataType;
-      out.push({ at, field: parseFieldRange(type, text) });
-      at += padLen(type.len);
-    });
-  return out;
-}
-
-function writeTail(slab: Buffer, from: number, len: number, tail: { at: number; field: FieldRange }[]) {
-  for (const { at, field } of tail) {
-    field.from.copy(slab, from + at);
-    field.to.copy(slab, from + len + at);
-  }
-}
-
-function writeAddress(slab: Buffer, at: number, family: Family, value: bigint): void {
-  if (family === 4) slab.writeUInt32BE(Number(value), at);
-  else {
-    slab.writeBigUInt64BE(value >> 64n, at);
-    slab.writeBigUInt64BE(value & 0xffff_ffff_ffff_ffffn, at + 8);
-  }
 }
 
 const nfproto = (family: 4 | 6 | undefined): Expr[] =>

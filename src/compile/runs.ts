@@ -6,18 +6,27 @@
 // very same objects as before is carried over untouched; a changed run is compared range by range with
 // its previous content; the result records its delta against the previous element collection, which the
 // diff then uses instead of comparing the whole sets. Pure: no I/O.
+import type { FieldSpan, RangeGroup } from '../nft/index.ts';
 import {
   type AddressRange,
+  type Bounds,
+  boundsOf,
+  boundsRanges,
   formatRange,
   formatV4Range,
-  type KeyedRanges,
   mergeRanges,
-  v4Keyed,
+  patchBounds,
+  type Scratch,
+  unionAll,
+  V4_BOUNDS,
+  V6_BOUNDS,
 } from '../policy/address.ts';
 
 export interface RunSpec {
   /** Appended to each address text; unique per run within a set. */
   suffix: string;
+  /** The key fields after the address the suffix stands for (protocol, port range), as numbers. */
+  tail?: readonly FieldSpan[];
   /** Address lists (each sorted) whose union is the run's addresses. */
   parts: readonly (readonly AddressRange[])[];
 }
@@ -29,31 +38,28 @@ export interface ElementTexts extends Iterable<string> {
 }
 
 /**
- * Elements in range form, in segments of one suffix each: IPv4 addresses as numbers (`v4` holds first and
- * last of each range in turn), anything else as ranges. An element's text is its range and the suffix.
+ * Elements in range form, in segments of one suffix and one family each: the addresses as bounds
+ * (numbers for IPv4, bigints for IPv6; see Bound), the rest of the key as `tail`. This is what
+ * nft's PackedElements.ofRanges packs; an element's text is its range and the suffix.
  */
-export interface Segment {
-  suffix: string;
-  v4: ArrayLike<number>;
-  ranges: readonly AddressRange[];
-}
+export type Segment = RangeGroup & { suffix: string } & (
+    | { family: 4; bounds: Bounds<number> }
+    | { family: 6; bounds: Bounds<bigint> }
+  );
 export type Pieces = readonly Segment[];
 
-/** Every element of `pieces` as a range object (for texts and tests; the transaction packs numbers). */
+/** Every element of `pieces` as a range object (for texts and tests; the transaction packs bounds). */
 export function piecesRanges(pieces: Pieces): { range: AddressRange; suffix: string }[] {
   const out: { range: AddressRange; suffix: string }[] = [];
   for (const s of pieces) {
-    for (const range of v4Ranges(s.v4)) out.push({ range, suffix: s.suffix });
-    for (const range of s.ranges) out.push({ range, suffix: s.suffix });
+    const ranges = s.family === 4 ? boundsRanges(V4_BOUNDS, s.bounds) : boundsRanges(V6_BOUNDS, s.bounds);
+    for (const range of ranges) out.push({ range, suffix: s.suffix });
   }
   return out;
 }
 
 export const piecesTexts = (pieces: Pieces): string[] =>
   piecesRanges(pieces).map((p) => formatRange(p.range) + p.suffix);
-
-export const piecesCount = (pieces: Pieces): number =>
-  pieces.reduce((n, s) => n + s.v4.length / 2 + s.ranges.length, 0);
 
 /** What changed from `base` (the previous collection) to the collection that carries this delta. */
 export interface ElementDelta {
@@ -62,36 +68,30 @@ export interface ElementDelta {
   removed: Pieces;
 }
 
-/**
- * A run's elements, sorted and disjoint. An all-IPv4 run keeps them as numbers only (`v4`: first and last
- * of each range in turn, `ranges` empty): no objects to allocate, trace or copy when it changes, and the
- * transaction packs the numbers straight into key bytes. Anything else keeps range objects.
- */
-interface Run {
+/** A run's union, one sorted and disjoint bounds list per family (IPv4 first, as the elements sort). */
+interface Union {
+  v4: Bounds<number>;
+  v6: Bounds<bigint>;
+}
+
+/** A run's elements: its union as patched against the previous elements (see patchBounds). */
+interface Run extends Union {
   parts: readonly (readonly AddressRange[])[];
-  v4: Float64Array | undefined;
-  ranges: readonly AddressRange[];
+  tail: readonly FieldSpan[];
 }
 
-const NO_RANGES: readonly AddressRange[] = [];
-const EMPTY_KEYS = new Float64Array(0);
-const EMPTY_RUN: Run = { parts: [], v4: new Float64Array(0), ranges: NO_RANGES };
+const NO_V4: Bounds<number> = new Float64Array(0);
+const NO_V6: Bounds<bigint> = Object.freeze([]);
+const NO_TAIL: readonly FieldSpan[] = [];
+const EMPTY_RUN: Run = { parts: [], tail: NO_TAIL, v4: NO_V4, v6: NO_V6 };
 
-const runSize = (r: Run): number => (r.v4 ? r.v4.length / 2 : r.ranges.length);
-
-/** IPv4 ranges from their numbers (first and last in turn). */
-function v4Ranges(v4: ArrayLike<number>): AddressRange[] {
-  const out: AddressRange[] = [];
-  for (let i = 0; i < v4.length; i += 2)
-    out.push({ family: 4, first: BigInt(v4[i]!), last: BigInt(v4[i + 1]!) });
-  return out;
-}
+const runSize = (r: Union): number => (r.v4.length + r.v6.length) / 2;
 
 /**
  * The elements of a set built from runs, kept as the runs themselves: the diff takes them in range form
- * (see Pieces) and the transaction packs them straight into key bytes, so a fresh set of thousands of
- * elements formats no text at all. Texts are made only when something reads them (the periodic
- * verification, a diff without a delta); lookups build a text index once.
+ * (see Pieces) and nft packs them straight into key bytes, so a fresh set of thousands of elements
+ * formats no text at all. Texts are made only when something reads them (the periodic verification, a
+ * diff without a delta); lookups build a text index once.
  */
 export class RunElements implements ElementTexts {
   /** The runs by suffix; replaced (same content) when a rebuild finds equal ranges in new lists. */
@@ -111,75 +111,70 @@ export class RunElements implements ElementTexts {
   *[Symbol.iterator](): Iterator<string> {
     for (const [suffix, run] of this.runs) {
       const v4 = run.v4;
-      if (v4) for (let i = 0; i < v4.length; i += 2) yield formatV4Range(v4[i]!, v4[i + 1]!) + suffix;
-      else for (const r of run.ranges) yield formatRange(r) + suffix;
+      for (let i = 0; i < v4.length; i += 2) yield formatV4Range(v4[i]!, v4[i + 1]!) + suffix;
+      for (const r of boundsRanges(V6_BOUNDS, run.v6)) yield formatRange(r) + suffix;
     }
   }
   /** Every element in range form, run by run. */
   pieces(): Pieces {
-    return [...this.runs].map(([suffix, run]) => ({ suffix, v4: run.v4 ?? [], ranges: run.ranges }));
+    const out: Segment[] = [];
+    for (const [suffix, run] of this.runs) pushSegments(out, suffix, run.tail, run);
+    return out;
   }
 }
 
-/** A segment being filled (see patchRanges). */
-interface Growing extends Segment {
-  v4: number[];
-  ranges: AddressRange[];
+function pushSegments(out: Segment[], suffix: string, tail: readonly FieldSpan[], u: Union): void {
+  if (u.v4.length > 0) out.push({ suffix, tail, family: 4, bounds: u.v4 });
+  if (u.v6.length > 0) out.push({ suffix, tail, family: 6, bounds: u.v6 });
 }
 
-/** A run's union: numbers when every list is IPv4 (see v4Keyed), else range objects. */
-type Union = Pick<Run, 'v4' | 'ranges'>;
-
-/**
- * The canonical union of a run's address lists. The lists are each sorted and disjoint (plan sets are
- * merged): IPv4 lists are merged in one pass over their heads on float64 keys (memoized per list),
- * without sorting and without bigint arithmetic, which made up a third of the agent's CPU time under a
- * stream of changes. Anything else (IPv6, or a list that is not sorted) goes through mergeRanges.
- */
+/** The canonical union of a run's address lists, as range objects. */
 export function rangesOf(spec: RunSpec): readonly AddressRange[] {
-  const u = unionOf(spec);
-  return u.v4 ? v4Ranges(u.v4) : u.ranges;
+  const u = new UnionMemo().of(spec);
+  return [...boundsRanges(V4_BOUNDS, u.v4), ...boundsRanges(V6_BOUNDS, u.v6)];
 }
 
-function unionOf(spec: RunSpec, memo?: UnionMemo): Union {
-  const parts = spec.parts.filter((p) => p.length > 0);
-  const keyed: KeyedRanges[] = [];
-  for (const p of parts) {
-    const k = v4Keyed(p);
-    if (k === undefined)
-      return { v4: undefined, ranges: mergeRanges(parts.length === 1 ? parts[0]! : parts.flat()) };
-    keyed.push(k);
-  }
-  return { v4: memo ? memo.union(keyed) : mergeKeyed(keyed), ranges: NO_RANGES };
+/** A list's bounds per family and its number for union keys. */
+interface Listed extends Union {
+  id: number;
 }
-
-const keyIds = new WeakMap<Float64Array, number>();
-let nextKeyId = 0;
 
 /**
- * IPv4 unions by the identity of their lists, kept for one build and the next (like DesiredCache): the
- * chains of a node's pods share the cluster-wide peer lists, and when one of those lists changes, every
- * chain that merges it would otherwise merge the same lists again (and allocate as much). The unions
+ * The unions of runs' address lists, owned by the desired-state cache and kept for one build and the
+ * next: the chains of a node's pods share the cluster-wide peer lists, and when one of those lists
+ * changes, every chain that merges it would otherwise merge the same lists again (and allocate as
+ * much). Each list's bounds are taken once while the list lives (lists are never mutated). The unions
  * are shared between runs and never written to.
  */
 export class UnionMemo {
-  private previous = new Map<string, Float64Array>();
-  private current = new Map<string, Float64Array>();
+  private lists = new WeakMap<readonly AddressRange[], Listed>();
+  private nextId = 0;
+  private previous = new Map<string, Union>();
+  private current = new Map<string, Union>();
+  /** patchBounds' output buffers, one per family. */
+  readonly scratch4: Scratch<number> = { buf: undefined };
+  readonly scratch6: Scratch<bigint> = { buf: undefined };
 
-  union(lists: KeyedRanges[]): Float64Array {
-    if (lists.length < 2) return mergeKeyed(lists);
-    const ids: number[] = [];
-    for (const l of lists) {
-      let id = keyIds.get(l.keys);
-      if (id === undefined) {
-        id = nextKeyId++;
-        keyIds.set(l.keys, id);
-      }
-      ids.push(id);
+  private listed(list: readonly AddressRange[]): Listed {
+    let l = this.lists.get(list);
+    if (l === undefined) {
+      l = { id: this.nextId++, ...splitFamilies(list) };
+      this.lists.set(list, l);
     }
-    const key = ids.sort((a, b) => a - b).join(',');
+    return l;
+  }
+
+  /** The union of the spec's lists. */
+  of(spec: RunSpec): Union {
+    const lists: Listed[] = [];
+    for (const p of spec.parts) if (p.length > 0) lists.push(this.listed(p));
+    if (lists.length === 1) return unionOf(lists);
+    const key = lists
+      .map((l) => l.id)
+      .sort((a, b) => a - b)
+      .join(',');
     let u = this.current.get(key) ?? this.previous.get(key);
-    u ??= mergeKeyed(lists);
+    u ??= unionOf(lists);
     this.current.set(key, u);
     return u;
   }
@@ -191,157 +186,42 @@ export class UnionMemo {
   }
 }
 
-/**
- * The merged union of keyed lists as numbers: merged in pairs, smallest first, each a two-pointer pass
- * in which overlapping and adjacent ranges join. A scan of every list's head per element cost lists x
- * elements: with cluster-wide peer lists (thousands of ranges each, several per run) that was most of a
- * sync. The canonical union does not depend on the order of merging. The same list twice counts once.
- */
-function mergeKeyed(lists: KeyedRanges[]): Float64Array {
-  const queue = [...new Set(lists.map((l) => l.keys))].sort((a, b) => a.length - b.length);
-  // Even one list is passed through: its ranges are disjoint but may be adjacent.
-  if (queue.length < 2) return mergeTwo(queue[0] ?? EMPTY_KEYS, EMPTY_KEYS);
-  while (queue.length > 1) {
-    const merged = mergeTwo(queue.shift()!, queue.shift()!);
-    let at = queue.findIndex((q) => q.length >= merged.length);
-    if (at < 0) at = queue.length;
-    queue.splice(at, 0, merged);
-  }
-  return queue[0]!;
-}
+/** Both families' unions; a family no list has costs nothing (most clusters are single-stack). */
+const unionOf = (lists: readonly Union[]): Union => ({
+  v4: lists.some((l) => l.v4.length > 0)
+    ? unionAll(
+        V4_BOUNDS,
+        lists.map((l) => l.v4),
+      )
+    : NO_V4,
+  v6: lists.some((l) => l.v6.length > 0)
+    ? unionAll(
+        V6_BOUNDS,
+        lists.map((l) => l.v6),
+      )
+    : NO_V6,
+});
 
-/** The union of two sorted lists of disjoint ranges (first and last in turn), joined where they touch. */
-function mergeTwo(a: Float64Array, b: Float64Array): Float64Array {
-  const out = new Float64Array(a.length + b.length);
-  let n = 0;
-  let i = 0;
-  let j = 0;
-  let first = 0;
-  let last = -2;
-  let open = false;
-  while (i < a.length || j < b.length) {
-    let head: number;
-    let end: number;
-    if (j >= b.length || (i < a.length && a[i]! <= b[j]!)) {
-      head = a[i]!;
-      end = a[i + 1]!;
-      i += 2;
-    } else {
-      head = b[j]!;
-      end = b[j + 1]!;
-      j += 2;
-    }
-    if (open && head <= last + 1) {
-      if (end > last) last = end;
-      continue;
-    }
-    if (open) {
-      out[n++] = first;
-      out[n++] = last;
-    }
-    open = true;
-    first = head;
-    last = end;
+/** A list's bounds per family; a list that is not canonical (sorted, disjoint) is merged first. */
+function splitFamilies(list: readonly AddressRange[]): Union {
+  if (list[list.length - 1]!.family === 4) {
+    const v4 = boundsOf(V4_BOUNDS, list);
+    if (v4 !== undefined) return { v4, v6: NO_V6 };
+  } else if (list[0]!.family === 6) {
+    const v6 = boundsOf(V6_BOUNDS, list);
+    if (v6 !== undefined) return { v4: NO_V4, v6 };
   }
-  if (open) {
-    out[n++] = first;
-    out[n++] = last;
-  }
-  return n === out.length ? out : out.slice(0, n);
+  const merged = mergeRanges(list);
+  const at = merged.findIndex((r) => r.family === 6);
+  const cut = at < 0 ? merged.length : at;
+  return {
+    v4: boundsOf(V4_BOUNDS, merged.slice(0, cut)) ?? NO_V4,
+    v6: boundsOf(V6_BOUNDS, merged.slice(cut)) ?? NO_V6,
+  };
 }
 
 function sameParts(a: readonly (readonly AddressRange[])[], b: readonly (readonly AddressRange[])[]) {
   return a.length === b.length && a.every((p, i) => p === b[i]);
-}
-
-/**
- * A new element list for `union` that keeps every old element still inside it: an old range contained
- * in the union stays as it is, one that is not goes, and what no kept range covers is added as the
- * fewest ranges. So a neighbour joining adds one element instead of replacing a merged range (deletes
- * cost far more than adds in the kernel's concatenated sets), and a fresh build is still fully merged.
- * Both inputs are sorted and disjoint; so is the result. IPv4 runs are patched as numbers (patchV4).
- */
-function patchRanges(old: Run, union: Union, removed: Growing, added: Growing): Union {
-  if (old.v4 !== undefined && union.v4 !== undefined)
-    return { v4: patchV4(old.v4, union.v4, removed.v4, added.v4), ranges: NO_RANGES };
-  const gone = removed.ranges;
-  const come = added.ranges;
-  const olds = old.v4 ? v4Ranges(old.v4) : old.ranges;
-  const out: AddressRange[] = [];
-  let i = 0;
-  for (const u of union.v4 ? v4Ranges(union.v4) : union.ranges) {
-    let cursor = u.first;
-    for (; i < olds.length; i++) {
-      const o = olds[i]!;
-      if (o.family > u.family || (o.family === u.family && o.first > u.last)) break; // belongs to later
-      if (o.family === u.family && o.first >= u.first && o.last <= u.last) {
-        if (o.first > cursor) {
-          const gap = { family: u.family, first: cursor, last: o.first - 1n };
-          out.push(gap);
-          come.push(gap);
-        }
-        out.push(o);
-        cursor = o.last + 1n;
-      } else gone.push(o); // before u, or overlapping its edge: not inside the union any more
-    }
-    if (cursor <= u.last) {
-      const gap = cursor === u.first ? u : { family: u.family, first: cursor, last: u.last };
-      out.push(gap);
-      come.push(gap);
-    }
-  }
-  for (; i < olds.length; i++) gone.push(olds[i]!);
-  return { v4: undefined, ranges: out };
-}
-
-/** patchRanges on IPv4 numbers: gone and added ranges are appended to `gone`/`come` (first, last). */
-function patchV4(old: Float64Array, union: Float64Array, gone: number[], come: number[]): Float64Array {
-  // The same ranges (a list was rebuilt with the same members, or a change elsewhere in the union):
-  // the old elements stay, nothing is allocated.
-  if (old === union || sameKeys(old, union)) return old;
-  // At most every old range kept plus a gap before each of them and one at the end of each union range;
-  // written to a scratch buffer and copied out at its real size (these are megabytes at 100,000 pods,
-  // and allocating the bound at every change made the garbage collector run over the whole heap).
-  const bound = 2 * old.length + union.length;
-  if (scratch.length < bound) scratch = new Float64Array(Math.max(bound, 2 * scratch.length));
-  const out = scratch;
-  let n = 0;
-  let i = 0;
-  for (let u = 0; u < union.length; u += 2) {
-    const uFirst = union[u]!;
-    const uLast = union[u + 1]!;
-    let cursor = uFirst;
-    for (; i < old.length; i += 2) {
-      const oFirst = old[i]!;
-      const oLast = old[i + 1]!;
-      if (oFirst > uLast) break; // belongs to later
-      if (oFirst >= uFirst && oLast <= uLast) {
-        if (oFirst > cursor) {
-          out[n++] = cursor;
-          out[n++] = oFirst - 1;
-          come.push(cursor, oFirst - 1);
-        }
-        out[n++] = oFirst;
-        out[n++] = oLast;
-        cursor = oLast + 1;
-      } else gone.push(oFirst, oLast); // before u, or overlapping its edge: not inside the union any more
-    }
-    if (cursor <= uLast) {
-      out[n++] = cursor;
-      out[n++] = uLast;
-      come.push(cursor, uLast);
-    }
-  }
-  for (; i < old.length; i += 2) gone.push(old[i]!, old[i + 1]!);
-  return out.slice(0, n);
-}
-
-let scratch = new Float64Array(0);
-
-function sameKeys(a: Float64Array, b: Float64Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**
@@ -352,34 +232,39 @@ function sameKeys(a: Float64Array, b: Float64Array): boolean {
 export function buildRunElements(
   previous: ElementTexts | undefined,
   specs: readonly RunSpec[],
-  memo?: UnionMemo,
+  memo: UnionMemo = new UnionMemo(),
 ): { elements: RunElements; delta: ElementDelta | undefined } {
   const runs = new Map<string, Run>();
   if (!(previous instanceof RunElements)) {
-    for (const spec of specs) runs.set(spec.suffix, { parts: spec.parts, ...unionOf(spec, memo) });
+    for (const spec of specs)
+      runs.set(spec.suffix, { parts: spec.parts, tail: spec.tail ?? NO_TAIL, ...memo.of(spec) });
     return { elements: new RunElements(runs), delta: undefined };
   }
   const before = previous.runs;
   const added: Segment[] = [];
   const removed: Segment[] = [];
-  const segment = (suffix: string): Growing => ({ suffix, v4: [], ranges: [] });
   for (const spec of specs) {
     const old = before.get(spec.suffix);
     if (old && sameParts(old.parts, spec.parts)) {
       runs.set(spec.suffix, old);
       continue;
     }
-    const gone = segment(spec.suffix);
-    const come = segment(spec.suffix);
+    const base = old ?? EMPTY_RUN;
+    const union = memo.of(spec);
+    const gone = { v4: [] as number[], v6: [] as bigint[] };
+    const come = { v4: [] as number[], v6: [] as bigint[] };
+    const tail = spec.tail ?? NO_TAIL;
     runs.set(spec.suffix, {
       parts: spec.parts,
-      ...patchRanges(old ?? EMPTY_RUN, unionOf(spec, memo), gone, come),
+      tail,
+      v4: patchBounds(V4_BOUNDS, base.v4, union.v4, gone.v4, come.v4, memo.scratch4),
+      v6: patchBounds(V6_BOUNDS, base.v6, union.v6, gone.v6, come.v6, memo.scratch6),
     });
-    if (gone.v4.length + gone.ranges.length > 0) removed.push(gone);
-    if (come.v4.length + come.ranges.length > 0) added.push(come);
+    pushSegments(removed, spec.suffix, tail, gone);
+    pushSegments(added, spec.suffix, tail, come);
   }
   for (const [suffix, old] of before)
-    if (!runs.has(suffix) && runSize(old) > 0) removed.push({ suffix, v4: old.v4 ?? [], ranges: old.ranges });
+    if (!runs.has(suffix) && runSize(old) > 0) pushSegments(removed, suffix, old.tail, old);
   if (added.length === 0 && removed.length === 0) {
     // Same elements from new lists: keep the collection, remember the lists for the next comparison.
     previous.runs = runs;

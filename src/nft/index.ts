@@ -15,8 +15,12 @@ export { Chain, Rule, renderExprs, Table } from './objects.ts';
 export {
   Element,
   type ElementInput,
+  type Elements,
+  elementCount,
+  type FieldSpan,
   NamedSet,
   PackedElements,
+  type RangeGroup,
   type SetFlag,
   type SetOptions,
 } from './set.ts';

@@ -59,11 +59,11 @@ export type ElementInput =
     };
 
 /**
- * Interval elements already in the kernel's key layout, for bulk adds and deletes of thousands of ranges
- * without an object per element: element i's first key is slab[2i*keyLen, (2i+1)*keyLen) and its last
+ * Interval elements in the kernel's key layout, for bulk adds and deletes of thousands of ranges without
+ * an object per element: element i's first key is slab[2i*keyLen, (2i+1)*keyLen) and its last
  * (inclusive) key follows it. Each field sits at its offset in the key (concatenated fields are padded to
- * 4 bytes, padding zero) in the byte order NFTA_DATA_VALUE carries. Built by callers that hold ranges as
- * numbers (see compile/ruleset.ts); checked against the set when added to a transaction.
+ * 4 bytes, padding zero) in the byte order NFTA_DATA_VALUE carries. Built from ranges by `ofRanges` (what
+ * the compiler hands over); checked against the set when added to a transaction.
  */
 export class PackedElements {
   readonly keyLen: number;
@@ -71,13 +71,100 @@ export class PackedElements {
   readonly slab: Buffer;
   constructor(keyLen: number, count: number, slab: Buffer) {
     if (slab.length !== 2 * keyLen * count)
-      throw new RangeError(
-        `packed elements: ${slab.length} bytes for ${count} elements of ${keyLen}-byte keys`,
+      throw new NftValidationError(
+        'packed elements',
+        `${slab.length} bytes for ${count} elements of ${keyLen}-byte keys`,
+        'elements',
       );
     this.keyLen = keyLen;
     this.count = count;
     this.slab = slab;
   }
+
+  /**
+   * The elements of `groups` packed for `set` (an interval set whose first key field is an address): each
+   * group's address ranges (first and last in turn; numbers for IPv4 keys, numbers or bigints for IPv6),
+   * each followed by the group's tail, one inclusive numeric range per further key field (a protocol, a
+   * port range), encoded once per group.
+   */
+  static ofRanges(set: NamedSet, groups: readonly RangeGroup[]): PackedElements {
+    const d = set.describe();
+    const len = set.keyLen;
+    const addr = set.key[0]!;
+    if (addr.name !== 'ipv4_addr' && addr.name !== 'ipv6_addr')
+      throw new NftValidationError(d, `range elements need an address key, not ${addr.name}`, 'key');
+    let count = 0;
+    for (const g of groups) count += g.bounds.length >>> 1;
+    const slab = Buffer.alloc(2 * len * count);
+    let at = 0;
+    for (const g of groups) {
+      const tail = tailFields(set, g.tail);
+      const b = g.bounds;
+      if (b.length % 2 !== 0) throw new NftValidationError(d, 'range bounds come in pairs', 'elements');
+      for (let i = 0; i < b.length; i += 2) {
+        if (addr.len === 4) {
+          slab.writeUInt32BE(Number(b[i]!), at);
+          slab.writeUInt32BE(Number(b[i + 1]!), at + len);
+        } else {
+          writeU128(slab, at, BigInt(b[i]!));
+          writeU128(slab, at + len, BigInt(b[i + 1]!));
+        }
+        for (const f of tail) {
+          f.from.copy(slab, at + f.at);
+          f.to.copy(slab, at + len + f.at);
+        }
+        at += 2 * len;
+      }
+    }
+    return new PackedElements(len, count, slab);
+  }
+}
+
+/** One key field after the address of range elements: an inclusive range of its numeric values. */
+export type FieldSpan = readonly [from: number, to: number];
+
+/** Address ranges that share the rest of their key (see PackedElements.ofRanges). */
+export interface RangeGroup {
+  /** First and last of each range in turn. */
+  readonly bounds: ArrayLike<number> | ArrayLike<bigint>;
+  readonly tail: readonly FieldSpan[];
+}
+
+/** What a transaction takes as elements: texts or objects, or packed ranges (see PackedElements). */
+export type Elements = readonly ElementInput[] | PackedElements;
+
+export const elementCount = (e: Elements): number => (e instanceof PackedElements ? e.count : e.length);
+
+function writeU128(slab: Buffer, at: number, value: bigint): void {
+  slab.writeBigUInt64BE(value >> 64n, at);
+  slab.writeBigUInt64BE(value & 0xffff_ffff_ffff_ffffn, at + 8);
+}
+
+/** The key bytes of a tail, with each field's offset in the key. */
+function tailFields(set: NamedSet, tail: readonly FieldSpan[]): { at: number; from: Buffer; to: Buffer }[] {
+  if (tail.length !== set.key.length - 1)
+    throw new NftValidationError(
+      set.describe(),
+      `range elements have ${tail.length + 1} key field(s), the set's are ${set.typeText()}`,
+      'elements',
+    );
+  let at = padLen(set.key[0]!.len);
+  return tail.map(([from, to], j) => {
+    const t = set.key[j + 1]!;
+    const field = { at, from: uintBytes(set, t, from), to: uintBytes(set, t, to) };
+    at += padLen(t.len);
+    return field;
+  });
+}
+
+/** A numeric key field value in its type's length and byte order. */
+function uintBytes(set: NamedSet, t: DataType, value: number): Buffer {
+  if (!Number.isInteger(value) || value < 0 || value >= 2 ** (8 * t.len) || t.len > 4)
+    throw new NftValidationError(set.describe(), `${value} is not a ${t.name} value`, 'elements');
+  const b = Buffer.alloc(t.len);
+  if (t.byteorder === 'big' || !HOST_IS_LE) b.writeUIntBE(value, 0, t.len);
+  else b.writeUIntLE(value, 0, t.len);
+  return b;
 }
 
 export class Element {

@@ -192,48 +192,217 @@ export function mergeRanges(ranges: readonly AddressRange[]): AddressRange[] {
   return out;
 }
 
-/** Sorted, disjoint IPv4 ranges with their bounds as numbers: keys = [first0, last0, first1, last1, ...]. */
-export interface KeyedRanges {
-  ranges: readonly AddressRange[];
-  keys: Float64Array;
-}
-
-const keyCache = new WeakMap<readonly AddressRange[], KeyedRanges | null>();
-
 /**
- * The numeric keys of a sorted, disjoint IPv4 list, or undefined if it is not one. Memoized by list (lists
- * are never mutated): plan sets keep their lists while their members stay, so the bigints of a list are
- * converted once, not at every rebuild of the sets that merge it.
+ * A range bound of one family: IPv4 as a number (exact in float64, no bigint arithmetic on the hot paths),
+ * IPv6 as a bigint. The routines below are written once for both.
  */
-export function v4Keyed(ranges: readonly AddressRange[]): KeyedRanges | undefined {
-  let k = keyCache.get(ranges);
-  if (k === undefined) {
-    k = computeV4Keys(ranges) ?? null;
-    keyCache.set(ranges, k);
-  }
-  return k ?? undefined;
+export type Bound = number | bigint;
+
+/** Sorted, disjoint inclusive ranges of one family as their bounds in turn: [first0, last0, first1, ...]. */
+export type Bounds<T extends Bound> = ArrayLike<T>;
+
+/** Bounds being written: a Float64Array for IPv4, an array of bigints for IPv6. */
+export interface WritableBounds<T extends Bound> {
+  [i: number]: T;
+  readonly length: number;
+  slice(start?: number, end?: number): WritableBounds<T>;
 }
 
-function computeV4Keys(ranges: readonly AddressRange[]): KeyedRanges | undefined {
-  const keys = new Float64Array(ranges.length * 2);
+/** What the generic routines need of a family's bounds: one, its storage, and its conversions. */
+export interface BoundKind<T extends Bound> {
+  readonly family: Family;
+  readonly one: T;
+  alloc(n: number): WritableBounds<T>;
+  of(value: bigint): T;
+  big(value: T): bigint;
+}
+
+export const V4_BOUNDS: BoundKind<number> = {
+  family: 4,
+  one: 1,
+  alloc: (n) => new Float64Array(n) as WritableBounds<number>,
+  of: Number,
+  big: BigInt,
+};
+export const V6_BOUNDS: BoundKind<bigint> = {
+  family: 6,
+  one: 1n,
+  alloc: (n) => new Array<bigint>(n).fill(0n),
+  of: (v) => v,
+  big: (v) => v,
+};
+
+/** The bounds of a sorted, disjoint list of `kind`'s family, or undefined if it is not one. */
+export function boundsOf<T extends Bound>(
+  kind: BoundKind<T>,
+  ranges: readonly AddressRange[],
+): WritableBounds<T> | undefined {
+  const out = kind.alloc(ranges.length * 2);
   for (let i = 0; i < ranges.length; i++) {
     const r = ranges[i]!;
-    if (r.family !== 4) return undefined;
-    const first = Number(r.first);
-    if (i > 0 && first <= keys[2 * i - 1]!) return undefined;
-    keys[2 * i] = first;
-    keys[2 * i + 1] = Number(r.last);
+    if (r.family !== kind.family) return undefined;
+    const first = kind.of(r.first);
+    if (i > 0 && first <= out[2 * i - 1]!) return undefined;
+    out[2 * i] = first;
+    out[2 * i + 1] = kind.of(r.last);
   }
-  return { ranges, keys };
+  return out;
+}
+
+/** Bounds as range objects. */
+export function boundsRanges<T extends Bound>(kind: BoundKind<T>, b: Bounds<T>): AddressRange[] {
+  const out: AddressRange[] = [];
+  for (let i = 0; i < b.length; i += 2)
+    out.push({ family: kind.family, first: kind.big(b[i]!), last: kind.big(b[i + 1]!) });
+  return out;
+}
+
+// `+` on a type parameter of number | bigint is not expressible; both operands are always the same kind.
+const plus = <T extends Bound>(a: T, b: T): T => ((a as number) + (b as number)) as T;
+const minus = <T extends Bound>(a: T, b: T): T => ((a as number) - (b as number)) as T;
+
+/**
+ * The union of two lists of ranges, each sorted by first (overlaps allowed within one), joined where
+ * they overlap or touch: a two-pointer pass, the one merge of ranges. The result is sorted and disjoint.
+ */
+export function unionBounds<T extends Bound>(kind: BoundKind<T>, a: Bounds<T>, b: Bounds<T>): Bounds<T> {
+  const out = kind.alloc(a.length + b.length);
+  const one = kind.one;
+  let n = 0;
+  let i = 0;
+  let j = 0;
+  let first = one;
+  let last = one;
+  let open = false;
+  while (i < a.length || j < b.length) {
+    let head: T;
+    let end: T;
+    if (j >= b.length || (i < a.length && a[i]! <= b[j]!)) {
+      head = a[i]!;
+      end = a[i + 1]!;
+      i += 2;
+    } else {
+      head = b[j]!;
+      end = b[j + 1]!;
+      j += 2;
+    }
+    if (open && head <= plus(last, one)) {
+      if (end > last) last = end;
+      continue;
+    }
+    if (open) {
+      out[n++] = first;
+      out[n++] = last;
+    }
+    open = true;
+    first = head;
+    last = end;
+  }
+  if (open) {
+    out[n++] = first;
+    out[n++] = last;
+  }
+  return n === out.length ? out : out.slice(0, n);
+}
+
+/**
+ * The union of many sorted, disjoint lists: merged in pairs, smallest first (a scan of every list's head
+ * per element cost lists x elements: with cluster-wide peer lists of thousands of ranges, several per
+ * run, that was most of a sync). The same list twice counts once; one list is passed through the merge,
+ * since its ranges are disjoint but may touch.
+ */
+export function unionAll<T extends Bound>(kind: BoundKind<T>, lists: readonly Bounds<T>[]): Bounds<T> {
+  const empty = kind.alloc(0);
+  const queue = [...new Set(lists)].sort((a, b) => a.length - b.length);
+  if (queue.length < 2) return unionBounds(kind, queue[0] ?? empty, empty);
+  while (queue.length > 1) {
+    const merged = unionBounds(kind, queue.shift()!, queue.shift()!);
+    let at = queue.findIndex((q) => q.length >= merged.length);
+    if (at < 0) at = queue.length;
+    queue.splice(at, 0, merged);
+  }
+  return queue[0]!;
+}
+
+export function sameBounds<T extends Bound>(a: Bounds<T>, b: Bounds<T>): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A buffer patchBounds writes into and its caller keeps for the next call (see patchBounds). */
+export interface Scratch<T extends Bound> {
+  buf: WritableBounds<T> | undefined;
+}
+
+/**
+ * A new element list for `union` that keeps every old element still inside it: an old range contained in
+ * the union stays as it is, one that is not goes (appended to `gone`, first and last), and what no kept
+ * range covers is added as the fewest ranges (appended to `come`). So a neighbour joining adds one
+ * element instead of replacing a merged range (deletes cost far more than adds in the kernel's
+ * concatenated sets), and a fresh build is still fully merged. Both inputs are sorted and disjoint; so is
+ * the result, which is `old` itself when the ranges are the same.
+ */
+export function patchBounds<T extends Bound>(
+  kind: BoundKind<T>,
+  old: Bounds<T>,
+  union: Bounds<T>,
+  gone: T[],
+  come: T[],
+  scratch: Scratch<T>,
+): Bounds<T> {
+  if (sameBounds(old, union)) return old;
+  // At most every old range kept plus a gap before each of them and one at the end of each union range;
+  // written to the caller's scratch buffer and copied out at its real size (these are megabytes at
+  // 100,000 pods, and allocating the bound at every change made the garbage collector run over the
+  // whole heap).
+  const bound = 2 * old.length + union.length;
+  let out = scratch.buf;
+  if (out === undefined || out.length < bound) {
+    out = kind.alloc(Math.max(bound, 2 * (out?.length ?? 0)));
+    scratch.buf = out;
+  }
+  const one = kind.one;
+  let n = 0;
+  let i = 0;
+  for (let u = 0; u < union.length; u += 2) {
+    const uFirst = union[u]!;
+    const uLast = union[u + 1]!;
+    let cursor = uFirst;
+    for (; i < old.length; i += 2) {
+      const oFirst = old[i]!;
+      const oLast = old[i + 1]!;
+      if (oFirst > uLast) break; // belongs to later
+      if (oFirst >= uFirst && oLast <= uLast) {
+        if (oFirst > cursor) {
+          const gapLast = minus(oFirst, one);
+          out[n++] = cursor;
+          out[n++] = gapLast;
+          come.push(cursor, gapLast);
+        }
+        out[n++] = oFirst;
+        out[n++] = oLast;
+        cursor = plus(oLast, one);
+      } else gone.push(oFirst, oLast); // before u, or overlapping its edge: not inside the union any more
+    }
+    if (cursor <= uLast) {
+      out[n++] = cursor;
+      out[n++] = uLast;
+      come.push(cursor, uLast);
+    }
+  }
+  for (; i < old.length; i += 2) gone.push(old[i]!, old[i + 1]!);
+  return out.slice(0, n);
 }
 
 /**
  * The canonical ranges of single addresses, as mergeRanges would give them: IPv4 addresses are sorted and
  * joined as numbers (a peer set of thousands of pods is rebuilt whenever one of them changes, and sorting
- * bigint ranges cost most of it); the keys of an all-IPv4 result are kept for v4Keyed. With `previous`
- * (this set's list before a change), equal IPv4 ranges are taken from it instead of allocated: a list of
- * 20,000 pods rebuilt for one of them would otherwise be 20,000 new objects that outlive the young
- * generation, and their old copies garbage for a full collection of the agent's heap.
+ * bigint ranges cost most of it). With `previous` (this set's list before a change), equal IPv4 ranges
+ * are taken from it instead of allocated: a list of 20,000 pods rebuilt for one of them would otherwise
+ * be 20,000 new objects that outlive the young generation, and their old copies garbage for a full
+ * collection of the agent's heap.
  */
 export function mergeAddresses(
   addresses: readonly Address[],
@@ -253,31 +422,25 @@ export function mergeAddresses(
   return v6.length > 0 ? [...out, ...mergeRanges(v6)] : out;
 }
 
-/**
- * mergeAddresses of IPv4 addresses given as sorted numbers (duplicates allowed), with the same reuse of
- * `previous`; the keys of the result are kept for v4Keyed.
- */
+/** mergeAddresses of IPv4 addresses given as sorted numbers (duplicates allowed), with the same reuse of `previous`. */
 export function sortedV4Ranges(v4: ArrayLike<number>, previous?: readonly AddressRange[]): AddressRange[] {
   const count = v4.length;
   const out: AddressRange[] = [];
-  const keys = new Float64Array(2 * count);
-  const old = previous && v4Keyed(previous)?.keys;
   let j = 0;
-  let k = 0;
+  const old = previous ?? [];
   for (let i = 0; i < count; ) {
     const first = v4[i++]!;
     let last = first;
     while (i < count && v4[i]! <= last + 1) last = v4[i++]!;
-    if (old !== undefined) while (j < old.length && old[j]! < first) j += 2;
+    // The previous list is sorted (a canonical list): walk it alongside, as numbers.
+    while (j < old.length && (old[j]!.family !== 4 || Number(old[j]!.first) < first)) j++;
+    const o = old[j];
     out.push(
-      old !== undefined && old[j] === first && old[j + 1] === last
-        ? previous![j / 2]!
+      o !== undefined && o.family === 4 && Number(o.first) === first && Number(o.last) === last
+        ? o
         : { family: 4, first: BigInt(first), last: BigInt(last) },
     );
-    keys[k++] = first;
-    keys[k++] = last;
   }
-  keyCache.set(out, { ranges: out, keys: k === keys.length ? keys : keys.slice(0, k) });
   return out;
 }
 

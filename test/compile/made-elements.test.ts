@@ -1,12 +1,12 @@
-// Elements packed straight from ranges (runs.ts RunElements and deltas -> ruleset.ts packPieces) must give
-// the very batch bytes that parsing their texts gives, for fresh sets and for the changes of a set.
+// Elements packed straight from ranges (runs.ts RunElements and deltas -> nft PackedElements.ofRanges) must
+// give the very batch bytes that parsing their texts gives, for fresh sets and for the changes of a set.
 import fc from 'fast-check';
 import t from 'tap';
 import type { DesiredSet, DesiredState, KeyType } from '../../src/compile/desired.ts';
 import { diffTransaction, fullTransaction } from '../../src/compile/diff.ts';
-import { packPieces, setObject } from '../../src/compile/ruleset.ts';
+import { setObject } from '../../src/compile/ruleset.ts';
 import { buildRunElements, type ElementTexts, piecesTexts, type RunSpec } from '../../src/compile/runs.ts';
-import { Transaction } from '../../src/nft/index.ts';
+import { type FieldSpan, PackedElements, Transaction } from '../../src/nft/index.ts';
 import { type AddressRange, mergeRanges } from '../../src/policy/address.ts';
 
 const V4 = 0x0af40100n; // 10.244.1.0
@@ -23,6 +23,29 @@ const list = (family: 4 | 6) =>
       ),
     );
 const SUFFIXES = [' . tcp . 80', ' . udp . 53-60', ' . sctp . 9000', ' . tcp . 1-65535'];
+/** The typed key tail each suffix stands for (as desired.ts portRuns writes both). */
+const TAILS: Record<string, readonly FieldSpan[]> = {
+  ' . tcp . 80': [
+    [6, 6],
+    [80, 80],
+  ],
+  ' . udp . 53': [
+    [17, 17],
+    [53, 53],
+  ],
+  ' . udp . 53-60': [
+    [17, 17],
+    [53, 60],
+  ],
+  ' . sctp . 9000': [
+    [132, 132],
+    [9000, 9000],
+  ],
+  ' . tcp . 1-65535': [
+    [6, 6],
+    [1, 65535],
+  ],
+};
 const runsArb = (family: 4 | 6) =>
   fc.array(fc.tuple(fc.constantFrom(...SUFFIXES), fc.array(list(family), { minLength: 1, maxLength: 3 })), {
     maxLength: 3,
@@ -42,7 +65,9 @@ const set = (name: string, key: KeyType[], elements: ElementTexts, delta?: Desir
 });
 const specsOf = (runs: [string, AddressRange[][]][]): RunSpec[] => {
   const seen = new Set<string>();
-  return runs.filter(([s]) => !seen.has(s) && seen.add(s)).map(([suffix, parts]) => ({ suffix, parts }));
+  return runs
+    .filter(([s]) => !seen.has(s) && seen.add(s))
+    .map(([suffix, parts]) => ({ suffix, tail: TAILS[suffix]!, parts }));
 };
 
 t.test('packed elements encode exactly like parsed texts (property)', async (t) => {
@@ -99,22 +124,47 @@ t.test('packed elements encode exactly like parsed texts (property)', async (t) 
 
 t.test('packed elements are checked against the set, and print as nft text', async (t) => {
   const key: KeyType[] = ['ipv4_addr', 'inet_proto', 'inet_service'];
-  const range = { family: 4 as const, first: V4 + 1n, last: V4 + 3n };
-  const pieces = [{ suffix: ' . tcp . 80-90', v4: [], ranges: [range] }];
+  const groups = [
+    {
+      bounds: [V4 + 1n, V4 + 3n],
+      tail: [
+        [6, 6],
+        [80, 90],
+      ] as const,
+    },
+  ];
   const c4 = setObject(set('x-c4', key, new Set()));
-  const tx = new Transaction().addElements(c4, packPieces(c4, pieces));
+  const tx = new Transaction().addElements(c4, PackedElements.ofRanges(c4, groups));
   t.equal(tx.error, undefined);
   t.equal(tx.toString(), 'add element inet tollgate x-c4 { 10.244.1.1-10.244.1.3 . tcp . 80-90 }\n');
   const a4 = setObject(set('x-a4', ['ipv4_addr'], new Set()));
-  const wrong = new Transaction().addElements(a4, packPieces(c4, pieces));
+  const wrong = new Transaction().addElements(a4, PackedElements.ofRanges(c4, groups));
   t.match(wrong.error?.message, /x-a4.*packed elements have 12-byte keys, the set's are 4/);
   const map = setObject({ ...set('m4', ['ipv4_addr'], new Set()), map: true });
   t.match(
     new Transaction().addElements(
       map,
-      packPieces(a4, [{ suffix: '', v4: [Number(V4), Number(V4)], ranges: [] }]),
+      PackedElements.ofRanges(a4, [{ bounds: [Number(V4), Number(V4)], tail: [] }]),
     ).error?.message,
     /interval set without data/,
+  );
+  // A tail that does not fit the key, or a value out of its field's range, is refused naming the set.
+  t.throws(
+    () => PackedElements.ofRanges(a4, groups),
+    /set inet tollgate x-a4: range elements have 3 key field/,
+  );
+  t.throws(
+    () =>
+      PackedElements.ofRanges(c4, [
+        {
+          bounds: [1, 1],
+          tail: [
+            [6, 6],
+            [0, 70_000],
+          ],
+        },
+      ]),
+    /x-c4: 70000 is not a inet_service value/,
   );
 });
 
@@ -123,8 +173,8 @@ t.test('a packed set too large for one netlink message splits exactly like parse
   const ranges: AddressRange[] = [];
   for (let i = 0; i < 5000; i += 2) ranges.push({ family: 4, first: V4 + BigInt(i), last: V4 + BigInt(i) });
   const elements = buildRunElements(undefined, [
-    { suffix: ' . tcp . 80', parts: [ranges] },
-    { suffix: ' . udp . 53', parts: [ranges] },
+    { suffix: ' . tcp . 80', tail: TAILS[' . tcp . 80']!, parts: [ranges] },
+    { suffix: ' . udp . 53', tail: TAILS[' . udp . 53']!, parts: [ranges] },
   ]).elements;
   const key: KeyType[] = ['ipv4_addr', 'inet_proto', 'inet_service'];
   const packed = fullTransaction(state([set('x-c4', key, elements)]), { replace: false }).encode();

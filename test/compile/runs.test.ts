@@ -15,7 +15,7 @@ import {
 import { type AddressRange, mergeRanges, parseAddress } from '../../src/policy/address.ts';
 
 const BASE = { 4: 0x0af40100n, 6: 0xfd000010024400010000000000000000n }; // 10.244.1.0, fd00:10:244:1::
-/** The family r() builds: IPv4 takes the numeric path (runs.ts patchKeyed), IPv6 the bigint one. */
+/** The family r() builds: IPv4 bounds are numbers, IPv6 ones bigints (address.ts patchBounds takes both). */
 let family: 4 | 6 = 4;
 const r = (a: number, b = a): AddressRange => ({
   family,
@@ -116,7 +116,7 @@ for (const f of [4, 6] as const)
   );
 
 t.test(
-  'IPv4 (numeric keys) and IPv6 (bigints) patch alike: the same deltas, offset for offset (property)',
+  'IPv4 (numbers) and IPv6 (bigints) patch alike: the same deltas, offset for offset (property)',
   async (t) => {
     const members = fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 3 })), {
       maxLength: 10,
@@ -227,7 +227,7 @@ t.test(
 t.test(
   'the union of many address lists (some the same object, some adjacent) is mergeRanges of them all (property)',
   async (t) => {
-    // IPv4 lists take the numeric pairwise merge, IPv6 ones mergeRanges: both must give the canonical union.
+    // The one union routine on IPv4 numbers and on IPv6 bigints: both must give the canonical union.
     const list = fc.array(fc.tuple(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: 4 })), {
       maxLength: 12,
     });

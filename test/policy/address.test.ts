@@ -7,6 +7,8 @@ import { IPv4, IPv6 } from 'ip-num';
 import t from 'tap';
 import {
   addressRange,
+  boundsOf,
+  boundsRanges,
   formatAddress,
   mergeAddresses,
   mergeRanges,
@@ -14,7 +16,9 @@ import {
   parseCidr,
   rangeContains,
   subtractRanges,
-  v4Keyed,
+  unionAll,
+  V4_BOUNDS,
+  V6_BOUNDS,
 } from '../../src/policy/address.ts';
 
 t.test('parse(format(x)) === x and both agree with ip-num, IPv4 and IPv6 (property)', async (t) => {
@@ -137,7 +141,7 @@ t.test(
 );
 
 t.test(
-  'mergeAddresses equals mergeRanges of the single addresses (also given a previous list), and keys its IPv4 result (property)',
+  'mergeAddresses equals mergeRanges of the single addresses (also given a previous list), canonical as bounds (property)',
   async (t) => {
     // Around 2^32 - 1 and at 0 the float64 path must stay exact; duplicates and both families mixed.
     const address = fc.oneof(
@@ -166,12 +170,12 @@ t.test(
           if (text(patched) !== text(want)) return false;
           if (!addresses.some((a) => a.family === 6) && !before.some((a) => a.family === 6))
             reused += patched.filter((r) => previous.includes(r)).length;
-          const k = v4Keyed(got);
+          const k = boundsOf(V4_BOUNDS, got);
           if (addresses.some((a) => a.family === 6)) return k === undefined || got.length === 0;
           keyed++;
           return (
             k !== undefined &&
-            k.keys.every((v, i) => BigInt(v) === (i % 2 ? got[i >> 1]!.last : got[i >> 1]!.first))
+            Array.from(k).every((v, i) => BigInt(v) === (i % 2 ? got[i >> 1]!.last : got[i >> 1]!.first))
           );
         },
       ),
@@ -179,6 +183,47 @@ t.test(
     );
     t.ok(keyed > 100, `${keyed} all-IPv4 inputs keyed`);
     t.ok(reused > 20, `${reused} ranges taken from the previous list`);
+  },
+);
+
+t.test(
+  'the one union routine on numbers (IPv4) and on bigints (IPv6) equals mergeRanges (property)',
+  async (t) => {
+    // Lists near 0 and 2^32 - 1 (the float64 bounds must stay exact), each canonical, several per union.
+    const list = (family: 4 | 6) =>
+      fc
+        .array(fc.tuple(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: 4 }), fc.boolean()), {
+          maxLength: 8,
+        })
+        .map((xs) =>
+          mergeRanges(
+            xs.map(([a, len, top]) => {
+              const base =
+                family === 4 ? (top ? 0xffffffffn - 70n : 0n) : (1n << 100n) + (top ? 1n << 64n : 0n);
+              return { family, first: base + BigInt(a), last: base + BigInt(a + len) };
+            }),
+          ),
+        );
+    const text = (rs: readonly { first: bigint; last: bigint }[]) =>
+      rs.map((r) => `${r.first}-${r.last}`).join(',');
+    fc.assert(
+      fc.property(fc.array(list(4), { maxLength: 5 }), fc.array(list(6), { maxLength: 5 }), (l4, l6) => {
+        const u4 = unionAll(
+          V4_BOUNDS,
+          l4.map((l) => boundsOf(V4_BOUNDS, l)!),
+        );
+        const u6 = unionAll(
+          V6_BOUNDS,
+          l6.map((l) => boundsOf(V6_BOUNDS, l)!),
+        );
+        return (
+          text(boundsRanges(V4_BOUNDS, u4)) === text(mergeRanges(l4.flat())) &&
+          text(boundsRanges(V6_BOUNDS, u6)) === text(mergeRanges(l6.flat()))
+        );
+      }),
+      { numRuns: 500, seed: 5 },
+    );
+    t.pass('500 unions of each family');
   },
 );
 
