@@ -8,6 +8,7 @@ import { type ProgramOptions, programBatches } from '../compile/program.ts';
 import { compareTable } from '../compile/verify.ts';
 import type { Transaction } from '../nft/index.ts';
 import { ClusterIndex, type PodChanges } from '../policy/index.ts';
+import { Memo } from '../policy/memo.ts';
 import { PlanCache, Planner } from '../policy/plan.ts';
 import type { ClusterState, ValidationIssue } from '../policy/types.ts';
 import type { CommitInfo, Programmer } from './programmer.ts';
@@ -55,14 +56,23 @@ export class NodeReconciler {
   private readonly planCache = new PlanCache();
   /** Kept from sync to sync and updated by identity: its memos follow the changes, not the cluster. */
   private index: ClusterIndex | undefined;
-  private readonly desiredCache = new DesiredCache();
+  private readonly desiredCache: DesiredCache;
+  /** The memos of index, planner and compiler (the agent's, shared with its normalizers). */
+  private readonly memo: Memo;
 
   private readonly programOptions: ProgramOptions;
 
-  constructor(nodeName: string, programmer: Programmer, programOptions: ProgramOptions = {}) {
+  constructor(
+    nodeName: string,
+    programmer: Programmer,
+    programOptions: ProgramOptions = {},
+    memo: Memo = new Memo(),
+  ) {
     this.nodeName = nodeName;
     this.programmer = programmer;
     this.programOptions = programOptions;
+    this.memo = memo;
+    this.desiredCache = new DesiredCache({ memo });
   }
 
   /** What the kernel holds according to our last successful commit (undefined before the first, and
@@ -92,7 +102,7 @@ export class NodeReconciler {
     let next: DesiredState;
     let t1: number;
     try {
-      if (this.index === undefined) this.index = new ClusterIndex(state);
+      if (this.index === undefined) this.index = new ClusterIndex(state, this.memo);
       else this.index.update(state, options.podChanges);
       const planner = new Planner(this.index, this.planCache);
       plan = planner.planNode(this.nodeName);

@@ -46,6 +46,7 @@ import {
   formatRange,
   mergeRanges,
 } from '../policy/address.ts';
+import { Memo } from '../policy/memo.ts';
 import {
   type DirectionPlan,
   mergePorts,
@@ -193,10 +194,13 @@ function portRuns(groups: PortGroup[]): RunSpec[] {
 }
 
 const EMPTY: readonly AddressRange[] = [];
-const splits = new WeakMap<readonly AddressRange[], [readonly AddressRange[], readonly AddressRange[]]>();
 /** One family's part of an address list, memoized so that an unchanged list gives the same object. */
-function familyPart(part: readonly AddressRange[], family: 4 | 6): readonly AddressRange[] {
-  let split = splits.get(part);
+function familyPart(
+  cache: DesiredCache,
+  part: readonly AddressRange[],
+  family: 4 | 6,
+): readonly AddressRange[] {
+  let split = cache.splits.get(part);
   if (split === undefined) {
     const v4 = part.filter((r) => r.family === 4);
     split =
@@ -205,15 +209,14 @@ function familyPart(part: readonly AddressRange[], family: 4 | 6): readonly Addr
         : v4.length === 0
           ? [EMPTY, part]
           : [v4, part.filter((r) => r.family === 6)];
-    splits.set(part, split);
+    cache.splits.set(part, split);
   }
   return split[family === 4 ? 0 : 1];
 }
 
-const addressPortGroups = new WeakMap<PlanSet, PortGroup[]>();
 /** An address-ports plan set as one address list per protocol and port (memoized per plan set). */
-function groupsOfAddressPorts(set: PlanSet & { kind: 'address-ports' }): PortGroup[] {
-  let groups = addressPortGroups.get(set);
+function groupsOfAddressPorts(cache: DesiredCache, set: PlanSet & { kind: 'address-ports' }): PortGroup[] {
+  let groups = cache.addressPortGroups.get(set);
   if (groups === undefined) {
     const byPort = new Map<string, { port: PortRange; ranges: AddressRange[] }>();
     for (const e of set.entries) {
@@ -226,7 +229,7 @@ function groupsOfAddressPorts(set: PlanSet & { kind: 'address-ports' }): PortGro
       g.ranges.push(addressRange(e.address));
     }
     groups = [...byPort.values()].map((g) => ({ port: g.port, parts: [mergeRanges(g.ranges)] }));
-    addressPortGroups.set(set, groups);
+    cache.addressPortGroups.set(set, groups);
   }
   return groups;
 }
@@ -235,32 +238,30 @@ function hash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
-const chainNames = new WeakMap<DirectionPlan, string>();
 /** The chain of a direction plan, memoized by plan object (the planner reuses unchanged pod plans). */
-function chainName(direction: Direction, plan: DirectionPlan): string {
-  let name = chainNames.get(plan);
+function chainName(cache: DesiredCache, direction: Direction, plan: DirectionPlan): string {
+  let name = cache.chainNames.get(plan);
   if (name === undefined) {
-    name = `${direction === 'ingress' ? 'in' : 'eg'}-${hash(chainKey(direction, plan))}`;
-    chainNames.set(plan, name);
+    name = `${direction === 'ingress' ? 'in' : 'eg'}-${hash(chainKey(cache, direction, plan))}`;
+    cache.chainNames.set(plan, name);
   }
   return name;
 }
 
-const portsTexts = new WeakMap<readonly PortRange[], string>();
 /** A ports list as text, once per list: the peers of one rule share their list (700 peers, one text). */
-function portsText(ports: readonly PortRange[]): string {
-  let text = portsTexts.get(ports);
+function portsText(cache: DesiredCache, ports: readonly PortRange[]): string {
+  let text = cache.portsTexts.get(ports);
   if (text === undefined) {
     text = ports.map((p) => `${p.protocol}:${portText(p)}`).join(',');
-    portsTexts.set(ports, text);
+    cache.portsTexts.set(ports, text);
   }
   return text;
 }
 
 /** The structure of a direction plan, without set members: equal structures share one chain. */
-function chainKey(direction: Direction, plan: DirectionPlan): string {
+function chainKey(cache: DesiredCache, direction: Direction, plan: DirectionPlan): string {
   const allows = plan.allows.map((a) =>
-    a.kind === 'peers' ? `p ${a.set ?? '*'} ${a.ports ? portsText(a.ports) : '*'}` : `n ${a.set}`,
+    a.kind === 'peers' ? `p ${a.set ?? '*'} ${a.ports ? portsText(cache, a.ports) : '*'}` : `n ${a.set}`,
   );
   return `${direction} ${plan.allowAll ? 'all' : allows.sort().join(';')}`;
 }
@@ -293,20 +294,11 @@ function buildDirectionChain(
   sets: Map<string, PlanSet>,
   cache: DesiredCache,
 ): string {
-  const name = chainName(direction, plan);
+  const name = chainName(cache, direction, plan);
   if (state.chains.has(name)) return name;
   const inputs = plan.allows.map((a) => (a.set === undefined ? undefined : sets.get(a.set)));
   if (cache.restore(state, name, inputs)) return name;
-  const classes = buildChainContent(
-    state,
-    direction,
-    plan,
-    sets,
-    name,
-    cache.previousSets(name),
-    cache.fuseUpTo,
-    cache.unions,
-  );
+  const classes = buildChainContent(state, direction, plan, sets, name, cache.previousSets(name), cache);
   cache.record(state, name, inputs, classes);
   return name;
 }
@@ -322,10 +314,23 @@ export class DesiredCache {
   /** The largest fused peer.proto.port set a chain keeps before address classes are weighed. */
   readonly fuseUpTo: number;
   /** Unions of address lists shared by the chains of this build (and kept for the next). */
-  readonly unions = new UnionMemo();
+  readonly unions: UnionMemo;
+  // Memos by object (plan pieces are never mutated; the planner keeps unchanged ones), bounded by the
+  // objects alive. Owned here, not by the module, so that a fresh cache is a fresh computation.
+  /** Each address list's IPv4 and IPv6 parts. */
+  readonly splits = new WeakMap<
+    readonly AddressRange[],
+    readonly [readonly AddressRange[], readonly AddressRange[]]
+  >();
+  /** An address-ports plan set's address lists per protocol and port. */
+  readonly addressPortGroups = new WeakMap<PlanSet, PortGroup[]>();
+  readonly chainNames = new WeakMap<DirectionPlan, string>();
+  readonly portsTexts = new WeakMap<readonly PortRange[], string>();
 
-  constructor(options: { fuseUpTo?: number } = {}) {
+  /** `memo`: the agent's (shared with its planner, see Memo); by default a fresh one. */
+  constructor(options: { fuseUpTo?: number; memo?: Memo } = {}) {
     this.fuseUpTo = options.fuseUpTo ?? 512;
+    this.unions = new UnionMemo((options.memo ?? new Memo()).v4Keys);
   }
 
   restore(state: DesiredState, name: string, inputs: unknown[]): boolean {
@@ -377,9 +382,9 @@ function buildChainContent(
   sets: Map<string, PlanSet>,
   name: string,
   previous: Map<string, DesiredSet>,
-  fuseUpTo: number,
-  unions: UnionMemo,
+  cache: DesiredCache,
 ): DesiredChain[] {
+  const { unions } = cache;
   const verdict = direction === 'ingress' ? 'accept' : 'return';
   const rules: RuleSpec[] = [];
   const comment = `${direction} isolated by ${[...new Set(plan.isolatedBy)].join(', ')}`;
@@ -397,7 +402,7 @@ function buildChainContent(
     if (allow.kind === 'address-ports') {
       const s = sets.get(allow.set);
       if (s?.kind !== 'address-ports') throw new InternalError(`plan set ${allow.set} missing`);
-      for (const g of groupsOfAddressPorts(s))
+      for (const g of groupsOfAddressPorts(cache, s))
         for (const part of g.parts) pairs.push({ list: part, ports: [g.port] });
       continue;
     }
@@ -437,7 +442,7 @@ function buildChainContent(
           comment: `${comment}: peers on any port`,
         },
         previous.get(`${name}-a${family}`),
-        [{ suffix: '', parts: anyPort.map((p) => familyPart(p, family)) }],
+        [{ suffix: '', parts: anyPort.map((p) => familyPart(cache, p, family)) }],
         unions,
       );
       rules.push({ kind: 'lookup', family, field, fields: ['addr'], set: `${name}-a${family}`, verdict });
@@ -467,7 +472,7 @@ function buildChainContent(
   }
   let classes: DesiredChain[] = [];
   if (hasConcat) {
-    const split = addressClasses(pairs, name, fuseUpTo);
+    const split = addressClasses(pairs, name, cache);
     const fused = split
       ? undefined
       : (() => {
@@ -475,7 +480,7 @@ function buildChainContent(
           return families.map((family) =>
             buildRunElements(
               previous.get(`${name}-c${family}`)?.elements,
-              runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
+              runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(cache, p, family)) })),
               unions,
             ),
           );
@@ -561,7 +566,12 @@ function portGroups(pairs: AddressPorts[]): PortGroup[] {
  * it. An atom weighs two (a verdict map element is about twice the bytes of a fused one) and a class four
  * more (its chain, set and rules). Undefined: keep the fused sets.
  */
-function addressClasses(pairs: AddressPorts[], chain: string, fuseUpTo: number): AddressClasses | undefined {
+function addressClasses(
+  pairs: AddressPorts[],
+  chain: string,
+  cache: DesiredCache,
+): AddressClasses | undefined {
+  const { fuseUpTo } = cache;
   // What the fused sets hold at most (every list times its ports, before merging); a fused set within
   // fuseUpTo, or within twice the lists' ranges (then it is linear in what the policies list already),
   // is kept without a sweep: the case of many overlapping lists with few ports each.
@@ -587,7 +597,8 @@ function addressClasses(pairs: AddressPorts[], chain: string, fuseUpTo: number):
     for (const family of families)
       fused += buildRunElements(
         undefined,
-        runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
+        runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(cache, p, family)) })),
+        cache.unions,
       ).elements.size;
   }
   const classes = new Map<string, PortRange[]>();
@@ -611,7 +622,7 @@ function addressClasses(pairs: AddressPorts[], chain: string, fuseUpTo: number):
     if (name === undefined) {
       const seen = new Set(ids);
       const ports = mergePorts([...portIds].filter(([, id]) => seen.has(id)).flatMap(([p]) => p));
-      const text = portsText(ports);
+      const text = portsText(cache, ports);
       name = byPorts.get(text);
       if (name === undefined) {
         name = `${chain.slice(0, 2)}-k${hash(text)}`;
@@ -627,7 +638,7 @@ function addressClasses(pairs: AddressPorts[], chain: string, fuseUpTo: number):
   for (const family of families) {
     const events: [bigint, number, number][] = [];
     entries.forEach(([list], j) => {
-      for (const r of familyPart(list, family)) events.push([r.first, j, 1], [r.last + 1n, j, -1]);
+      for (const r of familyPart(cache, list, family)) events.push([r.first, j, 1], [r.last + 1n, j, -1]);
     });
     events.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const count = new Map<number, number>();

@@ -11,6 +11,7 @@ import {
   formatRange,
   formatV4Range,
   type KeyedRanges,
+  type KeyMemo,
   mergeRanges,
   v4Keyed,
 } from '../policy/address.ts';
@@ -145,16 +146,13 @@ function unionOf(spec: RunSpec, memo?: UnionMemo): Union {
   const parts = spec.parts.filter((p) => p.length > 0);
   const keyed: KeyedRanges[] = [];
   for (const p of parts) {
-    const k = v4Keyed(p);
+    const k = v4Keyed(p, memo?.keys);
     if (k === undefined)
       return { v4: undefined, ranges: mergeRanges(parts.length === 1 ? parts[0]! : parts.flat()) };
     keyed.push(k);
   }
   return { v4: memo ? memo.union(keyed) : mergeKeyed(keyed), ranges: NO_RANGES };
 }
-
-const keyIds = new WeakMap<Float64Array, number>();
-let nextKeyId = 0;
 
 /**
  * IPv4 unions by the identity of their lists, kept for one build and the next (like DesiredCache): the
@@ -165,15 +163,23 @@ let nextKeyId = 0;
 export class UnionMemo {
   private previous = new Map<string, Float64Array>();
   private current = new Map<string, Float64Array>();
+  private readonly keyIds = new WeakMap<Float64Array, number>();
+  private nextKeyId = 0;
+
+  /** Where v4Keyed keeps list keys (the agent's Memo.v4Keys, shared with the planner). */
+  readonly keys: KeyMemo;
+  constructor(keys: KeyMemo = new WeakMap()) {
+    this.keys = keys;
+  }
 
   union(lists: KeyedRanges[]): Float64Array {
     if (lists.length < 2) return mergeKeyed(lists);
     const ids: number[] = [];
     for (const l of lists) {
-      let id = keyIds.get(l.keys);
+      let id = this.keyIds.get(l.keys);
       if (id === undefined) {
-        id = nextKeyId++;
-        keyIds.set(l.keys, id);
+        id = this.nextKeyId++;
+        this.keyIds.set(l.keys, id);
       }
       ids.push(id);
     }

@@ -198,18 +198,19 @@ export interface KeyedRanges {
   keys: Float64Array;
 }
 
-const keyCache = new WeakMap<readonly AddressRange[], KeyedRanges | null>();
+/** Where v4Keyed keeps its results: Memo.v4Keys (lists are never mutated, so identity stands for content). */
+export type KeyMemo = WeakMap<readonly AddressRange[], KeyedRanges | null>;
 
 /**
- * The numeric keys of a sorted, disjoint IPv4 list, or undefined if it is not one. Memoized by list (lists
- * are never mutated): plan sets keep their lists while their members stay, so the bigints of a list are
- * converted once, not at every rebuild of the sets that merge it.
+ * The numeric keys of a sorted, disjoint IPv4 list, or undefined if it is not one. Memoized by list in
+ * `memo`: plan sets keep their lists while their members stay, so the bigints of a list are converted
+ * once, not at every rebuild of the sets that merge it.
  */
-export function v4Keyed(ranges: readonly AddressRange[]): KeyedRanges | undefined {
-  let k = keyCache.get(ranges);
+export function v4Keyed(ranges: readonly AddressRange[], memo?: KeyMemo): KeyedRanges | undefined {
+  let k = memo?.get(ranges);
   if (k === undefined) {
     k = computeV4Keys(ranges) ?? null;
-    keyCache.set(ranges, k);
+    memo?.set(ranges, k);
   }
   return k ?? undefined;
 }
@@ -230,7 +231,7 @@ function computeV4Keys(ranges: readonly AddressRange[]): KeyedRanges | undefined
 /**
  * The canonical ranges of single addresses, as mergeRanges would give them: IPv4 addresses are sorted and
  * joined as numbers (a peer set of thousands of pods is rebuilt whenever one of them changes, and sorting
- * bigint ranges cost most of it); the keys of an all-IPv4 result are kept for v4Keyed. With `previous`
+ * bigint ranges cost most of it); the keys of an all-IPv4 result are kept in `memo` for v4Keyed. With `previous`
  * (this set's list before a change), equal IPv4 ranges are taken from it instead of allocated: a list of
  * 20,000 pods rebuilt for one of them would otherwise be 20,000 new objects that outlive the young
  * generation, and their old copies garbage for a full collection of the agent's heap.
@@ -238,6 +239,7 @@ function computeV4Keys(ranges: readonly AddressRange[]): KeyedRanges | undefined
 export function mergeAddresses(
   addresses: readonly Address[],
   previous?: readonly AddressRange[],
+  memo?: KeyMemo,
 ): AddressRange[] {
   let count = 0;
   for (const a of addresses) if (a.family === 4) count++;
@@ -249,19 +251,23 @@ export function mergeAddresses(
     else v6.push(addressRange(a));
   }
   v4.sort();
-  const out = sortedV4Ranges(v4, previous);
+  const out = sortedV4Ranges(v4, previous, memo);
   return v6.length > 0 ? [...out, ...mergeRanges(v6)] : out;
 }
 
 /**
  * mergeAddresses of IPv4 addresses given as sorted numbers (duplicates allowed), with the same reuse of
- * `previous`; the keys of the result are kept for v4Keyed.
+ * `previous`; the keys of the result are kept in `memo` for v4Keyed.
  */
-export function sortedV4Ranges(v4: ArrayLike<number>, previous?: readonly AddressRange[]): AddressRange[] {
+export function sortedV4Ranges(
+  v4: ArrayLike<number>,
+  previous?: readonly AddressRange[],
+  memo?: KeyMemo,
+): AddressRange[] {
   const count = v4.length;
   const out: AddressRange[] = [];
   const keys = new Float64Array(2 * count);
-  const old = previous && v4Keyed(previous)?.keys;
+  const old = previous && v4Keyed(previous, memo)?.keys;
   let j = 0;
   let k = 0;
   for (let i = 0; i < count; ) {
@@ -277,7 +283,7 @@ export function sortedV4Ranges(v4: ArrayLike<number>, previous?: readonly Addres
     keys[k++] = first;
     keys[k++] = last;
   }
-  keyCache.set(out, { ranges: out, keys: k === keys.length ? keys : keys.slice(0, k) });
+  memo?.set(out, { ranges: out, keys: k === keys.length ? keys : keys.slice(0, k) });
   return out;
 }
 
