@@ -283,9 +283,9 @@ function addRunSet(
 }
 
 /**
- * Builds the chain of one distinct direction plan and its merged sets. Returns the chain name.
- * Sets: `<chain>-a4/-a6` peers allowed on any port; `<chain>-p` protocol.port allowed from/to any
- * address; `<chain>-c4/-c6` peer.protocol.port.
+ * Builds the chain of one distinct direction plan and its merged sets, named `name`, its sets named
+ * after `line.base` (see DesiredCache.lineage). Sets: `<base>-a4/-a6` peers allowed on any port;
+ * `<base>-p` protocol.port allowed from/to any address; `<base>-c4/-c6` peer.protocol.port.
  */
 function buildDirectionChain(
   state: DesiredState,
@@ -293,14 +293,23 @@ function buildDirectionChain(
   plan: DirectionPlan,
   sets: Map<string, PlanSet>,
   cache: DesiredCache,
-): string {
-  const name = chainName(cache, direction, plan);
-  if (state.chains.has(name)) return name;
+  name: string,
+  line: Lineage,
+): void {
+  if (state.chains.has(name)) return;
   const inputs = plan.allows.map((a) => (a.set === undefined ? undefined : sets.get(a.set)));
-  if (cache.restore(state, name, inputs)) return name;
-  const classes = buildChainContent(state, direction, plan, sets, name, cache.previousSets(name), cache);
-  cache.record(state, name, inputs, classes);
-  return name;
+  if (cache.restore(state, name, line.base, inputs)) return;
+  const previous = cache.previousSets(line.from);
+  const classes = buildChainContent(state, direction, plan, sets, name, line.base, previous, cache);
+  cache.record(state, name, line.base, inputs, classes);
+}
+
+/** Where a pod chain's sets get their names, and the chain of the previous build they continue. */
+interface Lineage {
+  /** The sets are `<base>-a4` etc.: the chain's own name, or its predecessor's base. */
+  readonly base: string;
+  /** The chain of the previous build whose sets (named after the same base) this build patches. */
+  readonly from: string | undefined;
 }
 
 /**
@@ -311,6 +320,9 @@ function buildDirectionChain(
 export class DesiredCache {
   private previous = new Map<string, CachedChain>();
   private current = new Map<string, CachedChain>();
+  /** The chains each pod used in the previous build, and in this one (see lineage). */
+  private podChains = new Map<string, { ingress: string | undefined; egress: string | undefined }>();
+  private nextPodChains = new Map<string, { ingress: string | undefined; egress: string | undefined }>();
   /** The largest fused peer.proto.port set a chain keeps before address classes are weighed. */
   readonly fuseUpTo: number;
   /** Unions of address lists shared by the chains of this build (and kept for the next). */
@@ -333,9 +345,14 @@ export class DesiredCache {
     this.unions = new UnionMemo((options.memo ?? new Memo()).v4Keys);
   }
 
-  restore(state: DesiredState, name: string, inputs: unknown[]): boolean {
+  restore(state: DesiredState, name: string, base: string, inputs: unknown[]): boolean {
     const old = this.previous.get(name);
-    if (!old || old.inputs.length !== inputs.length || !old.inputs.every((x, i) => x === inputs[i]))
+    if (
+      !old ||
+      old.base !== base ||
+      old.inputs.length !== inputs.length ||
+      !old.inputs.every((x, i) => x === inputs[i])
+    )
       return false;
     state.chains.set(name, old.chain);
     for (const s of old.sets) state.sets.set(s.name, s);
@@ -345,27 +362,84 @@ export class DesiredCache {
   }
 
   /** The sets of a chain's previous build (its content before the members changed), by name. */
-  previousSets(name: string): Map<string, DesiredSet> {
-    return new Map((this.previous.get(name)?.sets ?? []).map((s) => [s.name, s]));
+  previousSets(name: string | undefined): Map<string, DesiredSet> {
+    const old = name === undefined ? undefined : this.previous.get(name);
+    return new Map((old?.sets ?? []).map((s) => [s.name, s]));
   }
 
-  record(state: DesiredState, name: string, inputs: unknown[], classes: DesiredChain[]): void {
+  record(state: DesiredState, name: string, base: string, inputs: unknown[], classes: DesiredChain[]): void {
     const sets = [
-      ...CHAIN_SET_SUFFIXES.map((x) => state.sets.get(`${name}${x}`)),
+      ...CHAIN_SET_SUFFIXES.map((x) => state.sets.get(`${base}${x}`)),
       ...classes.map((c) => state.sets.get(`${c.name}-p`)),
     ].filter((x): x is DesiredSet => x !== undefined);
-    this.current.set(name, { inputs, chain: state.chains.get(name)!, sets, classes });
+    this.current.set(name, { base, inputs, chain: state.chains.get(name)!, sets, classes });
+  }
+
+  /**
+   * The set names of this build's pod chains. A chain is named by its structure, so a policy that
+   * changes what a group of pods allows renames their chain; its sets would then be new sets, written
+   * whole (thousands of elements for one added port). Instead a new chain takes over the sets of the
+   * chain its pods used before, when that chain is gone now: same names, and the diff patches only the
+   * elements that differ (the staged rules of program.ts hold for it as for any change of elements: a
+   * set only shrinks before the switch and only grows after it). A chain that existed keeps its base; a
+   * chain without a predecessor is its own base (`<name>-<k>` while a live chain holds that name).
+   * So the names depend on history: a fresh build names every set after its own chain, which
+   * compareTable and canonicalLines see through (see verify.ts).
+   */
+  lineage(
+    keys: readonly string[],
+    chains: readonly { ingress: string | undefined; egress: string | undefined }[],
+  ): Map<string, Lineage> {
+    const out = new Map<string, Lineage>();
+    const used = new Set<string>();
+    for (const c of chains) {
+      if (c.ingress) used.add(c.ingress);
+      if (c.egress) used.add(c.egress);
+    }
+    const claimed = new Set<string>();
+    for (const name of used) {
+      const base = this.previous.get(name)?.base;
+      if (base === undefined) continue;
+      out.set(name, { base, from: name });
+      claimed.add(base);
+    }
+    keys.forEach((key, i) => {
+      const before = this.podChains.get(key);
+      if (before === undefined) return;
+      for (const d of ['ingress', 'egress'] as const) {
+        const name = chains[i]![d];
+        const from = before[d];
+        if (name === undefined || out.has(name) || from === undefined || used.has(from)) continue;
+        const base = this.previous.get(from)?.base;
+        if (base === undefined || claimed.has(base)) continue;
+        out.set(name, { base, from });
+        claimed.add(base);
+      }
+    });
+    for (const name of [...used].sort()) {
+      if (out.has(name)) continue;
+      let base = name;
+      for (let k = 2; claimed.has(base); k++) base = `${name}-${k}`;
+      out.set(name, { base, from: undefined });
+      claimed.add(base);
+    }
+    this.nextPodChains = new Map(keys.map((key, i) => [key, chains[i]!]));
+    return out;
   }
 
   /** Ends a build: chains it did not use are dropped. */
   rotate(): void {
     this.previous = this.current;
     this.current = new Map();
+    this.podChains = this.nextPodChains;
+    this.nextPodChains = new Map();
     this.unions.rotate();
   }
 }
 
 interface CachedChain {
+  /** What the chain's sets are named after (see DesiredCache.lineage). */
+  base: string;
   inputs: unknown[];
   chain: DesiredChain;
   sets: DesiredSet[];
@@ -381,6 +455,7 @@ function buildChainContent(
   plan: DirectionPlan,
   sets: Map<string, PlanSet>,
   name: string,
+  base: string,
   previous: Map<string, DesiredSet>,
   cache: DesiredCache,
 ): DesiredChain[] {
@@ -435,17 +510,17 @@ function buildChainContent(
       addRunSet(
         state,
         {
-          name: `${name}-a${family}`,
+          name: `${base}-a${family}`,
           key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr'],
           map: false,
           interval: true,
           comment: `${comment}: peers on any port`,
         },
-        previous.get(`${name}-a${family}`),
+        previous.get(`${base}-a${family}`),
         [{ suffix: '', parts: anyPort.map((p) => familyPart(cache, p, family)) }],
         unions,
       );
-      rules.push({ kind: 'lookup', family, field, fields: ['addr'], set: `${name}-a${family}`, verdict });
+      rules.push({ kind: 'lookup', family, field, fields: ['addr'], set: `${base}-a${family}`, verdict });
     }
   }
   if (hasProtoPorts) {
@@ -453,7 +528,7 @@ function buildChainContent(
     addSet(
       state,
       {
-        name: `${name}-p`,
+        name: `${base}-p`,
         key: ['inet_proto', 'inet_service'],
         map: false,
         interval: true,
@@ -466,7 +541,7 @@ function buildChainContent(
       family: undefined,
       field,
       fields: ['l4proto', 'dport'],
-      set: `${name}-p`,
+      set: `${base}-p`,
       verdict,
     });
   }
@@ -479,7 +554,7 @@ function buildChainContent(
           const runs = portRuns(portGroups(pairs));
           return families.map((family) =>
             buildRunElements(
-              previous.get(`${name}-c${family}`)?.elements,
+              previous.get(`${base}-c${family}`)?.elements,
               runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(cache, p, family)) })),
               unions,
             ),
@@ -491,7 +566,7 @@ function buildChainContent(
         addSet(
           state,
           {
-            name: `${name}-m${family}`,
+            name: `${base}-m${family}`,
             key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr'],
             map: true,
             interval: true,
@@ -499,13 +574,13 @@ function buildChainContent(
           },
           split.atoms[family],
         );
-        rules.push({ kind: 'dispatch', family, field, map: `${name}-m${family}` });
+        rules.push({ kind: 'dispatch', family, field, map: `${base}-m${family}` });
       }
     } else {
       families.forEach((family, i) => {
         const { elements, delta } = fused![i]!;
         const set: DesiredSet = {
-          name: `${name}-c${family}`,
+          name: `${base}-c${family}`,
           key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'],
           map: false,
           interval: true,
@@ -518,7 +593,7 @@ function buildChainContent(
           family,
           field,
           fields: ['addr', 'l4proto', 'dport'],
-          set: `${name}-c${family}`,
+          set: `${base}-c${family}`,
           verdict,
         });
       });
@@ -713,11 +788,21 @@ export function desiredState(plan: NodePlan, cache: DesiredCache = new DesiredCa
     ingress: { 4: [], 6: [] },
     egress: { 4: [], 6: [] },
   };
-  for (const pod of plan.pods) {
-    const chains = {
-      ingress: pod.ingress && buildDirectionChain(state, 'ingress', pod.ingress, planSets, cache),
-      egress: pod.egress && buildDirectionChain(state, 'egress', pod.egress, planSets, cache),
-    };
+  // Names first: which chains survive decides which new chain continues which old one's sets.
+  const names = plan.pods.map((pod) => ({
+    ingress: pod.ingress && chainName(cache, 'ingress', pod.ingress),
+    egress: pod.egress && chainName(cache, 'egress', pod.egress),
+  }));
+  const lines = cache.lineage(
+    plan.pods.map((p) => p.key),
+    names,
+  );
+  for (const [i, pod] of plan.pods.entries()) {
+    const chains = names[i]!;
+    for (const d of ['ingress', 'egress'] as const) {
+      const name = chains[d];
+      if (name !== undefined) buildDirectionChain(state, d, pod[d]!, planSets, cache, name, lines.get(name)!);
+    }
     state.podChains.set(pod.key, chains);
     for (const a of pod.addresses) {
       const text = formatAddress(a);

@@ -25,25 +25,53 @@ function ruleText(r: Rule): string {
   return r.statement().replace(/\bcounter packets \d+ bytes \d+/g, 'counter');
 }
 
+/** A pod chain's own set: `<base>-a4`, `-a6`, `-p`, `-c4`, `-c6`, `-m4`, `-m6` (see desired.ts). */
+const CHAIN_SET = /^(.+)(-[ac][46]|-p|-m[46])$/;
+
+/**
+ * The name each pod chain's set would have in a fresh build (`<chain>-c4`), for the sets a chain took
+ * over from its predecessor (DesiredCache.lineage): which name a set carries is history, not meaning.
+ * Taken from the rules, so it applies to a kernel listing as to a desired state.
+ */
+export function canonicalSetNames(r: Ruleset): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const x of r.rules) {
+    if (!/^(in|eg)-/.test(x.chain)) continue;
+    for (const [, name] of ruleText(x).matchAll(/@(\S+)/g)) {
+      const m = CHAIN_SET.exec(name!);
+      if (m && m[1] !== x.chain) out.set(name!, `${x.chain}${m[2]}`);
+    }
+  }
+  return out;
+}
+
 /**
  * One canonical line per object: the table, chains and sets sorted by name (a set's elements sorted by
- * their text), then every chain's rules in their order. Handles never appear; counters print bare.
+ * their text), then every chain's rules in their order. Handles never appear; counters print bare; pod
+ * chains' sets carry the names a fresh build gives them (canonicalSetNames).
  */
 export function canonicalLines(r: Ruleset): string[] {
-  const byName = <T extends { name: string }>(xs: readonly T[]): T[] =>
-    [...xs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const renames = canonicalSetNames(r);
+  const nameOf = (name: string) => renames.get(name) ?? name;
+  const byName = <T extends { name: string }>(xs: readonly T[], key = (x: T) => x.name): T[] =>
+    [...xs].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   const lines: string[] = [];
   for (const t of byName(r.tables)) lines.push(t.toString());
   for (const c of byName(r.chains)) lines.push(c.toString());
-  for (const s of byName(r.sets)) {
+  for (const s of byName(r.sets, (x) => nameOf(x.name))) {
     const elements = s.elements.map((e) => s.formatElement(e)).sort();
-    lines.push(`add ${s.kind} ${s.spec()} ${s.body()}`);
-    for (const e of elements) lines.push(`add element ${s.spec()} { ${e} }`);
+    const spec = `${s.family} ${s.table} ${nameOf(s.name)}`;
+    lines.push(`add ${s.kind} ${spec} ${s.body()}`);
+    for (const e of elements) lines.push(`add element ${spec} { ${e} }`);
   }
+  const rename = (text: string) =>
+    renames.size === 0
+      ? text
+      : text.replace(/@(\S+)/g, (_all, name: string) => `@${renames.get(name) ?? name}`);
   const chainNames = byName(r.chains).map((c) => c.name);
   for (const name of new Set([...chainNames, ...r.rules.map((x) => x.chain)])) {
     for (const x of r.rules.filter((y) => y.chain === name))
-      lines.push(`add rule ${x.family} ${x.table} ${x.chain} ${ruleText(x)}`);
+      lines.push(`add rule ${x.family} ${x.table} ${x.chain} ${rename(ruleText(x))}`);
   }
   return lines;
 }
