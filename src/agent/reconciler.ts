@@ -101,6 +101,7 @@ export class NodeReconciler {
     let plan: ReturnType<Planner['planNode']>;
     let next: DesiredState;
     let t1: number;
+    const trusted = options.full ? undefined : this.programmed;
     try {
       if (this.index === undefined) this.index = new ClusterIndex(state, this.memo);
       else this.index.update(state, options.podChanges);
@@ -108,14 +109,15 @@ export class NodeReconciler {
       plan = planner.planNode(this.nodeName);
       this.index.retainPeers(planner.peerKeysUsed());
       t1 = performance.now();
-      next = desiredState(plan, this.desiredCache);
+      // A program from the kernel's listing writes every set anyway: under the names a fresh build
+      // gives them, so that the table is exactly a fresh full program (see DesiredCache.lineage).
+      next = desiredState(plan, this.desiredCache, { fresh: trusted === undefined });
     } catch (error) {
       // The index may hold part of this state: the next sync rebuilds it from the whole state.
       this.index = undefined;
       throw error;
     }
     const t2 = performance.now();
-    const trusted = options.full ? undefined : this.programmed;
     let program = programBatches(
       trusted === undefined ? { kernel: await this.programmer.readTable() } : { programmed: trusted },
       next,
@@ -132,6 +134,7 @@ export class NodeReconciler {
       // The kernel did not hold what we recorded (someone changed our table behind our back): start
       // again, once, from what it lists now, so that this sync converges instead of failing until a retry.
       recovered = (error as Error).message;
+      next = desiredState(plan, this.desiredCache, { fresh: true });
       program = programBatches({ kernel: await this.programmer.readTable() }, next, this.programOptions);
       from = 'kernel';
       t3 = performance.now();

@@ -389,6 +389,7 @@ export class DesiredCache {
   lineage(
     keys: readonly string[],
     chains: readonly { ingress: string | undefined; egress: string | undefined }[],
+    fresh = false,
   ): Map<string, Lineage> {
     const out = new Map<string, Lineage>();
     const used = new Set<string>();
@@ -397,14 +398,14 @@ export class DesiredCache {
       if (c.egress) used.add(c.egress);
     }
     const claimed = new Set<string>();
-    for (const name of used) {
+    for (const name of fresh ? [] : used) {
       const base = this.previous.get(name)?.base;
       if (base === undefined) continue;
       out.set(name, { base, from: name });
       claimed.add(base);
     }
     keys.forEach((key, i) => {
-      const before = this.podChains.get(key);
+      const before = fresh ? undefined : this.podChains.get(key);
       if (before === undefined) return;
       for (const d of ['ingress', 'egress'] as const) {
         const name = chains[i]![d];
@@ -779,8 +780,15 @@ function addClasses(
   return out;
 }
 
-/** The whole desired state of a node's table. */
-export function desiredState(plan: NodePlan, cache: DesiredCache = new DesiredCache()): DesiredState {
+/**
+ * The whole desired state of a node's table. `fresh`: every set is named after its own chain, as without
+ * a history (for a program that writes the whole table anyway: it then equals a fresh full program).
+ */
+export function desiredState(
+  plan: NodePlan,
+  cache: DesiredCache = new DesiredCache(),
+  options: { fresh?: boolean } = {},
+): DesiredState {
   const state: DesiredState = { chains: new Map(), sets: new Map(), podChains: new Map() };
   const planSets = new Map(plan.sets.map((s) => [s.id, s]));
   const local: Record<4 | 6, string[]> = { 4: [], 6: [] };
@@ -796,6 +804,7 @@ export function desiredState(plan: NodePlan, cache: DesiredCache = new DesiredCa
   const lines = cache.lineage(
     plan.pods.map((p) => p.key),
     names,
+    options.fresh === true,
   );
   for (const [i, pod] of plan.pods.entries()) {
     const chains = names[i]!;
