@@ -15,6 +15,9 @@
 //     ip daddr vmap @ingress4                     -- jump in-<hash>
 //     (the same for ip6)
 //   eg-<hash> / in-<hash>: one chain per distinct direction plan, shared by every pod with that plan.
+//     Its sets are `<base>-a4`, `-p`, `-c4`, ...: the base is the chain's own name, or, for a chain
+//     rebuilt because its pods' plan changed, the base of the chain they used before (DesiredCache.lineage:
+//     the sets are patched, not written again under new names).
 //     Whatever a pod allows is merged into at most three lookups per family, so the per-packet cost does
 //     not grow with the number of policies or rules (any-port peers, proto.port for any peer, and
 //     peer.proto.port), then `counter drop`. Egress chains `return` on a match so that the destination's
