@@ -3,6 +3,7 @@
 import { parseAddress } from '../src/policy/address.ts';
 import { endpointAt, evaluate } from '../src/policy/evaluate.ts';
 import { ClusterIndex } from '../src/policy/index.ts';
+import { Memo } from '../src/policy/memo.ts';
 import { normalizeNamespace, normalizeNode, normalizePod, normalizePolicy } from '../src/policy/normalize.ts';
 import { Planner } from '../src/policy/plan.ts';
 import { syntheticPolicy } from './_synthetic.ts';
@@ -47,9 +48,10 @@ function objects() {
 export async function run() {
   const raw = objects();
   const start = performance.now();
+  const memo = new Memo();
   const state = {
-    namespaces: new Map(raw.namespaces.map((n) => normalizeNamespace(n)).map((n) => [n.name, n])),
-    pods: raw.pods.map(normalizePod),
+    namespaces: new Map(raw.namespaces.map((n) => normalizeNamespace(n, memo)).map((n) => [n.name, n])),
+    pods: raw.pods.map((p) => normalizePod(p, memo)),
     policies: raw.policies.map(normalizePolicy),
     nodes: raw.nodes.map(normalizeNode),
   };
@@ -58,7 +60,7 @@ export async function run() {
   const plan = planner.planNode('n1');
   const planned = performance.now();
 
-  const index = new ClusterIndex(state);
+  const index = new ClusterIndex(state, memo);
   const FLOWS = 20_000;
   let allowed = 0;
   const evalStart = performance.now();

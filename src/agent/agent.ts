@@ -17,6 +17,7 @@ import type { TableChange } from '../nft/monitor.ts';
 import { formatRange } from '../policy/address.ts';
 import { formatIssue, ValidationError } from '../policy/errors.ts';
 import type { PodChanges } from '../policy/index.ts';
+import { Memo } from '../policy/memo.ts';
 import { normalizeNamespace, normalizeNode, normalizePod, normalizePolicy } from '../policy/normalize.ts';
 import type { ClusterState, Namespace, Node, Pod, Policy } from '../policy/types.ts';
 import { closedState, readLastKnown, writeLastKnown } from './boot.ts';
@@ -104,6 +105,8 @@ export class Agent {
   private readonly parts: AgentParts;
   private server: Server | undefined;
   private verifyTimer: NodeJS.Timeout | undefined;
+  /** The memos of normalizing, planning and compiling: one per agent, for its lifetime (see Memo). */
+  private readonly memo = new Memo();
   /** Problems of objects as they arrived (normalization). */
   private readonly loggedObjects = new LoggedOnce();
   /** Problems the planner reported; forgotten once an object no longer has them. */
@@ -175,14 +178,14 @@ export class Agent {
       quietMs: options.watchQuietMs,
       resyncMs: options.relistIntervalMs,
       ingest: {
-        pods: ingest('Pod', normalizeWatchedPod),
-        namespaces: ingest('Namespace', normalizeNamespace),
+        pods: ingest('Pod', (raw) => normalizeWatchedPod(raw, this.memo)),
+        namespaces: ingest('Namespace', (raw) => normalizeNamespace(raw, this.memo)),
         policies: ingest('NetworkPolicy', normalizePolicy),
         nodes: ingest('Node', normalizeNode),
       },
       rawIngest: ['pods'],
     });
-    this.reconciler = new NodeReconciler(options.nodeName, this.programmer, this.programOptions());
+    this.reconciler = new NodeReconciler(options.nodeName, this.programmer, this.programOptions(), this.memo);
     this.runner = new BoundedRunner(() => this.run(), options.minSyncIntervalMs);
     this.store.onChange(() => this.runner.request());
   }
@@ -728,13 +731,13 @@ function quietCommits(
  * normalizePod for a watched pod: changes are reported by the store's key (namespace/name), which must
  * be the pod's own key, so a pod without a namespace (the API server never sends one) is refused.
  */
-function normalizeWatchedPod(raw: unknown): Pod {
+function normalizeWatchedPod(raw: unknown, memo: Memo): Pod {
   const metadata = (raw as { metadata?: { name?: unknown; namespace?: unknown } }).metadata;
   if (typeof metadata?.namespace !== 'string' || metadata.namespace === '')
     throw new ValidationError([
       { object: `Pod ${String(metadata?.name)}`, field: 'metadata.namespace', message: 'is required' },
     ]);
-  return normalizePod(raw);
+  return normalizePod(raw, memo);
 }
 
 /** What the store keeps of an object that cannot be used (its problem was logged when it arrived). */

@@ -8,6 +8,7 @@ import { type ProgramOptions, programBatches } from '../compile/program.ts';
 import { compareTable } from '../compile/verify.ts';
 import type { Transaction } from '../nft/index.ts';
 import { ClusterIndex, type PodChanges } from '../policy/index.ts';
+import { Memo } from '../policy/memo.ts';
 import { PlanCache, Planner } from '../policy/plan.ts';
 import type { ClusterState, ValidationIssue } from '../policy/types.ts';
 import type { CommitInfo, Programmer } from './programmer.ts';
@@ -55,14 +56,23 @@ export class NodeReconciler {
   private readonly planCache = new PlanCache();
   /** Kept from sync to sync and updated by identity: its memos follow the changes, not the cluster. */
   private index: ClusterIndex | undefined;
-  private readonly desiredCache = new DesiredCache();
+  private readonly desiredCache: DesiredCache;
+  /** The memos of index, planner and compiler (the agent's, shared with its normalizers). */
+  private readonly memo: Memo;
 
   private readonly programOptions: ProgramOptions;
 
-  constructor(nodeName: string, programmer: Programmer, programOptions: ProgramOptions = {}) {
+  constructor(
+    nodeName: string,
+    programmer: Programmer,
+    programOptions: ProgramOptions = {},
+    memo: Memo = new Memo(),
+  ) {
     this.nodeName = nodeName;
     this.programmer = programmer;
     this.programOptions = programOptions;
+    this.memo = memo;
+    this.desiredCache = new DesiredCache();
   }
 
   /** What the kernel holds according to our last successful commit (undefined before the first, and
@@ -91,21 +101,23 @@ export class NodeReconciler {
     let plan: ReturnType<Planner['planNode']>;
     let next: DesiredState;
     let t1: number;
+    const trusted = options.full ? undefined : this.programmed;
     try {
-      if (this.index === undefined) this.index = new ClusterIndex(state);
+      if (this.index === undefined) this.index = new ClusterIndex(state, this.memo);
       else this.index.update(state, options.podChanges);
       const planner = new Planner(this.index, this.planCache);
       plan = planner.planNode(this.nodeName);
       this.index.retainPeers(planner.peerKeysUsed());
       t1 = performance.now();
-      next = desiredState(plan, this.desiredCache);
+      // A program from the kernel's listing writes every set anyway: under the names a fresh build
+      // gives them, so that the table is exactly a fresh full program (see DesiredCache.lineage).
+      next = desiredState(plan, this.desiredCache, { fresh: trusted === undefined });
     } catch (error) {
       // The index may hold part of this state: the next sync rebuilds it from the whole state.
       this.index = undefined;
       throw error;
     }
     const t2 = performance.now();
-    const trusted = options.full ? undefined : this.programmed;
     let program = programBatches(
       trusted === undefined ? { kernel: await this.programmer.readTable() } : { programmed: trusted },
       next,
@@ -122,6 +134,7 @@ export class NodeReconciler {
       // The kernel did not hold what we recorded (someone changed our table behind our back): start
       // again, once, from what it lists now, so that this sync converges instead of failing until a retry.
       recovered = (error as Error).message;
+      next = desiredState(plan, this.desiredCache, { fresh: true });
       program = programBatches({ kernel: await this.programmer.readTable() }, next, this.programOptions);
       from = 'kernel';
       t3 = performance.now();

@@ -15,6 +15,9 @@
 //     ip daddr vmap @ingress4                     -- jump in-<hash>
 //     (the same for ip6)
 //   eg-<hash> / in-<hash>: one chain per distinct direction plan, shared by every pod with that plan.
+//     Its sets are `<base>-a4`, `-p`, `-c4`, ...: the base is the chain's own name, or, for a chain
+//     rebuilt because its pods' plan changed, the base of the chain they used before (DesiredCache.lineage:
+//     the sets are patched, not written again under new names).
 //     Whatever a pod allows is merged into at most three lookups per family, so the per-packet cost does
 //     not grow with the number of policies or rules (any-port peers, proto.port for any peer, and
 //     peer.proto.port), then `counter drop`. Egress chains `return` on a match so that the destination's
@@ -199,10 +202,13 @@ function portRuns(groups: PortGroup[]): RunSpec[] {
 }
 
 const EMPTY: readonly AddressRange[] = [];
-const splits = new WeakMap<readonly AddressRange[], [readonly AddressRange[], readonly AddressRange[]]>();
 /** One family's part of an address list, memoized so that an unchanged list gives the same object. */
-function familyPart(part: readonly AddressRange[], family: 4 | 6): readonly AddressRange[] {
-  let split = splits.get(part);
+function familyPart(
+  cache: DesiredCache,
+  part: readonly AddressRange[],
+  family: 4 | 6,
+): readonly AddressRange[] {
+  let split = cache.splits.get(part);
   if (split === undefined) {
     const v4 = part.filter((r) => r.family === 4);
     split =
@@ -211,15 +217,14 @@ function familyPart(part: readonly AddressRange[], family: 4 | 6): readonly Addr
         : v4.length === 0
           ? [EMPTY, part]
           : [v4, part.filter((r) => r.family === 6)];
-    splits.set(part, split);
+    cache.splits.set(part, split);
   }
   return split[family === 4 ? 0 : 1];
 }
 
-const addressPortGroups = new WeakMap<PlanSet, PortGroup[]>();
 /** An address-ports plan set as one address list per protocol and port (memoized per plan set). */
-function groupsOfAddressPorts(set: PlanSet & { kind: 'address-ports' }): PortGroup[] {
-  let groups = addressPortGroups.get(set);
+function groupsOfAddressPorts(cache: DesiredCache, set: PlanSet & { kind: 'address-ports' }): PortGroup[] {
+  let groups = cache.addressPortGroups.get(set);
   if (groups === undefined) {
     const byPort = new Map<string, { port: PortRange; ranges: AddressRange[] }>();
     for (const e of set.entries) {
@@ -232,7 +237,7 @@ function groupsOfAddressPorts(set: PlanSet & { kind: 'address-ports' }): PortGro
       g.ranges.push(addressRange(e.address));
     }
     groups = [...byPort.values()].map((g) => ({ port: g.port, parts: [mergeRanges(g.ranges)] }));
-    addressPortGroups.set(set, groups);
+    cache.addressPortGroups.set(set, groups);
   }
   return groups;
 }
@@ -241,32 +246,30 @@ function hash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
-const chainNames = new WeakMap<DirectionPlan, string>();
 /** The chain of a direction plan, memoized by plan object (the planner reuses unchanged pod plans). */
-function chainName(direction: Direction, plan: DirectionPlan): string {
-  let name = chainNames.get(plan);
+function chainName(cache: DesiredCache, direction: Direction, plan: DirectionPlan): string {
+  let name = cache.chainNames.get(plan);
   if (name === undefined) {
-    name = `${direction === 'ingress' ? 'in' : 'eg'}-${hash(chainKey(direction, plan))}`;
-    chainNames.set(plan, name);
+    name = `${direction === 'ingress' ? 'in' : 'eg'}-${hash(chainKey(cache, direction, plan))}`;
+    cache.chainNames.set(plan, name);
   }
   return name;
 }
 
-const portsTexts = new WeakMap<readonly PortRange[], string>();
 /** A ports list as text, once per list: the peers of one rule share their list (700 peers, one text). */
-function portsText(ports: readonly PortRange[]): string {
-  let text = portsTexts.get(ports);
+function portsText(cache: DesiredCache, ports: readonly PortRange[]): string {
+  let text = cache.portsTexts.get(ports);
   if (text === undefined) {
     text = ports.map((p) => `${p.protocol}:${portText(p)}`).join(',');
-    portsTexts.set(ports, text);
+    cache.portsTexts.set(ports, text);
   }
   return text;
 }
 
 /** The structure of a direction plan, without set members: equal structures share one chain. */
-function chainKey(direction: Direction, plan: DirectionPlan): string {
+function chainKey(cache: DesiredCache, direction: Direction, plan: DirectionPlan): string {
   const allows = plan.allows.map((a) =>
-    a.kind === 'peers' ? `p ${a.set ?? '*'} ${a.ports ? portsText(a.ports) : '*'}` : `n ${a.set}`,
+    a.kind === 'peers' ? `p ${a.set ?? '*'} ${a.ports ? portsText(cache, a.ports) : '*'}` : `n ${a.set}`,
   );
   return `${direction} ${plan.allowAll ? 'all' : allows.sort().join(';')}`;
 }
@@ -288,9 +291,9 @@ function addRunSet(
 }
 
 /**
- * Builds the chain of one distinct direction plan and its merged sets. Returns the chain name.
- * Sets: `<chain>-a4/-a6` peers allowed on any port; `<chain>-p` protocol.port allowed from/to any
- * address; `<chain>-c4/-c6` peer.protocol.port.
+ * Builds the chain of one distinct direction plan and its merged sets, named `name`, its sets named
+ * after `line.base` (see DesiredCache.lineage). Sets: `<base>-a4/-a6` peers allowed on any port;
+ * `<base>-p` protocol.port allowed from/to any address; `<base>-c4/-c6` peer.protocol.port.
  */
 function buildDirectionChain(
   state: DesiredState,
@@ -298,23 +301,23 @@ function buildDirectionChain(
   plan: DirectionPlan,
   sets: Map<string, PlanSet>,
   cache: DesiredCache,
-): string {
-  const name = chainName(direction, plan);
-  if (state.chains.has(name)) return name;
+  name: string,
+  line: Lineage,
+): void {
+  if (state.chains.has(name)) return;
   const inputs = plan.allows.map((a) => (a.set === undefined ? undefined : sets.get(a.set)));
-  if (cache.restore(state, name, inputs)) return name;
-  const classes = buildChainContent(
-    state,
-    direction,
-    plan,
-    sets,
-    name,
-    cache.previousSets(name),
-    cache.fuseUpTo,
-    cache.unions,
-  );
-  cache.record(state, name, inputs, classes);
-  return name;
+  if (cache.restore(state, name, line.base, inputs)) return;
+  const previous = cache.previousSets(line.from);
+  const classes = buildChainContent(state, direction, plan, sets, name, line.base, previous, cache);
+  cache.record(state, name, line.base, inputs, classes);
+}
+
+/** Where a pod chain's sets get their names, and the chain of the previous build they continue. */
+interface Lineage {
+  /** The sets are `<base>-a4` etc.: the chain's own name, or its predecessor's base. */
+  readonly base: string;
+  /** The chain of the previous build whose sets (named after the same base) this build patches. */
+  readonly from: string | undefined;
 }
 
 /**
@@ -325,18 +328,38 @@ function buildDirectionChain(
 export class DesiredCache {
   private previous = new Map<string, CachedChain>();
   private current = new Map<string, CachedChain>();
+  /** The chains each pod used in the previous build, and in this one (see lineage). */
+  private podChains = new Map<string, { ingress: string | undefined; egress: string | undefined }>();
+  private nextPodChains = new Map<string, { ingress: string | undefined; egress: string | undefined }>();
   /** The largest fused peer.proto.port set a chain keeps before address classes are weighed. */
   readonly fuseUpTo: number;
   /** Unions of address lists shared by the chains of this build (and kept for the next). */
-  readonly unions = new UnionMemo();
+  readonly unions: UnionMemo;
+  // Memos by object (plan pieces are never mutated; the planner keeps unchanged ones), bounded by the
+  // objects alive. Owned here, not by the module, so that a fresh cache is a fresh computation.
+  /** Each address list's IPv4 and IPv6 parts. */
+  readonly splits = new WeakMap<
+    readonly AddressRange[],
+    readonly [readonly AddressRange[], readonly AddressRange[]]
+  >();
+  /** An address-ports plan set's address lists per protocol and port. */
+  readonly addressPortGroups = new WeakMap<PlanSet, PortGroup[]>();
+  readonly chainNames = new WeakMap<DirectionPlan, string>();
+  readonly portsTexts = new WeakMap<readonly PortRange[], string>();
 
   constructor(options: { fuseUpTo?: number } = {}) {
     this.fuseUpTo = options.fuseUpTo ?? 512;
+    this.unions = new UnionMemo();
   }
 
-  restore(state: DesiredState, name: string, inputs: unknown[]): boolean {
+  restore(state: DesiredState, name: string, base: string, inputs: unknown[]): boolean {
     const old = this.previous.get(name);
-    if (!old || old.inputs.length !== inputs.length || !old.inputs.every((x, i) => x === inputs[i]))
+    if (
+      !old ||
+      old.base !== base ||
+      old.inputs.length !== inputs.length ||
+      !old.inputs.every((x, i) => x === inputs[i])
+    )
       return false;
     state.chains.set(name, old.chain);
     for (const s of old.sets) state.sets.set(s.name, s);
@@ -346,27 +369,85 @@ export class DesiredCache {
   }
 
   /** The sets of a chain's previous build (its content before the members changed), by name. */
-  previousSets(name: string): Map<string, DesiredSet> {
-    return new Map((this.previous.get(name)?.sets ?? []).map((s) => [s.name, s]));
+  previousSets(name: string | undefined): Map<string, DesiredSet> {
+    const old = name === undefined ? undefined : this.previous.get(name);
+    return new Map((old?.sets ?? []).map((s) => [s.name, s]));
   }
 
-  record(state: DesiredState, name: string, inputs: unknown[], classes: DesiredChain[]): void {
+  record(state: DesiredState, name: string, base: string, inputs: unknown[], classes: DesiredChain[]): void {
     const sets = [
-      ...CHAIN_SET_SUFFIXES.map((x) => state.sets.get(`${name}${x}`)),
+      ...CHAIN_SET_SUFFIXES.map((x) => state.sets.get(`${base}${x}`)),
       ...classes.map((c) => state.sets.get(`${c.name}-p`)),
     ].filter((x): x is DesiredSet => x !== undefined);
-    this.current.set(name, { inputs, chain: state.chains.get(name)!, sets, classes });
+    this.current.set(name, { base, inputs, chain: state.chains.get(name)!, sets, classes });
+  }
+
+  /**
+   * The set names of this build's pod chains. A chain is named by its structure, so a policy that
+   * changes what a group of pods allows renames their chain; its sets would then be new sets, written
+   * whole (thousands of elements for one added port). Instead a new chain takes over the sets of the
+   * chain its pods used before, when that chain is gone now: same names, and the diff patches only the
+   * elements that differ (the staged rules of program.ts hold for it as for any change of elements: a
+   * set only shrinks before the switch and only grows after it). A chain that existed keeps its base; a
+   * chain without a predecessor is its own base (`<name>-<k>` while a live chain holds that name).
+   * So the names depend on history: a fresh build names every set after its own chain, which
+   * compareTable and canonicalLines see through (see verify.ts).
+   */
+  lineage(
+    keys: readonly string[],
+    chains: readonly { ingress: string | undefined; egress: string | undefined }[],
+    fresh = false,
+  ): Map<string, Lineage> {
+    const out = new Map<string, Lineage>();
+    const used = new Set<string>();
+    for (const c of chains) {
+      if (c.ingress) used.add(c.ingress);
+      if (c.egress) used.add(c.egress);
+    }
+    const claimed = new Set<string>();
+    for (const name of fresh ? [] : used) {
+      const base = this.previous.get(name)?.base;
+      if (base === undefined) continue;
+      out.set(name, { base, from: name });
+      claimed.add(base);
+    }
+    keys.forEach((key, i) => {
+      const before = fresh ? undefined : this.podChains.get(key);
+      if (before === undefined) return;
+      for (const d of ['ingress', 'egress'] as const) {
+        const name = chains[i]![d];
+        const from = before[d];
+        if (name === undefined || out.has(name) || from === undefined || used.has(from)) continue;
+        const base = this.previous.get(from)?.base;
+        if (base === undefined || claimed.has(base)) continue;
+        out.set(name, { base, from });
+        claimed.add(base);
+      }
+    });
+    for (const name of [...used].sort()) {
+      if (out.has(name)) continue;
+      let base = name;
+      for (let k = 2; claimed.has(base); k++) base = `${name}-${k}`;
+      out.set(name, { base, from: undefined });
+      claimed.add(base);
+    }
+    this.nextPodChains = new Map(keys.map((key, i) => [key, chains[i]!]));
+    return out;
   }
 
   /** Ends a build: chains it did not use are dropped. */
   rotate(): void {
     this.previous = this.current;
     this.current = new Map();
+    this.podChains = this.nextPodChains;
+    this.nextPodChains = new Map();
     this.unions.rotate();
   }
 }
 
 interface CachedChain {
+  /** What the chain's sets are named after (see DesiredCache.lineage). */
+  base: string;
   inputs: unknown[];
   chain: DesiredChain;
   sets: DesiredSet[];
@@ -382,10 +463,11 @@ function buildChainContent(
   plan: DirectionPlan,
   sets: Map<string, PlanSet>,
   name: string,
+  base: string,
   previous: Map<string, DesiredSet>,
-  fuseUpTo: number,
-  unions: UnionMemo,
+  cache: DesiredCache,
 ): DesiredChain[] {
+  const { unions } = cache;
   const verdict = direction === 'ingress' ? 'accept' : 'return';
   const rules: RuleSpec[] = [];
   const comment = `${direction} isolated by ${[...new Set(plan.isolatedBy)].join(', ')}`;
@@ -403,7 +485,7 @@ function buildChainContent(
     if (allow.kind === 'address-ports') {
       const s = sets.get(allow.set);
       if (s?.kind !== 'address-ports') throw new InternalError(`plan set ${allow.set} missing`);
-      for (const g of groupsOfAddressPorts(s))
+      for (const g of groupsOfAddressPorts(cache, s))
         for (const part of g.parts) pairs.push({ list: part, ports: [g.port] });
       continue;
     }
@@ -436,17 +518,17 @@ function buildChainContent(
       addRunSet(
         state,
         {
-          name: `${name}-a${family}`,
+          name: `${base}-a${family}`,
           key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr'],
           map: false,
           interval: true,
           comment: `${comment}: peers on any port`,
         },
-        previous.get(`${name}-a${family}`),
-        [{ suffix: '', parts: anyPort.map((p) => familyPart(p, family)) }],
+        previous.get(`${base}-a${family}`),
+        [{ suffix: '', parts: anyPort.map((p) => familyPart(cache, p, family)) }],
         unions,
       );
-      rules.push({ kind: 'lookup', family, field, fields: ['addr'], set: `${name}-a${family}`, verdict });
+      rules.push({ kind: 'lookup', family, field, fields: ['addr'], set: `${base}-a${family}`, verdict });
     }
   }
   if (hasProtoPorts) {
@@ -454,7 +536,7 @@ function buildChainContent(
     addSet(
       state,
       {
-        name: `${name}-p`,
+        name: `${base}-p`,
         key: ['inet_proto', 'inet_service'],
         map: false,
         interval: true,
@@ -467,21 +549,21 @@ function buildChainContent(
       family: undefined,
       field,
       fields: ['l4proto', 'dport'],
-      set: `${name}-p`,
+      set: `${base}-p`,
       verdict,
     });
   }
   let classes: DesiredChain[] = [];
   if (hasConcat) {
-    const split = addressClasses(pairs, name, fuseUpTo);
+    const split = addressClasses(pairs, name, cache);
     const fused = split
       ? undefined
       : (() => {
           const runs = portRuns(portGroups(pairs));
           return families.map((family) =>
             buildRunElements(
-              previous.get(`${name}-c${family}`)?.elements,
-              runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
+              previous.get(`${base}-c${family}`)?.elements,
+              runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(cache, p, family)) })),
               unions,
             ),
           );
@@ -492,7 +574,7 @@ function buildChainContent(
         addSet(
           state,
           {
-            name: `${name}-m${family}`,
+            name: `${base}-m${family}`,
             key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr'],
             map: true,
             interval: true,
@@ -500,13 +582,13 @@ function buildChainContent(
           },
           split.atoms[family],
         );
-        rules.push({ kind: 'dispatch', family, field, map: `${name}-m${family}` });
+        rules.push({ kind: 'dispatch', family, field, map: `${base}-m${family}` });
       }
     } else {
       families.forEach((family, i) => {
         const { elements, delta } = fused![i]!;
         const set: DesiredSet = {
-          name: `${name}-c${family}`,
+          name: `${base}-c${family}`,
           key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'],
           map: false,
           interval: true,
@@ -519,7 +601,7 @@ function buildChainContent(
           family,
           field,
           fields: ['addr', 'l4proto', 'dport'],
-          set: `${name}-c${family}`,
+          set: `${base}-c${family}`,
           verdict,
         });
       });
@@ -567,7 +649,12 @@ function portGroups(pairs: AddressPorts[]): PortGroup[] {
  * it. An atom weighs two (a verdict map element is about twice the bytes of a fused one) and a class four
  * more (its chain, set and rules). Undefined: keep the fused sets.
  */
-function addressClasses(pairs: AddressPorts[], chain: string, fuseUpTo: number): AddressClasses | undefined {
+function addressClasses(
+  pairs: AddressPorts[],
+  chain: string,
+  cache: DesiredCache,
+): AddressClasses | undefined {
+  const { fuseUpTo } = cache;
   // What the fused sets hold at most (every list times its ports, before merging); a fused set within
   // fuseUpTo, or within twice the lists' ranges (then it is linear in what the policies list already),
   // is kept without a sweep: the case of many overlapping lists with few ports each.
@@ -593,7 +680,8 @@ function addressClasses(pairs: AddressPorts[], chain: string, fuseUpTo: number):
     for (const family of families)
       fused += buildRunElements(
         undefined,
-        runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(p, family)) })),
+        runs.map((r) => ({ ...r, parts: r.parts.map((p) => familyPart(cache, p, family)) })),
+        cache.unions,
       ).elements.size;
   }
   const classes = new Map<string, PortRange[]>();
@@ -617,7 +705,7 @@ function addressClasses(pairs: AddressPorts[], chain: string, fuseUpTo: number):
     if (name === undefined) {
       const seen = new Set(ids);
       const ports = mergePorts([...portIds].filter(([, id]) => seen.has(id)).flatMap(([p]) => p));
-      const text = portsText(ports);
+      const text = portsText(cache, ports);
       name = byPorts.get(text);
       if (name === undefined) {
         name = `${chain.slice(0, 2)}-k${hash(text)}`;
@@ -633,7 +721,7 @@ function addressClasses(pairs: AddressPorts[], chain: string, fuseUpTo: number):
   for (const family of families) {
     const events: [bigint, number, number][] = [];
     entries.forEach(([list], j) => {
-      for (const r of familyPart(list, family)) events.push([r.first, j, 1], [r.last + 1n, j, -1]);
+      for (const r of familyPart(cache, list, family)) events.push([r.first, j, 1], [r.last + 1n, j, -1]);
     });
     events.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const count = new Map<number, number>();
@@ -699,8 +787,15 @@ function addClasses(
   return out;
 }
 
-/** The whole desired state of a node's table. */
-export function desiredState(plan: NodePlan, cache: DesiredCache = new DesiredCache()): DesiredState {
+/**
+ * The whole desired state of a node's table. `fresh`: every set is named after its own chain, as without
+ * a history (for a program that writes the whole table anyway: it then equals a fresh full program).
+ */
+export function desiredState(
+  plan: NodePlan,
+  cache: DesiredCache = new DesiredCache(),
+  options: { fresh?: boolean } = {},
+): DesiredState {
   const state: DesiredState = { chains: new Map(), sets: new Map(), podChains: new Map() };
   const planSets = new Map(plan.sets.map((s) => [s.id, s]));
   const local: Record<4 | 6, string[]> = { 4: [], 6: [] };
@@ -708,11 +803,22 @@ export function desiredState(plan: NodePlan, cache: DesiredCache = new DesiredCa
     ingress: { 4: [], 6: [] },
     egress: { 4: [], 6: [] },
   };
-  for (const pod of plan.pods) {
-    const chains = {
-      ingress: pod.ingress && buildDirectionChain(state, 'ingress', pod.ingress, planSets, cache),
-      egress: pod.egress && buildDirectionChain(state, 'egress', pod.egress, planSets, cache),
-    };
+  // Names first: which chains survive decides which new chain continues which old one's sets.
+  const names = plan.pods.map((pod) => ({
+    ingress: pod.ingress && chainName(cache, 'ingress', pod.ingress),
+    egress: pod.egress && chainName(cache, 'egress', pod.egress),
+  }));
+  const lines = cache.lineage(
+    plan.pods.map((p) => p.key),
+    names,
+    options.fresh === true,
+  );
+  for (const [i, pod] of plan.pods.entries()) {
+    const chains = names[i]!;
+    for (const d of ['ingress', 'egress'] as const) {
+      const name = chains[d];
+      if (name !== undefined) buildDirectionChain(state, d, pod[d]!, planSets, cache, name, lines.get(name)!);
+    }
     state.podChains.set(pod.key, chains);
     for (const a of pod.addresses) {
       const text = formatAddress(a);

@@ -1,7 +1,7 @@
 // Compares our table as the kernel lists it with the desired state we believe is programmed: both sides are
 // rendered by the same printer into a canonical text, so the comparison is exact but blind to what the
 // kernel legitimately changes (rule handles, counter values, element order). Pure: no kernel, no I/O.
-import { canonicalLines, type Ruleset } from '../nft/index.ts';
+import { type Ruleset, canonicalLines as tableLines } from '../nft/index.ts';
 import type { DesiredState } from './desired.ts';
 import { chainObject, ruleObjects, setObject, tableObject } from './ruleset.ts';
 
@@ -20,7 +20,31 @@ export function expectedRuleset(state: DesiredState): Ruleset {
   };
 }
 
-export { canonicalLines };
+/** A pod chain's own set: `<base>-a4`, `-a6`, `-p`, `-c4`, `-c6`, `-m4`, `-m6` (see desired.ts). */
+const CHAIN_SET = /^(.+)(-[ac][46]|-p|-m[46])$/;
+
+/**
+ * The name each pod chain's set would have in a fresh build (`<chain>-c4`), for the sets a chain took
+ * over from its predecessor (DesiredCache.lineage): which name a set carries is history, not meaning.
+ * Taken from the rules, so it applies to a kernel listing as to a desired state.
+ */
+export function canonicalSetNames(r: Ruleset): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const x of r.rules) {
+    if (!/^(in|eg)-/.test(x.chain)) continue;
+    for (const [, name] of x.statement().matchAll(/@(\S+)/g)) {
+      const m = CHAIN_SET.exec(name!);
+      if (m && m[1] !== x.chain) out.set(name!, `${x.chain}${m[2]}`);
+    }
+  }
+  return out;
+}
+
+/** nft's canonical lines (nft/list.ts) with pod chains' sets under the names a fresh build gives them. */
+export function canonicalLines(r: Ruleset): string[] {
+  const renames = canonicalSetNames(r);
+  return tableLines(r, (name) => renames.get(name) ?? name);
+}
 
 export interface TableComparison {
   equal: boolean;

@@ -134,22 +134,26 @@ function ruleText(r: Rule): string {
 /**
  * One canonical line per object: the table, chains and sets sorted by name (a set's elements sorted by
  * their text), then every chain's rules in their order. Handles never appear; counters print bare.
+ * `setName` renames sets, in their lines and where rules reference them (`@name`): a caller for whom a
+ * set's name is history rather than meaning (compile/verify.ts) compares under the names it chooses.
  */
-export function canonicalLines(r: Ruleset): string[] {
-  const byName = <T extends { name: string }>(xs: readonly T[]): T[] =>
-    [...xs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+export function canonicalLines(r: Ruleset, setName: (name: string) => string = (name) => name): string[] {
+  const byName = <T extends { name: string }>(xs: readonly T[], key = (x: T) => x.name): T[] =>
+    [...xs].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   const lines: string[] = [];
   for (const t of byName(r.tables)) lines.push(t.toString());
   for (const c of byName(r.chains)) lines.push(c.toString());
-  for (const s of byName(r.sets)) {
+  for (const s of byName(r.sets, (x) => setName(x.name))) {
     const elements = s.elements.map((e) => s.formatElement(e)).sort();
-    lines.push(`add ${s.kind} ${s.spec()} ${s.body()}`);
-    for (const e of elements) lines.push(`add element ${s.spec()} { ${e} }`);
+    const spec = `${s.family} ${s.table} ${setName(s.name)}`;
+    lines.push(`add ${s.kind} ${spec} ${s.body()}`);
+    for (const e of elements) lines.push(`add element ${spec} { ${e} }`);
   }
+  const rename = (text: string) => text.replace(/@(\S+)/g, (_all, name: string) => `@${setName(name)}`);
   const chainNames = byName(r.chains).map((c) => c.name);
   for (const name of new Set([...chainNames, ...r.rules.map((x) => x.chain)])) {
     for (const x of r.rules.filter((y) => y.chain === name))
-      lines.push(`add rule ${x.family} ${x.table} ${x.chain} ${ruleText(x)}`);
+      lines.push(`add rule ${x.family} ${x.table} ${x.chain} ${rename(ruleText(x))}`);
   }
   return lines;
 }

@@ -7,6 +7,7 @@
 
 import type { Address } from './address.ts';
 import { addressKey, formatAddress } from './address.ts';
+import { Memo } from './memo.ts';
 import { matchesSelector, selectorKey } from './selector.ts';
 import type {
   ClusterState,
@@ -28,24 +29,23 @@ export function isLivePod(pod: Pod): boolean {
   return !pod.hostNetwork && pod.ips.length > 0 && pod.phase !== 'Succeeded' && pod.phase !== 'Failed';
 }
 
-const selectorKeys = new WeakMap<LabelSelector, string>();
-/** selectorKey, memoized by selector object (normalized selectors are never mutated). */
-function keyOf(selector: LabelSelector): string {
-  let key = selectorKeys.get(selector);
+/** selectorKey, memoized by selector object in `memo` (normalized selectors are never mutated). */
+function keyOf(selector: LabelSelector, memo: Memo | undefined): string {
+  let key = memo?.selectorKeys.get(selector);
   if (key === undefined) {
     key = selectorKey(selector);
-    selectorKeys.set(selector, key);
+    memo?.selectorKeys.set(selector, key);
   }
   return key;
 }
 
 /** The canonical key of a pod peer as seen from a policy namespace: equal keys select the same pods. */
-export function podPeerKey(peer: Peer & { kind: 'pods' }, policyNamespace: string): string {
+export function podPeerKey(peer: Peer & { kind: 'pods' }, policyNamespace: string, memo?: Memo): string {
   const ns =
     peer.namespaces.kind === 'own'
       ? `namespace ${policyNamespace}`
-      : `namespaces [${keyOf(peer.namespaces.selector)}]`;
-  return `pods [${keyOf(peer.pods)}] in ${ns}`;
+      : `namespaces [${keyOf(peer.namespaces.selector, memo)}]`;
+  return `pods [${keyOf(peer.pods, memo)}] in ${ns}`;
 }
 
 /**
@@ -116,7 +116,11 @@ export class ClusterIndex {
   private lastNodes: Node[] = [];
   private lastNamespaces = new Map<string, Namespace>();
 
-  constructor(state: ClusterState) {
+  /** The memos this index (and the planners and compilers over it) share; see Memo for the lifetime. */
+  readonly memo: Memo;
+
+  constructor(state: ClusterState, memo: Memo = new Memo()) {
+    this.memo = memo;
     this.current = state;
     this.update(state);
   }
@@ -398,7 +402,7 @@ export class ClusterIndex {
   }
 
   private namespacesMatching(selector: LabelSelector): Set<string> {
-    const key = keyOf(selector);
+    const key = keyOf(selector, this.memo);
     let out = this.namespaceSelection.get(key);
     if (!out) {
       out = new Set();
@@ -449,7 +453,7 @@ export class ClusterIndex {
   }
 
   private peerEntry(peer: Peer & { kind: 'pods' }, policyNamespace: string): PeerMembers {
-    const key = podPeerKey(peer, policyNamespace);
+    const key = podPeerKey(peer, policyNamespace, this.memo);
     let entry = this.peerMembers.get(key);
     if (!entry) {
       const members = new Map<string, Pod>();

@@ -5,6 +5,7 @@
 import type { Address, AddressRange } from './address.ts';
 import { cidrRange, formatCidr, parseAddress, parseCidr, subtractRanges } from './address.ts';
 import { ValidationError } from './errors.ts';
+import { Memo } from './memo.ts';
 import { everything, normalizeSelector } from './selector.ts';
 import type {
   ClusterState,
@@ -30,30 +31,29 @@ const asObj = (v: unknown): Obj =>
   v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {};
 const asList = (v: unknown): unknown[] | undefined => (Array.isArray(v) ? v : undefined);
 
-const sharedLabels = new Map<string, Record<string, string>>();
 /**
  * The string labels of an object. Objects with the same labels (the replicas of a workload) share one
- * labels object, which is never mutated: 100k pods keep a few thousand label objects instead of 100k.
- * Bounded (cleared past 16,384 distinct label sets) so label sets that come and go do not pile up.
+ * labels object through `memo`, which is never mutated: 100k pods keep a few thousand label objects
+ * instead of 100k (Memo.labels is bounded, so label sets that come and go do not pile up).
  */
-function labelsOf(metadata: Obj): Record<string, string> {
+function labelsOf(metadata: Obj, memo: Memo | undefined): Labels {
   const labels = asObj(metadata.labels);
+  const make = () => {
+    const out: Record<string, string> = {};
+    for (const k in labels) {
+      const v = labels[k];
+      if (Object.hasOwn(labels, k) && typeof v === 'string') out[k] = v;
+    }
+    return out;
+  };
+  if (memo === undefined) return make();
   let key = '';
   for (const k in labels) {
     const v = labels[k];
     // NUL separates: it is in no label key or value.
     if (Object.hasOwn(labels, k) && typeof v === 'string') key += `${k}\0${v}\0`;
   }
-  const known = sharedLabels.get(key);
-  if (known !== undefined) return known;
-  const out: Record<string, string> = {};
-  for (const k in labels) {
-    const v = labels[k];
-    if (Object.hasOwn(labels, k) && typeof v === 'string') out[k] = v;
-  }
-  if (sharedLabels.size >= 16_384) sharedLabels.clear();
-  sharedLabels.set(key, out);
-  return out;
+  return memo.labels.get(key, make);
 }
 
 /** IANA_SVC_NAME, as Kubernetes validates port names: 1-15 chars, a-z0-9 and '-', at least one letter. */
@@ -306,7 +306,7 @@ function podIps(status: Obj): Address[] {
 }
 
 /** Normalizes a Pod. Containers' ports (and native sidecars' init container ports) are the named ports. */
-export function normalizePod(raw: unknown): Pod {
+export function normalizePod(raw: unknown, memo?: Memo): Pod {
   const obj = asObj(raw);
   const metadata = asObj(obj.metadata);
   const spec = asObj(obj.spec);
@@ -341,7 +341,7 @@ export function normalizePod(raw: unknown): Pod {
     namespace,
     name,
     key: `${namespace}/${name}`,
-    labels: labelsOf(metadata),
+    labels: labelsOf(metadata, memo),
     nodeName: typeof spec.nodeName === 'string' && spec.nodeName !== '' ? spec.nodeName : undefined,
     hostNetwork: spec.hostNetwork === true,
     phase: typeof status.phase === 'string' ? status.phase : 'Pending',
@@ -350,7 +350,7 @@ export function normalizePod(raw: unknown): Pod {
   };
 }
 
-export function normalizeNamespace(raw: unknown): Namespace {
+export function normalizeNamespace(raw: unknown, memo?: Memo): Namespace {
   const metadata = asObj(asObj(raw).metadata);
   const name = typeof metadata.name === 'string' ? metadata.name : '';
   if (name === '') {
@@ -359,7 +359,7 @@ export function normalizeNamespace(raw: unknown): Namespace {
     ]);
   }
   // Point 6: every namespace carries the immutable kubernetes.io/metadata.name label.
-  const labels: Labels = { ...labelsOf(metadata), [NAMESPACE_NAME_LABEL]: name };
+  const labels: Labels = { ...labelsOf(metadata, memo), [NAMESPACE_NAME_LABEL]: name };
   return { name, labels };
 }
 
@@ -397,13 +397,13 @@ export interface ClusterObjects {
   policies: unknown[];
 }
 
-/** The normalized state of a whole cluster. */
-export function buildState(objects: ClusterObjects): ClusterState {
-  const namespaces = objects.namespaces.map(normalizeNamespace);
+/** The normalized state of a whole cluster (pods with equal labels share them through `memo`). */
+export function buildState(objects: ClusterObjects, memo: Memo = new Memo()): ClusterState {
+  const namespaces = objects.namespaces.map((n) => normalizeNamespace(n, memo));
   return {
     namespaces: new Map(namespaces.map((n) => [n.name, n])),
-    nodes: objects.nodes.map(normalizeNode),
-    pods: objects.pods.map(normalizePod),
-    policies: objects.policies.map(normalizePolicy),
+    nodes: objects.nodes.map((n) => normalizeNode(n)),
+    pods: objects.pods.map((p) => normalizePod(p, memo)),
+    policies: objects.policies.map((p) => normalizePolicy(p)),
   };
 }

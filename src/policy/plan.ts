@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Address, AddressRange } from './address.ts';
 import { mergeAddresses, mergeRanges, sortedV4Ranges } from './address.ts';
 import { ClusterIndex, podPeerKey } from './index.ts';
+import type { Memo } from './memo.ts';
 import type { ClusterState, Direction, Peer, Pod, Policy, Protocol, Rule, ValidationIssue } from './types.ts';
 
 export interface PortRange {
@@ -20,21 +21,22 @@ export interface AddressPort {
   port: number;
 }
 
+/** Shared between plans and compiled by identity (see PlanCache): never changed once made. */
 export type PlanSet =
   | {
-      id: string;
-      kind: 'addresses';
+      readonly id: string;
+      readonly kind: 'addresses';
       /** What the set means, e.g. `pods [role=db] in namespace prod` or `ipBlock 10.0.0.0/8 except [...]`. */
-      description: string;
+      readonly description: string;
       /** Merged, sorted, both families. */
-      ranges: AddressRange[];
+      readonly ranges: readonly AddressRange[];
     }
   | {
-      id: string;
-      kind: 'address-ports';
+      readonly id: string;
+      readonly kind: 'address-ports';
       /** Egress named ports (point 9): each peer pod's address with the port the name resolves to on it. */
-      description: string;
-      entries: AddressPort[];
+      readonly description: string;
+      readonly entries: readonly AddressPort[];
     };
 
 export interface RuleRef {
@@ -90,17 +92,13 @@ export interface NodePlan {
 
 const ALL_PORTS = { first: 0, last: 65535 };
 
-const ids = new Map<string, string>();
-/** A short, stable set id derived from what the set means (not its members), so it survives updates. */
-export function setId(prefix: string, meaning: string): string {
-  const text = prefix + meaning;
-  let id = ids.get(text);
-  if (id === undefined) {
-    id = `${prefix}${createHash('sha256').update(meaning).digest('hex').slice(0, 12)}`;
-    if (ids.size >= 100_000) ids.clear(); // a memo, not a registry: bounded
-    ids.set(text, id);
-  }
-  return id;
+/**
+ * A short, stable set id derived from what the set means (not its members), so it survives updates.
+ * Memoized in `memo` when given (a sha256 per set and sync adds up at 5,000 policies).
+ */
+export function setId(prefix: string, meaning: string, memo?: Memo): string {
+  const make = () => `${prefix}${createHash('sha256').update(meaning).digest('hex').slice(0, 12)}`;
+  return memo ? memo.setIds.get(prefix + meaning, make) : make();
 }
 
 /** Sorts port ranges and merges overlapping or adjacent ones of the same protocol. */
@@ -134,11 +132,18 @@ type SetSource =
       protocol: Protocol;
     };
 
+/** Never changed once made (a hit with equal policies is a new entry): diffs compare plans by identity. */
 interface CachedPodPlan {
-  pod: Pod;
-  policies: readonly Policy[];
-  plan: PodPlan;
-  sources: [string, SetSource][];
+  readonly pod: Pod;
+  readonly policies: readonly Policy[];
+  readonly plan: PodPlan;
+  readonly sources: readonly (readonly [string, SetSource])[];
+}
+
+/** A cached plan set and the members it was built from; replaced, never changed. */
+interface CachedSet {
+  readonly members: readonly Pod[] | undefined;
+  readonly set: PlanSet;
 }
 
 /** Whether two pods have the same addresses (in order): all an address set takes from a member. */
@@ -175,7 +180,7 @@ class Generations<V> {
  * What the latest plan did not use is forgotten.
  */
 export class PlanCache {
-  private readonly sets = new Generations<{ members: readonly Pod[] | undefined; set: PlanSet }>();
+  private readonly sets = new Generations<CachedSet>();
   private readonly pods = new Generations<CachedPodPlan>();
 
   /**
@@ -199,7 +204,8 @@ export class PlanCache {
           (old.members === members ||
             (old.members.length === members.length && old.members.every((m, i) => same(m, members[i]!)))));
     if (old && kept) {
-      old.members = members;
+      // The newest members are the ones the next comparison starts from (usually the same array).
+      if (old.members !== members) this.sets.set(id, { members, set: old.set });
       return old.set;
     }
     const set = build(old?.set);
@@ -214,8 +220,7 @@ export class PlanCache {
     // The index rebuilds its selections when any policy changes: equal content still counts.
     if (hit.policies.length !== policies.length || !hit.policies.every((p, i) => p === policies[i]))
       return undefined;
-    hit.policies = policies;
-    return hit;
+    return { ...hit, policies };
   }
 
   keepPodPlan(entry: CachedPodPlan): void {
@@ -237,7 +242,7 @@ export class Planner {
   private readonly sources = new Map<string, SetSource>();
   private readonly resolved = new Map<string, PlanSet>();
   /** Where the pod being planned records its sets (for the pod plan cache). */
-  private recording: [string, SetSource][] | undefined;
+  private recording: (readonly [string, SetSource])[] | undefined;
 
   constructor(stateOrIndex: ClusterState | ClusterIndex, cache: PlanCache = new PlanCache()) {
     this.index = stateOrIndex instanceof ClusterIndex ? stateOrIndex : new ClusterIndex(stateOrIndex);
@@ -253,10 +258,10 @@ export class Planner {
   private peerSet(peer: Peer, policyNamespace: string): string {
     if (peer.kind === 'ipBlock') {
       const meaning = `ipBlock ${peer.cidr}${peer.except.length ? ` except [${peer.except.join(', ')}]` : ''}`;
-      return this.use(setId('a', meaning), { kind: 'ipBlock', meaning, peer });
+      return this.use(setId('a', meaning, this.index.memo), { kind: 'ipBlock', meaning, peer });
     }
-    const meaning = podPeerKey(peer, policyNamespace);
-    return this.use(setId('a', meaning), {
+    const meaning = podPeerKey(peer, policyNamespace, this.index.memo);
+    return this.use(setId('a', meaning, this.index.memo), {
       kind: 'pods',
       meaning,
       peer,
@@ -272,9 +277,9 @@ export class Planner {
     name: string,
     protocol: Protocol,
   ): string {
-    const peerKey = peer && podPeerKey(peer, policyNamespace);
+    const peerKey = peer && podPeerKey(peer, policyNamespace, this.index.memo);
     const meaning = peerKey ? `${peerKey}, port ${name}/${protocol}` : `all pods, port ${name}/${protocol}`;
-    return this.use(setId('n', meaning), {
+    return this.use(setId('n', meaning, this.index.memo), {
       kind: 'named',
       meaning,
       peer,
@@ -433,7 +438,7 @@ export class Planner {
       this.cache.keepPodPlan(hit);
       return hit.plan;
     }
-    const sources: [string, SetSource][] = [];
+    const sources: (readonly [string, SetSource])[] = [];
     this.recording = sources;
     try {
       const plan = this.planPod(pod);

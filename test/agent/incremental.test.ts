@@ -5,7 +5,12 @@ import fc from 'fast-check';
 import t from 'tap';
 import { NodeReconciler } from '../../src/agent/reconciler.ts';
 import { DesiredCache, desiredState } from '../../src/compile/desired.ts';
-import { canonicalLines, compareTable, expectedRuleset } from '../../src/compile/verify.ts';
+import {
+  canonicalLines,
+  canonicalSetNames,
+  compareTable,
+  expectedRuleset,
+} from '../../src/compile/verify.ts';
 import type { NamedSet, Ruleset } from '../../src/nft/index.ts';
 import type { PodChanges } from '../../src/policy/index.ts';
 import {
@@ -449,9 +454,13 @@ function difference(want: Ruleset, got: Ruleset): string | undefined {
   const gs = structure(got);
   const problems: string[] = [];
   if (ws.join('\n') !== gs.join('\n')) problems.push(lineDiff(ws, gs));
-  const gotSets = new Map(got.sets.map((x) => [x.name, x]));
+  // Sets by the names a fresh build gives them: a chain that took over its predecessor's sets keeps
+  // their names (DesiredCache.lineage).
+  const gotNames = canonicalSetNames(got);
+  const wantNames = canonicalSetNames(want);
+  const gotSets = new Map(got.sets.map((x) => [gotNames.get(x.name) ?? x.name, x]));
   for (const w of want.sets) {
-    const g = gotSets.get(w.name);
+    const g = gotSets.get(wantNames.get(w.name) ?? w.name);
     if (g === undefined) continue; // reported above
     const wb = boxes(w);
     const gb = boxes(g);

@@ -104,6 +104,37 @@ export function listTable(ns: string): JsonObject[] | undefined {
     const order = ['table', 'chain', 'set', 'map', 'rule'].indexOf(kind);
     return `${order} ${kind === 'rule' ? body.chain : body.name}`;
   };
+  const named = withFreshSetNames(items);
   // Array.prototype.sort is stable: rules of one chain stay in kernel order.
-  return items.sort((a, b) => (rank(a) < rank(b) ? -1 : rank(a) > rank(b) ? 1 : 0));
+  return named.sort((a, b) => (rank(a) < rank(b) ? -1 : rank(a) > rank(b) ? 1 : 0));
+}
+
+/**
+ * A listing with every pod chain's sets under the names a fresh build gives them (`<chain>-c4`): a
+ * chain that took over its predecessor's sets keeps their names (DesiredCache.lineage), which is
+ * history, not meaning. The same mapping as compile/verify.ts canonicalSetNames, on nft's JSON.
+ */
+function withFreshSetNames(items: JsonObject[]): JsonObject[] {
+  const renames = new Map<string, string>();
+  for (const x of items) {
+    const rule = x.rule as JsonObject | undefined;
+    const chain = rule?.chain;
+    if (typeof chain !== 'string' || !/^(in|eg)-/.test(chain)) continue;
+    for (const [, name] of JSON.stringify(rule).matchAll(/"@([^"]+)"/g)) {
+      const m = /^(.+)(-[ac][46]|-p|-m[46])$/.exec(name!);
+      if (m && m[1] !== chain) renames.set(name!, `${chain}${m[2]}`);
+    }
+  }
+  if (renames.size === 0) return items;
+  return items.map((x) => {
+    const [kind, body] = Object.entries(x)[0] as [string, JsonObject];
+    if ((kind === 'set' || kind === 'map') && typeof body.name === 'string' && renames.has(body.name))
+      return { [kind]: { ...body, name: renames.get(body.name)! } };
+    if (kind !== 'rule') return x;
+    return JSON.parse(
+      JSON.stringify(x).replace(/"@([^"]+)"/g, (all, name: string) =>
+        renames.has(name) ? `"@${renames.get(name)}"` : all,
+      ),
+    ) as JsonObject;
+  });
 }

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import { DesiredCache, type DesiredState, desiredState } from '../../src/compile/desired.ts';
 import { MIN_BATCH_BYTES, type ProgramFrom, programBatches } from '../../src/compile/program.ts';
-import { compareTable, expectedRuleset } from '../../src/compile/verify.ts';
+import { canonicalSetNames, compareTable, expectedRuleset } from '../../src/compile/verify.ts';
 import { Chain, m, NamedSet, Rule, Transaction } from '../../src/nft/index.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
 import {
@@ -95,8 +95,8 @@ function build(input: ClusterInput): ClusterState {
 }
 
 /** fuseUpTo 0: address classes wherever they are smaller than the fused set. */
-const desired = (input: ClusterInput, fuseUpTo = 512): DesiredState =>
-  desiredState(new Planner(new ClusterIndex(build(input))).planNode('n1'), new DesiredCache({ fuseUpTo }));
+const desired = (input: ClusterInput, fuseUpTo = 512, cache = new DesiredCache({ fuseUpTo })): DesiredState =>
+  desiredState(new Planner(new ClusterIndex(build(input))).planNode('n1'), cache);
 
 const v4 = (text: string) => text.split('.').reduce((n, x) => (n << 8n) | BigInt(Number(x)), 0n);
 /** Pod addresses of both nodes, addresses at block boundaries, and outside hosts. */
@@ -162,6 +162,7 @@ t.test('every state between batches allows at most what old or new allows (prope
   let staged = 0;
   let batches = 0;
   let checked = 0;
+  let inherited = 0;
   await fc.assert(
     fc.asyncProperty(
       clusterArb,
@@ -171,9 +172,13 @@ t.test('every state between batches allows at most what old or new allows (prope
       fc.nat(),
       fc.constantFrom(0, 512),
       fc.constantFrom(0, 512),
-      async (a, b, cap, mode, seed, fuseA, fuseB) => {
-        const old = desired(a, fuseA);
-        const next = desired(b, fuseB);
+      fc.boolean(),
+      async (a, b, cap, mode, seed, fuseA, fuseB, shared) => {
+        // shared: `next` is built with the cache that built `old`, as the agent builds its syncs, so
+        // a new chain takes over the sets of the chain its pods leave (DesiredCache.lineage).
+        const cache = new DesiredCache({ fuseUpTo: fuseA });
+        const old = desired(a, fuseA, cache);
+        const next = shared ? desired(b, fuseA, cache) : desired(b, fuseB);
         const fp = new FakeKernel();
         await commitAll(fp, { kernel: undefined }, old, cap, async () => {});
         const first = compareTable(old, await fp.readTable());
@@ -201,7 +206,13 @@ t.test('every state between batches allows at most what old or new allows (prope
         if (program.staged) staged++;
         batches += program.batches.length;
         const end = compareTable(next, await fp.readTable());
-        if (!end.equal) throw new Error(`end state differs from a fresh program: ${end.detail}`);
+        if (!end.equal) throw new Error(`end state differs from the program: ${end.detail}`);
+        if (shared) {
+          const fresh = compareTable(desired(b, fuseA), await fp.readTable());
+          if (!fresh.equal) throw new Error(`end state differs from a fresh program: ${fresh.detail}`);
+          // Sets a new chain took over from the chain its pods left (named after that chain).
+          inherited += canonicalSetNames(expectedRuleset(next)).size;
+        }
       },
     ),
     { numRuns: runs(150, 30), ...unitSeed() },
@@ -210,6 +221,7 @@ t.test('every state between batches allows at most what old or new allows (prope
     staged > scale(20, 150, 30),
     `${staged} of ${runs(150, 30)} programs were staged (${batches} batches, ${checked} states checked)`,
   );
+  t.ok(inherited > 0, `${inherited} sets programmed under the name of the chain they came from`);
 });
 
 t.test('address classes enforce exactly what the fused sets do (property)', async (t) => {

@@ -89,7 +89,7 @@ export function state(spec: ClusterSpec): ClusterState {
       ]),
     ),
     nodes: nodes.map(normalizeNode),
-    pods: spec.pods.map(normalizePod),
+    pods: spec.pods.map((p) => normalizePod(p)),
     policies: (spec.policies ?? []).map(normalizePolicy),
   };
 }
