@@ -221,7 +221,11 @@ t.test('every state between batches allows at most what old or new allows (prope
     staged > scale(20, 150, 30),
     `${staged} of ${runs(150, 30)} programs were staged (${batches} batches, ${checked} states checked)`,
   );
-  t.ok(inherited > 0, `${inherited} sets programmed under the name of the chain they came from`);
+  // The lineage itself has deterministic cases (lineage.test.ts); here it must show up over the full run.
+  t.ok(
+    inherited >= scale(1, 150, 30),
+    `${inherited} sets programmed under the name of the chain they came from`,
+  );
 });
 
 t.test('address classes enforce exactly what the fused sets do (property)', async (t) => {
