@@ -76,8 +76,9 @@ export class NflogListener {
       recvBufferSize: options.recvBufferSize ?? 1024 * 1024,
       sendBufferSize: 0,
     });
-    this.sock.on('message', (buf) => this.onData(buf));
-    this.sock.on('error', (err) => this.onSocketError(err));
+    // Anything thrown inside these handlers would abort the process (they run from a native callback).
+    this.sock.on('message', (buf) => this.guard(() => this.onData(buf)));
+    this.sock.on('error', (err) => this.guard(() => this.onSocketError(err)));
   }
 
   /**
@@ -154,6 +155,25 @@ export class NflogListener {
         );
       });
     });
+  }
+
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      try {
+        this.options.onError?.(
+          error instanceof NflogError
+            ? error
+            : new NflogError('E_NFLOG_IO', `nflog group ${this.group}: ${(error as Error).message}`, {
+                group: this.group,
+                cause: error,
+              }),
+        );
+      } catch {
+        // The caller's own error handler failed; there is nobody left to tell.
+      }
+    }
   }
 
   private onData(buf: Buffer): void {
