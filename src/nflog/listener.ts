@@ -44,9 +44,10 @@ export interface NflogListenerOptions {
 export interface NflogStats {
   /** Reports decoded and handed to onPacket. */
   received: number;
-  /** Reports the kernel counted (NFULA_SEQ) but that never arrived: lost to a full receive queue. */
+  /** Reports the kernel numbered (NFULA_SEQ) but that never arrived: lost to a full receive queue. Known
+   *  only when a later report arrives; until then `overruns` is the sign. */
   lost: number;
-  /** Times the socket said ENOBUFS (the kernel dropped messages for us; `lost` says how many). */
+  /** Times the socket said ENOBUFS: the kernel dropped reports for us (once per overflow, not per report). */
   overruns: number;
   /** Messages skipped because they did not decode. */
   undecodable: number;
