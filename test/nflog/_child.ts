@@ -19,7 +19,8 @@ interface Args {
   serverIf: string;
   group: number;
   /** "split": report rule without a verdict, then a drop rule; "combined": `limit ... log ... drop` in one. */
-  layout: 'split' | 'combined';
+  /** "flood": like split without the limit, into the smallest receive queue the kernel allows. */
+  layout: 'split' | 'combined' | 'flood';
   client: Record<string, unknown> & {
     allowedPort: number;
     deniedPort: number;
@@ -53,10 +54,10 @@ rule(
 const report = [
   ...m.match('meta l4proto', 'tcp'),
   ...m.match('ct state', 'new'),
-  new Limit({ rate: 20, per: 'second', burst: 5 }),
+  ...(a.layout === 'flood' ? [] : [new Limit({ rate: 20, per: 'second', burst: 5 })]),
   m.log({ prefix: 'tg:deny', group: a.group }),
 ];
-if (a.layout === 'split') {
+if (a.layout !== 'combined') {
   rule(report);
   rule(m.match('meta l4proto', 'tcp'), m.verdict('drop'));
 } else {
@@ -83,6 +84,7 @@ try {
       if (p.prefix === 'tg:end') sawEnd();
     },
     onError: (e) => errors.push(`${e.code}: ${e.message}`),
+    ...(a.layout === 'flood' ? { recvBufferSize: 1 } : {}),
   });
 
   // One listener per group: a second bind is refused with a named, typed error.
