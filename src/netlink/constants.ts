@@ -65,6 +65,8 @@ export function messageTypeName(type: number): string {
   if (type === NFNL_MSG_BATCH_END) return 'BATCH_END';
   if (type < 16) return ['', 'NOOP', 'ERROR', 'DONE', 'OVERRUN'][type] ?? `control(${type})`;
   if (type >> 8 === NFNL_SUBSYS_NFTABLES) return msgNames[type & 0xff] ?? `nft(${type & 0xff})`;
+  if (type >> 8 === NFNL_SUBSYS_ULOG)
+    return ['ULOG_PACKET', 'ULOG_CONFIG'][type & 0xff] ?? `ulog(${type & 0xff})`;
   return `type(${type})`;
 }
 
@@ -164,3 +166,42 @@ export const VERDICT_CODE = {
 } as const;
 
 export const NFT_REG_VERDICT = 0;
+
+/** nfnetlink_log (NFLOG), include/uapi/linux/netfilter/nfnetlink_log.h: messages are (SUBSYS_ULOG << 8) | type,
+ *  and nfgenmsg.res_id carries the group number (big-endian). */
+export const NFNL_SUBSYS_ULOG = 4;
+export const NFULNL_MSG = { PACKET: 0, CONFIG: 1 } as const;
+/** Attributes of an NFULNL_MSG_PACKET (enum nfulnl_attr_type). */
+export const NFULA = {
+  PACKET_HDR: 1,
+  MARK: 2,
+  TIMESTAMP: 3,
+  IFINDEX_INDEV: 4,
+  IFINDEX_OUTDEV: 5,
+  IFINDEX_PHYSINDEV: 6,
+  IFINDEX_PHYSOUTDEV: 7,
+  HWADDR: 8,
+  PAYLOAD: 9,
+  PREFIX: 10,
+  UID: 11,
+  SEQ: 12,
+  SEQ_GLOBAL: 13,
+  GID: 14,
+  HWTYPE: 15,
+  HWHEADER: 16,
+  HWLEN: 17,
+  CT: 18,
+  CT_INFO: 19,
+  VLAN: 20,
+  L2HDR: 21,
+} as const;
+/** Attributes of an NFULNL_MSG_CONFIG (enum nfulnl_attr_config). */
+export const NFULA_CFG = { CMD: 1, MODE: 2, NLBUFSIZ: 3, TIMEOUT: 4, QTHRESH: 5, FLAGS: 6 } as const;
+export const NFULNL_CFG_CMD = { NONE: 0, BIND: 1, UNBIND: 2, PF_BIND: 3, PF_UNBIND: 4 } as const;
+export const NFULNL_COPY = { NONE: 0, META: 1, PACKET: 2 } as const;
+/** NFULA_CFG_FLAGS (u16 big-endian): per-instance and global sequence numbers in every packet message. */
+export const NFULNL_CFG_F = { SEQ: 0x1, SEQ_GLOBAL: 0x2, CONNTRACK: 0x4 } as const;
+
+export function ulogType(msg: number): number {
+  return (NFNL_SUBSYS_ULOG << 8) | msg;
+}

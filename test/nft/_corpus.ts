@@ -5,6 +5,7 @@ import {
   Chain,
   type Expr,
   type Family,
+  Limit,
   m,
   NamedSet,
   type NftObject,
@@ -137,6 +138,15 @@ function inetCase(b: Builder): void {
   b.rule('c1', m.match('ct mark', 7, 'neq'), m.setMark(0x2a));
   b.rule('c1', m.match('meta protocol', 'ip6'), m.log({ level: 'info' }));
   b.rule('c1', m.match('meta l4proto', 'udp'), m.match('th sport', 53, 'lt'), m.log({ group: 2 }));
+  // Drop reports (issue 18): a rate-limited nflog report of a new connection before its drop.
+  b.rule(
+    'c1',
+    m.match('ct state', 'new'),
+    new Limit({ rate: 20, burst: 5 }),
+    m.log({ prefix: 'tg:x', group: 7 }),
+    m.verdict('drop'),
+  );
+  b.rule('c1', new Limit({ rate: 10, per: 'hour', burst: 2, over: true }), m.counter());
 }
 
 function ipCase(b: Builder): void {
@@ -171,6 +181,8 @@ function ipCase(b: Builder): void {
   b.rule('out', m.match('ct state', 'new'), m.counter());
   b.rule('out', m.setMark(7));
   b.rule('out', m.match('meta mark', 7), m.verdict('return'));
+  b.rule('out', new Limit({ rate: 1024, type: 'bytes', burst: 100 }), m.verdict('accept'));
+  b.rule('out', new Limit({ rate: 3, per: 'minute' }), m.verdict('accept'));
   // The range expression (newer nft emits it; nft 1.0.x prints the same text for cmp >= / <=).
   b.rule(
     'c',
@@ -206,6 +218,7 @@ function ip6Case(b: Builder): void {
   b.rule('o', m.inSet(['ip6 daddr', 'oifname'], 'cc'), m.counter(), m.verdict('accept'));
   b.rule('o', m.match('ip6 daddr', '2001:db8:1::/48'), m.verdict('drop'));
   b.rule('o', m.match('ip6 daddr', '2001:db8:2::/60'), m.verdict('drop'));
+  b.rule('o', new Limit({ rate: 7, per: 'day', burst: 1 }), m.log({ group: 1 }));
   b.rule('pre', m.match('meta l4proto', 'tcp'), m.vmap(['ip6 saddr', 'meta l4proto', 'th dport'], 'v6m'));
   b.rule('pre', m.match('iifname', 'lo', 'neq'), m.match('ip6 saddr', '::1'), m.verdict('drop'));
 }

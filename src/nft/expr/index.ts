@@ -8,6 +8,7 @@ import { Counter } from './counter.ts';
 import { Ct } from './ct.ts';
 import type { Expr } from './expr.ts';
 import { Immediate } from './immediate.ts';
+import { Limit } from './limit.ts';
 import { Log } from './log.ts';
 import { Lookup } from './lookup.ts';
 import { Meta } from './meta.ts';
@@ -25,9 +26,10 @@ export const EXPR_DECODERS: Record<string, (a: Attrs) => Expr> = {
   immediate: Immediate.decode,
   counter: Counter.decode,
   log: Log.decode,
+  limit: Limit.decode,
   reject: Reject.decode,
   range: Range.decode,
 };
 
 export type { EncodeContext, Expr } from './expr.ts';
-export { Bitwise, Cmp, Counter, Ct, Immediate, Log, Lookup, Meta, Payload, Range, Reject };
+export { Bitwise, Cmp, Counter, Ct, Immediate, Limit, Log, Lookup, Meta, Payload, Range, Reject };
