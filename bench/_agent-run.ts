@@ -37,6 +37,8 @@ const MAX_BATCH_BYTES = Number(process.env.BENCH_MAX_BATCH_BYTES ?? 425_952);
 /** With N > 0: one more policy of N peers x N ports (widePolicy, ~50 KB of YAML at 700) selecting a pod
  *  of node0, the shape whose fused set is N x N elements. */
 const WIDE = Number(process.env.BENCH_WIDE ?? 0);
+/** BENCH_TRACE_GC=1: the agent runs with --trace-gc and each sample reports the GC pauses inside it. */
+const TRACE_GC = process.env.BENCH_TRACE_GC === '1';
 // New pods on node0 take addresses 10.244.0.(10 + PODS / NODES + k): past .255 they would leave its CIDR.
 if (!(SAMPLES >= 1 && 10 + Math.ceil(PODS / NODES) + SAMPLES <= 255))
   throw new Error(
@@ -192,11 +194,27 @@ function scrapeMetrics(): Promise<number> {
   });
 }
 
+/** What the agent's 'synced' log line says of one sync: its own time, its phases, its queueing. */
+interface SyncEntry {
+  at: number;
+  ms?: number;
+  queuedMs?: number;
+  phases?: Record<string, number>;
+}
+/** One --trace-gc line: when the driver read it, the collector and its pause. */
+interface GcEntry {
+  at: number;
+  kind: string;
+  pauseMs: number;
+}
+
 interface AgentRun {
   child: ChildProcess;
   spawnedAt: number;
   startingAt: number | undefined;
   syncs: number[];
+  entries: SyncEntry[];
+  gcs: GcEntry[];
   /** The last lines of its output, for failure messages. */
   tail: string[];
   exited: Promise<string>;
@@ -207,16 +225,22 @@ interface AgentRun {
 function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
   const spawnedAt = performance.now();
   // --state-dir off: the benchmark's agent must not leave a state file for a fake node on the machine.
-  const child = spawn(process.execPath, [TOLLGATE, 'agent', '--state-dir', 'off', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env,
-  });
+  const child = spawn(
+    process.execPath,
+    [...(TRACE_GC ? ['--trace-gc'] : []), TOLLGATE, 'agent', '--state-dir', 'off', ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    },
+  );
   const waiters: (() => void)[] = [];
   const run: AgentRun = {
     child,
     spawnedAt,
     startingAt: undefined,
     syncs: [],
+    entries: [],
+    gcs: [],
     tail: [],
     exited: new Promise((resolve) =>
       child.once('exit', (code, signal) => resolve(`exited ${code ?? signal}`)),
@@ -258,7 +282,22 @@ function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const at = performance.now();
     keep(line);
-    let entry: { msg?: string; level?: number };
+    // e.g. "[123:0x5f]    4012 ms: Scavenge 60.1 (64.0) -> 59.8 (66.0) MB, pooled: 0 MB, 1.25 / 0.00 ms ..."
+    const gc =
+      /^\[\d+:0x[0-9a-f]+\]\s+\d+ ms: ([A-Za-z-]+(?: \(reduce\))?)[^,]*,(?: pooled: [\d.]+ MB,)? ([\d.]+) \/ [\d.]+ ms/.exec(
+        line,
+      );
+    if (gc) {
+      run.gcs.push({ at, kind: gc[1]!, pauseMs: Number(gc[2]) });
+      return;
+    }
+    let entry: {
+      msg?: string;
+      level?: number;
+      ms?: number;
+      queuedMs?: number;
+      phases?: Record<string, number>;
+    };
     try {
       entry = JSON.parse(line) as typeof entry;
     } catch {
@@ -267,6 +306,7 @@ function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
     if (entry.msg === 'starting') run.startingAt ??= at;
     else if (entry.msg === 'synced') {
       run.syncs.push(at);
+      run.entries.push({ at, ms: entry.ms, queuedMs: entry.queuedMs, phases: entry.phases });
       for (const w of [...waiters]) w();
     } else if ((entry.level ?? 0) >= 40) say(`agent: ${line}`);
   });
@@ -366,6 +406,8 @@ async function measure(
     const cpuBefore = cpuTimes();
     /** The agent's own CPU time per event (user + system, clock ticks summed over the samples). */
     const cpuByEvent: Record<string, number> = {};
+    /** Per sample: where its wall time went (agent's own sync, queueing, GC pauses inside it, CPU). */
+    const detail: Record<string, unknown>[] = [];
     for (let k = 0; k < samples; k++) {
       for (const [what, change] of changes(api, k)) {
         const count = agent.syncs.length;
@@ -373,8 +415,26 @@ async function measure(
         const t0 = performance.now();
         change();
         const at = await agent.waitSyncs(count, EVENT_TIMEOUT_MS, `${mode}: ${what} #${k}`);
+        const cpuMs = processCpuMs(agent.child.pid!) - c0;
         byEvent[what]!.push(at - t0);
-        cpuByEvent[what] = (cpuByEvent[what] ?? 0) + processCpuMs(agent.child.pid!) - c0;
+        cpuByEvent[what] = (cpuByEvent[what] ?? 0) + cpuMs;
+        const e = agent.entries[count]!;
+        const syncMs = (e.ms ?? 0) + (e.phases?.state ?? 0);
+        const gcs = agent.gcs.filter((g) => g.at >= t0 && g.at <= at + 1);
+        detail.push({
+          event: what,
+          k,
+          wall_ms: Math.round((at - t0) * 10) / 10,
+          sync_ms: Math.round(syncMs * 10) / 10,
+          queued_ms: e.queuedMs,
+          // From the write to the watch stream until the agent's runner saw the event, plus the log line.
+          outside_ms: Math.round((at - t0 - syncMs - (e.queuedMs ?? 0)) * 10) / 10,
+          cpu_ms: cpuMs,
+          phases: e.phases,
+          gc_ms: Math.round(gcs.reduce((n, g) => n + g.pauseMs, 0) * 10) / 10,
+          gc: gcs.map((g) => `${g.kind} ${g.pauseMs}`).join(', ') || undefined,
+          load1: Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]),
+        });
       }
     }
     const stealPct = stealPercent(cpuBefore, cpuTimes());
@@ -393,6 +453,7 @@ async function measure(
       byEvent,
       cpuByEvent,
       stealPct,
+      detail,
       metricsBytes,
       served: { ...api.served },
     };
@@ -401,6 +462,8 @@ async function measure(
     await api.close();
   }
 }
+
+const syncTimes = (d: Record<string, unknown>[]) => d.map((x) => Number(x.sync_ms));
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-bench-agent-'));
 const compileCache = join(dir, 'compile-cache');
@@ -448,6 +511,18 @@ try {
         },
       ]),
     ),
+    // The agent's own processing per sync (state + plan + compile + diff + commit, from its 'synced'
+    // line), which the driver's and other processes' load moves far less than the wall time.
+    sync_p50_ms: pct(syncTimes(main.detail), 0.5),
+    sync_p99_ms: pct(syncTimes(main.detail), 0.99),
+    by_event_sync: Object.fromEntries(
+      Object.keys(main.byEvent).map((k) => {
+        const v = syncTimes(main.detail.filter((d) => d.event === k));
+        return [k, { p50_ms: pct(v, 0.5), p99_ms: pct(v, 0.99) }];
+      }),
+    ),
+    // The slowest samples, for what the tail is made of.
+    slowest: [...main.detail].sort((a, b) => Number(b.wall_ms) - Number(a.wall_ms)).slice(0, 8),
     samples_per_event: SAMPLES,
     cpu_steal_pct: main.stealPct,
     ...(kc
@@ -464,6 +539,8 @@ try {
     api_requests: main.served,
     note: "agent as its own process (node bin/tollgate.js agent, in-cluster service account) against a fake API over HTTPS on 127.0.0.1; latency = change written to the watch stream -> the agent's \"synced\" log line (netlink batch acknowledged); RSS/peak = the agent's VmRSS/VmHWM after one /metrics scrape (NODE_COMPILE_CACHE warmed as in the image); real kernel in a private netns; node0 holds PODS / NODES of the pods; batches_full_sync/elements: node0's first program compiled by the driver as the agent compiles it",
   };
+  if (process.env.BENCH_DETAIL_FILE)
+    writeFileSync(process.env.BENCH_DETAIL_FILE, JSON.stringify(main.detail));
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
