@@ -66,21 +66,21 @@ export const BASE_CHAIN = 'forward';
 export type KeyType = 'ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service';
 
 export interface DesiredSet {
-  name: string;
-  key: KeyType[];
+  readonly name: string;
+  readonly key: readonly KeyType[];
   /** verdict maps carry `data: 'verdict'` */
-  map: boolean;
-  interval: boolean;
+  readonly map: boolean;
+  readonly interval: boolean;
   /**
    * The canonical element texts (for maps `key : verdict`): a plain set, or for sets built from runs a
    * RunElements, which the diff takes in range form without making the texts.
    */
-  elements: ElementTexts;
-  comment: string;
+  readonly elements: ElementTexts;
+  readonly comment: string;
   /** Set when `elements` was derived from an earlier collection: the diff uses it instead of comparing. */
-  delta?: ElementDelta;
+  readonly delta?: ElementDelta;
   /** A dispatch map of isolated pods: more keys allow less (every other set and map allows more). */
-  isolates?: boolean;
+  readonly isolates?: boolean;
 }
 
 /** A rule as the structured pieces the nft layer turns into expressions (see ruleset.ts). */
@@ -103,17 +103,17 @@ export type RuleSpec =
 export type LookupField = 'addr' | 'l4proto' | 'dport';
 
 export interface DesiredChain {
-  name: string;
-  base: boolean;
-  rules: RuleSpec[];
-  comment: string;
+  readonly name: string;
+  readonly base: boolean;
+  readonly rules: readonly RuleSpec[];
+  readonly comment: string;
 }
 
 export interface DesiredState {
-  chains: Map<string, DesiredChain>;
-  sets: Map<string, DesiredSet>;
+  readonly chains: Map<string, DesiredChain>;
+  readonly sets: Map<string, DesiredSet>;
   /** Which local pods use which chain, for explanations and logs: pod key -> chain names. */
-  podChains: Map<string, { ingress: string | undefined; egress: string | undefined }>;
+  readonly podChains: Map<string, { ingress: string | undefined; egress: string | undefined }>;
 }
 
 const families = [4, 6] as const;
@@ -447,12 +447,12 @@ export class DesiredCache {
 
 interface CachedChain {
   /** What the chain's sets are named after (see DesiredCache.lineage). */
-  base: string;
-  inputs: unknown[];
-  chain: DesiredChain;
-  sets: DesiredSet[];
+  readonly base: string;
+  readonly inputs: readonly unknown[];
+  readonly chain: DesiredChain;
+  readonly sets: readonly DesiredSet[];
   /** The chain's address-class chains (their port sets are in `sets`). */
-  classes: DesiredChain[];
+  readonly classes: readonly DesiredChain[];
 }
 
 const CHAIN_SET_SUFFIXES = ['-a4', '-a6', '-p', '-c4', '-c6', '-m4', '-m6'];

@@ -194,7 +194,7 @@ export interface SetOptions {
   table: string;
   name: string;
   /** one type, or several for a concatenation (ipv4_addr . inet_proto . inet_service) */
-  key: KeyTypeName | KeyTypeName[];
+  key: KeyTypeName | readonly KeyTypeName[];
   /** present for maps: the mapped type, "verdict" for verdict maps */
   data?: DataTypeName;
   flags?: SetFlag[];
