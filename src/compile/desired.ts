@@ -66,21 +66,21 @@ export const BASE_CHAIN = 'forward';
 export type KeyType = 'ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service';
 
 export interface DesiredSet {
-  name: string;
-  key: KeyType[];
+  readonly name: string;
+  readonly key: readonly KeyType[];
   /** verdict maps carry `data: 'verdict'` */
-  map: boolean;
-  interval: boolean;
+  readonly map: boolean;
+  readonly interval: boolean;
   /**
    * The canonical element texts (for maps `key : verdict`): a plain set, or for sets built from runs a
    * RunElements, which the diff takes in range form without making the texts.
    */
-  elements: ElementTexts;
-  comment: string;
+  readonly elements: ElementTexts;
+  readonly comment: string;
   /** Set when `elements` was derived from an earlier collection: the diff uses it instead of comparing. */
-  delta?: ElementDelta;
+  readonly delta?: ElementDelta;
   /** A dispatch map of isolated pods: more keys allow less (every other set and map allows more). */
-  isolates?: boolean;
+  readonly isolates?: boolean;
 }
 
 /** A rule as the structured pieces the nft layer turns into expressions (see ruleset.ts). */
@@ -103,17 +103,17 @@ export type RuleSpec =
 export type LookupField = 'addr' | 'l4proto' | 'dport';
 
 export interface DesiredChain {
-  name: string;
-  base: boolean;
-  rules: RuleSpec[];
-  comment: string;
+  readonly name: string;
+  readonly base: boolean;
+  readonly rules: readonly RuleSpec[];
+  readonly comment: string;
 }
 
 export interface DesiredState {
-  chains: Map<string, DesiredChain>;
-  sets: Map<string, DesiredSet>;
+  readonly chains: Map<string, DesiredChain>;
+  readonly sets: Map<string, DesiredSet>;
   /** Which local pods use which chain, for explanations and logs: pod key -> chain names. */
-  podChains: Map<string, { ingress: string | undefined; egress: string | undefined }>;
+  readonly podChains: Map<string, { ingress: string | undefined; egress: string | undefined }>;
 }
 
 const families = [4, 6] as const;
@@ -279,16 +279,43 @@ function addSet(state: DesiredState, set: Omit<DesiredSet, 'elements'>, elements
 }
 
 /** A set made of runs, derived from the same set of the chain's previous build when there was one. */
+type SetDefinition = Omit<DesiredSet, 'elements' | 'delta'>;
+
 function addRunSet(
   state: DesiredState,
-  set: Omit<DesiredSet, 'elements' | 'delta'>,
+  set: SetDefinition,
   previous: DesiredSet | undefined,
   specs: RunSpec[],
   unions: UnionMemo,
 ): void {
-  const { elements, delta } = buildRunElements(previous?.elements, specs, unions);
+  putRunSet(state, set, buildRunElements(previous?.elements, specs, unions));
+}
+
+/** A set built from runs, with its delta when it has one (see buildRunElements). */
+function putRunSet(state: DesiredState, set: SetDefinition, built: ReturnType<typeof buildRunElements>) {
+  const { elements, delta } = built;
   state.sets.set(set.name, delta ? { ...set, elements, delta } : { ...set, elements });
 }
+
+/** A set of protocols with port ranges. */
+const portSet = (name: string, comment: string): SetDefinition => ({
+  name,
+  key: ['inet_proto', 'inet_service'],
+  map: false,
+  interval: true,
+  comment,
+});
+
+const addressKey = (family: 4 | 6): KeyType => (family === 4 ? 'ipv4_addr' : 'ipv6_addr');
+
+/** A pod chain's interval set (or map) keyed by a peer address of one family, then `rest`. */
+const peerSet = (
+  name: string,
+  family: 4 | 6,
+  comment: string,
+  rest: readonly KeyType[] = [],
+  map = false,
+): SetDefinition => ({ name, key: [addressKey(family), ...rest], map, interval: true, comment });
 
 /**
  * Builds the chain of one distinct direction plan and its merged sets, named `name`, its sets named
@@ -447,12 +474,12 @@ export class DesiredCache {
 
 interface CachedChain {
   /** What the chain's sets are named after (see DesiredCache.lineage). */
-  base: string;
-  inputs: unknown[];
-  chain: DesiredChain;
-  sets: DesiredSet[];
+  readonly base: string;
+  readonly inputs: readonly unknown[];
+  readonly chain: DesiredChain;
+  readonly sets: readonly DesiredSet[];
   /** The chain's address-class chains (their port sets are in `sets`). */
-  classes: DesiredChain[];
+  readonly classes: readonly DesiredChain[];
 }
 
 const CHAIN_SET_SUFFIXES = ['-a4', '-a6', '-p', '-c4', '-c6', '-m4', '-m6'];
@@ -517,13 +544,7 @@ function buildChainContent(
     for (const family of families) {
       addRunSet(
         state,
-        {
-          name: `${base}-a${family}`,
-          key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr'],
-          map: false,
-          interval: true,
-          comment: `${comment}: peers on any port`,
-        },
+        peerSet(`${base}-a${family}`, family, `${comment}: peers on any port`),
         previous.get(`${base}-a${family}`),
         [{ suffix: '', parts: anyPort.map((p) => familyPart(cache, p, family)) }],
         unions,
@@ -533,17 +554,7 @@ function buildChainContent(
   }
   if (hasProtoPorts) {
     const elements = mergePorts(protoPorts).map((p) => `${PROTO_NAMES[p.protocol]} . ${portText(p)}`);
-    addSet(
-      state,
-      {
-        name: `${base}-p`,
-        key: ['inet_proto', 'inet_service'],
-        map: false,
-        interval: true,
-        comment: `${comment}: ports open to any peer`,
-      },
-      elements,
-    );
+    addSet(state, portSet(`${base}-p`, `${comment}: ports open to any peer`), elements);
     rules.push({
       kind: 'lookup',
       family: undefined,
@@ -573,29 +584,18 @@ function buildChainContent(
       for (const family of families) {
         addSet(
           state,
-          {
-            name: `${base}-m${family}`,
-            key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr'],
-            map: true,
-            interval: true,
-            comment: `${comment}: peers by the ports they are allowed`,
-          },
+          peerSet(`${base}-m${family}`, family, `${comment}: peers by the ports they are allowed`, [], true),
           split.atoms[family],
         );
         rules.push({ kind: 'dispatch', family, field, map: `${base}-m${family}` });
       }
     } else {
       families.forEach((family, i) => {
-        const { elements, delta } = fused![i]!;
-        const set: DesiredSet = {
-          name: `${base}-c${family}`,
-          key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'],
-          map: false,
-          interval: true,
-          comment: `${comment}: peer, protocol and port`,
-          elements,
-        };
-        state.sets.set(set.name, delta ? { ...set, delta } : set);
+        const set = peerSet(`${base}-c${family}`, family, `${comment}: peer, protocol and port`, [
+          'inet_proto',
+          'inet_service',
+        ]);
+        putRunSet(state, set, fused![i]!);
         rules.push({
           kind: 'lookup',
           family,
@@ -763,13 +763,7 @@ function addClasses(
   for (const [name, ports] of split.classes) {
     addSet(
       state,
-      {
-        name: `${name}-p`,
-        key: ['inet_proto', 'inet_service'],
-        map: false,
-        interval: true,
-        comment: `${comment}: the ports of one address class`,
-      },
+      portSet(`${name}-p`, `${comment}: the ports of one address class`),
       ports.map((p) => `${PROTO_NAMES[p.protocol]} . ${portText(p)}`),
     );
     const chain: DesiredChain = {
@@ -833,10 +827,16 @@ export function desiredState(
     { kind: 'neighbour-discovery' },
   ];
   for (const family of families) {
-    const key: KeyType = family === 4 ? 'ipv4_addr' : 'ipv6_addr';
+    const key = addressKey(family);
     addSet(
       state,
-      { name: `local${family}`, key: [key], map: false, interval: false, comment: 'live pods of this node' },
+      {
+        name: `local${family}`,
+        key: [key],
+        map: false,
+        interval: false,
+        comment: 'live pods of this node',
+      },
       local[family],
     );
     for (const cidr of plan.podCIDRs.filter((c) => c.family === family)) {

@@ -34,8 +34,8 @@
 // global sysctl for one agent). Staging needs neither privilege nor sysctl and works under any cap.
 
 import { defaultBatchLimit } from '../netlink/batch.ts';
-import type { Chain, ElementInput, NamedSet, Ruleset, Transaction as Tx } from '../nft/index.ts';
-import { elementCount, elementsBytesBound, PackedElements, Transaction } from '../nft/index.ts';
+import type { Chain, Elements, NamedSet, Ruleset, Transaction as Tx } from '../nft/index.ts';
+import { elementCount, elementsBytesBound, sliceElements, Transaction } from '../nft/index.ts';
 import { TollgateError } from '../util/errors.ts';
 import type { DesiredChain, DesiredSet, DesiredState, RuleSpec } from './desired.ts';
 import { allElements, type DiffCounts, diffParts, diffTransaction, fullTransaction } from './diff.ts';
@@ -108,14 +108,6 @@ function opBytes(fill: (tx: Tx) => void): number {
   return tx.encode().buf.length - EMPTY_BATCH + SLACK;
 }
 
-type Elements = readonly ElementInput[] | PackedElements;
-
-function sliceElements(e: Elements, from: number, to: number): Elements {
-  if (!(e instanceof PackedElements)) return e.slice(from, to);
-  const len = e.keyLen;
-  return new PackedElements(len, to - from, e.slab.subarray(2 * len * from, 2 * len * to));
-}
-
 /**
  * Cuts a sequence of operations into batches under the cap, in order. Operations passed together stay in
  * one batch; element lists are split wherever the batch is full.
@@ -151,7 +143,7 @@ class Packer {
 
   /** Adds or deletes elements, split over as many batches as they need. */
   elements(set: NamedSet, verb: 'add' | 'delete', elements: Elements, perElement: number): void {
-    const total = elementCount(elements as readonly string[] | PackedElements);
+    const total = elementCount(elements);
     let at = 0;
     while (at < total) {
       let n = Math.min(total - at, this.room(set, perElement));

@@ -70,20 +70,22 @@ export interface ElementDelta {
 
 /** A run's union, one sorted and disjoint bounds list per family (IPv4 first, as the elements sort). */
 interface Union {
-  v4: Bounds<number>;
-  v6: Bounds<bigint>;
+  readonly v4: Bounds<number>;
+  readonly v6: Bounds<bigint>;
 }
 
 /** A run's elements: its union as patched against the previous elements (see patchBounds). */
 interface Run extends Union {
-  parts: readonly (readonly AddressRange[])[];
-  tail: readonly FieldSpan[];
+  readonly tail: readonly FieldSpan[];
 }
+
+/** The address lists each run (by suffix) was built from: what the next build compares by identity. */
+type Lists = ReadonlyMap<string, readonly (readonly AddressRange[])[]>;
 
 const NO_V4: Bounds<number> = new Float64Array(0);
 const NO_V6: Bounds<bigint> = Object.freeze([]);
 const NO_TAIL: readonly FieldSpan[] = [];
-const EMPTY_RUN: Run = { parts: [], tail: NO_TAIL, v4: NO_V4, v6: NO_V6 };
+const EMPTY_RUN: Run = { tail: NO_TAIL, v4: NO_V4, v6: NO_V6 };
 
 const runSize = (r: Union): number => (r.v4.length + r.v6.length) / 2;
 
@@ -94,15 +96,29 @@ const runSize = (r: Union): number => (r.v4.length + r.v6.length) / 2;
  * diff without a delta); lookups build a text index once.
  */
 export class RunElements implements ElementTexts {
-  /** The runs by suffix; replaced (same content) when a rebuild finds equal ranges in new lists. */
-  runs: ReadonlyMap<string, Run>;
+  /** The runs by suffix. Never changed: the diff skips a collection it has programmed by identity. */
+  readonly runs: ReadonlyMap<string, Run>;
   readonly size: number;
+  /** Not part of the elements: only what the next build compares (see relist). */
+  #lists: Lists;
   private index: Set<string> | undefined;
-  constructor(runs: ReadonlyMap<string, Run>) {
+  constructor(runs: ReadonlyMap<string, Run>, lists: Lists) {
     this.runs = runs;
+    this.#lists = lists;
     let size = 0;
     for (const run of runs.values()) size += runSize(run);
     this.size = size;
+  }
+  /** The address lists the run of `suffix` was last built from. */
+  listsOf(suffix: string): readonly (readonly AddressRange[])[] | undefined {
+    return this.#lists.get(suffix);
+  }
+  /**
+   * Records that new lists give the very same elements: the elements stay as they are (so the
+   * collection keeps its identity for the diff); only the next build's comparison changes.
+   */
+  relist(lists: Lists): void {
+    this.#lists = lists;
   }
   has(text: string): boolean {
     this.index ??= new Set(this);
@@ -235,17 +251,19 @@ export function buildRunElements(
   memo: UnionMemo = new UnionMemo(),
 ): { elements: RunElements; delta: ElementDelta | undefined } {
   const runs = new Map<string, Run>();
+  const lists = new Map<string, readonly (readonly AddressRange[])[]>();
+  for (const spec of specs) lists.set(spec.suffix, spec.parts);
   if (!(previous instanceof RunElements)) {
-    for (const spec of specs)
-      runs.set(spec.suffix, { parts: spec.parts, tail: spec.tail ?? NO_TAIL, ...memo.of(spec) });
-    return { elements: new RunElements(runs), delta: undefined };
+    for (const spec of specs) runs.set(spec.suffix, { tail: spec.tail ?? NO_TAIL, ...memo.of(spec) });
+    return { elements: new RunElements(runs, lists), delta: undefined };
   }
   const before = previous.runs;
   const added: Segment[] = [];
   const removed: Segment[] = [];
   for (const spec of specs) {
     const old = before.get(spec.suffix);
-    if (old && sameParts(old.parts, spec.parts)) {
+    const oldParts = previous.listsOf(spec.suffix);
+    if (old && oldParts && sameParts(oldParts, spec.parts)) {
       runs.set(spec.suffix, old);
       continue;
     }
@@ -255,7 +273,6 @@ export function buildRunElements(
     const come = { v4: [] as number[], v6: [] as bigint[] };
     const tail = spec.tail ?? NO_TAIL;
     runs.set(spec.suffix, {
-      parts: spec.parts,
       tail,
       v4: patchBounds(V4_BOUNDS, base.v4, union.v4, gone.v4, come.v4, memo.scratch4),
       v6: patchBounds(V6_BOUNDS, base.v6, union.v6, gone.v6, come.v6, memo.scratch6),
@@ -267,8 +284,8 @@ export function buildRunElements(
     if (!runs.has(suffix) && runSize(old) > 0) pushSegments(removed, suffix, old.tail, old);
   if (added.length === 0 && removed.length === 0) {
     // Same elements from new lists: keep the collection, remember the lists for the next comparison.
-    previous.runs = runs;
+    previous.relist(lists);
     return { elements: previous, delta: undefined };
   }
-  return { elements: new RunElements(runs), delta: { base: previous, added, removed } };
+  return { elements: new RunElements(runs, lists), delta: { base: previous, added, removed } };
 }

@@ -23,6 +23,7 @@ export {
   type RangeGroup,
   type SetFlag,
   type SetOptions,
+  sliceElements,
 } from './set.ts';
 export { commitWithRetry, elementsBytesBound, type NftObject, Transaction } from './transaction.ts';
 export * from './verdict.ts';

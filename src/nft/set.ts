@@ -135,6 +135,13 @@ export type Elements = readonly ElementInput[] | PackedElements;
 
 export const elementCount = (e: Elements): number => (e instanceof PackedElements ? e.count : e.length);
 
+/** Elements `from` to `to` (exclusive) of `e`, in the same form; packed ones share the slab. */
+export function sliceElements(e: Elements, from: number, to: number): Elements {
+  if (!(e instanceof PackedElements)) return e.slice(from, to);
+  const len = e.keyLen;
+  return new PackedElements(len, to - from, e.slab.subarray(2 * len * from, 2 * len * to));
+}
+
 function writeU128(slab: Buffer, at: number, value: bigint): void {
   slab.writeBigUInt64BE(value >> 64n, at);
   slab.writeBigUInt64BE(value & 0xffff_ffff_ffff_ffffn, at + 8);
@@ -187,7 +194,7 @@ export interface SetOptions {
   table: string;
   name: string;
   /** one type, or several for a concatenation (ipv4_addr . inet_proto . inet_service) */
-  key: KeyTypeName | KeyTypeName[];
+  key: KeyTypeName | readonly KeyTypeName[];
   /** present for maps: the mapped type, "verdict" for verdict maps */
   data?: DataTypeName;
   flags?: SetFlag[];

@@ -81,12 +81,35 @@ function normalizeProtocol(
   return undefined;
 }
 
+/** An object's namespace: absent or empty is `default`, as the API server defaults it. */
+const namespaceOf = (metadata: Record<string, unknown>): string =>
+  typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
+
+const nameOf = (metadata: Record<string, unknown>): string =>
+  typeof metadata.name === 'string' ? metadata.name : '';
+
+/**
+ * The parts of a Pod, Namespace or Node every normalizer reads. A missing name throws: unlike a policy's
+ * (reported, fail closed), such an object cannot be keyed at all.
+ */
+function named(raw: unknown, kind: 'Pod' | 'Namespace' | 'Node') {
+  const obj = asObj(raw);
+  const metadata = asObj(obj.metadata);
+  const name = nameOf(metadata);
+  // Only pods are namespaced among these.
+  const namespace = namespaceOf(metadata);
+  if (name === '') {
+    const object = kind === 'Pod' ? `${kind} ${namespace}/<no name>` : `${kind} <no name>`;
+    throw new ValidationError([{ object, field: 'metadata.name', message: 'is required' }]);
+  }
+  return { metadata, spec: asObj(obj.spec), status: asObj(obj.status), name, namespace };
+}
+
 export function normalizePolicy(raw: unknown): Policy {
   const obj = asObj(raw);
   const metadata = asObj(obj.metadata);
-  const name = typeof metadata.name === 'string' ? metadata.name : '';
-  const namespace =
-    typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
+  const name = nameOf(metadata);
+  const namespace = namespaceOf(metadata);
   const object = `NetworkPolicy ${namespace}/${name || '<no name>'}`;
   const issues: ValidationIssue[] = [];
   const report = (field: string, message: string) => issues.push({ object, field, message });
@@ -307,18 +330,7 @@ function podIps(status: Obj): Address[] {
 
 /** Normalizes a Pod. Containers' ports (and native sidecars' init container ports) are the named ports. */
 export function normalizePod(raw: unknown, memo?: Memo): Pod {
-  const obj = asObj(raw);
-  const metadata = asObj(obj.metadata);
-  const spec = asObj(obj.spec);
-  const status = asObj(obj.status);
-  const name = typeof metadata.name === 'string' ? metadata.name : '';
-  const namespace =
-    typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
-  if (name === '') {
-    throw new ValidationError([
-      { object: `Pod ${namespace}/<no name>`, field: 'metadata.name', message: 'is required' },
-    ]);
-  }
+  const { metadata, spec, status, name, namespace } = named(raw, 'Pod');
   const ports: ContainerPort[] = [];
   const containers = [
     ...(asList(spec.containers) ?? []),
@@ -351,27 +363,14 @@ export function normalizePod(raw: unknown, memo?: Memo): Pod {
 }
 
 export function normalizeNamespace(raw: unknown, memo?: Memo): Namespace {
-  const metadata = asObj(asObj(raw).metadata);
-  const name = typeof metadata.name === 'string' ? metadata.name : '';
-  if (name === '') {
-    throw new ValidationError([
-      { object: 'Namespace <no name>', field: 'metadata.name', message: 'is required' },
-    ]);
-  }
+  const { metadata, name } = named(raw, 'Namespace');
   // Point 6: every namespace carries the immutable kubernetes.io/metadata.name label.
   const labels: Labels = { ...labelsOf(metadata, memo), [NAMESPACE_NAME_LABEL]: name };
   return { name, labels };
 }
 
 export function normalizeNode(raw: unknown): Node {
-  const obj = asObj(raw);
-  const metadata = asObj(obj.metadata);
-  const spec = asObj(obj.spec);
-  const status = asObj(obj.status);
-  const name = typeof metadata.name === 'string' ? metadata.name : '';
-  if (name === '') {
-    throw new ValidationError([{ object: 'Node <no name>', field: 'metadata.name', message: 'is required' }]);
-  }
+  const { spec, status, name } = named(raw, 'Node');
   const addresses: Address[] = [];
   for (const entry of asList(status.addresses) ?? []) {
     const e = asObj(entry);

@@ -71,7 +71,7 @@ export interface DirectionPlan {
 
 export interface PodPlan {
   key: string;
-  addresses: Address[];
+  addresses: readonly Address[];
   /** undefined: not isolated for the direction (point 3). */
   ingress: DirectionPlan | undefined;
   egress: DirectionPlan | undefined;
@@ -80,8 +80,8 @@ export interface PodPlan {
 export interface NodePlan {
   node: string;
   /** The node's own addresses: traffic between them and local pods always passes (point 12). */
-  nodeAddresses: Address[];
-  podCIDRs: AddressRange[];
+  nodeAddresses: readonly Address[];
+  podCIDRs: readonly AddressRange[];
   /** Every live pod on the node, isolated or not, sorted by key. */
   pods: PodPlan[];
   /** The sets the pods' allows reference, sorted by id. */

@@ -12,99 +12,101 @@ export type Protocol = (typeof PROTOCOLS)[number];
 export type Direction = 'ingress' | 'egress';
 
 export interface SelectorRequirement {
-  key: string;
-  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
-  values: string[];
+  readonly key: string;
+  readonly operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  readonly values: readonly string[];
 }
 
 export interface LabelSelector {
-  matchLabels: Labels;
-  matchExpressions: SelectorRequirement[];
+  readonly matchLabels: Labels;
+  readonly matchExpressions: readonly SelectorRequirement[];
 }
 
 export interface ContainerPort {
-  name: string | undefined;
-  port: number;
-  protocol: Protocol;
+  readonly name: string | undefined;
+  readonly port: number;
+  readonly protocol: Protocol;
 }
 
 export interface Pod {
-  namespace: string;
-  name: string;
+  readonly namespace: string;
+  readonly name: string;
   /** `namespace/name` */
-  key: string;
-  labels: Labels;
-  nodeName: string | undefined;
-  hostNetwork: boolean;
-  phase: string;
+  readonly key: string;
+  readonly labels: Labels;
+  readonly nodeName: string | undefined;
+  readonly hostNetwork: boolean;
+  readonly phase: string;
   /** status.podIPs (or podIP), at most one per family (semantics point 18). */
-  ips: Address[];
-  ports: ContainerPort[];
+  readonly ips: readonly Readonly<Address>[];
+  readonly ports: readonly ContainerPort[];
 }
 
 export interface Namespace {
-  name: string;
+  readonly name: string;
   /** Always includes kubernetes.io/metadata.name (semantics point 6). */
-  labels: Labels;
+  readonly labels: Labels;
 }
 
 export interface Node {
-  name: string;
+  readonly name: string;
   /** The node's own addresses: traffic between them and the node's pods always passes (point 12). */
-  addresses: Address[];
-  podCIDRs: AddressRange[];
+  readonly addresses: readonly Readonly<Address>[];
+  readonly podCIDRs: readonly Readonly<AddressRange>[];
 }
 
 /** Which namespaces a pod peer looks in: the policy's own (podSelector alone) or a selector. */
-export type PeerNamespaces = { kind: 'own' } | { kind: 'selector'; selector: LabelSelector };
+export type PeerNamespaces =
+  | { readonly kind: 'own' }
+  | { readonly kind: 'selector'; readonly selector: LabelSelector };
 
 export type Peer =
-  | { kind: 'pods'; namespaces: PeerNamespaces; pods: LabelSelector }
+  | { readonly kind: 'pods'; readonly namespaces: PeerNamespaces; readonly pods: LabelSelector }
   | {
-      kind: 'ipBlock';
-      cidr: string;
-      except: string[];
+      readonly kind: 'ipBlock';
+      readonly cidr: string;
+      readonly except: readonly string[];
       /** cidr minus its excepts: the except carves out of this peer only (point 6). */
-      ranges: AddressRange[];
+      readonly ranges: readonly Readonly<AddressRange>[];
     };
 
 export interface PolicyPort {
-  protocol: Protocol;
+  readonly protocol: Protocol;
   /** undefined: every port of the protocol (point 8); a string is a named port (point 9). */
-  port: number | string | undefined;
-  endPort: number | undefined;
+  readonly port: number | string | undefined;
+  readonly endPort: number | undefined;
 }
 
 export interface Rule {
   /** Index in spec.ingress / spec.egress, for explanations. */
-  index: number;
+  readonly index: number;
   /** undefined: any peer (absent or empty from/to, point 5). */
-  peers: Peer[] | undefined;
+  readonly peers: readonly Peer[] | undefined;
   /** undefined: any port of any protocol (absent or empty ports, point 5). */
-  ports: PolicyPort[] | undefined;
+  readonly ports: readonly PolicyPort[] | undefined;
   /** An invalid rule allows nothing (fail closed); the policy still isolates. */
-  invalid: boolean;
+  readonly invalid: boolean;
 }
 
 export interface ValidationIssue {
   /** `kind namespace/name`, e.g. `NetworkPolicy prod/allow-db`. */
-  object: string;
+  readonly object: string;
   /** JSON-path-like field, e.g. `spec.ingress[0].from[1].ipBlock.cidr`. */
-  field: string;
-  message: string;
+  readonly field: string;
+  readonly message: string;
 }
 
 export interface Policy {
-  namespace: string;
-  name: string;
-  key: string;
-  podSelector: LabelSelector;
+  readonly namespace: string;
+  readonly name: string;
+  readonly key: string;
+  readonly podSelector: LabelSelector;
   /** false when the pod selector itself was invalid: the policy then isolates every pod of its namespace. */
-  podSelectorValid: boolean;
+  readonly podSelectorValid: boolean;
   /** undefined when the direction is not in policyTypes (after defaulting, point 2). */
-  ingress: Rule[] | undefined;
-  egress: Rule[] | undefined;
-  issues: ValidationIssue[];
+  readonly ingress: readonly Rule[] | undefined;
+  readonly egress: readonly Rule[] | undefined;
+  readonly issues: readonly ValidationIssue[];
 }
 
 /** Everything the semantics need, for the whole cluster. Build with `buildState`. */

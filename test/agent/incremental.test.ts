@@ -22,6 +22,7 @@ import {
 import { planNode } from '../../src/policy/plan.ts';
 import type { ClusterState, Namespace, Node, Pod, Policy } from '../../src/policy/types.ts';
 import { runs, scale } from '../_tier.ts';
+import { deepFreeze } from '../policy/builders.ts';
 import { FakeKernel } from './_fixtures.ts';
 
 type Raw = Record<string, unknown>;
@@ -348,7 +349,7 @@ class World {
     (raw.metadata as Raw).resourceVersion = String(++this.rv);
     this.raw[kind].set(key, raw);
     // biome-ignore lint/suspicious/noExplicitAny: one normalizer per kind, chosen by the same key
-    (this.items[kind] as Map<string, any>).set(key, this.normalize[kind](raw));
+    (this.items[kind] as Map<string, any>).set(key, deepFreeze(this.normalize[kind](raw)));
   }
 
   apply(o: Op): void {

@@ -79,18 +79,34 @@ export interface ClusterSpec {
 
 const defaultNamespaces = { x: { ns: 'x' }, y: { ns: 'y' }, z: { ns: 'z' } };
 
+/**
+ * `value` frozen all the way down (objects and arrays; Maps and Sets are walked, not frozen): the
+ * normalized model is read-only (src/policy/types.ts), so a mutation anywhere downstream throws in tests.
+ */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value) || ArrayBuffer.isView(value))
+    return value;
+  if (value instanceof Map || value instanceof Set) {
+    for (const v of value.values()) deepFreeze(v);
+    return value;
+  }
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v);
+  return value;
+}
+
 export function state(spec: ClusterSpec): ClusterState {
   const namespaces = spec.namespaces ?? defaultNamespaces;
   return {
     namespaces: new Map(
       Object.entries(namespaces).map(([name, labels]) => [
         name,
-        normalizeNamespace({ metadata: { name, labels } }),
+        deepFreeze(normalizeNamespace({ metadata: { name, labels } })),
       ]),
     ),
-    nodes: nodes.map(normalizeNode),
-    pods: spec.pods.map((p) => normalizePod(p)),
-    policies: (spec.policies ?? []).map(normalizePolicy),
+    nodes: nodes.map((n) => deepFreeze(normalizeNode(n))),
+    pods: spec.pods.map((p) => deepFreeze(normalizePod(p))),
+    policies: (spec.policies ?? []).map((p) => deepFreeze(normalizePolicy(p))),
   };
 }
 

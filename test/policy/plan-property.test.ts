@@ -15,7 +15,7 @@ import {
 import { PlanCache, Planner } from '../../src/policy/plan.ts';
 import type { ClusterState } from '../../src/policy/types.ts';
 import { runs, scale } from '../_tier.ts';
-import { nodes, replaceSlot } from './builders.ts';
+import { deepFreeze, nodes, replaceSlot } from './builders.ts';
 import { PlanMatcher } from './plan-matcher.ts';
 
 const NAMESPACES = ['x', 'y', 'z'];
@@ -155,6 +155,8 @@ function build(input: ClusterInput) {
     ]),
   );
   const state = { pods, policies, namespaces, nodes: nodes.map(normalizeNode) };
+  // The normalized objects, not the lists (the steps below replace pods in place).
+  for (const o of [...pods, ...policies, ...namespaces.values(), ...state.nodes]) deepFreeze(o);
   return { state };
 }
 
