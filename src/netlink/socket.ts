@@ -23,6 +23,7 @@ import {
   parseError,
   splitMessages,
 } from './message.ts';
+import { SocketHandle } from './sockopt.ts';
 
 interface Waiter {
   /** Returns true when the waiter is complete. */
@@ -57,11 +58,22 @@ export class NfnlSocket {
   private readonly timeoutMs: number;
   private closed = false;
   private overflowed = false;
+  private readonly handle: SocketHandle;
 
   constructor(options: SocketOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? 60_000;
     const rcv = options.recvBufferSize ?? 8 * 1024 * 1024;
     this.sock = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: rcv, sendBufferSize: 0 });
+    try {
+      // A full receive queue (a batch's ACKs) must not set sk_err: the package would abort the process on
+      // the poll error (see sockopt.ts). Drops are then read from the kernel's count around each commit.
+      this.handle = SocketHandle.of(this.sock, NETLINK_NETFILTER);
+      this.handle.setNoEnobufs();
+      this.handle.forceRecvBuffer(rcv);
+    } catch (error) {
+      this.sock.close();
+      throw error;
+    }
     this.seq = Math.floor(Date.now() / 1000) & 0x3fffffff;
     this.sock.on('message', (buf) => this.onData(buf));
     this.sock.on('error', (err) => this.onError(err));
@@ -257,6 +269,7 @@ export class NfnlSocket {
       reject = rej;
     });
     this.overflowed = false;
+    const dropsBefore = this.handle.drops();
     const waiter = {
       promise,
       onMessage(m: NlMessage): boolean {
@@ -291,6 +304,7 @@ export class NfnlSocket {
     endMessage(w, s);
     await this.send(w.bytes());
     await p;
+    if (this.handle.drops() !== dropsBefore) this.overflowed = true;
     if (errors.size > 0) {
       const seq = Math.min(...errors.keys());
       const errno = errors.get(seq) ?? 0;
