@@ -84,7 +84,6 @@ export class TableMonitor {
 
   private reportLost(): void {
     this.lost++;
-    this.pending.clear(); // partial transactions cannot be trusted any more
     this.options.onLost();
   }
 
@@ -107,7 +106,8 @@ export class TableMonitor {
     if (m.pid !== 0 && m.pid === this.options.ownPort?.()) return;
     const type = m.type & 0xff;
     if (type === NFT_MSG.NEWGEN) {
-      this.checkDrops();
+      // After the change below is reported: a transaction seen in part is still a change by someone.
+      queueMicrotask(() => this.checkDrops());
       const seen = this.pending.get(m.pid);
       if (seen === undefined) return;
       this.pending.delete(m.pid);
