@@ -59,6 +59,8 @@ export class NfnlSocket {
   private closed = false;
   private overflowed = false;
   private readonly handle: SocketHandle;
+  /** The kernel's drop count when last looked at (see commit()). */
+  private dropsSeen = 0;
 
   constructor(options: SocketOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? 60_000;
@@ -269,7 +271,6 @@ export class NfnlSocket {
       reject = rej;
     });
     this.overflowed = false;
-    const dropsBefore = this.handle.drops();
     const waiter = {
       promise,
       onMessage(m: NlMessage): boolean {
@@ -304,7 +305,6 @@ export class NfnlSocket {
     endMessage(w, s);
     await this.send(w.bytes());
     await p;
-    if (this.handle.drops() !== dropsBefore) this.overflowed = true;
     if (errors.size > 0) {
       const seq = Math.min(...errors.keys());
       const errno = errors.get(seq) ?? 0;
@@ -323,7 +323,11 @@ export class NfnlSocket {
         seq,
       });
     }
+    // Missing ACKs are the loss signal; the kernel's drop count (a read walks every netlink socket of the
+    // host, about 1 ms) only says why, so it is read on this path alone.
+    if (acked.size < n && (this.handle.drops() ?? 0) > this.dropsSeen) this.overflowed = true;
     if (this.overflowed || acked.size < n) {
+      this.dropsSeen = this.handle.drops() ?? this.dropsSeen;
       throw new NetlinkError(
         'E_NETLINK_IO',
         `only ${acked.size} of ${n} batch messages were acknowledged${this.overflowed ? ' (receive buffer overflow)' : ''}`,
