@@ -84,6 +84,22 @@ try {
     const back = await listRuleset(sock, { family: 'inet', table });
     out.chainsInKernel = back.chains.length;
     sock.close();
+  } else if (mode === 'listing') {
+    // A large listing read by a socket with the minimum receive queue: dumps are paced by the reader.
+    const n = Number(arg);
+    const sock = new NfnlSocket({ timeoutMs });
+    const set = new NamedSet({ family, table, name: 'a', key: 'ipv4_addr' });
+    await new Transaction()
+      .add(new Table({ family, name: table }))
+      .add(set)
+      .run(sock);
+    for (let b = 0; b < n; b += 2000)
+      await new Transaction().addElements(set, addresses(b, Math.min(2000, n - b))).run(sock);
+    sock.close();
+    const small = new NfnlSocket({ recvBufferSize: 1, timeoutMs });
+    const back = await listRuleset(small, { family: 'inet', table });
+    out.elements = back.sets[0]?.elements.length;
+    small.close();
   } else {
     throw new Error(`unknown mode ${mode}`);
   }

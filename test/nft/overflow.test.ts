@@ -47,3 +47,10 @@ t.test('ACKs overflowing the committing socket fail the commit, not the process'
   t.equal(r.commitError?.code, 'E_NETLINK_IO', `a named error: ${r.commitError?.message}`);
   t.equal(r.chainsInKernel, 3000, 'the batch itself was committed (the kernel holds it all)');
 });
+
+t.test('a large listing into the minimum receive queue loses nothing (dumps are paced)', async (t) => {
+  const { status, r, stderr } = runChild(t, 'listing', '50000');
+  t.equal(status, 0, `the child exited normally (stderr: ${stderr})`);
+  t.equal(r.ok, true, JSON.stringify(r).slice(0, 2000));
+  t.equal(r.elements, 50_000, 'every element read back');
+});
