@@ -6,6 +6,9 @@
 // close the socket even without that. NETLINK_NO_ENOBUFS stops the kernel from setting sk_err (it still
 // drops and counts in sk_drops, which /proc/net/netlink shows), so losses are found by reading that count.
 // koffi is used only for setsockopt/getsockopt on an fd we already own.
+// Weighed and not enough alone: a bigger queue (SO_RCVBUFFORCE, also set) only moves the limit, and a
+// foreign commit of many elements notifies per element, synchronously inside its sendmsg, faster than
+// any reader; NFNLGRP_NFTABLES is one group, so a subscriber cannot leave element events out.
 
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import koffi from 'koffi';
