@@ -343,6 +343,7 @@ export class Agent {
   /** The kernel dropped notifications (a burst larger than the receive buffer: often a large commit of
    *  our own, which notifies per element): whether someone else changed the table is unknown. */
   private onNotificationsLost(): void {
+    this.metrics.notificationsLost.inc();
     if (!this.active) return;
     this.log.debug('table notifications lost; verifying');
     this.verifyDetail ??= 'notifications lost';

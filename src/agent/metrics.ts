@@ -70,6 +70,11 @@ export function createMetrics() {
       help: 'Transactions of other processes that changed our table (from nf_tables notifications), or lost notifications.',
       registers: [registry],
     }),
+    notificationsLost: new Counter({
+      name: 'tollgate_table_notifications_lost_total',
+      help: 'Times the kernel dropped nf_tables notifications for our monitor (receive queue full); each leads to a full comparison with the kernel.',
+      registers: [registry],
+    }),
     standby: new Gauge({
       name: 'tollgate_standby',
       help: "1 while another agent writes this node's table and this one waits to take over.",

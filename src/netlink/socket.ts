@@ -23,6 +23,7 @@ import {
   parseError,
   splitMessages,
 } from './message.ts';
+import { SocketHandle } from './sockopt.ts';
 
 interface Waiter {
   /** Returns true when the waiter is complete. */
@@ -57,11 +58,24 @@ export class NfnlSocket {
   private readonly timeoutMs: number;
   private closed = false;
   private overflowed = false;
+  private readonly handle: SocketHandle;
+  /** The kernel's drop count when last looked at (see commit()). */
+  private dropsSeen = 0;
 
   constructor(options: SocketOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? 60_000;
     const rcv = options.recvBufferSize ?? 8 * 1024 * 1024;
     this.sock = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: rcv, sendBufferSize: 0 });
+    try {
+      // A full receive queue (a batch's ACKs) must not set sk_err: the package would abort the process on
+      // the poll error (see sockopt.ts). Drops are then read from the kernel's count around each commit.
+      this.handle = SocketHandle.of(this.sock, NETLINK_NETFILTER);
+      this.handle.setNoEnobufs();
+      this.handle.forceRecvBuffer(rcv);
+    } catch (error) {
+      this.sock.close();
+      throw error;
+    }
     this.seq = Math.floor(Date.now() / 1000) & 0x3fffffff;
     this.sock.on('message', (buf) => this.onData(buf));
     this.sock.on('error', (err) => this.onError(err));
@@ -309,7 +323,11 @@ export class NfnlSocket {
         seq,
       });
     }
+    // Missing ACKs are the loss signal; the kernel's drop count (a read walks every netlink socket of the
+    // host, about 1 ms) only says why, so it is read on this path alone.
+    if (acked.size < n && (this.handle.drops() ?? 0) > this.dropsSeen) this.overflowed = true;
     if (this.overflowed || acked.size < n) {
+      this.dropsSeen = this.handle.drops() ?? this.dropsSeen;
       throw new NetlinkError(
         'E_NETLINK_IO',
         `only ${acked.size} of ${n} batch messages were acknowledged${this.overflowed ? ' (receive buffer overflow)' : ''}`,

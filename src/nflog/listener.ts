@@ -18,6 +18,7 @@ import {
 } from '../netlink/constants.ts';
 import { errnoName } from '../netlink/errors.ts';
 import { beginMessage, endMessage, type NlMessage, parseError, splitMessages } from '../netlink/message.ts';
+import { SocketHandle } from '../netlink/sockopt.ts';
 import { ERRNO, errnoNameOf } from '../util/errors.ts';
 import { NflogError } from './errors.ts';
 import { decodePacket, isPacketMessage, type NflogPacket } from './packet.ts';
@@ -47,7 +48,8 @@ export interface NflogStats {
   /** Reports the kernel numbered (NFULA_SEQ) but that never arrived: lost to a full receive queue. Known
    *  only when a later report arrives; until then `overruns` is the sign. */
   lost: number;
-  /** Times the socket said ENOBUFS: the kernel dropped reports for us (once per overflow, not per report). */
+  /** Datagrams the kernel dropped for us because the receive queue was full (its sk_drops count since
+   *  the listener opened; read when the stats are read). */
   overruns: number;
   /** Messages skipped because they did not decode. */
   undecodable: number;
@@ -68,7 +70,9 @@ export class NflogListener {
   private lastSeq: number | undefined;
   private bound = false;
   private closed = false;
-  readonly stats: NflogStats = { received: 0, lost: 0, overruns: 0, undecodable: 0 };
+  private readonly counts: NflogStats = { received: 0, lost: 0, overruns: 0, undecodable: 0 };
+  private readonly handle: SocketHandle;
+  private readonly drops0: number;
 
   private constructor(options: NflogListenerOptions) {
     this.options = options;
@@ -77,9 +81,28 @@ export class NflogListener {
       recvBufferSize: options.recvBufferSize ?? 1024 * 1024,
       sendBufferSize: 0,
     });
+    try {
+      // A full queue must not set sk_err: the package would abort the process on the poll error (see
+      // sockopt.ts). Losses show as sequence gaps and in the kernel's drop count.
+      this.handle = SocketHandle.of(this.sock, NETLINK_NETFILTER);
+      this.handle.setNoEnobufs();
+      this.handle.forceRecvBuffer(options.recvBufferSize ?? 1024 * 1024);
+      this.drops0 = this.handle.drops() ?? 0;
+    } catch (error) {
+      this.sock.close();
+      throw error;
+    }
     // Anything thrown inside these handlers would abort the process (they run from a native callback).
     this.sock.on('message', (buf) => this.guard(() => this.onData(buf)));
     this.sock.on('error', (err) => this.guard(() => this.onSocketError(err)));
+  }
+
+  get stats(): NflogStats {
+    if (!this.closed) {
+      const d = this.handle.drops();
+      if (d !== undefined) this.counts.overruns = d - this.drops0;
+    }
+    return this.counts;
   }
 
   /**
@@ -222,24 +245,24 @@ export class NflogListener {
     try {
       p = decodePacket(m);
     } catch (error) {
-      this.stats.undecodable++;
+      this.counts.undecodable++;
       this.options.onError?.(error as NflogError);
       return;
     }
     if (p.seq !== undefined) {
       // NFULA_SEQ counts every report the group made, delivered or not; u32, wraps.
-      if (this.lastSeq !== undefined) this.stats.lost += (p.seq - this.lastSeq - 1) >>> 0;
+      if (this.lastSeq !== undefined) this.counts.lost += (p.seq - this.lastSeq - 1) >>> 0;
       this.lastSeq = p.seq;
     }
-    this.stats.received++;
+    this.counts.received++;
     this.options.onPacket(p, now);
   }
 
   private onSocketError(err: Error & { errno?: number }): void {
-    // ENOBUFS: our receive queue was full and the kernel dropped reports; the socket itself goes on, and
-    // the next report's sequence number says how many were lost.
+    // ENOBUFS (not expected with NETLINK_NO_ENOBUFS): reports were dropped; the socket goes on, and the
+    // next report's sequence number says how many were lost.
     if (err.errno === ERRNO.ENOBUFS || errnoNameOf(err) === 'ENOBUFS') {
-      this.stats.overruns++;
+      this.counts.overruns++;
       return;
     }
     this.options.onError?.(

@@ -14,6 +14,10 @@ import {
   NFTA_GEN,
 } from '../netlink/constants.ts';
 import { NFGENMSG_LEN, type NlMessage, splitMessages } from '../netlink/message.ts';
+import { SocketHandle } from '../netlink/sockopt.ts';
+
+/** How often the kernel's drop count is read besides at each transaction's end (a lost NEWGEN). */
+const DROP_CHECK_MS = 1000;
 
 /** One committed transaction that touched the watched table. */
 export interface TableChange {
@@ -32,7 +36,8 @@ export interface MonitorOptions {
   family: number;
   table: string;
   onChange(change: TableChange): void;
-  /** Notifications were dropped (receive queue overflow): whatever happened is unknown. */
+  /** Notifications were dropped (receive queue overflow), or the socket failed: whatever happened is
+   *  unknown. Called once per detection; the monitor goes on. */
   onLost(): void;
   /** Our own port id: its messages are skipped unparsed (a large commit of ours notifies per element). */
   ownPort?: () => number | undefined;
@@ -44,22 +49,56 @@ export class TableMonitor {
   private readonly options: MonitorOptions;
   /** Messages of the transaction being received, per committing port (until its NEWGEN). */
   private readonly pending = new Map<number, Map<string, number>>();
+  private readonly handle: SocketHandle;
+  private readonly timer: NodeJS.Timeout;
+  private drops: number;
   private closed = false;
   private paused = 0;
+  /** Times a loss was detected (kernel drop count went up, or a socket error). */
+  lost = 0;
 
   constructor(options: MonitorOptions) {
     this.options = options;
-    this.sock = new RawNetlinkSocket(NETLINK_NETFILTER, {
-      recvBufferSize: options.recvBufferSize ?? 4 * 1024 * 1024,
-      sendBufferSize: 0,
-    });
-    this.sock.addMembership(NFNLGRP_NFTABLES);
+    const rcv = options.recvBufferSize ?? 4 * 1024 * 1024;
+    this.sock = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: rcv, sendBufferSize: 0 });
+    try {
+      // Before the subscription: an overflow with sk_err set would abort the process (see sockopt.ts).
+      this.handle = SocketHandle.of(this.sock, NETLINK_NETFILTER);
+      this.handle.setNoEnobufs();
+      this.handle.forceRecvBuffer(rcv);
+      this.drops = this.handle.drops() ?? 0;
+      this.sock.addMembership(NFNLGRP_NFTABLES);
+    } catch (error) {
+      this.sock.close();
+      throw error;
+    }
     this.sock.on('message', (buf) => {
       for (const m of splitMessages(buf)) this.onMessage(m);
     });
-    // ENOBUFS: the kernel dropped notifications. Anything else ends the subscription just the same.
-    this.sock.on('error', () => options.onLost());
+    // With NETLINK_NO_ENOBUFS an error here is not an overflow; report it as a loss all the same.
+    this.sock.on('error', () => this.reportLost());
     this.sock.unref();
+    this.timer = setInterval(() => this.checkDrops(), DROP_CHECK_MS);
+    this.timer.unref();
+  }
+
+  private reportLost(): void {
+    this.lost++;
+    this.options.onLost();
+  }
+
+  /** The kernel's drop count for our socket went up: notifications were lost. */
+  private checkDrops(): void {
+    if (this.closed) return;
+    let now: number | undefined;
+    try {
+      now = this.handle.drops();
+    } catch {
+      now = undefined;
+    }
+    if (now === undefined || now === this.drops) return;
+    this.drops = now;
+    this.reportLost();
   }
 
   private onMessage(m: NlMessage): void {
@@ -67,6 +106,8 @@ export class TableMonitor {
     if (m.pid !== 0 && m.pid === this.options.ownPort?.()) return;
     const type = m.type & 0xff;
     if (type === NFT_MSG.NEWGEN) {
+      // After the change below is reported: a transaction seen in part is still a change by someone.
+      queueMicrotask(() => this.checkDrops());
       const seen = this.pending.get(m.pid);
       if (seen === undefined) return;
       this.pending.delete(m.pid);
@@ -109,6 +150,7 @@ export class TableMonitor {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.timer);
     this.sock.close();
   }
 }

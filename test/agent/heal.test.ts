@@ -52,9 +52,10 @@ function agent(
 
 /** A monitor part the test drives by hand. */
 function monitor() {
-  const m: { emit?: (c: TableChange) => void } = {};
-  const part: AgentParts['monitor'] = (onChange) => {
+  const m: { emit?: (c: TableChange) => void; lost?: () => void } = {};
+  const part: AgentParts['monitor'] = (onChange, onLost) => {
     m.emit = onChange;
+    m.lost = onLost;
     return { close() {}, pause() {}, resume() {} };
   };
   return { m, part };
@@ -90,6 +91,25 @@ t.test("another process's change: repaired at once; our own commits are ignored"
   t.match(ours(kernel), /^add table inet tollgate\n/, 'the table is back');
   t.match(await metric(a, 'tollgate_repairs_total'), /tollgate_repairs_total\{cause="notification"\} 1/);
   t.match(await metric(a, 'tollgate_table_changes_by_others_total'), / 1$/m);
+});
+
+t.test('lost notifications: counted, and the table compared with the kernel and repaired', async (t) => {
+  const api = new FakeApi();
+  cluster(api);
+  const kernel = new Kernel();
+  const { m, part } = monitor();
+  const { a, lines } = agent(t, api, kernel, {}, { monitor: part });
+  await a.start();
+  await until(() => a.ready, 'ready');
+  // Someone deletes the table, and its notifications are among those the kernel dropped.
+  kernel.fake.tamper((m) => m.delete(`inet ${TABLE}`));
+  m.lost!();
+  await until(() => lines.some((l) => l.msg === 'repaired'), 'repaired');
+  const r = lines.find((l) => l.msg === 'repaired')!;
+  t.equal(r.cause, 'notification');
+  t.match(r.trigger, /notifications lost/);
+  t.match(ours(kernel), /^add table inet tollgate\n/, 'the table is back');
+  t.match(await metric(a, 'tollgate_table_notifications_lost_total'), / 1$/m);
 });
 
 t.test(
