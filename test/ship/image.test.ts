@@ -309,7 +309,7 @@ t.test('scripts/build-image.sh: the Dockerfile image, built without Docker, runs
       t.equal(r.status, 1, `${what} exits 1`, { stderr: r.stderr });
       t.match(r.stderr, /this installation leaves out src\//, `${what} names what is missing`);
       t.match(r.stderr, part);
-      t.match(r.stderr, /run it from a git checkout of tollgate \[E_NOT_INSTALLED\]$/m);
+      t.match(r.stderr, /need a git checkout of tollgate\) \[E_NOT_INSTALLED\]$/m);
       t.notMatch(r.stderr, /^\s+at /m, `${what} prints no stack trace`);
     }
 

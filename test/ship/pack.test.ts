@@ -98,6 +98,6 @@ t.test('npm pack + npm install -g --omit=dev: tollgate and kubectl-tollgate run'
   });
   const lab = run('tollgate', ['lab', 'list']);
   t.equal(lab.status, 1, '`tollgate lab list` from the package exits 1', { stderr: lab.stderr });
-  t.match(lab.stderr, /leaves out src\/lab\/.*run it from a git checkout of tollgate \[E_NOT_INSTALLED\]$/m);
+  t.match(lab.stderr, /leaves out src\/lab\/.*need a git checkout of tollgate\) \[E_NOT_INSTALLED\]$/m);
   t.notMatch(lab.stderr, /^\s+at /m, 'and prints no stack trace');
 });
