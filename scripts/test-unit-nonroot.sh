@@ -20,6 +20,9 @@ git -C "$repo" archive HEAD | tar -x -C "$work"
 mkdir "$work/.home"
 chown -R nobody:nogroup "$work"
 chmod 755 "$top" "$work"
+# tap builds its Test class into node_modules on its first run; nobody may not write there, so build it
+# here first (a fresh clone's first test run is this one: CI runs it before `npm test`).
+(cd "$repo" && node_modules/.bin/tap build >/dev/null)
 # After the chown: hard links share their inode, so a chown now would change this checkout's files too.
 cp -al "$repo/node_modules" "$work/node_modules" 2>/dev/null || {
   rm -rf "$work/node_modules"
