@@ -218,6 +218,7 @@ t.test('every state between batches allows at most what old or new allows (prope
           // the two (10.244.1.10 + .11 against 10.244.1.10/31), on purpose (see incremental.test.ts).
           const fresh = expectedRuleset(desired(b, fuseA));
           const kernel = await fp.readTable();
+          if (kernel === undefined) throw new Error('the end state has no table');
           const objects = (r: typeof fresh) =>
             canonicalLines(r)
               .filter((l) => !l.startsWith('add element '))
