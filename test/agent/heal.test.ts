@@ -65,7 +65,8 @@ function monitor() {
 const ours = (k: FakeKernel) => k.fake.dump({ family: 'inet', table: TABLE });
 const metric = async (a: Agent, name: string) => a.metrics.registry.getSingleMetricAsString(name);
 
-t.test("another process's change: repaired at once; our own commits are ignored", async (t) => {
+/** A ready agent on a fake kernel whose table monitor the test drives (`m.emit`, `m.lost`). */
+async function watchedAgent(t: { teardown(fn: () => unknown): void }) {
   const api = new FakeApi();
   cluster(api);
   const kernel = new Kernel();
@@ -73,6 +74,11 @@ t.test("another process's change: repaired at once; our own commits are ignored"
   const { a, lines } = agent(t, api, kernel, {}, { monitor: part });
   await a.start();
   await until(() => a.ready, 'ready');
+  return { kernel, m, a, lines };
+}
+
+t.test("another process's change: repaired at once; our own commits are ignored", async (t) => {
+  const { kernel, m, a, lines } = await watchedAgent(t);
   const reads = kernel.fake.committed.length;
   m.emit!({ portId: 4242, summary: 'NEWSETELEM 1' });
   await a.idle();
@@ -94,13 +100,7 @@ t.test("another process's change: repaired at once; our own commits are ignored"
 });
 
 t.test('lost notifications: counted, and the table compared with the kernel and repaired', async (t) => {
-  const api = new FakeApi();
-  cluster(api);
-  const kernel = new Kernel();
-  const { m, part } = monitor();
-  const { a, lines } = agent(t, api, kernel, {}, { monitor: part });
-  await a.start();
-  await until(() => a.ready, 'ready');
+  const { kernel, m, a, lines } = await watchedAgent(t);
   // Someone deletes the table, and its notifications are among those the kernel dropped.
   kernel.fake.tamper((m) => m.delete(`inet ${TABLE}`));
   m.lost!();

@@ -23,6 +23,17 @@ function addresses(from: number, n: number): string[] {
   return els;
 }
 
+/** Our table with one IPv4 set `a` of `n` addresses, committed 2,000 elements a batch. */
+async function filledSet(sock: NfnlSocket, n: number): Promise<void> {
+  const set = new NamedSet({ family, table, name: 'a', key: 'ipv4_addr' });
+  await new Transaction()
+    .add(new Table({ family, name: table }))
+    .add(set)
+    .run(sock);
+  for (let b = 0; b < n; b += 2000)
+    await new Transaction().addElements(set, addresses(b, Math.min(2000, n - b))).run(sock);
+}
+
 try {
   if (mode === 'monitor') {
     // Another process floods our table: `batches` commits of 2,000 elements each, every element one
@@ -45,13 +56,7 @@ try {
       onLost: () => lost++,
     });
     const sock = new NfnlSocket({ timeoutMs });
-    const set = new NamedSet({ family, table, name: 'a', key: 'ipv4_addr' });
-    await new Transaction()
-      .add(new Table({ family, name: table }))
-      .add(set)
-      .run(sock);
-    for (let b = 0; b < batches; b++)
-      await new Transaction().addElements(set, addresses(b * 2000, 2000)).run(sock);
+    await filledSet(sock, batches * 2000);
     // Lets the event loop drain the queue, then one small change that must still be seen.
     await new Promise((resolve) => setTimeout(resolve, 200));
     await new Transaction().add(new Chain({ family, table, name: 'end' })).run(sock);
@@ -88,13 +93,7 @@ try {
     // A large listing read by a socket with the minimum receive queue: dumps are paced by the reader.
     const n = Number(arg);
     const sock = new NfnlSocket({ timeoutMs });
-    const set = new NamedSet({ family, table, name: 'a', key: 'ipv4_addr' });
-    await new Transaction()
-      .add(new Table({ family, name: table }))
-      .add(set)
-      .run(sock);
-    for (let b = 0; b < n; b += 2000)
-      await new Transaction().addElements(set, addresses(b, Math.min(2000, n - b))).run(sock);
+    await filledSet(sock, n);
     sock.close();
     const small = new NfnlSocket({ recvBufferSize: 1, timeoutMs });
     const back = await listRuleset(small, { family: 'inet', table });
