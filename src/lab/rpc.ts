@@ -72,8 +72,9 @@ export class RpcChild<Reply extends { id: number }> {
     return this.child.pid;
   }
 
+  /** False once the child has exited (its 'exit'), even before the pipes close and pending requests settle. */
   get alive(): boolean {
-    return this.#end === undefined;
+    return this.#end === undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   /** What the child wrote to stderr lately (its tail), trimmed. */
