@@ -2,6 +2,7 @@
 // Everything here is already defaulted and validated (see normalize.ts), so the evaluator and the planner
 // never look at raw API objects.
 import type { Address, AddressRange } from './address.ts';
+import type { ClusterPolicy } from './cluster-types.ts';
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -115,4 +116,6 @@ export interface ClusterState {
   namespaces: Map<string, Namespace>;
   policies: Policy[];
   nodes: Node[];
+  /** ClusterNetworkPolicies (semantics 20-24); absent or empty: NetworkPolicies alone decide. */
+  readonly clusterPolicies?: readonly ClusterPolicy[];
 }
