@@ -117,7 +117,8 @@ function ruleMatch(
   return undefined;
 }
 
-function decideDirection(
+// Exported for the tier evaluator (tiers.ts), which wraps this NetworkPolicy verdict.
+export function decideDirection(
   index: ClusterIndex,
   direction: Direction,
   subject: Pod,

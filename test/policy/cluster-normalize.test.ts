@@ -2,15 +2,7 @@
 // problem reported naming the object and the field, a bad rule kept and marked invalid (fail closed).
 import t from 'tap';
 import { normalizeClusterPolicy } from '../../src/policy/cluster-normalize.ts';
-
-export function cnp(name: string, spec: Record<string, unknown>) {
-  return {
-    apiVersion: 'policy.networking.k8s.io/v1alpha2',
-    kind: 'ClusterNetworkPolicy',
-    metadata: { name },
-    spec,
-  };
-}
+import { cnp } from './cluster-builders.ts';
 
 const base = { tier: 'Admin', priority: 10, subject: { namespaces: {} } };
 const ingress = (rule: Record<string, unknown>) => cnp('guard', { ...base, ingress: [rule] });
