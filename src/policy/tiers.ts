@@ -88,12 +88,13 @@ export function subjectSelects(index: ClusterIndex, policy: ClusterPolicy, pod: 
 }
 
 /**
- * The labels a node peer matches. The normalized Node carries none yet; until it does, a node has the
- * label every kubelet sets, kubernetes.io/hostname = its name.
+ * The labels a node peer matches. The normalized Node carries none yet (the agent's watch adds them next);
+ * until then a node has the labels every kubelet sets that tollgate can know: its hostname, and
+ * kubernetes.io/os = linux (tollgate's agent runs on Linux nodes only).
  */
 export function nodeLabels(node: Node): Labels {
   const labels = (node as Node & { labels?: Labels }).labels;
-  return labels ?? { 'kubernetes.io/hostname': node.name };
+  return labels ?? { 'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux' };
 }
 
 function podInScope(index: ClusterIndex, namespaces: LabelSelector, pod: Pod): boolean {

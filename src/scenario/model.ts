@@ -1,7 +1,8 @@
 // The model driver: scenario probes decided by the reference evaluator (no kernel, no privileges).
 import { formatAddress, parseAddress, rangeContains } from '../policy/address.ts';
-import { type Endpoint, endpointAt, evaluate, explainVerdict, type Flow } from '../policy/evaluate.ts';
+import { type Endpoint, endpointAt, type Flow } from '../policy/evaluate.ts';
 import { ClusterIndex } from '../policy/index.ts';
+import { evaluateTiers, explainTierVerdict } from '../policy/tiers.ts';
 import { UsageError } from '../util/errors.ts';
 import type { Probe, ProbeOutcome, ScenarioDriver } from './probes.ts';
 import type { EndpointRef } from './types.ts';
@@ -53,11 +54,13 @@ export function modelOutcome(world: World, index: ClusterIndex, probe: Probe): P
         explanation: `DENY: ${formatAddress(e.address)} is in node ${node}'s pod range but no live pod owns it (see the address conflicts), so ${node} drops it`,
       };
   }
-  const verdict = evaluate(index, flow);
-  return { probe, allowed: verdict.allowed, explanation: explainVerdict(flow, verdict) };
+  // Tier-aware; with no ClusterNetworkPolicies it is exactly evaluate() and its explanation.
+  const verdict = evaluateTiers(index, flow);
+  return { probe, allowed: verdict.allowed, explanation: explainTierVerdict(index, flow, verdict) };
 }
 
 export const modelDriver: ScenarioDriver = {
+  enforcesClusterPolicies: true,
   async sync() {},
   async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
     const index = new ClusterIndex(world.state());

@@ -8,6 +8,7 @@ import { UsageError } from '../util/errors.ts';
 import { yamlDocuments as parseYamlDocuments } from '../util/yaml.ts';
 import type {
   AgentAction,
+  DeleteResource,
   ProbeFamily,
   Scenario,
   ScenarioHost,
@@ -183,9 +184,15 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
     case 'apply':
       return { ...base, kind: 'apply', text: r.str(v, `${field}.apply`) };
     case 'delete': {
-      const m = /^(networkpolicy|pod|namespace)\s+(\S+)$/.exec(r.str(v, `${field}.delete`).trim());
-      if (!m) r.fail(`${field}.delete`, "must be 'networkpolicy NS/NAME', 'pod NS/NAME' or 'namespace NAME'");
-      return { ...base, kind: 'delete', resource: m[1] as 'networkpolicy' | 'pod' | 'namespace', key: m[2]! };
+      const m = /^(networkpolicy|pod|namespace|clusternetworkpolicy)\s+(\S+)$/.exec(
+        r.str(v, `${field}.delete`).trim(),
+      );
+      if (!m)
+        r.fail(
+          `${field}.delete`,
+          "must be 'networkpolicy NS/NAME', 'pod NS/NAME', 'namespace NAME' or 'clusternetworkpolicy NAME'",
+        );
+      return { ...base, kind: 'delete', resource: m[1] as DeleteResource, key: m[2]! };
     }
     case 'label': {
       const l = r.obj(v, `${field}.label`);

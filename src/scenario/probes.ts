@@ -61,6 +61,8 @@ export interface WindowReport {
 }
 
 export interface ScenarioDriver {
+  /** Enforces ClusterNetworkPolicies (the model only, for now); without it their steps are refused. */
+  readonly enforcesClusterPolicies?: boolean;
   /** Sets up and enforces the initial world (the lab builds its cluster here). */
   start?(world: World): Promise<void>;
   /** Tears down what start built; called also when the scenario fails. */
@@ -236,6 +238,9 @@ export function expandMatrix(
 export async function runScenario(scenario: Scenario, driver: ScenarioDriver): Promise<ScenarioReport> {
   const world = new World(scenario);
   const report: ScenarioReport = { scenario, steps: [], passed: 0, failed: 0 };
+  // Before a lab is built for nothing: the step that would be refused later is known now.
+  const refused = driver.enforcesClusterPolicies ? undefined : scenario.steps.find(bringsClusterPolicy);
+  if (refused) throw clusterPolicyRefusal(refused);
   try {
     await driver.start?.(world);
     await runSteps(world, driver, report);
@@ -270,6 +275,7 @@ async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioRe
       if (isFault(step)) await driver.fault?.(world, step);
       else {
         world.applyStep(step);
+        refuseClusterPolicies(world, driver, step);
         await driver.sync(world, step);
       }
       continue;
@@ -295,6 +301,26 @@ async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioRe
     report.steps.push({ step, outcomes, matrixPods, ...(measured ? { window: measured } : {}) });
   }
 }
+
+/**
+ * A driver that does not enforce ClusterNetworkPolicies fails the scenario at the step that brings one in
+ * (or deletes one), rather than probing a world it does not enforce and passing by accident.
+ */
+function refuseClusterPolicies(world: World, driver: ScenarioDriver, step: Step): void {
+  if (driver.enforcesClusterPolicies) return;
+  if (bringsClusterPolicy(step) || world.clusterPolicies.size > 0) throw clusterPolicyRefusal(step);
+}
+
+/** An apply with a ClusterNetworkPolicy document, or a delete of one. */
+function bringsClusterPolicy(step: Step): boolean {
+  if (step.kind === 'delete') return step.resource === 'clusternetworkpolicy';
+  return step.kind === 'apply' && /^\s*kind:\s*['"]?ClusterNetworkPolicy['"]?\s*$/m.test(step.text);
+}
+
+const clusterPolicyRefusal = (step: Step) =>
+  new ScenarioError(
+    `${step.where}: ClusterNetworkPolicy is not enforced by the lab yet (run this scenario in model mode)`,
+  );
 
 /** The deny probes of a later `expect` step, as far as they parse now (its pods may not exist yet). */
 function watchedProbes(world: World, step: Step & { kind: 'expect' }): Probe[] {

@@ -43,9 +43,12 @@ export type EndpointRef =
 export const AGENT_ACTIONS = ['stop', 'start', 'restart', 'kill', 'second-start', 'second-stop'] as const;
 export type AgentAction = (typeof AGENT_ACTIONS)[number];
 
+/** What `delete:` removes; clusternetworkpolicy is cluster-scoped (NAME, no namespace). */
+export type DeleteResource = 'networkpolicy' | 'pod' | 'namespace' | 'clusternetworkpolicy';
+
 export type Step = { index: number; where: string } & (
   | { kind: 'apply'; text: string }
-  | { kind: 'delete'; resource: 'networkpolicy' | 'pod' | 'namespace'; key: string }
+  | { kind: 'delete'; resource: DeleteResource; key: string }
   | { kind: 'label'; target: 'namespace' | 'pod'; key: string; set: Record<string, string>; remove: string[] }
   | { kind: 'add-pods'; pods: ScenarioPod[] }
   | {

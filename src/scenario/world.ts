@@ -3,6 +3,7 @@
 // fd00:10:244:N::10+, outside host a.b.c.d also at 2001:db8:a:b:c::d).
 // No probing and no kernel access here.
 import { isIPv4 } from 'node:net';
+import { CLUSTER_POLICY_KIND, normalizeClusterPolicy } from '../policy/cluster-normalize.ts';
 import { buildState } from '../policy/normalize.ts';
 import type { ClusterState } from '../policy/types.ts';
 import { ScenarioError, yamlDocuments } from './parse.ts';
@@ -73,6 +74,8 @@ export class World {
   readonly namespaces = new Map<string, Record<string, string>>();
   readonly pods = new Map<string, WorldPod>();
   readonly policies = new Map<string, K8sObject>();
+  /** ClusterNetworkPolicy objects by name (cluster-scoped). */
+  readonly clusterPolicies = new Map<string, K8sObject>();
   /** Addresses of deleted pods, for `reuse-ip-of`. */
   private readonly released = new Map<string, { node: number; host: number }>();
   private readonly nextHost = new Map<number, number>();
@@ -213,7 +216,8 @@ export class World {
   }
 
   private delete(resource: string, key: string, where: string): void {
-    if (resource === 'networkpolicy') {
+    if (resource === 'clusternetworkpolicy') this.deleteClusterPolicy(key, where);
+    else if (resource === 'networkpolicy') {
       const k = key.includes('/') ? key : `default/${key}`;
       if (!this.policies.delete(k)) throw new ScenarioError(`${where}: no networkpolicy ${k}`);
     } else if (resource === 'pod') {
@@ -227,6 +231,20 @@ export class World {
     }
   }
 
+  private deleteClusterPolicy(name: string, where: string): void {
+    if (!this.clusterPolicies.delete(name))
+      throw new ScenarioError(`${where}: no clusternetworkpolicy ${name}`);
+  }
+
+  /** A ClusterNetworkPolicy document: cluster-scoped, so a namespace in it is an error, not ignored. */
+  private applyClusterPolicy(obj: K8sObject, where: string): void {
+    if (obj.metadata.namespace !== undefined)
+      throw new ScenarioError(
+        `${where}: a ClusterNetworkPolicy is cluster-scoped: remove metadata.namespace`,
+      );
+    this.clusterPolicies.set(obj.metadata.name, obj);
+  }
+
   private applyDocuments(text: string, where: string): void {
     yamlDocuments(text, where).forEach((doc, i) => {
       const obj = doc as K8sObject | null;
@@ -234,6 +252,10 @@ export class World {
       const name = obj?.metadata?.name;
       if (typeof name !== 'string')
         throw new ScenarioError(`${where}: document ${i}: metadata.name is required`);
+      if (obj.kind === CLUSTER_POLICY_KIND) {
+        this.applyClusterPolicy(obj, `${where}: document ${i}`);
+        return;
+      }
       const namespace = obj.metadata.namespace ?? 'default';
       switch (obj.kind) {
         case 'NetworkPolicy':
@@ -253,14 +275,20 @@ export class World {
         }
         default:
           throw new ScenarioError(
-            `${where}: document ${i}: kind '${String(obj.kind)}' is not NetworkPolicy, Namespace or Pod`,
+            `${where}: document ${i}: kind '${String(obj.kind)}' is not NetworkPolicy, ClusterNetworkPolicy, Namespace or Pod`,
           );
       }
     });
   }
 
   /** The cluster as Kubernetes API objects (what a real API server would hold). */
-  objects(): { namespaces: K8sObject[]; nodes: K8sObject[]; pods: K8sObject[]; policies: K8sObject[] } {
+  objects(): {
+    namespaces: K8sObject[];
+    nodes: K8sObject[];
+    pods: K8sObject[];
+    policies: K8sObject[];
+    clusterPolicies: K8sObject[];
+  } {
     const namespaces = [...this.namespaces].map(([name, labels]) => ({
       apiVersion: 'v1',
       kind: 'Namespace',
@@ -302,11 +330,20 @@ export class World {
         podIPs: [{ ip: this.podIp4(p) }, { ip: this.podIp6(p) }],
       },
     }));
-    return { namespaces, nodes, pods, policies: [...this.policies.values()] };
+    return {
+      namespaces,
+      nodes,
+      pods,
+      policies: [...this.policies.values()],
+      clusterPolicies: [...this.clusterPolicies.values()],
+    };
   }
 
   /** The normalized cluster state the policy engine works on. */
   state(): ClusterState {
-    return buildState(this.objects());
+    const objects = this.objects();
+    const state = buildState(objects);
+    if (objects.clusterPolicies.length === 0) return state;
+    return { ...state, clusterPolicies: objects.clusterPolicies.map(normalizeClusterPolicy) };
   }
 }
