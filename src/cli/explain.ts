@@ -4,10 +4,12 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ApiClient } from '../k8s/client.ts';
 import { type Address, parseAddress } from '../policy/address.ts';
+import { CLUSTER_POLICY_KIND, withClusterPolicies } from '../policy/cluster-normalize.ts';
 import { formatIssue } from '../policy/errors.ts';
-import { endpointAt, evaluate, explainVerdict } from '../policy/evaluate.ts';
+import { endpointAt } from '../policy/evaluate.ts';
 import { ClusterIndex } from '../policy/index.ts';
 import { buildState, type ClusterObjects } from '../policy/normalize.ts';
+import { evaluateTiers, explainTierVerdict, priorityTies } from '../policy/tiers.ts';
 import { UsageError } from '../util/errors.ts';
 import { yamlDocuments } from '../util/yaml.ts';
 import { type Command, parseCommandArgs, rejectPositionals } from './command.ts';
@@ -29,9 +31,18 @@ export function manifestFiles(path: string): string[] {
     : [path];
 }
 
+/** ClusterObjects and the ClusterNetworkPolicies (raw), which buildState does not read. */
+export type ManifestObjects = ClusterObjects & { clusterPolicies?: unknown[] };
+
 /** Kubernetes YAML files (a file or every .yaml/.yml below a directory) sorted into kinds. */
-export function readManifests(path: string, files = manifestFiles(path)): ClusterObjects {
-  const out: ClusterObjects = { namespaces: [], nodes: [], pods: [], policies: [] };
+export function readManifests(path: string, files = manifestFiles(path)): ManifestObjects {
+  const out: Required<ManifestObjects> = {
+    namespaces: [],
+    nodes: [],
+    pods: [],
+    policies: [],
+    clusterPolicies: [],
+  };
   for (const file of files) {
     for (const doc of yamlDocuments(readFileSync(file, 'utf8'), file)) {
       const o = doc as { kind?: string; items?: unknown[] } | null;
@@ -41,6 +52,7 @@ export function readManifests(path: string, files = manifestFiles(path)): Cluste
         else if (item?.kind === 'Node') out.nodes.push(item);
         else if (item?.kind === 'Pod') out.pods.push(item);
         else if (item?.kind === 'NetworkPolicy') out.policies.push(item);
+        else if (item?.kind === CLUSTER_POLICY_KIND) out.clusterPolicies.push(item);
       }
     }
   }
@@ -108,7 +120,7 @@ export function assertOneSource(source: ObjectSource): void {
 }
 
 /** The objects of a source (explain's --scenario, --manifests, --kubeconfig or in-cluster). */
-export async function loadObjects(source: ObjectSource): Promise<ClusterObjects> {
+export async function loadObjects(source: ObjectSource): Promise<ManifestObjects> {
   // Loaded only here: the agent image leaves the scenario model out (src/scenario).
   if (source.scenario)
     return (await import('./scenario-objects.ts')).scenarioObjects(source.scenario, source.step);
@@ -135,12 +147,14 @@ export const explainCommand: Command = {
     'Prints ALLOW or DENY for a new connection and why: which policies isolate the source (egress) and',
     'the destination (ingress), and which rule (policy, direction, rule, peer and port index) allows it,',
     'or that none does. Validation problems of the policies are printed too (a bad rule allows nothing).',
+    'With ClusterNetworkPolicies, each direction shows its tier chain, e.g.',
+    '  [Admin] guard rule 2 (from[0]) Pass → [NetworkPolicy] prod/db allows (ingress[0]): allowed',
     '',
     'Source of the objects (default: the live cluster through the in-cluster configuration):',
     '  --kubeconfig FILE   the live cluster through this kubeconfig',
     '  --scenario FILE     a scenario file, after all steps (or --step K: steps 0..K)',
     '  --manifests PATH    a YAML file or a directory of them (Namespaces, Pods with status.podIP, Nodes,',
-    '                      NetworkPolicies)',
+    '                      NetworkPolicies, ClusterNetworkPolicies)',
     '',
     'PORT/PROTO: 80, 80/TCP, 53/UDP, 9000/SCTP, or /ICMP (rules with ports never allow ICMP).',
     'Exit status: 0 allowed, 3 denied, 2 usage error, 1 other error.',
@@ -159,9 +173,11 @@ export const explainCommand: Command = {
     const { port, protocol } = parsePort(values.port);
 
     const objects = await loadObjects(values);
-    const index = new ClusterIndex(buildState(objects));
-    for (const p of index.state.policies)
+    const index = new ClusterIndex(withClusterPolicies(buildState(objects), objects.clusterPolicies));
+    const clusterPolicies = index.state.clusterPolicies ?? [];
+    for (const p of [...index.state.policies, ...clusterPolicies])
       for (const issue of p.issues) io.err(`warning: ${formatIssue(issue)}`);
+    for (const issue of priorityTies(clusterPolicies)) io.err(`warning: ${formatIssue(issue)}`);
     for (const issue of index.addressConflicts()) io.err(`warning: ${formatIssue(issue)}`);
     const fromIp = parseAddress(values.from);
     const toIp = parseAddress(values.to);
@@ -170,8 +186,8 @@ export const explainCommand: Command = {
     const to = resolve(index, values.to, family ?? from.family);
     if (from.family !== to.family) throw new UsageError('--from and --to are of different address families');
     const flow = { from: endpointAt(index, from), to: endpointAt(index, to), protocol, port };
-    const verdict = evaluate(index, flow);
-    io.out(explainVerdict(flow, verdict));
+    const verdict = evaluateTiers(index, flow);
+    io.out(explainTierVerdict(index, flow, verdict));
     return verdict.allowed ? 0 : 3;
   },
 };

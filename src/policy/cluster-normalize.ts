@@ -14,7 +14,7 @@ import type {
 import { CLUSTER_ACTIONS, CLUSTER_TIERS, MAX_CLUSTER_PRIORITY } from './cluster-types.ts';
 import { isValidPortName } from './normalize.ts';
 import { everything, normalizeSelector } from './selector.ts';
-import type { LabelSelector, Protocol, ValidationIssue } from './types.ts';
+import type { ClusterState, LabelSelector, Protocol, ValidationIssue } from './types.ts';
 
 export const CLUSTER_POLICY_KIND = 'ClusterNetworkPolicy';
 export const CLUSTER_POLICY_API_VERSION = 'policy.networking.k8s.io/v1alpha2';
@@ -323,3 +323,9 @@ function deepFreeze<T>(value: T): T {
 
 /** Is this raw object a ClusterNetworkPolicy (by kind; the apiVersion is checked by the caller)? */
 export const isClusterPolicyObject = (raw: unknown): boolean => asObj(raw).kind === CLUSTER_POLICY_KIND;
+
+/** A state with these ClusterNetworkPolicies (raw objects) normalized into it; none: the state as is. */
+export function withClusterPolicies(state: ClusterState, raws: readonly unknown[] | undefined): ClusterState {
+  if (raws === undefined || raws.length === 0) return state;
+  return { ...state, clusterPolicies: raws.map(normalizeClusterPolicy) };
+}

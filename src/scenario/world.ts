@@ -3,7 +3,7 @@
 // fd00:10:244:N::10+, outside host a.b.c.d also at 2001:db8:a:b:c::d).
 // No probing and no kernel access here.
 import { isIPv4 } from 'node:net';
-import { CLUSTER_POLICY_KIND, normalizeClusterPolicy } from '../policy/cluster-normalize.ts';
+import { CLUSTER_POLICY_KIND, withClusterPolicies } from '../policy/cluster-normalize.ts';
 import { buildState } from '../policy/normalize.ts';
 import type { ClusterState } from '../policy/types.ts';
 import { ScenarioError, yamlDocuments } from './parse.ts';
@@ -342,8 +342,6 @@ export class World {
   /** The normalized cluster state the policy engine works on. */
   state(): ClusterState {
     const objects = this.objects();
-    const state = buildState(objects);
-    if (objects.clusterPolicies.length === 0) return state;
-    return { ...state, clusterPolicies: objects.clusterPolicies.map(normalizeClusterPolicy) };
+    return withClusterPolicies(buildState(objects), objects.clusterPolicies);
   }
 }
