@@ -117,8 +117,7 @@ function ruleMatch(
   return undefined;
 }
 
-// Exported for the tier evaluator (tiers.ts), which wraps this NetworkPolicy verdict.
-export function decideDirection(
+function decideDirection(
   index: ClusterIndex,
   direction: Direction,
   subject: Pod,

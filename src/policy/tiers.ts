@@ -13,7 +13,6 @@ import type {
 } from './cluster-types.ts';
 import {
   type DirectionVerdict,
-  decideDirection,
   describeEndpoint,
   type Endpoint,
   evaluate,
@@ -182,26 +181,29 @@ function firstMatch(
   return undefined;
 }
 
+/**
+ * One direction through the three tiers. `networkPolicy` is evaluate()'s verdict for it (the
+ * NetworkPolicy tier), consulted only when Admin does not decide.
+ */
 export function decideTierDirection(
   index: ClusterIndex,
-  direction: Direction,
   subject: Pod,
   other: Endpoint,
   flow: Flow,
+  networkPolicy: DirectionVerdict,
 ): TierDirectionVerdict {
   const policies = index.state.clusterPolicies ?? [];
-  const pod = subject.key;
+  const { direction } = networkPolicy;
+  const base = { direction, pod: subject.key };
   const admin = firstMatch(index, tierOrder(policies, 'Admin'), direction, subject, other, flow);
-  const none = { networkPolicy: undefined, baseline: undefined };
-  if (admin?.action === 'Accept')
-    return { direction, pod, admin, ...none, decidedBy: 'Admin', allowed: true };
-  if (admin?.action === 'Deny') return { direction, pod, admin, ...none, decidedBy: 'Admin', allowed: false };
+  if (admin !== undefined && admin.action !== 'Pass') {
+    const allowed = admin.action === 'Accept';
+    return { ...base, admin, networkPolicy: undefined, baseline: undefined, decidedBy: 'Admin', allowed };
+  }
   // Semantics 21: isolating NetworkPolicies decide for good; otherwise on to Baseline.
-  const networkPolicy = decideDirection(index, direction, subject, other, flow);
   if (networkPolicy.isolatedBy.length > 0)
     return {
-      direction,
-      pod,
+      ...base,
       admin,
       networkPolicy,
       baseline: undefined,
@@ -211,10 +213,9 @@ export function decideTierDirection(
   const baseline = firstMatch(index, tierOrder(policies, 'Baseline'), direction, subject, other, flow);
   // Pass in Baseline skips the rest of Baseline: nothing is left but the default.
   if (baseline === undefined || baseline.action === 'Pass')
-    return { direction, pod, admin, networkPolicy, baseline, decidedBy: 'default', allowed: true };
+    return { ...base, admin, networkPolicy, baseline, decidedBy: 'default', allowed: true };
   return {
-    direction,
-    pod,
+    ...base,
     admin,
     networkPolicy,
     baseline,
@@ -225,42 +226,36 @@ export function decideTierDirection(
 
 /** Without ClusterNetworkPolicies the NetworkPolicy verdict stands alone: exactly evaluate()'s. */
 function fromVerdict(d: DirectionVerdict): TierDirectionVerdict {
-  const decidedBy = d.isolatedBy.length > 0 ? 'NetworkPolicy' : 'default';
   return {
     direction: d.direction,
     pod: d.pod,
     admin: undefined,
     networkPolicy: d,
     baseline: undefined,
-    decidedBy,
+    decidedBy: d.isolatedBy.length > 0 ? 'NetworkPolicy' : 'default',
     allowed: d.allowed,
   };
 }
 
-/** Semantics 20-24 for one connection; the special cases (same pod, own node) come first as in evaluate. */
+/**
+ * Semantics 20-24 for one connection, wrapping evaluate(): its special cases (same pod, own node) stand,
+ * and each direction it decided (the source's egress, the destination's ingress, for live pods) goes
+ * through the tiers; both must allow (semantics 24, as point 10).
+ */
 export function evaluateTiers(index: ClusterIndex, flow: Flow): TierVerdict {
   const plain: Verdict = evaluate(index, flow);
-  const policies = index.state.clusterPolicies ?? [];
-  if (plain.reason !== 'policies' || policies.length === 0)
-    return {
-      allowed: plain.allowed,
-      reason: plain.reason,
-      egress: plain.egress && fromVerdict(plain.egress),
-      ingress: plain.ingress && fromVerdict(plain.ingress),
-    };
-  const { from, to } = flow;
-  // Semantics 24 (as point 10): the source's egress and the destination's ingress, each through all tiers.
-  const egress =
-    from.kind === 'pod' && isLivePod(from.pod)
-      ? decideTierDirection(index, 'egress', from.pod, to, flow)
-      : undefined;
-  const ingress =
-    to.kind === 'pod' && isLivePod(to.pod)
-      ? decideTierDirection(index, 'ingress', to.pod, from, flow)
-      : undefined;
+  const tiered = (index.state.clusterPolicies ?? []).length > 0;
+  const through = (d: DirectionVerdict | undefined, subject: Endpoint, other: Endpoint) => {
+    if (d === undefined) return undefined;
+    return tiered && subject.kind === 'pod'
+      ? decideTierDirection(index, subject.pod, other, flow, d)
+      : fromVerdict(d);
+  };
+  const egress = through(plain.egress, flow.from, flow.to);
+  const ingress = through(plain.ingress, flow.to, flow.from);
   return {
     allowed: (egress?.allowed ?? true) && (ingress?.allowed ?? true),
-    reason: 'policies',
+    reason: plain.reason,
     egress,
     ingress,
   };

@@ -356,6 +356,12 @@ function flowsOf(input: Input, seeds: [number, number, string, number][]) {
   }));
 }
 
+/** A generated flow as the evaluators take it. */
+function flowIn(index: ClusterIndex, f: ReturnType<typeof flowsOf>[number]) {
+  const at = (text: string) => endpointAt(index, parseAddress(text)!);
+  return { from: at(f.from[0]), to: at(f.to[0]), protocol: f.protocol, port: f.port };
+}
+
 t.test('the tier evaluator agrees with the reference (points 20-24)', async (t) => {
   let flows = 0;
   const decided = { Admin: 0, NetworkPolicy: 0, Baseline: 0, default: 0 };
@@ -363,12 +369,7 @@ t.test('the tier evaluator agrees with the reference (points 20-24)', async (t) 
     fc.property(clusterArb, flowsArb, (input, seeds) => {
       const index = build(input, true);
       for (const f of flowsOf(input, seeds)) {
-        const flow = {
-          from: endpointAt(index, parseAddress(f.from[0])!),
-          to: endpointAt(index, parseAddress(f.to[0])!),
-          protocol: f.protocol,
-          port: f.port,
-        };
+        const flow = flowIn(index, f);
         const got = evaluateTiers(index, flow);
         const np = evaluate(index, flow);
         const want = reference(
@@ -400,12 +401,7 @@ t.test('without ClusterNetworkPolicies the tier evaluator is evaluate(), exactly
     fc.property(clusterArb, flowsArb, (input, seeds) => {
       const index = build(input, false);
       for (const f of flowsOf(input, seeds)) {
-        const flow = {
-          from: endpointAt(index, parseAddress(f.from[0])!),
-          to: endpointAt(index, parseAddress(f.to[0])!),
-          protocol: f.protocol,
-          port: f.port,
-        };
+        const flow = flowIn(index, f);
         const got = evaluateTiers(index, flow);
         const want = evaluate(index, flow);
         if (got.allowed !== want.allowed || got.reason !== want.reason) return false;
