@@ -269,6 +269,12 @@ export function normalizeClusterPolicy(raw: unknown): ClusterPolicy {
     report(f, `${m}; every rule of the policy fails closed`);
   };
 
+  // Another version may mean fields this code does not know: upstream asks to fail closed then.
+  if (present(obj.apiVersion) && obj.apiVersion !== CLUSTER_POLICY_API_VERSION)
+    fatal('apiVersion', `'${String(obj.apiVersion)}' is not ${CLUSTER_POLICY_API_VERSION}`);
+  if (present(metadata.namespace) && metadata.namespace !== '')
+    report('metadata.namespace', 'a ClusterNetworkPolicy is cluster-scoped; the namespace is ignored');
+
   let tier: ClusterTier = 'Admin';
   if ((CLUSTER_TIERS as readonly unknown[]).includes(spec.tier)) tier = spec.tier as ClusterTier;
   else

@@ -257,6 +257,24 @@ const invalid: [string, ReturnType<typeof cnp>, string, RegExp][] = [
   ],
 ];
 
+invalid.push(
+  [
+    'another apiVersion',
+    {
+      ...cnp('guard', { ...base, ingress: [{ action: 'Accept', from: fromAll }] }),
+      apiVersion: 'policy.networking.k8s.io/v1beta1',
+    },
+    'apiVersion',
+    /is not policy.networking.k8s.io\/v1alpha2; every rule of the policy fails closed/,
+  ],
+  [
+    'a namespace',
+    { ...cnp('guard', base), metadata: { name: 'guard', namespace: 'x' } as { name: string } },
+    'metadata.namespace',
+    /cluster-scoped/,
+  ],
+);
+
 for (const [what, raw, field, message] of invalid) {
   t.test(`invalid: ${what}`, async (t) => {
     const p = normalizeClusterPolicy(raw);
