@@ -16,7 +16,7 @@ import {
 } from '../../src/policy/normalize.ts';
 import { evaluateTiers } from '../../src/policy/tiers.ts';
 import type { ClusterState } from '../../src/policy/types.ts';
-import { runs } from '../_tier.ts';
+import { runs, unitSeed } from '../_tier.ts';
 import { nodes } from './builders.ts';
 
 type Labels = Record<string, string>;
@@ -388,7 +388,7 @@ t.test('the tier evaluator agrees with the reference (points 20-24)', async (t) 
       }
       return true;
     }),
-    { numRuns: runs(400) },
+    { numRuns: runs(400), ...unitSeed() },
   );
   t.ok(flows > 0, `${flows} flows compared`);
   // The property is only worth something if every tier decides some of them.
