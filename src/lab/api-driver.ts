@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { HeldConnection } from '../scenario/connections.ts';
 import type { Probe, ProbeOutcome, ScenarioDriver, WindowReport } from '../scenario/probes.ts';
 import type { AgentAction, FaultStep } from '../scenario/types.ts';
 import type { World } from '../scenario/world.ts';
@@ -18,6 +19,7 @@ import {
   SECOND_AGENT_METRICS_ADDR,
 } from './agent-process.ts';
 import { ApiServer, type ApiServerOptions } from './apiserver.ts';
+import { ConnectionHolders } from './connections.ts';
 import { LabError } from './errors.ts';
 import { Lab } from './lab.ts';
 import { loadFactor, scaledMs } from './load.ts';
@@ -93,6 +95,9 @@ export class ApiScenarioDriver implements ScenarioDriver {
   /** When the tables last converged (performance.now()), for `expect: {within}`. */
   #lastConvergedAt: number | undefined;
   #sampler: ProbeSampler | undefined;
+  /** The scenario's `established` header, passed to every agent as --established. */
+  #established: string | undefined;
+  #holders: ConnectionHolders | undefined;
 
   constructor(options: ApiDriverOptions = {}) {
     this.#options = options;
@@ -110,6 +115,7 @@ export class ApiScenarioDriver implements ScenarioDriver {
     };
     this.lab = await Lab.up(labSpecOf(world));
     lap('lab');
+    this.#established = world.scenario.established;
     const objects = world.objects();
     this.api = await ApiServer.start(this.lab, { ...this.#options.apiserver, nodes: objects.nodes });
     this.timings.apiReady = this.api.readyMs;
@@ -159,6 +165,7 @@ export class ApiScenarioDriver implements ScenarioDriver {
       '--metrics-addr',
       metricsAddr,
       ...(dir === undefined ? [] : ['--state-dir', dir]),
+      ...(this.#established === 'cut' ? ['--established=cut'] : []),
       ...(this.#options.agentArgs ?? []),
     ];
   }
@@ -166,6 +173,8 @@ export class ApiScenarioDriver implements ScenarioDriver {
   async stop(): Promise<void> {
     await this.#sampler?.stop();
     this.#sampler = undefined;
+    await this.#holders?.close();
+    this.#holders = undefined;
     await Promise.allSettled([...this.agents, ...this.seconds.values()].map((a) => a.stop()));
     await Promise.allSettled(this.#checkers.map((c) => c.close()));
     this.#checkers = [];
@@ -263,6 +272,22 @@ export class ApiScenarioDriver implements ScenarioDriver {
       case 'second-stop':
         return this.seconds.get(node)?.stop();
     }
+  }
+
+  /** `connect`: real connections from the source pods (see ConnectionHolders). */
+  connect(world: World, connections: HeldConnection[]): Promise<{ ok: boolean; detail: string }[]> {
+    this.#holders ??= new ConnectionHolders(this.lab!);
+    return this.#holders.connect(world, connections);
+  }
+
+  /** `connections`: whether each still answers (a cut one within 5 s, load-scaled). */
+  alive(
+    world: World,
+    checks: { connection: HeldConnection; expectCut: boolean }[],
+    startedAt: number,
+  ): Promise<{ alive: boolean; detail: string }[]> {
+    this.#holders ??= new ConnectionHolders(this.lab!);
+    return this.#holders.alive(world, checks, startedAt);
   }
 
   watch(_world: World, probes: () => Probe[], startedAt: number): void {
