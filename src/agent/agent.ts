@@ -234,6 +234,7 @@ export class Agent {
     this.monitor?.close();
     this.store.stop();
     await this.runner.stop();
+    this.cutter?.close();
     await this.parts.lock?.release();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.log.info('stopped; the table stays in place');

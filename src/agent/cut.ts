@@ -20,6 +20,9 @@ import type { ClusterIndex } from '../policy/index.ts';
 import type { Direction } from '../policy/types.ts';
 import type { Metrics } from './metrics.ts';
 
+/** The log line that closes each cut pass (the API lab waits for it before it checks "alive"). */
+export const CUT_PASS_MESSAGE = 'connections checked for cuts';
+
 export const ESTABLISHED_MODES = ['keep', 'cut'] as const;
 export type EstablishedMode = (typeof ESTABLISHED_MODES)[number];
 
@@ -27,6 +30,7 @@ export type EstablishedMode = (typeof ESTABLISHED_MODES)[number];
 export interface ConntrackAccess {
   dump(): Promise<ConntrackDump>;
   delete(entry: CtEntry): Promise<DeleteOutcome>;
+  close?(): void;
 }
 
 export interface CutDecision {
@@ -111,6 +115,10 @@ export class ConnectionCutter {
     this.nodeName = nodeName;
   }
 
+  close(): void {
+    this.conntrack.close?.();
+  }
+
   /** Dumps, decides and deletes; logs its own failures (the table is programmed whatever happens here). */
   async cut(index: ClusterIndex, cause: string): Promise<CutResult | undefined> {
     const result: CutResult = { examined: 0, cut: 0, gone: 0 };
@@ -157,6 +165,8 @@ export class ConnectionCutter {
         );
       }
       this.pending = failed > 0;
+      // One line per pass (only with --established=cut, after a changing sync): says the pass is done.
+      this.log.info({ ...result, failed, change: cause }, CUT_PASS_MESSAGE);
       return result;
     } catch (error) {
       this.pending = true;

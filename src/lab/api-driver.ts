@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CUT_PASS_MESSAGE } from '../agent/cut.ts';
 import type { HeldConnection } from '../scenario/connections.ts';
 import type { Probe, ProbeOutcome, ScenarioDriver, WindowReport } from '../scenario/probes.ts';
 import type { AgentAction, FaultStep } from '../scenario/types.ts';
@@ -19,7 +20,7 @@ import {
   SECOND_AGENT_METRICS_ADDR,
 } from './agent-process.ts';
 import { ApiServer, type ApiServerOptions } from './apiserver.ts';
-import { ConnectionHolders } from './connections.ts';
+import { ConnectionHolders, CUT_WITHIN_MS } from './connections.ts';
 import { LabError } from './errors.ts';
 import { Lab } from './lab.ts';
 import { loadFactor, scaledMs } from './load.ts';
@@ -287,7 +288,20 @@ export class ApiScenarioDriver implements ScenarioDriver {
     startedAt: number,
   ): Promise<{ alive: boolean; detail: string }[]> {
     this.#holders ??= new ConnectionHolders(this.lab!);
-    return this.#holders.alive(world, checks, startedAt);
+    const holders = this.#holders;
+    // A connection that should survive is checked once the agents' cut passes after their last syncs are
+    // done: the table converges (what waitConverged sees) just before the agent cuts.
+    return this.#cutPassesDone().then(() => holders.alive(world, checks, startedAt));
+  }
+
+  /** With established: cut, until each running agent has logged a cut pass for each changing sync. */
+  async #cutPassesDone(): Promise<void> {
+    if (this.#established !== 'cut') return;
+    const count = (lines: string[], msg: string) => lines.filter((l) => l.includes(`"msg":"${msg}"`)).length;
+    const done = () =>
+      this.agents.every((a) => !a.running || count(a.lines, CUT_PASS_MESSAGE) >= count(a.lines, 'synced'));
+    const deadline = performance.now() + scaledMs(CUT_WITHIN_MS);
+    while (!done() && performance.now() < deadline) await sleep(50);
   }
 
   watch(_world: World, probes: () => Probe[], startedAt: number): void {

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import type { Test } from 'tap';
 import t from 'tap';
 import { Agent } from '../../src/agent/agent.ts';
-import { type ConntrackAccess, connectionsToCut } from '../../src/agent/cut.ts';
+import { type ConntrackAccess, CUT_PASS_MESSAGE, connectionsToCut } from '../../src/agent/cut.ts';
 import type { CtEntry, CtTuple } from '../../src/conntrack/entry.ts';
 import { ConntrackError } from '../../src/conntrack/errors.ts';
 import { parseAddress } from '../../src/policy/address.ts';
@@ -162,6 +162,11 @@ t.test('cut: the sync that stops allowing a connection deletes its entry, and on
     isolatedBy: ['x/db'],
     tuple: 'tcp 10.244.1.40:40001 -> 10.244.1.20:5432',
   });
+  t.match(
+    lines.filter((l) => l.msg === CUT_PASS_MESSAGE).at(-1),
+    { examined: 2, cut: 1, gone: 0, failed: 0 },
+    'each pass ends with one line of counts',
+  );
 });
 
 t.test('keep: conntrack is never read', async (t) => {

@@ -3,22 +3,17 @@
 // connections held from the source pods' namespaces. A connection the new policies deny is cut within
 // 5 s (load-scaled) and logged by the agent that cut it; one still allowed answers; keep cuts nothing.
 // The wrong-on-purpose files fail exactly where they are wrong.
-import { readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import t from 'tap';
 import { ApiScenarioDriver } from '../../src/lab/api-driver.ts';
 import { loadScenario } from '../../src/scenario/parse.ts';
 import { runScenario } from '../../src/scenario/probes.ts';
 import { formatScenarioReport } from '../../src/scenario/report.ts';
+import { ESTABLISHED_DIR, establishedFiles } from '../scenario/_established.ts';
 import { requireBinaries, skipUnlessRoot } from './_helpers.ts';
 
 t.setTimeout(15 * 60_000);
-const dir = resolve(import.meta.dirname, '../scenarios/established');
-const yamls = (d: string) =>
-  readdirSync(d)
-    .filter((f) => f.endsWith('.yaml'))
-    .sort()
-    .map((f) => join(d, f));
+const dir = ESTABLISHED_DIR;
 
 const CUT_LINE = 'connection cut: the policies no longer allow it';
 
@@ -41,7 +36,7 @@ async function run(file: string) {
 
 if (skipUnlessRoot) t.plan(0, skipUnlessRoot);
 else if (await requireBinaries(t)) {
-  for (const file of yamls(dir)) {
+  for (const file of establishedFiles()) {
     t.test(`api: established/${file.slice(dir.length + 1)}`, async (t) => {
       const { driver, scenario, report, cuts, cutMs } = await run(file);
       t.equal(report.failed, 0, formatScenarioReport(report, { matrices: false }));

@@ -2,15 +2,16 @@
 // real connections that a policy change leaves alive (semantics point 16's default), and a cut scenario
 // is refused with a clear error (cutting is the agent's: it runs through the API lab,
 // test/lab-api/established.test.ts).
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import t from 'tap';
 import { LabScenarioDriver } from '../../src/lab/scenario.ts';
 import { loadScenario } from '../../src/scenario/parse.ts';
 import { runScenario } from '../../src/scenario/probes.ts';
 import { formatScenarioReport } from '../../src/scenario/report.ts';
+import { ESTABLISHED_DIR } from '../scenario/_established.ts';
 import { skipUnlessRoot } from './helpers.ts';
 
-const dir = resolve(import.meta.dirname, '../scenarios/established');
+const dir = ESTABLISHED_DIR;
 
 t.test('lab: established/keep.yaml', { skip: skipUnlessRoot }, async (t) => {
   const driver = new LabScenarioDriver();

@@ -2,20 +2,15 @@
 // point 16) in model mode: `connect`, `connections` and the `established` header parse (bad input named by
 // field), the model cuts iff the header says cut and the current policies deny, and our scenario files
 // (test/scenarios/established) pass while the deliberately wrong ones fail where they are wrong.
-import { readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import t from 'tap';
 import { modelDriver } from '../../src/scenario/model.ts';
 import { loadScenario, parseScenarioText } from '../../src/scenario/parse.ts';
 import { runScenario } from '../../src/scenario/probes.ts';
 import { formatScenarioReport } from '../../src/scenario/report.ts';
+import { ESTABLISHED_DIR, establishedFiles } from './_established.ts';
 
-const dir = resolve(import.meta.dirname, '../scenarios/established');
-const yamls = (d: string) =>
-  readdirSync(d)
-    .filter((f) => f.endsWith('.yaml'))
-    .sort()
-    .map((f) => join(d, f));
+const dir = ESTABLISHED_DIR;
 
 const head = `name: f
 nodes: 2
@@ -113,7 +108,7 @@ t.test('a connect the policies deny fails the step; the model says why', async (
   );
 });
 
-for (const file of yamls(dir)) {
+for (const file of establishedFiles()) {
   t.test(`model: established/${file.slice(dir.length + 1)}`, async (t) => {
     const report = await runScenario(loadScenario(file), modelDriver);
     t.equal(report.failed, 0, formatScenarioReport(report, { matrices: false }));
