@@ -2,7 +2,7 @@
 // mark, id, TCP state) and encoding the GET-dump and DELETE requests. Pure bytes: no socket, and no
 // policy decision about an entry (src/agent/cut.ts makes those).
 
-import { Attrs, type Writer } from '../netlink/attr.ts';
+import { HOST_IS_LE, type Writer } from '../netlink/attr.ts';
 import {
   CTA,
   CTA_IP,
@@ -13,6 +13,7 @@ import {
   ctnlType,
   IPCTNL_MSG,
   NFPROTO,
+  NLA_TYPE_MASK,
   NLM_F,
   TCP_CONNTRACK_STATES,
 } from '../netlink/constants.ts';
@@ -59,11 +60,6 @@ export interface CtEntry {
 
 const nfproto = (family: Family): number => (family === 4 ? NFPROTO.IPV4 : NFPROTO.IPV6);
 
-function readAddress(b: Buffer, family: Family): Address {
-  if (family === 4) return { family, value: BigInt(b.readUInt32BE(0)) };
-  return { family, value: (b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8) };
-}
-
 function addressBytes(a: Address): Buffer {
   const b = Buffer.alloc(a.family === 4 ? 4 : 16);
   if (a.family === 4) b.writeUInt32BE(Number(a.value), 0);
@@ -74,40 +70,85 @@ function addressBytes(a: Address): Buffer {
   return b;
 }
 
-function decodeTuple(attrs: Attrs | undefined, what: string): CtTuple {
-  const ip = attrs?.nested(CTA_TUPLE.IP);
-  const proto = attrs?.nested(CTA_TUPLE.PROTO);
-  if (!ip || !proto)
+// A dump of a busy node has 100,000 entries of five nesting levels each: they are read in place, every
+// level's attributes into a reused table of (offset, length) by type, without a Map or Buffer per level.
+const slots = (maxType: number) => new Int32Array(2 * (maxType + 1));
+const TOP = slots(CTA.ZONE);
+const TUPLE = slots(CTA_TUPLE.ZONE);
+const IP = slots(CTA_IP.V6_DST);
+const PROTO = slots(CTA_PROTO.ICMPV6_CODE);
+const PROTOINFO = slots(CTA_PROTOINFO.TCP);
+const TCP_INFO = slots(CTA_PROTOINFO_TCP.STATE);
+
+/** Fills `out` with each attribute's value offset and length (the first of a repeated type); -1: absent. */
+function scan(b: Buffer, start: number, end: number, out: Int32Array): Int32Array {
+  out.fill(-1);
+  let pos = start;
+  while (pos + 4 <= end) {
+    const len = HOST_IS_LE ? b.readUInt16LE(pos) : b.readUInt16BE(pos);
+    if (len < 4 || pos + len > end) break;
+    const type = (HOST_IS_LE ? b.readUInt16LE(pos + 2) : b.readUInt16BE(pos + 2)) & NLA_TYPE_MASK;
+    if (2 * type + 1 < out.length && out[2 * type]! < 0) {
+      out[2 * type] = pos + 4;
+      out[2 * type + 1] = len - 4;
+    }
+    pos += (len + 3) & ~3;
+  }
+  return out;
+}
+
+/** A nested attribute's own attributes, or undefined when absent. */
+function nested(b: Buffer, at: Int32Array, type: number, out: Int32Array): Int32Array | undefined {
+  const o = at[2 * type]!;
+  return o < 0 ? undefined : scan(b, o, o + at[2 * type + 1]!, out);
+}
+
+const has = (at: Int32Array, type: number, len: number) => at[2 * type + 1] === len;
+const u8 = (b: Buffer, at: Int32Array, type: number) =>
+  at[2 * type + 1]! >= 1 ? b[at[2 * type]!] : undefined;
+const u16 = (b: Buffer, at: Int32Array, type: number) =>
+  at[2 * type + 1]! >= 2 ? b.readUInt16BE(at[2 * type]!) : undefined;
+const u32 = (b: Buffer, at: Int32Array, type: number) =>
+  at[2 * type + 1]! >= 4 ? b.readUInt32BE(at[2 * type]!) : undefined;
+
+function readAddress(b: Buffer, o: number, family: Family): Address {
+  if (family === 4) return { family, value: BigInt(b.readUInt32BE(o)) };
+  return { family, value: (b.readBigUInt64BE(o) << 64n) | b.readBigUInt64BE(o + 8) };
+}
+
+function decodeTuple(b: Buffer, top: Int32Array, type: number, what: string): CtTuple {
+  const t = nested(b, top, type, TUPLE);
+  const ipAt = t?.[2 * CTA_TUPLE.IP] ?? -1;
+  const protoAt = t?.[2 * CTA_TUPLE.PROTO] ?? -1;
+  if (!t || ipAt < 0 || protoAt < 0)
     throw new ConntrackError('E_CONNTRACK_DECODE', `conntrack entry: ${what} without IP or protocol`);
+  const ip = scan(b, ipAt, ipAt + t[2 * CTA_TUPLE.IP + 1]!, IP);
   let src: Address;
   let dst: Address;
-  const v4s = ip.get(CTA_IP.V4_SRC);
-  const v4d = ip.get(CTA_IP.V4_DST);
-  const v6s = ip.get(CTA_IP.V6_SRC);
-  const v6d = ip.get(CTA_IP.V6_DST);
-  if (v4s?.length === 4 && v4d?.length === 4) {
-    src = readAddress(v4s, 4);
-    dst = readAddress(v4d, 4);
-  } else if (v6s?.length === 16 && v6d?.length === 16) {
-    src = readAddress(v6s, 6);
-    dst = readAddress(v6d, 6);
+  if (has(ip, CTA_IP.V4_SRC, 4) && has(ip, CTA_IP.V4_DST, 4)) {
+    src = readAddress(b, ip[2 * CTA_IP.V4_SRC]!, 4);
+    dst = readAddress(b, ip[2 * CTA_IP.V4_DST]!, 4);
+  } else if (has(ip, CTA_IP.V6_SRC, 16) && has(ip, CTA_IP.V6_DST, 16)) {
+    src = readAddress(b, ip[2 * CTA_IP.V6_SRC]!, 6);
+    dst = readAddress(b, ip[2 * CTA_IP.V6_DST]!, 6);
   } else
     throw new ConntrackError('E_CONNTRACK_DECODE', `conntrack entry: ${what} without source and destination`);
-  const protocol = proto.u8(CTA_PROTO.NUM);
+  const p = scan(b, protoAt, protoAt + t[2 * CTA_TUPLE.PROTO + 1]!, PROTO);
+  const protocol = u8(b, p, CTA_PROTO.NUM);
   if (protocol === undefined)
     throw new ConntrackError('E_CONNTRACK_DECODE', `conntrack entry: ${what} without a protocol number`);
-  const t: CtTuple = { src, dst, protocol };
-  const sport = proto.u16be(CTA_PROTO.SRC_PORT);
-  const dport = proto.u16be(CTA_PROTO.DST_PORT);
-  if (sport !== undefined) t.sport = sport;
-  if (dport !== undefined) t.dport = dport;
-  const icmpId = proto.u16be(CTA_PROTO.ICMP_ID) ?? proto.u16be(CTA_PROTO.ICMPV6_ID);
-  const icmpType = proto.u8(CTA_PROTO.ICMP_TYPE) ?? proto.u8(CTA_PROTO.ICMPV6_TYPE);
-  const icmpCode = proto.u8(CTA_PROTO.ICMP_CODE) ?? proto.u8(CTA_PROTO.ICMPV6_CODE);
-  if (icmpId !== undefined) t.icmpId = icmpId;
-  if (icmpType !== undefined) t.icmpType = icmpType;
-  if (icmpCode !== undefined) t.icmpCode = icmpCode;
-  return t;
+  const tuple: CtTuple = { src, dst, protocol };
+  const sport = u16(b, p, CTA_PROTO.SRC_PORT);
+  const dport = u16(b, p, CTA_PROTO.DST_PORT);
+  if (sport !== undefined) tuple.sport = sport;
+  if (dport !== undefined) tuple.dport = dport;
+  const icmpId = u16(b, p, CTA_PROTO.ICMP_ID) ?? u16(b, p, CTA_PROTO.ICMPV6_ID);
+  const icmpType = u8(b, p, CTA_PROTO.ICMP_TYPE) ?? u8(b, p, CTA_PROTO.ICMPV6_TYPE);
+  const icmpCode = u8(b, p, CTA_PROTO.ICMP_CODE) ?? u8(b, p, CTA_PROTO.ICMPV6_CODE);
+  if (icmpId !== undefined) tuple.icmpId = icmpId;
+  if (icmpType !== undefined) tuple.icmpType = icmpType;
+  if (icmpCode !== undefined) tuple.icmpCode = icmpCode;
+  return tuple;
 }
 
 /** Decodes one CT_NEW message of a dump. */
@@ -117,21 +158,24 @@ export function decodeEntry(m: NlMessage): CtEntry {
       'E_CONNTRACK_DECODE',
       `conntrack dump: unexpected message type 0x${m.type.toString(16)}`,
     );
-  const a = Attrs.parse(m.payload, NFGENMSG_LEN);
-  const orig = decodeTuple(a.nested(CTA.TUPLE_ORIG), 'original tuple');
-  const reply = decodeTuple(a.nested(CTA.TUPLE_REPLY), 'reply tuple');
+  const b = m.payload;
+  const top = scan(b, NFGENMSG_LEN, b.length, TOP);
+  const orig = decodeTuple(b, top, CTA.TUPLE_ORIG, 'original tuple');
+  const reply = decodeTuple(b, top, CTA.TUPLE_REPLY, 'reply tuple');
   const e: CtEntry = {
     family: orig.src.family,
     orig,
     reply,
-    status: a.u32be(CTA.STATUS) ?? 0,
-    zone: a.u16be(CTA.ZONE) ?? 0,
-    mark: a.u32be(CTA.MARK) ?? 0,
-    id: a.u32be(CTA.ID),
+    status: u32(b, top, CTA.STATUS) ?? 0,
+    zone: u16(b, top, CTA.ZONE) ?? 0,
+    mark: u32(b, top, CTA.MARK) ?? 0,
+    id: u32(b, top, CTA.ID),
   };
-  const state = a.nested(CTA.PROTOINFO)?.nested(CTA_PROTOINFO.TCP)?.u8(CTA_PROTOINFO_TCP.STATE);
+  const info = nested(b, top, CTA.PROTOINFO, PROTOINFO);
+  const tcp = info && nested(b, info, CTA_PROTOINFO.TCP, TCP_INFO);
+  const state = tcp && u8(b, tcp, CTA_PROTOINFO_TCP.STATE);
   if (state !== undefined) e.tcpState = TCP_CONNTRACK_STATES[state] ?? `state ${state}`;
-  const timeout = a.u32be(CTA.TIMEOUT);
+  const timeout = u32(b, top, CTA.TIMEOUT);
   if (timeout !== undefined) e.timeout = timeout;
   return e;
 }
