@@ -48,6 +48,8 @@ export interface CutDecision {
 }
 
 const L4_NAMES: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
+/** TCP entries of connections already closed: nothing left to cut (and a log line each would be noise). */
+const CLOSED_TCP = new Set(['TIME_WAIT', 'CLOSE']);
 
 /**
  * The entries to delete: those with a local pod at one end that the policies deny in the direction this
@@ -62,6 +64,7 @@ export function connectionsToCut(
   const out: CutDecision[] = [];
   const local = (e: Endpoint) => e.kind === 'pod' && e.pod.nodeName === nodeName;
   for (const entry of entries) {
+    if (entry.tcpState !== undefined && CLOSED_TCP.has(entry.tcpState)) continue;
     const from = endpointAt(index, entry.orig.src);
     const to = endpointAt(index, entry.reply.src);
     const egressHere = local(from);

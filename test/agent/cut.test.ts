@@ -60,13 +60,14 @@ t.test(
       notLocal: tcp('10.244.2.50', 40007, '10.244.2.30', 9),
       viaService: tcp('10.244.2.50', 40008, '10.96.0.10', 80, '10.244.1.20', 5432),
       v6: tcp('fd00:10:244:1::40', 40009, 'fd00:10:244:1::20', 5432),
+      closed: { ...tcp('10.244.1.40', 40010, '10.244.1.20', 5432), tcpState: 'TIME_WAIT' },
     };
     const cut = connectionsToCut(index, 'n1', Object.values(entries));
     const byPort = new Map(cut.map((d) => [d.entry.orig.sport, d]));
     t.same(
       [...byPort.keys()].sort(),
       [40001, 40003, 40005, 40008, 40009],
-      'web->db and other->db (ingress of db), web->api:81 (egress of web), through a Service, IPv6',
+      'web->db and other->db (ingress of db), web->api:81 (egress of web), through a Service, IPv6; not TIME_WAIT',
     );
     t.match(byPort.get(40003), {
       direction: 'ingress',
