@@ -2,19 +2,11 @@
 // (ctnetlink bytes, as the kernel sends them) and deciding each against 10,000 pods under 1,000 policies,
 // next to planning the same node from scratch in the same run (the ratio is what to watch). Not a test.
 import { connectionsToCut } from '../src/agent/cut.ts';
-import { decodeEntry } from '../src/conntrack/entry.ts';
+import { decodeEntry, writeTuple } from '../src/conntrack/entry.ts';
 import { Writer } from '../src/netlink/attr.ts';
-import {
-  CTA,
-  CTA_IP,
-  CTA_PROTO,
-  CTA_TUPLE,
-  ctnlType,
-  IPCTNL_MSG,
-  NFPROTO,
-  NLM_F,
-} from '../src/netlink/constants.ts';
+import { CTA, ctnlType, IPCTNL_MSG, NFPROTO, NLM_F } from '../src/netlink/constants.ts';
 import { beginMessage, endMessage, splitMessages } from '../src/netlink/message.ts';
+import { parseAddress } from '../src/policy/address.ts';
 import { ClusterIndex } from '../src/policy/index.ts';
 import { Memo } from '../src/policy/memo.ts';
 import { normalizeNamespace, normalizeNode, normalizePod, normalizePolicy } from '../src/policy/normalize.ts';
@@ -25,33 +17,19 @@ const PODS = 10_000;
 const POLICIES = 1_000;
 const ENTRIES = 100_000;
 
-const ip4 = (s: string) => Buffer.from(s.split('.').map(Number));
-
-function tuple(w: Writer, type: number, src: Buffer, dst: Buffer, sport: number, dport: number) {
-  w.nest(type, () => {
-    w.nest(CTA_TUPLE.IP, () => {
-      w.bytesAttr(CTA_IP.V4_SRC, src);
-      w.bytesAttr(CTA_IP.V4_DST, dst);
-    });
-    w.nest(CTA_TUPLE.PROTO, () => {
-      w.u8(CTA_PROTO.NUM, 6);
-      w.u16be(CTA_PROTO.SRC_PORT, sport);
-      w.u16be(CTA_PROTO.DST_PORT, dport);
-    });
-  });
-}
+const addr = (s: string) => parseAddress(s)!;
 
 /** A dump: entry k connects pod (k * 7919) % PODS to pod k % PODS on port 8000-8002, or to an outside host. */
 function dumpBytes(): Buffer {
   const w = new Writer(ENTRIES * 200);
   for (let k = 0; k < ENTRIES; k++) {
-    const src = ip4(ipOf((k * 7919) % PODS));
-    const dst = k % 5 === 0 ? ip4(`203.0.113.${k % 250}`) : ip4(ipOf(k % PODS));
+    const src = addr(ipOf((k * 7919) % PODS));
+    const dst = k % 5 === 0 ? addr(`203.0.113.${k % 250}`) : addr(ipOf(k % PODS));
     const sport = 32768 + (k % 28000);
     const dport = 8000 + (k % 3);
     const s = beginMessage(w, ctnlType(IPCTNL_MSG.CT_NEW), NLM_F.MULTI, 1, NFPROTO.IPV4);
-    tuple(w, CTA.TUPLE_ORIG, src, dst, sport, dport);
-    tuple(w, CTA.TUPLE_REPLY, dst, src, dport, sport);
+    writeTuple(w, CTA.TUPLE_ORIG, { src, dst, protocol: 6, sport, dport });
+    writeTuple(w, CTA.TUPLE_REPLY, { src: dst, dst: src, protocol: 6, sport: dport, dport: sport });
     w.u32be(CTA.STATUS, 0xe);
     w.u32be(CTA.TIMEOUT, 431999);
     w.u32be(CTA.MARK, 0);

@@ -202,7 +202,8 @@ export function writeDumpRequest(w: Writer, seq: number, family: Family | undefi
   endMessage(w, start);
 }
 
-function writeTuple(w: Writer, type: number, t: CtTuple): void {
+/** One tuple as a nested attribute (CTA_TUPLE_ORIG or CTA_TUPLE_REPLY). */
+export function writeTuple(w: Writer, type: number, t: CtTuple): void {
   w.nest(type, () => {
     w.nest(CTA_TUPLE.IP, () => {
       const v4 = t.src.family === 4;
