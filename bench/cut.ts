@@ -19,12 +19,12 @@ const ENTRIES = 100_000;
 
 const addr = (s: string) => parseAddress(s)!;
 
-/** A dump: entry k connects pod (k * 7919) % PODS to pod k % PODS on port 8000-8002, or to an outside host. */
+/** A dump: entry k connects pod (k * 7919) % PODS to pod k % PODS on port 8000-8002, or (every 7th) to an outside host. */
 function dumpBytes(): Buffer {
   const w = new Writer(ENTRIES * 200);
   for (let k = 0; k < ENTRIES; k++) {
     const src = addr(ipOf((k * 7919) % PODS));
-    const dst = k % 5 === 0 ? addr(`203.0.113.${k % 250}`) : addr(ipOf(k % PODS));
+    const dst = k % 7 === 0 ? addr(`203.0.113.${k % 250}`) : addr(ipOf(k % PODS));
     const sport = 32768 + (k % 28000);
     const dport = 8000 + (k % 3);
     const s = beginMessage(w, ctnlType(IPCTNL_MSG.CT_NEW), NLM_F.MULTI, 1, NFPROTO.IPV4);
