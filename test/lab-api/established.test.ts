@@ -46,6 +46,7 @@ else if (await requireBinaries(t)) {
         .flatMap((s) => (s.kind === 'connections' ? s.checks : []))
         .filter((c) => c.expect === 'cut').length;
       t.equal(cuts.length, expectedCuts, `the agents logged ${cuts.length} cuts: ${JSON.stringify(cuts)}`);
+      t.comment(`tables converged after each change in ${driver.convergence.map((c) => c.ms).join(', ')} ms`);
       if (cutMs.length > 0)
         t.comment(`cut already when the client asked, ${cutMs.join(', ')} ms into the connections step`);
     });
