@@ -4,6 +4,7 @@
 // conntrack entries with our ctnetlink client. Prints one JSON line; never run it in the root namespace.
 
 import { createServer } from 'node:http';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { CtEntry } from '../../src/conntrack/entry.ts';
 import { ConntrackSocket } from '../../src/conntrack/socket.ts';
@@ -19,6 +20,8 @@ interface Args {
   server6: string;
   kept: number;
   cut: number;
+  /** A server that can send first (the reverse pickup case). */
+  push: number;
   timeoutMs: number;
 }
 
@@ -56,7 +59,7 @@ try {
   rule([...m.match('ct state', 'established,related'), m.verdict('accept')]);
   rule([...m.match('meta l4proto', 'tcp'), m.verdict('jump allow')]);
   rule([...m.match('meta l4proto', 'tcp'), m.verdict('drop')]);
-  allowRules(tx, [a.kept, a.cut]);
+  allowRules(tx, [a.kept, a.cut, a.push]);
   await nft.commit(tx.encode());
 
   const servers = [a.kept, a.cut].map((port) => {
@@ -67,6 +70,15 @@ try {
     );
   });
   const listening = await Promise.all(servers);
+  // Answers every request like the HTTP servers, and can also send an answer nobody asked for.
+  const pushed: net.Socket[] = [];
+  const answer = 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\npush\n';
+  const pusher = net.createServer((s) => {
+    pushed.push(s);
+    s.on('data', () => s.write(answer));
+    s.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => pusher.listen({ port: a.push, host: '::', ipv6Only: false }, resolve));
 
   holder = new RpcChild(['ip', 'netns', 'exec', a.clientNs, process.execPath, HOLDER], {
     lost: (id, why) => ({ id, ok: false as boolean, detail: `holder ${why}` }),
@@ -75,7 +87,7 @@ try {
   const req = (body: Record<string, unknown>) => h.request(body);
   const conns = { c1: [a.server, a.kept], c2: [a.server, a.cut], c3: [a.server6, a.cut] } as const;
   out.connect = {};
-  for (const [name, [host, port]] of Object.entries(conns))
+  for (const [name, [host, port]] of Object.entries({ ...conns, c4: [a.server, a.push] }))
     out.connect[name] = (await req({ op: 'connect', name, host, port, timeoutMs: a.timeoutMs })).ok;
 
   const pingAll = async () => {
@@ -139,6 +151,24 @@ try {
     c2: find(afterPing, a.server, a.cut) !== undefined,
     c3: find(afterPing, a.server6, a.cut) !== undefined,
   };
+
+  // The far end sends first after the cut: its packet leaves through an unfiltered hook, conntrack picks
+  // the connection up in the reverse orientation, and the client's packets then pass as its replies.
+  const c4 = find(all, a.server, a.push)!;
+  out.push = { deleted: await ct.delete(c4) };
+  for (const s of pushed) s.write(answer);
+  const deadline = Date.now() + a.timeoutMs;
+  let reverse: CtEntry | undefined;
+  while (!reverse && Date.now() < deadline) {
+    reverse = (await ct.dump()).entries.find(
+      (e) => formatAddress(e.orig.src) === a.server && e.orig.sport === a.push && e.orig.protocol === 6,
+    );
+    if (!reverse) await new Promise((r) => setTimeout(r, 50));
+  }
+  out.push.reversePickup = reverse !== undefined;
+  out.push.alive = (await req({ op: 'ping', name: 'c4', timeoutMs: a.timeoutMs })).ok;
+  for (const s of pushed) s.destroy();
+  pusher.close();
   for (const s of listening) {
     s.closeAllConnections();
     s.close();

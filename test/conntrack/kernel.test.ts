@@ -51,6 +51,7 @@ t.test('dump, delete by tuple, and what a deleted connection meets', async (t) =
     server6: SERVER6,
     kept: 8080,
     cut: 8081,
+    push: 8082,
     timeoutMs: scaledMs(1500),
   };
   const r = spawnSync(
@@ -69,7 +70,7 @@ t.test('dump, delete by tuple, and what a deleted connection meets', async (t) =
   }
   t.equal(out.ok, true, out.ok === true ? 'the child ran' : JSON.stringify(out.fatal ?? out).slice(0, 4000));
   if (out.ok !== true) return;
-  t.same(out.connect, { c1: true, c2: true, c3: true }, 'three connections held');
+  t.same(out.connect, { c1: true, c2: true, c3: true, c4: true }, 'four connections held');
   const est = { tcpState: 'ESTABLISHED', hasId: true };
   t.match(out.before.c1, { family: 4, src: CLIENT, dst: SERVER, replySrc: SERVER, ...est });
   t.match(out.before.c2, { family: 4, src: CLIENT, dst: SERVER, ...est });
@@ -91,4 +92,11 @@ t.test('dump, delete by tuple, and what a deleted connection meets', async (t) =
     'deleted + no longer allowed: cut; allowed: alive',
   );
   t.same(out.afterPing, { c2: false, c3: false }, 'the cut packets made no lasting entry (new, dropped)');
+  // The known limit of cutting by deleting entries (src/agent/cut.ts): a cut connection whose far end
+  // sends first, in a direction the table does not filter, comes back as "replies".
+  t.equal(out.push.deleted, 'deleted');
+  t.equal(out.push.reversePickup, true, 'the far end sending first makes a reverse entry (loose pickup)');
+  t.equal(out.push.alive, false, 'a cut connection stays cut when the far end sends first', {
+    todo: 'needs the table to require a SYN for new TCP connections (src/compile), or nf_conntrack_tcp_loose=0',
+  });
 });
