@@ -21,6 +21,7 @@ import { Memo } from '../policy/memo.ts';
 import { normalizeNamespace, normalizeNode, normalizePod, normalizePolicy } from '../policy/normalize.ts';
 import type { ClusterState, Namespace, Node, Pod, Policy } from '../policy/types.ts';
 import { closedState, readLastKnown, writeLastKnown } from './boot.ts';
+import { ConnectionCutter, type ConntrackAccess, type EstablishedMode } from './cut.ts';
 import type { LockHolder } from './lock.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { LoggedOnce } from './once.ts';
@@ -53,6 +54,8 @@ export interface AgentOptions {
   repairDebounceMs?: number;
   /** How often a standby agent tries to take the lock. */
   lockRetryMs?: number;
+  /** keep (default): a policy change leaves established connections alone; cut: see cut.ts. */
+  established?: EstablishedMode;
 }
 
 /** The agent's links to the node, besides the programmer; each is optional (tests use fakes). */
@@ -71,6 +74,8 @@ export interface AgentParts {
   };
   /** The node's pod ranges as the kernel shows them (the CNI bridge), when no state file has them. */
   kernelPodRanges?: () => Promise<string[]>;
+  /** The node's conntrack table, for --established=cut (opened on first use). */
+  conntrack?: () => ConntrackAccess;
 }
 
 /** A running subscription to our table's change notifications. */
@@ -138,6 +143,8 @@ export class Agent {
   private monitor: TableWatch | undefined;
   private lastKnownText: string | undefined;
   private readonly startedAt = performance.now();
+  /** --established=cut: deletes what the new policies no longer allow after each changing sync. */
+  private cutter: ConnectionCutter | undefined;
 
   constructor(
     client: ListWatch,
@@ -159,6 +166,8 @@ export class Agent {
     this.parts = parts;
     this.log = log.child({ component: 'agent', node: options.nodeName });
     this.metrics = createMetrics();
+    if (options.established === 'cut' && !parts.conntrack)
+      this.log.warn('--established=cut without access to conntrack: connections are not cut');
     // Objects are normalized as they arrive and only the normalized form is kept; one that cannot be
     // used is logged once and kept as INVALID (skipped, fail-closed).
     const ingest =
@@ -225,6 +234,7 @@ export class Agent {
     this.monitor?.close();
     this.store.stop();
     await this.runner.stop();
+    this.cutter?.close();
     await this.parts.lock?.release();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.log.info('stopped; the table stays in place');
@@ -513,6 +523,7 @@ export class Agent {
       this.metrics.consecutiveFailures.set(0);
       this.metrics.lastSuccess.set(Date.now() / 1000);
       this.rememberPodRanges(state);
+      await this.cutConnections(result);
     } catch (error) {
       this.failures++;
       this.failingSince ??= performance.now();
@@ -528,6 +539,30 @@ export class Agent {
       this.runner.pendingSince ??= since;
       this.scheduleRetry();
     }
+  }
+
+  /** --established=cut, after a sync that changed the table (or after a cut that failed). */
+  private async cutConnections(result: SyncResult): Promise<void> {
+    const index = this.reconciler.clusterIndex;
+    if (this.options.established !== 'cut' || !this.parts.conntrack || !index) return;
+    try {
+      this.cutter ??= new ConnectionCutter(
+        this.parts.conntrack(),
+        this.log,
+        this.metrics,
+        this.options.nodeName,
+      );
+    } catch (error) {
+      // The table is programmed; only the cut is missing. Tried again after the next sync.
+      this.metrics.connectionCutErrors.inc();
+      this.log.error(
+        { err: (error as Error).message },
+        'cannot open the conntrack table: connections are not cut',
+      );
+      return;
+    }
+    if (result.kind === 'none' && !this.cutter.pending) return;
+    await this.cutter.cut(index, `${result.kind} sync`);
   }
 
   /** What the node enforces while the agent cannot program what the policies say. */

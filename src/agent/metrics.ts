@@ -85,6 +85,24 @@ export function createMetrics() {
       help: 'Validation problems in watched policies (bad rules allow nothing).',
       registers: [registry],
     }),
+    ...cutMetrics(registry),
+  };
+}
+
+/** --established=cut (src/agent/cut.ts); labels stay bounded: the direction only. */
+function cutMetrics(registry: Registry) {
+  return {
+    connectionsCut: new Counter({
+      name: 'tollgate_connections_cut_total',
+      help: 'Established connections whose conntrack entry was deleted because the policies no longer allow them (--established=cut), by the direction that denies them.',
+      labelNames: ['direction'],
+      registers: [registry],
+    }),
+    connectionCutErrors: new Counter({
+      name: 'tollgate_connection_cut_errors_total',
+      help: 'Failed conntrack dumps or deletes while cutting connections (retried after the next sync).',
+      registers: [registry],
+    }),
   };
 }
 

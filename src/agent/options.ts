@@ -8,4 +8,6 @@ export const DEFAULT_AGENT_OPTIONS = {
   heapGrowthPercent: 30,
   livenessTimeoutMs: 180_000,
   stateDir: '/var/lib/tollgate',
+  /** --established: what a policy change does to established connections (semantics point 16). */
+  established: 'keep',
 } as const;

@@ -56,6 +56,10 @@ export class NodeReconciler {
   private readonly planCache = new PlanCache();
   /** Kept from sync to sync and updated by identity: its memos follow the changes, not the cluster. */
   private index: ClusterIndex | undefined;
+  /** The index the last successful sync planned from (undefined after a failed one). */
+  get clusterIndex(): ClusterIndex | undefined {
+    return this.index;
+  }
   private readonly desiredCache: DesiredCache;
   /** The memos of index, planner and compiler (the agent's, shared with its normalizers). */
   private readonly memo: Memo;

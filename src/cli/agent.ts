@@ -72,6 +72,10 @@ export const agentCommand: Command = {
     '                            been programmed. Trade-off: while the API server is unreachable after a reboot,',
     "                            this node's pods have no network (instead of no policy). false: no table until",
     '                            then. An existing table (an agent restart) is always left as it is.',
+    '  --established=MODE        keep (default): a policy change leaves established connections alone (their',
+    '                            replies pass); cut: after each change, delete the conntrack entries of this',
+    "                            node's connections that the policies no longer allow (logged, counted in",
+    '                            tollgate_connections_cut_total)',
     '  --log-level LEVEL         trace, debug, info (default), warn, error',
     '  -h, --help                show this help',
     '',
@@ -94,6 +98,7 @@ export const agentCommand: Command = {
       'liveness-timeout-ms': { type: 'string' },
       'state-dir': { type: 'string' },
       'boot-closed': { type: 'string' },
+      established: { type: 'string' },
       // Hidden (not in the usage): caps one netlink batch, so tests can prove programming under small
       // socket limits on any machine.
       'max-batch-bytes': { type: 'string' },
@@ -106,6 +111,9 @@ export const agentCommand: Command = {
       );
     const growth = heapGrowthPercent(values['heap-growth-percent']);
     const bootClosed = onOff('boot-closed', values['boot-closed'], true);
+    const established = values.established ?? DEFAULT_AGENT_OPTIONS.established;
+    if (established !== 'keep' && established !== 'cut')
+      throw new UsageError(`--established must be keep or cut, not '${established}'`);
     const livenessTimeoutMs = ms(
       'liveness-timeout-ms',
       values['liveness-timeout-ms'],
@@ -183,6 +191,7 @@ export const agentCommand: Command = {
         ...(maxBatchBytes === undefined ? {} : { maxBatchBytes }),
         livenessTimeoutMs,
         bootClosed,
+        established,
         ...(stateDir === undefined ? {} : { stateDir }),
       },
       nodeParts(nodeName),

@@ -82,9 +82,12 @@ function listenTcp(p: Port): Promise<void> {
   const key = `${p.port}/${p.protocol}`;
   return new Promise((resolve, reject) => {
     const server = createServer((req, res) => {
-      res.setHeader('connection', 'close');
+      // Probes get one answer per connection; a connection holder (holder.ts) keeps its one open.
+      if (req.headers['x-tollgate-hold'] === undefined) res.setHeader('connection', 'close');
       res.end(`${name} ${p.port}/TCP ${req.socket.remoteAddress ?? ''}\n`);
     });
+    // A held connection stays open between its requests, however long the scenario waits.
+    server.keepAliveTimeout = 0;
     server.once('error', reject);
     server.listen({ port: p.port, host: '::', ipv6Only: false, backlog: 511 }, () => {
       listeners.set(key, server);

@@ -6,6 +6,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CUT_PASS_MESSAGE } from '../agent/cut.ts';
+import type { HeldConnection } from '../scenario/connections.ts';
 import type { Probe, ProbeOutcome, ScenarioDriver, WindowReport } from '../scenario/probes.ts';
 import type { AgentAction, FaultStep } from '../scenario/types.ts';
 import type { World } from '../scenario/world.ts';
@@ -18,6 +20,7 @@ import {
   SECOND_AGENT_METRICS_ADDR,
 } from './agent-process.ts';
 import { ApiServer, type ApiServerOptions } from './apiserver.ts';
+import { ConnectionHolders, CUT_WITHIN_MS } from './connections.ts';
 import { LabError } from './errors.ts';
 import { Lab } from './lab.ts';
 import { loadFactor, scaledMs } from './load.ts';
@@ -93,6 +96,9 @@ export class ApiScenarioDriver implements ScenarioDriver {
   /** When the tables last converged (performance.now()), for `expect: {within}`. */
   #lastConvergedAt: number | undefined;
   #sampler: ProbeSampler | undefined;
+  /** The scenario's `established` header, passed to every agent as --established. */
+  #established: string | undefined;
+  #holders: ConnectionHolders | undefined;
 
   constructor(options: ApiDriverOptions = {}) {
     this.#options = options;
@@ -110,6 +116,7 @@ export class ApiScenarioDriver implements ScenarioDriver {
     };
     this.lab = await Lab.up(labSpecOf(world));
     lap('lab');
+    this.#established = world.scenario.established;
     const objects = world.objects();
     this.api = await ApiServer.start(this.lab, { ...this.#options.apiserver, nodes: objects.nodes });
     this.timings.apiReady = this.api.readyMs;
@@ -159,6 +166,7 @@ export class ApiScenarioDriver implements ScenarioDriver {
       '--metrics-addr',
       metricsAddr,
       ...(dir === undefined ? [] : ['--state-dir', dir]),
+      ...(this.#established === 'cut' ? ['--established=cut'] : []),
       ...(this.#options.agentArgs ?? []),
     ];
   }
@@ -166,6 +174,8 @@ export class ApiScenarioDriver implements ScenarioDriver {
   async stop(): Promise<void> {
     await this.#sampler?.stop();
     this.#sampler = undefined;
+    await this.#holders?.close();
+    this.#holders = undefined;
     await Promise.allSettled([...this.agents, ...this.seconds.values()].map((a) => a.stop()));
     await Promise.allSettled(this.#checkers.map((c) => c.close()));
     this.#checkers = [];
@@ -263,6 +273,35 @@ export class ApiScenarioDriver implements ScenarioDriver {
       case 'second-stop':
         return this.seconds.get(node)?.stop();
     }
+  }
+
+  /** `connect`: real connections from the source pods (see ConnectionHolders). */
+  connect(world: World, connections: HeldConnection[]): Promise<{ ok: boolean; detail: string }[]> {
+    this.#holders ??= new ConnectionHolders(this.lab!);
+    return this.#holders.connect(world, connections);
+  }
+
+  /** `connections`: whether each still answers (a cut one within 5 s, load-scaled). */
+  alive(
+    world: World,
+    checks: { connection: HeldConnection; expectCut: boolean }[],
+    startedAt: number,
+  ): Promise<{ alive: boolean; detail: string }[]> {
+    this.#holders ??= new ConnectionHolders(this.lab!);
+    const holders = this.#holders;
+    // A connection that should survive is checked once the agents' cut passes after their last syncs are
+    // done: the table converges (what waitConverged sees) just before the agent cuts.
+    return this.#cutPassesDone().then(() => holders.alive(world, checks, startedAt));
+  }
+
+  /** With established: cut, until each running agent has logged a cut pass for each changing sync. */
+  async #cutPassesDone(): Promise<void> {
+    if (this.#established !== 'cut') return;
+    const count = (lines: string[], msg: string) => lines.filter((l) => l.includes(`"msg":"${msg}"`)).length;
+    const done = () =>
+      this.agents.every((a) => !a.running || count(a.lines, CUT_PASS_MESSAGE) >= count(a.lines, 'synced'));
+    const deadline = performance.now() + scaledMs(CUT_WITHIN_MS);
+    while (!done() && performance.now() < deadline) await sleep(50);
   }
 
   watch(_world: World, probes: () => Probe[], startedAt: number): void {

@@ -3,6 +3,7 @@
 // with real traffic, retried until it converges (at most 10 s, as the scenario README allows).
 
 import { ClusterIndex } from '../policy/index.ts';
+import type { HeldConnection } from '../scenario/connections.ts';
 import { modelOutcome } from '../scenario/model.ts';
 import { ScenarioError } from '../scenario/parse.ts';
 import {
@@ -14,6 +15,7 @@ import {
 } from '../scenario/probes.ts';
 import type { FaultStep } from '../scenario/types.ts';
 import type { World } from '../scenario/world.ts';
+import { ConnectionHolders } from './connections.ts';
 import { EnforcerClient } from './enforcer-client.ts';
 import { Lab } from './lab.ts';
 import type { LabSpec, PodSpec } from './types.ts';
@@ -54,6 +56,7 @@ export interface LabDriverOptions {
 export class LabScenarioDriver implements ScenarioDriver {
   lab: Lab | undefined;
   enforcers: EnforcerClient[] = [];
+  private holders: ConnectionHolders | undefined;
   private readonly options: LabDriverOptions;
 
   constructor(options: LabDriverOptions = {}) {
@@ -61,12 +64,19 @@ export class LabScenarioDriver implements ScenarioDriver {
   }
 
   async start(world: World): Promise<void> {
+    // The enforcers program tables only; deleting conntrack entries is the agent's (--established=cut).
+    if (world.scenario.established === 'cut')
+      throw new ScenarioError(
+        `${world.scenario.file}: established: cut needs agents and an API server: run it with \`tollgate lab run --api\``,
+      );
     this.lab = await Lab.up(labSpecOf(world));
     this.enforcers = world.nodes.map((n) => new EnforcerClient(this.lab!.nodeNamespace(n.index), n.name));
     await this.enforce(world);
   }
 
   async stop(): Promise<void> {
+    await this.holders?.close();
+    this.holders = undefined;
     await Promise.allSettled(this.enforcers.map((e) => e.close()));
     this.enforcers = [];
     await this.lab?.down();
@@ -94,6 +104,20 @@ export class LabScenarioDriver implements ScenarioDriver {
 
   probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
     return probeInLab(this.lab!, world, probes);
+  }
+
+  connect(world: World, connections: HeldConnection[]): Promise<{ ok: boolean; detail: string }[]> {
+    this.holders ??= new ConnectionHolders(this.lab!);
+    return this.holders.connect(world, connections);
+  }
+
+  alive(
+    world: World,
+    checks: { connection: HeldConnection; expectCut: boolean }[],
+    startedAt: number,
+  ): Promise<{ alive: boolean; detail: string }[]> {
+    this.holders ??= new ConnectionHolders(this.lab!);
+    return this.holders.alive(world, checks, startedAt);
   }
 
   async fault(_world: World, step: FaultStep): Promise<void> {

@@ -65,6 +65,8 @@ export function messageTypeName(type: number): string {
   if (type === NFNL_MSG_BATCH_END) return 'BATCH_END';
   if (type < 16) return ['', 'NOOP', 'ERROR', 'DONE', 'OVERRUN'][type] ?? `control(${type})`;
   if (type >> 8 === NFNL_SUBSYS_NFTABLES) return msgNames[type & 0xff] ?? `nft(${type & 0xff})`;
+  if (type >> 8 === NFNL_SUBSYS_CTNETLINK)
+    return ['CT_NEW', 'CT_GET', 'CT_DELETE'][type & 0xff] ?? `ctnetlink(${type & 0xff})`;
   if (type >> 8 === NFNL_SUBSYS_ULOG)
     return ['ULOG_PACKET', 'ULOG_CONFIG'][type & 0xff] ?? `ulog(${type & 0xff})`;
   return `type(${type})`;
@@ -204,4 +206,60 @@ export const NFULNL_CFG_F = { SEQ: 0x1, SEQ_GLOBAL: 0x2, CONNTRACK: 0x4 } as con
 
 export function ulogType(msg: number): number {
   return (NFNL_SUBSYS_ULOG << 8) | msg;
+}
+
+/** ctnetlink (nf_conntrack_netlink), include/uapi/linux/netfilter/nfnetlink_conntrack.h: messages are
+ *  (SUBSYS_CTNETLINK << 8) | type, and nfgenmsg.nfgen_family is the entry's L3 family (UNSPEC: all). */
+export const NFNL_SUBSYS_CTNETLINK = 1;
+/** enum cntl_msg_types (the ones we send; NEW is also what a dump answers with). */
+export const IPCTNL_MSG = { CT_NEW: 0, CT_GET: 1, CT_DELETE: 2 } as const;
+/** Top-level attributes of a conntrack entry (enum ctattr_type, the ones we read or write). */
+export const CTA = {
+  TUPLE_ORIG: 1,
+  TUPLE_REPLY: 2,
+  STATUS: 3,
+  PROTOINFO: 4,
+  TIMEOUT: 7,
+  MARK: 8,
+  USE: 11,
+  ID: 12,
+  ZONE: 18,
+} as const;
+/** Inside CTA_TUPLE_* (enum ctattr_tuple). */
+export const CTA_TUPLE = { IP: 1, PROTO: 2, ZONE: 3 } as const;
+/** Inside CTA_TUPLE_IP (enum ctattr_ip): addresses in network byte order. */
+export const CTA_IP = { V4_SRC: 1, V4_DST: 2, V6_SRC: 3, V6_DST: 4 } as const;
+/** Inside CTA_TUPLE_PROTO (enum ctattr_l4proto): ports u16 big-endian, ICMP id/type/code. */
+export const CTA_PROTO = {
+  NUM: 1,
+  SRC_PORT: 2,
+  DST_PORT: 3,
+  ICMP_ID: 4,
+  ICMP_TYPE: 5,
+  ICMP_CODE: 6,
+  ICMPV6_ID: 7,
+  ICMPV6_TYPE: 8,
+  ICMPV6_CODE: 9,
+} as const;
+/** CTA_PROTOINFO > CTA_PROTOINFO_TCP > CTA_PROTOINFO_TCP_STATE (u8). */
+export const CTA_PROTOINFO = { TCP: 1 } as const;
+export const CTA_PROTOINFO_TCP = { STATE: 1 } as const;
+/** enum tcp_conntrack (linux/netfilter/nf_conntrack_tcp.h); 9 is SYN_SENT2 (formerly LISTEN). */
+export const TCP_CONNTRACK_STATES = [
+  'NONE',
+  'SYN_SENT',
+  'SYN_RECV',
+  'ESTABLISHED',
+  'FIN_WAIT',
+  'CLOSE_WAIT',
+  'LAST_ACK',
+  'TIME_WAIT',
+  'CLOSE',
+  'SYN_SENT2',
+] as const;
+/** Bits of CTA_STATUS (enum ip_conntrack_status, linux/netfilter/nf_conntrack_common.h). */
+export const IPS = { EXPECTED: 0x1, SEEN_REPLY: 0x2, ASSURED: 0x4, CONFIRMED: 0x8 } as const;
+
+export function ctnlType(msg: number): number {
+  return (NFNL_SUBSYS_CTNETLINK << 8) | msg;
 }

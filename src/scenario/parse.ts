@@ -11,12 +11,13 @@ import type {
   DeleteResource,
   ProbeFamily,
   Scenario,
+  ScenarioConnection,
   ScenarioHost,
   ScenarioPod,
   ScenarioPort,
   Step,
 } from './types.ts';
-import { AGENT_ACTIONS, DEFAULT_PORTS, PROBE_FAMILIES } from './types.ts';
+import { AGENT_ACTIONS, DEFAULT_PORTS, ESTABLISHED, PROBE_FAMILIES } from './types.ts';
 
 export class ScenarioError extends UsageError {}
 
@@ -156,6 +157,9 @@ export function parseScenarioText(text: string, file: string): Scenario {
     };
   });
   const steps = r.list(top.steps, 'steps').map((s, i) => parseStep(r, s, i, nodeCount));
+  const established = top.established ?? 'keep';
+  if (!(ESTABLISHED as readonly unknown[]).includes(established))
+    r.fail('established', `must be keep or cut (got ${JSON.stringify(established)})`);
   return {
     file,
     name: typeof top.name === 'string' ? top.name : file,
@@ -165,10 +169,11 @@ export function parseScenarioText(text: string, file: string): Scenario {
     pods,
     hosts,
     steps,
+    established: established as Scenario['established'],
   };
 }
 
-const STEP_KINDS = 'apply, delete, label, add-pods, expect, matrix, tamper, agent, api';
+const STEP_KINDS = 'apply, delete, label, add-pods, expect, matrix, tamper, agent, api, connect, connections';
 
 function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step {
   const field = `steps[${index}]`;
@@ -282,9 +287,52 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
         family: r.family(m.family, `${field}.matrix.family`),
       };
     }
+    case 'connect':
+      return { ...base, kind: 'connect', connections: parseConnect(r, v, `${field}.connect`) };
+    case 'connections':
+      return { ...base, kind: 'connections', checks: parseConnectionChecks(r, v, `${field}.connections`) };
     default:
       return r.fail(field, `unknown step '${kind}' (${STEP_KINDS})`);
   }
+}
+
+/** `connect: [{name, from, to, port}]`: names unique within the step (and, at run time, the scenario). */
+function parseConnect(r: Reader, v: unknown, field: string): ScenarioConnection[] {
+  const list = r.list(v, field);
+  if (list.length === 0) r.fail(field, 'must be a non-empty list of {name, from, to, port}');
+  const seen = new Set<string>();
+  return list.map((c, i) => {
+    const o = r.obj(c, `${field}[${i}]`);
+    for (const k of Object.keys(o))
+      if (!['name', 'from', 'to', 'port'].includes(k))
+        r.fail(`${field}[${i}].${k}`, 'unknown field (name, from, to, port)');
+    const name = r.str(o.name, `${field}[${i}].name`);
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(name))
+      r.fail(`${field}[${i}].name`, `'${name}' is not a name (a-z, 0-9, -)`);
+    if (seen.has(name)) r.fail(`${field}[${i}].name`, `'${name}' twice`);
+    seen.add(name);
+    return {
+      name,
+      from: r.podKey(o.from, `${field}[${i}].from`),
+      to: r.podKey(o.to, `${field}[${i}].to`),
+      port: r.port(o.port, `${field}[${i}].port`),
+    };
+  });
+}
+
+/** `connections: ['c1 cut', 'c2 alive']`. */
+function parseConnectionChecks(
+  r: Reader,
+  v: unknown,
+  field: string,
+): { name: string; expect: 'alive' | 'cut' }[] {
+  const list = r.list(v, field);
+  if (list.length === 0) r.fail(field, "must be a non-empty list such as ['c1 cut', 'c2 alive']");
+  return list.map((x, i) => {
+    const m = /^\s*(\S+)\s+(alive|cut)\s*$/.exec(r.str(x, `${field}[${i}]`));
+    if (!m) r.fail(`${field}[${i}]`, `must be 'NAME alive' or 'NAME cut' (got ${JSON.stringify(x)})`);
+    return { name: m[1]!, expect: m[2] as 'alive' | 'cut' };
+  });
 }
 
 export function loadScenario(file: string): Scenario {

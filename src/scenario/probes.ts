@@ -1,6 +1,7 @@
 // Expectations of a scenario: probe lines and matrices expanded into probes, and the step runner that
 // drives a scenario through a driver (the model here; the lab elsewhere). The runner does no I/O itself.
 import type { Protocol } from '../policy/types.ts';
+import { type ConnectionDriver, isConnectionStep, runConnectionStep } from './connections.ts';
 import { ScenarioError } from './parse.ts';
 import {
   type EndpointRef,
@@ -23,6 +24,8 @@ export interface Probe {
   family?: 4 | 6;
   expectAllow: boolean;
   where: string;
+  /** What the report calls the two outcomes (default allow / deny; connections: alive / cut). */
+  words?: [string, string];
 }
 
 export interface ProbeOutcome {
@@ -60,7 +63,7 @@ export interface WindowReport {
   wrong: number;
 }
 
-export interface ScenarioDriver {
+export interface ScenarioDriver extends Partial<ConnectionDriver> {
   /** Enforces ClusterNetworkPolicies (the model only, for now); without it their steps are refused. */
   readonly enforcesClusterPolicies?: boolean;
   /** Sets up and enforces the initial world (the lab builds its cluster here). */
@@ -255,6 +258,12 @@ async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioRe
   /** The first change or fault after the previous expectation opens a window; the next expect closes it. */
   let window: { startedAt: number; fault: boolean; watching: boolean } | undefined;
   for (const [at, step] of steps.entries()) {
+    if (isConnectionStep(step)) {
+      const r = await runConnectionStep(world, driver, step);
+      for (const o of r.outcomes) o.allowed === o.probe.expectAllow ? report.passed++ : report.failed++;
+      report.steps.push(r);
+      continue;
+    }
     let probes: Probe[];
     let matrixPods: string[] | undefined;
     if (step.kind === 'expect') probes = expectProbes(world, step);

@@ -17,8 +17,9 @@ export function formatScenarioReport(report: ScenarioReport, options: { matrices
     }
     if (s.window) lines.push(`  ${s.step.where}: ${formatWindow(s.window)}`);
     for (const o of wrong) {
+      const [yes, no] = o.probe.words ?? ['allow', 'deny'];
       lines.push(
-        `  ${o.probe.where}: ${o.probe.text}: expected ${o.probe.expectAllow ? 'allow' : 'deny'}, got ${o.allowed ? 'allow' : 'deny'}`,
+        `  ${o.probe.where}: ${o.probe.text}: expected ${o.probe.expectAllow ? yes : no}, got ${o.allowed ? yes : no}`,
       );
       for (const l of (o.explanation ?? '').split('\n').filter(Boolean)) lines.push(`    ${l}`);
     }

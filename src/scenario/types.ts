@@ -63,7 +63,22 @@ export type Step = { index: number; where: string } & (
   | { kind: 'agent'; node: number; action: AgentAction }
   | { kind: 'api'; action: 'stop' | 'start' }
   | { kind: 'matrix'; port: number | string; protocol: Protocol; rules: string[]; family: ProbeFamily }
+  // Established connections (scenario README): see connections.ts.
+  | { kind: 'connect'; connections: ScenarioConnection[] }
+  | { kind: 'connections'; checks: { name: string; expect: 'alive' | 'cut' }[] }
 );
+
+/** What a policy change does to established connections: the agents' --established. */
+export const ESTABLISHED = ['keep', 'cut'] as const;
+export type Established = (typeof ESTABLISHED)[number];
+
+/** One long-lived TCP connection of a `connect` step. */
+export interface ScenarioConnection {
+  name: string;
+  from: string;
+  to: string;
+  port: number;
+}
 
 export interface Scenario {
   file: string;
@@ -74,6 +89,8 @@ export interface Scenario {
   pods: ScenarioPod[];
   hosts: ScenarioHost[];
   steps: Step[];
+  /** `established:` at the top level; keep when absent. */
+  established: Established;
 }
 
 export type FaultStep = Step & { kind: 'tamper' | 'agent' | 'api' };

@@ -1,0 +1,184 @@
+// --established=cut (semantics point 16's option): after a sync that changed the node's table, the node's
+// conntrack entries that the current policies no longer allow are deleted, and only those; each cut is
+// logged and counted. Decides with the reference evaluator over the index the table was planned from, in
+// the directions this node enforces. Never changes the table and never fails a sync.
+//
+// After a delete, the connection's next packet finds no entry: TCP's loose pickup (nf_conntrack_tcp_loose,
+// on by default) makes it ct state new, so it meets the pod's isolation like a new connection and is
+// dropped. Limit: if the first packet after the cut comes from the far end and that direction is allowed
+// as a new connection (e.g. the server's egress when only its ingress was tightened), the pickup creates a
+// new entry in the reverse orientation and the flow passes again as its "replies". Closing that needs the
+// table to require a SYN for new TCP connections (or nf_conntrack_tcp_loose=0 on the node).
+
+import type { Logger } from 'pino';
+import type { CtEntry } from '../conntrack/entry.ts';
+import { formatTuple } from '../conntrack/entry.ts';
+import type { ConntrackDump, DeleteOutcome } from '../conntrack/socket.ts';
+import { protoName } from '../nft/datatypes.ts';
+import { describeEndpoint, type Endpoint, endpointAt, evaluate } from '../policy/evaluate.ts';
+import type { ClusterIndex } from '../policy/index.ts';
+import type { Direction } from '../policy/types.ts';
+import type { Metrics } from './metrics.ts';
+
+/** The log line that closes each cut pass (the API lab waits for it before it checks "alive"). */
+export const CUT_PASS_MESSAGE = 'connections checked for cuts';
+
+export const ESTABLISHED_MODES = ['keep', 'cut'] as const;
+export type EstablishedMode = (typeof ESTABLISHED_MODES)[number];
+
+/** The node's conntrack table (src/conntrack/socket.ts in the node's namespace; fakes in tests). */
+export interface ConntrackAccess {
+  dump(): Promise<ConntrackDump>;
+  delete(entry: CtEntry): Promise<DeleteOutcome>;
+  close?(): void;
+}
+
+export interface CutDecision {
+  entry: CtEntry;
+  /** The direction that denies it (ingress when both do: the destination's node decided first). */
+  direction: Direction;
+  /** The local pod whose policies deny it (ns/name). */
+  pod: string;
+  /** The other end, as `tollgate explain` names it. */
+  peer: string;
+  protocol: string;
+  port: number;
+  /** The policies isolating that pod in that direction, none of whose rules allows the connection. */
+  isolatedBy: string[];
+}
+
+const L4_NAMES: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
+/** TCP entries of connections already closed: nothing left to cut (and a log line each would be noise). */
+const CLOSED_TCP = new Set(['TIME_WAIT', 'CLOSE']);
+
+/**
+ * The entries to delete: those with a local pod at one end that the policies deny in the direction this
+ * node enforces for it. The source is the original tuple's, the destination and port the reply tuple's
+ * source: what the forward hook saw after DNAT (a Service's backend) and before SNAT.
+ */
+export function connectionsToCut(
+  index: ClusterIndex,
+  nodeName: string,
+  entries: readonly CtEntry[],
+): CutDecision[] {
+  const out: CutDecision[] = [];
+  const local = (e: Endpoint) => e.kind === 'pod' && e.pod.nodeName === nodeName;
+  for (const entry of entries) {
+    if (entry.tcpState !== undefined && CLOSED_TCP.has(entry.tcpState)) continue;
+    const from = endpointAt(index, entry.orig.src);
+    const to = endpointAt(index, entry.reply.src);
+    const egressHere = local(from);
+    const ingressHere = local(to);
+    if (!egressHere && !ingressHere) continue;
+    const protocol = L4_NAMES[entry.orig.protocol] ?? protoName(entry.orig.protocol).toUpperCase();
+    const port = entry.reply.sport ?? 0;
+    const v = evaluate(index, { from, to, protocol, port });
+    if (v.allowed) continue;
+    const denied =
+      ingressHere && v.ingress && !v.ingress.allowed
+        ? v.ingress
+        : egressHere && v.egress && !v.egress.allowed
+          ? v.egress
+          : undefined;
+    // Denied only by the other node's direction: that node's agent cuts it there.
+    if (!denied) continue;
+    out.push({
+      entry,
+      direction: denied.direction,
+      pod: denied.pod,
+      peer: describeEndpoint(denied.direction === 'ingress' ? from : to),
+      protocol,
+      port,
+      isolatedBy: denied.isolatedBy,
+    });
+  }
+  return out;
+}
+
+export interface CutResult {
+  examined: number;
+  cut: number;
+  /** Already gone when deleted (closed or expired meanwhile). */
+  gone: number;
+}
+
+/** Runs the cut after each changing sync; a failed one is retried after the next sync, changed or not. */
+export class ConnectionCutter {
+  /** A cut failed (the dump or a delete): the next sync cuts again even if it changes nothing. */
+  pending = false;
+  private readonly conntrack: ConntrackAccess;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private readonly nodeName: string;
+
+  constructor(conntrack: ConntrackAccess, log: Logger, metrics: Metrics, nodeName: string) {
+    this.conntrack = conntrack;
+    this.log = log;
+    this.metrics = metrics;
+    this.nodeName = nodeName;
+  }
+
+  close(): void {
+    this.conntrack.close?.();
+  }
+
+  /** Dumps, decides and deletes; logs its own failures (the table is programmed whatever happens here). */
+  async cut(index: ClusterIndex, cause: string): Promise<CutResult | undefined> {
+    const result: CutResult = { examined: 0, cut: 0, gone: 0 };
+    try {
+      const dump = await this.conntrack.dump();
+      result.examined = dump.entries.length;
+      if (dump.undecodable > 0)
+        this.log.warn(
+          { undecodable: dump.undecodable },
+          'conntrack entries that did not decode were not examined',
+        );
+      let failed = 0;
+      for (const d of connectionsToCut(index, this.nodeName, dump.entries)) {
+        let outcome: DeleteOutcome;
+        try {
+          outcome = await this.conntrack.delete(d.entry);
+        } catch (error) {
+          failed++;
+          this.metrics.connectionCutErrors.inc();
+          this.log.error(
+            { err: (error as Error).message, pod: d.pod, tuple: formatTuple(d.entry.orig) },
+            'could not cut a connection the policies no longer allow; retried after the next sync',
+          );
+          continue;
+        }
+        if (outcome === 'gone') {
+          result.gone++;
+          continue;
+        }
+        result.cut++;
+        this.metrics.connectionsCut.inc({ direction: d.direction });
+        this.log.info(
+          {
+            direction: d.direction,
+            pod: d.pod,
+            peer: d.peer,
+            protocol: d.protocol,
+            port: d.port,
+            isolatedBy: d.isolatedBy,
+            tuple: formatTuple(d.entry.orig),
+            change: cause,
+          },
+          'connection cut: the policies no longer allow it',
+        );
+      }
+      this.pending = failed > 0;
+      // One line per pass (only with --established=cut, after a changing sync): says the pass is done.
+      this.log.info({ ...result, failed, change: cause }, CUT_PASS_MESSAGE);
+      return result;
+    } catch (error) {
+      this.pending = true;
+      this.metrics.connectionCutErrors.inc();
+      this.log.error(
+        { err: (error as Error).message },
+        'could not read the conntrack table to cut connections; retried after the next sync',
+      );
+      return undefined;
+    }
+  }
+}

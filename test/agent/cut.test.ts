@@ -1,0 +1,229 @@
+// --established=cut on fakes (semantics point 16's option): which conntrack entries a node cuts (only its
+// own pods' connections that the policies deny in the direction it enforces, after DNAT), and the agent's
+// hook: a changing sync cuts and counts, keep mode never touches conntrack, a failed dump is retried.
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { pino } from 'pino';
+import type { Test } from 'tap';
+import t from 'tap';
+import { Agent } from '../../src/agent/agent.ts';
+import { type ConntrackAccess, CUT_PASS_MESSAGE, connectionsToCut } from '../../src/agent/cut.ts';
+import type { CtEntry, CtTuple } from '../../src/conntrack/entry.ts';
+import { ConntrackError } from '../../src/conntrack/errors.ts';
+import { parseAddress } from '../../src/policy/address.ts';
+import { FakeApi, until } from '../k8s/fake-api.ts';
+import { cluster, pod, policy } from '../policy/builders.ts';
+import { basePods, dbPolicy, FakeKernel, P, TEST_AGENT_OPTIONS } from './_fixtures.ts';
+
+const addr = (s: string) => parseAddress(s)!;
+function tcp(
+  src: string,
+  sport: number,
+  dst: string,
+  dport: number,
+  replySrc = dst,
+  replyPort = dport,
+): CtEntry {
+  const orig: CtTuple = { src: addr(src), dst: addr(dst), protocol: 6, sport, dport };
+  const reply: CtTuple = { src: addr(replySrc), dst: addr(src), protocol: 6, sport: replyPort, dport: sport };
+  return {
+    family: orig.src.family,
+    orig,
+    reply,
+    status: 0xe,
+    zone: 0,
+    mark: 0,
+    id: sport,
+    tcpState: 'ESTABLISHED',
+  };
+}
+
+// x/db (n1) takes 5432 from role=api only; x/web (n1) may only reach x/api1 (n2) on 80.
+const webEgress = policy('x/web-out', {
+  podSelector: { matchLabels: { role: 'web' } },
+  policyTypes: ['Egress'],
+  egress: [{ to: [{ podSelector: { matchLabels: { role: 'api' } } }], ports: [{ port: 80 }] }],
+});
+const other = pod('x/other', { role: 'other' }, { node: 'n2', ip: '10.244.2.50' });
+
+t.test(
+  'a node cuts its own pods connections that the policies deny, in the direction it enforces',
+  async (t) => {
+    const index = cluster({ pods: [...basePods(), other], policies: [dbPolicy, webEgress] });
+    const entries = {
+      webToDb: tcp('10.244.1.40', 40001, '10.244.1.20', 5432),
+      apiToDb: tcp('10.244.2.30', 40002, '10.244.1.20', 5432),
+      otherToDb: tcp('10.244.2.50', 40003, '10.244.1.20', 5432),
+      webToApi80: tcp('10.244.1.40', 40004, '10.244.2.30', 80),
+      webToApi81: tcp('10.244.1.40', 40005, '10.244.2.30', 81),
+      outsideToWeb: tcp('203.0.113.5', 40006, '10.244.1.40', 80),
+      notLocal: tcp('10.244.2.50', 40007, '10.244.2.30', 9),
+      viaService: tcp('10.244.2.50', 40008, '10.96.0.10', 80, '10.244.1.20', 5432),
+      v6: tcp('fd00:10:244:1::40', 40009, 'fd00:10:244:1::20', 5432),
+      closed: { ...tcp('10.244.1.40', 40010, '10.244.1.20', 5432), tcpState: 'TIME_WAIT' },
+    };
+    const cut = connectionsToCut(index, 'n1', Object.values(entries));
+    const byPort = new Map(cut.map((d) => [d.entry.orig.sport, d]));
+    t.same(
+      [...byPort.keys()].sort(),
+      [40001, 40003, 40005, 40008, 40009],
+      'web->db and other->db (ingress of db), web->api:81 (egress of web), through a Service, IPv6; not TIME_WAIT',
+    );
+    t.match(byPort.get(40003), {
+      direction: 'ingress',
+      pod: 'x/db',
+      peer: 'pod x/other (10.244.2.50)',
+      protocol: 'TCP',
+      port: 5432,
+      isolatedBy: ['x/db'],
+    });
+    t.match(byPort.get(40005), {
+      direction: 'egress',
+      pod: 'x/web',
+      peer: 'pod x/api1 (10.244.2.30)',
+      port: 81,
+    });
+    t.match(
+      byPort.get(40001),
+      { direction: 'ingress', pod: 'x/db' },
+      'both directions deny: ingress is named',
+    );
+    t.match(
+      byPort.get(40008),
+      { pod: 'x/db', port: 5432 },
+      'decided on the backend and its port, after DNAT',
+    );
+    // The same cluster seen from n2: x/api1 and x/other are local there, and nothing of theirs is denied
+    // (db's ingress is n1's to enforce).
+    t.same(connectionsToCut(index, 'n2', Object.values(entries)), [], 'n2 cuts nothing of n1');
+  },
+);
+
+/** A conntrack table in memory: entries, the deletes asked for, and failures to inject. */
+class FakeConntrack implements ConntrackAccess {
+  entries: CtEntry[] = [];
+  deleted: CtEntry[] = [];
+  dumps = 0;
+  failDumps = 0;
+  async dump() {
+    this.dumps++;
+    if (this.failDumps > 0) {
+      this.failDumps--;
+      throw new ConntrackError('E_CONNTRACK_IO', 'conntrack dump: no answer (injected)');
+    }
+    return { entries: [...this.entries], undecodable: 0 };
+  }
+  async delete(e: CtEntry) {
+    const i = this.entries.indexOf(e);
+    if (i < 0) return 'gone' as const;
+    this.entries.splice(i, 1);
+    this.deleted.push(e);
+    return 'deleted' as const;
+  }
+}
+
+function setup(t: Test, established: 'keep' | 'cut') {
+  const api = new FakeApi();
+  api.put(P.ns, 'x', { metadata: { labels: {} } });
+  api.put(P.nodes, 'n1', { metadata: { name: 'n1' }, spec: { podCIDRs: ['10.244.1.0/24'] } });
+  for (const p of basePods()) api.put(P.pods, p.metadata.name!, p);
+  const ct = new FakeConntrack();
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const kernel = new FakeKernel();
+  const a = new Agent(api, kernel, log, { ...TEST_AGENT_OPTIONS, established }, { conntrack: () => ct });
+  t.teardown(() => a.stop());
+  return { api, ct, a, lines, kernel };
+}
+
+const cutTotal = async (a: Agent) =>
+  (await a.metrics.registry.getSingleMetricAsString('tollgate_connections_cut_total')).trim();
+
+t.test('cut: the sync that stops allowing a connection deletes its entry, and only that one', async (t) => {
+  const { api, ct, a, lines } = setup(t, 'cut');
+  const webToDb = tcp('10.244.1.40', 40001, '10.244.1.20', 5432);
+  const apiToDb = tcp('10.244.2.30', 40002, '10.244.1.20', 5432);
+  ct.entries.push(webToDb, apiToDb);
+  await a.start();
+  await until(() => a.ready, 'ready');
+  await a.idle();
+  t.same(ct.deleted, [], 'no policy yet: nothing cut');
+  api.put(P.np, 'db', dbPolicy);
+  await until(() => ct.deleted.length > 0, 'a cut');
+  await a.idle();
+  t.same(ct.deleted, [webToDb], 'web->db cut, api->db (allowed) kept');
+  t.match(await cutTotal(a), /tollgate_connections_cut_total\{direction="ingress"\} 1/);
+  const line = lines.find((l) => l.msg === 'connection cut: the policies no longer allow it');
+  t.match(line, {
+    direction: 'ingress',
+    pod: 'x/db',
+    peer: 'pod x/web (10.244.1.40)',
+    protocol: 'TCP',
+    port: 5432,
+    isolatedBy: ['x/db'],
+    tuple: 'tcp 10.244.1.40:40001 -> 10.244.1.20:5432',
+  });
+  t.match(
+    lines.filter((l) => l.msg === CUT_PASS_MESSAGE).at(-1),
+    { examined: 2, cut: 1, gone: 0, failed: 0 },
+    'each pass ends with one line of counts',
+  );
+});
+
+t.test('keep: conntrack is never read', async (t) => {
+  const { api, ct, a, kernel } = setup(t, 'keep');
+  ct.entries.push(tcp('10.244.1.40', 40001, '10.244.1.20', 5432));
+  await a.start();
+  await until(() => a.ready, 'ready');
+  api.put(P.np, 'db', dbPolicy);
+  await until(
+    () => kernel.fake.committed.some((c) => /add chain inet tollgate in-/.test(c.text)),
+    'db isolated',
+  );
+  await a.idle();
+  t.equal(ct.dumps, 0);
+  t.equal(ct.deleted.length, 0);
+});
+
+t.test(
+  'a failed dump leaves the table programmed, is counted, and is retried after the next sync',
+  async (t) => {
+    const { api, ct, a } = setup(t, 'cut');
+    const webToDb = tcp('10.244.1.40', 40001, '10.244.1.20', 5432);
+    ct.entries.push(webToDb);
+    await a.start();
+    await until(() => a.ready, 'ready');
+    await a.idle();
+    ct.failDumps = 1;
+    const dumps = ct.dumps;
+    api.put(P.np, 'db', dbPolicy);
+    await until(() => ct.dumps > dumps, 'the cut tried');
+    await a.idle();
+    t.ok(a.ready, 'the sync itself succeeded');
+    t.same(ct.deleted, [], 'not cut yet');
+    t.match(
+      await a.metrics.registry.getSingleMetricAsString('tollgate_connection_cut_errors_total'),
+      /tollgate_connection_cut_errors_total 1/,
+    );
+    // Any later sync (even one that changes nothing in the table) cuts what is pending.
+    api.put(P.pods, 'extra', pod('x/extra', { role: 'z' }, { node: 'n2', ip: '10.244.2.99' }));
+    await until(() => ct.deleted.length === 1, 'cut on the next sync');
+    t.same(ct.deleted, [webToDb]);
+  },
+);
+
+t.test('--established takes keep or cut, and --help documents it', async (t) => {
+  const root = resolve(import.meta.dirname, '../..');
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [join(root, 'bin/tollgate.js'), 'agent', ...args], {
+      encoding: 'utf8',
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        ...(process.env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE } : {}),
+      },
+    });
+  const bad = run('--node-name', 'n1', '--established=drop');
+  t.equal(bad.status, 2);
+  t.match(bad.stderr, "--established must be keep or cut, not 'drop'");
+  t.match(run('--help').stdout, /--established=MODE +keep \(default\)/);
+});
