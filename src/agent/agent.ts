@@ -10,6 +10,7 @@
 // /readyz and /metrics. Never exits the process (src/cli does).
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
+import type { ReportOptions } from '../compile/desired.ts';
 import { programBatches } from '../compile/program.ts';
 import type { ListWatch } from '../k8s/client.ts';
 import { ClusterStore, type WatchedKind } from '../k8s/store.ts';
@@ -53,6 +54,8 @@ export interface AgentOptions {
   repairDebounceMs?: number;
   /** How often a standby agent tries to take the lock. */
   lockRetryMs?: number;
+  /** Drop reports (--drop-reports and friends); undefined: off, no report rules in the table. */
+  reports?: ReportOptions;
 }
 
 /** The agent's links to the node, besides the programmer; each is optional (tests use fakes). */
@@ -185,7 +188,13 @@ export class Agent {
       },
       rawIngest: ['pods'],
     });
-    this.reconciler = new NodeReconciler(options.nodeName, this.programmer, this.programOptions(), this.memo);
+    this.reconciler = new NodeReconciler(
+      options.nodeName,
+      this.programmer,
+      this.programOptions(),
+      this.memo,
+      options.reports ? { reports: options.reports } : {},
+    );
     this.runner = new BoundedRunner(() => this.run(), options.minSyncIntervalMs);
     this.store.onChange(() => this.runner.request());
   }

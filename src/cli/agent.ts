@@ -2,7 +2,7 @@
 // leaves the node's table in place on exit (enforcement must not stop because the agent restarts).
 import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
-import { DEFAULT_AGENT_OPTIONS } from '../agent/options.ts';
+import { DEFAULT_AGENT_OPTIONS, REPORT_FLAGS, REPORT_USAGE, reportOptions } from '../agent/options.ts';
 import { NetlinkProgrammer } from '../agent/programmer.ts';
 import { MIN_BATCH_BYTES } from '../compile/program.ts';
 import type { ListWatch } from '../k8s/client.ts';
@@ -72,6 +72,7 @@ export const agentCommand: Command = {
     '                            been programmed. Trade-off: while the API server is unreachable after a reboot,',
     "                            this node's pods have no network (instead of no policy). false: no table until",
     '                            then. An existing table (an agent restart) is always left as it is.',
+    ...REPORT_USAGE,
     '  --log-level LEVEL         trace, debug, info (default), warn, error',
     '  -h, --help                show this help',
     '',
@@ -97,6 +98,7 @@ export const agentCommand: Command = {
       // Hidden (not in the usage): caps one netlink batch, so tests can prove programming under small
       // socket limits on any machine.
       'max-batch-bytes': { type: 'string' },
+      ...REPORT_FLAGS,
     });
     rejectPositionals(positionals, this.usage);
     const nodeName = values['node-name'] ?? process.env.NODE_NAME;
@@ -122,6 +124,7 @@ export const agentCommand: Command = {
     if (metricsAddr !== 'off' && !/^(\[[0-9a-f:]+\]|[^:]*):\d{1,5}$/i.test(metricsAddr)) {
       throw new UsageError(`--metrics-addr must be HOST:PORT or off, not '${metricsAddr}'`);
     }
+    const reports = reportOptions(values);
     const maxBatchBytes =
       values['max-batch-bytes'] === undefined ? undefined : batchBytes(values['max-batch-bytes']);
     // Loaded only when the agent runs. In-cluster the client reads the service-account files itself; only
@@ -184,6 +187,7 @@ export const agentCommand: Command = {
         livenessTimeoutMs,
         bootClosed,
         ...(stateDir === undefined ? {} : { stateDir }),
+        ...(reports === undefined ? {} : { reports }),
       },
       nodeParts(nodeName),
     );

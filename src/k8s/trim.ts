@@ -48,8 +48,17 @@ export function trimPod(o: Obj): Obj {
   };
 }
 
+/** The namespace annotation that turns drop reports off for its pods (see compile/desired.ts). */
+const DROP_REPORTS_ANNOTATION = 'tollgate.dev/drop-reports';
+
 export function trimNamespace(o: Obj): Obj {
-  return { metadata: meta(o, false) };
+  const value = obj(obj(o.metadata).annotations)[DROP_REPORTS_ANNOTATION];
+  return {
+    metadata: {
+      ...meta(o, false),
+      ...(value === undefined ? {} : { annotations: { [DROP_REPORTS_ANNOTATION]: value } }),
+    },
+  };
 }
 
 export function trimPolicy(o: Obj): Obj {

@@ -366,7 +366,9 @@ export function normalizeNamespace(raw: unknown, memo?: Memo): Namespace {
   const { metadata, name } = named(raw, 'Namespace');
   // Point 6: every namespace carries the immutable kubernetes.io/metadata.name label.
   const labels: Labels = { ...labelsOf(metadata, memo), [NAMESPACE_NAME_LABEL]: name };
-  return { name, labels };
+  return asObj(metadata.annotations)['tollgate.dev/drop-reports'] === 'off'
+    ? { name, labels, dropReportsOff: true }
+    : { name, labels };
 }
 
 export function normalizeNode(raw: unknown): Node {

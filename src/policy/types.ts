@@ -46,6 +46,8 @@ export interface Namespace {
   readonly name: string;
   /** Always includes kubernetes.io/metadata.name (semantics point 6). */
   readonly labels: Labels;
+  /** Annotated tollgate.dev/drop-reports: "off": its pods' denials are not reported (semantics 16). */
+  readonly dropReportsOff?: true;
 }
 
 export interface Node {

@@ -1,0 +1,161 @@
+// Drop report rules in the compiled table (semantics 16; ../shared/scenarios/README.md "Denied connections
+// in the log"): where they go, the one per-node limit, the per-namespace opt-out, and that the reconciler's
+// diffs and verify handle them (fake kernel fed the real batch bytes).
+import t from 'tap';
+import { reportOptions } from '../../src/agent/options.ts';
+import { NodeReconciler } from '../../src/agent/reconciler.ts';
+import {
+  DesiredCache,
+  type DesiredState,
+  desiredState,
+  QUIET_SUFFIX,
+  REPORT_CHAIN,
+  type ReportOptions,
+} from '../../src/compile/desired.ts';
+import { fullTransaction } from '../../src/compile/diff.ts';
+import { canonicalLines } from '../../src/compile/verify.ts';
+import { parsePrefix } from '../../src/nflog/report.ts';
+import { normalizeNamespace } from '../../src/policy/normalize.ts';
+import { PlanCache, Planner } from '../../src/policy/plan.ts';
+import type { ClusterState } from '../../src/policy/types.ts';
+import { FakeKernel } from '../agent/_fixtures.ts';
+import { pod, policy, state } from '../policy/builders.ts';
+
+const REPORTS: ReportOptions = { group: 100, rate: 20, per: 'second', burst: 5 };
+
+const cluster = (): ClusterState =>
+  state({
+    pods: [pod('x/web', { app: 'web' }), pod('x/db', { app: 'db' }), pod('y/open', { app: 'open' })],
+    policies: [
+      // x/web: ingress on port 80 only; x/db: ingress from web only, egress denied entirely.
+      policy('x/web', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports: [{ port: 80 }] }] }),
+      policy('x/db', {
+        podSelector: { matchLabels: { app: 'db' } },
+        policyTypes: ['Ingress', 'Egress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }] }],
+      }),
+      // y/open: isolated, but one rule allows everything: no drop, so no report (point 3).
+      policy('y/all', { podSelector: {}, ingress: [{}] }),
+    ],
+  });
+
+const text = (d: DesiredState) => fullTransaction(d, { replace: false }).toString().split('\n');
+
+t.test('report rules go right before every isolation drop, and nowhere else (point 16)', async (t) => {
+  const plan = new Planner(cluster()).planNode('n1');
+  const off = desiredState(plan);
+  const on = desiredState(plan, undefined, { reports: REPORTS });
+  t.notOk(off.chains.has(REPORT_CHAIN), 'off: no report chain');
+  t.notOk(
+    text(off).some((l) => / log |limit /.test(l)),
+    'off: no log or limit rule anywhere (the table of before)',
+  );
+  let reported = 0;
+  for (const [name, chain] of on.chains) {
+    if (chain.base || name === REPORT_CHAIN) continue;
+    const before = off.chains.get(name)!;
+    const last = before.rules[before.rules.length - 1]!;
+    if (last.kind === 'final' && last.verdict === 'drop') {
+      reported++;
+      t.same(chain.rules.slice(0, -3), before.rules.slice(0, -1), `${name}: its allows unchanged, first`);
+      const [gate, log, drop] = chain.rules.slice(-3);
+      t.same(gate, { kind: 'report-gate', chain: REPORT_CHAIN }, `${name}: the limit gate`);
+      t.equal(log?.kind, 'report');
+      const prefix = log?.kind === 'report' ? parsePrefix(log.prefix) : undefined;
+      t.same(
+        prefix,
+        { direction: name.startsWith('in-') ? 'ingress' : 'egress', kind: 'deny', id: name },
+        `${name}: the prefix names the chain`,
+      );
+      t.same(drop, last, `${name}: the drop stays last`);
+    } else t.same(chain, before, `${name}: no drop, no report`);
+  }
+  t.equal(reported, 3, 'x/web ingress, x/db ingress and egress');
+  const lines = text(on);
+  t.ok(lines.includes('add rule inet tollgate reports limit rate over 20/second counter drop'));
+  t.equal(lines.filter((l) => l.includes('limit rate')).length, 1, 'one limit for the whole node');
+  t.ok(lines.some((l) => /ct state new log prefix "tg:i:d:in-[0-9a-f]{12}" group 100$/.test(l)));
+});
+
+t.test('an unchanged chain keeps its object from build to build (the diff skips it)', async (t) => {
+  const st = cluster();
+  const planCache = new PlanCache();
+  const cache = new DesiredCache();
+  const build = () => desiredState(new Planner(st, planCache).planNode('n1'), cache, { reports: REPORTS });
+  const a = build();
+  const b = build();
+  for (const [name, c] of a.chains) if (name !== 'forward') t.equal(b.chains.get(name), c, name);
+});
+
+t.test('namespaces annotated tollgate.dev/drop-reports: "off" get chains without reports', async (t) => {
+  const st = state({
+    pods: [pod('x/a', { app: 'a' }), pod('y/a', { app: 'a' })],
+    policies: [
+      policy('x/deny', { podSelector: {}, policyTypes: ['Ingress'] }),
+      policy('y/deny', { podSelector: {}, policyTypes: ['Ingress'] }),
+    ],
+  });
+  const plan = new Planner(st).planNode('n1');
+  const shared = desiredState(plan, undefined, { reports: REPORTS });
+  t.equal(
+    shared.podChains.get('x/a')?.ingress,
+    shared.podChains.get('y/a')?.ingress,
+    'the same structure shares a chain across namespaces',
+  );
+  const d = desiredState(plan, undefined, { reports: { ...REPORTS, quietNamespaces: new Set(['y']) } });
+  const loud = d.podChains.get('x/a')!.ingress!;
+  const quiet = d.podChains.get('y/a')!.ingress!;
+  t.equal(quiet, `${loud}${QUIET_SUFFIX}`, 'the opted-out namespace has a chain of its own');
+  t.ok(d.chains.get(loud)!.rules.some((r) => r.kind === 'report'));
+  t.notOk(d.chains.get(quiet)!.rules.some((r) => r.kind === 'report' || r.kind === 'report-gate'));
+});
+
+t.test('the annotation survives normalization; other values keep reports on', async (t) => {
+  const ns = (v: string) =>
+    normalizeNamespace({ metadata: { name: 'q', annotations: { 'tollgate.dev/drop-reports': v } } });
+  t.equal(ns('off').dropReportsOff, true);
+  t.equal(ns('on').dropReportsOff, undefined);
+});
+
+t.test('flags: defaults, off, and bad values name the flag', async (t) => {
+  t.same(reportOptions({}), REPORTS);
+  t.equal(reportOptions({ 'drop-reports': 'off' }), undefined);
+  t.same(reportOptions({ 'drop-report-rate': '3/minute', 'drop-report-burst': '0', 'nflog-group': '7' }), {
+    group: 7,
+    rate: 3,
+    per: 'minute',
+    burst: 0,
+  });
+  t.throws(() => reportOptions({ 'drop-reports': 'yes' }), /--drop-reports must be on or off/);
+  t.throws(() => reportOptions({ 'drop-report-rate': '0/second' }), /--drop-report-rate/);
+  t.throws(() => reportOptions({ 'drop-report-rate': '20' }), /--drop-report-rate/);
+  t.throws(() => reportOptions({ 'drop-report-burst': '-1' }), /--drop-report-burst/);
+  t.throws(() => reportOptions({ 'nflog-group': '70000' }), /--nflog-group/);
+});
+
+t.test('reconciler with reports: diffs converge to a fresh program, verify sees no drift', async (t) => {
+  const fake = new FakeKernel();
+  const rec = new NodeReconciler('n1', fake, {}, undefined, { reports: REPORTS });
+  const st = cluster();
+  await rec.sync(st);
+  t.same(await rec.verify(), { drift: false, repaired: false });
+  const listed = canonicalLines((await fake.readTable())!);
+  t.ok(listed.some((l) => l.includes('jump reports')) && listed.some((l) => l.includes('log prefix')));
+  // Opting namespace x out renames its chains (a diff), and the table equals a fresh program again.
+  const quietX: ClusterState = {
+    ...st,
+    namespaces: new Map(
+      [...st.namespaces].map(([n, ns]) => [n, n === 'x' ? { ...ns, dropReportsOff: true as const } : ns]),
+    ),
+  };
+  const r = await rec.sync(quietX);
+  t.equal(r.kind, 'diff');
+  t.same(await rec.verify(), { drift: false, repaired: false });
+  const fresh = new FakeKernel();
+  await new NodeReconciler('n1', fresh, {}, undefined, { reports: REPORTS }).sync(quietX);
+  t.same(canonicalLines((await fake.readTable())!), canonicalLines((await fresh.readTable())!));
+  t.notOk(
+    canonicalLines((await fake.readTable())!).some((l) => l.includes('log prefix')),
+    'every isolated pod is in x: no report rule left',
+  );
+});
