@@ -10,10 +10,11 @@
 // /readyz and /metrics. Never exits the process (src/cli does).
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
-import type { ReportOptions } from '../compile/desired.ts';
+import { REPORT_CHAIN, type ReportOptions } from '../compile/desired.ts';
 import { programBatches } from '../compile/program.ts';
 import type { ListWatch } from '../k8s/client.ts';
 import { ClusterStore, type WatchedKind } from '../k8s/store.ts';
+import { Counter } from '../nft/index.ts';
 import type { TableChange } from '../nft/monitor.ts';
 import { formatRange } from '../policy/address.ts';
 import { formatIssue, ValidationError } from '../policy/errors.ts';
@@ -27,6 +28,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { LoggedOnce } from './once.ts';
 import type { CommitInfo, Programmer } from './programmer.ts';
 import { NodeReconciler, type SyncResult } from './reconciler.ts';
+import { DropReporter, type ReportSource } from './reports.ts';
 import { BoundedRunner } from './runner.ts';
 
 export interface AgentOptions {
@@ -60,6 +62,8 @@ export interface AgentOptions {
 
 /** The agent's links to the node, besides the programmer; each is optional (tests use fakes). */
 export interface AgentParts {
+  /** Where drop reports come from when options.reports is set (default: the kernel's nflog group). */
+  reports?: ReportSource;
   /** Starts watching our table's change notifications (those from `ownPort` may be skipped). */
   monitor?: (
     onChange: (c: TableChange) => void,
@@ -139,6 +143,7 @@ export class Agent {
   private bootPending = false;
   private before: Before = 'unknown';
   private monitor: TableWatch | undefined;
+  private reporter: DropReporter | undefined;
   private lastKnownText: string | undefined;
   private readonly startedAt = performance.now();
 
@@ -224,9 +229,38 @@ export class Agent {
     await this.takeLock();
   }
 
+  /**
+   * The drop report listener, once this agent writes the table (a standby's bind would only fail against
+   * the writer's: it binds when it takes over).
+   */
+  private startReports(): void {
+    const reports = this.options.reports;
+    if (reports === undefined || this.reporter !== undefined) return;
+    this.reporter = new DropReporter({
+      group: reports.group,
+      node: this.options.nodeName,
+      log: this.log,
+      metrics: this.metrics,
+      enforced: () => this.reconciler.enforced,
+      readSuppressed: async () => {
+        const rules = await this.programmer.readChainRules?.(REPORT_CHAIN);
+        const counter = rules?.flatMap((r) => r.exprs).find((e) => e instanceof Counter);
+        return counter instanceof Counter ? counter.packets : undefined;
+      },
+      ...(this.parts.reports ? { source: this.parts.reports } : {}),
+    });
+    this.reporter.start();
+  }
+
+  /** Drop reports (undefined: off, or not started yet). */
+  get reports(): DropReporter | undefined {
+    return this.reporter;
+  }
+
   /** Stops watching and serving; the table stays in place so enforcement continues. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.reporter?.stop();
     clearInterval(this.verifyTimer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.repairTimer);
@@ -279,6 +313,7 @@ export class Agent {
     }
     this.metrics.standby.set(0);
     this.active = true;
+    this.startReports();
     this.bootPending = true;
     this.runner.request();
   }
@@ -656,12 +691,15 @@ export class Agent {
       }
       if (req.url === '/readyz') {
         const why = this.notReady();
-        return why === undefined ? send(200, 'ok\n') : send(503, `${why}\n`);
+        // Not a reason to be unready (see DropReporter): shown, not failed.
+        const reports = this.reporter?.problem;
+        const extra = reports === undefined ? '' : `drop reports: ${reports}\n`;
+        return why === undefined ? send(200, `ok\n${extra}`) : send(503, `${why}\n${extra}`);
       }
       if (req.url === '/metrics') {
         this.recordWatchMetrics();
-        void this.metrics.registry
-          .metrics()
+        void (this.reporter?.refreshMetrics() ?? Promise.resolve())
+          .then(() => this.metrics.registry.metrics())
           .then((text) => send(200, text, this.metrics.registry.contentType));
         return;
       }

@@ -15,7 +15,7 @@ import { compareTable } from '../compile/verify.ts';
 import type { Transaction } from '../nft/index.ts';
 import { ClusterIndex, type PodChanges } from '../policy/index.ts';
 import { Memo } from '../policy/memo.ts';
-import { PlanCache, Planner } from '../policy/plan.ts';
+import { type NodePlan, PlanCache, Planner } from '../policy/plan.ts';
 import type { ClusterState, ValidationIssue } from '../policy/types.ts';
 import type { CommitInfo, Programmer } from './programmer.ts';
 
@@ -67,6 +67,8 @@ export class NodeReconciler {
   private readonly memo: Memo;
 
   private readonly programOptions: ProgramOptions;
+  /** The plan and cluster state of the last complete program: what drop reports are attributed with. */
+  enforced: { plan: NodePlan; state: ClusterState; desired: DesiredState } | undefined;
   /** Drop report rules (undefined: none, the table of an agent run with --drop-reports=off). */
   readonly reports: ReportOptions | undefined;
 
@@ -162,6 +164,7 @@ export class NodeReconciler {
     const t4 = performance.now();
     this.programmed = next;
     this.complete = next;
+    this.enforced = { plan, state, desired: next };
     let elements = 0;
     for (const s of next.sets.values()) elements += s.elements.size;
     return {
