@@ -74,13 +74,17 @@ function buildIndex(e: Enforced): Index {
       if (name === undefined) continue;
       const set = chains.get(name) ?? new Set<string>();
       chains.set(name, set);
-      for (const k of p[d]?.isolatedBy ?? []) set.add(k);
+      for (const k of directionPlan(p, d)?.isolatedBy ?? []) set.add(k);
     }
   }
   const quiet = new Set<string>();
   for (const ns of e.state.namespaces.values()) if (ns.dropReportsOff) quiet.add(ns.name);
   return { pods, local, chains, quiet };
 }
+
+/** The plan a pod's direction is programmed with: its enforced isolation, else its audit policies'. */
+const directionPlan = (p: PodPlan, d: ReportDirection) =>
+  d === 'ingress' ? (p.ingress ?? p.auditIngress) : (p.egress ?? p.auditEgress);
 
 const namespaceOf = (podKey: string | undefined): string =>
   podKey === undefined ? '' : podKey.slice(0, podKey.indexOf('/'));
@@ -123,7 +127,9 @@ export function attribute(
   const namespace = namespaceOf(localPod);
   if (index?.quiet.has(namespace)) return { skip: 'quiet' };
   // The local pod's own isolation; if it is gone since the program, what isolated the pods of the chain.
-  const policies = new Set(local?.[direction]?.isolatedBy ?? index?.chains.get(prefix.id) ?? []);
+  const policies = new Set(
+    (local && directionPlan(local, direction)?.isolatedBy) ?? index?.chains.get(prefix.id) ?? [],
+  );
   const protocol = PROTOCOLS[h.protocol] ?? h.protocolName;
   const report: DropReport = {
     kind: prefix.kind,

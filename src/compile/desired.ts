@@ -103,7 +103,13 @@ export type RuleSpec =
   /** `ct state new jump <chain>`: a denied new connection asks the node's report limit (REPORT_CHAIN). */
   | { kind: 'report-gate'; chain: string }
   /** `ct state new log prefix "<prefix>" group <group>`: reached only below the limit (see ReportOptions). */
-  | { kind: 'report'; group: number; prefix: string }
+  | {
+      kind: 'report';
+      group: number;
+      prefix: string;
+      /** would-deny reports (audit chains) only: `limit rate R/per burst B packets` in the rule itself. */
+      limit?: { rate: number; per: ReportRateUnit; burst: number };
+    }
   /** REPORT_CHAIN's one rule: `limit rate over <rate>/<per> burst <burst> packets counter drop`. */
   | { kind: 'report-limit'; rate: number; per: ReportRateUnit; burst: number };
 
@@ -134,6 +140,9 @@ export function quietNamespaces(namespaces: Iterable<Namespace>): Set<string> {
   for (const ns of namespaces) if (ns.dropReportsOff) out.add(ns.name);
   return out;
 }
+
+/** The comment of an audit chain's last rule (point 25): what reaches it would have been denied. */
+export const WOULD_DENY = 'audit: would deny';
 
 /** The chain of the node's report limit (see ReportOptions). */
 export const REPORT_CHAIN = 'reports';
@@ -311,7 +320,7 @@ function chainKey(cache: DesiredCache, direction: Direction, plan: DirectionPlan
   const allows = plan.allows.map((a) =>
     a.kind === 'peers' ? `p ${a.set ?? '*'} ${a.ports ? portsText(cache, a.ports) : '*'}` : `n ${a.set}`,
   );
-  return `${direction} ${plan.allowAll ? 'all' : allows.sort().join(';')}`;
+  return `${plan.audit ? 'audit ' : ''}${direction} ${plan.allowAll ? 'all' : allows.sort().join(';')}`;
 }
 
 function addSet(state: DesiredState, set: Omit<DesiredSet, 'elements'>, elements: Iterable<string>): void {
@@ -610,7 +619,8 @@ function buildChainContent(
   }
   let classes: DesiredChain[] = [];
   if (hasConcat) {
-    const split = addressClasses(pairs, name, cache);
+    // Audit chains keep fused sets: class chains are shared by enforced chains and end in drop.
+    const split = plan.audit ? undefined : addressClasses(pairs, name, cache);
     const fused = split
       ? undefined
       : (() => {
@@ -651,7 +661,12 @@ function buildChainContent(
       });
     }
   }
-  rules.push({ kind: 'final', verdict: 'drop', counter: true, comment: undefined });
+  // Point 25: an audit chain enforces nothing; what reaches its end would have been denied.
+  rules.push(
+    plan.audit
+      ? { kind: 'final', verdict, counter: true, comment: WOULD_DENY }
+      : { kind: 'final', verdict: 'drop', counter: true, comment: undefined },
+  );
   state.chains.set(name, { name, base: false, rules, comment });
   return classes;
 }
@@ -854,7 +869,10 @@ export function desiredState(
       if (suffix !== '') quiet.add(n);
       return n;
     };
-    return { ingress: name('ingress', pod.ingress), egress: name('egress', pod.egress) };
+    return {
+      ingress: name('ingress', pod.ingress ?? pod.auditIngress),
+      egress: name('egress', pod.egress ?? pod.auditEgress),
+    };
   });
   const lines = cache.lineage(
     plan.pods.map((p) => p.key),
@@ -865,7 +883,8 @@ export function desiredState(
     const chains = names[i]!;
     for (const d of ['ingress', 'egress'] as const) {
       const name = chains[d];
-      if (name !== undefined) buildDirectionChain(state, d, pod[d]!, planSets, cache, name, lines.get(name)!);
+      const p = d === 'ingress' ? (pod.ingress ?? pod.auditIngress) : (pod.egress ?? pod.auditEgress);
+      if (name !== undefined) buildDirectionChain(state, d, p!, planSets, cache, name, lines.get(name)!);
     }
     state.podChains.set(pod.key, chains);
     for (const a of pod.addresses) {
@@ -949,19 +968,28 @@ function addReports(
   reports: ReportOptions,
   quiet: ReadonlySet<string>,
 ): void {
-  const key = `${reports.group}`;
+  const key = `${reports.group} ${reports.rate}/${reports.per} ${reports.burst}`;
   for (const chain of [...state.chains.values()]) {
     if (chain.base || quiet.has(chain.name)) continue;
     const last = chain.rules[chain.rules.length - 1];
-    if (last?.kind !== 'final' || last.verdict !== 'drop') continue;
+    if (last?.kind !== 'final') continue;
+    const audit = last.comment === WOULD_DENY;
+    if (last.verdict !== 'drop' && !audit) continue;
     let hit = cache.reportChains.get(chain);
     if (hit === undefined || hit.key !== key) {
       const direction = chain.name.startsWith('in-') ? 'ingress' : 'egress';
-      const prefix = formatPrefix({ direction, kind: 'deny', id: chain.name });
+      const prefix = formatPrefix({ direction, kind: audit ? 'would-deny' : 'deny', id: chain.name });
+      const { group, rate, per, burst } = reports;
       const rules: RuleSpec[] = [
         ...chain.rules.slice(0, -1),
-        { kind: 'report-gate', chain: REPORT_CHAIN },
-        { kind: 'report', group: reports.group, prefix },
+        // A would-deny packet is accepted: the node's gate (which drops over the limit) cannot serve it,
+        // so an audit chain has a limit of its own in its log rule (one bucket per audit chain).
+        ...(audit
+          ? [{ kind: 'report', group, prefix, limit: { rate, per, burst } } as const]
+          : [
+              { kind: 'report-gate', chain: REPORT_CHAIN } as const,
+              { kind: 'report', group, prefix } as const,
+            ]),
         last,
       ];
       hit = { key, chain: { ...chain, rules } };

@@ -99,7 +99,11 @@ function ruleExprs(spec: RuleSpec): Expr[] {
     case 'report-gate':
       return [...m.match('ct state', 'new'), m.verdict(jump(spec.chain))];
     case 'report':
-      return [...m.match('ct state', 'new'), m.log({ prefix: spec.prefix, group: spec.group })];
+      return [
+        ...m.match('ct state', 'new'),
+        ...(spec.limit ? [new Limit({ ...spec.limit })] : []),
+        m.log({ prefix: spec.prefix, group: spec.group }),
+      ];
     case 'report-limit':
       return [
         new Limit({ rate: spec.rate, per: spec.per, burst: spec.burst, over: true }),

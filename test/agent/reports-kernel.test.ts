@@ -41,6 +41,14 @@ t.test('denied connections are reported with their policies, within the node lim
     metadata: { name: 'deny-egress', namespace: 'staging' },
     spec: { podSelector: {}, policyTypes: ['Egress'] },
   });
+  // Point 25: an audit-mode policy isolates nothing; what it would deny is reported as would-deny.
+  const auditPolicy = {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: 'audit-in', namespace: 'staging', annotations: { 'tollgate.dev/audit': 'true' } },
+    spec: { podSelector: {}, policyTypes: ['Ingress'], ingress: [{ ports: [{ port: 9999 }] }] },
+  };
+  objects.policies.push(auditPolicy as (typeof objects.policies)[number]);
   const node = world.node(1).name;
   const child = spawn(
     'ip',
@@ -101,6 +109,17 @@ t.test('denied connections are reported with their policies, within the node lim
   t.ok(
     Math.max(...latencies) <= scaledMs(1000),
     `every report within 1 s (max ${Math.max(...latencies)} ms)`,
+  );
+  // Audit mode: the connection passes, and is reported once as would-deny.
+  const auditBefore = reports.length;
+  const audit = await lab.probe('shop/web', 'staging/api', 8080, 'TCP', { timeoutMs: 2000 });
+  t.equal(audit.ok, true, 'the audit policy denies nothing');
+  await until('the would-deny report', () => reports.length > auditBefore);
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(
+    reports.slice(auditBefore).map((r) => reportLine(r.report)),
+    ['shop/web -> staging/api:8080/TCP ingress staging/audit-in would-deny'],
+    'one would-deny report naming the audit policy',
   );
   // Off the allow path: an allowed connection sends nothing to userspace.
   const allowed = await lab.probe('shop/api', 'shop/db', 3306, 'TCP', { timeoutMs: 2000 });

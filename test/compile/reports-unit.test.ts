@@ -159,3 +159,61 @@ t.test('reconciler with reports: diffs converge to a fresh program, verify sees 
     'every isolated pod is in x: no report rule left',
   );
 });
+
+const audited = (spec: Record<string, unknown>, key: string) => {
+  const p = policy(key, spec) as ReturnType<typeof policy> & { metadata: Record<string, unknown> };
+  p.metadata.annotations = { 'tollgate.dev/audit': 'true' };
+  return p;
+};
+
+t.test('audit mode (point 25): a would-deny report, then accept; enforced isolation wins', async (t) => {
+  const st = state({
+    pods: [pod('x/a', { app: 'a' }), pod('x/b', { app: 'b' })],
+    policies: [
+      audited({ podSelector: {}, policyTypes: ['Ingress'], ingress: [{ ports: [{ port: 80 }] }] }, 'x/try'),
+      // x/b is isolated by an enforced policy too: the audit policy changes nothing for it.
+      policy('x/b-only-443', {
+        podSelector: { matchLabels: { app: 'b' } },
+        ingress: [{ ports: [{ port: 443 }] }],
+      }),
+    ],
+  });
+  const plan = new Planner(st).planNode('n1');
+  const a = plan.pods.find((p) => p.key === 'x/a')!;
+  t.equal(a.ingress, undefined, 'the audit policy isolates nothing');
+  t.same(a.auditIngress?.isolatedBy, ['x/try']);
+  t.equal(
+    plan.pods.find((p) => p.key === 'x/b')!.auditIngress,
+    undefined,
+    'enforced isolation: no audit plan',
+  );
+  for (const reports of [undefined, REPORTS]) {
+    const d = desiredState(plan, undefined, reports ? { reports } : {});
+    const chain = d.chains.get(d.podChains.get('x/a')!.ingress!)!;
+    const last = chain.rules[chain.rules.length - 1]!;
+    t.match(last, { kind: 'final', verdict: 'accept' }, 'an audit chain never drops');
+    t.notOk(chain.rules.some((r) => r.kind === 'final' && r.verdict === 'drop'));
+    const report = chain.rules.find((r) => r.kind === 'report');
+    if (reports === undefined) t.equal(report, undefined, 'reports off: no report rule');
+    else {
+      t.match(report, { kind: 'report', limit: { rate: 20, per: 'second', burst: 5 } });
+      t.same(report?.kind === 'report' && parsePrefix(report.prefix), {
+        direction: 'ingress',
+        kind: 'would-deny',
+        id: chain.name,
+      });
+      t.notOk(
+        chain.rules.some((r) => r.kind === 'report-gate'),
+        'no gate: it would drop over the limit',
+      );
+      const b = d.chains.get(d.podChains.get('x/b')!.ingress!)!;
+      t.match(b.rules[b.rules.length - 1], { kind: 'final', verdict: 'drop' }, 'x/b is enforced');
+      t.not(chain.name, b.name);
+      t.ok(
+        text(d).some((l) =>
+          /ct state new limit rate 20\/second log prefix "tg:i:w:in-[0-9a-f]{12}" group 100$/.test(l),
+        ),
+      );
+    }
+  }
+});
