@@ -13,7 +13,8 @@ import {
   type ReportOptions,
 } from '../../src/compile/desired.ts';
 import { fullTransaction } from '../../src/compile/diff.ts';
-import { canonicalLines } from '../../src/compile/verify.ts';
+import { MIN_BATCH_BYTES, programBatches } from '../../src/compile/program.ts';
+import { canonicalLines, compareTable } from '../../src/compile/verify.ts';
 import { parsePrefix } from '../../src/nflog/report.ts';
 import { normalizeNamespace } from '../../src/policy/normalize.ts';
 import { PlanCache, Planner } from '../../src/policy/plan.ts';
@@ -216,4 +217,29 @@ t.test('audit mode (point 25): a would-deny report, then accept; enforced isolat
       );
     }
   }
+});
+
+t.test('staged programs (small batch caps) carry the report rules through the staging copy', async (t) => {
+  const plan = new Planner(cluster()).planNode('n1');
+  const off = desiredState(plan);
+  const on = desiredState(plan, undefined, { reports: REPORTS });
+  for (const [what, start] of [
+    ['no table', undefined],
+    ['a table without reports', off],
+  ] as const) {
+    const kernel = new FakeKernel();
+    if (start) for (const tx of programBatches({ kernel: undefined }, start).batches) await kernel.commit(tx);
+    const program = programBatches({ kernel: await kernel.readTable() }, on, {
+      maxBatchBytes: MIN_BATCH_BYTES,
+    });
+    t.ok(program.staged, `${what}: staged (${program.batches.length} batches)`);
+    for (const tx of program.batches) await kernel.commit(tx);
+    t.same(compareTable(on, await kernel.readTable()).detail, undefined, `${what}: the table with reports`);
+  }
+  // And back: a diff from our record turns them off again.
+  const kernel = new FakeKernel();
+  for (const tx of programBatches({ kernel: undefined }, on).batches) await kernel.commit(tx);
+  const back = programBatches({ programmed: on }, off, { maxBatchBytes: MIN_BATCH_BYTES });
+  for (const tx of back.batches) await kernel.commit(tx);
+  t.same(compareTable(off, await kernel.readTable()).detail, undefined, 'off again: the table of before');
 });
