@@ -61,9 +61,32 @@ interface Index {
   readonly quiet: ReadonlySet<string>;
 }
 
-function buildIndex(e: Enforced): Index {
-  const pods = new Map<string, string>();
-  for (const p of e.state.pods) for (const a of p.ips) pods.set(`${a.family}:${a.value}`, p.key);
+/**
+ * The cluster's pods by address, shared between the indexes of programs less than a second apart: under
+ * constant churn every sync is a new program, and a report per sync must not rebuild a map of 100,000
+ * pods each time (a pod changed in the last second may then be shown by address only).
+ */
+export class PodAddresses {
+  private map = new Map<string, string>();
+  private pods: readonly unknown[] | undefined;
+  private builtAt = Number.NEGATIVE_INFINITY;
+  private readonly maxAgeMs: number;
+  constructor(maxAgeMs = 1000) {
+    this.maxAgeMs = maxAgeMs;
+  }
+  of(state: ClusterState, now = performance.now()): Map<string, string> {
+    if (state.pods === this.pods || now - this.builtAt < this.maxAgeMs) return this.map;
+    const map = new Map<string, string>();
+    for (const p of state.pods) for (const a of p.ips) map.set(`${a.family}:${a.value}`, p.key);
+    this.map = map;
+    this.pods = state.pods;
+    this.builtAt = now;
+    return map;
+  }
+}
+
+function buildIndex(e: Enforced, addresses: PodAddresses): Index {
+  const pods = addresses.of(e.state);
   const local = new Map<string, PodPlan>();
   const chains = new Map<string, Set<string>>();
   for (const p of e.plan.pods) {
@@ -104,6 +127,7 @@ export function attribute(
   enforced: Enforced | undefined,
   node: string,
   cache: WeakMap<Enforced, Index> = new WeakMap(),
+  addresses: PodAddresses = new PodAddresses(0),
 ): { report: DropReport; namespace: string } | { skip: SkipReason } {
   const prefix = p.prefix === undefined ? undefined : parsePrefix(p.prefix);
   if (prefix === undefined) return { skip: 'foreign' };
@@ -111,7 +135,7 @@ export function attribute(
   if (h === undefined) return { skip: 'headers' };
   let index: Index | undefined;
   if (enforced !== undefined) {
-    index = cache.get(enforced) ?? buildIndex(enforced);
+    index = cache.get(enforced) ?? buildIndex(enforced, addresses);
     cache.set(enforced, index);
   }
   const srcKey = addressKey(h.src);
@@ -175,6 +199,7 @@ export class DropReporter {
   private delay: number;
   private lastError: string | undefined;
   private readonly cache = new WeakMap<Enforced, Index>();
+  private readonly addresses = new PodAddresses();
   private suppressed: bigint | undefined;
   private listenerSeen = { lost: 0, overruns: 0, undecodable: 0 };
 
@@ -229,7 +254,7 @@ export class DropReporter {
   }
 
   private onPacket(p: NflogPacket, receivedAtMs: number): void {
-    const r = attribute(p, receivedAtMs, this.o.enforced(), this.o.node, this.cache);
+    const r = attribute(p, receivedAtMs, this.o.enforced(), this.o.node, this.cache, this.addresses);
     if ('skip' in r) {
       this.o.metrics.reportsSkipped.inc({ reason: r.skip });
       return;

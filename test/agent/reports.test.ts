@@ -5,7 +5,13 @@
 import pino from 'pino';
 import t from 'tap';
 import { createMetrics } from '../../src/agent/metrics.ts';
-import { attribute, DropReporter, type Enforced, type ReportSource } from '../../src/agent/reports.ts';
+import {
+  attribute,
+  DropReporter,
+  type Enforced,
+  PodAddresses,
+  type ReportSource,
+} from '../../src/agent/reports.ts';
 import { desiredState } from '../../src/compile/desired.ts';
 import { scaledMs } from '../../src/lab/load.ts';
 import { NflogError } from '../../src/nflog/errors.ts';
@@ -234,4 +240,16 @@ t.test('reporter: EPERM logged once, retried with backoff, then reports flow', a
   await r.refreshMetrics();
   t.equal((await metrics.reportsSuppressed.get()).values[0]?.value, 12, 'a rewritten chain starts at 0');
   t.equal((await metrics.reportsLost.get()).values[0]?.value, 3, 'sequence gaps and queue overruns');
+});
+
+t.test('the cluster pods by address are rebuilt at most once a second under churn', async (t) => {
+  const addresses = new PodAddresses(1000);
+  const first = addresses.of(st, 0);
+  t.equal(first.get(`4:${0x0af4010an}`), 'x/db');
+  const moved: ClusterState = { ...st, pods: st.pods.slice(1) };
+  t.equal(addresses.of(moved, 500), first, 'a new program within the second: the same map');
+  const later = addresses.of(moved, 1500);
+  t.not(later, first, 'after a second: rebuilt');
+  t.equal(later.get(`4:${0x0af4010an}`), undefined, 'x/db is gone from it');
+  t.equal(addresses.of(moved, 9000), later, 'the same pods: never rebuilt');
 });
