@@ -55,10 +55,18 @@ export const REPORT_FLAGS = {
   'nflog-group': { type: 'string' },
 } as const;
 
-/** Usage lines for the report flags. */
-export const REPORT_USAGE = [
-  '  --drop-reports=on|off     log denied new connections through nflog (default on; see README)',
-  `  --drop-report-rate R      the node's report limit, N/second|minute|hour|day (default ${DEFAULT_REPORT_OPTIONS.rate})`,
-  `  --drop-report-burst N     packets above the rate the limit lets through at once (default ${DEFAULT_REPORT_OPTIONS.burst})`,
-  `  --nflog-group N           the nflog group of the reports (default ${DEFAULT_REPORT_OPTIONS.group})`,
-];
+/** Usage lines for the report flags, the flags padded to `width` (the command's own column). */
+export function reportUsage(width: number): string[] {
+  return [
+    ['--drop-reports=on|off', 'log denied new connections through nflog (default on; see README)'],
+    [
+      '--drop-report-rate R',
+      `the node's report limit, N/second|minute|hour|day (default ${DEFAULT_REPORT_OPTIONS.rate})`,
+    ],
+    [
+      '--drop-report-burst N',
+      `packets above the rate the limit lets through at once (default ${DEFAULT_REPORT_OPTIONS.burst})`,
+    ],
+    ['--nflog-group N', `the nflog group of the reports (default ${DEFAULT_REPORT_OPTIONS.group})`],
+  ].map(([flag, text]) => `  ${flag!.padEnd(width)} ${text}`);
+}

@@ -2,7 +2,7 @@
 // leaves the node's table in place on exit (enforcement must not stop because the agent restarts).
 import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
-import { DEFAULT_AGENT_OPTIONS, REPORT_FLAGS, REPORT_USAGE, reportOptions } from '../agent/options.ts';
+import { DEFAULT_AGENT_OPTIONS, REPORT_FLAGS, reportOptions, reportUsage } from '../agent/options.ts';
 import { NetlinkProgrammer } from '../agent/programmer.ts';
 import { MIN_BATCH_BYTES } from '../compile/program.ts';
 import type { ListWatch } from '../k8s/client.ts';
@@ -72,7 +72,7 @@ export const agentCommand: Command = {
     '                            been programmed. Trade-off: while the API server is unreachable after a reboot,',
     "                            this node's pods have no network (instead of no policy). false: no table until",
     '                            then. An existing table (an agent restart) is always left as it is.',
-    ...REPORT_USAGE,
+    ...reportUsage(25),
     '  --log-level LEVEL         trace, debug, info (default), warn, error',
     '  -h, --help                show this help',
     '',

@@ -1,6 +1,6 @@
 // `tollgate compile SCENARIO --node N [--step K]`: prints the nft text of node N's table for a scenario
 // state, exactly what the netlink path programs. Reads the file; no kernel access.
-import { REPORT_FLAGS, REPORT_USAGE, reportOptions } from '../agent/options.ts';
+import { REPORT_FLAGS, reportOptions, reportUsage } from '../agent/options.ts';
 import { desiredState } from '../compile/desired.ts';
 import { fullTransaction } from '../compile/diff.ts';
 import { formatIssue } from '../policy/errors.ts';
@@ -20,10 +20,10 @@ export const compileCommand: Command = {
     'policies are printed to stderr; the table is still printed (bad rules allow nothing).',
     '',
     'Options:',
-    '  --node N     node index, 1-based (required)',
-    '  --step K     apply steps 0..K only (0-based; expect/matrix steps change nothing)',
-    ...REPORT_USAGE,
-    '  -h, --help   show this help',
+    '  --node N               node index, 1-based (required)',
+    '  --step K               apply steps 0..K only (0-based; expect/matrix steps change nothing)',
+    ...reportUsage(22),
+    '  -h, --help             show this help',
   ].join('\n'),
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(this, argv, {
