@@ -1,7 +1,9 @@
-// Test helper run INSIDE a lab node's namespace (ip netns exec) by test/agent/reports-kernel.test.ts: programs
-// the node's table with drop reports over netlink and runs the agent's report listener on the real nflog
-// group, logging to stdout as the agent does. stdin lines: "stats" prints the metrics as one JSON line;
-// end of stdin removes the table and exits. Never run it in the root namespace.
+// Test helper run INSIDE a lab node's namespace (ip netns exec) by test/agent/reports-kernel.test.ts and
+// bench/reports.ts: programs the node's table with drop reports over netlink and runs the agent's report
+// listener on the real nflog group, logging to stdout as the agent does (`reports: null`: the table
+// without reports, no listener). stdin lines: "stats" prints the metrics as one JSON line; end of stdin
+// removes the table and exits. Never run it in the root namespace.
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import pino from 'pino';
 import { createMetrics } from '../../src/agent/metrics.ts';
@@ -12,19 +14,27 @@ import { REPORT_CHAIN, type ReportOptions, TABLE } from '../../src/compile/desir
 import { Counter, Table, Transaction } from '../../src/nft/index.ts';
 import { buildState, type ClusterObjects } from '../../src/policy/normalize.ts';
 
-const a = JSON.parse(process.argv[2] ?? '{}') as {
+// The arguments as JSON, or `@FILE` holding them (a cluster of 10,000 pods is too long for argv).
+const arg = process.argv[2] ?? '{}';
+const a = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as {
   node: string;
   objects: ClusterObjects;
   reports: ReportOptions;
 };
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const programmer = new NetlinkProgrammer();
-const reconciler = new NodeReconciler(a.node, programmer, {}, undefined, { reports: a.reports });
+const reconciler = new NodeReconciler(
+  a.node,
+  programmer,
+  {},
+  undefined,
+  a.reports ? { reports: a.reports } : {},
+);
 const metrics = createMetrics();
 const log = pino({ level: 'info', base: { node: a.node } }, pino.destination({ dest: 1, sync: true }));
 await reconciler.sync(buildState(a.objects), { full: true });
 const reporter = new DropReporter({
-  group: a.reports.group,
+  group: a.reports?.group ?? 0,
   node: a.node,
   log,
   metrics,
@@ -36,8 +46,8 @@ const reporter = new DropReporter({
   },
   retryMs: 50,
 });
-reporter.start();
-while (reporter.problem !== undefined) await new Promise((r) => setTimeout(r, 20));
+if (a.reports) reporter.start();
+while (a.reports && reporter.problem !== undefined) await new Promise((r) => setTimeout(r, 20));
 out({ ready: true });
 const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
