@@ -10,9 +10,11 @@
 // /readyz and /metrics. Never exits the process (src/cli does).
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
+import { REPORT_CHAIN, type ReportOptions } from '../compile/desired.ts';
 import { programBatches } from '../compile/program.ts';
 import type { ListWatch } from '../k8s/client.ts';
 import { ClusterStore, type WatchedKind } from '../k8s/store.ts';
+import { Counter } from '../nft/index.ts';
 import type { TableChange } from '../nft/monitor.ts';
 import { formatRange } from '../policy/address.ts';
 import { formatIssue, ValidationError } from '../policy/errors.ts';
@@ -27,6 +29,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { LoggedOnce } from './once.ts';
 import type { CommitInfo, Programmer } from './programmer.ts';
 import { NodeReconciler, type SyncResult } from './reconciler.ts';
+import { DropReporter, type ReportSource } from './reports.ts';
 import { BoundedRunner } from './runner.ts';
 
 export interface AgentOptions {
@@ -56,10 +59,14 @@ export interface AgentOptions {
   lockRetryMs?: number;
   /** keep (default): a policy change leaves established connections alone; cut: see cut.ts. */
   established?: EstablishedMode;
+  /** Drop reports (--drop-reports and friends); undefined: off, no report rules in the table. */
+  reports?: ReportOptions;
 }
 
 /** The agent's links to the node, besides the programmer; each is optional (tests use fakes). */
 export interface AgentParts {
+  /** Where drop reports come from when options.reports is set (default: the kernel's nflog group). */
+  reports?: ReportSource;
   /** Starts watching our table's change notifications (those from `ownPort` may be skipped). */
   monitor?: (
     onChange: (c: TableChange) => void,
@@ -141,6 +148,7 @@ export class Agent {
   private bootPending = false;
   private before: Before = 'unknown';
   private monitor: TableWatch | undefined;
+  private reporter: DropReporter | undefined;
   private lastKnownText: string | undefined;
   private readonly startedAt = performance.now();
   /** --established=cut: deletes what the new policies no longer allow after each changing sync. */
@@ -194,7 +202,13 @@ export class Agent {
       },
       rawIngest: ['pods'],
     });
-    this.reconciler = new NodeReconciler(options.nodeName, this.programmer, this.programOptions(), this.memo);
+    this.reconciler = new NodeReconciler(
+      options.nodeName,
+      this.programmer,
+      this.programOptions(),
+      this.memo,
+      options.reports ? { reports: options.reports } : {},
+    );
     this.runner = new BoundedRunner(() => this.run(), options.minSyncIntervalMs);
     this.store.onChange(() => this.runner.request());
   }
@@ -224,9 +238,38 @@ export class Agent {
     await this.takeLock();
   }
 
+  /**
+   * The drop report listener, once this agent writes the table (a standby's bind would only fail against
+   * the writer's: it binds when it takes over).
+   */
+  private startReports(): void {
+    const reports = this.options.reports;
+    if (reports === undefined || this.reporter !== undefined) return;
+    this.reporter = new DropReporter({
+      group: reports.group,
+      node: this.options.nodeName,
+      log: this.log,
+      metrics: this.metrics,
+      enforced: () => this.reconciler.enforced,
+      readSuppressed: async () => {
+        const rules = await this.programmer.readChainRules?.(REPORT_CHAIN);
+        const counter = rules?.flatMap((r) => r.exprs).find((e) => e instanceof Counter);
+        return counter instanceof Counter ? counter.packets : undefined;
+      },
+      ...(this.parts.reports ? { source: this.parts.reports } : {}),
+    });
+    this.reporter.start();
+  }
+
+  /** Drop reports (undefined: off, or not started yet). */
+  get reports(): DropReporter | undefined {
+    return this.reporter;
+  }
+
   /** Stops watching and serving; the table stays in place so enforcement continues. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.reporter?.stop();
     clearInterval(this.verifyTimer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.repairTimer);
@@ -280,6 +323,7 @@ export class Agent {
     }
     this.metrics.standby.set(0);
     this.active = true;
+    this.startReports();
     this.bootPending = true;
     this.runner.request();
   }
@@ -682,12 +726,15 @@ export class Agent {
       }
       if (req.url === '/readyz') {
         const why = this.notReady();
-        return why === undefined ? send(200, 'ok\n') : send(503, `${why}\n`);
+        // Not a reason to be unready (see DropReporter): shown, not failed.
+        const reports = this.reporter?.problem;
+        const extra = reports === undefined ? '' : `drop reports: ${reports}\n`;
+        return why === undefined ? send(200, `ok\n${extra}`) : send(503, `${why}\n${extra}`);
       }
       if (req.url === '/metrics') {
         this.recordWatchMetrics();
-        void this.metrics.registry
-          .metrics()
+        void (this.reporter?.refreshMetrics() ?? Promise.resolve())
+          .then(() => this.metrics.registry.metrics())
           .then((text) => send(200, text, this.metrics.registry.contentType));
         return;
       }

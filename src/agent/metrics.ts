@@ -80,6 +80,38 @@ export function createMetrics() {
       help: "1 while another agent writes this node's table and this one waits to take over.",
       registers: [registry],
     }),
+    deniedConnections: new Counter({
+      name: 'tollgate_denied_connections_total',
+      help: 'Denied new connections reported by the kernel (kind deny, or would-deny for audit policies), by direction and the local pod namespace.',
+      labelNames: ['direction', 'namespace', 'kind'],
+      registers: [registry],
+    }),
+    reportsSuppressed: new Counter({
+      name: 'tollgate_drop_reports_suppressed_total',
+      help: "Denied new connections dropped unreported by the node's report limit (--drop-report-rate).",
+      registers: [registry],
+    }),
+    reportsLost: new Counter({
+      name: 'tollgate_drop_reports_lost_total',
+      help: 'Reports the kernel made but could not deliver to the agent (a full receive queue).',
+      registers: [registry],
+    }),
+    reportsSkipped: new Counter({
+      name: 'tollgate_drop_reports_skipped_total',
+      help: 'Reports not logged: foreign (another rule of the group), headers (no addresses), quiet (namespace opted out).',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    reportsBound: new Gauge({
+      name: 'tollgate_drop_reports_listening',
+      help: "1 while the agent holds the report rules' nflog group.",
+      registers: [registry],
+    }),
+    reportBindFailures: new Counter({
+      name: 'tollgate_drop_report_bind_failures_total',
+      help: 'Failed binds of the nflog group (EPERM: another socket holds it); each is retried with backoff.',
+      registers: [registry],
+    }),
     invalidObjects: new Gauge({
       name: 'tollgate_invalid_objects',
       help: 'Validation problems in watched policies (bad rules allow nothing).',

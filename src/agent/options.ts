@@ -1,4 +1,8 @@
-// The agent's defaults, importable without loading the agent (and the Kubernetes client) itself.
+// The agent's defaults, importable without loading the agent (and the Kubernetes client) itself, and the
+// drop report flags' parsing (shared with `tollgate compile`). No I/O.
+import type { ReportOptions, ReportRateUnit } from '../compile/desired.ts';
+import { UsageError } from '../util/errors.ts';
+
 export const DEFAULT_AGENT_OPTIONS = {
   metricsAddr: '127.0.0.1:9808',
   minSyncIntervalMs: 20,
@@ -11,3 +15,60 @@ export const DEFAULT_AGENT_OPTIONS = {
   /** --established: what a policy change does to established connections (semantics point 16). */
   established: 'keep',
 } as const;
+
+/**
+ * Drop reports (see compile/desired.ts ReportOptions): on by default. nflog group 100: clear of 0-2, which
+ * ulogd2's examples and most `log group` recipes use, so a node's own logging daemon keeps its groups.
+ * 20/second with a burst of 5: a denial storm costs the agent at most ~20 log lines a second.
+ */
+export const DEFAULT_REPORT_OPTIONS = { reports: true, group: 100, rate: '20/second', burst: 5 } as const;
+
+/** The agent's and `tollgate compile`'s drop report flags, parsed; undefined when reports are off. */
+export function reportOptions(values: {
+  'drop-reports'?: string | undefined;
+  'drop-report-rate'?: string | undefined;
+  'drop-report-burst'?: string | undefined;
+  'nflog-group'?: string | undefined;
+}): ReportOptions | undefined {
+  const on = values['drop-reports'] ?? 'on';
+  if (on !== 'on' && on !== 'off') throw new UsageError(`--drop-reports must be on or off, not '${on}'`);
+  const rateText = values['drop-report-rate'] ?? DEFAULT_REPORT_OPTIONS.rate;
+  const rate = /^([1-9]\d{0,8})\/(second|minute|hour|day)$/.exec(rateText);
+  if (rate === null)
+    throw new UsageError(
+      `--drop-report-rate must be N/second, N/minute, N/hour or N/day (N ≥ 1), not '${rateText}'`,
+    );
+  const burstText = values['drop-report-burst'] ?? `${DEFAULT_REPORT_OPTIONS.burst}`;
+  if (!/^\d{1,9}$/.test(burstText))
+    throw new UsageError(`--drop-report-burst must be a whole number of packets, not '${burstText}'`);
+  const groupText = values['nflog-group'] ?? `${DEFAULT_REPORT_OPTIONS.group}`;
+  const group = /^\d{1,5}$/.test(groupText) ? Number(groupText) : Number.NaN;
+  if (!(group >= 0 && group <= 65535))
+    throw new UsageError(`--nflog-group must be a whole number from 0 to 65535, not '${groupText}'`);
+  if (on === 'off') return undefined;
+  return { group, rate: Number(rate[1]), per: rate[2] as ReportRateUnit, burst: Number(burstText) };
+}
+
+/** The flags' definitions for parseCommandArgs (shared by `tollgate agent` and `tollgate compile`). */
+export const REPORT_FLAGS = {
+  'drop-reports': { type: 'string' },
+  'drop-report-rate': { type: 'string' },
+  'drop-report-burst': { type: 'string' },
+  'nflog-group': { type: 'string' },
+} as const;
+
+/** Usage lines for the report flags, the flags padded to `width` (the command's own column). */
+export function reportUsage(width: number): string[] {
+  return [
+    ['--drop-reports=on|off', 'log denied new connections through nflog (default on; see README)'],
+    [
+      '--drop-report-rate R',
+      `the node's report limit, N/second|minute|hour|day (default ${DEFAULT_REPORT_OPTIONS.rate})`,
+    ],
+    [
+      '--drop-report-burst N',
+      `packets above the rate the limit lets through at once (default ${DEFAULT_REPORT_OPTIONS.burst})`,
+    ],
+    ['--nflog-group N', `the nflog group of the reports (default ${DEFAULT_REPORT_OPTIONS.group})`],
+  ].map(([flag, text]) => `  ${flag!.padEnd(width)} ${text}`);
+}

@@ -7,6 +7,7 @@ import {
   NetlinkConnection,
   NfnlSocket,
   type NftConnection,
+  type Rule,
   type Ruleset,
   rulesetToString,
   type Transaction,
@@ -29,6 +30,8 @@ export interface Programmer {
   listTable(): Promise<string | undefined>;
   /** Our table read back as typed objects (with handles and counters); undefined if it does not exist. */
   readTable(): Promise<Ruleset | undefined>;
+  /** One chain's rules of our table, with their counters (undefined: no such chain, or not supported). */
+  readChainRules?(chain: string): Promise<Rule[] | undefined>;
   /** The netlink port id our commits come from (their change notifications carry it); undefined when
    *  the programmer has no socket. */
   readonly portId?: number | undefined;
@@ -62,6 +65,15 @@ export class NftProgrammer implements Programmer {
   }
   generation(): Promise<number> {
     return this.conn.getGeneration();
+  }
+  async readChainRules(chain: string): Promise<Rule[] | undefined> {
+    if (this.conn.listRules === undefined) return undefined;
+    try {
+      return await this.conn.listRules({ family: 'inet', table: TABLE, chain });
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
   }
   async listTable(): Promise<string | undefined> {
     const ruleset = await this.readTable();

@@ -2,14 +2,20 @@
 // reconciler last programmed (or, when that record cannot be trusted, against what the kernel lists) ->
 // atomic batches in order. No watching and no timers here (the agent loop and the lab drive it); the
 // kernel is reached only through a Programmer.
-import { DesiredCache, type DesiredState, desiredState } from '../compile/desired.ts';
+import {
+  DesiredCache,
+  type DesiredState,
+  desiredState,
+  quietNamespaces,
+  type ReportOptions,
+} from '../compile/desired.ts';
 import type { DiffCounts } from '../compile/diff.ts';
 import { type ProgramOptions, programBatches } from '../compile/program.ts';
 import { compareTable } from '../compile/verify.ts';
 import type { Transaction } from '../nft/index.ts';
 import { ClusterIndex, type PodChanges } from '../policy/index.ts';
 import { Memo } from '../policy/memo.ts';
-import { PlanCache, Planner } from '../policy/plan.ts';
+import { type NodePlan, PlanCache, Planner } from '../policy/plan.ts';
 import type { ClusterState, ValidationIssue } from '../policy/types.ts';
 import type { CommitInfo, Programmer } from './programmer.ts';
 
@@ -65,18 +71,29 @@ export class NodeReconciler {
   private readonly memo: Memo;
 
   private readonly programOptions: ProgramOptions;
+  /** The plan and cluster state of the last complete program: what drop reports are attributed with. */
+  enforced: { plan: NodePlan; state: ClusterState; desired: DesiredState } | undefined;
+  /** Drop report rules (undefined: none, the table of an agent run with --drop-reports=off). */
+  readonly reports: ReportOptions | undefined;
 
   constructor(
     nodeName: string,
     programmer: Programmer,
     programOptions: ProgramOptions = {},
     memo: Memo = new Memo(),
+    options: { reports?: ReportOptions } = {},
   ) {
     this.nodeName = nodeName;
+    this.reports = options.reports;
     this.programmer = programmer;
     this.programOptions = programOptions;
     this.memo = memo;
     this.desiredCache = new DesiredCache();
+  }
+
+  private reportsFor(state: ClusterState): { reports?: ReportOptions } {
+    if (this.reports === undefined) return {};
+    return { reports: { ...this.reports, quietNamespaces: quietNamespaces(state.namespaces.values()) } };
   }
 
   /** What the kernel holds according to our last successful commit (undefined before the first, and
@@ -115,7 +132,10 @@ export class NodeReconciler {
       t1 = performance.now();
       // A program from the kernel's listing writes every set anyway: under the names a fresh build
       // gives them, so that the table is exactly a fresh full program (see DesiredCache.lineage).
-      next = desiredState(plan, this.desiredCache, { fresh: trusted === undefined });
+      next = desiredState(plan, this.desiredCache, {
+        fresh: trusted === undefined,
+        ...this.reportsFor(state),
+      });
     } catch (error) {
       // The index may hold part of this state: the next sync rebuilds it from the whole state.
       this.index = undefined;
@@ -138,7 +158,7 @@ export class NodeReconciler {
       // The kernel did not hold what we recorded (someone changed our table behind our back): start
       // again, once, from what it lists now, so that this sync converges instead of failing until a retry.
       recovered = (error as Error).message;
-      next = desiredState(plan, this.desiredCache, { fresh: true });
+      next = desiredState(plan, this.desiredCache, { fresh: true, ...this.reportsFor(state) });
       program = programBatches({ kernel: await this.programmer.readTable() }, next, this.programOptions);
       from = 'kernel';
       t3 = performance.now();
@@ -148,6 +168,7 @@ export class NodeReconciler {
     const t4 = performance.now();
     this.programmed = next;
     this.complete = next;
+    this.enforced = { plan, state, desired: next };
     let elements = 0;
     for (const s of next.sets.values()) elements += s.elements.size;
     return {

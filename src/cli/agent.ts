@@ -2,7 +2,7 @@
 // leaves the node's table in place on exit (enforcement must not stop because the agent restarts).
 import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
-import { DEFAULT_AGENT_OPTIONS } from '../agent/options.ts';
+import { DEFAULT_AGENT_OPTIONS, REPORT_FLAGS, reportOptions, reportUsage } from '../agent/options.ts';
 import { NetlinkProgrammer } from '../agent/programmer.ts';
 import { MIN_BATCH_BYTES } from '../compile/program.ts';
 import type { ListWatch } from '../k8s/client.ts';
@@ -76,6 +76,7 @@ export const agentCommand: Command = {
     '                            replies pass); cut: after each change, delete the conntrack entries of this',
     "                            node's connections that the policies no longer allow (logged, counted in",
     '                            tollgate_connections_cut_total)',
+    ...reportUsage(25),
     '  --log-level LEVEL         trace, debug, info (default), warn, error',
     '  -h, --help                show this help',
     '',
@@ -102,6 +103,7 @@ export const agentCommand: Command = {
       // Hidden (not in the usage): caps one netlink batch, so tests can prove programming under small
       // socket limits on any machine.
       'max-batch-bytes': { type: 'string' },
+      ...REPORT_FLAGS,
     });
     rejectPositionals(positionals, this.usage);
     const nodeName = values['node-name'] ?? process.env.NODE_NAME;
@@ -130,6 +132,7 @@ export const agentCommand: Command = {
     if (metricsAddr !== 'off' && !/^(\[[0-9a-f:]+\]|[^:]*):\d{1,5}$/i.test(metricsAddr)) {
       throw new UsageError(`--metrics-addr must be HOST:PORT or off, not '${metricsAddr}'`);
     }
+    const reports = reportOptions(values);
     const maxBatchBytes =
       values['max-batch-bytes'] === undefined ? undefined : batchBytes(values['max-batch-bytes']);
     // Loaded only when the agent runs. In-cluster the client reads the service-account files itself; only
@@ -193,6 +196,7 @@ export const agentCommand: Command = {
         bootClosed,
         established,
         ...(stateDir === undefined ? {} : { stateDir }),
+        ...(reports === undefined ? {} : { reports }),
       },
       nodeParts(nodeName),
     );

@@ -1,5 +1,6 @@
 // `tollgate compile SCENARIO --node N [--step K]`: prints the nft text of node N's table for a scenario
 // state, exactly what the netlink path programs. Reads the file; no kernel access.
+import { REPORT_FLAGS, reportOptions, reportUsage } from '../agent/options.ts';
 import { desiredState } from '../compile/desired.ts';
 import { fullTransaction } from '../compile/diff.ts';
 import { formatIssue } from '../policy/errors.ts';
@@ -19,15 +20,18 @@ export const compileCommand: Command = {
     'policies are printed to stderr; the table is still printed (bad rules allow nothing).',
     '',
     'Options:',
-    '  --node N     node index, 1-based (required)',
-    '  --step K     apply steps 0..K only (0-based; expect/matrix steps change nothing)',
-    '  -h, --help   show this help',
+    '  --node N               node index, 1-based (required)',
+    '  --step K               apply steps 0..K only (0-based; expect/matrix steps change nothing)',
+    ...reportUsage(22),
+    '  -h, --help             show this help',
   ].join('\n'),
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(this, argv, {
       node: { type: 'string' },
       step: { type: 'string' },
+      ...REPORT_FLAGS,
     });
+    const reports = reportOptions(values);
     if (positionals.length !== 1) throw new UsageError(`give exactly one scenario file\n\n${this.usage}`);
     const node = Number(values.node);
     if (!Number.isInteger(node) || node < 1)
@@ -46,7 +50,11 @@ export const compileCommand: Command = {
     for (const step of scenario.steps.slice(0, last + 1)) world.applyStep(step);
     const plan = new Planner(world.state()).planNode(world.node(node).name);
     for (const issue of plan.issues) io.err(`warning: ${formatIssue(issue)}`);
-    io.out(fullTransaction(desiredState(plan), { replace: false }).toString());
+    io.out(
+      fullTransaction(desiredState(plan, undefined, reports ? { reports } : {}), {
+        replace: false,
+      }).toString(),
+    );
     return 0;
   },
 };

@@ -42,6 +42,7 @@
 // Traffic between a pod and its own node never crosses the forward hook (it is input/output), which is
 // exactly point 12; other nodes and outside hosts are forwarded and judged like any address.
 import { createHash } from 'node:crypto';
+import { formatPrefix } from '../nflog/report.ts';
 import {
   type AddressRange,
   addressRange,
@@ -56,7 +57,7 @@ import {
   type PlanSet,
   type PortRange,
 } from '../policy/plan.ts';
-import type { Direction } from '../policy/types.ts';
+import type { Direction, Namespace } from '../policy/types.ts';
 import { InternalError } from '../util/errors.ts';
 import { buildRunElements, type ElementDelta, type ElementTexts, type RunSpec, UnionMemo } from './runs.ts';
 
@@ -98,7 +99,55 @@ export type RuleSpec =
       set: string;
       verdict: 'accept' | 'return';
     }
-  | { kind: 'final'; verdict: 'accept' | 'return' | 'drop'; counter: boolean; comment: string | undefined };
+  | { kind: 'final'; verdict: 'accept' | 'return' | 'drop'; counter: boolean; comment: string | undefined }
+  /** `ct state new jump <chain>`: a denied new connection asks the node's report limit (REPORT_CHAIN). */
+  | { kind: 'report-gate'; chain: string }
+  /** `ct state new log prefix "<prefix>" group <group>`: reached only below the limit (see ReportOptions). */
+  | {
+      kind: 'report';
+      group: number;
+      prefix: string;
+      /** would-deny reports (audit chains) only: `limit rate R/per burst B packets` in the rule itself. */
+      limit?: { rate: number; per: ReportRateUnit; burst: number };
+    }
+  /** REPORT_CHAIN's one rule: `limit rate over <rate>/<per> burst <burst> packets counter drop`. */
+  | { kind: 'report-limit'; rate: number; per: ReportRateUnit; burst: number };
+
+export type ReportRateUnit = 'second' | 'minute' | 'hour' | 'day';
+
+/**
+ * Drop reports (semantics 16, ../shared/scenarios/README.md "Denied connections in the log"): before the
+ * `counter drop` of every isolation chain, `ct state new jump reports` then `ct state new log group G
+ * prefix "tg:<i|e>:d:<chain>"`. REPORT_CHAIN holds the node's one token bucket: over the limit it drops
+ * the packet itself (the verdict it was about to get anyway, counted there: the suppressed reports), below
+ * it returns and the log rule sends the packet to the agent. One rule for every chain, so the rate is per
+ * node, not per chain; a limit in the log rule itself would be one bucket per chain, and a limit in the
+ * drop rule would let packets over it fall through to accept.
+ */
+export interface ReportOptions {
+  /** nflog group the log rules send to (the agent's listener binds it). */
+  readonly group: number;
+  readonly rate: number;
+  readonly per: ReportRateUnit;
+  readonly burst: number;
+  /** Namespaces whose pods' chains get no report rules (annotation tollgate.dev/drop-reports: "off"). */
+  readonly quietNamespaces?: ReadonlySet<string>;
+}
+
+/** The namespaces annotated tollgate.dev/drop-reports: "off" (ReportOptions.quietNamespaces). */
+export function quietNamespaces(namespaces: Iterable<Namespace>): Set<string> {
+  const out = new Set<string>();
+  for (const ns of namespaces) if (ns.dropReportsOff) out.add(ns.name);
+  return out;
+}
+
+/** The comment of an audit chain's last rule (point 25): what reaches it would have been denied. */
+export const WOULD_DENY = 'audit: would deny';
+
+/** The chain of the node's report limit (see ReportOptions). */
+export const REPORT_CHAIN = 'reports';
+/** What a pod chain of an opted-out namespace is named: its structure's name plus this suffix. */
+export const QUIET_SUFFIX = '-q';
 
 export type LookupField = 'addr' | 'l4proto' | 'dport';
 
@@ -271,7 +320,7 @@ function chainKey(cache: DesiredCache, direction: Direction, plan: DirectionPlan
   const allows = plan.allows.map((a) =>
     a.kind === 'peers' ? `p ${a.set ?? '*'} ${a.ports ? portsText(cache, a.ports) : '*'}` : `n ${a.set}`,
   );
-  return `${direction} ${plan.allowAll ? 'all' : allows.sort().join(';')}`;
+  return `${plan.audit ? 'audit ' : ''}${direction} ${plan.allowAll ? 'all' : allows.sort().join(';')}`;
 }
 
 function addSet(state: DesiredState, set: Omit<DesiredSet, 'elements'>, elements: Iterable<string>): void {
@@ -372,6 +421,10 @@ export class DesiredCache {
   /** An address-ports plan set's address lists per protocol and port. */
   readonly addressPortGroups = new WeakMap<PlanSet, PortGroup[]>();
   readonly chainNames = new WeakMap<DirectionPlan, string>();
+  /** Each built chain with its report rules, per report configuration (see withReports). */
+  readonly reportChains = new WeakMap<DesiredChain, { key: string; chain: DesiredChain }>();
+  /** REPORT_CHAIN of the last build, with the limit it was made for. */
+  reportLimit: { key: string; chain: DesiredChain } | undefined;
   readonly portsTexts = new WeakMap<readonly PortRange[], string>();
 
   constructor(options: { fuseUpTo?: number } = {}) {
@@ -566,7 +619,8 @@ function buildChainContent(
   }
   let classes: DesiredChain[] = [];
   if (hasConcat) {
-    const split = addressClasses(pairs, name, cache);
+    // Audit chains keep fused sets: class chains are shared by enforced chains and end in drop.
+    const split = plan.audit ? undefined : addressClasses(pairs, name, cache);
     const fused = split
       ? undefined
       : (() => {
@@ -607,7 +661,12 @@ function buildChainContent(
       });
     }
   }
-  rules.push({ kind: 'final', verdict: 'drop', counter: true, comment: undefined });
+  // Point 25: an audit chain enforces nothing; what reaches its end would have been denied.
+  rules.push(
+    plan.audit
+      ? { kind: 'final', verdict, counter: true, comment: WOULD_DENY }
+      : { kind: 'final', verdict: 'drop', counter: true, comment: undefined },
+  );
   state.chains.set(name, { name, base: false, rules, comment });
   return classes;
 }
@@ -788,8 +847,9 @@ function addClasses(
 export function desiredState(
   plan: NodePlan,
   cache: DesiredCache = new DesiredCache(),
-  options: { fresh?: boolean } = {},
+  options: { fresh?: boolean; reports?: ReportOptions } = {},
 ): DesiredState {
+  const { reports } = options;
   const state: DesiredState = { chains: new Map(), sets: new Map(), podChains: new Map() };
   const planSets = new Map(plan.sets.map((s) => [s.id, s]));
   const local: Record<4 | 6, string[]> = { 4: [], 6: [] };
@@ -798,10 +858,22 @@ export function desiredState(
     egress: { 4: [], 6: [] },
   };
   // Names first: which chains survive decides which new chain continues which old one's sets.
-  const names = plan.pods.map((pod) => ({
-    ingress: pod.ingress && chainName(cache, 'ingress', pod.ingress),
-    egress: pod.egress && chainName(cache, 'egress', pod.egress),
-  }));
+  // Pods of an opted-out namespace get chains of their own (the same structure, no report rules): chains
+  // are shared by structure across namespaces.
+  const quiet = new Set<string>();
+  const names = plan.pods.map((pod) => {
+    const suffix = reports?.quietNamespaces?.has(pod.key.slice(0, pod.key.indexOf('/'))) ? QUIET_SUFFIX : '';
+    const name = (d: Direction, p: DirectionPlan | undefined): string | undefined => {
+      if (p === undefined) return undefined;
+      const n = `${chainName(cache, d, p)}${suffix}`;
+      if (suffix !== '') quiet.add(n);
+      return n;
+    };
+    return {
+      ingress: name('ingress', pod.ingress ?? pod.auditIngress),
+      egress: name('egress', pod.egress ?? pod.auditEgress),
+    };
+  });
   const lines = cache.lineage(
     plan.pods.map((p) => p.key),
     names,
@@ -811,7 +883,8 @@ export function desiredState(
     const chains = names[i]!;
     for (const d of ['ingress', 'egress'] as const) {
       const name = chains[d];
-      if (name !== undefined) buildDirectionChain(state, d, pod[d]!, planSets, cache, name, lines.get(name)!);
+      const p = d === 'ingress' ? (pod.ingress ?? pod.auditIngress) : (pod.egress ?? pod.auditEgress);
+      if (name !== undefined) buildDirectionChain(state, d, p!, planSets, cache, name, lines.get(name)!);
     }
     state.podChains.set(pod.key, chains);
     for (const a of pod.addresses) {
@@ -878,8 +951,64 @@ export function desiredState(
     rules: base,
     comment: 'tollgate: NetworkPolicy for pod traffic',
   });
+  if (reports !== undefined) addReports(state, cache, reports, quiet);
   cache.rotate();
   return state;
+}
+
+/**
+ * The report rules before every isolation drop (see ReportOptions), and REPORT_CHAIN. Applied to the built
+ * chains (pod chains and their address classes alike: a class chain's drop is its pods' isolation drop),
+ * never to the chains of `quiet`; memoized per chain object, so that an unchanged chain stays the same
+ * object and the diff skips it.
+ */
+function addReports(
+  state: DesiredState,
+  cache: DesiredCache,
+  reports: ReportOptions,
+  quiet: ReadonlySet<string>,
+): void {
+  const key = `${reports.group} ${reports.rate}/${reports.per} ${reports.burst}`;
+  for (const chain of [...state.chains.values()]) {
+    if (chain.base || quiet.has(chain.name)) continue;
+    const last = chain.rules[chain.rules.length - 1];
+    if (last?.kind !== 'final') continue;
+    const audit = last.comment === WOULD_DENY;
+    if (last.verdict !== 'drop' && !audit) continue;
+    let hit = cache.reportChains.get(chain);
+    if (hit === undefined || hit.key !== key) {
+      const direction = chain.name.startsWith('in-') ? 'ingress' : 'egress';
+      const prefix = formatPrefix({ direction, kind: audit ? 'would-deny' : 'deny', id: chain.name });
+      const { group, rate, per, burst } = reports;
+      const rules: RuleSpec[] = [
+        ...chain.rules.slice(0, -1),
+        // A would-deny packet is accepted: the node's gate (which drops over the limit) cannot serve it,
+        // so an audit chain has a limit of its own in its log rule (one bucket per audit chain).
+        ...(audit
+          ? [{ kind: 'report', group, prefix, limit: { rate, per, burst } } as const]
+          : [
+              { kind: 'report-gate', chain: REPORT_CHAIN } as const,
+              { kind: 'report', group, prefix } as const,
+            ]),
+        last,
+      ];
+      hit = { key, chain: { ...chain, rules } };
+      cache.reportChains.set(chain, hit);
+    }
+    state.chains.set(chain.name, hit.chain);
+  }
+  const limit = `${reports.rate}/${reports.per} ${reports.burst}`;
+  if (cache.reportLimit?.key !== limit)
+    cache.reportLimit = {
+      key: limit,
+      chain: {
+        name: REPORT_CHAIN,
+        base: false,
+        rules: [{ kind: 'report-limit', rate: reports.rate, per: reports.per, burst: reports.burst }],
+        comment: "the node's drop report limit: over it, the denied packet is dropped unreported",
+      },
+    };
+  state.chains.set(REPORT_CHAIN, cache.reportLimit.chain);
 }
 
 /** A pod CIDR range back to prefix notation (pod CIDRs are always prefixes). */

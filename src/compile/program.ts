@@ -272,6 +272,8 @@ function renamed(state: DesiredState, alias: (name: string) => string): DesiredS
         return { ...r, map: alias(r.map) };
       case 'lookup':
         return { ...r, set: alias(r.set) };
+      case 'report-gate':
+        return { ...r, chain: alias(r.chain) };
       default:
         return r;
     }

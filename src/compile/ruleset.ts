@@ -2,7 +2,7 @@
 // programming them is the caller's business (see diff.ts for the transactions).
 
 import type { Expr } from '../nft/index.ts';
-import { Chain, m, NamedSet, Rule, Table } from '../nft/index.ts';
+import { Chain, jump, Limit, m, NamedSet, Rule, Table } from '../nft/index.ts';
 import type { FieldName } from '../nft/match.ts';
 import { InternalError } from '../util/errors.ts';
 import { type DesiredChain, type DesiredSet, type LookupField, type RuleSpec, TABLE } from './desired.ts';
@@ -96,6 +96,20 @@ function ruleExprs(spec: RuleSpec): Expr[] {
       ];
     case 'final':
       return [...(spec.counter ? [m.counter()] : []), m.verdict(spec.verdict)];
+    case 'report-gate':
+      return [...m.match('ct state', 'new'), m.verdict(jump(spec.chain))];
+    case 'report':
+      return [
+        ...m.match('ct state', 'new'),
+        ...(spec.limit ? [new Limit({ ...spec.limit })] : []),
+        m.log({ prefix: spec.prefix, group: spec.group }),
+      ];
+    case 'report-limit':
+      return [
+        new Limit({ rate: spec.rate, per: spec.per, burst: spec.burst, over: true }),
+        m.counter(),
+        m.verdict('drop'),
+      ];
   }
 }
 

@@ -139,7 +139,9 @@ export class ApiScenarioDriver implements ScenarioDriver {
         ),
     );
     for (const a of this.agents) a.start();
-    this.#checkers = world.nodes.map((n) => new TableChecker(this.lab!.nodeNamespace(n.index), n.name));
+    this.#checkers = world.nodes.map(
+      (n) => new TableChecker(this.lab!.nodeNamespace(n.index), n.name, this.#options.agentArgs),
+    );
     await this.applyObjects(world);
     lap('objects');
     await Promise.all(this.agents.map((a) => a.waitReady()));

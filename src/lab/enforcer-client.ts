@@ -21,10 +21,12 @@ export class EnforcerClient {
   readonly node: string;
   readonly #rpc: RpcChild<Reply>;
 
-  constructor(ns: string, node: string) {
+  /** `args`: the enforcer's drop report flags (`--drop-reports=on`, ...; default off, see enforcer.ts). */
+  constructor(ns: string, node: string, args: readonly string[] = []) {
     this.ns = ns;
     this.node = node;
-    this.#rpc = new RpcChild<Reply>(inNamespace(ns, [process.execPath, ENFORCER_SCRIPT, `--node=${node}`]), {
+    const argv = [process.execPath, ENFORCER_SCRIPT, `--node=${node}`, ...args];
+    this.#rpc = new RpcChild<Reply>(inNamespace(ns, argv), {
       lost: (id, why) => ({ id, ok: false, error: `enforcer for ${node} ${why}: ${this.#rpc.stderr}` }),
     });
   }

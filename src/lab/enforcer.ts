@@ -2,6 +2,7 @@
 // objects as JSON lines, reconciles the node's `inet tollgate` table over netlink, answers with the
 // result. The lab's stand-in for the agent before the API server path; it never probes or routes.
 import { parseArgs } from 'node:util';
+import { REPORT_FLAGS, reportOptions } from '../agent/options.ts';
 import { NetlinkProgrammer } from '../agent/programmer.ts';
 import { NodeReconciler } from '../agent/reconciler.ts';
 import { TABLE } from '../compile/desired.ts';
@@ -17,11 +18,16 @@ type Request = { id: number } & (
   | { op: 'cleanup' }
 );
 
-const { values } = parseArgs({ options: { node: { type: 'string' } } });
+const { values } = parseArgs({ options: { node: { type: 'string' }, ...REPORT_FLAGS } });
 if (!values.node) throw new UsageError('--node is required');
 const sock = new NfnlSocket();
 const programmer = new NetlinkProgrammer(sock);
-const reconciler = new NodeReconciler(values.node, programmer);
+// Without report flags, no report rules (the tables the lab's model tests compare were made so); with any
+// of them, as the agent parses them.
+const reports = Object.keys(REPORT_FLAGS).some((f) => values[f as keyof typeof REPORT_FLAGS] !== undefined)
+  ? reportOptions(values)
+  : undefined;
+const reconciler = new NodeReconciler(values.node, programmer, {}, undefined, reports ? { reports } : {});
 
 async function handle(req: Request): Promise<unknown> {
   switch (req.op) {

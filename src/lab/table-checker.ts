@@ -2,6 +2,7 @@
 // table with what the policy model computes for given objects. Must never write to the kernel.
 // Imported, it is the owner side (TableChecker); run as a script (`--node NODE`) it is the checker.
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { inNamespace } from './exec.ts';
 import { RpcChild, serveRpc } from './rpc.ts';
 
@@ -18,8 +19,10 @@ export interface CheckReply {
 export class TableChecker {
   readonly #rpc: RpcChild<CheckReply>;
 
-  constructor(ns: string, node: string) {
-    this.#rpc = new RpcChild<CheckReply>(inNamespace(ns, [process.execPath, SELF, '--node', node]), {
+  /** `agentArgs`: the node agent's extra flags; its drop report flags decide the report rules expected. */
+  constructor(ns: string, node: string, agentArgs: readonly string[] = []) {
+    const argv = [process.execPath, SELF, '--node', node, '--', ...agentArgs];
+    this.#rpc = new RpcChild<CheckReply>(inNamespace(ns, argv), {
       lost: (id, why) => ({ id, ok: false, error: `table checker ${why}: ${this.#rpc.stderr}` }),
       stderr: 2000,
     });
@@ -34,20 +37,37 @@ export class TableChecker {
   }
 }
 
-async function runTableChecker(node: string): Promise<void> {
+async function runTableChecker(node: string, agentArgs: string[]): Promise<void> {
   // Loaded here, not at the top: the owner side needs none of the model.
-  const [{ NetlinkProgrammer }, { compareTable }, { desiredState }, { Planner }, { buildState }] =
-    await Promise.all([
-      import('../agent/programmer.ts'),
-      import('../compile/verify.ts'),
-      import('../compile/desired.ts'),
-      import('../policy/plan.ts'),
-      import('../policy/normalize.ts'),
-    ]);
+  const [
+    { NetlinkProgrammer },
+    { compareTable },
+    { desiredState, quietNamespaces },
+    { Planner },
+    { buildState },
+    { REPORT_FLAGS, reportOptions },
+  ] = await Promise.all([
+    import('../agent/programmer.ts'),
+    import('../compile/verify.ts'),
+    import('../compile/desired.ts'),
+    import('../policy/plan.ts'),
+    import('../policy/normalize.ts'),
+    import('../agent/options.ts'),
+  ]);
+  // The agent's report flags among its others (unknown ones and their values are ignored here).
+  const { values } = parseArgs({ args: agentArgs, options: REPORT_FLAGS, strict: false });
+  const reports = reportOptions(values as Parameters<typeof reportOptions>[0]);
   const programmer = new NetlinkProgrammer();
   serveRpc<{ id: number; objects: Parameters<typeof buildState>[0] }>(
     async (req) => {
-      const expected = desiredState(new Planner(buildState(req.objects)).planNode(node));
+      const state = buildState(req.objects);
+      const expected = desiredState(
+        new Planner(state).planNode(node),
+        undefined,
+        reports
+          ? { reports: { ...reports, quietNamespaces: quietNamespaces(state.namespaces.values()) } }
+          : {},
+      );
       const c = compareTable(expected, await programmer.readTable());
       return { equal: c.equal, detail: c.detail };
     },
@@ -61,5 +81,5 @@ if (import.meta.main) {
   if (!node) {
     process.stderr.write('usage: table-checker.ts --node NODE (inside the node namespace)\n');
     process.exitCode = 2;
-  } else await runTableChecker(node);
+  } else await runTableChecker(node, process.argv.slice(process.argv.indexOf('--') + 1));
 }

@@ -4,8 +4,8 @@
 
 import type { Batch } from '../netlink/batch.ts';
 import { type CommitOptions, type CommitResult, NfnlSocket } from '../netlink/socket.ts';
-import { type ListFilter, listRuleset, listTables, type Ruleset } from './list.ts';
-import type { Table } from './objects.ts';
+import { type ListFilter, listRules, listRuleset, listTables, type Ruleset } from './list.ts';
+import type { Rule, Table } from './objects.ts';
 
 /** What committing a Transaction needs (an NfnlSocket is one). */
 export interface NftCommitter {
@@ -22,6 +22,8 @@ export interface NftConnection extends NftCommitter {
   /** A consistent listing (one generation) of the tables, chains, sets with elements and rules. Set and
    *  rule dumps filtered by a table that does not exist fail with ENOENT, as the kernel's do. */
   listRuleset(filter?: ListFilter): Promise<Ruleset>;
+  /** The rules of one table (or one chain of it); ENOENT when either does not exist, as the kernel's. */
+  listRules?(filter: ListFilter): Promise<Rule[]>;
   close(): void;
 }
 
@@ -44,6 +46,9 @@ export class NetlinkConnection implements NftConnection {
   }
   listRuleset(filter?: ListFilter): Promise<Ruleset> {
     return listRuleset(this.sock, filter);
+  }
+  listRules(filter: ListFilter): Promise<Rule[]> {
+    return listRules(this.sock, filter);
   }
   close(): void {
     this.sock.close();

@@ -297,6 +297,15 @@ export class FakeNft implements NftConnection {
     };
   }
 
+  async listRules(filter: ListFilter): Promise<Rule[]> {
+    const t = [...this.tables.values()].find(
+      (x) => (filter.family ?? x.table.family) === x.table.family && x.table.name === filter.table,
+    );
+    if (t === undefined || (filter.chain !== undefined && !t.chains.has(filter.chain)))
+      throw NetlinkError.fromErrno(ENOENT, { messageType: 'GETRULE', object: `chain ${filter.chain}` });
+    return t.rules.filter((r) => filter.chain === undefined || r.chain === filter.chain);
+  }
+
   /** The model as nft text, one canonical line per object (see canonicalLines): what tests compare. */
   dump(filter: ListFilter = {}): string {
     const lines: string[] = [];

@@ -20,6 +20,8 @@ export interface Ruleset {
 export interface ListFilter {
   family?: Family;
   table?: string;
+  /** Rule dumps only (with a table): the rules of this chain. */
+  chain?: string;
 }
 
 function attrsOf(m: NlMessage): Attrs {
@@ -49,7 +51,14 @@ export async function listChains(sock: NfnlSocket, filter: ListFilter = {}): Pro
 
 export async function listRules(sock: NfnlSocket, filter: ListFilter = {}): Promise<Rule[]> {
   const fam = filter.family ? FAMILIES[filter.family] : 0;
-  const fill = filter.table ? (w: Writer) => w.str(NFTA_RULE.TABLE, filter.table as string) : undefined;
+  const { table, chain } = filter;
+  const fill =
+    table === undefined
+      ? undefined
+      : (w: Writer) => {
+          w.str(NFTA_RULE.TABLE, table);
+          if (chain !== undefined) w.str(NFTA_RULE.CHAIN, chain);
+        };
   return each(await sock.dump(NFT_MSG.GETRULE, fam, fill), Rule.decode);
 }
 

@@ -63,6 +63,8 @@ export type PlanAllow =
 
 export interface DirectionPlan {
   isolatedBy: string[];
+  /** Made of audit-mode policies only (point 25): enforces nothing; what it would deny is reported. */
+  audit?: true;
   /** Some rule allows any peer on any port: the direction is isolated in name only. */
   allowAll: boolean;
   /** Deduplicated: one entry per set (and one for "any address"), ports merged. Order is stable. */
@@ -75,6 +77,12 @@ export interface PodPlan {
   /** undefined: not isolated for the direction (point 3). */
   ingress: DirectionPlan | undefined;
   egress: DirectionPlan | undefined;
+  /**
+   * Only for a direction no enforced policy isolates (then only these can produce a would-deny): what the
+   * audit-mode policies selecting the pod would make of it (point 25). Enforces nothing.
+   */
+  auditIngress?: DirectionPlan;
+  auditEgress?: DirectionPlan;
 }
 
 export interface NodePlan {
@@ -342,8 +350,9 @@ export class Planner {
     return set;
   }
 
-  private planDirection(pod: Pod, direction: Direction): DirectionPlan | undefined {
-    const isolating = this.index.policiesSelecting(pod).filter((p) => p[direction] !== undefined);
+  private planDirection(pod: Pod, direction: Direction, audit = false): DirectionPlan | undefined {
+    const selecting = audit ? this.index.auditPoliciesSelecting(pod) : this.index.policiesSelecting(pod);
+    const isolating = selecting.filter((p) => p[direction] !== undefined);
     if (isolating.length === 0) return undefined;
     const allows = new Map<string, PlanAllow>();
     const add = (key: string, fresh: () => PlanAllow, ports: PortRange[] | undefined, ref: RuleRef) => {
@@ -395,6 +404,7 @@ export class Planner {
     const list = [...allows.values()];
     return {
       isolatedBy: isolating.map((p) => p.key),
+      ...(audit ? { audit: true as const } : {}),
       allowAll: list.some((a) => a.kind === 'peers' && a.set === undefined && a.ports === undefined),
       allows: list,
     };
@@ -421,17 +431,25 @@ export class Planner {
   }
 
   planPod(pod: Pod): PodPlan {
+    const ingress = this.planDirection(pod, 'ingress');
+    const egress = this.planDirection(pod, 'egress');
+    const auditIngress = ingress ? undefined : this.planDirection(pod, 'ingress', true);
+    const auditEgress = egress ? undefined : this.planDirection(pod, 'egress', true);
     return {
       key: pod.key,
       addresses: pod.ips,
-      ingress: this.planDirection(pod, 'ingress'),
-      egress: this.planDirection(pod, 'egress'),
+      ingress,
+      egress,
+      ...(auditIngress ? { auditIngress } : {}),
+      ...(auditEgress ? { auditEgress } : {}),
     };
   }
 
   /** planPod through the cache: the same pod object selected by the same policies keeps its plan. */
   private planPodCached(pod: Pod): PodPlan {
-    const policies = this.index.policiesSelecting(pod);
+    const audit = this.index.auditPoliciesSelecting(pod);
+    const enforced = this.index.policiesSelecting(pod);
+    const policies = audit.length === 0 ? enforced : [...enforced, ...audit];
     const hit = this.cache.podPlan(pod, policies);
     if (hit) {
       for (const [id, source] of hit.sources) this.use(id, source);
@@ -464,7 +482,8 @@ export class Planner {
       .map((p) => this.planPodCached(p));
     const used = new Set<string>();
     for (const p of pods)
-      for (const d of [p.ingress, p.egress]) for (const a of d?.allows ?? []) if (a.set) used.add(a.set);
+      for (const d of [p.ingress, p.egress, p.auditIngress, p.auditEgress])
+        for (const a of d?.allows ?? []) if (a.set) used.add(a.set);
     const sets = [...used].sort().map((id) => this.resolve(id));
     const issues = [...this.index.state.policies.flatMap((p) => p.issues), ...this.index.addressConflicts()];
     this.cache.rotate();

@@ -47,6 +47,8 @@ export interface Namespace {
   readonly name: string;
   /** Always includes kubernetes.io/metadata.name (semantics point 6). */
   readonly labels: Labels;
+  /** Annotated tollgate.dev/drop-reports: "off": its pods' denials are not reported (semantics 16). */
+  readonly dropReportsOff?: true;
 }
 
 export interface Node {
@@ -108,6 +110,11 @@ export interface Policy {
   readonly ingress: readonly Rule[] | undefined;
   readonly egress: readonly Rule[] | undefined;
   readonly issues: readonly ValidationIssue[];
+  /**
+   * Annotated `tollgate.dev/audit: "true"` (point 25): isolates nothing and allows nothing; the
+   * connections it would deny are reported as would-deny. Absent: enforced.
+   */
+  readonly audit?: boolean;
 }
 
 /** Everything the semantics need, for the whole cluster. Build with `buildState`. */

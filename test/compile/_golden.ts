@@ -1,6 +1,7 @@
 // Test helper: the scenarios that have golden tables (test/golden), and what the `tollgate compile` path
 // makes of them. Pure: reads scenario files only.
 import { basename, join } from 'node:path';
+import { reportOptions } from '../../src/agent/options.ts';
 import { compileCommand } from '../../src/cli/compile.ts';
 import { desiredState } from '../../src/compile/desired.ts';
 import { Planner } from '../../src/policy/plan.ts';
@@ -41,5 +42,11 @@ export function desiredOf(file: string, node: number) {
   const scenario = loadScenario(file);
   const world = new World(scenario);
   for (const step of scenario.steps) world.applyStep(step);
-  return desiredState(new Planner(world.state()).planNode(world.node(node).name));
+  // The compile command's defaults: drop reports on (agent/options.ts).
+  const reports = reportOptions({});
+  return desiredState(
+    new Planner(world.state()).planNode(world.node(node).name),
+    undefined,
+    reports ? { reports } : {},
+  );
 }

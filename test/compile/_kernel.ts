@@ -24,8 +24,8 @@ export function makeNs(t: Teardown, tag = 'n'): string {
 }
 
 /** An enforcer for `node` inside `ns`; closed in teardown (before the namespace goes). */
-export function enforcer(t: Teardown, ns: string, node: string): EnforcerClient {
-  const e = new EnforcerClient(ns, node);
+export function enforcer(t: Teardown, ns: string, node: string, args: string[] = []): EnforcerClient {
+  const e = new EnforcerClient(ns, node, args);
   t.teardown(() => e.close());
   return e;
 }
@@ -53,11 +53,28 @@ export function nftOk(ns: string, ...args: string[]): void {
   if (r.status !== 0) throw new Error(`nft ${args.join(' ')}: ${r.stderr}`);
 }
 
-/** `tollgate compile` as a user runs it (no kernel access): the nft text of a node's table. */
-export function compileText(file: string, node: number, step: number): string {
+/**
+ * `tollgate compile` as a user runs it (no kernel access): the nft text of a node's table. Drop reports
+ * off unless `args` say otherwise, as the lab's enforcers (EnforcerClient without report flags).
+ */
+export function compileText(
+  file: string,
+  node: number,
+  step: number,
+  args: string[] = ['--drop-reports=off'],
+): string {
   const r = spawnSync(
     process.execPath,
-    [join(root, 'bin', 'tollgate.js'), 'compile', file, '--node', String(node), '--step', String(step)],
+    [
+      join(root, 'bin', 'tollgate.js'),
+      'compile',
+      file,
+      '--node',
+      String(node),
+      '--step',
+      String(step),
+      ...args,
+    ],
     { encoding: 'utf8' },
   );
   if (r.status !== 0) throw new Error(`tollgate compile: ${r.stderr}`);

@@ -1,0 +1,199 @@
+// Benchmark of drop reports on allowed traffic: new TCP connections per second from a client pod to an
+// nginx pod on another node while a third pod floods that server with denied connection attempts, with
+// the server node's table programmed with drop reports on (and the agent's listener bound) against the
+// same table without them, in the same lab. Needs root, nginx and ab; not a test.
+//
+// Method: PAIRS pairs of SAMPLE_SECONDS samples in ABBA order; for every sample the node is programmed
+// afresh (test/agent/_reports-child.ts, the agent's reconciler and DropReporter, in the node's namespace);
+// one flood (test/agent/_burst.ts, ~5,000 attempts a second at most) runs from before the first sample to
+// the end. `ratio`: median of the paired ratios on/off of connections per
+// CPU-second of client and server (see bench/_dataplane-load.ts LoadSample); `wall_ratio` the same of the
+// wall-clock rates. Reports are off the allow path, so the ratio measures what the denied flood's reports
+// cost everything else on the machine.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Lab, nodeSpec, type PodSpec } from '../src/lab/index.ts';
+import { REPORT_MESSAGE } from '../src/nflog/report.ts';
+import type { ClusterObjects } from '../src/policy/normalize.ts';
+import {
+  CLIENT_SYSCTLS,
+  type LoadSample,
+  measureCps,
+  NODE_SYSCTLS,
+  SERVER_SYSCTLS,
+  setSysctls,
+  startHttpServer,
+} from './_dataplane-load.ts';
+import {
+  baseObjects,
+  CLIENT,
+  ENFORCED,
+  LOAD_PORT,
+  OTHER,
+  type RealPod,
+  SERVER,
+  serverPolicies,
+} from './_dataplane-objects.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const CHILD = join(here, '..', 'test', 'agent', '_reports-child.ts');
+const FLOOD = join(here, '..', 'test', 'agent', '_burst.ts');
+const SAMPLE_SECONDS = 2;
+const PAIRS = 6;
+const CONCURRENCY = 16;
+const REPORTS = { group: 100, rate: 20, per: 'second', burst: 5 } as const;
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** The server node programmed (reports on or off) by the child; resolves once it is ready. */
+async function program(lab: Lab, objects: ClusterObjects, on: boolean, dir: string) {
+  const node = ENFORCED[1];
+  const file = join(dir, `node-${on ? 'on' : 'off'}.json`);
+  writeFileSync(file, JSON.stringify({ node: node.name, objects, reports: on ? REPORTS : null }));
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', lab.nodeNamespace(node.index), process.execPath, CHILD, `@${file}`],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  let reports = 0;
+  let stats: ((s: { suppressed: number }) => void) | undefined;
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  createInterface({ input: child.stdout }).on('line', (l) => {
+    if (l.includes(REPORT_MESSAGE)) reports++;
+    else if (l.includes('"ready":true')) ready();
+    else if (l.includes('"stats"')) stats?.(JSON.parse(l).stats);
+  });
+  await Promise.race([
+    isReady,
+    new Promise((_, reject) => child.once('exit', (c) => reject(new Error(`node child exited ${c}`)))),
+  ]);
+  return {
+    reports: () => reports,
+    /** Denied attempts the node's limit left unreported so far (the reports chain's counter). */
+    suppressed: () =>
+      new Promise<number>((resolve) => {
+        stats = (x) => resolve(x.suppressed);
+        child.stdin.write('stats\n');
+      }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.stdin.end();
+      }),
+  };
+}
+
+function flood(lab: Lab): ChildProcess {
+  const args = {
+    host: lab.pod(SERVER.key).ip4,
+    port: LOAD_PORT,
+    attempts: 10_000_000,
+    concurrency: 1500,
+    waitMs: 300,
+  };
+  return spawn(
+    'ip',
+    ['netns', 'exec', lab.podNamespace(OTHER.key), process.execPath, FLOOD, JSON.stringify(args)],
+    { stdio: 'ignore' },
+  );
+}
+
+export async function run() {
+  const started = performance.now();
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-reports-bench-'));
+  const pod = (key: string, node: number): PodSpec => ({
+    key,
+    node,
+    hostNetwork: false,
+    ports: [{ port: 80, protocol: 'TCP' }],
+  });
+  const lab = await Lab.up({
+    nodes: ENFORCED.map((n) => ({ ...nodeSpec(n.index), podCIDR4: n.lab })),
+    pods: [pod(CLIENT.key, CLIENT.node), pod(SERVER.key, SERVER.node), pod(OTHER.key, OTHER.node)],
+    hosts: [],
+  });
+  let server: ChildProcess | undefined;
+  let flooding: ChildProcess | undefined;
+  try {
+    const real: RealPod[] = [CLIENT, SERVER, OTHER].map((p) => ({ ...p, ...lab.pod(p.key) }));
+    const objects: ClusterObjects = { ...baseObjects(real), policies: serverPolicies(10) };
+    await setSysctls(lab, lab.podNamespace(CLIENT.key), CLIENT_SYSCTLS);
+    await setSysctls(lab, lab.podNamespace(SERVER.key), SERVER_SYSCTLS);
+    const serverDir = join(dir, 'server');
+    mkdirSync(serverDir);
+    server = startHttpServer(lab.podNamespace(SERVER.key), serverDir, LOAD_PORT);
+    const url = `http://${lab.pod(SERVER.key).ip4}:${LOAD_PORT}/`;
+    for (let i = 0; i < 50; i++) {
+      if ((await lab.probe(CLIENT.key, SERVER.key, LOAD_PORT, 'TCP', { timeoutMs: 500 })).ok) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const sample = async (on: boolean): Promise<LoadSample & { reports: number; suppressed: number }> => {
+      const node = await program(lab, objects, on, dir);
+      try {
+        await setSysctls(lab, lab.nodeNamespace(ENFORCED[1].index), NODE_SYSCTLS);
+        const denied = await lab.probe(OTHER.key, SERVER.key, LOAD_PORT, 'TCP', { timeoutMs: 500 });
+        if (denied.ok) throw new Error('the flooding pod is not denied');
+        const s = await measureCps(
+          lab,
+          lab.podNamespace(CLIENT.key),
+          url,
+          server!.pid!,
+          SAMPLE_SECONDS,
+          CONCURRENCY,
+        );
+        const suppressed = on ? await node.suppressed() : 0;
+        return { ...s, reports: node.reports(), suppressed };
+      } finally {
+        await node.stop();
+      }
+    };
+    // One flood for the whole run, started well before the first sample, so that every sample has it.
+    flooding = flood(lab);
+    await new Promise((r) => setTimeout(r, 3000));
+    const cpu: number[] = [];
+    const wall: number[] = [];
+    const on: (LoadSample & { reports: number; suppressed: number })[] = [];
+    const off: LoadSample[] = [];
+    for (let i = 0; i < PAIRS; i++) {
+      const first = i % 2 === 1;
+      const a = await sample(first);
+      const b = await sample(!first);
+      const [x, y] = first ? [a, b] : [b, a];
+      on.push(x);
+      off.push(y);
+      cpu.push(x.cpuCps / y.cpuCps);
+      wall.push(x.cps / y.cps);
+      process.stderr.write(
+        `reports: pair ${i}: on ${round(x.cps, 0)} cps (${x.reports} reports, ${x.suppressed} suppressed), off ${round(y.cps, 0)} cps\n`,
+      );
+    }
+    return {
+      ratio: round(median(cpu)),
+      wall_ratio: round(median(wall)),
+      cps_on: round(median(on.map((s) => s.cps)), 0),
+      cps_off: round(median(off.map((s) => s.cps)), 0),
+      reports_per_sample: median(on.map((s) => s.reports)),
+      // The flood's denied attempts per sample with reports on: reported + suppressed.
+      denied_per_sample: median(on.map((s) => s.reports + s.suppressed)),
+      failed: [...on, ...off].reduce((n, s) => n + s.failed, 0),
+      sample_seconds: SAMPLE_SECONDS,
+      pairs: PAIRS,
+      seconds: round((performance.now() - started) / 1000, 0),
+    };
+  } finally {
+    flooding?.kill();
+    server?.kill();
+    await lab.down();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

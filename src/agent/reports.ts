@@ -1,0 +1,294 @@
+// The agent's drop report listener: binds the nflog group of the report rules (compile/desired.ts
+// ReportOptions), attributes each report with the last complete program (pods by address, the local pod's
+// isolating policies), logs it as one `connection denied` line and counts it. Never changes the table,
+// and never decides enforcement: reports that cannot be bound or attributed leave the drops as they are.
+
+import type { Logger } from 'pino';
+import type { DesiredState } from '../compile/desired.ts';
+import type { NflogError } from '../nflog/errors.ts';
+import { NflogListener, type NflogStats } from '../nflog/listener.ts';
+import type { NflogPacket } from '../nflog/packet.ts';
+import {
+  type DropReport,
+  parsePrefix,
+  REPORT_MESSAGE,
+  type ReportDirection,
+  type ReportEndpoint,
+} from '../nflog/report.ts';
+import { parseAddress } from '../policy/address.ts';
+import type { NodePlan, PodPlan } from '../policy/plan.ts';
+import type { ClusterState } from '../policy/types.ts';
+import type { Metrics } from './metrics.ts';
+
+/** What reports are attributed with: the plan, state and table of the last complete program. */
+export interface Enforced {
+  readonly plan: NodePlan;
+  readonly state: ClusterState;
+  readonly desired: DesiredState;
+}
+
+/** A bound report group (the real one: NflogListener). */
+export interface ReportSocket {
+  readonly stats: NflogStats;
+  close(): void;
+}
+
+/** Where reports come from: the kernel's nflog group, or a fake in unit tests. */
+export type ReportSource = (
+  group: number,
+  onPacket: (p: NflogPacket, receivedAtMs: number) => void,
+  onError: (e: NflogError) => void,
+) => Promise<ReportSocket>;
+
+export const nflogSource: ReportSource = (group, onPacket, onError) =>
+  NflogListener.open({ group, onPacket, onError });
+
+const PROTOCOLS: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
+
+const addressKey = (text: string): string | undefined => {
+  const a = parseAddress(text);
+  return a === undefined ? undefined : `${a.family}:${a.value}`;
+};
+
+/** Addresses to pods, made once per program (reports come at most at the node's limit). */
+interface Index {
+  /** Every pod of the cluster with an address: "namespace/name". */
+  readonly pods: Map<string, string>;
+  /** The node's own pods. */
+  readonly local: Map<string, PodPlan>;
+  /** A pod chain -> the policies isolating the pods that use it (the prefix id's fallback). */
+  readonly chains: Map<string, Set<string>>;
+  readonly quiet: ReadonlySet<string>;
+}
+
+/**
+ * The cluster's pods by address, shared between the indexes of programs less than a second apart: under
+ * constant churn every sync is a new program, and a report per sync must not rebuild a map of 100,000
+ * pods each time (a pod changed in the last second may then be shown by address only).
+ */
+export class PodAddresses {
+  private map = new Map<string, string>();
+  private pods: readonly unknown[] | undefined;
+  private builtAt = Number.NEGATIVE_INFINITY;
+  private readonly maxAgeMs: number;
+  constructor(maxAgeMs = 1000) {
+    this.maxAgeMs = maxAgeMs;
+  }
+  of(state: ClusterState, now = performance.now()): Map<string, string> {
+    if (state.pods === this.pods || now - this.builtAt < this.maxAgeMs) return this.map;
+    const map = new Map<string, string>();
+    for (const p of state.pods) for (const a of p.ips) map.set(`${a.family}:${a.value}`, p.key);
+    this.map = map;
+    this.pods = state.pods;
+    this.builtAt = now;
+    return map;
+  }
+}
+
+function buildIndex(e: Enforced, addresses: PodAddresses): Index {
+  const pods = addresses.of(e.state);
+  const local = new Map<string, PodPlan>();
+  const chains = new Map<string, Set<string>>();
+  for (const p of e.plan.pods) {
+    for (const a of p.addresses) local.set(`${a.family}:${a.value}`, p);
+    const names = e.desired.podChains.get(p.key);
+    for (const d of ['ingress', 'egress'] as const) {
+      const name = names?.[d];
+      if (name === undefined) continue;
+      const set = chains.get(name) ?? new Set<string>();
+      chains.set(name, set);
+      for (const k of directionPlan(p, d)?.isolatedBy ?? []) set.add(k);
+    }
+  }
+  const quiet = new Set<string>();
+  for (const ns of e.state.namespaces.values()) if (ns.dropReportsOff) quiet.add(ns.name);
+  return { pods, local, chains, quiet };
+}
+
+/** The plan a pod's direction is programmed with: its enforced isolation, else its audit policies'. */
+const directionPlan = (p: PodPlan, d: ReportDirection) =>
+  d === 'ingress' ? (p.ingress ?? p.auditIngress) : (p.egress ?? p.auditEgress);
+
+const namespaceOf = (podKey: string | undefined): string =>
+  podKey === undefined ? '' : podKey.slice(0, podKey.indexOf('/'));
+
+/** Why a packet gave no report (counted as `tollgate_drop_reports_skipped_total{reason}`). */
+export type SkipReason = 'foreign' | 'headers' | 'quiet';
+
+/**
+ * One nflog packet as a DropReport: the prefix says direction, kind and chain; the local pod (the
+ * destination for ingress, the source for egress) says which policies isolate it. `foreign`: another
+ * rule's log (not a tollgate prefix); `headers`: no addresses copied; `quiet`: the local pod's namespace
+ * opted out (its address-class chains are shared with other namespaces and may still report).
+ */
+export function attribute(
+  p: NflogPacket,
+  receivedAtMs: number,
+  enforced: Enforced | undefined,
+  node: string,
+  cache: WeakMap<Enforced, Index> = new WeakMap(),
+  addresses: PodAddresses = new PodAddresses(0),
+): { report: DropReport; namespace: string } | { skip: SkipReason } {
+  const prefix = p.prefix === undefined ? undefined : parsePrefix(p.prefix);
+  if (prefix === undefined) return { skip: 'foreign' };
+  const h = p.headers;
+  if (h === undefined) return { skip: 'headers' };
+  let index: Index | undefined;
+  if (enforced !== undefined) {
+    index = cache.get(enforced) ?? buildIndex(enforced, addresses);
+    cache.set(enforced, index);
+  }
+  const srcKey = addressKey(h.src);
+  const dstKey = addressKey(h.dst);
+  const endpoint = (address: string, key: string | undefined): ReportEndpoint => {
+    const pod = key === undefined ? undefined : index?.pods.get(key);
+    return pod === undefined ? { address } : { address, pod };
+  };
+  const direction: ReportDirection = prefix.direction;
+  const localKey = direction === 'ingress' ? dstKey : srcKey;
+  const local = localKey === undefined ? undefined : index?.local.get(localKey);
+  const localPod = local?.key ?? (localKey === undefined ? undefined : index?.pods.get(localKey));
+  const namespace = namespaceOf(localPod);
+  if (index?.quiet.has(namespace)) return { skip: 'quiet' };
+  // The local pod's own isolation; if it is gone since the program, what isolated the pods of the chain.
+  const policies = new Set(
+    (local && directionPlan(local, direction)?.isolatedBy) ?? index?.chains.get(prefix.id) ?? [],
+  );
+  const protocol = PROTOCOLS[h.protocol] ?? h.protocolName;
+  const report: DropReport = {
+    kind: prefix.kind,
+    direction,
+    node,
+    src: endpoint(h.src, srcKey),
+    dst: endpoint(h.dst, dstKey),
+    protocol,
+    ...(PROTOCOLS[h.protocol] !== undefined && h.dport !== undefined ? { port: h.dport } : {}),
+    policies: [...policies].sort(),
+    at: new Date(p.kernelTimeMs ?? receivedAtMs).toISOString(),
+  };
+  return { report, namespace };
+}
+
+export interface ReporterOptions {
+  group: number;
+  node: string;
+  log: Logger;
+  metrics: Metrics;
+  /** The last complete program (undefined before the first). */
+  enforced(): Enforced | undefined;
+  /** The packets the node's report limit dropped unreported (the reports chain's counter). */
+  readSuppressed?(): Promise<bigint | undefined>;
+  source?: ReportSource;
+  /** First retry after a failed bind, doubled up to retryMaxMs. */
+  retryMs?: number;
+  retryMaxMs?: number;
+}
+
+/**
+ * Binds the group and keeps it bound: a failed bind (EPERM: another socket holds the group) is logged
+ * once per distinct error with the group and errno, shown by status() and the bound gauge, and retried
+ * with backoff. Readiness does not depend on it: reports are not enforcement (the report rules drop
+ * whatever happens to the report), and an unready agent would only stall rollouts without protecting
+ * anything; /readyz shows the problem in its body instead.
+ */
+export class DropReporter {
+  private readonly o: ReporterOptions;
+  private socket: ReportSocket | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private delay: number;
+  private lastError: string | undefined;
+  private readonly cache = new WeakMap<Enforced, Index>();
+  private readonly addresses = new PodAddresses();
+  private suppressed: bigint | undefined;
+  private listenerSeen = { lost: 0, overruns: 0, undecodable: 0 };
+
+  constructor(options: ReporterOptions) {
+    this.o = options;
+    this.delay = options.retryMs ?? 1000;
+  }
+
+  start(): void {
+    void this.bind();
+  }
+
+  /** undefined: bound; otherwise why not (for /readyz's body). */
+  get problem(): string | undefined {
+    if (this.socket !== undefined || this.stopped) return undefined;
+    return this.lastError ?? `nflog group ${this.o.group}: binding`;
+  }
+
+  private async bind(): Promise<void> {
+    const source = this.o.source ?? nflogSource;
+    try {
+      const socket = await source(
+        this.o.group,
+        (p, at) => this.onPacket(p, at),
+        (e) => this.o.log.warn({ err: e.message, code: e.code, group: this.o.group }, 'drop report error'),
+      );
+      if (this.stopped) {
+        socket.close();
+        return;
+      }
+      this.socket = socket;
+      this.lastError = undefined;
+      this.delay = this.o.retryMs ?? 1000;
+      this.o.metrics.reportsBound.set(1);
+      this.o.log.info({ group: this.o.group }, 'drop reports: listening');
+    } catch (error) {
+      const e = error as Error & Partial<Pick<NflogError, 'errnoName' | 'code'>>;
+      this.o.metrics.reportBindFailures.inc();
+      this.o.metrics.reportsBound.set(0);
+      const text = e.message;
+      if (text !== this.lastError)
+        this.o.log.error(
+          { group: this.o.group, errno: e.errnoName, code: e.code, retryMs: this.delay },
+          `drop reports: cannot bind nflog group ${this.o.group} (enforcement is unaffected; retrying): ${text}`,
+        );
+      this.lastError = text;
+      if (this.stopped) return;
+      this.timer = setTimeout(() => void this.bind(), this.delay);
+      this.timer.unref();
+      this.delay = Math.min(this.delay * 2, this.o.retryMaxMs ?? 60_000);
+    }
+  }
+
+  private onPacket(p: NflogPacket, receivedAtMs: number): void {
+    const r = attribute(p, receivedAtMs, this.o.enforced(), this.o.node, this.cache, this.addresses);
+    if ('skip' in r) {
+      this.o.metrics.reportsSkipped.inc({ reason: r.skip });
+      return;
+    }
+    this.o.metrics.deniedConnections.inc({
+      direction: r.report.direction,
+      namespace: r.namespace,
+      kind: r.report.kind,
+    });
+    this.o.log.info({ report: r.report }, REPORT_MESSAGE);
+  }
+
+  /** Brings the counters read from elsewhere up to date (called before /metrics is served). */
+  async refreshMetrics(): Promise<void> {
+    const s = this.socket?.stats;
+    if (s !== undefined) {
+      const seen = this.listenerSeen;
+      const lost = s.lost + s.overruns;
+      if (lost > seen.lost + seen.overruns) this.o.metrics.reportsLost.inc(lost - seen.lost - seen.overruns);
+      this.listenerSeen = { lost: s.lost, overruns: s.overruns, undecodable: s.undecodable };
+    }
+    const now = await this.o.readSuppressed?.().catch(() => undefined);
+    if (now === undefined) return;
+    // A rewritten reports chain (new limit, a full program) starts its counter again at 0.
+    const delta = this.suppressed === undefined ? now : now >= this.suppressed ? now - this.suppressed : now;
+    if (delta > 0n) this.o.metrics.reportsSuppressed.inc(Number(delta));
+    this.suppressed = now;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.socket?.close();
+    this.socket = undefined;
+    this.o.metrics.reportsBound.set(0);
+  }
+}
