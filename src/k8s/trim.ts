@@ -4,12 +4,19 @@ type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {});
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
+/** Only tollgate's own annotations (audit mode, drop-report opt-out): others can be large. */
+function tollgateAnnotations(v: unknown): Obj {
+  const kept = Object.entries(obj(v)).filter(([k]) => k.startsWith('tollgate.dev/'));
+  return kept.length === 0 ? {} : { annotations: Object.fromEntries(kept) };
+}
+
 function meta(o: Obj, namespaced: boolean): Obj {
   const m = obj(o.metadata);
   return {
     name: m.name,
     ...(namespaced ? { namespace: m.namespace } : {}),
     ...(m.labels ? { labels: m.labels } : {}),
+    ...tollgateAnnotations(m.annotations),
     resourceVersion: m.resourceVersion,
   };
 }

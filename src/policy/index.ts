@@ -109,6 +109,8 @@ export class ClusterIndex {
   private nodesByAddress = new Map<bigint, Node>();
   private nodesByName = new Map<string, Node>();
   private policiesByNamespace = new Map<string, Policy[]>();
+  /** Audit-mode policies (point 25) apart: they never isolate, so the planner never meets them. */
+  private auditByNamespace = new Map<string, Policy[]>();
   private namespaceSelection = new Map<string, Set<string>>();
   private readonly peerMembers = new Map<string, PeerMembers>();
   private readonly selectedBy = new Map<string, Policy[]>();
@@ -168,7 +170,9 @@ export class ClusterIndex {
       changed = true;
       this.lastPolicies = state.policies;
       this.policiesByNamespace = new Map();
-      for (const policy of state.policies) pushTo(this.policiesByNamespace, policy.namespace, policy);
+      this.auditByNamespace = new Map();
+      for (const policy of state.policies)
+        pushTo(policy.audit ? this.auditByNamespace : this.policiesByNamespace, policy.namespace, policy);
       this.selectedBy.clear();
     }
     if (podChanges !== undefined) {
@@ -388,7 +392,7 @@ export class ClusterIndex {
     return this.nodesByAddress.get(addressKey(address));
   }
 
-  /** Policies that select a pod (point 1: only policies of the pod's own namespace). */
+  /** Enforced policies that select a pod (point 1: only policies of the pod's own namespace). */
   policiesSelecting(pod: Pod): Policy[] {
     let out = this.selectedBy.get(pod.key);
     if (out && this.viewAt(pod.key) === pod) return out;
@@ -399,6 +403,13 @@ export class ClusterIndex {
       : [];
     if (this.viewAt(pod.key) === pod) this.selectedBy.set(pod.key, out);
     return out;
+  }
+
+  /** Audit-mode policies (point 25) that select a pod: what would isolate it if they were enforced. */
+  auditPoliciesSelecting(pod: Pod): Policy[] {
+    const audit = this.auditByNamespace.get(pod.namespace);
+    if (audit === undefined || !isLivePod(pod)) return [];
+    return audit.filter((p) => !p.podSelectorValid || matchesSelector(p.podSelector, pod.labels));
   }
 
   private namespacesMatching(selector: LabelSelector): Set<string> {

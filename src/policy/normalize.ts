@@ -25,6 +25,8 @@ import type {
 import { PROTOCOLS } from './types.ts';
 
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+/** A NetworkPolicy annotated with this set to "true" is in audit mode (point 25). */
+export const AUDIT_ANNOTATION = 'tollgate.dev/audit';
 
 type Obj = Record<string, unknown>;
 const asObj = (v: unknown): Obj =>
@@ -160,7 +162,20 @@ export function normalizePolicy(raw: unknown): Policy {
     ingress: types.has('Ingress') ? rules('ingress') : undefined,
     egress: types.has('Egress') ? rules('egress') : undefined,
     issues,
+    ...(auditOf(metadata, report) ? { audit: true } : {}),
   };
+}
+
+/** Point 25. Any value but "true" or "false" is reported and enforces the policy (fail closed). */
+function auditOf(metadata: Obj, report: (field: string, message: string) => void): boolean {
+  const value = asObj(metadata.annotations)[AUDIT_ANNOTATION];
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  report(
+    `metadata.annotations["${AUDIT_ANNOTATION}"]`,
+    `${JSON.stringify(value)} is not "true" or "false"; the policy is enforced`,
+  );
+  return false;
 }
 
 function normalizeRule(

@@ -107,6 +107,11 @@ export interface Policy {
   readonly ingress: readonly Rule[] | undefined;
   readonly egress: readonly Rule[] | undefined;
   readonly issues: readonly ValidationIssue[];
+  /**
+   * Annotated `tollgate.dev/audit: "true"` (point 25): isolates nothing and allows nothing; the
+   * connections it would deny are reported as would-deny. Absent: enforced.
+   */
+  readonly audit?: boolean;
 }
 
 /** Everything the semantics need, for the whole cluster. Build with `buildState`. */
