@@ -3,6 +3,7 @@ import { formatAddress, parseAddress, rangeContains } from '../policy/address.ts
 import { type Endpoint, endpointAt, evaluate, explainVerdict, type Flow } from '../policy/evaluate.ts';
 import { ClusterIndex } from '../policy/index.ts';
 import { UsageError } from '../util/errors.ts';
+import { expectedReports, modelDrops } from './drops.ts';
 import type { Probe, ProbeOutcome, ScenarioDriver } from './probes.ts';
 import type { EndpointRef } from './types.ts';
 import type { World } from './world.ts';
@@ -51,10 +52,16 @@ export function modelOutcome(world: World, index: ClusterIndex, probe: Probe): P
         probe,
         allowed: false,
         explanation: `DENY: ${formatAddress(e.address)} is in node ${node}'s pod range but no live pod owns it (see the address conflicts), so ${node} drops it`,
+        reports: [],
       };
   }
   const verdict = evaluate(index, flow);
-  return { probe, allowed: verdict.allowed, explanation: explainVerdict(flow, verdict) };
+  return {
+    probe,
+    allowed: verdict.allowed,
+    explanation: explainVerdict(flow, verdict),
+    reports: expectedReports(verdict),
+  };
 }
 
 export const modelDriver: ScenarioDriver = {
@@ -62,5 +69,8 @@ export const modelDriver: ScenarioDriver = {
   async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
     const index = new ClusterIndex(world.state());
     return probes.map((probe) => modelOutcome(world, index, probe));
+  },
+  async drops(_world, expectations) {
+    return modelDrops(expectations);
   },
 };

@@ -2,12 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { parse as parseYaml } from 'yaml';
+import { parseReportLine, ReportFormatError } from '../nflog/report.ts';
 import type { Protocol } from '../policy/types.ts';
 import { PROTOCOLS } from '../policy/types.ts';
 import { UsageError } from '../util/errors.ts';
 import { yamlDocuments as parseYamlDocuments } from '../util/yaml.ts';
 import type {
   AgentAction,
+  DropLine,
   ProbeFamily,
   Scenario,
   ScenarioHost,
@@ -167,7 +169,7 @@ export function parseScenarioText(text: string, file: string): Scenario {
   };
 }
 
-const STEP_KINDS = 'apply, delete, label, add-pods, expect, matrix, tamper, agent, api';
+const STEP_KINDS = 'apply, delete, label, add-pods, expect, matrix, drops, tamper, agent, api';
 
 function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step {
   const field = `steps[${index}]`;
@@ -232,6 +234,11 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
         family: r.family(e.family, `${field}.expect.family`),
       };
     }
+    case 'drops': {
+      if (!Array.isArray(v) || v.length === 0)
+        r.fail(`${field}.drops`, 'must be a non-empty list of report lines');
+      return { ...base, kind: 'drops', lines: v.map((x, i) => dropLine(r, x, `${field}.drops[${i}]`)) };
+    }
     case 'tamper': {
       const o = r.obj(v, `${field}.tamper`);
       return {
@@ -277,6 +284,19 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
     }
     default:
       return r.fail(field, `unknown step '${kind}' (${STEP_KINDS})`);
+  }
+}
+
+/** A `drops` line in the report-line form (nflog/report.ts); it must name a port, as every probe has one. */
+function dropLine(r: Reader, raw: unknown, field: string): DropLine {
+  const text = r.str(raw, field);
+  try {
+    const line = parseReportLine(text);
+    if (line.port === undefined) r.fail(field, `'${text}' names no port (SRC -> DST:PORT/PROTO ...)`);
+    return { text, where: `${r.file}: ${field}`, line };
+  } catch (error) {
+    if (error instanceof ReportFormatError) r.fail(field, error.message);
+    throw error;
   }
 }
 
