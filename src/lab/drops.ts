@@ -76,7 +76,9 @@ export async function waitForDrops(
       node === undefined
         ? `no node reports it: the ${e.drop.line.direction} end is not a pod`
         : `no matching report from ${node}'s agent within ${options.timeoutMs} ms`,
-      about.length === 0 ? 'no report about these two ends' : `reports about these two ends: ${about.join('; ')}`,
+      about.length === 0
+        ? 'no report about these two ends'
+        : `reports about these two ends: ${about.join('; ')}`,
       ...malformed.map((m) => `a report record that did not parse: ${m}`),
     ];
     return { drop: e.drop, matched: false, explanation: lines.join('\n') };

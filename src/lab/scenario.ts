@@ -3,6 +3,7 @@
 // with real traffic, retried until it converges (at most 10 s, as the scenario README allows).
 
 import { ClusterIndex } from '../policy/index.ts';
+import type { DropExpectation, DropOutcome } from '../scenario/drops.ts';
 import { modelOutcome } from '../scenario/model.ts';
 import { ScenarioError } from '../scenario/parse.ts';
 import {
@@ -12,7 +13,6 @@ import {
   type ScenarioDriver,
   type WindowSample,
 } from '../scenario/probes.ts';
-import type { DropExpectation, DropOutcome } from '../scenario/drops.ts';
 import type { FaultStep } from '../scenario/types.ts';
 import type { World } from '../scenario/world.ts';
 import { EnforcerClient } from './enforcer-client.ts';
