@@ -222,13 +222,14 @@ export class ApiClient {
     path: string,
     query: Record<string, string | undefined>,
     body: string | undefined,
+    accept = 'application/json',
   ): Promise<{ req: ClientRequest; res: IncomingMessage }> {
     const url = new URL(this.#base.pathname.replace(/\/$/, '') + path, this.#base);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     const options = await this.config.requestOptions();
     const headers: Record<string, string | number> = {
       ...(options.headers as Record<string, string>),
-      accept: 'application/json',
+      accept,
       'user-agent': 'tollgate',
     };
     if (body !== undefined) {
@@ -431,6 +432,62 @@ export class ApiClient {
       ),
     );
     res.once('close', () => finish(null));
+    return controller;
+  }
+
+  /**
+   * Follows a text stream line by line (a pod's log with follow=true, for `tollgate drops`): `onLine` per
+   * complete line, `onDone` once when it ends: null when the server closed it, a WatchError for a status
+   * other than 200 or a broken connection, an Error named AbortError after abort(). Never rejects.
+   */
+  async followLines(
+    path: string,
+    query: Record<string, string | undefined>,
+    onLine: (line: string) => void,
+    onDone: (error: unknown) => void,
+  ): Promise<AbortController> {
+    const controller = new AbortController();
+    let done = false;
+    let req: ClientRequest | undefined;
+    const finish = (error: unknown) => {
+      if (done) return;
+      done = true;
+      req?.destroy();
+      onDone(error);
+    };
+    controller.signal.addEventListener('abort', () => finish(abortError()), { once: true });
+    let res: IncomingMessage;
+    try {
+      // Logs are text/plain: an Accept of JSON alone could be refused.
+      ({ req, res } = await this.#open('GET', path, query, undefined, '*/*'));
+    } catch (error) {
+      finish(controller.signal.aborted ? abortError() : error);
+      return controller;
+    }
+    if (done) {
+      req.destroy();
+      return controller;
+    }
+    req.socket?.setKeepAlive(true, 30_000);
+    const status = res.statusCode ?? 0;
+    res.setEncoding('utf8');
+    let pending = '';
+    res.on('data', (chunk: string) => {
+      pending += chunk;
+      if (status !== 200) return;
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) if (!done) onLine(line);
+    });
+    const end = () =>
+      finish(status === 200 ? null : ApiClient.#statusError('GET', path, status, pending.slice(0, 4096)));
+    res.once('end', end);
+    res.once('close', end);
+    res.once('error', (error) =>
+      finish(
+        new WatchError('E_K8S_UNREACHABLE', `GET ${path}: ${error.message}`, undefined, { cause: error }),
+      ),
+    );
     return controller;
   }
 }
