@@ -5,6 +5,7 @@ import type { ApiClient } from '../k8s/client.ts';
 import { type DropReport, ReportFormatError, reportLine, reportOfLogLine } from '../nflog/report.ts';
 import { TollgateError, UsageError } from '../util/errors.ts';
 import { type Command, type CommandIO, parseCommandArgs, rejectPositionals } from './command.ts';
+import { clusterClient } from './explain.ts';
 
 /** Where the shipped manifests (daemonset/, the chart's default) run the agents. */
 export const AGENT_NAMESPACE = 'tollgate-system';
@@ -246,16 +247,7 @@ export const dropsCommand: Command = {
         throw new UsageError(`--${flag}: '${v}' is not NAMESPACE/NAME`);
     }
     const sinceSeconds = parseSince(values.since ?? '10m');
-    // Loaded only here: the Kubernetes client library is large and slow to load.
-    const { ApiClient, loadClientConfig } = await import('../k8s/client.ts');
-    let client: ApiClient;
-    try {
-      client = new ApiClient(await loadClientConfig(values.kubeconfig));
-    } catch (error) {
-      throw new UsageError(
-        `cannot load ${values.kubeconfig ?? 'the in-cluster configuration'}: ${(error as Error).message}`,
-      );
-    }
+    const client = await clusterClient(values.kubeconfig);
     const follow = values['no-follow'] !== true;
     const stop = new Promise<void>((resolve) => {
       if (follow) {

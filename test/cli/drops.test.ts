@@ -6,7 +6,8 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { formatReport, parseSince, reportMatches } from '../../src/cli/drops.ts';
-import { type DropReport, REPORT_MESSAGE } from '../../src/nflog/report.ts';
+import type { DropReport } from '../../src/nflog/report.ts';
+import { reportLogLine, sampleReport } from '../_drop-reports.ts';
 import { childEnv } from '../_tier.ts';
 import { fakeCluster } from './_fake-cluster.ts';
 
@@ -25,19 +26,15 @@ async function cli(file: string, args: string[], env: NodeJS.ProcessEnv = childE
   }
 }
 
-const report = (o: Partial<DropReport> = {}): DropReport => ({
-  kind: 'deny',
-  direction: 'ingress',
-  node: 'node-1',
-  src: { address: '10.244.2.10', pod: 'shop/web' },
-  dst: { address: '10.244.1.10', pod: 'shop/db' },
-  protocol: 'TCP',
-  port: 3306,
-  policies: ['shop/db-from-api'],
-  at: '2026-12-01T18:00:00.000Z',
-  ...o,
-});
-const line = (r: DropReport) => JSON.stringify({ level: 30, time: 1, msg: REPORT_MESSAGE, report: r });
+const report = (o: Partial<DropReport> = {}): DropReport =>
+  sampleReport({
+    src: { address: '10.244.2.10', pod: 'shop/web' },
+    dst: { address: '10.244.1.10', pod: 'shop/db' },
+    port: 3306,
+    policies: ['shop/db-from-api'],
+    ...o,
+  });
+const line = reportLogLine;
 
 const toOutside = report({
   direction: 'egress',

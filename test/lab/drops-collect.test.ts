@@ -11,6 +11,7 @@ import { parseScenarioText } from '../../src/scenario/parse.ts';
 import { expectProbes, type ProbeOutcome } from '../../src/scenario/probes.ts';
 import type { Step } from '../../src/scenario/types.ts';
 import { World } from '../../src/scenario/world.ts';
+import { reportLogLine, sampleReport } from '../_drop-reports.ts';
 
 const scenario = parseScenarioText(
   `
@@ -51,22 +52,9 @@ async function setUp(): Promise<{ world: World; expectations: DropExpectation[] 
   };
 }
 
-/** An agent's stdout line carrying a report, as pino writes it. */
-const logLine = (report: DropReport) =>
-  JSON.stringify({ level: 30, time: Date.parse(report.at), pid: 1, msg: REPORT_MESSAGE, report });
-
-const ingress = (o: Partial<DropReport> = {}): DropReport => ({
-  kind: 'deny',
-  direction: 'ingress',
-  node: 'node-1',
-  src: { address: '10.244.2.10', pod: 'x/b' },
-  dst: { address: '10.244.1.10', pod: 'x/a' },
-  protocol: 'TCP',
-  port: 80,
-  policies: ['x/deny-a'],
-  at: new Date(PROBED_AT + 300).toISOString(),
-  ...o,
-});
+const logLine = reportLogLine;
+const ingress = (o: Partial<DropReport> = {}): DropReport =>
+  sampleReport({ at: new Date(PROBED_AT + 300).toISOString(), ...o });
 const egress = (o: Partial<DropReport> = {}): DropReport => ({
   ...ingress(),
   direction: 'egress',
