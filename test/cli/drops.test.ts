@@ -5,8 +5,9 @@ import { execFile, spawn } from 'node:child_process';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { formatReport, parseSince, reportMatches } from '../../src/cli/drops.ts';
+import { dropsCommand, formatReport, parseSince, reportMatches } from '../../src/cli/drops.ts';
 import type { DropReport } from '../../src/nflog/report.ts';
+import { TollgateError } from '../../src/util/errors.ts';
 import { reportLogLine, sampleReport } from '../_drop-reports.ts';
 import { childEnv } from '../_tier.ts';
 import { fakeCluster } from './_fake-cluster.ts';
@@ -24,6 +25,22 @@ async function cli(file: string, args: string[], env: NodeJS.ProcessEnv = childE
     const e = error as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
+}
+
+/** The command in this process (as main runs it, without a process per case): output and exit status. */
+async function inProcess(args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = { out: (x: string) => out.push(x), err: (x: string) => err.push(x) };
+  let code: number;
+  try {
+    code = await dropsCommand.run(args, io);
+  } catch (error) {
+    if (!(error instanceof TollgateError)) throw error;
+    err.push(`tollgate drops: ${error.message} [${error.code}]`);
+    code = error.code === 'E_USAGE' ? 2 : 1;
+  }
+  return { code, stdout: out.map((l) => `${l}\n`).join(''), stderr: err.join('\n') };
 }
 
 const report = (o: Partial<DropReport> = {}): DropReport =>
@@ -95,8 +112,7 @@ t.test("--no-follow prints every agent's reports, filtered, as lines or JSON", a
     'not followed',
   );
 
-  const json = await cli(tollgate, [
-    'drops',
+  const json = await inProcess([
     '--kubeconfig',
     api.kubeconfig,
     '--no-follow',
@@ -114,8 +130,7 @@ t.test("--no-follow prints every agent's reports, filtered, as lines or JSON", a
     [toOutside],
   );
 
-  const byPolicy = await cli(tollgate, [
-    'drops',
+  const byPolicy = await inProcess([
     '--kubeconfig',
     api.kubeconfig,
     '--no-follow',
@@ -132,14 +147,7 @@ t.test("--no-follow prints every agent's reports, filtered, as lines or JSON", a
   t.equal(since?.query.get('sinceSeconds'), '3600');
 
   api.requests.length = 0;
-  const byNode = await cli(tollgate, [
-    'drops',
-    '--kubeconfig',
-    api.kubeconfig,
-    '--no-follow',
-    '--node',
-    'node-2',
-  ]);
+  const byNode = await inProcess(['--kubeconfig', api.kubeconfig, '--no-follow', '--node', 'node-2']);
   t.equal(byNode.stdout.trim().split('\n').length, 1);
   t.same(
     api.requests.filter((r) => r.path.endsWith('/log')).map((r) => r.path),
@@ -153,24 +161,17 @@ t.test('bad input and a refused log: errors that name the flag or the RBAC neede
     { name: 'tollgate-a', node: 'node-1', logStatus: 403 },
   ]);
   t.teardown(() => api.close());
-  const refused = await cli(tollgate, ['drops', '--kubeconfig', api.kubeconfig, '--no-follow']);
+  const refused = await inProcess(['--kubeconfig', api.kubeconfig, '--no-follow']);
   t.equal(refused.code, 1);
   t.match(
     refused.stderr,
     /reading the log of tollgate-system\/tollgate-a: .*403.*forbidden.*get on pods\/log/,
   );
   t.match(refused.stderr, /\[E_DROPS_API\]/);
-  const bad = await cli(tollgate, ['drops', '--kubeconfig', api.kubeconfig, '--pod', 'web']);
+  const bad = await inProcess(['--kubeconfig', api.kubeconfig, '--pod', 'web']);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /--pod: 'web' is not NAMESPACE\/NAME/);
-  const none = await cli(tollgate, [
-    'drops',
-    '--kubeconfig',
-    api.kubeconfig,
-    '--no-follow',
-    '--node',
-    'nowhere',
-  ]);
+  const none = await inProcess(['--kubeconfig', api.kubeconfig, '--no-follow', '--node', 'nowhere']);
   t.equal(none.code, 1);
   t.match(none.stderr, /no agent pods in tollgate-system with .* on node nowhere/);
 });
