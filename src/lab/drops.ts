@@ -48,9 +48,11 @@ export interface DropWaitOptions {
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * Waits until every line matches a report (of the node that makes it, no older than the line's first
- * probe) in `logs()`, or the time is up; then one outcome per line. The failure explanation lists the
- * reports that were about the same two ends, and any report record that did not parse.
+ * Waits until every line matches a report in `logs()`, or the time is up; then one outcome per line. A
+ * report matches when it comes from the node that makes it and was made while one of the line's probes
+ * ran or at most `timeoutMs` after (the scenario README's 5 s, scaled): a late report fails the line as
+ * a missing one does. The failure explanation lists the reports about the same two ends, and any report
+ * record that did not parse.
  */
 export async function waitForDrops(
   world: World,
@@ -60,10 +62,13 @@ export async function waitForDrops(
 ): Promise<DropOutcome[]> {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? realSleep;
-  const deadline = now() + options.timeoutMs;
-  const since = (e: DropExpectation) => Math.min(...e.probes.map((p) => p.at)) - CLOCK_SLACK_MS;
+  // No report can still count once the last probe's allowance is over: then one look is enough.
+  const lastUntil = Math.max(...expectations.flatMap((e) => e.probes.map((p) => p.until)));
+  const deadline = Math.min(now() + options.timeoutMs, lastUntil + options.timeoutMs);
+  const windows = (e: DropExpectation) =>
+    e.probes.map((p) => ({ from: p.at - CLOCK_SLACK_MS, to: p.until + options.timeoutMs }));
   const matched = (e: DropExpectation, reports: readonly DropReport[]) =>
-    reports.some((r) => agentReportMatches(world, e.drop, r, since(e)));
+    windows(e).some((w) => reports.some((r) => agentReportMatches(world, e.drop, r, w)));
   const all = () => logs().flatMap((l) => l.reports);
   while (!expectations.every((e) => matched(e, all())) && now() < deadline) await sleep(POLL_MS);
   const reports = all();
@@ -75,7 +80,7 @@ export async function waitForDrops(
     const lines = [
       node === undefined
         ? `no node reports it: the ${e.drop.line.direction} end is not a pod`
-        : `no matching report from ${node}'s agent within ${options.timeoutMs} ms`,
+        : `no matching report from ${node}'s agent within ${options.timeoutMs} ms of its probe`,
       about.length === 0
         ? 'no report about these two ends'
         : `reports about these two ends: ${about.join('; ')}`,

@@ -40,10 +40,14 @@ export function expectedReports(verdict: Verdict): ExpectedReport[] {
   return out;
 }
 
-/** A probe an earlier step made, with when it was made (epoch ms) to tell its reports from older ones. */
+/**
+ * A probe an earlier step made, with when its step probed (epoch ms, from its start to its end): its
+ * report is made in that time or soon after, and is told from older ones by it.
+ */
 export interface ProbeRecord {
   outcome: ProbeOutcome;
   at: number;
+  until: number;
 }
 
 /** A `drops` line bound to the earlier probes it is about (same ends, port and protocol). */
@@ -138,13 +142,20 @@ function endpointMatches(world: World, text: string, e: DropReport['src']): bool
 
 /**
  * Lab mode: does one agent report match a line (its ends, port, protocol, direction, kind, policies as a
- * set, from the right node, made no earlier than `since` epoch ms)?
+ * set, from the right node, made within `window`, epoch ms)?
  */
-export function agentReportMatches(world: World, drop: DropLine, r: DropReport, since: number): boolean {
+export function agentReportMatches(
+  world: World,
+  drop: DropLine,
+  r: DropReport,
+  window: { from: number; to: number },
+): boolean {
   const l = drop.line;
+  const at = Date.parse(r.at);
   return (
     r.node === reportingNode(world, drop) &&
-    Date.parse(r.at) >= since &&
+    at >= window.from &&
+    at <= window.to &&
     r.direction === l.direction &&
     r.kind === l.kind &&
     r.protocol === l.protocol &&

@@ -313,8 +313,8 @@ async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioRe
         withinMs: step.withinMs,
       }));
     } else outcomes = await driver.probe(world, probes);
-    // The step's start: a report of one of its probes is no older than this.
-    for (const outcome of outcomes) probed.push({ outcome, at: probingAt });
+    const until = Date.now();
+    for (const outcome of outcomes) probed.push({ outcome, at: probingAt, until });
     window = undefined;
     for (const o of outcomes) {
       if (o.allowed === o.probe.expectAllow) report.passed++;

@@ -47,7 +47,7 @@ async function setUp(): Promise<{ world: World; expectations: DropExpectation[] 
     world,
     expectations: dropExpectations(
       drops.lines,
-      outcomes.map((outcome) => ({ outcome, at: PROBED_AT })),
+      outcomes.map((outcome) => ({ outcome, at: PROBED_AT, until: PROBED_AT + 2000 })),
     ),
   };
 }
@@ -64,8 +64,8 @@ const egress = (o: Partial<DropReport> = {}): DropReport => ({
 });
 
 /** A fake clock: each pause moves it on and may deliver lines that the agents log meanwhile. */
-function clock(onPause: (at: number) => void = () => {}) {
-  let at = 0;
+function clock(onPause: (at: number) => void = () => {}, start = 0) {
+  let at = start;
   return {
     now: () => at,
     sleep: async (ms: number) => {
@@ -123,6 +123,7 @@ t.test('wrong node, direction, policies, kind or an older report: not matched, e
     ingress({ policies: ['x/deny-a', 'x/other'] }),
     ingress({ kind: 'would-deny' }),
     ingress({ at: new Date(PROBED_AT - 5000).toISOString() }), // before its probe
+    ingress({ at: new Date(PROBED_AT + 2000 + 5001).toISOString() }), // over 5 s after its step
     ingress({ port: 81 }),
     ingress({ src: { address: '10.244.2.10' } }), // a pod's report must name the pod
   ];
@@ -148,6 +149,17 @@ t.test('wrong node, direction, policies, kind or an older report: not matched, e
     o?.explanation,
     /reports about these two ends: x\/b -> x\/a:80\/TCP ingress x\/deny-a \(node node-2,/,
   );
+});
+
+t.test('probes whose allowance is long over: one look, no wait', async (t) => {
+  const { world, expectations } = await setUp();
+  const c = clock(() => {}, PROBED_AT + 60_000);
+  const out = await waitForDrops(world, expectations, () => [new ReportLog()], { timeoutMs: 5000, ...c });
+  t.same(
+    out.map((o) => o.matched),
+    [false, false],
+  );
+  t.equal(c.at, PROBED_AT + 60_000, 'nothing can still count, so nothing is waited for');
 });
 
 t.test(
