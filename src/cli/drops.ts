@@ -71,6 +71,8 @@ export interface FollowOptions {
   sinceSeconds: number;
   follow: boolean;
   output: 'text' | 'json';
+  /** While following, how often the agent pods are listed again (tests shorten it). */
+  relistMs?: number;
 }
 
 interface Agent {
@@ -89,7 +91,9 @@ export async function followDrops(
   io: CommandIO,
   stop: Promise<void>,
 ): Promise<void> {
-  const streams = new Map<string, { controller: AbortController; ended: Promise<void> }>();
+  /** By pod: set before the request goes out, so a re-list meanwhile does not follow the pod twice. */
+  const streams = new Map<string, { controller: AbortController | undefined; ended: Promise<void> }>();
+  let stopped = false;
   const seen = new Map<string, string[]>();
   const lastEnd = new Map<string, Date>();
   const warned = new Set<string>();
@@ -152,13 +156,18 @@ export async function followDrops(
     const ended = new Promise<void>((r) => {
       resolveEnded = r;
     });
-    const controller = await client.followLines(
+    const entry: { controller: AbortController | undefined; ended: Promise<void> } = {
+      controller: undefined,
+      ended,
+    };
+    streams.set(agent.name, entry);
+    entry.controller = await client.followLines(
       path,
       query,
       (line) => onLine(agent.name, line),
       (error) => {
         lastEnd.set(agent.name, new Date());
-        streams.delete(agent.name);
+        if (streams.get(agent.name) === entry) streams.delete(agent.name);
         const aborted = (error as { name?: unknown } | null)?.name === 'AbortError';
         if (error !== null && !aborted) {
           const e = apiError(`reading the log of ${o.agentNamespace}/${agent.name}`, error);
@@ -169,7 +178,7 @@ export async function followDrops(
         resolveEnded();
       },
     );
-    streams.set(agent.name, { controller, ended });
+    if (stopped) entry.controller.abort();
   };
 
   const agents = await listAgents();
@@ -183,20 +192,19 @@ export async function followDrops(
     if (failure) throw failure;
     return;
   }
-  let stopped = false;
   const relist = setInterval(() => {
     void listAgents()
       .then(async (now) => {
         for (const a of now) if (!stopped && !streams.has(a.name)) await followPod(a);
       })
       .catch((error: unknown) => io.err(`tollgate drops: ${(error as Error).message}`));
-  }, RELIST_MS);
+  }, o.relistMs ?? RELIST_MS);
   try {
     await stop;
   } finally {
     stopped = true;
     clearInterval(relist);
-    for (const s of streams.values()) s.controller.abort();
+    for (const s of streams.values()) s.controller?.abort();
   }
 }
 

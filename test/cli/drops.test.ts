@@ -227,3 +227,76 @@ t.test('kubectl tollgate drops reads the current context', async (t) => {
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout.trim(), /^\S+ node-2 other\/job -> 203\.0\.113\.9:443\/TCP egress other\/no-out$/);
 });
+
+t.test(
+  'following: a log that ends is followed again from where it ended, without repeating lines',
+  async (t) => {
+    const { followDrops } = await import('../../src/cli/drops.ts');
+    const queries: Record<string, string | undefined>[] = [];
+    const first = line(report());
+    const second = line(audit);
+    let stopNow!: () => void;
+    const stop = new Promise<void>((r) => {
+      stopNow = r;
+    });
+    const printed: string[] = [];
+    const client = {
+      listPage: async () => ({
+        items: [{ metadata: { name: 'tollgate-a' }, spec: { nodeName: 'node-1' } }],
+        resourceVersion: '1',
+        continue: undefined,
+      }),
+      followLines: async (
+        _path: string,
+        query: Record<string, string | undefined>,
+        onLine: (l: string) => void,
+        onDone: (e: unknown) => void,
+      ) => {
+        queries.push(query);
+        const controller = new AbortController();
+        if (queries.length === 1) {
+          // The agent restarted: its log stream ends after one line.
+          onLine(first);
+          setImmediate(() => onDone(null));
+        } else {
+          // Followed again: the overlap repeats the first line, then a new one.
+          onLine(first);
+          onLine(second);
+          setImmediate(stopNow);
+          controller.signal.addEventListener('abort', () =>
+            onDone(Object.assign(new Error('aborted'), { name: 'AbortError' })),
+          );
+        }
+        return controller;
+      },
+    };
+    await followDrops(
+      client,
+      {
+        agentNamespace: 'tollgate-system',
+        selector: 's',
+        container: 'agent',
+        filter: {},
+        sinceSeconds: 60,
+        follow: true,
+        output: 'text',
+        relistMs: 10,
+      },
+      { out: (x) => printed.push(x), err: (x) => t.fail(x) },
+      stop,
+    );
+    t.equal(queries.length, 2, 'followed twice');
+    t.equal(queries[0]?.sinceSeconds, '60');
+    t.match(
+      queries[1]?.sinceTime,
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+      'again from where it ended (RFC 3339)',
+    );
+    t.equal(queries[1]?.sinceSeconds, undefined);
+    t.same(
+      printed,
+      [formatReport(report(), 'text'), formatReport(audit, 'text')],
+      'the overlap is not printed twice',
+    );
+  },
+);
