@@ -82,8 +82,11 @@ export function dropExpectations(lines: DropLine[], probed: readonly ProbeRecord
   });
 }
 
-const sameSet = (a: readonly string[], b: readonly string[]) =>
-  a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const x = [...a].sort();
+  const y = [...b].sort();
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
 
 function reportMatchesLine(r: ExpectedReport, drop: DropLine): boolean {
   return (
