@@ -12,9 +12,9 @@ if (major < 24) {
   process.exit(1);
 }
 
-const COMMANDS = ['explain', 'lint', 'simulate'];
+const COMMANDS = ['drops', 'explain', 'lint', 'simulate'];
 /** The commands that read a cluster, and the flags that name another source. */
-const CLUSTER_COMMANDS = ['explain', 'lint'];
+const CLUSTER_COMMANDS = ['drops', 'explain', 'lint'];
 const SOURCE_FLAGS = ['--kubeconfig', '--scenario', '--manifests'];
 
 const usage = `kubectl tollgate: why a pod's connection is allowed or denied, and what is wrong with its policies
@@ -22,16 +22,18 @@ const usage = `kubectl tollgate: why a pod's connection is allowed or denied, an
 Usage: kubectl tollgate COMMAND [options]
 
 Commands:
+  drops     follow the connections the agents deny, and the policies that deny them (tollgate drops)
   explain   why a connection is allowed or denied (tollgate explain)
   lint      the tutorials' NetworkPolicy mistakes (tollgate lint; exit status 4 on findings)
   simulate  run scenario files against the policy model (tollgate simulate)
 
-explain and lint read the cluster of the current kubeconfig context: the first file of $KUBECONFIG, or
+drops, explain and lint read the cluster of the current kubeconfig context: the first file of $KUBECONFIG, or
 ~/.kube/config (switch contexts with \`kubectl config use-context\`). --kubeconfig FILE, --scenario FILE or
 --manifests PATH read somewhere else. Run \`kubectl tollgate COMMAND --help\` for a command's options.
 
 Examples:
   kubectl tollgate explain --from shop/web --to shop/db --port 3306
+  kubectl tollgate drops --namespace shop
   kubectl tollgate lint
   kubectl tollgate lint --manifests k8s/ --output json`;
 

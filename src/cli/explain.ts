@@ -125,18 +125,21 @@ export async function loadObjects(source: ObjectSource): Promise<ManifestObjects
   if (source.scenario)
     return (await import('./scenario-objects.ts')).scenarioObjects(source.scenario, source.step);
   if (source.manifests) return readManifests(source.manifests);
+  const { listCluster } = await import('../k8s/store.ts');
+  return listCluster(await clusterClient(source.kubeconfig));
+}
+
+/** A client of the cluster of a kubeconfig file, or of the in-cluster configuration (explain, lint, drops). */
+export async function clusterClient(kubeconfig: string | undefined): Promise<ApiClient> {
   // Loaded only here: the Kubernetes client library is large and slow to load.
   const { ApiClient, loadClientConfig } = await import('../k8s/client.ts');
-  const { listCluster } = await import('../k8s/store.ts');
-  let client: ApiClient;
   try {
-    client = new ApiClient(await loadClientConfig(source.kubeconfig));
+    return new ApiClient(await loadClientConfig(kubeconfig));
   } catch (error) {
     throw new UsageError(
-      `cannot load ${source.kubeconfig ?? 'the in-cluster configuration'}: ${(error as Error).message}`,
+      `cannot load ${kubeconfig ?? 'the in-cluster configuration'}: ${(error as Error).message}`,
     );
   }
-  return listCluster(client);
 }
 
 export const explainCommand: Command = {

@@ -45,6 +45,11 @@ const commands: CommandEntry[] = [
     load: async () => (await import('./explain.ts')).explainCommand,
   },
   {
+    name: 'drops',
+    summary: 'follow the connections the agents deny (and would deny), with the policies that deny them',
+    load: async () => (await import('./drops.ts')).dropsCommand,
+  },
+  {
     name: 'lint',
     summary: "find the tutorials' NetworkPolicy mistakes (missing DNS, extra dash, typos, ...)",
     load: async () => (await import('./lint.ts')).lintCommand,

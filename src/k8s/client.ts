@@ -222,13 +222,14 @@ export class ApiClient {
     path: string,
     query: Record<string, string | undefined>,
     body: string | undefined,
+    accept = 'application/json',
   ): Promise<{ req: ClientRequest; res: IncomingMessage }> {
     const url = new URL(this.#base.pathname.replace(/\/$/, '') + path, this.#base);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     const options = await this.config.requestOptions();
     const headers: Record<string, string | number> = {
       ...(options.headers as Record<string, string>),
-      accept: 'application/json',
+      accept,
       'user-agent': 'tollgate',
     };
     if (body !== undefined) {
@@ -355,10 +356,54 @@ export class ApiClient {
    * (E_K8S_GONE for 410) or a broken connection, an Error named AbortError after abort(). Resolves with the
    * abort handle once the request is under way; never rejects.
    */
-  async watch(
+  watch(
     path: string,
     resourceVersion: string,
     onEvent: (type: WatchEventType, object: Record<string, unknown>) => void,
+    onDone: (error: unknown) => void,
+  ): Promise<AbortController> {
+    const query = {
+      watch: 'true',
+      resourceVersion: resourceVersion || undefined,
+      allowWatchBookmarks: 'true',
+      timeoutSeconds: '300',
+    };
+    const label = `${path} (watch)`;
+    const onLine = (line: string, stop: (error: unknown) => void) => {
+      if (line.trim() === '') return;
+      let event: { type?: string; object?: Record<string, unknown> };
+      try {
+        event = JSON.parse(line) as typeof event;
+      } catch {
+        stop(new WatchError('E_K8S_WATCH', `GET ${label}: an event is not JSON: ${line.slice(0, 200)}`));
+        return;
+      }
+      onEvent(event.type as WatchEventType, event.object ?? {});
+    };
+    return this.#lines(path, query, 'application/json', label, onLine, onDone);
+  }
+
+  /**
+   * Follows a text stream line by line (a pod's log with follow=true, for `tollgate drops`): `onLine` per
+   * complete line, `onDone` once as for watch. Logs are text/plain: an Accept of JSON alone could be
+   * refused. Never rejects.
+   */
+  followLines(
+    path: string,
+    query: Record<string, string | undefined>,
+    onLine: (line: string) => void,
+    onDone: (error: unknown) => void,
+  ): Promise<AbortController> {
+    return this.#lines(path, query, '*/*', path, (line) => onLine(line), onDone);
+  }
+
+  /** A streamed GET, line by line, for watch and followLines; `onLine` may end it with `stop(error)`. */
+  async #lines(
+    path: string,
+    query: Record<string, string | undefined>,
+    accept: string,
+    label: string,
+    onLine: (line: string, stop: (error: unknown) => void) => void,
     onDone: (error: unknown) => void,
   ): Promise<AbortController> {
     const controller = new AbortController();
@@ -371,15 +416,9 @@ export class ApiClient {
       onDone(error);
     };
     controller.signal.addEventListener('abort', () => finish(abortError()), { once: true });
-    const query = {
-      watch: 'true',
-      resourceVersion: resourceVersion || undefined,
-      allowWatchBookmarks: 'true',
-      timeoutSeconds: '300',
-    };
     let res: IncomingMessage;
     try {
-      ({ req, res } = await this.#open('GET', path, query, undefined));
+      ({ req, res } = await this.#open('GET', path, query, undefined, accept));
     } catch (error) {
       finish(controller.signal.aborted ? abortError() : error);
       return controller;
@@ -397,8 +436,8 @@ export class ApiClient {
       res.on('data', (c: string) => {
         if (text.length < 4096) text += c;
       });
-      res.once('end', () => finish(ApiClient.#statusError('GET', `${path} (watch)`, status, text)));
-      res.once('error', () => finish(ApiClient.#statusError('GET', `${path} (watch)`, status, text)));
+      res.once('end', () => finish(ApiClient.#statusError('GET', label, status, text)));
+      res.once('error', () => finish(ApiClient.#statusError('GET', label, status, text)));
       return controller;
     }
     let pending = '';
@@ -409,23 +448,13 @@ export class ApiClient {
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
         nl = pending.indexOf('\n');
-        if (line.trim() === '') continue;
-        let event: { type?: string; object?: Record<string, unknown> };
-        try {
-          event = JSON.parse(line) as typeof event;
-        } catch {
-          finish(
-            new WatchError('E_K8S_WATCH', `GET ${path} (watch): an event is not JSON: ${line.slice(0, 200)}`),
-          );
-          return;
-        }
-        onEvent(event.type as WatchEventType, event.object ?? {});
+        onLine(line, finish);
       }
     });
     res.once('end', () => finish(null));
     res.once('error', (error) =>
       finish(
-        new WatchError('E_K8S_UNREACHABLE', `GET ${path} (watch): ${error.message}`, undefined, {
+        new WatchError('E_K8S_UNREACHABLE', `GET ${label}: ${error.message}`, undefined, {
           cause: error,
         }),
       ),

@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { ReportLog } from './drops.ts';
 import { LabError } from './errors.ts';
 import { inNamespace } from './exec.ts';
 import type { Lab } from './lab.ts';
@@ -30,6 +31,8 @@ export class AgentProcess {
   readonly metricsAddr: string;
   /** stdout (pino JSON) and stderr lines of every run of this agent, oldest first, capped. */
   readonly lines: string[] = [];
+  /** The drop reports among its stdout lines, not capped with them (`drops` steps). */
+  readonly reportLog = new ReportLog();
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   runs = 0;
@@ -78,7 +81,10 @@ export class AgentProcess {
       env: { ...process.env, ...this.env },
     });
     this.#child = child;
-    createInterface({ input: child.stdout! }).on('line', (l) => this.#record('out', l));
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      this.#record('out', l);
+      this.reportLog.add(l);
+    });
     createInterface({ input: child.stderr! }).on('line', (l) => this.#record('err', l));
     this.#exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CUT_PASS_MESSAGE } from '../agent/cut.ts';
 import type { HeldConnection } from '../scenario/connections.ts';
+import type { DropExpectation, DropOutcome } from '../scenario/drops.ts';
 import type { Probe, ProbeOutcome, ScenarioDriver, WindowReport } from '../scenario/probes.ts';
 import type { AgentAction, FaultStep } from '../scenario/types.ts';
 import type { World } from '../scenario/world.ts';
@@ -21,6 +22,7 @@ import {
 } from './agent-process.ts';
 import { ApiServer, type ApiServerOptions } from './apiserver.ts';
 import { ConnectionHolders, CUT_WITHIN_MS } from './connections.ts';
+import { waitForDrops } from './drops.ts';
 import { LabError } from './errors.ts';
 import { Lab } from './lab.ts';
 import { loadFactor, scaledMs } from './load.ts';
@@ -28,6 +30,8 @@ import { labSpecOf, ProbeSampler, podSpecs, probeInLab } from './scenario.ts';
 import { TableChecker } from './table-checker.ts';
 
 const CONVERGE_MS = 10_000;
+/** A report must reach the agent's log this soon after its probe (scenario README, drops). */
+const REPORT_MS = 5000;
 /** After `api: start`: the agents' watches back off while the API is down, so relisting takes longer. */
 const API_BACK_MS = 40_000;
 // A pod needs an image to pass validation; no kubelet ever pulls it.
@@ -342,6 +346,16 @@ export class ApiScenarioDriver implements ScenarioDriver {
       `api driver: window (within ${window.withinMs ?? '-'} ms): converged ${convergedMs ?? 'never'} ms, ${report.wrong}/${samples.length} samples passed wrongly`,
     );
     return { outcomes, window: report };
+  }
+
+  /** Every line must match a report logged by the agent (first or second) of the node that makes it. */
+  drops(world: World, expectations: DropExpectation[]): Promise<DropOutcome[]> {
+    return waitForDrops(
+      world,
+      expectations,
+      () => [...this.agents, ...this.seconds.values()].map((a) => a.reportLog),
+      { timeoutMs: scaledMs(REPORT_MS) },
+    );
   }
 
   async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {

@@ -4,6 +4,7 @@
 
 import { ClusterIndex } from '../policy/index.ts';
 import type { HeldConnection } from '../scenario/connections.ts';
+import type { DropExpectation, DropOutcome } from '../scenario/drops.ts';
 import { modelOutcome } from '../scenario/model.ts';
 import { ScenarioError } from '../scenario/parse.ts';
 import {
@@ -123,6 +124,14 @@ export class LabScenarioDriver implements ScenarioDriver {
   async fault(_world: World, step: FaultStep): Promise<void> {
     throw new ScenarioError(
       `${step.where}: fault steps need agents and an API server: run it with \`tollgate lab run --api\``,
+    );
+  }
+
+  /** No agent runs here, so nothing reports: a drops step is a mistake in this mode, not a skip. */
+  async drops(_world: World, expectations: DropExpectation[]): Promise<DropOutcome[]> {
+    const where = expectations[0]?.drop.where.replace(/\[\d+\]$/, '') ?? 'a drops step';
+    throw new ScenarioError(
+      `${where}: drops steps need the agents' reports: run it with \`tollgate lab run --api\``,
     );
   }
 }

@@ -50,6 +50,13 @@ export interface DirectionVerdict {
   isolatedBy: string[];
   allowedBy: RuleMatch | undefined;
   allowed: boolean;
+  /**
+   * Point 25: audit-mode policies that would isolate this direction, listed only when no enforced policy
+   * does (an enforced isolation decides alone, so audit policies there can never make a would-deny).
+   */
+  auditedBy: string[];
+  /** Not isolated, but the audit policies would isolate it and none of their rules allows it. */
+  wouldDeny: boolean;
 }
 
 export type VerdictReason = 'same-pod' | 'own-node' | 'policies';
@@ -61,6 +68,8 @@ export interface Verdict {
   egress: DirectionVerdict | undefined;
   /** Present when the destination is a pod (and reason is 'policies'). */
   ingress: DirectionVerdict | undefined;
+  /** Point 25: allowed, but denied if the audit-mode policies were enforced. */
+  wouldDeny: boolean;
 }
 
 export function portMatches(
@@ -125,36 +134,51 @@ function decideDirection(
   flow: Flow,
 ): DirectionVerdict {
   const isolating = index.policiesSelecting(subject).filter((p) => p[direction] !== undefined);
-  let allowedBy: RuleMatch | undefined;
-  // Point 5: the union of every rule of every policy; no order, no deny. First match is reported.
-  for (const policy of isolating) {
-    for (const rule of policy[direction]!) {
-      allowedBy = ruleMatch(index, policy, rule, direction, subject, other, flow);
-      if (allowedBy) break;
-    }
-    if (allowedBy) break;
-  }
+  const allowedBy = firstAllowing(index, isolating, direction, subject, other, flow);
+  const audit =
+    isolating.length > 0
+      ? []
+      : index.auditPoliciesSelecting(subject).filter((p) => p[direction] !== undefined);
   return {
     direction,
     pod: subject.key,
     isolatedBy: isolating.map((p) => p.key),
     allowedBy,
     allowed: isolating.length === 0 || allowedBy !== undefined,
+    auditedBy: audit.map((p) => p.key),
+    wouldDeny: audit.length > 0 && firstAllowing(index, audit, direction, subject, other, flow) === undefined,
   };
+}
+
+/** Point 5: the union of every rule of every policy; no order, no deny. The first match is reported. */
+function firstAllowing(
+  index: ClusterIndex,
+  policies: readonly Policy[],
+  direction: Direction,
+  subject: Pod,
+  other: Endpoint,
+  flow: Flow,
+): RuleMatch | undefined {
+  for (const policy of policies)
+    for (const rule of policy[direction]!) {
+      const m = ruleMatch(index, policy, rule, direction, subject, other, flow);
+      if (m) return m;
+    }
+  return undefined;
 }
 
 export function evaluate(index: ClusterIndex, flow: Flow): Verdict {
   const { from, to } = flow;
   if (from.kind === 'pod' && to.kind === 'pod' && from.pod.key === to.pod.key) {
     // A pod talking to itself never crosses the node's forward path.
-    return { allowed: true, reason: 'same-pod', egress: undefined, ingress: undefined };
+    return { allowed: true, reason: 'same-pod', egress: undefined, ingress: undefined, wouldDeny: false };
   }
   // Point 12: a pod and its own node always talk; other nodes are ordinary addresses.
   if (
     (from.kind === 'pod' && to.kind === 'node' && to.node.name === from.pod.nodeName) ||
     (from.kind === 'node' && to.kind === 'pod' && from.node.name === to.pod.nodeName)
   ) {
-    return { allowed: true, reason: 'own-node', egress: undefined, ingress: undefined };
+    return { allowed: true, reason: 'own-node', egress: undefined, ingress: undefined, wouldDeny: false };
   }
   // Point 10: egress of the source and ingress of the destination must both allow.
   const egress =
@@ -165,11 +189,13 @@ export function evaluate(index: ClusterIndex, flow: Flow): Verdict {
     to.kind === 'pod' && isLivePod(to.pod)
       ? decideDirection(index, 'ingress', to.pod, from, flow)
       : undefined;
+  const allowed = (egress?.allowed ?? true) && (ingress?.allowed ?? true);
   return {
-    allowed: (egress?.allowed ?? true) && (ingress?.allowed ?? true),
+    allowed,
     reason: 'policies',
     egress,
     ingress,
+    wouldDeny: allowed && (egress?.wouldDeny === true || ingress?.wouldDeny === true),
   };
 }
 
@@ -188,6 +214,10 @@ function describeMatch(m: RuleMatch): string {
 }
 
 function describeDirection(d: DirectionVerdict): string {
+  if (d.isolatedBy.length === 0 && d.auditedBy.length > 0) {
+    const by = `not isolated; audit-mode ${d.auditedBy.join(', ')} would isolate it`;
+    return `${d.direction} of ${d.pod}: ${by} and ${d.wouldDeny ? 'no rule of theirs allows it: WOULD DENY (reported, allowed)' : 'one of their rules allows it'}`;
+  }
   if (d.isolatedBy.length === 0) return `${d.direction} of ${d.pod}: not isolated, allowed`;
   const by = `isolated by ${d.isolatedBy.join(', ')}`;
   if (d.allowedBy) return `${d.direction} of ${d.pod}: ${by}; allowed by ${describeMatch(d.allowedBy)}`;
@@ -200,7 +230,7 @@ export function explainVerdict(flow: Flow, verdict: Verdict): string {
     ? `${flow.protocol} port ${flow.port}`
     : flow.protocol;
   const lines = [
-    `${verdict.allowed ? 'ALLOW' : 'DENY'} ${describeEndpoint(flow.from)} -> ${describeEndpoint(flow.to)} ${what}`,
+    `${verdict.allowed ? (verdict.wouldDeny ? 'ALLOW (WOULD-DENY)' : 'ALLOW') : 'DENY'} ${describeEndpoint(flow.from)} -> ${describeEndpoint(flow.to)} ${what}`,
   ];
   if (verdict.reason === 'same-pod') lines.push('  a pod talking to itself is always allowed');
   else if (verdict.reason === 'own-node')

@@ -446,8 +446,11 @@ class Linter {
    * policies only one is reported, and removing every reported policy together changes no verdict.
    */
   private redundant(): void {
-    const kept = new Set(this.state.policies);
-    const order = [...this.state.policies].sort((a, b) => b.key.localeCompare(a.key));
+    // Audit-mode policies (point 25) allow nothing, so they cover nothing, and removing one never
+    // changes a verdict: they are neither coverers nor reported.
+    const enforced = this.state.policies.filter((p) => !p.audit);
+    const kept = new Set(enforced);
+    const order = [...enforced].sort((a, b) => b.key.localeCompare(a.key));
     for (const policy of order) {
       const ruleCount = directions(policy).reduce((n, d) => n + policy[d]!.length, 0);
       if (ruleCount === 0 || policy.issues.length > 0 || !policy.podSelectorValid) continue;

@@ -4,6 +4,7 @@ import { type Endpoint, endpointAt, type Flow } from '../policy/evaluate.ts';
 import { ClusterIndex } from '../policy/index.ts';
 import { evaluateTiers, explainTierVerdict } from '../policy/tiers.ts';
 import { UsageError } from '../util/errors.ts';
+import { expectedReports, modelDrops } from './drops.ts';
 import type { Probe, ProbeOutcome, ScenarioDriver } from './probes.ts';
 import type { EndpointRef } from './types.ts';
 import type { World } from './world.ts';
@@ -52,11 +53,17 @@ export function modelOutcome(world: World, index: ClusterIndex, probe: Probe): P
         probe,
         allowed: false,
         explanation: `DENY: ${formatAddress(e.address)} is in node ${node}'s pod range but no live pod owns it (see the address conflicts), so ${node} drops it`,
+        reports: [],
       };
   }
   // Tier-aware; with no ClusterNetworkPolicies it is exactly evaluate() and its explanation.
   const verdict = evaluateTiers(index, flow);
-  return { probe, allowed: verdict.allowed, explanation: explainTierVerdict(index, flow, verdict) };
+  return {
+    probe,
+    allowed: verdict.allowed,
+    explanation: explainTierVerdict(index, flow, verdict),
+    reports: expectedReports(verdict),
+  };
 }
 
 export const modelDriver: ScenarioDriver = {
@@ -65,5 +72,8 @@ export const modelDriver: ScenarioDriver = {
   async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
     const index = new ClusterIndex(world.state());
     return probes.map((probe) => modelOutcome(world, index, probe));
+  },
+  async drops(_world, expectations) {
+    return modelDrops(expectations);
   },
 };

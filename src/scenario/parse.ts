@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { parse as parseYaml } from 'yaml';
+import { parseReportLine, ReportFormatError } from '../nflog/report.ts';
 import type { Protocol } from '../policy/types.ts';
 import { PROTOCOLS } from '../policy/types.ts';
 import { UsageError } from '../util/errors.ts';
@@ -9,6 +10,7 @@ import { yamlDocuments as parseYamlDocuments } from '../util/yaml.ts';
 import type {
   AgentAction,
   DeleteResource,
+  DropLine,
   ProbeFamily,
   Scenario,
   ScenarioConnection,
@@ -173,7 +175,8 @@ export function parseScenarioText(text: string, file: string): Scenario {
   };
 }
 
-const STEP_KINDS = 'apply, delete, label, add-pods, expect, matrix, tamper, agent, api, connect, connections';
+const STEP_KINDS =
+  'apply, delete, label, add-pods, expect, matrix, drops, tamper, agent, api, connect, connections';
 
 function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step {
   const field = `steps[${index}]`;
@@ -244,6 +247,11 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
         family: r.family(e.family, `${field}.expect.family`),
       };
     }
+    case 'drops': {
+      if (!Array.isArray(v) || v.length === 0)
+        r.fail(`${field}.drops`, 'must be a non-empty list of report lines');
+      return { ...base, kind: 'drops', lines: v.map((x, i) => dropLine(r, x, `${field}.drops[${i}]`)) };
+    }
     case 'tamper': {
       const o = r.obj(v, `${field}.tamper`);
       return {
@@ -293,6 +301,19 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
       return { ...base, kind: 'connections', checks: parseConnectionChecks(r, v, `${field}.connections`) };
     default:
       return r.fail(field, `unknown step '${kind}' (${STEP_KINDS})`);
+  }
+}
+
+/** A `drops` line in the report-line form (nflog/report.ts); it must name a port, as every probe has one. */
+function dropLine(r: Reader, raw: unknown, field: string): DropLine {
+  const text = r.str(raw, field);
+  try {
+    const line = parseReportLine(text);
+    if (line.port === undefined) r.fail(field, `'${text}' names no port (SRC -> DST:PORT/PROTO ...)`);
+    return { text, where: `${r.file}: ${field}`, line };
+  } catch (error) {
+    if (error instanceof ReportFormatError) r.fail(field, error.message);
+    throw error;
   }
 }
 

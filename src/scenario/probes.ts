@@ -2,6 +2,13 @@
 // drives a scenario through a driver (the model here; the lab elsewhere). The runner does no I/O itself.
 import type { Protocol } from '../policy/types.ts';
 import { type ConnectionDriver, isConnectionStep, runConnectionStep } from './connections.ts';
+import {
+  type DropExpectation,
+  type DropOutcome,
+  dropExpectations,
+  type ExpectedReport,
+  type ProbeRecord,
+} from './drops.ts';
 import { ScenarioError } from './parse.ts';
 import {
   type EndpointRef,
@@ -33,6 +40,8 @@ export interface ProbeOutcome {
   allowed: boolean;
   /** Why (the model's explanation), printed for failures. */
   explanation: string | undefined;
+  /** The model only: the drop reports the dataplane makes for this probe, for `drops` steps. */
+  reports?: ExpectedReport[];
 }
 
 /** Probes sampled while enforcement converged: when each was sent (ms into the window) and its result. */
@@ -74,6 +83,11 @@ export interface ScenarioDriver extends Partial<ConnectionDriver> {
   sync(world: World, step: Step): Promise<void>;
   /** Decides (model) or measures (lab) every probe; outcomes in the same order. */
   probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]>;
+  /**
+   * Decides (model) or waits for the agents' reports of (lab) every line of a `drops` step; outcomes in
+   * the same order. A driver without it skips drops steps.
+   */
+  drops?(world: World, expectations: DropExpectation[]): Promise<DropOutcome[]>;
   /** Carries out a fault step; a driver without it (the model) skips fault steps. */
   fault?(world: World, step: FaultStep): Promise<void>;
   /**
@@ -97,6 +111,8 @@ export interface StepReport {
   matrixPods: string[] | undefined;
   /** For `expect` with `within` or after a fault, through a driver that measures it. */
   window?: WindowReport;
+  /** For `drops` steps: one outcome per line. */
+  drops?: DropOutcome[];
 }
 
 export interface ScenarioReport {
@@ -257,6 +273,8 @@ async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioRe
   const steps = world.scenario.steps;
   /** The first change or fault after the previous expectation opens a window; the next expect closes it. */
   let window: { startedAt: number; fault: boolean; watching: boolean } | undefined;
+  /** Every probe made so far, for the lines of `drops` steps. */
+  const probed: ProbeRecord[] = [];
   for (const [at, step] of steps.entries()) {
     if (isConnectionStep(step)) {
       const r = await runConnectionStep(world, driver, step);
@@ -266,6 +284,14 @@ async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioRe
     }
     let probes: Probe[];
     let matrixPods: string[] | undefined;
+    if (step.kind === 'drops') {
+      const expectations = dropExpectations(step.lines, probed);
+      if (!driver.drops) continue;
+      const drops = await driver.drops(world, expectations);
+      for (const d of drops) d.matched ? report.passed++ : report.failed++;
+      report.steps.push({ step, outcomes: [], matrixPods: undefined, drops });
+      continue;
+    }
     if (step.kind === 'expect') probes = expectProbes(world, step);
     else if (step.kind === 'matrix') ({ pods: matrixPods, probes } = expandMatrix(world, step));
     else {
@@ -291,6 +317,7 @@ async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioRe
     }
     let outcomes: ProbeOutcome[];
     let measured: WindowReport | undefined;
+    const probingAt = Date.now();
     if (
       step.kind === 'expect' &&
       driver.probeWindow &&
@@ -301,6 +328,8 @@ async function runSteps(world: World, driver: ScenarioDriver, report: ScenarioRe
         withinMs: step.withinMs,
       }));
     } else outcomes = await driver.probe(world, probes);
+    const until = Date.now();
+    for (const outcome of outcomes) probed.push({ outcome, at: probingAt, until });
     window = undefined;
     for (const o of outcomes) {
       if (o.allowed === o.probe.expectAllow) report.passed++;

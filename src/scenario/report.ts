@@ -16,6 +16,11 @@ export function formatScenarioReport(report: ScenarioReport, options: { matrices
       for (const l of formatMatrix(s.matrixPods, s.outcomes).split('\n')) lines.push(`    ${l}`);
     }
     if (s.window) lines.push(`  ${s.step.where}: ${formatWindow(s.window)}`);
+    for (const d of s.drops ?? []) {
+      if (d.matched) continue;
+      lines.push(`  ${d.drop.where}: '${d.drop.text}': not reported`);
+      for (const l of (d.explanation ?? '').split('\n').filter(Boolean)) lines.push(`    ${l}`);
+    }
     for (const o of wrong) {
       const [yes, no] = o.probe.words ?? ['allow', 'deny'];
       lines.push(

@@ -1,4 +1,5 @@
 // Scenario files (../shared/scenarios/README.md) as typed data: what a parsed file holds. Data only.
+import type { ReportLine } from '../nflog/report.ts';
 import type { Protocol } from '../policy/types.ts';
 
 export interface ScenarioPort {
@@ -43,6 +44,14 @@ export type EndpointRef =
 export const AGENT_ACTIONS = ['stop', 'start', 'restart', 'kill', 'second-start', 'second-stop'] as const;
 export type AgentAction = (typeof AGENT_ACTIONS)[number];
 
+/** One line of a `drops` step (scenario README, "Denied connections in the log"), parsed. */
+export interface DropLine {
+  text: string;
+  /** `FILE: steps[N].drops[I]`, for errors and reports. */
+  where: string;
+  line: ReportLine;
+}
+
 /** What `delete:` removes; clusternetworkpolicy is cluster-scoped (NAME, no namespace). */
 export type DeleteResource = 'networkpolicy' | 'pod' | 'namespace' | 'clusternetworkpolicy';
 
@@ -63,6 +72,9 @@ export type Step = { index: number; where: string } & (
   | { kind: 'agent'; node: number; action: AgentAction }
   | { kind: 'api'; action: 'stop' | 'start' }
   | { kind: 'matrix'; port: number | string; protocol: Protocol; rules: string[]; family: ProbeFamily }
+  /** What the agents reported as denied for probes of earlier steps (model: what the evaluator says). */
+  | { kind: 'drops'; lines: DropLine[] }
+
   // Established connections (scenario README): see connections.ts.
   | { kind: 'connect'; connections: ScenarioConnection[] }
   | { kind: 'connections'; checks: { name: string; expect: 'alive' | 'cut' }[] }

@@ -171,3 +171,13 @@ t.test('two pods claiming one address: explain warns and names both', async (t) 
     /warning: Pod x\/a: status\.podIPs: address 10\.244\.1\.10 is claimed by 2 live pods: x\/a \(node n1\), x\/stale \(node n1\)/,
   );
 });
+
+t.test('point 25: an audit-mode policy: ALLOW (WOULD-DENY), naming the policy, exit 0', async (t) => {
+  const file = resolve(root, 'test/scenarios/drops/audit-would-deny.yaml');
+  const r = await explain('--scenario', file, '--step', '1', '--from', 'x/c', '--to', 'x/a', '--port', '80');
+  t.equal(r.code, 0, 'allowed: audit mode enforces nothing');
+  t.match(r.stdout, /^ALLOW \(WOULD-DENY\) pod x\/c/);
+  t.match(r.stdout, /audit-mode x\/audit-a would isolate it .*WOULD DENY/);
+  const enforced = await explain('--scenario', file, '--from', 'x/c', '--to', 'x/a', '--port', '80');
+  t.equal(enforced.code, 3, 'after the last step the annotation is gone: denied');
+});

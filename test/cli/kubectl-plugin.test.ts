@@ -43,7 +43,7 @@ t.test('--help, no command, and commands that are not the plugin', async (t) => 
   t.equal(none.code, 2);
   const agent = await kubectlTollgate({}, 'agent');
   t.equal(agent.code, 2);
-  t.match(agent.stderr, /'agent' is not one of explain, lint, simulate/);
+  t.match(agent.stderr, /'agent' is not one of drops, explain, lint, simulate/);
   const sub = await kubectlTollgate({}, 'lint', '--help');
   t.equal(sub.code, 0, "a command's help needs no kubeconfig");
   t.match(sub.stdout, /^Usage: tollgate lint/);

@@ -78,3 +78,25 @@ t.test('normalizePod of a listed pod equals normalizePod of its trimmed copy (pr
   );
   t.pass('equal');
 });
+
+t.test('trimming keeps tollgate.dev annotations (audit mode, point 25) and drops the others', async (t) => {
+  const { trimNamespace, trimPolicy } = await import('../../src/k8s/trim.ts');
+  const { normalizePolicy } = await import('../../src/policy/normalize.ts');
+  const annotations = {
+    'tollgate.dev/audit': 'true',
+    'kubectl.kubernetes.io/last-applied-configuration': '{"a huge":"json"}',
+  };
+  const policy = trimPolicy({
+    metadata: { name: 'p', namespace: 'x', annotations },
+    spec: { podSelector: {} },
+  });
+  t.same((policy.metadata as { annotations?: unknown }).annotations, { 'tollgate.dev/audit': 'true' });
+  t.equal(normalizePolicy(policy).audit, true, 'the trimmed policy is still in audit mode');
+  const ns = trimNamespace({ metadata: { name: 'x', annotations: { 'tollgate.dev/drop-reports': 'off' } } });
+  t.same((ns.metadata as { annotations?: unknown }).annotations, { 'tollgate.dev/drop-reports': 'off' });
+  const plain = trimPolicy({
+    metadata: { name: 'p', namespace: 'x', annotations: { other: 'x' } },
+    spec: {},
+  });
+  t.notOk('annotations' in (plain.metadata as object), 'no annotations key when none is kept');
+});

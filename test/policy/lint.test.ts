@@ -307,3 +307,33 @@ t.test('selectorSubset is a sufficient test', async (t) => {
   );
   t.notOk(selectorSubset(sel({}), sel({ matchExpressions: [{ key: 'a', operator: 'DoesNotExist' }] })));
 });
+
+t.test(
+  'redundant-policy and audit mode (point 25): an audit policy covers nothing, is never reported',
+  async (t) => {
+    const audit = (p: ReturnType<typeof policy>) => ({
+      ...p,
+      metadata: { ...p.metadata, annotations: { 'tollgate.dev/audit': 'true' } },
+    });
+    const wide = policy('x/db-from-x', {
+      podSelector: { matchLabels: { app: 'db' } },
+      ingress: [{ from: [{ podSelector: {} }], ports: [{ port: 3306 }] }],
+    });
+    const narrow = policy('x/db-from-api', {
+      podSelector: { matchLabels: { app: 'db' } },
+      ingress: [{ from: [{ podSelector: { matchLabels: { app: 'api' } } }], ports: [{ port: 3306 }] }],
+    });
+    for (const options of [full, { pods: false, namespaces: false }]) {
+      t.same(
+        only(lint({ namespaces, pods, policies: [audit(wide), narrow] }, options), 'redundant-policy'),
+        [],
+        `an audit policy's rules allow nothing, so the enforced one is needed (pods: ${options.pods})`,
+      );
+      t.same(
+        only(lint({ namespaces, pods, policies: [wide, audit(narrow)] }, options), 'redundant-policy'),
+        [],
+        `an audit policy removes no verdict: not reported (pods: ${options.pods})`,
+      );
+    }
+  },
+);

@@ -85,7 +85,7 @@ t.test('bad fault steps name the file, the step and the field', async (t) => {
     ],
     [
       '- crash: now',
-      /^f\.yaml: steps\[0\]: unknown step 'crash' \(apply, delete, label, add-pods, expect, matrix, tamper, agent, api, connect, connections\)$/,
+      /^f\.yaml: steps\[0\]: unknown step 'crash' \(apply, delete, label, add-pods, expect, matrix, drops, tamper, agent, api, connect, connections\)$/,
     ],
   ];
   for (const [step, message] of cases) t.throws(() => parse(step), { message }, step);
