@@ -112,9 +112,10 @@ export class ClusterIndex {
   private namespaceSelection = new Map<string, Set<string>>();
   private readonly peerMembers = new Map<string, PeerMembers>();
   private readonly selectedBy = new Map<string, Policy[]>();
-  private lastPolicies: Policy[] = [];
-  private lastNodes: Node[] = [];
-  private lastNamespaces = new Map<string, Namespace>();
+  /** The previous state's lists (never written: states are read-only), to see what changed by identity. */
+  private lastPolicies: readonly Policy[] = [];
+  private lastNodes: readonly Node[] = [];
+  private lastNamespaces: ReadonlyMap<string, Namespace> = new Map();
 
   /** The memos this index (and the planners and compilers over it) share; see Memo for the lifetime. */
   readonly memo: Memo;
@@ -527,7 +528,7 @@ function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
   return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
 }
 
-function sameNamespaces(a: Map<string, Namespace>, b: Map<string, Namespace>): boolean {
+function sameNamespaces(a: ReadonlyMap<string, Namespace>, b: ReadonlyMap<string, Namespace>): boolean {
   if (a === b) return true;
   if (a.size !== b.size) return false;
   for (const [name, ns] of a) if (b.get(name) !== ns) return false;
