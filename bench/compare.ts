@@ -63,12 +63,13 @@ export const HEADLINES: Readonly<Record<string, Headline>> = {
     'by_event.policy_add.agent_cpu_ms',
     'peak_rss_mb',
   ),
+  // The max too: a change's first instance (new peers, new label groups) is where the tail is.
   'agent-change': paths(
     'lower',
-    'pod_add.cpu_ms_p50',
-    'pod_add_new_shape.cpu_ms_p50',
-    'label_change.cpu_ms_p50',
-    'policy_add.cpu_ms_p50',
+    ...['pod_add', 'pod_add_new_shape', 'label_change', 'policy_add'].flatMap((e) => [
+      `${e}.cpu_ms_p50`,
+      `${e}.cpu_ms_max`,
+    ]),
   ),
   // ratio is ours / nft: lower is better too.
   netlink: paths('lower', 'ours_ms', 'ours_build_ms', 'ratio'),
