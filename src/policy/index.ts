@@ -560,8 +560,8 @@ function membersChanged(
   old: Pod | undefined,
   pod: Pod | undefined,
 ): void {
-  if (left?.v4 && !patchV4(left.v4, old, undefined)) left.v4 = undefined;
-  if (joined?.v4 && !patchV4(joined.v4, undefined, pod)) joined.v4 = undefined;
+  if (left !== undefined) left.v4 = repatched(left.v4, old, undefined);
+  if (joined !== undefined) joined.v4 = repatched(joined.v4, undefined, pod);
   if (left !== undefined)
     for (const entry of left.peers) memberChanged(entry, old, joined?.peers.has(entry) ? pod : undefined);
   if (joined !== undefined)
@@ -569,7 +569,7 @@ function membersChanged(
 }
 
 function memberChanged(entry: PeerMembers, old: Pod | undefined, pod: Pod | undefined): void {
-  if (entry.v4 && !patchV4(entry.v4, old, pod)) entry.v4 = undefined;
+  entry.v4 = repatched(entry.v4, old, pod);
   if (entry.order !== undefined) {
     // The list handed out is never changed: callers hold it as "the members then".
     if (entry.order === entry.list) entry.order = entry.order.slice();
@@ -585,6 +585,18 @@ function memberChanged(entry: PeerMembers, old: Pod | undefined, pod: Pod | unde
     }
   }
   entry.list = undefined;
+}
+
+/**
+ * Sorted IPv4 keys after a member change: patched in place, else undefined (built again on use), also
+ * when they were null: the member with an IPv6 address may be the one that left.
+ */
+function repatched(
+  keys: number[] | null | undefined,
+  old: Pod | undefined,
+  pod: Pod | undefined,
+): number[] | undefined {
+  return keys && patchV4(keys, old, pod) ? keys : undefined;
 }
 
 /** The pods' IPv4 addresses as sorted numbers, or null when one has an IPv6 address. */
