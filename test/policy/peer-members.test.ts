@@ -94,3 +94,13 @@ t.test('a member relabelled into another group of the same peer keeps its place 
     'the list handed out before is not changed',
   );
 });
+
+t.test('IPv4 keys come back once the member with an IPv6 address leaves', async (t) => {
+  const v4Only = replica('x/a1', { app: 'a', tier: 'web' }, '10.244.1.10');
+  const dual = normalizePod(pod('x/a2', { app: 'a', tier: 'web' }, { ip: '10.244.1.11' }), memo);
+  const index = new ClusterIndex(clusterState([v4Only, dual]), memo);
+  const web = tierPeer('web');
+  t.equal(index.podPeerV4(web, 'x'), undefined, 'a member has an IPv6 address: the general path');
+  index.update(clusterState([v4Only]), [[dual.key, undefined]]);
+  t.same(index.podPeerV4(web, 'x'), [167772160 + 244 * 65536 + 256 + 10]);
+});
