@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const known = readdirSync(here)
-  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_'))
+  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && f !== 'compare.ts' && !f.startsWith('_'))
   .map((f) => f.slice(0, -3))
   .sort();
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

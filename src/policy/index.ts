@@ -54,12 +54,38 @@ export function podPeerKey(peer: Peer & { kind: 'pods' }, policyNamespace: strin
  */
 export type PodChanges = Iterable<readonly [string, Pod | undefined]>;
 
-/** The pods one pod peer matches, kept up to date pod by pod. */
+/**
+ * The live pods of one namespace with one labels object (a workload's replicas share it, see
+ * liveByNamespace): a selector matches all of them or none, so peers hold groups, not pods.
+ */
+interface LabelGroup {
+  readonly namespace: string;
+  readonly labels: Labels;
+  readonly pods: Map<string, Pod>;
+  /** The peers whose members include this group. */
+  readonly peers: Set<PeerMembers>;
+  /** The pods' IPv4 addresses, sorted (as PeerMembers.v4): built on first use, patched from then on. */
+  v4: number[] | null | undefined;
+}
+
+/**
+ * The pods one pod peer matches: the label groups it matches, kept up to date group by group (a new
+ * group is matched once against every peer; a pod joining or leaving a group touches only that group's
+ * peers). A new peer costs a selector match per group of its namespaces, its member list a copy and its
+ * IPv4 keys a merge of the groups' sorted keys: no per-pod matching, hashing or sorting.
+ */
 interface PeerMembers {
-  peer: Peer & { kind: 'pods' };
-  policyNamespace: string;
-  members: Map<string, Pod>;
-  /** Rebuilt (a new array) whenever membership or a member changes: identity tells "unchanged". */
+  readonly peer: Peer & { kind: 'pods' };
+  readonly policyNamespace: string;
+  readonly groups: Set<LabelGroup>;
+  /**
+   * The members in a stable order, once listed: a member replaced (relabelled within the peer, a new
+   * address) keeps its place even when it moves to another group, so the planner, which compares member
+   * lists position by position, sees the same addresses and keeps the set. Copied before a change when
+   * it is the list handed out.
+   */
+  order: Pod[] | undefined;
+  /** A new array whenever membership or a member changes: identity tells "unchanged". */
   list: readonly Pod[] | undefined;
   /**
    * The members' IPv4 addresses as numbers, sorted (a multiset), patched in place as members come and go:
@@ -100,7 +126,7 @@ export class ClusterIndex {
    * group, not once per pod (a namespace selector over 100k pods met ~2,000 groups in the benchmark).
    * Groups are by identity only: pods with equal but separate label objects just make more groups.
    */
-  private readonly liveByNamespace = new Map<string, Map<Labels, Map<string, Pod>>>();
+  private readonly liveByNamespace = new Map<string, Map<Labels, LabelGroup>>();
   /** The live pods of the nodes asked about (podsOnNode), kept up to date from then on: a node's agent
    *  asks about its own node only, so the other nodes' pods are not indexed by node at all. */
   private readonly liveByNode = new Map<string, Map<string, Pod>>();
@@ -114,9 +140,10 @@ export class ClusterIndex {
   private namespaceSelection = new Map<string, Set<string>>();
   private readonly peerMembers = new Map<string, PeerMembers>();
   private readonly selectedBy = new Map<string, Policy[]>();
-  private lastPolicies: Policy[] = [];
-  private lastNodes: Node[] = [];
-  private lastNamespaces = new Map<string, Namespace>();
+  /** The previous state's lists (never written: states are read-only), to see what changed by identity. */
+  private lastPolicies: readonly Policy[] = [];
+  private lastNodes: readonly Node[] = [];
+  private lastNamespaces: ReadonlyMap<string, Namespace> = new Map();
 
   /** The memos this index (and the planners and compilers over it) share; see Memo for the lifetime. */
   readonly memo: Memo;
@@ -164,7 +191,7 @@ export class ClusterIndex {
       this.namespaceSelection = new Map();
       // Memberships through a namespace selector depend on namespace labels: recomputed on next use.
       for (const [key, entry] of this.peerMembers)
-        if (entry.peer.namespaces.kind === 'selector') this.peerMembers.delete(key);
+        if (entry.peer.namespaces.kind === 'selector') this.dropPeer(key, entry);
     }
     if (!sameList(state.policies, this.lastPolicies)) {
       changed = true;
@@ -326,37 +353,63 @@ export class ClusterIndex {
     return issues;
   }
 
-  /** A pod's view changed: it is replaced in every structure and re-matched against every peer. */
+  /**
+   * A pod's view changed: it is replaced in every structure; the peers of its label group (old and new)
+   * follow, and a label group new to its namespace is matched against every memoized peer.
+   */
   private viewChanged(old: Pod | undefined, pod: Pod | undefined): void {
     const key = (old ?? pod)!.key;
     this.selectedBy.delete(key);
     this.byAddress = undefined;
     const wasLive = old !== undefined && this.live.has(key);
     const isLive = pod !== undefined && isLivePod(pod);
+    let left: LabelGroup | undefined;
+    let joined: LabelGroup | undefined;
     if (wasLive) {
       this.live.delete(key);
-      const groups = this.liveByNamespace.get(old.namespace);
-      const group = groups?.get(old.labels);
-      if (group?.delete(key) && group.size === 0) groups!.delete(old.labels);
+      left = this.liveByNamespace.get(old.namespace)!.get(old.labels)!;
+      left.pods.delete(key);
       if (old.nodeName !== undefined) this.liveByNode.get(old.nodeName)?.delete(key);
     }
     if (isLive) {
       this.live.set(key, pod);
-      mapIn(mapIn(this.liveByNamespace, pod.namespace), pod.labels).set(key, pod);
+      joined = this.groupOf(pod);
+      joined.pods.set(key, pod);
       if (pod.nodeName !== undefined) this.liveByNode.get(pod.nodeName)?.set(key, pod);
     }
-    if (!wasLive && !isLive) return;
-    this.liveList = undefined;
-    for (const entry of this.peerMembers.values()) {
-      const was = entry.members.get(key);
-      const is = isLive && this.podPeerMatches(entry.peer, entry.policyNamespace, pod);
-      if (is) entry.members.set(key, pod);
-      else if (was) entry.members.delete(key);
-      if (was || is) {
-        entry.list = undefined;
-        if (!entry.v4 || !patchV4(entry.v4, was, is ? pod : undefined)) entry.v4 = undefined;
-      }
+    membersChanged(left, joined, wasLive ? old : undefined, isLive ? pod : undefined);
+    // Dropped only now: a pod that stays in its group (a new address, phase or ports) keeps it and its
+    // peers' links, rather than matching a new group against every peer.
+    if (left !== undefined && left.pods.size === 0) {
+      this.liveByNamespace.get(left.namespace)!.delete(left.labels);
+      for (const entry of left.peers) entry.groups.delete(left);
     }
+    if (wasLive || isLive) this.liveList = undefined;
+  }
+
+  /** The label group of a live pod; a new one is matched against every memoized peer. */
+  private groupOf(pod: Pod): LabelGroup {
+    const groups = mapIn(this.liveByNamespace, pod.namespace);
+    let group = groups.get(pod.labels);
+    if (group === undefined) {
+      group = {
+        namespace: pod.namespace,
+        labels: pod.labels,
+        pods: new Map(),
+        peers: new Set(),
+        v4: undefined,
+      };
+      groups.set(pod.labels, group);
+      for (const entry of this.peerMembers.values())
+        if (this.selects(entry.peer, entry.policyNamespace, group.namespace, group.labels))
+          link(entry, group);
+    }
+    return group;
+  }
+
+  private dropPeer(key: string, entry: PeerMembers): void {
+    this.peerMembers.delete(key);
+    for (const group of entry.groups) group.peers.delete(entry);
   }
 
   namespace(name: string): Namespace | undefined {
@@ -426,12 +479,16 @@ export class ClusterIndex {
 
   /** Does a pod peer (point 6) match this pod, for a policy in `policyNamespace`? */
   podPeerMatches(peer: Peer & { kind: 'pods' }, policyNamespace: string, pod: Pod): boolean {
-    if (!isLivePod(pod)) return false;
+    return isLivePod(pod) && this.selects(peer, policyNamespace, pod.namespace, pod.labels);
+  }
+
+  /** Does a pod peer select the pods of `namespace` labelled `labels`? */
+  private selects(peer: Peer & { kind: 'pods' }, policyNamespace: string, namespace: string, labels: Labels) {
     const inScope =
       peer.namespaces.kind === 'own'
-        ? pod.namespace === policyNamespace
-        : this.namespacesMatching(peer.namespaces.selector).has(pod.namespace);
-    return inScope && matchesSelector(peer.pods, pod.labels);
+        ? namespace === policyNamespace
+        : this.namespacesMatching(peer.namespaces.selector).has(namespace);
+    return inScope && matchesSelector(peer.pods, labels);
   }
 
   /**
@@ -440,7 +497,12 @@ export class ClusterIndex {
    */
   podPeerMembers(peer: Peer & { kind: 'pods' }, policyNamespace: string): readonly Pod[] {
     const entry = this.peerEntry(peer, policyNamespace);
-    entry.list ??= [...entry.members.values()];
+    if (entry.order === undefined) {
+      const order: Pod[] = [];
+      for (const group of entry.groups) for (const pod of group.pods.values()) order.push(pod);
+      entry.order = order;
+    }
+    entry.list ??= entry.order;
     return entry.list;
   }
 
@@ -451,14 +513,13 @@ export class ClusterIndex {
   podPeerV4(peer: Peer & { kind: 'pods' }, policyNamespace: string): readonly number[] | undefined {
     const entry = this.peerEntry(peer, policyNamespace);
     if (entry.v4 === undefined) {
-      const keys: number[] = [];
-      let mixed = false;
-      for (const pod of entry.members.values())
-        for (const ip of pod.ips) {
-          if (ip.family === 4) keys.push(Number(ip.value));
-          else mixed = true;
-        }
-      entry.v4 = mixed ? null : keys.sort((a, b) => a - b);
+      const lists: (readonly number[])[] = [];
+      for (const group of entry.groups) {
+        group.v4 ??= sortedV4(group.pods.values());
+        if (group.v4 === null) break;
+        lists.push(group.v4);
+      }
+      entry.v4 = lists.length < entry.groups.size ? null : mergeSorted(lists);
     }
     return entry.v4 ?? undefined;
   }
@@ -467,24 +528,120 @@ export class ClusterIndex {
     const key = podPeerKey(peer, policyNamespace, this.memo);
     let entry = this.peerMembers.get(key);
     if (!entry) {
-      const members = new Map<string, Pod>();
+      const created: PeerMembers = {
+        peer,
+        policyNamespace,
+        groups: new Set(),
+        order: undefined,
+        list: undefined,
+        v4: undefined,
+      };
       const scope =
         peer.namespaces.kind === 'own'
           ? [policyNamespace]
           : this.namespacesMatching(peer.namespaces.selector);
       for (const ns of scope)
-        for (const [labels, group] of this.liveByNamespace.get(ns) ?? [])
-          if (matchesSelector(peer.pods, labels)) for (const [key, p] of group) members.set(key, p);
-      entry = { peer, policyNamespace, members, list: undefined, v4: undefined };
-      this.peerMembers.set(key, entry);
+        for (const group of this.liveByNamespace.get(ns)?.values() ?? [])
+          if (matchesSelector(peer.pods, group.labels)) link(created, group);
+      this.peerMembers.set(key, created);
+      entry = created;
     }
     return entry;
   }
 
   /** Forgets memoized peers other than these keys (callers that plan repeatedly keep memory bounded). */
   retainPeers(keys: ReadonlySet<string>): void {
-    for (const key of this.peerMembers.keys()) if (!keys.has(key)) this.peerMembers.delete(key);
+    for (const [key, entry] of this.peerMembers) if (!keys.has(key)) this.dropPeer(key, entry);
   }
+}
+
+function link(entry: PeerMembers, group: LabelGroup): void {
+  entry.groups.add(group);
+  group.peers.add(entry);
+}
+
+/**
+ * A live pod's view left group `left` (as `old`) and/or joined group `joined` (as `pod`), which may be
+ * the same group: the groups' keys and their peers' members follow (a peer of both groups sees the
+ * member replaced, in place).
+ */
+function membersChanged(
+  left: LabelGroup | undefined,
+  joined: LabelGroup | undefined,
+  old: Pod | undefined,
+  pod: Pod | undefined,
+): void {
+  if (left !== undefined) left.v4 = repatched(left.v4, old, undefined);
+  if (joined !== undefined) joined.v4 = repatched(joined.v4, undefined, pod);
+  if (left !== undefined)
+    for (const entry of left.peers) memberChanged(entry, old, joined?.peers.has(entry) ? pod : undefined);
+  if (joined !== undefined)
+    for (const entry of joined.peers) if (!left?.peers.has(entry)) memberChanged(entry, undefined, pod);
+}
+
+function memberChanged(entry: PeerMembers, old: Pod | undefined, pod: Pod | undefined): void {
+  entry.v4 = repatched(entry.v4, old, pod);
+  if (entry.order !== undefined) {
+    // The list handed out is never changed: callers hold it as "the members then".
+    if (entry.order === entry.list) entry.order = entry.order.slice();
+    const order = entry.order;
+    const at = old === undefined ? -1 : order.lastIndexOf(old);
+    if (old !== undefined && at < 0)
+      entry.order = undefined; // not where expected: listed again on use
+    else if (old === undefined) order.push(pod!);
+    else if (pod !== undefined) order[at] = pod;
+    else {
+      order[at] = order[order.length - 1]!;
+      order.pop();
+    }
+  }
+  entry.list = undefined;
+}
+
+/**
+ * Sorted IPv4 keys after a member change: patched in place, else undefined (built again on use), also
+ * when they were null: the member with an IPv6 address may be the one that left.
+ */
+function repatched(
+  keys: number[] | null | undefined,
+  old: Pod | undefined,
+  pod: Pod | undefined,
+): number[] | undefined {
+  return keys && patchV4(keys, old, pod) ? keys : undefined;
+}
+
+/** The pods' IPv4 addresses as sorted numbers, or null when one has an IPv6 address. */
+function sortedV4(pods: Iterable<Pod>): number[] | null {
+  const keys: number[] = [];
+  for (const pod of pods)
+    for (const ip of pod.ips) {
+      if (ip.family !== 4) return null;
+      keys.push(Number(ip.value));
+    }
+  return keys.sort((a, b) => a - b);
+}
+
+/** One sorted array of sorted arrays (a multiset union), merged pairwise: no comparisons through a callback. */
+function mergeSorted(lists: readonly (readonly number[])[]): number[] {
+  if (lists.length <= 1) return lists.length === 0 ? [] : [...lists[0]!];
+  let level = lists;
+  while (level.length > 1) {
+    const next: number[][] = [];
+    for (let i = 0; i < level.length; i += 2) next.push(merge2(level[i]!, level[i + 1] ?? []));
+    level = next;
+  }
+  return level[0] as number[];
+}
+
+function merge2(a: readonly number[], b: readonly number[]): number[] {
+  const out = new Array<number>(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < a.length && j < b.length) out[k++] = a[i]! <= b[j]! ? a[i++]! : b[j++]!;
+  while (i < a.length) out[k++] = a[i++]!;
+  while (j < b.length) out[k++] = b[j++]!;
+  return out;
 }
 
 /** An address as a claims key: IPv4 as a number, IPv6 as its bigint (the two never collide). */
@@ -538,7 +695,7 @@ function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
   return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
 }
 
-function sameNamespaces(a: Map<string, Namespace>, b: Map<string, Namespace>): boolean {
+function sameNamespaces(a: ReadonlyMap<string, Namespace>, b: ReadonlyMap<string, Namespace>): boolean {
   if (a === b) return true;
   if (a.size !== b.size) return false;
   for (const [name, ns] of a) if (b.get(name) !== ns) return false;

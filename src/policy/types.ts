@@ -117,12 +117,17 @@ export interface Policy {
   readonly audit?: boolean;
 }
 
-/** Everything the semantics need, for the whole cluster. Build with `buildState`. */
+/**
+ * Everything the semantics need, for the whole cluster. Build with `buildState`. Read-only all the way
+ * down: the index, planners and compilers keep memos keyed by these objects and lists (by identity), so
+ * a state handed to them is never written; code that needs a changing collection keeps its own and hands
+ * over a new state.
+ */
 export interface ClusterState {
-  pods: Pod[];
-  namespaces: Map<string, Namespace>;
-  policies: Policy[];
-  nodes: Node[];
+  readonly pods: readonly Pod[];
+  readonly namespaces: ReadonlyMap<string, Namespace>;
+  readonly policies: readonly Policy[];
+  readonly nodes: readonly Node[];
   /** ClusterNetworkPolicies (semantics 20-24); absent or empty: NetworkPolicies alone decide. */
   readonly clusterPolicies?: readonly ClusterPolicy[];
 }

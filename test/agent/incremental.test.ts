@@ -290,16 +290,18 @@ class StoreView {
       this.changed[kind].clear();
       return any;
     };
-    let pods: Pod[] | undefined;
-    const state: ClusterState = {
+    let pods: readonly Pod[] | undefined;
+    // Frozen with its lists and the changes (a write by the index, planners or compilers throws); the
+    // lazy pod list freezes itself when built.
+    const state: ClusterState = deepFreeze({
       namespaces: !last || changed('namespaces') ? new Map(items.namespaces) : last.namespaces,
       nodes: !last || changed('nodes') ? [...items.nodes.values()] : last.nodes,
       get pods() {
-        pods ??= [...items.pods.values()];
+        pods ??= deepFreeze([...items.pods.values()]);
         return pods;
       },
       policies: !last || changed('policies') ? [...items.policies.values()] : last.policies,
-    };
+    });
     this.last = state;
     return { state, podChanges };
   }
@@ -433,12 +435,12 @@ class World {
   fresh(): ClusterState {
     const again = <T>(m: Map<string, Raw>, f: (r: unknown) => T) =>
       [...m.values()].map((r) => f(structuredClone(r)));
-    return {
+    return deepFreeze({
       namespaces: new Map(again(this.raw.namespaces, normalizeNamespace).map((n) => [n.name, n])),
       nodes: again(this.raw.nodes, normalizeNode),
       pods: again(this.raw.pods, normalizePod),
       policies: again(this.raw.policies, normalizePolicy),
-    };
+    });
   }
 }
 

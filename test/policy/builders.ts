@@ -80,24 +80,36 @@ export interface ClusterSpec {
 const defaultNamespaces = { x: { ns: 'x' }, y: { ns: 'y' }, z: { ns: 'z' } };
 
 /**
- * `value` frozen all the way down (objects and arrays; Maps and Sets are walked, not frozen): the
- * normalized model is read-only (src/policy/types.ts), so a mutation anywhere downstream throws in tests.
+ * `value` frozen all the way down: objects and arrays frozen, Maps and Sets locked (their writers throw
+ * a TypeError, as a frozen array's do) and walked; a getter is left to produce what it will (a lazily
+ * built list freezes its own result). The normalized model and ClusterState are read-only
+ * (src/policy/types.ts), so a mutation anywhere downstream throws in tests.
  */
 export function deepFreeze<T>(value: T): T {
   if (typeof value !== 'object' || value === null || Object.isFrozen(value) || ArrayBuffer.isView(value))
     return value;
   if (value instanceof Map || value instanceof Set) {
+    for (const name of ['set', 'add', 'delete', 'clear'] as const)
+      if (name in value)
+        Object.defineProperty(value, name, {
+          value: () => {
+            throw new TypeError(`cannot ${name}: this ${value.constructor.name} is read-only`);
+          },
+        });
+    Object.freeze(value);
     for (const v of value.values()) deepFreeze(v);
+    if (value instanceof Map) for (const k of value.keys()) deepFreeze(k);
     return value;
   }
   Object.freeze(value);
-  for (const v of Object.values(value)) deepFreeze(v);
+  for (const d of Object.values(Object.getOwnPropertyDescriptors(value)))
+    if ('value' in d) deepFreeze(d.value);
   return value;
 }
 
 export function state(spec: ClusterSpec): ClusterState {
   const namespaces = spec.namespaces ?? defaultNamespaces;
-  return {
+  return deepFreeze({
     namespaces: new Map(
       Object.entries(namespaces).map(([name, labels]) => [
         name,
@@ -107,7 +119,7 @@ export function state(spec: ClusterSpec): ClusterState {
     nodes: nodes.map((n) => deepFreeze(normalizeNode(n))),
     pods: spec.pods.map((p) => deepFreeze(normalizePod(p))),
     policies: (spec.policies ?? []).map((p) => deepFreeze(normalizePolicy(p))),
-  };
+  });
 }
 
 export function cluster(spec: ClusterSpec): ClusterIndex {

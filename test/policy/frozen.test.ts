@@ -1,7 +1,7 @@
 // The normalized model is read-only (src/policy/types.ts): the builders freeze it all the way down, so a
 // mutation anywhere in policy/ or compile/ throws in the tests that use them. Guards that freezing.
 import t from 'tap';
-import { pod, policy, state } from './builders.ts';
+import { cluster, pod, policy, state } from './builders.ts';
 
 t.test('normalized objects from the builders are frozen all the way down', async (t) => {
   const s = state({
@@ -36,4 +36,22 @@ t.test('normalized objects from the builders are frozen all the way down', async
   t.throws(() => {
     (s.nodes[0]!.podCIDRs as unknown[]).length = 0;
   }, TypeError);
+});
+
+t.test('a ClusterState is frozen with its lists and namespace map', async (t) => {
+  const s = state({ pods: [pod('x/a', { app: 'a' })], policies: [policy('x/p', { podSelector: {} })] });
+  t.throws(() => {
+    (s.pods as unknown[]).push(s.pods[0]);
+  }, TypeError);
+  t.throws(() => {
+    (s.policies as unknown[]).length = 0;
+  }, TypeError);
+  t.throws(() => {
+    (s as { nodes: unknown }).nodes = [];
+  }, TypeError);
+  t.throws(() => (s.namespaces as Map<string, unknown>).delete('x'), TypeError);
+  t.throws(() => (s.namespaces as Map<string, unknown>).set('w', s.namespaces.get('x')), TypeError);
+  t.equal(s.namespaces.size, 3, 'nothing was written');
+  // The index, planner and compiler only read it (a write would have thrown above, in every test).
+  t.equal(cluster({ pods: [pod('x/b', { app: 'b' })] }).livePods.length, 1);
 });

@@ -154,9 +154,9 @@ function build(input: ClusterInput) {
       normalizeNamespace({ metadata: { name, labels: input.nsLabels[i] } }),
     ]),
   );
-  const state = { pods, policies, namespaces, nodes: nodes.map(normalizeNode) };
-  // The normalized objects, not the lists (the steps below replace pods in place).
-  for (const o of [...pods, ...policies, ...namespaces.values(), ...state.nodes]) deepFreeze(o);
+  // Frozen with its lists (a write by the index, planner or compiler throws); the steps below make new
+  // states around the same objects.
+  const state: ClusterState = deepFreeze({ pods, policies, namespaces, nodes: nodes.map(normalizeNode) });
   return { state };
 }
 
@@ -285,7 +285,7 @@ function replay(
     padded[slot] = next!;
     const placed = next && build({ ...input, pods: padded }).state.pods[slot]!;
     const changes = replaceSlot(slots, slot, placed);
-    if (!check({ ...state, pods: [...slots.values()] }, changes)) return false;
+    if (!check(deepFreeze({ ...state, pods: [...slots.values()] }), deepFreeze(changes))) return false;
   }
   return true;
 }

@@ -1,0 +1,106 @@
+// ClusterIndex's pod peers are made of label groups (pods of one namespace sharing one labels object,
+// issue 14): a new peer costs its groups, and what the planner and compiler rely on still holds — the
+// members and their sorted IPv4 keys equal a fresh index's, and a member replaced in place keeps its
+// position (the planner compares member lists position by position to keep a set and its chains).
+import t from 'tap';
+import { ClusterIndex } from '../../src/policy/index.ts';
+import { Memo } from '../../src/policy/memo.ts';
+import { normalizeNamespace, normalizeNode, normalizePod } from '../../src/policy/normalize.ts';
+import type { ClusterState, Peer, Pod } from '../../src/policy/types.ts';
+import { deepFreeze, nodes, pod } from './builders.ts';
+
+const memo = new Memo();
+const ns = (name: string, labels: Record<string, string> = {}) =>
+  normalizeNamespace({ metadata: { name, labels } }, memo);
+// Replicas share their labels object through the memo, so they make one group.
+const replica = (key: string, labels: Record<string, string>, ip: string) => {
+  const raw = pod(key, labels, { ip });
+  return normalizePod({ ...raw, status: { ...raw.status, podIPs: [{ ip }] } }, memo); // IPv4 only
+};
+
+// The same namespaces and nodes in every state, as the agent keeps them while they do not change (a
+// namespace change recomputes the peers that select namespaces).
+const namespaces = new Map([ns('x', { team: 'a' }), ns('y', { team: 'a' }), ns('z')].map((n) => [n.name, n]));
+const nodeList = nodes.map((n) => normalizeNode(n));
+const clusterState = (pods: readonly Pod[]): ClusterState =>
+  deepFreeze({ namespaces, nodes: nodeList, pods, policies: [] });
+
+const tierPeer = (tier: string): Peer & { kind: 'pods' } => ({
+  kind: 'pods',
+  namespaces: {
+    kind: 'selector',
+    selector: { matchLabels: { team: 'a' }, matchExpressions: [] },
+  },
+  pods: { matchLabels: { tier }, matchExpressions: [] },
+});
+
+const ips = (pods: readonly Pod[]) => pods.map((p) => p.ips.map((a) => a.value).join(',')).sort();
+
+t.test('a new peer over several groups: its members and sorted IPv4 keys equal a fresh index', async (t) => {
+  const pods = [
+    replica('x/a1', { app: 'a', tier: 'web' }, '10.244.1.30'),
+    replica('x/a2', { app: 'a', tier: 'web' }, '10.244.1.10'),
+    replica('y/b1', { app: 'b', tier: 'web' }, '10.244.1.20'),
+    replica('y/b2', { app: 'b', tier: 'web' }, '10.244.1.40'),
+    replica('z/c1', { app: 'c', tier: 'web' }, '10.244.1.50'), // namespace z: not selected
+    replica('x/d1', { app: 'd', tier: 'db' }, '10.244.1.15'),
+  ];
+  const index = new ClusterIndex(clusterState(pods), memo);
+  const web = tierPeer('web');
+  t.same(ips(index.podPeerMembers(web, 'x')), ips(pods.slice(0, 4)));
+  const v4 = (addresses: string[]) =>
+    addresses.map((a) => a.split('.').reduce((n, o) => n * 256 + Number(o), 0));
+  t.same(index.podPeerV4(web, 'x'), v4(['10.244.1.10', '10.244.1.20', '10.244.1.30', '10.244.1.40']));
+
+  // A pod joining a group the peer already holds, and a new group: the kept keys follow.
+  const next = [...pods, replica('x/a3', { app: 'a', tier: 'web' }, '10.244.1.5')];
+  next.push(replica('y/e1', { app: 'e', tier: 'web' }, '10.244.1.60'));
+  index.update(clusterState(next));
+  const fresh = new ClusterIndex(clusterState(next), new Memo());
+  t.same(index.podPeerV4(web, 'x'), fresh.podPeerV4(web, 'x'));
+  t.same(ips(index.podPeerMembers(web, 'x')), ips(fresh.podPeerMembers(web, 'x')));
+
+  // Every pod of a group gone: the group goes, and the peer with it.
+  const fewer = next.filter((p) => !p.key.startsWith('x/a'));
+  index.update(clusterState(fewer));
+  t.same(index.podPeerV4(web, 'x'), new ClusterIndex(clusterState(fewer), new Memo()).podPeerV4(web, 'x'));
+});
+
+t.test('a member relabelled into another group of the same peer keeps its place in the list', async (t) => {
+  const pods = [
+    replica('x/a1', { app: 'a', tier: 'web' }, '10.244.1.10'),
+    replica('x/a2', { app: 'a', tier: 'web' }, '10.244.1.11'),
+    replica('y/b1', { app: 'b', tier: 'web' }, '10.244.1.12'),
+  ];
+  const index = new ClusterIndex(clusterState(pods), memo);
+  const web = tierPeer('web');
+  const before = index.podPeerMembers(web, 'x');
+  const beforeKeys = before.map((p) => p.key);
+  // x/a1 leaves the app=a group for a group of its own that the peer also selects.
+  const moved = replica('x/a1', { app: 'a', tier: 'web', canary: 'yes' }, '10.244.1.10');
+  const next = [moved, pods[1]!, pods[2]!];
+  index.update(clusterState(next), [[moved.key, moved]]);
+  const after = index.podPeerMembers(web, 'x');
+  t.not(after, before, 'a new list: a member changed');
+  t.same(
+    after.map((p) => p.key),
+    beforeKeys,
+    'same members in the same positions (the planner keeps the set)',
+  );
+  t.equal(after[beforeKeys.indexOf('x/a1')], moved);
+  t.same(
+    before.map((p) => p.key),
+    beforeKeys,
+    'the list handed out before is not changed',
+  );
+});
+
+t.test('IPv4 keys come back once the member with an IPv6 address leaves', async (t) => {
+  const v4Only = replica('x/a1', { app: 'a', tier: 'web' }, '10.244.1.10');
+  const dual = normalizePod(pod('x/a2', { app: 'a', tier: 'web' }, { ip: '10.244.1.11' }), memo);
+  const index = new ClusterIndex(clusterState([v4Only, dual]), memo);
+  const web = tierPeer('web');
+  t.equal(index.podPeerV4(web, 'x'), undefined, 'a member has an IPv6 address: the general path');
+  index.update(clusterState([v4Only]), [[dual.key, undefined]]);
+  t.same(index.podPeerV4(web, 'x'), [167772160 + 244 * 65536 + 256 + 10]);
+});
