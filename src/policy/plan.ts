@@ -4,9 +4,23 @@
 import { createHash } from 'node:crypto';
 import type { Address, AddressRange } from './address.ts';
 import { mergeAddresses, mergeRanges, sortedV4Ranges } from './address.ts';
+import type { ClusterPolicy } from './cluster-types.ts';
 import { ClusterIndex, podPeerKey } from './index.ts';
 import type { Memo } from './memo.ts';
-import type { ClusterState, Direction, Peer, Pod, Policy, Protocol, Rule, ValidationIssue } from './types.ts';
+import { planTiers, type TierDirectionPlan, TierOrder, type TierSets } from './plan-tiers.ts';
+import { matchesSelector, selectorKey } from './selector.ts';
+import { nodeLabels } from './tiers.ts';
+import type {
+  ClusterState,
+  Direction,
+  LabelSelector,
+  Peer,
+  Pod,
+  Policy,
+  Protocol,
+  Rule,
+  ValidationIssue,
+} from './types.ts';
 
 export interface PortRange {
   protocol: Protocol;
@@ -75,6 +89,13 @@ export interface PodPlan {
   /** undefined: not isolated for the direction (point 3). */
   ingress: DirectionPlan | undefined;
   egress: DirectionPlan | undefined;
+  /**
+   * The ClusterNetworkPolicy rules around the NetworkPolicy stage (plan-tiers.ts, which states the
+   * per-packet cost). Only present when such a rule selects the pod: without, a pod's plan is exactly
+   * what it was before ClusterNetworkPolicies existed.
+   */
+  ingressTiers?: TierDirectionPlan;
+  egressTiers?: TierDirectionPlan;
 }
 
 export interface NodePlan {
@@ -118,7 +139,10 @@ export function mergePorts(ranges: PortRange[]): PortRange[] {
 
 /** Where a plan set's content comes from; resolved once per plan, after every pod is planned. */
 type SetSource =
-  | { kind: 'ipBlock'; meaning: string; peer: Peer & { kind: 'ipBlock' } }
+  /** ipBlocks and ClusterNetworkPolicy networks: the meaning alone fixes the content. */
+  | { kind: 'ipBlock'; meaning: string; ranges: readonly AddressRange[] }
+  /** ClusterNetworkPolicy node peers: the addresses of the nodes whose labels match. */
+  | { kind: 'nodes'; meaning: string; selector: LabelSelector }
   | { kind: 'pods'; meaning: string; peer: Peer & { kind: 'pods' }; namespace: string; peerKey: string }
   | {
       kind: 'named';
@@ -129,13 +153,15 @@ type SetSource =
       peerKey: string | undefined;
       namespace: string;
       name: string;
-      protocol: Protocol;
+      /** undefined: every protocol the name has on a pod (ClusterNetworkPolicy destinationNamedPort). */
+      protocol: Protocol | undefined;
     };
 
 /** Never changed once made (a hit with equal policies is a new entry): diffs compare plans by identity. */
 interface CachedPodPlan {
   readonly pod: Pod;
   readonly policies: readonly Policy[];
+  readonly clusterPolicies: readonly ClusterPolicy[];
   readonly plan: PodPlan;
   readonly sources: readonly (readonly [string, SetSource])[];
 }
@@ -213,14 +239,37 @@ export class PlanCache {
     return set;
   }
 
-  podPlan(pod: Pod, policies: readonly Policy[]): CachedPodPlan | undefined {
+  podPlan(
+    pod: Pod,
+    policies: readonly Policy[],
+    clusterPolicies: readonly ClusterPolicy[],
+  ): CachedPodPlan | undefined {
     const hit = this.pods.get(pod.key);
     if (!hit || hit.pod !== pod) return undefined;
+    const c = hit.clusterPolicies;
+    if (c.length !== clusterPolicies.length || !c.every((p, i) => p === clusterPolicies[i])) return undefined;
     if (hit.policies === policies) return hit;
     // The index rebuilds its selections when any policy changes: equal content still counts.
     if (hit.policies.length !== policies.length || !hit.policies.every((p, i) => p === policies[i]))
       return undefined;
     return { ...hit, policies };
+  }
+
+  /** A set built afresh each plan (few members, e.g. nodes): the previous object when equal in content. */
+  reuseContent(set: PlanSet & { kind: 'addresses' }): PlanSet {
+    const old = this.sets.get(set.id)?.set;
+    const same =
+      old?.kind === 'addresses' &&
+      old.ranges.length === set.ranges.length &&
+      old.ranges.every(
+        (r, i) =>
+          r.family === set.ranges[i]!.family &&
+          r.first === set.ranges[i]!.first &&
+          r.last === set.ranges[i]!.last,
+      );
+    const kept = same ? old : set;
+    this.sets.set(set.id, { members: undefined, set: kept });
+    return kept;
   }
 
   keepPodPlan(entry: CachedPodPlan): void {
@@ -243,10 +292,27 @@ export class Planner {
   private readonly resolved = new Map<string, PlanSet>();
   /** Where the pod being planned records its sets (for the pod plan cache). */
   private recording: (readonly [string, SetSource])[] | undefined;
+  private readonly tiers: TierOrder;
+  private readonly tierSets: TierSets;
 
   constructor(stateOrIndex: ClusterState | ClusterIndex, cache: PlanCache = new PlanCache()) {
     this.index = stateOrIndex instanceof ClusterIndex ? stateOrIndex : new ClusterIndex(stateOrIndex);
     this.cache = cache;
+    this.tiers = new TierOrder(this.index.state.clusterPolicies ?? []);
+    // A cluster peer namespace selector is never `own`, so the policy namespace does not matter.
+    this.tierSets = {
+      pods: (peer) => this.peerSet(peer, ''),
+      named: (peer, name) => this.namedPortSet(peer, '', name, undefined),
+      nodes: (selector) => {
+        const meaning = `nodes [${selectorKey(selector)}]`;
+        return this.use(setId('a', meaning, this.index.memo), { kind: 'nodes', meaning, selector });
+      },
+      networks: (cidrs, ranges) => {
+        // One CIDR means what an ipBlock of it means: the same set.
+        const meaning = cidrs.length === 1 ? `ipBlock ${cidrs[0]}` : `networks ${cidrs.join(', ')}`;
+        return this.use(setId('a', meaning, this.index.memo), { kind: 'ipBlock', meaning, ranges });
+      },
+    };
   }
 
   private use(id: string, source: SetSource): string {
@@ -258,7 +324,11 @@ export class Planner {
   private peerSet(peer: Peer, policyNamespace: string): string {
     if (peer.kind === 'ipBlock') {
       const meaning = `ipBlock ${peer.cidr}${peer.except.length ? ` except [${peer.except.join(', ')}]` : ''}`;
-      return this.use(setId('a', meaning, this.index.memo), { kind: 'ipBlock', meaning, peer });
+      return this.use(setId('a', meaning, this.index.memo), {
+        kind: 'ipBlock',
+        meaning,
+        ranges: peer.ranges,
+      });
     }
     const meaning = podPeerKey(peer, policyNamespace, this.index.memo);
     return this.use(setId('a', meaning, this.index.memo), {
@@ -275,10 +345,11 @@ export class Planner {
     peer: (Peer & { kind: 'pods' }) | undefined,
     policyNamespace: string,
     name: string,
-    protocol: Protocol,
+    protocol: Protocol | undefined,
   ): string {
     const peerKey = peer && podPeerKey(peer, policyNamespace, this.index.memo);
-    const meaning = peerKey ? `${peerKey}, port ${name}/${protocol}` : `all pods, port ${name}/${protocol}`;
+    const port = protocol === undefined ? name : `${name}/${protocol}`;
+    const meaning = peerKey ? `${peerKey}, port ${port}` : `all pods, port ${port}`;
     return this.use(setId('n', meaning, this.index.memo), {
       kind: 'named',
       meaning,
@@ -297,13 +368,23 @@ export class Planner {
     const source = this.sources.get(id)!;
     let set: PlanSet;
     if (source.kind === 'ipBlock') {
-      const ranges = source.peer.ranges;
+      const ranges = source.ranges;
       set = this.cache.reuse(id, undefined, () => ({
         id,
         kind: 'addresses',
         description: source.meaning,
         ranges: mergeRanges(ranges),
       }));
+    } else if (source.kind === 'nodes') {
+      const addresses: Address[] = [];
+      for (const node of this.index.state.nodes)
+        if (matchesSelector(source.selector, nodeLabels(node))) addresses.push(...node.addresses);
+      set = this.cache.reuseContent({
+        id,
+        kind: 'addresses',
+        description: source.meaning,
+        ranges: mergeAddresses(addresses),
+      });
     } else if (source.kind === 'pods') {
       const members = this.index.podPeerMembers(source.peer, source.namespace);
       set = this.cache.reuse(
@@ -329,12 +410,12 @@ export class Planner {
         : this.index.livePods;
       set = this.cache.reuse(id, members, () => {
         const entries: AddressPort[] = [];
-        for (const pod of members) {
-          const cp = pod.ports.find((p) => p.name === source.name && p.protocol === source.protocol);
-          if (cp)
-            for (const address of pod.ips)
-              entries.push({ address, protocol: source.protocol, port: cp.port });
-        }
+        // Every container port of that name (and protocol, for NetworkPolicies), as the evaluator reads
+        // point 9: a pod may declare one name twice (in two containers).
+        for (const pod of members)
+          for (const cp of pod.ports)
+            if (cp.name === source.name && (source.protocol === undefined || cp.protocol === source.protocol))
+              for (const address of pod.ips) entries.push({ address, protocol: cp.protocol, port: cp.port });
         return { id, kind: 'address-ports', description: source.meaning, entries };
       });
     }
@@ -413,26 +494,34 @@ export class Planner {
         numeric.push({ protocol: p.protocol, first: p.port, last: p.endPort ?? p.port });
       else if (direction === 'egress') named.push({ name: p.port, protocol: p.protocol });
       else {
-        const cp = pod.ports.find((c) => c.name === p.port && c.protocol === p.protocol);
-        if (cp) numeric.push({ protocol: p.protocol, first: cp.port, last: cp.port });
+        for (const cp of pod.ports)
+          if (cp.name === p.port && cp.protocol === p.protocol)
+            numeric.push({ protocol: p.protocol, first: cp.port, last: cp.port });
       }
     }
     return { numeric, named };
   }
 
-  planPod(pod: Pod): PodPlan {
-    return {
+  planPod(pod: Pod, clusterPolicies = this.tiers.selecting(this.index, pod)): PodPlan {
+    const plan: PodPlan = {
       key: pod.key,
       addresses: pod.ips,
       ingress: this.planDirection(pod, 'ingress'),
       egress: this.planDirection(pod, 'egress'),
     };
+    if (clusterPolicies.length === 0) return plan;
+    const ingressTiers = planTiers(clusterPolicies, 'ingress', pod, this.tierSets);
+    const egressTiers = planTiers(clusterPolicies, 'egress', pod, this.tierSets);
+    if (ingressTiers) plan.ingressTiers = ingressTiers;
+    if (egressTiers) plan.egressTiers = egressTiers;
+    return plan;
   }
 
   /** planPod through the cache: the same pod object selected by the same policies keeps its plan. */
   private planPodCached(pod: Pod): PodPlan {
     const policies = this.index.policiesSelecting(pod);
-    const hit = this.cache.podPlan(pod, policies);
+    const clusterPolicies = this.tiers.selecting(this.index, pod);
+    const hit = this.cache.podPlan(pod, policies, clusterPolicies);
     if (hit) {
       for (const [id, source] of hit.sources) this.use(id, source);
       this.cache.keepPodPlan(hit);
@@ -441,8 +530,8 @@ export class Planner {
     const sources: (readonly [string, SetSource])[] = [];
     this.recording = sources;
     try {
-      const plan = this.planPod(pod);
-      this.cache.keepPodPlan({ pod, policies, plan, sources });
+      const plan = this.planPod(pod, clusterPolicies);
+      this.cache.keepPodPlan({ pod, policies, clusterPolicies, plan, sources });
       return plan;
     } finally {
       this.recording = undefined;
@@ -453,7 +542,8 @@ export class Planner {
   peerKeysUsed(): Set<string> {
     const keys = new Set<string>();
     // The keys were made with the sources, which cached pod plans keep: no string is built per sync.
-    for (const s of this.sources.values()) if (s.kind !== 'ipBlock' && s.peerKey) keys.add(s.peerKey);
+    for (const s of this.sources.values())
+      if ((s.kind === 'pods' || s.kind === 'named') && s.peerKey) keys.add(s.peerKey);
     return keys;
   }
 
@@ -463,10 +553,18 @@ export class Planner {
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
       .map((p) => this.planPodCached(p));
     const used = new Set<string>();
-    for (const p of pods)
+    for (const p of pods) {
       for (const d of [p.ingress, p.egress]) for (const a of d?.allows ?? []) if (a.set) used.add(a.set);
+      for (const t of [p.ingressTiers, p.egressTiers])
+        for (const r of [...(t?.admin ?? []), ...(t?.baseline ?? [])])
+          for (const m of r.matches) if (m.set) used.add(m.set);
+    }
     const sets = [...used].sort().map((id) => this.resolve(id));
-    const issues = [...this.index.state.policies.flatMap((p) => p.issues), ...this.index.addressConflicts()];
+    const issues = [
+      ...this.index.state.policies.flatMap((p) => p.issues),
+      ...(this.index.state.clusterPolicies ?? []).flatMap((p) => p.issues),
+      ...this.index.addressConflicts(),
+    ];
     this.cache.rotate();
     return {
       node: nodeName,
