@@ -9,7 +9,6 @@ import { ClusterIndex, podPeerKey } from './index.ts';
 import type { Memo } from './memo.ts';
 import { planTiers, type TierDirectionPlan, TierOrder, type TierSets } from './plan-tiers.ts';
 import { matchesSelector, selectorKey } from './selector.ts';
-import { nodeLabels } from './tiers.ts';
 import type {
   ClusterState,
   Direction,
@@ -378,7 +377,7 @@ export class Planner {
     } else if (source.kind === 'nodes') {
       const addresses: Address[] = [];
       for (const node of this.index.state.nodes)
-        if (matchesSelector(source.selector, nodeLabels(node))) addresses.push(...node.addresses);
+        if (matchesSelector(source.selector, node.labels)) addresses.push(...node.addresses);
       set = this.cache.reuseContent({
         id,
         kind: 'addresses',
