@@ -15,12 +15,15 @@ import type { ListWatch } from '../k8s/client.ts';
 import { ClusterStore, type WatchedKind } from '../k8s/store.ts';
 import type { TableChange } from '../nft/monitor.ts';
 import { formatRange } from '../policy/address.ts';
+import { normalizeClusterPolicy } from '../policy/cluster-normalize.ts';
+import type { ClusterPolicy } from '../policy/cluster-types.ts';
 import { formatIssue, ValidationError } from '../policy/errors.ts';
 import type { PodChanges } from '../policy/index.ts';
 import { Memo } from '../policy/memo.ts';
 import { normalizeNamespace, normalizeNode, normalizePod, normalizePolicy } from '../policy/normalize.ts';
 import type { ClusterState, Namespace, Node, Pod, Policy } from '../policy/types.ts';
 import { closedState, readLastKnown, writeLastKnown } from './boot.ts';
+import { ClusterPolicyReport } from './cluster-policies.ts';
 import type { LockHolder } from './lock.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { LoggedOnce } from './once.ts';
@@ -53,6 +56,8 @@ export interface AgentOptions {
   repairDebounceMs?: number;
   /** How often a standby agent tries to take the lock. */
   lockRetryMs?: number;
+  /** How often an optional kind the API does not serve (ClusterNetworkPolicy) is listed again. */
+  missingRecheckMs?: number;
 }
 
 /** The agent's links to the node, besides the programmer; each is optional (tests use fakes). */
@@ -113,6 +118,7 @@ export class Agent {
   private readonly loggedIssues = new LoggedOnce();
   /** The last ClusterState handed to the reconciler; its lists are rebuilt only for kinds that changed. */
   private lastState: ClusterState | undefined;
+  private readonly clusterPolicyReport: ClusterPolicyReport;
   private verifyDue = false;
   /** Why the pending verify was asked for (a notification wins over the timer). */
   private verifyCause: 'verify' | 'notification' = 'verify';
@@ -159,6 +165,7 @@ export class Agent {
     this.parts = parts;
     this.log = log.child({ component: 'agent', node: options.nodeName });
     this.metrics = createMetrics();
+    this.clusterPolicyReport = new ClusterPolicyReport(this.log, this.metrics.registry);
     // Objects are normalized as they arrive and only the normalized form is kept; one that cannot be
     // used is logged once and kept as INVALID (skipped, fail-closed).
     const ingest =
@@ -177,11 +184,13 @@ export class Agent {
     this.store = new ClusterStore(client, log, {
       quietMs: options.watchQuietMs,
       resyncMs: options.relistIntervalMs,
+      ...(options.missingRecheckMs === undefined ? {} : { missingRecheckMs: options.missingRecheckMs }),
       ingest: {
         pods: ingest('Pod', (raw) => normalizeWatchedPod(raw, this.memo)),
         namespaces: ingest('Namespace', (raw) => normalizeNamespace(raw, this.memo)),
         policies: ingest('NetworkPolicy', normalizePolicy),
         nodes: ingest('Node', normalizeNode),
+        clusterPolicies: ingest('ClusterNetworkPolicy', normalizeClusterPolicy),
       },
       rawIngest: ['pods'],
     });
@@ -392,7 +401,8 @@ export class Agent {
       },
     };
     const last = this.lastState;
-    const changed = (kind: 'namespaces' | 'policies' | 'nodes') => r[kind].takeChanges().size > 0;
+    const changed = (kind: 'namespaces' | 'policies' | 'nodes' | 'clusterPolicies') =>
+      r[kind].takeChanges().size > 0;
     // The pod list is only read when the reconciler builds its index from scratch (first sync, or after
     // a failed one): with podChanges it never is, so it is built on demand, once per state (from the
     // store as it is then: a later change is in the next state's podChanges anyway).
@@ -408,7 +418,12 @@ export class Agent {
         return pods;
       },
       policies: !last || changed('policies') ? valid<Policy>(r.policies.items.values()) : last.policies,
+      clusterPolicies:
+        !last || changed('clusterPolicies')
+          ? valid<ClusterPolicy>(r.clusterPolicies.items.values())
+          : last.clusterPolicies,
     };
+    this.clusterPolicyReport.update(state.clusterPolicies ?? [], r.clusterPolicies.missing);
     this.lastState = state;
     return { state, podChanges };
   }
@@ -647,7 +662,10 @@ export class Agent {
       }
       if (req.url === '/readyz') {
         const why = this.notReady();
-        return why === undefined ? send(200, 'ok\n') : send(503, `${why}\n`);
+        // Details that do not fail readiness (ClusterNetworkPolicies seen but not programmed).
+        const note = this.clusterPolicyReport.detail();
+        const more = note === undefined ? '' : `${note}\n`;
+        return why === undefined ? send(200, `ok\n${more}`) : send(503, `${why}\n${more}`);
       }
       if (req.url === '/metrics') {
         this.recordWatchMetrics();
