@@ -291,6 +291,12 @@ export class Planner {
   private readonly resolved = new Map<string, PlanSet>();
   /** Where the pod being planned records its sets (for the pod plan cache). */
   private recording: (readonly [string, SetSource])[] | undefined;
+  private readonly recorded = new Set<string>();
+  /** Tier plans by the policies selecting a pod (see planTiersShared); one planner, one state. */
+  private readonly sharedTiers = new Map<
+    string,
+    { plan: TierDirectionPlan | undefined; sources: (readonly [string, SetSource])[] }
+  >();
   private readonly tiers: TierOrder;
   private readonly tierSets: TierSets;
 
@@ -316,7 +322,11 @@ export class Planner {
 
   private use(id: string, source: SetSource): string {
     if (!this.sources.has(id)) this.sources.set(id, source);
-    this.recording?.push([id, source]);
+    if (this.recording !== undefined && !this.recorded.has(id)) {
+      // Once per pod: a cache hit replays these, and tier rules name the same sets again and again.
+      this.recorded.add(id);
+      this.recording.push([id, source]);
+    }
     return id;
   }
 
@@ -509,11 +519,46 @@ export class Planner {
       egress: this.planDirection(pod, 'egress'),
     };
     if (clusterPolicies.length === 0) return plan;
-    const ingressTiers = planTiers(clusterPolicies, 'ingress', pod, this.tierSets);
-    const egressTiers = planTiers(clusterPolicies, 'egress', pod, this.tierSets);
+    const ingressTiers = this.planTiersShared(clusterPolicies, 'ingress', pod);
+    const egressTiers = this.planTiersShared(clusterPolicies, 'egress', pod);
     if (ingressTiers) plan.ingressTiers = ingressTiers;
     if (egressTiers) plan.egressTiers = egressTiers;
     return plan;
+  }
+
+  /**
+   * planTiers, shared by the pods the same ClusterNetworkPolicies select (and, where an ingress rule
+   * names a port, that declare the same ports): one TierDirectionPlan object for all of them, so the
+   * rules are planned once per plan and walked once when collecting sets.
+   */
+  private planTiersShared(
+    policies: readonly ClusterPolicy[],
+    direction: Direction,
+    pod: Pod,
+  ): TierDirectionPlan | undefined {
+    let key = `${direction}\0${policies.map((p) => p.key).join('\0')}`;
+    const named =
+      direction === 'ingress' &&
+      policies.some((p) => p.ingress.some((r) => r.ports?.some((x) => x.kind === 'named')));
+    if (named) key += `\0${pod.ports.map((c) => `${c.name}/${c.protocol}/${c.port}`).join(',')}`;
+    let entry = this.sharedTiers.get(key);
+    if (entry === undefined) {
+      const sources: (readonly [string, SetSource])[] = [];
+      const outer = this.recording;
+      const outerRecorded = new Set(this.recorded);
+      this.recording = sources;
+      this.recorded.clear();
+      try {
+        entry = { plan: planTiers(policies, direction, pod, this.tierSets), sources };
+      } finally {
+        this.recording = outer;
+        this.recorded.clear();
+        for (const id of outerRecorded) this.recorded.add(id);
+      }
+      this.sharedTiers.set(key, entry);
+    }
+    for (const [id, source] of entry.sources) this.use(id, source);
+    return entry.plan;
   }
 
   /** planPod through the cache: the same pod object selected by the same policies keeps its plan. */
@@ -528,6 +573,7 @@ export class Planner {
     }
     const sources: (readonly [string, SetSource])[] = [];
     this.recording = sources;
+    this.recorded.clear();
     try {
       const plan = this.planPod(pod, clusterPolicies);
       this.cache.keepPodPlan({ pod, policies, clusterPolicies, plan, sources });
@@ -552,11 +598,15 @@ export class Planner {
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
       .map((p) => this.planPodCached(p));
     const used = new Set<string>();
+    const walked = new Set<TierDirectionPlan>();
     for (const p of pods) {
       for (const d of [p.ingress, p.egress]) for (const a of d?.allows ?? []) if (a.set) used.add(a.set);
+      // Shared between pods: each walked once.
       for (const t of [p.ingressTiers, p.egressTiers])
-        for (const r of [...(t?.admin ?? []), ...(t?.baseline ?? [])])
-          for (const m of r.matches) if (m.set) used.add(m.set);
+        if (t !== undefined && !walked.has(t)) {
+          walked.add(t);
+          tierSetsUsed(t, used);
+        }
     }
     const sets = [...used].sort().map((id) => this.resolve(id));
     const issues = [
@@ -574,6 +624,12 @@ export class Planner {
       issues,
     };
   }
+}
+
+/** Adds the sets a pod's tier rules use (no arrays built: 100 policies x 200 pods is 60,000 rules a plan). */
+function tierSetsUsed(plan: TierDirectionPlan, used: Set<string>): void {
+  for (const rules of [plan.admin, plan.baseline])
+    for (const r of rules) for (const m of r.matches) if (m.set !== undefined) used.add(m.set);
 }
 
 /** Convenience: the plan of one node for a cluster state. */
