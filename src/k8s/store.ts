@@ -2,7 +2,7 @@
 // consumer's `ingest` made of them), and change notification. Knows nothing of policy semantics.
 import type { Logger } from 'pino';
 import type { ClusterObjects } from '../policy/normalize.ts';
-import type { ListWatch } from './client.ts';
+import { type ListWatch, WatchError } from './client.ts';
 import { Reflector, type ReflectorOptions } from './reflector.ts';
 import { trimClusterPolicy, trimNamespace, trimNode, trimPod, trimPolicy } from './trim.ts';
 
@@ -96,8 +96,14 @@ export class ClusterStore {
   }
 }
 
-/** One paged list of every watched kind (for one-shot tools such as `tollgate explain`). */
-export async function listCluster(client: Pick<ListWatch, 'listPage'>): Promise<ClusterObjects> {
+/**
+ * One paged list of every watched kind (for one-shot tools such as `tollgate explain`). ClusterNetworkPolicies
+ * are empty when the API does not serve them (404); any other refusal is an error, so that a tool never
+ * explains without the Admin tier it could not read.
+ */
+export async function listCluster(
+  client: Pick<ListWatch, 'listPage'>,
+): Promise<ClusterObjects & { clusterPolicies: Record<string, unknown>[] }> {
   const all = async (kind: WatchedKind) => {
     const out: Record<string, unknown>[] = [];
     let cont: string | undefined;
@@ -111,11 +117,17 @@ export async function listCluster(client: Pick<ListWatch, 'listPage'>): Promise<
     } while (cont);
     return out;
   };
-  const [pods, namespaces, policies, nodes] = await Promise.all([
+  const optional = (kind: WatchedKind) =>
+    all(kind).catch((error: unknown) => {
+      if (error instanceof WatchError && error.status === 404) return [];
+      throw error;
+    });
+  const [pods, namespaces, policies, nodes, clusterPolicies] = await Promise.all([
     all('pods'),
     all('namespaces'),
     all('policies'),
     all('nodes'),
+    optional('clusterPolicies'),
   ]);
-  return { pods, namespaces, policies, nodes };
+  return { pods, namespaces, policies, nodes, clusterPolicies };
 }

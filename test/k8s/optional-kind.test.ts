@@ -4,7 +4,7 @@
 import { pino } from 'pino';
 import t from 'tap';
 import { Reflector } from '../../src/k8s/reflector.ts';
-import { ClusterStore, WATCHED } from '../../src/k8s/store.ts';
+import { ClusterStore, listCluster, WATCHED } from '../../src/k8s/store.ts';
 import { trimClusterPolicy } from '../../src/k8s/trim.ts';
 import { FakeApi, until } from './fake-api.ts';
 
@@ -100,4 +100,22 @@ t.test('the store is synced and live without the CRD', async (t) => {
   store.start();
   await until(() => store.synced && store.live, 'synced and live', WAIT);
   t.equal(store.reflectors.clusterPolicies.missing, 'not served');
+});
+
+t.test('listCluster: ClusterNetworkPolicies when served, none on a 404, an error on a 403', async (t) => {
+  const api = new FakeApi();
+  api.put(CNPS, 'guard', cnp);
+  const listed = await listCluster(api);
+  t.same(
+    listed.clusterPolicies.map((o) => (o.metadata as { name: string }).name),
+    ['guard'],
+  );
+  api.refuse.set(CNPS, 404);
+  t.same((await listCluster(api)).clusterPolicies, [], 'not installed: none');
+  api.refuse.set(CNPS, 403);
+  await t.rejects(
+    listCluster(api),
+    { code: 'E_K8S_HTTP', status: 403 },
+    'forbidden: never explained without them',
+  );
 });
