@@ -17,12 +17,15 @@ import { ClusterStore, type WatchedKind } from '../k8s/store.ts';
 import { Counter } from '../nft/index.ts';
 import type { TableChange } from '../nft/monitor.ts';
 import { formatRange } from '../policy/address.ts';
+import { normalizeClusterPolicy } from '../policy/cluster-normalize.ts';
+import type { ClusterPolicy } from '../policy/cluster-types.ts';
 import { formatIssue, ValidationError } from '../policy/errors.ts';
 import type { PodChanges } from '../policy/index.ts';
 import { Memo } from '../policy/memo.ts';
 import { normalizeNamespace, normalizeNode, normalizePod, normalizePolicy } from '../policy/normalize.ts';
 import type { ClusterState, Namespace, Node, Pod, Policy } from '../policy/types.ts';
 import { closedState, readLastKnown, writeLastKnown } from './boot.ts';
+import { ClusterPolicyReport } from './cluster-policies.ts';
 import { ConnectionCutter, type ConntrackAccess, type EstablishedMode } from './cut.ts';
 import type { LockHolder } from './lock.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -61,6 +64,8 @@ export interface AgentOptions {
   established?: EstablishedMode;
   /** Drop reports (--drop-reports and friends); undefined: off, no report rules in the table. */
   reports?: ReportOptions;
+  /** How often an optional kind the API does not serve (ClusterNetworkPolicy) is listed again. */
+  missingRecheckMs?: number;
 }
 
 /** The agent's links to the node, besides the programmer; each is optional (tests use fakes). */
@@ -125,6 +130,7 @@ export class Agent {
   private readonly loggedIssues = new LoggedOnce();
   /** The last ClusterState handed to the reconciler; its lists are rebuilt only for kinds that changed. */
   private lastState: ClusterState | undefined;
+  private readonly clusterPolicyReport: ClusterPolicyReport;
   private verifyDue = false;
   /** Why the pending verify was asked for (a notification wins over the timer). */
   private verifyCause: 'verify' | 'notification' = 'verify';
@@ -176,6 +182,7 @@ export class Agent {
     this.metrics = createMetrics();
     if (options.established === 'cut' && !parts.conntrack)
       this.log.warn('--established=cut without access to conntrack: connections are not cut');
+    this.clusterPolicyReport = new ClusterPolicyReport(this.log, this.metrics.registry);
     // Objects are normalized as they arrive and only the normalized form is kept; one that cannot be
     // used is logged once and kept as INVALID (skipped, fail-closed).
     const ingest =
@@ -194,11 +201,13 @@ export class Agent {
     this.store = new ClusterStore(client, log, {
       quietMs: options.watchQuietMs,
       resyncMs: options.relistIntervalMs,
+      ...(options.missingRecheckMs === undefined ? {} : { missingRecheckMs: options.missingRecheckMs }),
       ingest: {
         pods: ingest('Pod', (raw) => normalizeWatchedPod(raw, this.memo)),
         namespaces: ingest('Namespace', (raw) => normalizeNamespace(raw, this.memo)),
         policies: ingest('NetworkPolicy', normalizePolicy),
         nodes: ingest('Node', normalizeNode),
+        clusterPolicies: ingest('ClusterNetworkPolicy', normalizeClusterPolicy),
       },
       rawIngest: ['pods'],
     });
@@ -446,7 +455,8 @@ export class Agent {
       },
     };
     const last = this.lastState;
-    const changed = (kind: 'namespaces' | 'policies' | 'nodes') => r[kind].takeChanges().size > 0;
+    const changed = (kind: 'namespaces' | 'policies' | 'nodes' | 'clusterPolicies') =>
+      r[kind].takeChanges().size > 0;
     // The pod list is only read when the reconciler builds its index from scratch (first sync, or after
     // a failed one): with podChanges it never is, so it is built on demand, once per state (from the
     // store as it is then: a later change is in the next state's podChanges anyway).
@@ -462,7 +472,12 @@ export class Agent {
         return pods;
       },
       policies: !last || changed('policies') ? valid<Policy>(r.policies.items.values()) : last.policies,
+      clusterPolicies:
+        !last || changed('clusterPolicies')
+          ? valid<ClusterPolicy>(r.clusterPolicies.items.values())
+          : last.clusterPolicies,
     };
+    this.clusterPolicyReport.update(state.clusterPolicies ?? [], r.clusterPolicies.missing);
     this.lastState = state;
     return { state, podChanges };
   }
@@ -726,9 +741,11 @@ export class Agent {
       }
       if (req.url === '/readyz') {
         const why = this.notReady();
-        // Not a reason to be unready (see DropReporter): shown, not failed.
+        // Not reasons to be unready (see DropReporter; ClusterNetworkPolicies seen but not programmed):
+        // shown, not failed.
         const reports = this.reporter?.problem;
-        const extra = reports === undefined ? '' : `drop reports: ${reports}\n`;
+        const note = this.clusterPolicyReport.detail();
+        const extra = `${reports === undefined ? '' : `drop reports: ${reports}\n`}${note === undefined ? '' : `${note}\n`}`;
         return why === undefined ? send(200, `ok\n${extra}`) : send(503, `${why}\n${extra}`);
       }
       if (req.url === '/metrics') {

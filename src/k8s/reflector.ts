@@ -4,6 +4,8 @@
 // count as activity), and a periodic full relist repairs anything missed. No policy logic here.
 // Records which keys changed (see takeChanges) so that a consumer pays for what changed, not for the
 // whole kind; a relist keeps the stored object of every item whose resourceVersion is unchanged.
+// An optional kind (a CRD that may not be installed) whose list is answered 404 or 403 counts as listed and
+// empty, says why in `missing`, and is listed again every `missingRecheckMs`: installed later, it is seen.
 import type { Logger } from 'pino';
 import { type ListWatch, WatchError } from './client.ts';
 
@@ -23,7 +25,15 @@ export interface ReflectorOptions<T = Obj> {
   resyncMs?: number;
   backoffMinMs?: number;
   backoffMaxMs?: number;
+  /**
+   * Set for an optional kind: how long to wait before listing again after a 404 (not served: the CRD is
+   * not installed) or 403 (RBAC does not allow it). Unset: those are errors like any other.
+   */
+  missingRecheckMs?: number;
 }
+
+/** Why an optional kind holds nothing: its API is not served, or this client may not list it. */
+export type MissingReason = 'not served' | 'forbidden';
 
 export interface ReflectorStats {
   lists: number;
@@ -49,6 +59,8 @@ export class Reflector<T = Obj> {
   synced = false;
   /** True while a watch stream is open. */
   watching = false;
+  /** An optional kind that could not be listed, and why (undefined: listed). */
+  missing: MissingReason | undefined;
   lastActivity = 0;
 
   /** The objects by key (namespace/name); a complete relist replaces the map. */
@@ -57,7 +69,8 @@ export class Reflector<T = Obj> {
   }
 
   private readonly client: ListWatch;
-  private readonly options: Required<ReflectorOptions<T>>;
+  private readonly options: Required<Omit<ReflectorOptions<T>, 'missingRecheckMs'>>;
+  private readonly missingRecheckMs: number | undefined;
   /** resourceVersion of each item: a relist keeps the stored object of an item that did not change. */
   private versions = new Map<string, string>();
   private changed = new Set<string>();
@@ -87,6 +100,7 @@ export class Reflector<T = Obj> {
       backoffMaxMs: 10_000,
       ...options,
     };
+    this.missingRecheckMs = options.missingRecheckMs;
     this.log = log.child({ component: 'reflector', kind: options.kind });
     this.onChange = onChange;
   }
@@ -177,7 +191,41 @@ export class Reflector<T = Obj> {
     this.resourceVersion = rv;
     this.stats.lists++;
     this.synced = true;
+    if (this.missing !== undefined) {
+      this.log.info(`${this.kind}: listed now (was ${this.missing}); watching`);
+      this.missing = undefined;
+    }
     this.onChange(this.kind);
+  }
+
+  /** Up to date: a watch is open, or the optional kind is known to be missing (nothing to watch). */
+  get live(): boolean {
+    return this.watching || this.missing !== undefined;
+  }
+
+  /** The reason to treat a list or watch failure as "missing", for an optional kind. */
+  private missingFrom(error: unknown): MissingReason | undefined {
+    if (this.missingRecheckMs === undefined || !(error instanceof WatchError)) return undefined;
+    return error.status === 404 ? 'not served' : error.status === 403 ? 'forbidden' : undefined;
+  }
+
+  /** Nothing of the kind can be read: it holds nothing (what it held is reported as removed). */
+  private markMissing(reason: MissingReason): void {
+    const news = this.missing !== reason || this.#items.size > 0 || !this.synced;
+    if (this.missing !== reason)
+      this.log.info(
+        { reason, recheckMs: this.missingRecheckMs },
+        `${this.kind}: ${reason === 'not served' ? 'the API does not serve it' : 'listing it is forbidden'}; listing again later`,
+      );
+    for (const key of this.#items.keys()) this.changed.add(key);
+    this.#items = new Map();
+    this.versions = new Map();
+    this.resourceVersion = '';
+    this.missing = reason;
+    this.synced = true;
+    this.failures = 0;
+    // Re-checks that find it still missing are no change: no sync for them.
+    if (news) this.onChange(this.kind);
   }
 
   /** Runs one watch until it ends; resolves with the error that ended it (undefined: clean close). */
@@ -255,8 +303,13 @@ export class Reflector<T = Obj> {
       { err: error instanceof Error ? error.message : String(error), retryInMs: delay },
       'list/watch failed, retrying',
     );
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, delay);
+    await this.pause(delay);
+  }
+
+  /** Waits `ms`, or less when stopped or restarted. */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
       this.wake = () => {
         clearTimeout(t);
         resolve();
@@ -285,6 +338,12 @@ export class Reflector<T = Obj> {
         else this.failures = 0;
       } catch (error) {
         if (this.stopped) break;
+        const missing = this.missingFrom(error);
+        if (missing !== undefined) {
+          this.markMissing(missing);
+          await this.pause(this.missingRecheckMs!);
+          continue;
+        }
         if (error instanceof WatchError && error.status === 410) this.resourceVersion = '';
         this.stats.watchRestarts++;
         await this.backoff(error);

@@ -63,6 +63,11 @@ export function trimPolicy(o: Obj): Obj {
   return { metadata: meta(o, true), spec: o.spec };
 }
 
+/** apiVersion stays: a ClusterNetworkPolicy of another version fails closed (cluster-normalize.ts). */
+export function trimClusterPolicy(o: Obj): Obj {
+  return { apiVersion: o.apiVersion, metadata: meta(o, false), spec: o.spec };
+}
+
 export function trimNode(o: Obj): Obj {
   const spec = obj(o.spec);
   return {

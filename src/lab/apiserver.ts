@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ROUTER } from './addresses.ts';
 import { AdminClient, API_PORT, type KubeObject } from './admin-client.ts';
+import { installClusterPolicyCrd } from './cnp-crd.ts';
 import { ControlPlane } from './control-plane.ts';
 import { ApiServerError } from './errors.ts';
 import { k8sBinaries } from './k8s-binaries.ts';
@@ -32,6 +33,8 @@ export interface ApiServerOptions {
   readyTimeoutMs?: number;
   /** More kube-apiserver flags (appended; a later flag wins). */
   extraArgs?: string[];
+  /** Also install the lab's ClusterNetworkPolicy CRD (src/lab/cnp-crd.ts) before the nodes. */
+  clusterPolicyCrd?: boolean;
 }
 
 export class ApiServer {
@@ -118,6 +121,7 @@ export class ApiServer {
           mode: 0o600,
         },
       );
+      if (options.clusterPolicyCrd) await installClusterPolicyCrd(api.adminClient);
       for (const node of options.nodes ?? []) await api.createNode(node);
     } catch (error) {
       const tail = api.logTail();

@@ -387,7 +387,7 @@ export function normalizeNamespace(raw: unknown, memo?: Memo): Namespace {
 }
 
 export function normalizeNode(raw: unknown): Node {
-  const { spec, status, name } = named(raw, 'Node');
+  const { metadata, spec, status, name } = named(raw, 'Node');
   const addresses: Address[] = [];
   for (const entry of asList(status.addresses) ?? []) {
     const e = asObj(entry);
@@ -402,7 +402,7 @@ export function normalizeNode(raw: unknown): Node {
     const c = parseCidr(t);
     if (typeof c !== 'string') podCIDRs.push(cidrRange(c));
   }
-  return { name, addresses, podCIDRs };
+  return { name, labels: labelsOf(metadata, undefined), addresses, podCIDRs };
 }
 
 /** Kubernetes objects as read from the API or files, before normalization. */

@@ -4,9 +4,22 @@
 import { createHash } from 'node:crypto';
 import type { Address, AddressRange } from './address.ts';
 import { mergeAddresses, mergeRanges, sortedV4Ranges } from './address.ts';
+import type { ClusterPolicy } from './cluster-types.ts';
 import { ClusterIndex, podPeerKey } from './index.ts';
 import type { Memo } from './memo.ts';
-import type { ClusterState, Direction, Peer, Pod, Policy, Protocol, Rule, ValidationIssue } from './types.ts';
+import { planTiers, type TierDirectionPlan, TierOrder, type TierSets } from './plan-tiers.ts';
+import { matchesSelector, selectorKey } from './selector.ts';
+import type {
+  ClusterState,
+  Direction,
+  LabelSelector,
+  Peer,
+  Pod,
+  Policy,
+  Protocol,
+  Rule,
+  ValidationIssue,
+} from './types.ts';
 
 export interface PortRange {
   protocol: Protocol;
@@ -83,6 +96,13 @@ export interface PodPlan {
    */
   auditIngress?: DirectionPlan;
   auditEgress?: DirectionPlan;
+  /**
+   * The ClusterNetworkPolicy rules around the NetworkPolicy stage (plan-tiers.ts, which states the
+   * per-packet cost). Only present when such a rule selects the pod: without, a pod's plan is exactly
+   * what it was before ClusterNetworkPolicies existed.
+   */
+  ingressTiers?: TierDirectionPlan;
+  egressTiers?: TierDirectionPlan;
 }
 
 export interface NodePlan {
@@ -126,7 +146,10 @@ export function mergePorts(ranges: PortRange[]): PortRange[] {
 
 /** Where a plan set's content comes from; resolved once per plan, after every pod is planned. */
 type SetSource =
-  | { kind: 'ipBlock'; meaning: string; peer: Peer & { kind: 'ipBlock' } }
+  /** ipBlocks and ClusterNetworkPolicy networks: the meaning alone fixes the content. */
+  | { kind: 'ipBlock'; meaning: string; ranges: readonly AddressRange[] }
+  /** ClusterNetworkPolicy node peers: the addresses of the nodes whose labels match. */
+  | { kind: 'nodes'; meaning: string; selector: LabelSelector }
   | { kind: 'pods'; meaning: string; peer: Peer & { kind: 'pods' }; namespace: string; peerKey: string }
   | {
       kind: 'named';
@@ -137,13 +160,15 @@ type SetSource =
       peerKey: string | undefined;
       namespace: string;
       name: string;
-      protocol: Protocol;
+      /** undefined: every protocol the name has on a pod (ClusterNetworkPolicy destinationNamedPort). */
+      protocol: Protocol | undefined;
     };
 
 /** Never changed once made (a hit with equal policies is a new entry): diffs compare plans by identity. */
 interface CachedPodPlan {
   readonly pod: Pod;
   readonly policies: readonly Policy[];
+  readonly clusterPolicies: readonly ClusterPolicy[];
   readonly plan: PodPlan;
   readonly sources: readonly (readonly [string, SetSource])[];
 }
@@ -221,14 +246,37 @@ export class PlanCache {
     return set;
   }
 
-  podPlan(pod: Pod, policies: readonly Policy[]): CachedPodPlan | undefined {
+  podPlan(
+    pod: Pod,
+    policies: readonly Policy[],
+    clusterPolicies: readonly ClusterPolicy[],
+  ): CachedPodPlan | undefined {
     const hit = this.pods.get(pod.key);
     if (!hit || hit.pod !== pod) return undefined;
+    const c = hit.clusterPolicies;
+    if (c.length !== clusterPolicies.length || !c.every((p, i) => p === clusterPolicies[i])) return undefined;
     if (hit.policies === policies) return hit;
     // The index rebuilds its selections when any policy changes: equal content still counts.
     if (hit.policies.length !== policies.length || !hit.policies.every((p, i) => p === policies[i]))
       return undefined;
     return { ...hit, policies };
+  }
+
+  /** A set built afresh each plan (few members, e.g. nodes): the previous object when equal in content. */
+  reuseContent(set: PlanSet & { kind: 'addresses' }): PlanSet {
+    const old = this.sets.get(set.id)?.set;
+    const same =
+      old?.kind === 'addresses' &&
+      old.ranges.length === set.ranges.length &&
+      old.ranges.every(
+        (r, i) =>
+          r.family === set.ranges[i]!.family &&
+          r.first === set.ranges[i]!.first &&
+          r.last === set.ranges[i]!.last,
+      );
+    const kept = same ? old : set;
+    this.sets.set(set.id, { members: undefined, set: kept });
+    return kept;
   }
 
   keepPodPlan(entry: CachedPodPlan): void {
@@ -251,22 +299,53 @@ export class Planner {
   private readonly resolved = new Map<string, PlanSet>();
   /** Where the pod being planned records its sets (for the pod plan cache). */
   private recording: (readonly [string, SetSource])[] | undefined;
+  private readonly recorded = new Set<string>();
+  /** Tier plans by the policies selecting a pod (see planTiersShared); one planner, one state. */
+  private readonly sharedTiers = new Map<
+    string,
+    { plan: TierDirectionPlan | undefined; sources: (readonly [string, SetSource])[] }
+  >();
+  private readonly tiers: TierOrder;
+  private readonly tierSets: TierSets;
 
   constructor(stateOrIndex: ClusterState | ClusterIndex, cache: PlanCache = new PlanCache()) {
     this.index = stateOrIndex instanceof ClusterIndex ? stateOrIndex : new ClusterIndex(stateOrIndex);
     this.cache = cache;
+    this.tiers = new TierOrder(this.index.state.clusterPolicies ?? []);
+    // A cluster peer namespace selector is never `own`, so the policy namespace does not matter.
+    this.tierSets = {
+      pods: (peer) => this.peerSet(peer, ''),
+      named: (peer, name) => this.namedPortSet(peer, '', name, undefined),
+      nodes: (selector) => {
+        const meaning = `nodes [${selectorKey(selector)}]`;
+        return this.use(setId('a', meaning, this.index.memo), { kind: 'nodes', meaning, selector });
+      },
+      networks: (cidrs, ranges) => {
+        // One CIDR means what an ipBlock of it means: the same set.
+        const meaning = cidrs.length === 1 ? `ipBlock ${cidrs[0]}` : `networks ${cidrs.join(', ')}`;
+        return this.use(setId('a', meaning, this.index.memo), { kind: 'ipBlock', meaning, ranges });
+      },
+    };
   }
 
   private use(id: string, source: SetSource): string {
     if (!this.sources.has(id)) this.sources.set(id, source);
-    this.recording?.push([id, source]);
+    if (this.recording !== undefined && !this.recorded.has(id)) {
+      // Once per pod: a cache hit replays these, and tier rules name the same sets again and again.
+      this.recorded.add(id);
+      this.recording.push([id, source]);
+    }
     return id;
   }
 
   private peerSet(peer: Peer, policyNamespace: string): string {
     if (peer.kind === 'ipBlock') {
       const meaning = `ipBlock ${peer.cidr}${peer.except.length ? ` except [${peer.except.join(', ')}]` : ''}`;
-      return this.use(setId('a', meaning, this.index.memo), { kind: 'ipBlock', meaning, peer });
+      return this.use(setId('a', meaning, this.index.memo), {
+        kind: 'ipBlock',
+        meaning,
+        ranges: peer.ranges,
+      });
     }
     const meaning = podPeerKey(peer, policyNamespace, this.index.memo);
     return this.use(setId('a', meaning, this.index.memo), {
@@ -283,10 +362,11 @@ export class Planner {
     peer: (Peer & { kind: 'pods' }) | undefined,
     policyNamespace: string,
     name: string,
-    protocol: Protocol,
+    protocol: Protocol | undefined,
   ): string {
     const peerKey = peer && podPeerKey(peer, policyNamespace, this.index.memo);
-    const meaning = peerKey ? `${peerKey}, port ${name}/${protocol}` : `all pods, port ${name}/${protocol}`;
+    const port = protocol === undefined ? name : `${name}/${protocol}`;
+    const meaning = peerKey ? `${peerKey}, port ${port}` : `all pods, port ${port}`;
     return this.use(setId('n', meaning, this.index.memo), {
       kind: 'named',
       meaning,
@@ -305,13 +385,23 @@ export class Planner {
     const source = this.sources.get(id)!;
     let set: PlanSet;
     if (source.kind === 'ipBlock') {
-      const ranges = source.peer.ranges;
+      const ranges = source.ranges;
       set = this.cache.reuse(id, undefined, () => ({
         id,
         kind: 'addresses',
         description: source.meaning,
         ranges: mergeRanges(ranges),
       }));
+    } else if (source.kind === 'nodes') {
+      const addresses: Address[] = [];
+      for (const node of this.index.state.nodes)
+        if (matchesSelector(source.selector, node.labels)) addresses.push(...node.addresses);
+      set = this.cache.reuseContent({
+        id,
+        kind: 'addresses',
+        description: source.meaning,
+        ranges: mergeAddresses(addresses),
+      });
     } else if (source.kind === 'pods') {
       const members = this.index.podPeerMembers(source.peer, source.namespace);
       set = this.cache.reuse(
@@ -337,12 +427,12 @@ export class Planner {
         : this.index.livePods;
       set = this.cache.reuse(id, members, () => {
         const entries: AddressPort[] = [];
-        for (const pod of members) {
-          const cp = pod.ports.find((p) => p.name === source.name && p.protocol === source.protocol);
-          if (cp)
-            for (const address of pod.ips)
-              entries.push({ address, protocol: source.protocol, port: cp.port });
-        }
+        // Every container port of that name (and protocol, for NetworkPolicies), as the evaluator reads
+        // point 9: a pod may declare one name twice (in two containers).
+        for (const pod of members)
+          for (const cp of pod.ports)
+            if (cp.name === source.name && (source.protocol === undefined || cp.protocol === source.protocol))
+              for (const address of pod.ips) entries.push({ address, protocol: cp.protocol, port: cp.port });
         return { id, kind: 'address-ports', description: source.meaning, entries };
       });
     }
@@ -423,19 +513,20 @@ export class Planner {
         numeric.push({ protocol: p.protocol, first: p.port, last: p.endPort ?? p.port });
       else if (direction === 'egress') named.push({ name: p.port, protocol: p.protocol });
       else {
-        const cp = pod.ports.find((c) => c.name === p.port && c.protocol === p.protocol);
-        if (cp) numeric.push({ protocol: p.protocol, first: cp.port, last: cp.port });
+        for (const cp of pod.ports)
+          if (cp.name === p.port && cp.protocol === p.protocol)
+            numeric.push({ protocol: p.protocol, first: cp.port, last: cp.port });
       }
     }
     return { numeric, named };
   }
 
-  planPod(pod: Pod): PodPlan {
+  planPod(pod: Pod, clusterPolicies = this.tiers.selecting(this.index, pod)): PodPlan {
     const ingress = this.planDirection(pod, 'ingress');
     const egress = this.planDirection(pod, 'egress');
     const auditIngress = ingress ? undefined : this.planDirection(pod, 'ingress', true);
     const auditEgress = egress ? undefined : this.planDirection(pod, 'egress', true);
-    return {
+    const plan: PodPlan = {
       key: pod.key,
       addresses: pod.ips,
       ingress,
@@ -443,6 +534,47 @@ export class Planner {
       ...(auditIngress ? { auditIngress } : {}),
       ...(auditEgress ? { auditEgress } : {}),
     };
+    if (clusterPolicies.length === 0) return plan;
+    const ingressTiers = this.planTiersShared(clusterPolicies, 'ingress', pod);
+    const egressTiers = this.planTiersShared(clusterPolicies, 'egress', pod);
+    if (ingressTiers) plan.ingressTiers = ingressTiers;
+    if (egressTiers) plan.egressTiers = egressTiers;
+    return plan;
+  }
+
+  /**
+   * planTiers, shared by the pods the same ClusterNetworkPolicies select (and, where an ingress rule
+   * names a port, that declare the same ports): one TierDirectionPlan object for all of them, so the
+   * rules are planned once per plan and walked once when collecting sets.
+   */
+  private planTiersShared(
+    policies: readonly ClusterPolicy[],
+    direction: Direction,
+    pod: Pod,
+  ): TierDirectionPlan | undefined {
+    let key = `${direction}\0${policies.map((p) => p.key).join('\0')}`;
+    const named =
+      direction === 'ingress' &&
+      policies.some((p) => p.ingress.some((r) => r.ports?.some((x) => x.kind === 'named')));
+    if (named) key += `\0${pod.ports.map((c) => `${c.name}/${c.protocol}/${c.port}`).join(',')}`;
+    let entry = this.sharedTiers.get(key);
+    if (entry === undefined) {
+      const sources: (readonly [string, SetSource])[] = [];
+      const outer = this.recording;
+      const outerRecorded = new Set(this.recorded);
+      this.recording = sources;
+      this.recorded.clear();
+      try {
+        entry = { plan: planTiers(policies, direction, pod, this.tierSets), sources };
+      } finally {
+        this.recording = outer;
+        this.recorded.clear();
+        for (const id of outerRecorded) this.recorded.add(id);
+      }
+      this.sharedTiers.set(key, entry);
+    }
+    for (const [id, source] of entry.sources) this.use(id, source);
+    return entry.plan;
   }
 
   /** planPod through the cache: the same pod object selected by the same policies keeps its plan. */
@@ -450,7 +582,8 @@ export class Planner {
     const audit = this.index.auditPoliciesSelecting(pod);
     const enforced = this.index.policiesSelecting(pod);
     const policies = audit.length === 0 ? enforced : [...enforced, ...audit];
-    const hit = this.cache.podPlan(pod, policies);
+    const clusterPolicies = this.tiers.selecting(this.index, pod);
+    const hit = this.cache.podPlan(pod, policies, clusterPolicies);
     if (hit) {
       for (const [id, source] of hit.sources) this.use(id, source);
       this.cache.keepPodPlan(hit);
@@ -458,9 +591,10 @@ export class Planner {
     }
     const sources: (readonly [string, SetSource])[] = [];
     this.recording = sources;
+    this.recorded.clear();
     try {
-      const plan = this.planPod(pod);
-      this.cache.keepPodPlan({ pod, policies, plan, sources });
+      const plan = this.planPod(pod, clusterPolicies);
+      this.cache.keepPodPlan({ pod, policies, clusterPolicies, plan, sources });
       return plan;
     } finally {
       this.recording = undefined;
@@ -471,7 +605,8 @@ export class Planner {
   peerKeysUsed(): Set<string> {
     const keys = new Set<string>();
     // The keys were made with the sources, which cached pod plans keep: no string is built per sync.
-    for (const s of this.sources.values()) if (s.kind !== 'ipBlock' && s.peerKey) keys.add(s.peerKey);
+    for (const s of this.sources.values())
+      if ((s.kind === 'pods' || s.kind === 'named') && s.peerKey) keys.add(s.peerKey);
     return keys;
   }
 
@@ -481,11 +616,23 @@ export class Planner {
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
       .map((p) => this.planPodCached(p));
     const used = new Set<string>();
-    for (const p of pods)
+    const walked = new Set<TierDirectionPlan>();
+    for (const p of pods) {
       for (const d of [p.ingress, p.egress, p.auditIngress, p.auditEgress])
         for (const a of d?.allows ?? []) if (a.set) used.add(a.set);
+      // Shared between pods: each walked once.
+      for (const t of [p.ingressTiers, p.egressTiers])
+        if (t !== undefined && !walked.has(t)) {
+          walked.add(t);
+          tierSetsUsed(t, used);
+        }
+    }
     const sets = [...used].sort().map((id) => this.resolve(id));
-    const issues = [...this.index.state.policies.flatMap((p) => p.issues), ...this.index.addressConflicts()];
+    const issues = [
+      ...this.index.state.policies.flatMap((p) => p.issues),
+      ...(this.index.state.clusterPolicies ?? []).flatMap((p) => p.issues),
+      ...this.index.addressConflicts(),
+    ];
     this.cache.rotate();
     return {
       node: nodeName,
@@ -496,6 +643,12 @@ export class Planner {
       issues,
     };
   }
+}
+
+/** Adds the sets a pod's tier rules use (no arrays built: 100 policies x 200 pods is 60,000 rules a plan). */
+function tierSetsUsed(plan: TierDirectionPlan, used: Set<string>): void {
+  for (const rules of [plan.admin, plan.baseline])
+    for (const r of rules) for (const m of r.matches) if (m.set !== undefined) used.add(m.set);
 }
 
 /** Convenience: the plan of one node for a cluster state. */

@@ -23,7 +23,7 @@ import {
 } from './evaluate.ts';
 import { type ClusterIndex, isLivePod } from './index.ts';
 import { matchesSelector } from './selector.ts';
-import type { Direction, LabelSelector, Labels, Node, Pod, ValidationIssue } from './types.ts';
+import type { Direction, LabelSelector, Labels, Pod, ValidationIssue } from './types.ts';
 import { PROTOCOLS } from './types.ts';
 
 /** One ClusterNetworkPolicy rule that matched, with the action it took. */
@@ -86,16 +86,6 @@ export function subjectSelects(index: ClusterIndex, policy: ClusterPolicy, pod: 
   return policy.subject.kind === 'namespaces' || matchesSelector(policy.subject.pods, pod.labels);
 }
 
-/**
- * The labels a node peer matches. The normalized Node carries none yet (the agent's watch adds them next);
- * until then a node has the labels every kubelet sets that tollgate can know: its hostname, and
- * kubernetes.io/os = linux (tollgate's agent runs on Linux nodes only).
- */
-export function nodeLabels(node: Node): Labels {
-  const labels = (node as Node & { labels?: Labels }).labels;
-  return labels ?? { 'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux' };
-}
-
 function podInScope(index: ClusterIndex, namespaces: LabelSelector, pod: Pod): boolean {
   const ns = namespaceLabels(index, pod.namespace);
   return isLivePod(pod) && ns !== undefined && matchesSelector(namespaces, ns);
@@ -112,7 +102,7 @@ function peerMatches(index: ClusterIndex, peer: ClusterPeer, other: Endpoint): b
         matchesSelector(peer.pods, other.pod.labels)
       );
     case 'nodes':
-      return other.kind === 'node' && matchesSelector(peer.nodes, nodeLabels(other.node));
+      return other.kind === 'node' && matchesSelector(peer.nodes, other.node.labels);
     case 'networks':
       // Any address in the CIDRs, pods and nodes included.
       return peer.ranges.some((r) => rangeContains(r, other.address));

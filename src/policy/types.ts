@@ -53,6 +53,8 @@ export interface Namespace {
 
 export interface Node {
   readonly name: string;
+  /** metadata.labels: ClusterNetworkPolicy node peers select nodes by them (semantics 22). */
+  readonly labels: Labels;
   /** The node's own addresses: traffic between them and the node's pods always passes (point 12). */
   readonly addresses: readonly Readonly<Address>[];
   readonly podCIDRs: readonly Readonly<AddressRange>[];

@@ -297,7 +297,8 @@ export class World {
     const nodes = this.nodes.map((n) => ({
       apiVersion: 'v1',
       kind: 'Node',
-      metadata: { name: n.name },
+      // What every kubelet sets (ClusterNetworkPolicy node peers select by them).
+      metadata: { name: n.name, labels: { 'kubernetes.io/hostname': n.name, 'kubernetes.io/os': 'linux' } },
       spec: { podCIDR: n.podCIDR4, podCIDRs: [n.podCIDR4, n.podCIDR6] },
       status: {
         addresses: [

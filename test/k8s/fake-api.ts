@@ -21,6 +21,10 @@ export class FakeApi implements ListWatch {
   failLists: number | undefined;
   /** When true, new watches are answered with 410 Gone (their resourceVersion is "too old"). */
   goneOnWatch = false;
+  /** Paths answered with an HTTP status, lists and watches alike: 404 for a CRD not installed, 403. */
+  readonly refuse = new Map<string, number>();
+  /** Requests answered from `refuse`. */
+  refusals = 0;
 
   private bucket(path: string): Map<string, Obj> {
     const b = this.objects.get(path) ?? new Map<string, Obj>();
@@ -52,6 +56,11 @@ export class FakeApi implements ListWatch {
   async listPage(path: string, options: { limit: number; continue?: string }): Promise<ListPage> {
     if (this.failLists !== undefined)
       throw new WatchError('E_K8S_HTTP', `list ${path}: ${this.failLists}`, this.failLists);
+    const refused = this.refuse.get(path);
+    if (refused !== undefined) {
+      this.refusals++;
+      throw new WatchError('E_K8S_HTTP', `list ${path}: ${refused}`, refused);
+    }
     this.lists++;
     const all = [...this.bucket(path).values()];
     const start = options.continue ? Number(options.continue) : 0;
@@ -67,6 +76,11 @@ export class FakeApi implements ListWatch {
     onDone: OpenWatch['onDone'],
   ): Promise<AbortController> {
     this.watchCalls++;
+    const refused = this.refuse.get(path);
+    if (refused !== undefined) {
+      this.refusals++;
+      throw new WatchError('E_K8S_HTTP', `watch ${path}: ${refused}`, refused);
+    }
     const abort = new AbortController();
     if (this.goneOnWatch) {
       queueMicrotask(() => onEvent('ERROR', { code: 410, message: 'too old resource version' }));

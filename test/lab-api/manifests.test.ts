@@ -75,6 +75,7 @@ else if (await requireBinaries(t)) {
       ['namespaces', ''],
       ['nodes', ''],
       ['networkpolicies', 'networking.k8s.io'],
+      ['clusternetworkpolicies', 'policy.networking.k8s.io'],
     ] as const) {
       for (const verb of ['get', 'list', 'watch'])
         t.ok(await can(verb, resource, group), `${verb} ${resource}`);

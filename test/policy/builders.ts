@@ -50,7 +50,7 @@ export function policy(key: string, spec: Record<string, unknown>) {
 
 export const nodes = [
   {
-    metadata: { name: 'n1' },
+    metadata: { name: 'n1', labels: { 'kubernetes.io/hostname': 'n1', 'kubernetes.io/os': 'linux' } },
     spec: { podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] },
     status: {
       addresses: [
@@ -60,7 +60,7 @@ export const nodes = [
     },
   },
   {
-    metadata: { name: 'n2' },
+    metadata: { name: 'n2', labels: { 'kubernetes.io/hostname': 'n2', 'kubernetes.io/os': 'linux' } },
     spec: { podCIDRs: ['10.244.2.0/24', 'fd00:10:244:2::/64'] },
     status: {
       addresses: [

@@ -1,7 +1,9 @@
 // A tiny, test-only interpreter of per-node plans: decides a flow the way the dataplane will (look up the
-// source's egress plan and the destination's ingress plan by address), to check plans against the evaluator.
+// source's egress plan and the destination's ingress plan by address, each through the Admin rules, the
+// NetworkPolicy stage and the Baseline rules), to check plans against the evaluators.
 import { type Address, addressKey, rangeContains } from '../../src/policy/address.ts';
-import type { DirectionPlan, NodePlan, PlanAllow, PlanSet, PodPlan } from '../../src/policy/plan.ts';
+import type { DirectionPlan, NodePlan, PlanSet, PodPlan } from '../../src/policy/plan.ts';
+import type { TierDirectionPlan, TierMatchPlan } from '../../src/policy/plan-tiers.ts';
 
 const PORT_PROTOCOLS = ['TCP', 'UDP', 'SCTP'];
 
@@ -16,7 +18,7 @@ export class PlanMatcher {
     }
   }
 
-  private allowMatches(allow: PlanAllow, peer: Address, protocol: string, port: number): boolean {
+  private allowMatches(allow: TierMatchPlan, peer: Address, protocol: string, port: number): boolean {
     const set = allow.set === undefined ? undefined : this.sets.get(allow.set);
     if (allow.kind === 'address-ports') {
       if (set?.kind !== 'address-ports') throw new Error(`set ${allow.set} missing`);
@@ -40,6 +42,26 @@ export class PlanMatcher {
     return plan.allows.some((a) => this.allowMatches(a, peer, protocol, port));
   }
 
+  /** The first tier rule whose matches hit, if any. */
+  private firstRule(rules: TierDirectionPlan['admin'], peer: Address, protocol: string, port: number) {
+    return rules.find((r) => r.matches.some((m) => this.allowMatches(m, peer, protocol, port)));
+  }
+
+  /** Semantics 20-21: Admin (Accept/Deny final, Pass on), NetworkPolicy when isolated, Baseline, allow. */
+  private decideDirection(
+    plan: DirectionPlan | undefined,
+    tiers: TierDirectionPlan | undefined,
+    peer: Address,
+    protocol: string,
+    port: number,
+  ): boolean {
+    const admin = tiers && this.firstRule(tiers.admin, peer, protocol, port);
+    if (admin && admin.action !== 'Pass') return admin.action === 'Accept';
+    if (plan) return this.directionAllows(plan, peer, protocol, port);
+    const baseline = tiers && this.firstRule(tiers.baseline, peer, protocol, port);
+    return baseline?.action !== 'Deny';
+  }
+
   decide(src: Address, dst: Address, protocol: string, port: number): boolean {
     const s = this.pods.get(addressKey(src));
     const d = this.pods.get(addressKey(dst));
@@ -48,8 +70,8 @@ export class PlanMatcher {
       p?.node.nodeAddresses.some((n) => addressKey(n) === addressKey(a));
     if (isNodeOf(s, dst) || isNodeOf(d, src)) return true;
     return (
-      this.directionAllows(s?.pod.egress, dst, protocol, port) &&
-      this.directionAllows(d?.pod.ingress, src, protocol, port)
+      this.decideDirection(s?.pod.egress, s?.pod.egressTiers, dst, protocol, port) &&
+      this.decideDirection(d?.pod.ingress, d?.pod.ingressTiers, src, protocol, port)
     );
   }
 }

@@ -99,7 +99,7 @@ t.test('kubectl apply -f daemonset/ creates the Namespace before anything in it'
   );
 });
 
-t.test('the ClusterRole reads pods, namespaces, nodes and networkpolicies, nothing more', async (t) => {
+t.test('the ClusterRole reads pods, namespaces, nodes and the two policy kinds, nothing more', async (t) => {
   const role = find('ClusterRole', 'tollgate');
   const granted = new Set<string>();
   for (const rule of role.rules) {
@@ -109,8 +109,14 @@ t.test('the ClusterRole reads pods, namespaces, nodes and networkpolicies, nothi
   }
   t.same(
     [...granted].sort(),
-    ['/namespaces', '/nodes', '/pods', 'networking.k8s.io/networkpolicies'],
-    'exactly the four resources',
+    [
+      '/namespaces',
+      '/nodes',
+      '/pods',
+      'networking.k8s.io/networkpolicies',
+      'policy.networking.k8s.io/clusternetworkpolicies',
+    ],
+    'exactly the five resources',
   );
   const binding = find('ClusterRoleBinding', 'tollgate');
   t.same(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tollgate' });
