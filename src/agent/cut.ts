@@ -1,6 +1,6 @@
 // --established=cut (semantics point 16's option): after a sync that changed the node's table, the node's
 // conntrack entries that the current policies no longer allow are deleted, and only those; each cut is
-// logged and counted. Decides with the reference evaluator over the index the table was planned from, in
+// logged and counted. Decides with the reference evaluator over the newest index (read after the dump), in
 // the directions this node enforces. Never changes the table and never fails a sync.
 //
 // After a delete, the connection's next packet finds no entry: TCP's loose pickup (nf_conntrack_tcp_loose,
@@ -100,12 +100,12 @@ export interface CutResult {
   cut: number;
   /** Already gone when deleted (closed or expired meanwhile). */
   gone: number;
+  /** Deletes the kernel refused (the pass is retried). */
+  failed: number;
 }
 
-/** Runs the cut after each changing sync; a failed one is retried after the next sync, changed or not. */
+/** One cut pass at a time (cut-worker.ts schedules them, off the sync loop, and retries failed ones). */
 export class ConnectionCutter {
-  /** A cut failed (the dump or a delete): the next sync cuts again even if it changes nothing. */
-  pending = false;
   private readonly conntrack: ConntrackAccess;
   private readonly log: Logger;
   private readonly metrics: Metrics;
@@ -122,28 +122,32 @@ export class ConnectionCutter {
     this.conntrack.close?.();
   }
 
-  /** Dumps, decides and deletes; logs its own failures (the table is programmed whatever happens here). */
-  async cut(index: ClusterIndex, cause: string): Promise<CutResult | undefined> {
-    const result: CutResult = { examined: 0, cut: 0, gone: 0 };
+  /**
+   * Dumps, decides and deletes; logs its own failures (the table is programmed whatever happens here).
+   * The index is read after the dump, so what a sync programmed meanwhile is what judges. Undefined: the dump failed.
+   */
+  async cut(currentIndex: () => ClusterIndex | undefined, cause: string): Promise<CutResult | undefined> {
+    const result: CutResult = { examined: 0, cut: 0, gone: 0, failed: 0 };
     try {
       const dump = await this.conntrack.dump();
+      const index = currentIndex();
+      if (!index) return result;
       result.examined = dump.entries.length;
       if (dump.undecodable > 0)
         this.log.warn(
           { undecodable: dump.undecodable },
           'conntrack entries that did not decode were not examined',
         );
-      let failed = 0;
       for (const d of connectionsToCut(index, this.nodeName, dump.entries)) {
         let outcome: DeleteOutcome;
         try {
           outcome = await this.conntrack.delete(d.entry);
         } catch (error) {
-          failed++;
+          result.failed++;
           this.metrics.connectionCutErrors.inc();
           this.log.error(
             { err: (error as Error).message, pod: d.pod, tuple: formatTuple(d.entry.orig) },
-            'could not cut a connection the policies no longer allow; retried after the next sync',
+            'could not cut a connection the policies no longer allow; the pass is retried',
           );
           continue;
         }
@@ -167,16 +171,14 @@ export class ConnectionCutter {
           'connection cut: the policies no longer allow it',
         );
       }
-      this.pending = failed > 0;
       // One line per pass (only with --established=cut, after a changing sync): says the pass is done.
-      this.log.info({ ...result, failed, change: cause }, CUT_PASS_MESSAGE);
+      this.log.info({ ...result, change: cause }, CUT_PASS_MESSAGE);
       return result;
     } catch (error) {
-      this.pending = true;
       this.metrics.connectionCutErrors.inc();
       this.log.error(
         { err: (error as Error).message },
-        'could not read the conntrack table to cut connections; retried after the next sync',
+        'could not read the conntrack table to cut connections; the pass is retried',
       );
       return undefined;
     }
