@@ -11,10 +11,11 @@
 // table to require a SYN for new TCP connections (or nf_conntrack_tcp_loose=0 on the node).
 
 import type { Logger } from 'pino';
-import type { CtEntry } from '../conntrack/entry.ts';
+import type { AddressSet, CtEntry } from '../conntrack/entry.ts';
 import { formatTuple } from '../conntrack/entry.ts';
 import type { ConntrackDump, DeleteOutcome } from '../conntrack/socket.ts';
 import { protoName } from '../nft/datatypes.ts';
+import type { Family } from '../policy/address.ts';
 import { describeEndpoint, type Endpoint, endpointAt, evaluate } from '../policy/evaluate.ts';
 import type { ClusterIndex } from '../policy/index.ts';
 import type { Direction } from '../policy/types.ts';
@@ -28,7 +29,8 @@ export type EstablishedMode = (typeof ESTABLISHED_MODES)[number];
 
 /** The node's conntrack table (src/conntrack/socket.ts in the node's namespace; fakes in tests). */
 export interface ConntrackAccess {
-  dump(): Promise<ConntrackDump>;
+  /** With `only`, entries whose original and reply sources are both outside it may be left out. */
+  dump(family?: Family, only?: AddressSet): Promise<ConntrackDump>;
   delete(entry: CtEntry): Promise<DeleteOutcome>;
   close?(): void;
 }
@@ -95,8 +97,25 @@ export function connectionsToCut(
   return out;
 }
 
+/**
+ * Every address of the node's live pods: a superset of the addresses connectionsToCut finds a local pod
+ * at, so an entry with neither source in it is one it would skip anyway.
+ */
+export function localAddresses(index: ClusterIndex, nodeName: string): AddressSet {
+  const v4 = new Set<number>();
+  const v6 = new Set<bigint>();
+  for (const pod of index.podsOnNode(nodeName))
+    for (const ip of pod.ips)
+      if (ip.family === 4) v4.add(Number(ip.value));
+      else v6.add(ip.value);
+  return { v4, v6 };
+}
+
 export interface CutResult {
+  /** Entries decoded and judged. */
   examined: number;
+  /** Entries with no local pod at either end, left undecoded. */
+  skipped: number;
   cut: number;
   /** Already gone when deleted (closed or expired meanwhile). */
   gone: number;
@@ -127,11 +146,14 @@ export class ConnectionCutter {
    * The index is read after the dump, so what a sync programmed meanwhile is what judges. Undefined: the dump failed.
    */
   async cut(currentIndex: () => ClusterIndex | undefined, cause: string): Promise<CutResult | undefined> {
-    const result: CutResult = { examined: 0, cut: 0, gone: 0, failed: 0 };
+    const result: CutResult = { examined: 0, skipped: 0, cut: 0, gone: 0, failed: 0 };
+    const before = currentIndex();
+    if (!before) return result;
     try {
-      const dump = await this.conntrack.dump();
-      const index = currentIndex();
-      if (!index) return result;
+      // Pods that become local during the dump came with a changing sync, which asks for another pass.
+      const dump = await this.conntrack.dump(undefined, localAddresses(before, this.nodeName));
+      const index = currentIndex() ?? before;
+      result.skipped = dump.skipped;
       result.examined = dump.entries.length;
       if (dump.undecodable > 0)
         this.log.warn(

@@ -115,7 +115,7 @@ class FakeConntrack implements ConntrackAccess {
       this.failDumps--;
       throw new ConntrackError('E_CONNTRACK_IO', 'conntrack dump: no answer (injected)');
     }
-    return { entries: [...this.entries], undecodable: 0 };
+    return { entries: [...this.entries], undecodable: 0, skipped: 0 };
   }
   async delete(e: CtEntry) {
     const i = this.entries.indexOf(e);

@@ -10,7 +10,7 @@ import type { CtEntry } from '../../src/conntrack/entry.ts';
 import { ConntrackSocket } from '../../src/conntrack/socket.ts';
 import { RpcChild } from '../../src/lab/rpc.ts';
 import { Chain, m, NfnlSocket, Rule, Table, Transaction } from '../../src/nft/index.ts';
-import { formatAddress } from '../../src/policy/address.ts';
+import { formatAddress, parseAddress } from '../../src/policy/address.ts';
 
 interface Args {
   clientNs: string;
@@ -119,6 +119,16 @@ try {
     v4HasV6: v4.some((e) => e.family === 6),
     v6HasV4: v6.some((e) => e.family === 4),
     v6HasC3: find(v6, a.server6, a.cut) !== undefined,
+  };
+  // Only the entries with the IPv6 server at one end: the IPv4 ones are skipped undecoded.
+  const server6 = parseAddress(a.server6)!.value;
+  const only = await ct.dump(undefined, { v4: new Set(), v6: new Set([server6]) });
+  out.only = {
+    hasC3: find(only.entries, a.server6, a.cut) !== undefined,
+    allTouch: only.entries.every((e) => e.orig.src.value === server6 || e.reply.src.value === server6),
+    skipped: only.skipped,
+    total: all.length,
+    kept: only.entries.length,
   };
 
   // The "policy change": the cut port is no longer allowed. Established connections still pass.

@@ -81,6 +81,8 @@ t.test('dump, delete by tuple, and what a deleted connection meets', async (t) =
     [false, false, true],
     'per-family dumps',
   );
+  t.match(out.only, { hasC3: true, allTouch: true }, 'a dump for one address keeps its entries');
+  t.ok(out.only.skipped >= 2 && out.only.skipped + out.only.kept === out.only.total, 'and skips the others');
   t.same(out.afterChange, { c1: true, c2: true, c3: true }, 'without a delete, established connections pass');
   t.same(out.deleted, ['deleted', 'deleted'], 'both entries deleted');
   t.equal(out.deletedAgain, 'gone', 'a second delete finds it gone (ENOENT is no error)');
