@@ -7,8 +7,25 @@
 // on by default) makes it ct state new, so it meets the pod's isolation like a new connection and is
 // dropped. Limit: if the first packet after the cut comes from the far end and that direction is allowed
 // as a new connection (e.g. the server's egress when only its ingress was tightened), the pickup creates a
-// new entry in the reverse orientation and the flow passes again as its "replies". Closing that needs the
-// table to require a SYN for new TCP connections (or nf_conntrack_tcp_loose=0 on the node).
+// new entry in the reverse orientation and the flow passes again as its "replies" (point 11 then lets
+// through what point 10 denies). The options, weighed (issue 18, follow-up):
+// 1. The table, in cut mode, drops local pods' TCP packets in ct state new that are not a bare SYN
+//    (`tcp flags & (fin|syn|rst|ack) != syn`), in both hooks: tcp_loose=0 for pod traffic only. Closes
+//    the gap per packet, in the kernel, without a race. It must cover the pod's egress as well even when
+//    only its ingress is isolated (the reverse pickup is made by the server's outgoing packet). Cost: a
+//    pod connection whose entry is lost for another reason (a conntrack flush, an entry evicted from a
+//    full table) is dropped instead of picked up and has to reconnect; host traffic is untouched. A
+//    src/compile change: the recommended fix, not made here.
+// 2. The agent re-cuts the reversed entry: remember the tuples it cut for a while and, in a pass of its
+//    own timer (no sync comes), delete an entry whose original tuple is the reverse of a cut one (with
+//    the pickup's BE_LIBERAL flags in both directions). Right by 10, 11 and 16 (it is the denied
+//    connection, not a reply of an allowed one; the evaluator alone would call it a new server-to-client
+//    connection that may be allowed), but not a fix: packets pass between the pickup and each re-cut, and
+//    while the server keeps sending every re-cut invites the next pickup, so the flow limps on. Not done.
+// 3. nf_conntrack_tcp_loose=0 in the node's network namespace (per namespace): a packet without an entry
+//    is ct state invalid from either end and is dropped (the root test in test/conntrack shows it). Closes
+//    the gap today, but node-wide (host traffic too): the operator's choice, documented in the README;
+//    the agent never sets it.
 
 import type { Logger } from 'pino';
 import type { AddressSet, CtEntry } from '../conntrack/entry.ts';

@@ -3,6 +3,7 @@
 // connections from the client namespace (src/lab/holder.ts), then stops allowing one port and deletes
 // conntrack entries with our ctnetlink client. Prints one JSON line; never run it in the root namespace.
 
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +24,8 @@ interface Args {
   /** A server that can send first (the reverse pickup case). */
   push: number;
   timeoutMs: number;
+  /** Sets nf_conntrack_tcp_loose in this (the server's) namespace. */
+  tcpLoose?: 0;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON for the test, checked field by field there
@@ -48,6 +51,11 @@ const nft = new NfnlSocket();
 const ct = new ConntrackSocket();
 let holder: RpcChild<{ id: number; ok: boolean; detail: string }> | undefined;
 try {
+  if (a.tcpLoose !== undefined) {
+    const path = '/proc/sys/net/netfilter/nf_conntrack_tcp_loose';
+    writeFileSync(path, `${a.tcpLoose}\n`);
+    out.tcpLoose = readFileSync(path, 'utf8').trim();
+  }
   const tx = new Transaction();
   tx.add(new Table({ family, name: table }));
   tx.add(new Chain({ family, table, name: 'allow' }));
