@@ -12,6 +12,7 @@ import type { Metrics } from './metrics.ts';
 
 const RETRY_FIRST_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
+const RETRY = 'retry';
 
 export class CutWorker {
   private readonly cutter: ConnectionCutter;
@@ -21,6 +22,8 @@ export class CutWorker {
   private running = false;
   private wanted = false;
   private cause = '';
+  /** Changing syncs that asked for a pass; a pass started after the n-th covers the first n. */
+  private requested = 0;
   private failures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -43,6 +46,7 @@ export class CutWorker {
     if (this.stopped) return;
     this.wanted = true;
     this.cause = cause;
+    if (cause !== RETRY) this.requested++;
     if (this.running) this.metrics.cutPassWaiting.set(1);
     else void this.loop();
   }
@@ -66,10 +70,11 @@ export class CutWorker {
         clearTimeout(this.retryTimer);
         this.retryTimer = undefined;
         const cause = this.cause;
+        const syncs = this.requested;
         const started = performance.now();
         this.metrics.cutPassStarted.set(Date.now() / 1000);
         // The cutter reads the index after its dump: the decision is made with the newest one.
-        const result = await this.cutter.cut(this.index, cause);
+        const result = await this.cutter.cut(this.index, cause, syncs);
         const ok = result !== undefined && result.failed === 0;
         this.metrics.cutPassStarted.set(0);
         this.metrics.cutPassDuration.observe((performance.now() - started) / 1000);
@@ -88,7 +93,7 @@ export class CutWorker {
     const ms = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(this.failures - 1, 10));
     this.log.warn({ retryInMs: ms, failures: this.failures }, 'cut pass failed; retrying');
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.request('retry'), ms);
+    this.retryTimer = setTimeout(() => this.request(RETRY), ms);
     this.retryTimer.unref();
   }
 }

@@ -162,7 +162,11 @@ export class ConnectionCutter {
    * Dumps, decides and deletes; logs its own failures (the table is programmed whatever happens here).
    * The index is read after the dump, so what a sync programmed meanwhile is what judges. Undefined: the dump failed.
    */
-  async cut(currentIndex: () => ClusterIndex | undefined, cause: string): Promise<CutResult | undefined> {
+  async cut(
+    currentIndex: () => ClusterIndex | undefined,
+    cause: string,
+    syncs?: number,
+  ): Promise<CutResult | undefined> {
     const result: CutResult = { examined: 0, skipped: 0, cut: 0, gone: 0, failed: 0 };
     const before = currentIndex();
     if (!before) return result;
@@ -210,8 +214,9 @@ export class ConnectionCutter {
           'connection cut: the policies no longer allow it',
         );
       }
-      // One line per pass (only with --established=cut, after a changing sync): says the pass is done.
-      this.log.info({ ...result, change: cause }, CUT_PASS_MESSAGE);
+      // One line per pass (only with --established=cut, after a changing sync): says the pass is done, and
+      // (syncs) how many changing syncs it covers: passes coalesce, so there can be fewer than syncs.
+      this.log.info({ ...result, change: cause, syncs }, CUT_PASS_MESSAGE);
       return result;
     } catch (error) {
       this.metrics.connectionCutErrors.inc();

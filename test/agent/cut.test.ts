@@ -222,7 +222,7 @@ t.test(
 t.test(
   'a pass stuck on conntrack never holds up a sync; the pass after it judges with the newest index',
   async (t) => {
-    const { api, ct, a, kernel } = setup(t, 'cut');
+    const { api, ct, a, kernel, lines } = setup(t, 'cut');
     const webToDb = tcp('10.244.1.40', 40001, '10.244.1.20', 5432);
     ct.entries.push(webToDb);
     let release!: () => void;
@@ -251,6 +251,12 @@ t.test(
     t.match(await metric('tollgate_cut_pass_waiting'), / 0$/m);
     t.match(await metric('tollgate_cut_pass_started_timestamp_seconds'), / 0$/m, 'no pass runs');
     t.match(await metric('tollgate_cut_pass_duration_seconds'), /_count 2$/m);
+    const syncs = lines.filter((l) => l.msg === 'synced').length;
+    t.match(
+      lines.filter((l) => l.msg === CUT_PASS_MESSAGE).at(-1),
+      { syncs },
+      'the last pass line covers every changing sync',
+    );
   },
 );
 
