@@ -80,7 +80,7 @@ export class CutWorker {
         this.metrics.cutPassDuration.observe((performance.now() - started) / 1000);
         this.metrics.cutPasses.inc({ result: ok ? 'ok' : 'error' });
         if (ok) this.failures = 0;
-        else this.scheduleRetry();
+        else if (!this.stopped) this.scheduleRetry();
       }
     } finally {
       this.running = false;
