@@ -27,6 +27,7 @@ import type { ClusterState, Namespace, Node, Pod, Policy } from '../policy/types
 import { closedState, readLastKnown, writeLastKnown } from './boot.ts';
 import { ClusterPolicyReport } from './cluster-policies.ts';
 import { ConnectionCutter, type ConntrackAccess, type EstablishedMode } from './cut.ts';
+import { CutWorker } from './cut-worker.ts';
 import type { LockHolder } from './lock.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { LoggedOnce } from './once.ts';
@@ -157,8 +158,9 @@ export class Agent {
   private reporter: DropReporter | undefined;
   private lastKnownText: string | undefined;
   private readonly startedAt = performance.now();
-  /** --established=cut: deletes what the new policies no longer allow after each changing sync. */
+  /** --established=cut: deletes what the new policies no longer allow, off the sync loop. */
   private cutter: ConnectionCutter | undefined;
+  private cuts: CutWorker | undefined;
 
   constructor(
     client: ListWatch,
@@ -286,6 +288,7 @@ export class Agent {
     this.monitor?.close();
     this.store.stop();
     await this.runner.stop();
+    this.cuts?.stop();
     this.cutter?.close();
     await this.parts.lock?.release();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
@@ -582,7 +585,7 @@ export class Agent {
       this.metrics.consecutiveFailures.set(0);
       this.metrics.lastSuccess.set(Date.now() / 1000);
       this.rememberPodRanges(state);
-      await this.cutConnections(result);
+      this.cutConnections(result);
     } catch (error) {
       this.failures++;
       this.failingSince ??= performance.now();
@@ -600,10 +603,9 @@ export class Agent {
     }
   }
 
-  /** --established=cut, after a sync that changed the table (or after a cut that failed). */
-  private async cutConnections(result: SyncResult): Promise<void> {
-    const index = this.reconciler.clusterIndex;
-    if (this.options.established !== 'cut' || !this.parts.conntrack || !index) return;
+  /** --established=cut, after a sync that changed the table: asks for a pass and never waits for it. */
+  private cutConnections(result: SyncResult): void {
+    if (this.options.established !== 'cut' || !this.parts.conntrack || result.kind === 'none') return;
     try {
       this.cutter ??= new ConnectionCutter(
         this.parts.conntrack(),
@@ -620,8 +622,8 @@ export class Agent {
       );
       return;
     }
-    if (result.kind === 'none' && !this.cutter.pending) return;
-    await this.cutter.cut(index, `${result.kind} sync`);
+    this.cuts ??= new CutWorker(this.cutter, () => this.reconciler.clusterIndex, this.metrics, this.log);
+    this.cuts.request(`${result.kind} sync`);
   }
 
   /** What the node enforces while the agent cannot program what the policies say. */
@@ -772,6 +774,11 @@ export class Agent {
   /** Resolves when no sync is running or pending (tests, benchmarks). */
   idle(): Promise<void> {
     return this.runner.idle();
+  }
+
+  /** Resolves when no cut pass runs or waits (tests). */
+  cutsIdle(): Promise<void> {
+    return this.cuts?.idle() ?? Promise.resolve();
   }
 }
 

@@ -132,7 +132,29 @@ function cutMetrics(registry: Registry) {
     }),
     connectionCutErrors: new Counter({
       name: 'tollgate_connection_cut_errors_total',
-      help: 'Failed conntrack dumps or deletes while cutting connections (retried after the next sync).',
+      help: 'Failed conntrack dumps or deletes while cutting connections (the pass is retried with backoff).',
+      registers: [registry],
+    }),
+    cutPasses: new Counter({
+      name: 'tollgate_cut_passes_total',
+      help: 'Cut passes (src/agent/cut-worker.ts) by result: ok, or error (a dump or delete failed; retried with backoff).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    cutPassDuration: new Histogram({
+      name: 'tollgate_cut_pass_duration_seconds',
+      help: 'Time of one cut pass: dumping the conntrack table, deciding each entry, deleting the denied ones.',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    cutPassStarted: new Gauge({
+      name: 'tollgate_cut_pass_started_timestamp_seconds',
+      help: 'When the cut pass in progress started (0: none runs); a stuck pass shows as an old timestamp.',
+      registers: [registry],
+    }),
+    cutPassWaiting: new Gauge({
+      name: 'tollgate_cut_pass_waiting',
+      help: '1: a changing sync asked for a cut pass while one runs; one more pass runs after it, against the newest index.',
       registers: [registry],
     }),
   };

@@ -151,6 +151,39 @@ function decodeTuple(b: Buffer, top: Int32Array, type: number, what: string): Ct
   return tuple;
 }
 
+/** Addresses to look for in a dump (a node's pods), keyed as the raw attributes are read. */
+export interface AddressSet {
+  v4: ReadonlySet<number>;
+  v6: ReadonlySet<bigint>;
+}
+
+function tupleSourceIn(b: Buffer, top: Int32Array, type: number, set: AddressSet): boolean | undefined {
+  const t = nested(b, top, type, TUPLE);
+  const ipAt = t?.[2 * CTA_TUPLE.IP] ?? -1;
+  if (!t || ipAt < 0) return undefined;
+  const ip = scan(b, ipAt, ipAt + t[2 * CTA_TUPLE.IP + 1]!, IP);
+  if (has(ip, CTA_IP.V4_SRC, 4)) return set.v4.has(b.readUInt32BE(ip[2 * CTA_IP.V4_SRC]!));
+  if (has(ip, CTA_IP.V6_SRC, 16)) {
+    const o = ip[2 * CTA_IP.V6_SRC]!;
+    return set.v6.has((b.readBigUInt64BE(o) << 64n) | b.readBigUInt64BE(o + 8));
+  }
+  return undefined;
+}
+
+/**
+ * Whether a dump message's original source or reply source (the two ends a cut judges, after DNAT) is in
+ * `set`, read in place without decoding the entry: most of a busy node's entries have no local pod and
+ * cost only this. True when it cannot tell (the decode then reports the message as undecodable).
+ */
+export function sourcesTouch(m: NlMessage, set: AddressSet): boolean {
+  if (m.type !== ctnlType(IPCTNL_MSG.CT_NEW)) return true;
+  const b = m.payload;
+  const top = scan(b, NFGENMSG_LEN, b.length, TOP);
+  const orig = tupleSourceIn(b, top, CTA.TUPLE_ORIG, set);
+  if (orig !== false) return true;
+  return tupleSourceIn(b, top, CTA.TUPLE_REPLY, set) !== false;
+}
+
 /** Decodes one CT_NEW message of a dump. */
 export function decodeEntry(m: NlMessage): CtEntry {
   if (m.type !== ctnlType(IPCTNL_MSG.CT_NEW))

@@ -10,7 +10,15 @@ import { type NlMessage, parseError, splitMessages } from '../netlink/message.ts
 import { SocketHandle } from '../netlink/sockopt.ts';
 import type { Family } from '../policy/address.ts';
 import { ERRNO } from '../util/errors.ts';
-import { type CtEntry, decodeEntry, formatTuple, writeDeleteRequest, writeDumpRequest } from './entry.ts';
+import {
+  type AddressSet,
+  type CtEntry,
+  decodeEntry,
+  formatTuple,
+  sourcesTouch,
+  writeDeleteRequest,
+  writeDumpRequest,
+} from './entry.ts';
 import { ConntrackError } from './errors.ts';
 
 interface Waiter {
@@ -23,6 +31,8 @@ export interface ConntrackDump {
   entries: CtEntry[];
   /** Messages of the dump that did not decode (skipped, so that one odd entry cannot stop a cut). */
   undecodable: number;
+  /** Entries left out undecoded because neither end is in the dump's `only` set. */
+  skipped: number;
 }
 
 /** What a delete did: removed the entry, or found it already gone (expired, closed, or a newer id). */
@@ -53,9 +63,13 @@ export class ConntrackSocket {
     this.sock.unref();
   }
 
-  /** Every entry of the namespace's table (one family's with `family`). */
-  dump(family?: Family): Promise<ConntrackDump> {
-    const out: ConntrackDump = { entries: [], undecodable: 0 };
+  /**
+   * Every entry of the namespace's table (one family's with `family`); with `only`, just those whose
+   * original or reply source is in it (the kernel cannot filter on a set of addresses: its dump filter
+   * takes one exact tuple, so the others are skipped here before they are decoded).
+   */
+  dump(family?: Family, only?: AddressSet): Promise<ConntrackDump> {
+    const out: ConntrackDump = { entries: [], undecodable: 0, skipped: 0 };
     const what = `conntrack dump${family === undefined ? '' : ` (IPv${family})`}`;
     return this.request(
       what,
@@ -65,6 +79,10 @@ export class ConntrackSocket {
         if (m.type === NLMSG.ERROR) {
           const e = parseError(m);
           return e.errno === 0 ? done(out) : fail(this.kernelError(what, e.errno));
+        }
+        if (only && !sourcesTouch(m, only)) {
+          out.skipped++;
+          return false;
         }
         try {
           out.entries.push(decodeEntry(m));

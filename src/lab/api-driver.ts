@@ -300,12 +300,33 @@ export class ApiScenarioDriver implements ScenarioDriver {
     return this.#cutPassesDone().then(() => holders.alive(world, checks, startedAt));
   }
 
-  /** With established: cut, until each running agent has logged a cut pass for each changing sync. */
+  /** With established: cut, until each running agent has logged a cut pass covering each changing sync. */
   async #cutPassesDone(): Promise<void> {
     if (this.#established !== 'cut') return;
     const count = (lines: string[], msg: string) => lines.filter((l) => l.includes(`"msg":"${msg}"`)).length;
+    // Passes coalesce: the last pass line of the agent's current run says how many of the run's changing
+    // syncs it covers (lines are "<time> <json>", every run's, oldest first).
+    const covered = (run: string[]) => {
+      const last = run.findLast((l) => l.includes(`"msg":"${CUT_PASS_MESSAGE}"`));
+      if (last === undefined) return 0;
+      try {
+        return (JSON.parse(last.slice(last.indexOf('{'))) as { syncs?: number }).syncs ?? 0;
+      } catch {
+        return 0;
+      }
+    };
+    const currentRun = (lines: string[]) =>
+      lines.slice(
+        Math.max(
+          0,
+          lines.findLastIndex((l) => l.includes('"msg":"starting"')),
+        ),
+      );
     const done = () =>
-      this.agents.every((a) => !a.running || count(a.lines, CUT_PASS_MESSAGE) >= count(a.lines, 'synced'));
+      this.agents.every((a) => {
+        const run = currentRun(a.lines);
+        return !a.running || covered(run) >= count(run, 'synced');
+      });
     const deadline = performance.now() + scaledMs(CUT_WITHIN_MS);
     while (!done() && performance.now() < deadline) await sleep(50);
   }

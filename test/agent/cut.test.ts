@@ -1,6 +1,7 @@
 // --established=cut on fakes (semantics point 16's option): which conntrack entries a node cuts (only its
 // own pods' connections that the policies deny in the direction it enforces, after DNAT), and the agent's
-// hook: a changing sync cuts and counts, keep mode never touches conntrack, a failed dump is retried.
+// hook: a changing sync cuts and counts, keep mode never touches conntrack, a failed dump is retried with
+// backoff, and a pass that hangs never holds up a sync (the reliability rule: no update is frozen).
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
@@ -105,13 +106,16 @@ class FakeConntrack implements ConntrackAccess {
   deleted: CtEntry[] = [];
   dumps = 0;
   failDumps = 0;
+  /** While set, dumps wait for it (a conntrack table that does not answer). */
+  gate: Promise<void> | undefined;
   async dump() {
     this.dumps++;
+    await this.gate;
     if (this.failDumps > 0) {
       this.failDumps--;
       throw new ConntrackError('E_CONNTRACK_IO', 'conntrack dump: no answer (injected)');
     }
-    return { entries: [...this.entries], undecodable: 0 };
+    return { entries: [...this.entries], undecodable: 0, skipped: 0 };
   }
   async delete(e: CtEntry) {
     const i = this.entries.indexOf(e);
@@ -186,7 +190,7 @@ t.test('keep: conntrack is never read', async (t) => {
 });
 
 t.test(
-  'a failed dump leaves the table programmed, is counted, and is retried after the next sync',
+  'a failed dump leaves the table programmed, is counted, and is retried with backoff without a sync',
   async (t) => {
     const { api, ct, a } = setup(t, 'cut');
     const webToDb = tcp('10.244.1.40', 40001, '10.244.1.20', 5432);
@@ -205,10 +209,54 @@ t.test(
       await a.metrics.registry.getSingleMetricAsString('tollgate_connection_cut_errors_total'),
       /tollgate_connection_cut_errors_total 1/,
     );
-    // Any later sync (even one that changes nothing in the table) cuts what is pending.
-    api.put(P.pods, 'extra', pod('x/extra', { role: 'z' }, { node: 'n2', ip: '10.244.2.99' }));
-    await until(() => ct.deleted.length === 1, 'cut on the next sync');
+    // No sync is needed: the worker retries after its backoff (a first step of 1 s).
+    await until(() => ct.deleted.length === 1, 'cut by the retry');
     t.same(ct.deleted, [webToDb]);
+    await a.cutsIdle();
+    const passes = await a.metrics.registry.getSingleMetricAsString('tollgate_cut_passes_total');
+    t.match(passes, /result="error"\} 1/, 'the failed pass is counted');
+    t.match(passes, /result="ok"\} [1-9]/);
+  },
+);
+
+t.test(
+  'a pass stuck on conntrack never holds up a sync; the pass after it judges with the newest index',
+  async (t) => {
+    const { api, ct, a, kernel, lines } = setup(t, 'cut');
+    const webToDb = tcp('10.244.1.40', 40001, '10.244.1.20', 5432);
+    ct.entries.push(webToDb);
+    let release!: () => void;
+    ct.gate = new Promise((resolve) => (release = resolve));
+    t.teardown(() => release());
+    await a.start();
+    // The first full sync asks for a pass, which hangs in its dump.
+    await until(() => a.ready && ct.dumps === 1, 'ready, the first pass stuck');
+    const metric = (name: string) => a.metrics.registry.getSingleMetricAsString(name);
+    t.notMatch(await metric('tollgate_cut_pass_started_timestamp_seconds'), / 0$/m, 'a pass runs');
+    api.put(P.np, 'db', dbPolicy);
+    await until(
+      () => kernel.fake.committed.some((c) => /add chain inet tollgate in-/.test(c.text)),
+      'db isolated while the pass is stuck',
+    );
+    await a.idle();
+    t.same(ct.deleted, [], 'nothing cut yet: the pass is still stuck');
+    t.match(await metric('tollgate_cut_pass_waiting'), / 1$/m, 'one more pass waits');
+    release();
+    await until(() => ct.deleted.length === 1, 'cut once the dump answers');
+    await a.cutsIdle();
+    // The stuck pass began before db's policy existed; its decision (made after the dump) and the
+    // pass queued behind it both see the policy.
+    t.same(ct.deleted, [webToDb]);
+    t.equal(ct.dumps, 2, 'the waiting requests made exactly one more pass');
+    t.match(await metric('tollgate_cut_pass_waiting'), / 0$/m);
+    t.match(await metric('tollgate_cut_pass_started_timestamp_seconds'), / 0$/m, 'no pass runs');
+    t.match(await metric('tollgate_cut_pass_duration_seconds'), /_count 2$/m);
+    const syncs = lines.filter((l) => l.msg === 'synced').length;
+    t.match(
+      lines.filter((l) => l.msg === CUT_PASS_MESSAGE).at(-1),
+      { syncs },
+      'the last pass line covers every changing sync',
+    );
   },
 );
 

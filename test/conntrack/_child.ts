@@ -3,6 +3,7 @@
 // connections from the client namespace (src/lab/holder.ts), then stops allowing one port and deletes
 // conntrack entries with our ctnetlink client. Prints one JSON line; never run it in the root namespace.
 
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,7 @@ import type { CtEntry } from '../../src/conntrack/entry.ts';
 import { ConntrackSocket } from '../../src/conntrack/socket.ts';
 import { RpcChild } from '../../src/lab/rpc.ts';
 import { Chain, m, NfnlSocket, Rule, Table, Transaction } from '../../src/nft/index.ts';
-import { formatAddress } from '../../src/policy/address.ts';
+import { formatAddress, parseAddress } from '../../src/policy/address.ts';
 
 interface Args {
   clientNs: string;
@@ -23,6 +24,8 @@ interface Args {
   /** A server that can send first (the reverse pickup case). */
   push: number;
   timeoutMs: number;
+  /** Sets nf_conntrack_tcp_loose in this (the server's) namespace. */
+  tcpLoose?: 0;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON for the test, checked field by field there
@@ -48,6 +51,11 @@ const nft = new NfnlSocket();
 const ct = new ConntrackSocket();
 let holder: RpcChild<{ id: number; ok: boolean; detail: string }> | undefined;
 try {
+  if (a.tcpLoose !== undefined) {
+    const path = '/proc/sys/net/netfilter/nf_conntrack_tcp_loose';
+    writeFileSync(path, `${a.tcpLoose}\n`);
+    out.tcpLoose = readFileSync(path, 'utf8').trim();
+  }
   const tx = new Transaction();
   tx.add(new Table({ family, name: table }));
   tx.add(new Chain({ family, table, name: 'allow' }));
@@ -119,6 +127,16 @@ try {
     v4HasV6: v4.some((e) => e.family === 6),
     v6HasV4: v6.some((e) => e.family === 4),
     v6HasC3: find(v6, a.server6, a.cut) !== undefined,
+  };
+  // Only the entries with the IPv6 server at one end: the IPv4 ones are skipped undecoded.
+  const server6 = parseAddress(a.server6)!.value;
+  const only = await ct.dump(undefined, { v4: new Set(), v6: new Set([server6]) });
+  out.only = {
+    hasC3: find(only.entries, a.server6, a.cut) !== undefined,
+    allTouch: only.entries.every((e) => e.orig.src.value === server6 || e.reply.src.value === server6),
+    skipped: only.skipped,
+    total: all.length,
+    kept: only.entries.length,
   };
 
   // The "policy change": the cut port is no longer allowed. Established connections still pass.

@@ -6,6 +6,7 @@ import {
   type CtEntry,
   decodeEntry,
   formatTuple,
+  sourcesTouch,
   writeDeleteRequest,
   writeDumpRequest,
 } from '../../src/conntrack/entry.ts';
@@ -111,6 +112,34 @@ t.test('an IPv6 UDP entry and an ICMP entry without zone or mark', async (t) => 
   const i = decodeEntry(icmp);
   t.same([i.orig.icmpId, i.orig.icmpType, i.reply.icmpType], [77, 8, 0]);
   t.equal(formatTuple(i.orig), 'icmp 10.244.1.5 -> 203.0.113.9 id 77');
+});
+
+t.test('sourcesTouch: an entry is kept when its original or reply source is in the set', async (t) => {
+  const msg = (src: string, dst: string, replySrc: string) =>
+    ctNew(NFPROTO.IPV4, (w) => {
+      tuple(w, CTA.TUPLE_ORIG, false, ip4(src), ip4(dst), tcpPorts(40000, 80));
+      tuple(w, CTA.TUPLE_REPLY, false, ip4(replySrc), ip4(src), tcpPorts(8080, 40000));
+    });
+  const local = { v4: new Set([ip4('10.244.1.5').readUInt32BE(0)]), v6: new Set<bigint>() };
+  t.ok(sourcesTouch(msg('10.244.1.5', '10.244.2.7', '10.244.2.7'), local), 'the client is local');
+  t.ok(sourcesTouch(msg('10.244.2.7', '10.96.0.1', '10.244.1.5'), local), 'the backend after DNAT is local');
+  t.notOk(
+    sourcesTouch(msg('10.244.2.7', '10.244.1.5', '10.244.3.9'), local),
+    'only the original destination (before DNAT) is local: not the pod the connection reaches',
+  );
+  t.notOk(sourcesTouch(msg('10.244.2.7', '10.244.3.9', '10.244.3.9'), local), 'no local end');
+  const v6 = ip6('fd000010024400010000000000000005');
+  const v6msg = ctNew(NFPROTO.IPV6, (w) => {
+    tuple(w, CTA.TUPLE_ORIG, true, ip6('fd000010024400020000000000000007'), v6, tcpPorts(1, 2));
+    tuple(w, CTA.TUPLE_REPLY, true, v6, ip6('fd000010024400020000000000000007'), tcpPorts(2, 1));
+  });
+  const six = { v4: new Set<number>(), v6: new Set([BigInt(`0x${v6.toString('hex')}`)]) };
+  t.ok(sourcesTouch(v6msg, six), 'IPv6');
+  t.notOk(sourcesTouch(v6msg, local), 'IPv6 against an IPv4-only set');
+  const noReply = ctNew(NFPROTO.IPV4, (w) => {
+    tuple(w, CTA.TUPLE_ORIG, false, ip4('10.244.2.7'), ip4('10.244.3.9'), tcpPorts(1, 2));
+  });
+  t.ok(sourcesTouch(noReply, local), 'cannot tell: kept, so that the decode counts it');
 });
 
 t.test('messages that are not entries, or lack a tuple, are refused with E_CONNTRACK_DECODE', async (t) => {
