@@ -1,5 +1,6 @@
 // Plan -> desired nftables state of one node: the chains, rules, sets and verdict maps of `inet tollgate`
-// as plain data (element and rule texts), so that diffs are set operations. Pure: no kernel, no I/O.
+// as plain data (elements as nft's typed range groups, rules as specs), so that diffs are set operations.
+// Pure: no kernel, no I/O; makes no nft text.
 //
 // Layout (one table, static base chain, data in sets and maps):
 //   forward (hook forward, priority filter, policy accept)
@@ -42,13 +43,8 @@
 // Traffic between a pod and its own node never crosses the forward hook (it is input/output), which is
 // exactly point 12; other nodes and outside hosts are forwarded and judged like any address.
 import { createHash } from 'node:crypto';
-import {
-  type AddressRange,
-  addressRange,
-  formatAddress,
-  formatRange,
-  mergeRanges,
-} from '../policy/address.ts';
+import type { MapVerdict, RangeGroup } from '../nft/index.ts';
+import { type AddressRange, addressRange, formatAddress, mergeRanges } from '../policy/address.ts';
 import {
   type DirectionPlan,
   mergePorts,
@@ -58,7 +54,15 @@ import {
 } from '../policy/plan.ts';
 import type { Direction } from '../policy/types.ts';
 import { InternalError } from '../util/errors.ts';
-import { buildRunElements, type ElementDelta, type ElementTexts, type RunSpec, UnionMemo } from './runs.ts';
+import {
+  buildRunElements,
+  type ElementDelta,
+  GroupElements,
+  piecesTexts,
+  type RunSpec,
+  type SetElements,
+  UnionMemo,
+} from './runs.ts';
 
 export const TABLE = 'tollgate';
 export const BASE_CHAIN = 'forward';
@@ -71,11 +75,8 @@ export interface DesiredSet {
   /** verdict maps carry `data: 'verdict'` */
   readonly map: boolean;
   readonly interval: boolean;
-  /**
-   * The canonical element texts (for maps `key : verdict`): a plain set, or for sets built from runs a
-   * RunElements, which the diff takes in range form without making the texts.
-   */
-  readonly elements: ElementTexts;
+  /** The elements as range groups (maps: each with its verdict); for sets built from runs a RunElements. */
+  readonly elements: SetElements;
   readonly comment: string;
   /** Set when `elements` was derived from an earlier collection: the diff uses it instead of comparing. */
   readonly delta?: ElementDelta;
@@ -148,7 +149,7 @@ export function disjointTuples(tuples: Tuple[]): string[] {
     }
     g.parts.push([t.range]);
   }
-  return [...buildRunElements(undefined, portRuns([...groups.values()])).elements];
+  return piecesTexts(buildRunElements(undefined, portRuns([...groups.values()])).elements.pieces());
 }
 
 /** Address lists sharing one protocol and port range. */
@@ -274,8 +275,24 @@ function chainKey(cache: DesiredCache, direction: Direction, plan: DirectionPlan
   return `${direction} ${plan.allowAll ? 'all' : allows.sort().join(';')}`;
 }
 
-function addSet(state: DesiredState, set: Omit<DesiredSet, 'elements'>, elements: Iterable<string>): void {
-  state.sets.set(set.name, { ...set, elements: new Set(elements) });
+function addSet(state: DesiredState, set: Omit<DesiredSet, 'elements'>, groups: readonly RangeGroup[]): void {
+  state.sets.set(set.name, { ...set, elements: new GroupElements(groups) });
+}
+
+/** Port ranges as the elements of a `inet_proto . inet_service` set, in order. */
+const portElements = (ports: readonly PortRange[]): RangeGroup[] =>
+  ports.map((p) => ({
+    bounds: [PROTO_NUMBERS[p.protocol], PROTO_NUMBERS[p.protocol]],
+    tail: [[p.first, p.last]],
+  }));
+
+/** Address ranges of one family as the first field of elements (IPv4 as numbers, IPv6 as bigints). */
+function familyBounds(
+  family: 4 | 6,
+  ranges: readonly { first: bigint; last: bigint }[],
+): number[] | bigint[] {
+  if (family === 6) return ranges.flatMap((r) => [r.first, r.last]);
+  return ranges.flatMap((r) => [Number(r.first), Number(r.last)]);
 }
 
 /** A set made of runs, derived from the same set of the chain's previous build when there was one. */
@@ -553,8 +570,11 @@ function buildChainContent(
     }
   }
   if (hasProtoPorts) {
-    const elements = mergePorts(protoPorts).map((p) => `${PROTO_NAMES[p.protocol]} . ${portText(p)}`);
-    addSet(state, portSet(`${base}-p`, `${comment}: ports open to any peer`), elements);
+    addSet(
+      state,
+      portSet(`${base}-p`, `${comment}: ports open to any peer`),
+      portElements(mergePorts(protoPorts)),
+    );
     rules.push({
       kind: 'lookup',
       family: undefined,
@@ -613,8 +633,8 @@ function buildChainContent(
 }
 
 interface AddressClasses {
-  /** Per family, the map elements: `<atom range> : goto <class chain>`. */
-  atoms: Record<4 | 6, string[]>;
+  /** Per family, the map elements: atom ranges, each group going to its class chain. */
+  atoms: Record<4 | 6, RangeGroup[]>;
   /** Class chain name -> its merged ports. */
   classes: Map<string, PortRange[]>;
 }
@@ -716,7 +736,7 @@ function addressClasses(
     }
     return name;
   };
-  const atoms: Record<4 | 6, string[]> = { 4: [], 6: [] };
+  const atoms: Record<4 | 6, RangeGroup[]> = { 4: [], 6: [] };
   let size = 0;
   for (const family of families) {
     const events: [bigint, number, number][] = [];
@@ -728,7 +748,11 @@ function addressClasses(
     let open: { first: bigint; name: string } | undefined;
     const close = (end: bigint) => {
       if (!open) return;
-      atoms[family].push(`${formatRange({ family, first: open.first, last: end - 1n })} : goto ${open.name}`);
+      atoms[family].push({
+        bounds: familyBounds(family, [{ first: open.first, last: end - 1n }]),
+        tail: [],
+        verdict: { kind: 'goto', chain: open.name },
+      });
       open = undefined;
     };
     for (let i = 0; i < events.length; ) {
@@ -761,11 +785,7 @@ function addClasses(
 ): DesiredChain[] {
   const out: DesiredChain[] = [];
   for (const [name, ports] of split.classes) {
-    addSet(
-      state,
-      portSet(`${name}-p`, `${comment}: the ports of one address class`),
-      ports.map((p) => `${PROTO_NAMES[p.protocol]} . ${portText(p)}`),
-    );
+    addSet(state, portSet(`${name}-p`, `${comment}: the ports of one address class`), portElements(ports));
     const chain: DesiredChain = {
       name,
       base: false,
@@ -792,8 +812,8 @@ export function desiredState(
 ): DesiredState {
   const state: DesiredState = { chains: new Map(), sets: new Map(), podChains: new Map() };
   const planSets = new Map(plan.sets.map((s) => [s.id, s]));
-  const local: Record<4 | 6, string[]> = { 4: [], 6: [] };
-  const dispatch: Record<Direction, Record<4 | 6, string[]>> = {
+  const local: Record<4 | 6, { first: bigint; last: bigint }[]> = { 4: [], 6: [] };
+  const dispatch: Record<Direction, Record<4 | 6, RangeGroup[]>> = {
     ingress: { 4: [], 6: [] },
     egress: { 4: [], 6: [] },
   };
@@ -814,11 +834,17 @@ export function desiredState(
       if (name !== undefined) buildDirectionChain(state, d, pod[d]!, planSets, cache, name, lines.get(name)!);
     }
     state.podChains.set(pod.key, chains);
+    const jumps = {
+      ingress: chains.ingress && jumpTo(chains.ingress),
+      egress: chains.egress && jumpTo(chains.egress),
+    };
     for (const a of pod.addresses) {
-      const text = formatAddress(a);
-      local[a.family].push(text);
-      if (chains.ingress) dispatch.ingress[a.family].push(`${text} : jump ${chains.ingress}`);
-      if (chains.egress) dispatch.egress[a.family].push(`${text} : jump ${chains.egress}`);
+      const one = { first: a.value, last: a.value };
+      local[a.family].push(one);
+      for (const d of ['ingress', 'egress'] as const) {
+        const verdict = jumps[d];
+        if (verdict) dispatch[d][a.family].push({ bounds: familyBounds(a.family, [one]), tail: [], verdict });
+      }
     }
   }
   const base: RuleSpec[] = [
@@ -837,7 +863,7 @@ export function desiredState(
         interval: false,
         comment: 'live pods of this node',
       },
-      local[family],
+      local[family].length === 0 ? [] : [{ bounds: familyBounds(family, local[family]), tail: [] }],
     );
     for (const cidr of plan.podCIDRs.filter((c) => c.family === family)) {
       const text = cidrText(cidr);
@@ -881,6 +907,8 @@ export function desiredState(
   cache.rotate();
   return state;
 }
+
+const jumpTo = (chain: string): MapVerdict => ({ kind: 'jump', chain });
 
 /** A pod CIDR range back to prefix notation (pod CIDRs are always prefixes). */
 function cidrText(r: AddressRange): string {
