@@ -13,7 +13,13 @@ import {
   type RunSpec,
   type SetElements,
 } from '../../src/compile/runs.ts';
-import { type FieldSpan, PackedElements, Transaction } from '../../src/nft/index.ts';
+import {
+  type FieldSpan,
+  type NamedSet,
+  PackedElements,
+  type RangeGroup,
+  Transaction,
+} from '../../src/nft/index.ts';
 import { type AddressRange, mergeRanges } from '../../src/policy/address.ts';
 
 const V4 = 0x0af40100n; // 10.244.1.0
@@ -199,4 +205,73 @@ t.test('a packed set too large for one netlink message splits exactly like parse
   t.equal(elements.size, 5000);
   t.ok(fullTransaction(state([set('x-c4', key, elements)]), { replace: false }).encode().entries.length > 3);
   t.ok(packed.equals(parsed), 'the same bytes');
+});
+
+t.test('sets of values, port sets and verdict maps: packed groups encode exactly like texts', async (t) => {
+  const n = Number(V4);
+  const cases: { s: DesiredSet; groups: RangeGroup[]; texts: string[] }[] = [
+    {
+      // Not sorted: a set without intervals keeps the order it is given in.
+      s: { ...set('local4', ['ipv4_addr'], new GroupElements([])), interval: false },
+      groups: [{ bounds: [n + 3, n + 3, n + 1, n + 1, n + 7, n + 7], tail: [] }],
+      texts: ['10.244.1.3', '10.244.1.1', '10.244.1.7'],
+    },
+    {
+      s: { ...set('local6', ['ipv6_addr'], new GroupElements([])), interval: false },
+      groups: [{ bounds: [V6 + 10n, V6 + 10n], tail: [] }],
+      texts: ['fd00:10:244:1::a'],
+    },
+    {
+      s: { ...set('egress4', ['ipv4_addr'], new GroupElements([])), interval: false, map: true },
+      groups: [
+        { bounds: [n + 3, n + 3], tail: [], verdict: { kind: 'jump', chain: 'eg-a' } },
+        { bounds: [n + 1, n + 1], tail: [], verdict: { kind: 'jump', chain: 'eg-b' } },
+      ],
+      texts: ['10.244.1.3 : jump eg-a', '10.244.1.1 : jump eg-b'],
+    },
+    {
+      s: { ...set('x-m4', ['ipv4_addr'], new GroupElements([])), map: true },
+      groups: [
+        { bounds: [n + 256, n + 511], tail: [], verdict: { kind: 'goto', chain: 'in-k2' } },
+        { bounds: [n, n + 7], tail: [], verdict: { kind: 'goto', chain: 'in-k1' } },
+      ],
+      texts: ['10.244.2.0/24 : goto in-k2', '10.244.1.0-10.244.1.7 : goto in-k1'],
+    },
+    {
+      s: set('x-p', ['inet_proto', 'inet_service'], new GroupElements([])),
+      groups: [
+        { bounds: [6, 6], tail: [[80, 80]] },
+        { bounds: [17, 17], tail: [[53, 60]] },
+      ],
+      texts: ['tcp . 80', 'udp . 53-60'],
+    },
+  ];
+  for (const { s, groups, texts } of cases) {
+    const o = setObject(s);
+    const packed = new Transaction().add(o).addElements(o, PackedElements.ofRanges(o, groups));
+    const parsed = new Transaction().add(o).addElements(o, texts);
+    t.equal(packed.error, undefined, `${s.name}: accepted`);
+    t.ok(packed.encode().buf.equals(parsed.encode().buf), `${s.name}: the same bytes`);
+    t.equal(packed.toString(), parsed.toString(), `${s.name}: the same text`);
+  }
+  const [local4, , egress4] = cases.map((c) => setObject(c.s));
+  const refused = (o: NamedSet, groups: RangeGroup[]) => {
+    try {
+      return new Transaction().addElements(o, PackedElements.ofRanges(o, groups)).error?.message;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  t.match(
+    refused(egress4!, [{ bounds: [n, n], tail: [] }]),
+    /map inet tollgate egress4: a map element needs a verdict/,
+  );
+  t.match(
+    refused(local4!, [{ bounds: [n, n], tail: [], verdict: { kind: 'drop' } }]),
+    /set inet tollgate local4: a set element has no verdict/,
+  );
+  t.match(
+    refused(local4!, [{ bounds: [n, n + 3], tail: [] }]),
+    /local4: .*ranges and prefixes need a set with the interval flag/,
+  );
 });
