@@ -291,8 +291,14 @@ function familyBounds(
   family: 4 | 6,
   ranges: readonly { first: bigint; last: bigint }[],
 ): number[] | bigint[] {
-  if (family === 6) return ranges.flatMap((r) => [r.first, r.last]);
-  return ranges.flatMap((r) => [Number(r.first), Number(r.last)]);
+  if (family === 6) {
+    const out: bigint[] = [];
+    for (const r of ranges) out.push(r.first, r.last);
+    return out;
+  }
+  const out: number[] = [];
+  for (const r of ranges) out.push(Number(r.first), Number(r.last));
+  return out;
 }
 
 /** A set made of runs, derived from the same set of the chain's previous build when there was one. */
@@ -839,11 +845,11 @@ export function desiredState(
       egress: chains.egress && jumpTo(chains.egress),
     };
     for (const a of pod.addresses) {
-      const one = { first: a.value, last: a.value };
-      local[a.family].push(one);
+      local[a.family].push({ first: a.value, last: a.value });
+      const bounds = a.family === 4 ? [Number(a.value), Number(a.value)] : [a.value, a.value];
       for (const d of ['ingress', 'egress'] as const) {
         const verdict = jumps[d];
-        if (verdict) dispatch[d][a.family].push({ bounds: familyBounds(a.family, [one]), tail: [], verdict });
+        if (verdict) dispatch[d][a.family].push({ bounds, tail: NO_TAIL, verdict });
       }
     }
   }
@@ -909,6 +915,7 @@ export function desiredState(
 }
 
 const jumpTo = (chain: string): MapVerdict => ({ kind: 'jump', chain });
+const NO_TAIL: readonly [] = [];
 
 /** A pod CIDR range back to prefix notation (pod CIDRs are always prefixes). */
 function cidrText(r: AddressRange): string {

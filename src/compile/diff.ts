@@ -8,7 +8,6 @@ import {
   type RangeAt,
   type RangeGroup,
   rangeCount,
-  rangeId,
   regroup,
   Transaction,
 } from '../nft/index.ts';
@@ -21,11 +20,14 @@ import type { SetElements } from './runs.ts';
 export const allElements = (set: NamedSet, s: DesiredSet): PackedElements =>
   PackedElements.ofRanges(set, s.elements.groups());
 
-/** The elements of `a` that `b` does not hold, as range groups (compared by value: nft rangeId). */
+/** The elements of `a` that `b` does not hold, as range groups (compared by value: nft rangeIds). */
 function minus(a: SetElements, b: SetElements): RangeGroup[] {
-  const ids = b.index().ids;
+  const has = b.index().has;
+  const ids = a.index().ids;
   const out: RangeAt[] = [];
-  for (const x of a.index().items) if (!ids.has(rangeId(x.group, x.at))) out.push(x);
+  let i = 0;
+  for (const group of a.groups())
+    for (let at = 0; at < group.bounds.length; at += 2) if (!has.has(ids[i++]!)) out.push({ group, at });
   return regroup(out);
 }
 

@@ -34,19 +34,12 @@
 // global sysctl for one agent). Staging needs neither privilege nor sysctl and works under any cap.
 
 import { defaultBatchLimit } from '../netlink/batch.ts';
-import type {
-  Chain,
-  MapVerdict,
-  NamedSet,
-  RangeAt,
-  RangeGroup,
-  Ruleset,
-  Transaction as Tx,
-} from '../nft/index.ts';
+import type { Chain, MapVerdict, NamedSet, RangeAt, Ruleset, Transaction as Tx } from '../nft/index.ts';
 import {
   elementsBytesBound,
   PackedElements,
   rangeCount,
+  rangeItems,
   rangeKey,
   regroup,
   sliceElements,
@@ -301,7 +294,11 @@ function renamed(state: DesiredState, alias: (name: string) => string): DesiredS
   const sets = new Map<string, DesiredSet>();
   for (const s of state.sets.values()) {
     const elements = s.map
-      ? new GroupElements(s.elements.groups().map((g) => ({ ...g, verdict: retarget(g.verdict!) })))
+      ? new GroupElements(
+          s.elements
+            .groups()
+            .map((g) => (g.verdict === undefined ? g : { ...g, verdict: retarget(g.verdict) })),
+        )
       : s.elements;
     const { delta: _delta, ...rest } = s;
     sets.set(alias(s.name), { ...rest, name: alias(s.name), elements });
@@ -361,13 +358,6 @@ function removeObjects(p: Packer, gone: { chains: DesiredChain[]; sets: DesiredS
   for (const c of chains) p.op(`chain ${c.name}`, (tx) => tx.delete(chainObject(c)));
 }
 
-/** Every element of range groups, in order. */
-function rangesOf(groups: readonly RangeGroup[]): RangeAt[] {
-  const out: RangeAt[] = [];
-  for (const group of groups) for (let at = 0; at < group.bounds.length; at += 2) out.push({ group, at });
-  return out;
-}
-
 const DROP: MapVerdict = { kind: 'drop' };
 
 function stagedDiff(prev: DesiredState, next: DesiredState, cap: number): Transaction[] {
@@ -413,8 +403,8 @@ function stagedDiff(prev: DesiredState, next: DesiredState, cap: number): Transa
       PackedElements.ofRanges(set, regroup(items, verdict));
     if (s.isolates) {
       // A dispatch map's keys are pod addresses: a key in both lists moves its pod to another chain.
-      const out = rangesOf(removed);
-      const into = rangesOf(added);
+      const out = rangeItems(removed);
+      const into = rangeItems(added);
       const keyOf = (x: RangeAt) => rangeKey(x.group, x.at);
       const addedKeys = new Map(into.map((x) => [keyOf(x), x]));
       const removedKeys = new Set(out.map(keyOf));

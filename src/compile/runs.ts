@@ -1,12 +1,14 @@
-// The elements of a chain's address sets, kept as "runs" so that a change of members costs what changed.
-// A run is one slice of a set: every element of a run ends with the same suffix (for peer.proto.port sets
-// the protocol and port range, e.g. ` . tcp . 80-90`; for address-only sets nothing) and its addresses
-// are the union of some address lists (plan sets' ranges). Runs of one set never share an element text,
-// so a set is the disjoint union of its runs. When a set is rebuilt, a run whose address lists are the
-// very same objects as before is carried over untouched; a changed run is compared range by range with
-// its previous content; the result records its delta against the previous element collection, which the
-// diff then uses instead of comparing the whole sets. Pure: no I/O.
-import { type FieldSpan, type RangeAt, type RangeGroup, rangeId } from '../nft/index.ts';
+// The elements of a set as the compiler hands them to nft (range groups, nft's one element value), and
+// the elements of a chain's address sets kept as "runs" so that a change of members costs what changed.
+// A run is one slice of a set: every element of a run has the same key tail (for peer.proto.port sets
+// the protocol and port range; for address-only sets nothing), named by its suffix (` . tcp . 80-90`: the
+// run's id, and its text for people and tests), and its addresses are the union of some address lists
+// (plan sets' ranges). Runs of one set never share an element, so a set is the disjoint union of its
+// runs. When a set is rebuilt, a run whose address lists are the very same objects as before is carried
+// over untouched; a changed run is compared range by range with its previous content; the result
+// records its delta against the previous element collection, which the diff then uses instead of
+// comparing the whole sets. Pure: no I/O; the kernel path makes no element text.
+import { type FieldSpan, type RangeGroup, rangeIds } from '../nft/index.ts';
 import {
   type AddressRange,
   type Bounds,
@@ -39,13 +41,14 @@ export interface SetElements {
   readonly size: number;
   /** Every element, in the order it is programmed. */
   groups(): readonly RangeGroup[];
-  /** Every element with its identity (nft rangeId), made once per collection: what a diff compares. */
+  /** Every element with its identity (nft rangeIds), made once per collection: what a diff compares. */
   index(): ElementIndex;
 }
 
+/** Every element's identity in the order of groups() (nft rangeIds), and the set of them. */
 export interface ElementIndex {
-  readonly items: readonly RangeAt[];
-  readonly ids: ReadonlySet<string>;
+  readonly ids: readonly string[];
+  readonly has: ReadonlySet<string>;
 }
 
 /** The index of a collection, made when a diff first needs it and kept with the collection. */
@@ -55,14 +58,8 @@ abstract class Indexed implements SetElements {
   abstract groups(): readonly RangeGroup[];
   index(): ElementIndex {
     if (this.#index !== undefined) return this.#index;
-    const items: RangeAt[] = [];
-    const ids = new Set<string>();
-    for (const group of this.groups())
-      for (let at = 0; at < group.bounds.length; at += 2) {
-        items.push({ group, at });
-        ids.add(rangeId(group, at));
-      }
-    this.#index = { items, ids };
+    const ids = rangeIds(this.groups());
+    this.#index = { ids, has: new Set(ids) };
     return this.#index;
   }
 }

@@ -176,18 +176,39 @@ export interface RangeAt {
 }
 
 /**
- * The identity of a range element's key, and with its verdict: what tells two element values apart
- * without making nft text (equal keys, equal texts; the kernel holds one element per key).
+ * The identity of a range element's key: what tells two element values apart without making nft text
+ * (equal keys, equal texts; the kernel holds one element per key). A range of one value is named by the
+ * value alone.
  */
-export function rangeKey(g: RangeGroup, at: number): string {
-  const b = g.bounds;
-  return g.tail.length === 0 ? `${b[at]}-${b[at + 1]}` : `${b[at]}-${b[at + 1]} ${g.tail.join(' ')}`;
-}
-export function rangeId(g: RangeGroup, at: number): string {
+export const rangeKey = (g: RangeGroup, at: number): string => spanId(g.bounds, at) + tailId(g);
+
+const spanId = (b: RangeGroup['bounds'], at: number): string =>
+  b[at] === b[at + 1] ? `${b[at]}` : `${b[at]}-${b[at + 1]}`;
+const tailId = (g: RangeGroup): string => (g.tail.length === 0 ? '' : ` ${g.tail.join(' ')}`);
+function verdictId(g: RangeGroup): string {
   const v = g.verdict;
-  const key = rangeKey(g, at);
-  if (v === undefined) return key;
-  return v.kind === 'jump' || v.kind === 'goto' ? `${key} ${v.kind} ${v.chain}` : `${key} ${v.kind}`;
+  if (v === undefined) return '';
+  return v.kind === 'jump' || v.kind === 'goto' ? ` ${v.kind} ${v.chain}` : ` ${v.kind}`;
+}
+
+/**
+ * Every element's identity with its verdict, in order: rangeKey and the verdict (each group's tail and
+ * verdict written once). Equal identities, equal elements.
+ */
+export function rangeIds(groups: readonly RangeGroup[]): string[] {
+  const out: string[] = [];
+  for (const g of groups) {
+    const rest = tailId(g) + verdictId(g);
+    for (let at = 0; at < g.bounds.length; at += 2) out.push(spanId(g.bounds, at) + rest);
+  }
+  return out;
+}
+
+/** Every element of range groups, in order. */
+export function rangeItems(groups: readonly RangeGroup[]): RangeAt[] {
+  const out: RangeAt[] = [];
+  for (const group of groups) for (let at = 0; at < group.bounds.length; at += 2) out.push({ group, at });
+  return out;
 }
 
 /**
