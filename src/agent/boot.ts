@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRtNetlink } from 'netlink';
 import { BASE_CHAIN, type DesiredState, type RuleSpec } from '../compile/desired.ts';
+import { GroupElements } from '../compile/runs.ts';
 import { formatAddress, parseCidr } from '../policy/address.ts';
 import { isNotFound, TollgateError } from '../util/errors.ts';
 
@@ -106,7 +107,7 @@ export function closedState(podCIDRs: readonly string[]): DesiredState {
       key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr'],
       map: false,
       interval: false,
-      elements: new Set<string>(),
+      elements: new GroupElements([]),
       comment: 'boot-closed: no pod is known yet',
     });
     for (const cidr of mine) {

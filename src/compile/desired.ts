@@ -1,5 +1,6 @@
 // Plan -> desired nftables state of one node: the chains, rules, sets and verdict maps of `inet tollgate`
-// as plain data (element and rule texts), so that diffs are set operations. Pure: no kernel, no I/O.
+// as plain data (elements as nft's typed range groups, rules as specs), so that diffs are set operations.
+// Pure: no kernel, no I/O; makes no nft text.
 //
 // Layout (one table, static base chain, data in sets and maps):
 //   forward (hook forward, priority filter, policy accept)
@@ -43,13 +44,8 @@
 // exactly point 12; other nodes and outside hosts are forwarded and judged like any address.
 import { createHash } from 'node:crypto';
 import { formatPrefix } from '../nflog/report.ts';
-import {
-  type AddressRange,
-  addressRange,
-  formatAddress,
-  formatRange,
-  mergeRanges,
-} from '../policy/address.ts';
+import type { MapVerdict, RangeGroup } from '../nft/index.ts';
+import { type AddressRange, addressRange, formatAddress, mergeRanges } from '../policy/address.ts';
 import {
   type DirectionPlan,
   mergePorts,
@@ -59,7 +55,15 @@ import {
 } from '../policy/plan.ts';
 import type { Direction, Namespace } from '../policy/types.ts';
 import { InternalError } from '../util/errors.ts';
-import { buildRunElements, type ElementDelta, type ElementTexts, type RunSpec, UnionMemo } from './runs.ts';
+import {
+  buildRunElements,
+  type ElementDelta,
+  GroupElements,
+  piecesTexts,
+  type RunSpec,
+  type SetElements,
+  UnionMemo,
+} from './runs.ts';
 
 export const TABLE = 'tollgate';
 export const BASE_CHAIN = 'forward';
@@ -72,11 +76,8 @@ export interface DesiredSet {
   /** verdict maps carry `data: 'verdict'` */
   readonly map: boolean;
   readonly interval: boolean;
-  /**
-   * The canonical element texts (for maps `key : verdict`): a plain set, or for sets built from runs a
-   * RunElements, which the diff takes in range form without making the texts.
-   */
-  readonly elements: ElementTexts;
+  /** The elements as range groups (maps: each with its verdict); for sets built from runs a RunElements. */
+  readonly elements: SetElements;
   readonly comment: string;
   /** Set when `elements` was derived from an earlier collection: the diff uses it instead of comparing. */
   readonly delta?: ElementDelta;
@@ -197,7 +198,7 @@ export function disjointTuples(tuples: Tuple[]): string[] {
     }
     g.parts.push([t.range]);
   }
-  return [...buildRunElements(undefined, portRuns([...groups.values()])).elements];
+  return piecesTexts(buildRunElements(undefined, portRuns([...groups.values()])).elements.pieces());
 }
 
 /** Address lists sharing one protocol and port range. */
@@ -323,8 +324,30 @@ function chainKey(cache: DesiredCache, direction: Direction, plan: DirectionPlan
   return `${plan.audit ? 'audit ' : ''}${direction} ${plan.allowAll ? 'all' : allows.sort().join(';')}`;
 }
 
-function addSet(state: DesiredState, set: Omit<DesiredSet, 'elements'>, elements: Iterable<string>): void {
-  state.sets.set(set.name, { ...set, elements: new Set(elements) });
+function addSet(state: DesiredState, set: Omit<DesiredSet, 'elements'>, groups: readonly RangeGroup[]): void {
+  state.sets.set(set.name, { ...set, elements: new GroupElements(groups) });
+}
+
+/** Port ranges as the elements of a `inet_proto . inet_service` set, in order. */
+const portElements = (ports: readonly PortRange[]): RangeGroup[] =>
+  ports.map((p) => ({
+    bounds: [PROTO_NUMBERS[p.protocol], PROTO_NUMBERS[p.protocol]],
+    tail: [[p.first, p.last]],
+  }));
+
+/** Address ranges of one family as the first field of elements (IPv4 as numbers, IPv6 as bigints). */
+function familyBounds(
+  family: 4 | 6,
+  ranges: readonly { first: bigint; last: bigint }[],
+): number[] | bigint[] {
+  if (family === 6) {
+    const out: bigint[] = [];
+    for (const r of ranges) out.push(r.first, r.last);
+    return out;
+  }
+  const out: number[] = [];
+  for (const r of ranges) out.push(Number(r.first), Number(r.last));
+  return out;
 }
 
 /** A set made of runs, derived from the same set of the chain's previous build when there was one. */
@@ -606,8 +629,11 @@ function buildChainContent(
     }
   }
   if (hasProtoPorts) {
-    const elements = mergePorts(protoPorts).map((p) => `${PROTO_NAMES[p.protocol]} . ${portText(p)}`);
-    addSet(state, portSet(`${base}-p`, `${comment}: ports open to any peer`), elements);
+    addSet(
+      state,
+      portSet(`${base}-p`, `${comment}: ports open to any peer`),
+      portElements(mergePorts(protoPorts)),
+    );
     rules.push({
       kind: 'lookup',
       family: undefined,
@@ -672,8 +698,8 @@ function buildChainContent(
 }
 
 interface AddressClasses {
-  /** Per family, the map elements: `<atom range> : goto <class chain>`. */
-  atoms: Record<4 | 6, string[]>;
+  /** Per family, the map elements: atom ranges, each group going to its class chain. */
+  atoms: Record<4 | 6, RangeGroup[]>;
   /** Class chain name -> its merged ports. */
   classes: Map<string, PortRange[]>;
 }
@@ -775,7 +801,7 @@ function addressClasses(
     }
     return name;
   };
-  const atoms: Record<4 | 6, string[]> = { 4: [], 6: [] };
+  const atoms: Record<4 | 6, RangeGroup[]> = { 4: [], 6: [] };
   let size = 0;
   for (const family of families) {
     const events: [bigint, number, number][] = [];
@@ -787,7 +813,11 @@ function addressClasses(
     let open: { first: bigint; name: string } | undefined;
     const close = (end: bigint) => {
       if (!open) return;
-      atoms[family].push(`${formatRange({ family, first: open.first, last: end - 1n })} : goto ${open.name}`);
+      atoms[family].push({
+        bounds: familyBounds(family, [{ first: open.first, last: end - 1n }]),
+        tail: [],
+        verdict: { kind: 'goto', chain: open.name },
+      });
       open = undefined;
     };
     for (let i = 0; i < events.length; ) {
@@ -820,11 +850,7 @@ function addClasses(
 ): DesiredChain[] {
   const out: DesiredChain[] = [];
   for (const [name, ports] of split.classes) {
-    addSet(
-      state,
-      portSet(`${name}-p`, `${comment}: the ports of one address class`),
-      ports.map((p) => `${PROTO_NAMES[p.protocol]} . ${portText(p)}`),
-    );
+    addSet(state, portSet(`${name}-p`, `${comment}: the ports of one address class`), portElements(ports));
     const chain: DesiredChain = {
       name,
       base: false,
@@ -852,8 +878,8 @@ export function desiredState(
   const { reports } = options;
   const state: DesiredState = { chains: new Map(), sets: new Map(), podChains: new Map() };
   const planSets = new Map(plan.sets.map((s) => [s.id, s]));
-  const local: Record<4 | 6, string[]> = { 4: [], 6: [] };
-  const dispatch: Record<Direction, Record<4 | 6, string[]>> = {
+  const local: Record<4 | 6, { first: bigint; last: bigint }[]> = { 4: [], 6: [] };
+  const dispatch: Record<Direction, Record<4 | 6, RangeGroup[]>> = {
     ingress: { 4: [], 6: [] },
     egress: { 4: [], 6: [] },
   };
@@ -887,11 +913,17 @@ export function desiredState(
       if (name !== undefined) buildDirectionChain(state, d, p!, planSets, cache, name, lines.get(name)!);
     }
     state.podChains.set(pod.key, chains);
+    const jumps = {
+      ingress: chains.ingress && jumpTo(chains.ingress),
+      egress: chains.egress && jumpTo(chains.egress),
+    };
     for (const a of pod.addresses) {
-      const text = formatAddress(a);
-      local[a.family].push(text);
-      if (chains.ingress) dispatch.ingress[a.family].push(`${text} : jump ${chains.ingress}`);
-      if (chains.egress) dispatch.egress[a.family].push(`${text} : jump ${chains.egress}`);
+      local[a.family].push({ first: a.value, last: a.value });
+      const bounds = a.family === 4 ? [Number(a.value), Number(a.value)] : [a.value, a.value];
+      for (const d of ['ingress', 'egress'] as const) {
+        const verdict = jumps[d];
+        if (verdict) dispatch[d][a.family].push({ bounds, tail: NO_TAIL, verdict });
+      }
     }
   }
   const base: RuleSpec[] = [
@@ -910,7 +942,7 @@ export function desiredState(
         interval: false,
         comment: 'live pods of this node',
       },
-      local[family],
+      local[family].length === 0 ? [] : [{ bounds: familyBounds(family, local[family]), tail: [] }],
     );
     for (const cidr of plan.podCIDRs.filter((c) => c.family === family)) {
       const text = cidrText(cidr);
@@ -1010,6 +1042,8 @@ function addReports(
     };
   state.chains.set(REPORT_CHAIN, cache.reportLimit.chain);
 }
+const jumpTo = (chain: string): MapVerdict => ({ kind: 'jump', chain });
+const NO_TAIL: readonly [] = [];
 
 /** A pod CIDR range back to prefix notation (pod CIDRs are always prefixes). */
 function cidrText(r: AddressRange): string {

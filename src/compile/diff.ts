@@ -2,17 +2,33 @@
 // changes, rewrites only for chains whose rules changed, creation/removal of chains and sets no pod uses
 // any more. Ordered so that every reference exists when the kernel checks it. Pure: builds, never runs.
 
-import { type Elements, elementCount, type NamedSet, PackedElements, Transaction } from '../nft/index.ts';
+import {
+  type NamedSet,
+  PackedElements,
+  type RangeAt,
+  type RangeGroup,
+  rangeCount,
+  regroup,
+  Transaction,
+} from '../nft/index.ts';
 import { InternalError } from '../util/errors.ts';
 import type { DesiredChain, DesiredSet, DesiredState } from './desired.ts';
 import { chainObject, chainRulesText, ruleObjects, setObject, tableObject } from './ruleset.ts';
-import { RunElements } from './runs.ts';
+import type { SetElements } from './runs.ts';
 
-/** All elements of a set for adding: packed from their ranges when the set is built from runs. */
-export function allElements(set: NamedSet, s: DesiredSet): Elements {
-  return s.elements instanceof RunElements
-    ? PackedElements.ofRanges(set, s.elements.pieces())
-    : [...s.elements];
+/** All elements of a set, packed for adding to `set` (its nft object). */
+export const allElements = (set: NamedSet, s: DesiredSet): PackedElements =>
+  PackedElements.ofRanges(set, s.elements.groups());
+
+/** The elements of `a` that `b` does not hold, as range groups (compared by value: nft rangeIds). */
+function minus(a: SetElements, b: SetElements): RangeGroup[] {
+  const has = b.index().has;
+  const ids = a.index().ids;
+  const out: RangeAt[] = [];
+  let i = 0;
+  for (const group of a.groups())
+    for (let at = 0; at < group.bounds.length; at += 2) if (!has.has(ids[i++]!)) out.push({ group, at });
+  return regroup(out);
 }
 
 function sameDefinition(a: DesiredSet, b: DesiredSet): boolean {
@@ -42,7 +58,10 @@ export function fullTransaction(state: DesiredState, options: { replace: boolean
   for (const c of chains) tx.add(chainObject(c));
   // Verdict maps reference chains: their elements go in after the chains exist.
   for (const s of sorted(state.sets.values()))
-    if (s.map && s.elements.size > 0) tx.addElements(setObject(s), [...s.elements]);
+    if (s.map && s.elements.size > 0) {
+      const set = setObject(s);
+      tx.addElements(set, allElements(set, s));
+    }
   for (const c of chains) for (const r of ruleObjects(c)) tx.add(r);
   return tx;
 }
@@ -73,8 +92,8 @@ export interface DiffParts {
 export interface SetChange {
   /** The set as `next` defines it (its definition is the same in both states). */
   set: DesiredSet;
-  removed: Elements;
-  added: Elements;
+  removed: readonly RangeGroup[];
+  added: readonly RangeGroup[];
 }
 
 /**
@@ -120,19 +139,14 @@ export function diffParts(prev: DesiredState, next: DesiredState): DiffParts {
     if (!old || old.elements === s.elements) continue;
     // A collection derived from exactly what is programmed carries its delta (in range form): no
     // comparison needed, and nothing to format or parse.
-    let removed: Elements;
-    let added: Elements;
-    if (s.delta !== undefined && s.delta.base === old.elements) {
-      const set = setObject(s);
-      removed = PackedElements.ofRanges(set, s.delta.removed);
-      added = PackedElements.ofRanges(set, s.delta.added);
-    } else {
-      removed = [...old.elements].filter((e) => !s.elements.has(e));
-      added = [...s.elements].filter((e) => !old.elements.has(e));
-    }
-    counts.elementsDeleted += elementCount(removed);
-    counts.elementsAdded += elementCount(added);
-    if (elementCount(removed) > 0 || elementCount(added) > 0) elements.push({ set: s, removed, added });
+    const delta = s.delta !== undefined && s.delta.base === old.elements;
+    const removed = delta ? s.delta!.removed : minus(old.elements, s.elements);
+    const added = delta ? s.delta!.added : minus(s.elements, old.elements);
+    const nOut = rangeCount(removed);
+    const nIn = rangeCount(added);
+    counts.elementsDeleted += nOut;
+    counts.elementsAdded += nIn;
+    if (nOut > 0 || nIn > 0) elements.push({ set: s, removed, added });
   }
   return { newSets, goneSets, newChains, goneChains, changedChains, elements, counts };
 }
@@ -157,12 +171,13 @@ export function diffTransaction(
   // 2. Element changes of surviving sets and maps: deletes first, then adds (maps may jump to new chains).
   for (const { set: s, removed, added } of elements) {
     const set = setObject(s);
-    if (elementCount(removed) > 0) tx.deleteElements(set, removed);
-    if (elementCount(added) > 0) tx.addElements(set, added);
+    if (rangeCount(removed) > 0) tx.deleteElements(set, PackedElements.ofRanges(set, removed));
+    if (rangeCount(added) > 0) tx.addElements(set, PackedElements.ofRanges(set, added));
   }
   for (const s of newSets) {
     if (!s.map || s.elements.size === 0) continue;
-    tx.addElements(setObject(s), [...s.elements]);
+    const set = setObject(s);
+    tx.addElements(set, allElements(set, s));
   }
   // 3. Rules: new chains get theirs; changed chains are flushed and refilled in the same batch.
   for (const c of changedChains) tx.flush(chainObject(c));

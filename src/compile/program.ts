@@ -34,12 +34,22 @@
 // global sysctl for one agent). Staging needs neither privilege nor sysctl and works under any cap.
 
 import { defaultBatchLimit } from '../netlink/batch.ts';
-import type { Chain, Elements, NamedSet, Ruleset, Transaction as Tx } from '../nft/index.ts';
-import { elementCount, elementsBytesBound, sliceElements, Transaction } from '../nft/index.ts';
+import type { Chain, MapVerdict, NamedSet, RangeAt, Ruleset, Transaction as Tx } from '../nft/index.ts';
+import {
+  elementsBytesBound,
+  PackedElements,
+  rangeCount,
+  rangeItems,
+  rangeKey,
+  regroup,
+  sliceElements,
+  Transaction,
+} from '../nft/index.ts';
 import { TollgateError } from '../util/errors.ts';
 import type { DesiredChain, DesiredSet, DesiredState, RuleSpec } from './desired.ts';
 import { allElements, type DiffCounts, diffParts, diffTransaction, fullTransaction } from './diff.ts';
 import { chainObject, ruleObjects, setObject, tableObject } from './ruleset.ts';
+import { GroupElements } from './runs.ts';
 
 /** Where programming starts from. */
 export type ProgramFrom =
@@ -142,8 +152,8 @@ class Packer {
   }
 
   /** Adds or deletes elements, split over as many batches as they need. */
-  elements(set: NamedSet, verb: 'add' | 'delete', elements: Elements, perElement: number): void {
-    const total = elementCount(elements);
+  elements(set: NamedSet, verb: 'add' | 'delete', elements: PackedElements, perElement: number): void {
+    const total = elements.count;
     let at = 0;
     while (at < total) {
       let n = Math.min(total - at, this.room(set, perElement));
@@ -167,11 +177,11 @@ class Packer {
    * Deletes `removed[i]` and adds `added[i]` in the same batch for every i (one key's old and new
    * element, which must never be apart), as many pairs per batch as fit.
    */
-  pairs(set: NamedSet, removed: string[], added: string[], perElement: number): void {
+  pairs(set: NamedSet, removed: PackedElements, added: PackedElements, perElement: number): void {
     let at = 0;
-    while (at < removed.length) {
+    while (at < removed.count) {
       const fit = (n: number) => 2 * elementsBytesBound(set, n, perElement) <= this.cap - this.used;
-      let n = Math.min(removed.length - at, Math.floor(this.room(set, perElement) / 2));
+      let n = Math.min(removed.count - at, Math.floor(this.room(set, perElement) / 2));
       while (n > 0 && !fit(n)) n--;
       if (n < 1) {
         if (this.used === EMPTY_BATCH)
@@ -181,8 +191,8 @@ class Packer {
         this.cut();
         continue;
       }
-      this.tx.deleteElements(set, removed.slice(at, at + n));
-      this.tx.addElements(set, added.slice(at, at + n));
+      this.tx.deleteElements(set, sliceElements(removed, at, at + n));
+      this.tx.addElements(set, sliceElements(added, at, at + n));
       this.used += 2 * elementsBytesBound(set, n, perElement);
       at += n;
     }
@@ -246,7 +256,7 @@ function fillObjects(p: Packer, state: DesiredState): void {
   for (const s of sets) {
     if (!s.map || s.elements.size === 0) continue;
     const set = setObject(s);
-    p.elements(set, 'add', [...s.elements], perElement(set, s, chainName));
+    p.elements(set, 'add', allElements(set, s), perElement(set, s, chainName));
   }
   for (const c of chains) for (const r of ruleObjects(c)) p.op(r.describe(), (tx) => tx.add(r));
 }
@@ -264,6 +274,8 @@ const hook = (c: DesiredChain): ((tx: Tx) => void)[] => [
 
 /** `state` with every chain and set renamed (and every reference to them): the staging copy. */
 function renamed(state: DesiredState, alias: (name: string) => string): DesiredState {
+  const retarget = (v: MapVerdict): MapVerdict =>
+    v.kind === 'jump' || v.kind === 'goto' ? { kind: v.kind, chain: alias(v.chain) } : v;
   const rule = (r: RuleSpec): RuleSpec => {
     switch (r.kind) {
       case 'unknown-local':
@@ -284,8 +296,10 @@ function renamed(state: DesiredState, alias: (name: string) => string): DesiredS
   const sets = new Map<string, DesiredSet>();
   for (const s of state.sets.values()) {
     const elements = s.map
-      ? new Set(
-          [...s.elements].map((e) => e.replace(/ : (jump|goto) (\S+)$/, (_, v, c) => ` : ${v} ${alias(c)}`)),
+      ? new GroupElements(
+          s.elements
+            .groups()
+            .map((g) => (g.verdict === undefined ? g : { ...g, verdict: retarget(g.verdict) })),
         )
       : s.elements;
     const { delta: _delta, ...rest } = s;
@@ -346,11 +360,7 @@ function removeObjects(p: Packer, gone: { chains: DesiredChain[]; sets: DesiredS
   for (const c of chains) p.op(`chain ${c.name}`, (tx) => tx.delete(chainObject(c)));
 }
 
-const keyOf = (element: string): string => {
-  const at = element.indexOf(' : ');
-  return at < 0 ? element : element.slice(0, at);
-};
-const dropOf = (element: string): string => `${keyOf(element)} : drop`;
+const DROP: MapVerdict = { kind: 'drop' };
 
 function stagedDiff(prev: DesiredState, next: DesiredState, cap: number): Transaction[] {
   const parts = diffParts(prev, next);
@@ -367,7 +377,7 @@ function stagedDiff(prev: DesiredState, next: DesiredState, cap: number): Transa
   for (const s of parts.newSets) {
     if (!s.map || s.elements.size === 0) continue;
     const set = setObject(s);
-    p.elements(set, 'add', [...s.elements], perElement(set, s, chainName));
+    p.elements(set, 'add', allElements(set, s), perElement(set, s, chainName));
   }
   for (const c of parts.newChains) for (const r of ruleObjects(c)) p.op(r.describe(), (tx) => tx.add(r));
 
@@ -391,45 +401,51 @@ function stagedDiff(prev: DesiredState, next: DesiredState, cap: number): Transa
   for (const { set: s, removed, added } of parts.elements) {
     const set = setObject(s);
     const per = perElement(set, s, chainName);
+    const pack = (items: readonly RangeAt[], verdict?: MapVerdict) =>
+      PackedElements.ofRanges(set, regroup(items, verdict));
     if (s.isolates) {
-      const out = removed as readonly string[];
-      const into = added as readonly string[];
-      const addedKeys = new Map(into.map((e) => [keyOf(e), e]));
+      // A dispatch map's keys are pod addresses: a key in both lists moves its pod to another chain.
+      const out = rangeItems(removed);
+      const into = rangeItems(added);
+      const keyOf = (x: RangeAt) => rangeKey(x.group, x.at);
+      const addedKeys = new Map(into.map((x) => [keyOf(x), x]));
       const removedKeys = new Set(out.map(keyOf));
-      const entering = into.filter((e) => !removedKeys.has(keyOf(e)));
-      const leaving = out.filter((e) => !addedKeys.has(keyOf(e)));
-      const movedFrom = out.filter((e) => addedKeys.has(keyOf(e)));
-      const movedTo = movedFrom.map((e) => addedKeys.get(keyOf(e))!);
-      if (entering.length > 0) restrict.push((q) => q.elements(set, 'add', entering, per));
-      if (leaving.length > 0) loosen.push((q) => q.elements(set, 'delete', leaving, per));
+      const entering = pack(into.filter((x) => !removedKeys.has(keyOf(x))));
+      const leaving = pack(out.filter((x) => !addedKeys.has(keyOf(x))));
+      const movedFrom = out.filter((x) => addedKeys.has(keyOf(x)));
+      const movedTo = movedFrom.map((x) => addedKeys.get(keyOf(x))!);
+      if (entering.count > 0) restrict.push((q) => q.elements(set, 'add', entering, per));
+      if (leaving.count > 0) loosen.push((q) => q.elements(set, 'delete', leaving, per));
       // Moves: in the switch batch while they fit, the rest through `drop`.
       let n = movedFrom.length;
       while (n > 0 && 2 * elementsBytesBound(set, n, per) > switchRoom()) n = Math.floor(n * 0.9);
       if (n > 0) {
-        const from = movedFrom.slice(0, n);
-        const to = movedTo.slice(0, n);
+        const from = pack(movedFrom.slice(0, n));
+        const to = pack(movedTo.slice(0, n));
         switchFills.push((tx) => tx.deleteElements(set, from).addElements(set, to));
         switchBytes += 2 * elementsBytesBound(set, n, per);
       }
-      const restFrom = movedFrom.slice(n);
-      const restTo = movedTo.slice(n);
-      if (restFrom.length > 0) {
-        const drops = restFrom.map(dropOf);
+      if (n < movedFrom.length) {
+        const restFrom = pack(movedFrom.slice(n));
+        const restTo = pack(movedTo.slice(n));
+        const drops = pack(movedFrom.slice(n), DROP);
         restrict.push((q) => q.pairs(set, restFrom, drops, per));
         loosen.push((q) => q.pairs(set, drops, restTo, per));
       }
       continue;
     }
-    const nOut = elementCount(removed);
-    const nIn = elementCount(added);
+    const nOut = rangeCount(removed);
+    const nIn = rangeCount(added);
     const whole = elementsBytesBound(set, nOut, per) + elementsBytesBound(set, nIn, per);
     if (s.interval && nOut > 0 && nIn > 0 && whole <= switchRoom()) {
-      switchFills.push((tx) => tx.deleteElements(set, removed).addElements(set, added));
+      const out = PackedElements.ofRanges(set, removed);
+      const into = PackedElements.ofRanges(set, added);
+      switchFills.push((tx) => tx.deleteElements(set, out).addElements(set, into));
       switchBytes += whole;
       continue;
     }
-    if (nOut > 0) restrict.push((q) => q.elements(set, 'delete', removed, per));
-    if (nIn > 0) loosen.push((q) => q.elements(set, 'add', added, per));
+    if (nOut > 0) restrict.push((q) => q.elements(set, 'delete', PackedElements.ofRanges(set, removed), per));
+    if (nIn > 0) loosen.push((q) => q.elements(set, 'add', PackedElements.ofRanges(set, added), per));
   }
   // 1. What only takes away.
   for (const f of restrict) f(p);

@@ -1,19 +1,20 @@
-// The elements of a chain's address sets, kept as "runs" so that a change of members costs what changed.
-// A run is one slice of a set: every element of a run ends with the same suffix (for peer.proto.port sets
-// the protocol and port range, e.g. ` . tcp . 80-90`; for address-only sets nothing) and its addresses
-// are the union of some address lists (plan sets' ranges). Runs of one set never share an element text,
-// so a set is the disjoint union of its runs. When a set is rebuilt, a run whose address lists are the
-// very same objects as before is carried over untouched; a changed run is compared range by range with
-// its previous content; the result records its delta against the previous element collection, which the
-// diff then uses instead of comparing the whole sets. Pure: no I/O.
-import type { FieldSpan, RangeGroup } from '../nft/index.ts';
+// The elements of a set as the compiler hands them to nft (range groups, nft's one element value), and
+// the elements of a chain's address sets kept as "runs" so that a change of members costs what changed.
+// A run is one slice of a set: every element of a run has the same key tail (for peer.proto.port sets
+// the protocol and port range; for address-only sets nothing), named by its suffix (` . tcp . 80-90`: the
+// run's id, and its text for people and tests), and its addresses are the union of some address lists
+// (plan sets' ranges). Runs of one set never share an element, so a set is the disjoint union of its
+// runs. When a set is rebuilt, a run whose address lists are the very same objects as before is carried
+// over untouched; a changed run is compared range by range with its previous content; the result
+// records its delta against the previous element collection, which the diff then uses instead of
+// comparing the whole sets. Pure: no I/O; the kernel path makes no element text.
+import { type FieldSpan, type RangeGroup, rangeIds } from '../nft/index.ts';
 import {
   type AddressRange,
   type Bounds,
   boundsOf,
   boundsRanges,
   formatRange,
-  formatV4Range,
   mergeRanges,
   patchBounds,
   type Scratch,
@@ -31,10 +32,52 @@ export interface RunSpec {
   parts: readonly (readonly AddressRange[])[];
 }
 
-/** What a set's element collection must offer the diff and the checks: its texts, by iteration or lookup. */
-export interface ElementTexts extends Iterable<string> {
+/**
+ * A set's elements as the compiler hands them to nft: range groups (nft's RangeGroup, the one element
+ * value of every set and map; text only when rendered). Never changed once built: the diff skips a
+ * collection it has programmed by identity.
+ */
+export interface SetElements {
   readonly size: number;
-  has(text: string): boolean;
+  /** Every element, in the order it is programmed. */
+  groups(): readonly RangeGroup[];
+  /** Every element with its identity (nft rangeIds), made once per collection: what a diff compares. */
+  index(): ElementIndex;
+}
+
+/** Every element's identity in the order of groups() (nft rangeIds), and the set of them. */
+export interface ElementIndex {
+  readonly ids: readonly string[];
+  readonly has: ReadonlySet<string>;
+}
+
+/** The index of a collection, made when a diff first needs it and kept with the collection. */
+abstract class Indexed implements SetElements {
+  abstract readonly size: number;
+  #index: ElementIndex | undefined;
+  abstract groups(): readonly RangeGroup[];
+  index(): ElementIndex {
+    if (this.#index !== undefined) return this.#index;
+    const ids = rangeIds(this.groups());
+    this.#index = { ids, has: new Set(ids) };
+    return this.#index;
+  }
+}
+
+/** Elements given as range groups (sets of pod addresses, port sets, verdict maps). */
+export class GroupElements extends Indexed {
+  readonly size: number;
+  readonly #groups: readonly RangeGroup[];
+  constructor(groups: readonly RangeGroup[]) {
+    super();
+    this.#groups = groups;
+    let size = 0;
+    for (const g of groups) size += g.bounds.length >>> 1;
+    this.size = size;
+  }
+  groups(): readonly RangeGroup[] {
+    return this.#groups;
+  }
 }
 
 /**
@@ -63,7 +106,7 @@ export const piecesTexts = (pieces: Pieces): string[] =>
 
 /** What changed from `base` (the previous collection) to the collection that carries this delta. */
 export interface ElementDelta {
-  base: ElementTexts;
+  base: SetElements;
   added: Pieces;
   removed: Pieces;
 }
@@ -92,17 +135,16 @@ const runSize = (r: Union): number => (r.v4.length + r.v6.length) / 2;
 /**
  * The elements of a set built from runs, kept as the runs themselves: the diff takes them in range form
  * (see Pieces) and nft packs them straight into key bytes, so a fresh set of thousands of elements
- * formats no text at all. Texts are made only when something reads them (the periodic verification, a
- * diff without a delta); lookups build a text index once.
+ * makes no object per element.
  */
-export class RunElements implements ElementTexts {
-  /** The runs by suffix. Never changed: the diff skips a collection it has programmed by identity. */
+export class RunElements extends Indexed {
+  /** The runs by suffix. */
   readonly runs: ReadonlyMap<string, Run>;
   readonly size: number;
   /** Not part of the elements: only what the next build compares (see relist). */
   #lists: Lists;
-  private index: Set<string> | undefined;
   constructor(runs: ReadonlyMap<string, Run>, lists: Lists) {
+    super();
     this.runs = runs;
     this.#lists = lists;
     let size = 0;
@@ -120,22 +162,14 @@ export class RunElements implements ElementTexts {
   relist(lists: Lists): void {
     this.#lists = lists;
   }
-  has(text: string): boolean {
-    this.index ??= new Set(this);
-    return this.index.has(text);
-  }
-  *[Symbol.iterator](): Iterator<string> {
-    for (const [suffix, run] of this.runs) {
-      const v4 = run.v4;
-      for (let i = 0; i < v4.length; i += 2) yield formatV4Range(v4[i]!, v4[i + 1]!) + suffix;
-      for (const r of boundsRanges(V6_BOUNDS, run.v6)) yield formatRange(r) + suffix;
-    }
-  }
   /** Every element in range form, run by run. */
   pieces(): Pieces {
     const out: Segment[] = [];
     for (const [suffix, run] of this.runs) pushSegments(out, suffix, run.tail, run);
     return out;
+  }
+  groups(): Pieces {
+    return this.pieces();
   }
 }
 
@@ -246,7 +280,7 @@ function sameParts(a: readonly (readonly AddressRange[])[], b: readonly (readonl
  * changed, or a new collection with its delta against `previous`.
  */
 export function buildRunElements(
-  previous: ElementTexts | undefined,
+  previous: SetElements | undefined,
   specs: readonly RunSpec[],
   memo: UnionMemo = new UnionMemo(),
 ): { elements: RunElements; delta: ElementDelta | undefined } {

@@ -1,8 +1,8 @@
 // Compares our table as the kernel lists it with the desired state we believe is programmed: both sides are
 // rendered by the same printer into a canonical text, so the comparison is exact but blind to what the
 // kernel legitimately changes (rule handles, counter values, element order). Pure: no kernel, no I/O.
-import { type Ruleset, canonicalLines as tableLines } from '../nft/index.ts';
-import type { DesiredState } from './desired.ts';
+import { PackedElements, type Ruleset, canonicalLines as tableLines } from '../nft/index.ts';
+import type { DesiredSet, DesiredState } from './desired.ts';
 import { chainObject, ruleObjects, setObject, tableObject } from './ruleset.ts';
 
 /** The typed objects (table, chains, sets with their elements, rules) that `state` programs. */
@@ -13,11 +13,18 @@ export function expectedRuleset(state: DesiredState): Ruleset {
     chains: chains.map(chainObject),
     sets: [...state.sets.values()].map((s) => {
       const set = setObject(s);
-      for (const e of set.parseElements([...s.elements])) set.elements.push(e);
+      // Not push(...): a spread of a few hundred thousand arguments overflows the stack.
+      for (const e of set.unpack(PackedElements.ofRanges(set, s.elements.groups()))) set.elements.push(e);
       return set;
     }),
     rules: chains.flatMap(ruleObjects),
   };
+}
+
+/** A desired set's elements as nft text (`10.0.0.1 : jump eg-…`), in order: for people and tests. */
+export function elementTexts(s: DesiredSet): string[] {
+  const set = setObject(s);
+  return set.unpack(PackedElements.ofRanges(set, s.elements.groups())).map((e) => set.formatElement(e));
 }
 
 /** A pod chain's own set: `<base>-a4`, `-a6`, `-p`, `-c4`, `-c6`, `-m4`, `-m6` (see desired.ts). */

@@ -59,75 +59,184 @@ export type ElementInput =
     };
 
 /**
- * Interval elements in the kernel's key layout, for bulk adds and deletes of thousands of ranges without
- * an object per element: element i's first key is slab[2i*keyLen, (2i+1)*keyLen) and its last
- * (inclusive) key follows it. Each field sits at its offset in the key (concatenated fields are padded to
- * 4 bytes, padding zero) in the byte order NFTA_DATA_VALUE carries. Built from ranges by `ofRanges` (what
- * the compiler hands over); checked against the set when added to a transaction.
+ * Elements in the kernel's key layout, for bulk adds and deletes of thousands of ranges without an object
+ * per element: element i's first key is slab[2i*keyLen, (2i+1)*keyLen) and its last (inclusive) key
+ * follows it (equal for a set without the interval flag). Each field sits at its offset in the key
+ * (concatenated fields are padded to 4 bytes, padding zero) in the byte order NFTA_DATA_VALUE carries.
+ * A verdict map's elements carry their verdicts (element i: verdicts[i]). Built from range groups by
+ * `ofRanges` (the one form the compiler hands over); checked against the set when added to a transaction.
  */
 export class PackedElements {
   readonly keyLen: number;
   readonly count: number;
   readonly slab: Buffer;
-  constructor(keyLen: number, count: number, slab: Buffer) {
-    if (slab.length !== 2 * keyLen * count)
+  readonly verdicts: readonly MapVerdict[] | undefined;
+  constructor(keyLen: number, count: number, slab: Buffer, verdicts?: readonly MapVerdict[]) {
+    if (slab.length !== 2 * keyLen * count || (verdicts !== undefined && verdicts.length !== count))
       throw new NftValidationError(
         'packed elements',
-        `${slab.length} bytes for ${count} elements of ${keyLen}-byte keys`,
+        `${slab.length} bytes and ${verdicts?.length ?? 'no'} verdicts for ${count} elements of ${keyLen}-byte keys`,
         'elements',
       );
     this.keyLen = keyLen;
     this.count = count;
     this.slab = slab;
+    this.verdicts = verdicts;
   }
 
   /**
-   * The elements of `groups` packed for `set` (an interval set whose first key field is an address): each
-   * group's address ranges (first and last in turn; numbers for IPv4 keys, numbers or bigints for IPv6),
-   * each followed by the group's tail, one inclusive numeric range per further key field (a protocol, a
-   * port range), encoded once per group.
+   * The elements of `groups` packed for `set` (its first key field numeric: an address, a protocol): each
+   * group's ranges of the first field (first and last in turn; numbers, or numbers or bigints for IPv6
+   * addresses), each followed by the group's tail, one inclusive numeric range per further key field (a
+   * protocol, a port range), encoded once per group; for a verdict map, the group's verdict.
    */
   static ofRanges(set: NamedSet, groups: readonly RangeGroup[]): PackedElements {
     const d = set.describe();
     const len = set.keyLen;
-    const addr = set.key[0]!;
-    if (addr.name !== 'ipv4_addr' && addr.name !== 'ipv6_addr')
-      throw new NftValidationError(d, `range elements need an address key, not ${addr.name}`, 'key');
+    const first = set.key[0]!;
+    if (first.len !== 16 && first.len > 4)
+      throw new NftValidationError(d, `range elements need a numeric first key, not ${first.name}`, 'key');
+    // IPv4 addresses (the most elements by far): written as big-endian words.
+    const word = first.len === 4 && first.byteorder === 'big';
+    const map = set.data === 'verdict';
+    if (set.data !== undefined && !map)
+      throw new NftValidationError(d, 'range elements carry no data but verdicts', 'data');
     let count = 0;
     for (const g of groups) count += g.bounds.length >>> 1;
     const slab = Buffer.alloc(2 * len * count);
+    const verdicts: MapVerdict[] | undefined = map ? new Array(count) : undefined;
     let at = 0;
+    let i = 0;
     for (const g of groups) {
       const tail = tailFields(set, g.tail);
       const b = g.bounds;
       if (b.length % 2 !== 0) throw new NftValidationError(d, 'range bounds come in pairs', 'elements');
-      for (let i = 0; i < b.length; i += 2) {
-        if (addr.len === 4) {
-          slab.writeUInt32BE(Number(b[i]!), at);
-          slab.writeUInt32BE(Number(b[i + 1]!), at + len);
+      if ((g.verdict !== undefined) !== map)
+        throw new NftValidationError(
+          d,
+          map ? 'a map element needs a verdict' : 'a set element has no verdict',
+          'elements',
+        );
+      for (let k = 0; k < b.length; k += 2) {
+        if (word) {
+          slab.writeUInt32BE(Number(b[k]!), at);
+          slab.writeUInt32BE(Number(b[k + 1]!), at + len);
+        } else if (first.len === 16) {
+          writeU128(slab, at, BigInt(b[k]!));
+          writeU128(slab, at + len, BigInt(b[k + 1]!));
         } else {
-          writeU128(slab, at, BigInt(b[i]!));
-          writeU128(slab, at + len, BigInt(b[i + 1]!));
+          uintBytes(set, first, Number(b[k]!)).copy(slab, at);
+          uintBytes(set, first, Number(b[k + 1]!)).copy(slab, at + len);
         }
         for (const f of tail) {
           f.from.copy(slab, at + f.at);
           f.to.copy(slab, at + len + f.at);
         }
+        if (verdicts !== undefined) verdicts[i] = g.verdict!;
         at += 2 * len;
+        i++;
       }
     }
-    return new PackedElements(len, count, slab);
+    return new PackedElements(len, count, slab, verdicts);
   }
 }
 
-/** One key field after the address of range elements: an inclusive range of its numeric values. */
+/** One key field after the first of range elements: an inclusive range of its numeric values. */
 export type FieldSpan = readonly [from: number, to: number];
 
-/** Address ranges that share the rest of their key (see PackedElements.ofRanges). */
+/** What an element of a verdict map the compiler makes does: jump or go to a chain, accept, drop. */
+export type MapVerdict =
+  | { readonly kind: 'jump' | 'goto'; readonly chain: string }
+  | { readonly kind: 'accept' | 'drop' };
+
+/**
+ * The element value of every set and map the compiler makes: ranges of the first key field that share
+ * the rest of their key and, in a verdict map, their verdict (see PackedElements.ofRanges). A set without
+ * the interval flag has ranges of one value.
+ */
 export interface RangeGroup {
   /** First and last of each range in turn. */
   readonly bounds: ArrayLike<number> | ArrayLike<bigint>;
   readonly tail: readonly FieldSpan[];
+  /** A verdict map's elements' verdict; absent in a set. */
+  readonly verdict?: MapVerdict;
+}
+
+/** How many elements range groups hold. */
+export function rangeCount(groups: readonly RangeGroup[]): number {
+  let n = 0;
+  for (const g of groups) n += g.bounds.length >>> 1;
+  return n;
+}
+
+/** One element of range groups: its group and the index of its first bound there. */
+export interface RangeAt {
+  readonly group: RangeGroup;
+  readonly at: number;
+}
+
+/**
+ * The identity of a range element's key: what tells two element values apart without making nft text
+ * (equal keys, equal texts; the kernel holds one element per key). A range of one value is named by the
+ * value alone.
+ */
+export const rangeKey = (g: RangeGroup, at: number): string => spanId(g.bounds, at) + tailId(g);
+
+const spanId = (b: RangeGroup['bounds'], at: number): string =>
+  b[at] === b[at + 1] ? `${b[at]}` : `${b[at]}-${b[at + 1]}`;
+const tailId = (g: RangeGroup): string => (g.tail.length === 0 ? '' : ` ${g.tail.join(' ')}`);
+function verdictId(g: RangeGroup): string {
+  const v = g.verdict;
+  if (v === undefined) return '';
+  return v.kind === 'jump' || v.kind === 'goto' ? ` ${v.kind} ${v.chain}` : ` ${v.kind}`;
+}
+
+/**
+ * Every element's identity with its verdict, in order: rangeKey and the verdict (each group's tail and
+ * verdict written once). Equal identities, equal elements.
+ */
+export function rangeIds(groups: readonly RangeGroup[]): string[] {
+  const out: string[] = [];
+  for (const g of groups) {
+    const rest = tailId(g) + verdictId(g);
+    for (let at = 0; at < g.bounds.length; at += 2) out.push(spanId(g.bounds, at) + rest);
+  }
+  return out;
+}
+
+/** Every element of range groups, in order. */
+export function rangeItems(groups: readonly RangeGroup[]): RangeAt[] {
+  const out: RangeAt[] = [];
+  for (const group of groups) for (let at = 0; at < group.bounds.length; at += 2) out.push({ group, at });
+  return out;
+}
+
+/**
+ * Range elements as groups again, in order: neighbours of one group share a group (with `verdict`, every
+ * group gets that verdict instead of its own).
+ */
+export function regroup(items: readonly RangeAt[], verdict?: MapVerdict): RangeGroup[] {
+  const out: RangeGroup[] = [];
+  let group: RangeGroup | undefined;
+  let bounds: (number | bigint)[] = [];
+  const flush = () => {
+    if (group === undefined) return;
+    const bs = bounds as ArrayLike<number> | ArrayLike<bigint>;
+    const v = verdict ?? group.verdict;
+    out.push(
+      v === undefined ? { bounds: bs, tail: group.tail } : { bounds: bs, tail: group.tail, verdict: v },
+    );
+  };
+  for (const { group: g, at } of items) {
+    if (g !== group) {
+      flush();
+      group = g;
+      bounds = [];
+    }
+    bounds.push(g.bounds[at]!, g.bounds[at + 1]!);
+  }
+  flush();
+  return out;
 }
 
 /** What a transaction takes as elements: texts or objects, or packed ranges (see PackedElements). */
@@ -139,7 +248,12 @@ export const elementCount = (e: Elements): number => (e instanceof PackedElement
 export function sliceElements(e: Elements, from: number, to: number): Elements {
   if (!(e instanceof PackedElements)) return e.slice(from, to);
   const len = e.keyLen;
-  return new PackedElements(len, to - from, e.slab.subarray(2 * len * from, 2 * len * to));
+  return new PackedElements(
+    len,
+    to - from,
+    e.slab.subarray(2 * len * from, 2 * len * to),
+    e.verdicts?.slice(from, to),
+  );
 }
 
 function writeU128(slab: Buffer, at: number, value: bigint): void {
@@ -372,21 +486,30 @@ export class NamedSet {
   }
 
   /**
-   * Packed elements checked against this set: its key layout, an interval set without data. A concatenated
-   * set takes them as they are (encoded straight from the slab); any other interval set gets them as
-   * elements, checked like parsed ones (its kernel form needs sorted start and end markers).
+   * Packed elements checked against this set: its key layout, verdicts exactly when it is a verdict map.
+   * A concatenated interval set or a set of single values (no interval flag) without data takes them as
+   * they are (encoded straight from the slab); any other set gets them as elements, checked like parsed
+   * ones (a plain interval set's kernel form needs sorted start and end markers, a map's its verdicts).
    */
   acceptPacked(p: PackedElements): PackedElements | Element[] {
     const d = this.describe();
-    if (!this.isInterval || this.data !== undefined)
-      throw new NftValidationError(d, 'packed elements need an interval set without data', 'elements');
+    if ((p.verdicts !== undefined) !== (this.data === 'verdict'))
+      throw new NftValidationError(
+        d,
+        this.data === undefined
+          ? 'packed elements of a set carry no verdicts'
+          : 'packed map elements need verdicts',
+        'elements',
+      );
     if (p.keyLen !== this.keyLen)
       throw new NftValidationError(
         d,
         `packed elements have ${p.keyLen}-byte keys, the set's are ${this.keyLen} (${this.typeText()})`,
         'elements',
       );
-    if (this.isConcat || packedInOrder(p)) return p;
+    if (this.data === undefined) {
+      if (this.isInterval ? this.isConcat || packedInOrder(p) : packedSingles(p)) return p;
+    }
     return this.parseElements(this.unpack(p));
   }
 
@@ -429,7 +552,7 @@ export class NamedSet {
         });
         at += this.isConcat ? padLen(t.len) : t.len;
       }
-      out.push(new Element(fields));
+      out.push(new Element(fields, p.verdicts?.[i]));
     }
     return out;
   }
@@ -987,6 +1110,17 @@ function intervalBytes(v: RunViews, pos: number, i: number, index: number, n: nu
     s += 2 * len;
   }
   return n;
+}
+
+/** Whether every packed element is one value (first key = last key): what a set without intervals holds. */
+function packedSingles(p: PackedElements): boolean {
+  const len = p.keyLen;
+  const slab = p.slab;
+  for (let i = 0; i < p.count; i++) {
+    const first = 2 * i * len;
+    for (let k = 0; k < len; k++) if (slab[first + k] !== slab[first + len + k]) return false;
+  }
+  return true;
 }
 
 /** Whether packed plain-interval elements are sorted and disjoint (what the runs of the compiler give). */

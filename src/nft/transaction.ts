@@ -115,7 +115,7 @@ export class Transaction {
   flush(obj: Table | Chain | NamedSet): this {
     return this.push(() => ({ verb: 'flush', obj: checkObject(obj) as Table | Chain | NamedSet }));
   }
-  /** Adds elements: texts, objects, or (to an interval set) packed elements. */
+  /** Adds elements: texts, objects, or packed elements (see PackedElements.ofRanges). */
   addElements(set: NamedSet, elements: readonly ElementInput[] | PackedElements): this {
     return this.push(() => ({ verb: 'add element', set, elements: checkElements(set, elements) }));
   }

@@ -3,6 +3,7 @@
 // on a clone without it, each stands for the project's own example of the same shape.
 import { join } from 'node:path';
 import { type DesiredState, desiredState } from '../../src/compile/desired.ts';
+import { elementTexts } from '../../src/compile/verify.ts';
 import type { ClusterObjects } from '../../src/policy/normalize.ts';
 import { Planner } from '../../src/policy/plan.ts';
 import type { ClusterState } from '../../src/policy/types.ts';
@@ -76,7 +77,8 @@ export function removedElement(
   for (const s of prev.sets.values()) {
     const n = next.sets.get(s.name);
     if (!n) continue;
-    for (const e of s.elements) if (!n.elements.has(e)) return { set: s.name, element: e };
+    const kept = new Set(elementTexts(n));
+    for (const e of elementTexts(s)) if (!kept.has(e)) return { set: s.name, element: e };
   }
   return undefined;
 }

@@ -3,6 +3,7 @@
 // fresh full program gives; verify() finds and repairs drift made behind the reconciler's back; a diff
 // the kernel rejects converges in the same sync, programmed again from what the kernel lists.
 import t from 'tap';
+import { elementTexts } from '../../src/compile/verify.ts';
 import { compileText, enforcer, listTable, makeNs, nft, nftFile, nftOk, rawListing } from './_kernel.ts';
 import { changingSteps, podChain, removedElement, scenarioFile, scenarioStates } from './_scenarios.ts';
 
@@ -69,7 +70,8 @@ for (const name of sequences) {
 const db = scenarioStates('seed-db-only-from-api', 1);
 const dbLast = db.steps[db.steps.length - 1]!;
 const chain = podChain(dbLast.desired);
-const local4 = [...(dbLast.desired.sets.get('local4')?.elements ?? [])];
+const local4Set = dbLast.desired.sets.get('local4');
+const local4 = local4Set ? elementTexts(local4Set) : [];
 
 t.test('verify on an untouched table reports no drift and commits nothing', async (t) => {
   const e = enforcer(t, makeNs(t, 'v'), db.nodeName);

@@ -4,7 +4,7 @@ import t from 'tap';
 import type { Programmer } from '../../src/agent/programmer.ts';
 import { NodeReconciler } from '../../src/agent/reconciler.ts';
 import { chainObject, setObject, tableObject } from '../../src/compile/ruleset.ts';
-import { canonicalLines, compareTable, expectedRuleset } from '../../src/compile/verify.ts';
+import { canonicalLines, compareTable, elementTexts, expectedRuleset } from '../../src/compile/verify.ts';
 import { Counter, m, NamedSet, Rule, type Ruleset, Transaction } from '../../src/nft/index.ts';
 import { FakeKernel } from '../agent/_fixtures.ts';
 import { changingSteps, podChain, removedElement, scenarioStates } from './_scenarios.ts';
@@ -96,7 +96,7 @@ t.test('with the fake: drift behind the reconciler is detected and repaired in o
   const drifts: Array<[string, (p: Programmer) => Promise<unknown>, RegExp]> = [
     [
       'an element deleted',
-      someone(new Transaction().deleteElements(setObject(local4), [[...local4.elements][0]!])),
+      someone(new Transaction().deleteElements(setObject(local4), [elementTexts(local4)[0]!])),
       /1 missing, 0 unexpected: - add element inet tollgate local4/,
     ],
     [

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { desiredState } from '../../src/compile/desired.ts';
+import { elementTexts } from '../../src/compile/verify.ts';
 import { formatIssue } from '../../src/policy/errors.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
 import {
@@ -36,7 +37,7 @@ function planText(index: ClusterIndex, node: string): string {
 function tableText(index: ClusterIndex, node: string): string {
   const d = desiredState(new Planner(index).planNode(node));
   const chains = [...d.chains.values()].map((c) => `${c.name} ${JSON.stringify(c.rules)}`).sort();
-  const sets = [...d.sets.values()].map((s) => `${s.name} {${[...s.elements].sort().join(', ')}}`).sort();
+  const sets = [...d.sets.values()].map((s) => `${s.name} {${elementTexts(s).sort().join(', ')}}`).sort();
   return [...chains, ...sets].join('\n');
 }
 

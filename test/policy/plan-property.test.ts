@@ -2,7 +2,8 @@
 // dataplane will read them) and the reference evaluator always agree. Thousands of cases.
 import fc from 'fast-check';
 import t from 'tap';
-import { DesiredCache, type DesiredState, desiredState } from '../../src/compile/desired.ts';
+import { DesiredCache, type DesiredSet, type DesiredState, desiredState } from '../../src/compile/desired.ts';
+import { elementTexts } from '../../src/compile/verify.ts';
 import { type AddressRange, formatRange, mergeRanges, parseAddress } from '../../src/policy/address.ts';
 import { endpointAt, evaluate } from '../../src/policy/evaluate.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
@@ -225,37 +226,30 @@ function tableText(index: ClusterIndex, node: string): string {
 }
 
 /**
- * Interval set elements in canonical form: a set patched across changes may keep two neighbouring
+ * Address set elements in canonical form: a set patched across changes may keep two neighbouring
  * ranges apart where a fresh build merges them (runs.ts: a neighbour joining is a pure add), which
- * covers the same addresses.
+ * covers the same addresses. Maps and port sets as their nft texts.
  */
-function canonical(elements: Iterable<string>): string[] {
-  const bySuffix = new Map<string, AddressRange[]>();
-  const other: string[] = [];
-  for (const e of elements) {
-    const cut = e.indexOf(' ');
-    const addr = cut < 0 ? e : e.slice(0, cut);
-    const [a, b] = addr.includes('-') ? addr.split('-') : [addr, addr];
-    const first = parseAddress(a!);
-    const last = parseAddress(b!);
-    if (e.includes(' : ') || !first || !last) {
-      other.push(e);
-      continue;
-    }
-    const suffix = cut < 0 ? '' : e.slice(cut);
-    const list = bySuffix.get(suffix) ?? [];
-    list.push({ family: first.family, first: first.value, last: last.value });
-    bySuffix.set(suffix, list);
+function canonical(s: DesiredSet): string[] {
+  const family = s.key[0] === 'ipv4_addr' ? 4 : s.key[0] === 'ipv6_addr' ? 6 : undefined;
+  if (s.map || family === undefined) return elementTexts(s).sort();
+  const byTail = new Map<string, AddressRange[]>();
+  for (const g of s.elements.groups()) {
+    const tail = JSON.stringify(g.tail);
+    const list = byTail.get(tail) ?? [];
+    for (let at = 0; at < g.bounds.length; at += 2)
+      list.push({ family, first: BigInt(g.bounds[at]!), last: BigInt(g.bounds[at + 1]!) });
+    byTail.set(tail, list);
   }
-  for (const [suffix, list] of bySuffix)
-    for (const r of mergeRanges(list)) other.push(formatRange(r) + suffix);
-  return other.sort();
+  const out: string[] = [];
+  for (const [tail, list] of byTail) for (const r of mergeRanges(list)) out.push(`${formatRange(r)} ${tail}`);
+  return out.sort();
 }
 
 function stateText(d: DesiredState, canon = false): string {
   const chains = [...d.chains.values()].map((c) => `${c.name} ${JSON.stringify(c.rules)}`).sort();
   const sets = [...d.sets.values()]
-    .map((s) => `${s.name} {${(canon ? canonical(s.elements) : [...s.elements].sort()).join(', ')}}`)
+    .map((s) => `${s.name} {${(canon ? canonical(s) : elementTexts(s).sort()).join(', ')}}`)
     .sort();
   return [...chains, ...sets].join('\n');
 }
