@@ -164,9 +164,18 @@ export function attribute(
     protocol,
     ...(PROTOCOLS[h.protocol] !== undefined && h.dport !== undefined ? { port: h.dport } : {}),
     policies: [...policies].sort(),
-    at: new Date(p.kernelTimeMs ?? receivedAtMs).toISOString(),
+    at: reportTime(p.kernelTimeMs, receivedAtMs),
   };
   return { report, namespace };
+}
+
+/**
+ * The kernel's timestamp when it is a date (NFULA_TIMESTAMP is two u64 the decoder does not bound; a
+ * date past year 275760 makes toISOString throw, which would lose the report), else the receive time.
+ */
+function reportTime(kernelMs: number | undefined, receivedAtMs: number): string {
+  const at = new Date(kernelMs ?? receivedAtMs);
+  return (Number.isNaN(at.getTime()) ? new Date(receivedAtMs) : at).toISOString();
 }
 
 export interface ReporterOptions {

@@ -137,6 +137,15 @@ t.test('attribution: a pod gone since the program falls back to its chain; forei
   t.same(attribute(noHeaders, 0, e, 'n1'), { skip: 'headers' });
 });
 
+t.test('attribution: a kernel timestamp that is no date falls back to the receive time', async (t) => {
+  // u64 seconds straight from NFULA_TIMESTAMP: far past what a Date holds, toISOString would throw.
+  const p = { ...packet('ingress', chainOf('x/db', 'ingress'), '10.244.2.20', '10.244.1.10') };
+  const r = attribute({ ...p, kernelTimeMs: 2 ** 64 * 1000 }, Date.parse('2026-12-01T17:00:00Z'), e, 'n1');
+  t.equal('report' in r && r.report.at, '2026-12-01T17:00:00.000Z');
+  const ok = attribute({ ...p, kernelTimeMs: Date.parse('2026-12-01T16:59:59.5Z') }, 0, e, 'n1');
+  t.equal('report' in ok && ok.report.at, '2026-12-01T16:59:59.500Z', 'a valid kernel time is kept');
+});
+
 t.test('attribution: a namespace annotated tollgate.dev/drop-reports: "off" is not logged', async (t) => {
   const quiet: ClusterState = {
     ...st,
