@@ -22,19 +22,20 @@ import type { ClusterState } from '../../src/policy/types.ts';
 import { until } from '../k8s/fake-api.ts';
 import { pod, policy, state } from '../policy/builders.ts';
 
+const policies = () => [
+  policy('x/db-from-web', {
+    podSelector: { matchLabels: { app: 'db' } },
+    ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }], ports: [{ port: 5432 }] }],
+  }),
+  policy('x/deny-all', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }),
+];
+const others = () => [
+  pod('x/web', { app: 'web' }, { ip: '10.244.1.11' }),
+  pod('y/client', { app: 'client' }, { node: 'n2', ip: '10.244.2.20' }),
+];
 const st: ClusterState = state({
-  pods: [
-    pod('x/db', { app: 'db' }, { ip: '10.244.1.10' }),
-    pod('x/web', { app: 'web' }, { ip: '10.244.1.11' }),
-    pod('y/client', { app: 'client' }, { node: 'n2', ip: '10.244.2.20' }),
-  ],
-  policies: [
-    policy('x/db-from-web', {
-      podSelector: { matchLabels: { app: 'db' } },
-      ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }], ports: [{ port: 5432 }] }],
-    }),
-    policy('x/deny-all', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }),
-  ],
+  pods: [pod('x/db', { app: 'db' }, { ip: '10.244.1.10' }), ...others()],
+  policies: policies(),
 });
 
 function enforced(s: ClusterState = st): Enforced {
@@ -249,6 +250,30 @@ t.test('reporter: EPERM logged once, retried with backoff, then reports flow', a
   await r.refreshMetrics();
   t.equal((await metrics.reportsSuppressed.get()).values[0]?.value, 12, 'a rewritten chain starts at 0');
   t.equal((await metrics.reportsLost.get()).values[0]?.value, 3, 'sequence gaps and queue overruns');
+});
+
+t.test('attribution: a local pod newer than the cluster map is named by the program', async (t) => {
+  const addresses = new PodAddresses(60_000);
+  addresses.of(st); // built for the old pods; the next program comes well within its age
+  // x/db deleted, x/db2 started with its address.
+  const newer = state({
+    pods: [pod('x/db2', { app: 'db' }, { ip: '10.244.1.10' }), ...others()],
+    policies: policies(),
+  });
+  const e2 = enforced(newer);
+  const r = attribute(
+    packet('ingress', e2.desired.podChains.get('x/db2')!.ingress!, '10.244.2.20', '10.244.1.10'),
+    0,
+    e2,
+    'n1',
+    new WeakMap(),
+    addresses,
+  );
+  t.ok('report' in r);
+  if (!('report' in r)) return;
+  t.same(r.report.dst, { address: '10.244.1.10', pod: 'x/db2' }, 'not x/db, which had the address before');
+  t.same(r.report.src, { address: '10.244.2.20', pod: 'y/client' }, 'the remote end from the cluster map');
+  t.same(r.report.policies, ['x/db-from-web', 'x/deny-all']);
 });
 
 t.test('the cluster pods by address are rebuilt at most once a second under churn', async (t) => {
