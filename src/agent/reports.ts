@@ -143,11 +143,11 @@ export function attribute(
   const direction: ReportDirection = prefix.direction;
   const localKey = direction === 'ingress' ? dstKey : srcKey;
   const local = localKey === undefined ? undefined : index?.local.get(localKey);
-  // The node's own pod comes from the program itself: the cluster map may be up to a second older, and
+  // The node's own pods come from the program itself: the cluster map may be up to a second older, and
   // a pod started within it (when denials are most likely) would be named by address, or by the pod
   // that had its address before.
   const endpoint = (address: string, key: string | undefined): ReportEndpoint => {
-    const pod = key === undefined ? undefined : key === localKey && local ? local.key : index?.pods.get(key);
+    const pod = key === undefined ? undefined : (index?.local.get(key)?.key ?? index?.pods.get(key));
     return pod === undefined ? { address } : { address, pod };
   };
   const localPod = local?.key ?? (localKey === undefined ? undefined : index?.pods.get(localKey));
