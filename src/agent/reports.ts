@@ -112,8 +112,11 @@ const directionPlan = (p: PodPlan, d: ReportDirection) =>
 const namespaceOf = (podKey: string | undefined): string =>
   podKey === undefined ? '' : podKey.slice(0, podKey.indexOf('/'));
 
-/** Why a packet gave no report (counted as `tollgate_drop_reports_skipped_total{reason}`). */
-export type SkipReason = 'foreign' | 'headers' | 'quiet';
+/**
+ * Why a packet gave no report (counted as `tollgate_drop_reports_skipped_total{reason}`); `undecodable`
+ * comes from the listener, before attribution.
+ */
+export type SkipReason = 'foreign' | 'headers' | 'quiet' | 'undecodable';
 
 /**
  * One nflog packet as a DropReport: the prefix says direction, kind and chain; the local pod (the
@@ -214,6 +217,7 @@ export class DropReporter {
   private readonly addresses = new PodAddresses();
   private suppressed: bigint | undefined;
   private listenerSeen = { lost: 0, overruns: 0, undecodable: 0 };
+  private decodeLogged = false;
 
   constructor(options: ReporterOptions) {
     this.o = options;
@@ -236,7 +240,7 @@ export class DropReporter {
       const socket = await source(
         this.o.group,
         (p, at) => this.onPacket(p, at),
-        (e) => this.o.log.warn({ err: e.message, code: e.code, group: this.o.group }, 'drop report error'),
+        (e) => this.onListenerError(e),
       );
       if (this.stopped) {
         socket.close();
@@ -263,6 +267,24 @@ export class DropReporter {
       this.timer.unref();
       this.delay = Math.min(this.delay * 2, this.o.retryMaxMs ?? 60_000);
     }
+  }
+
+  /**
+   * A report that did not decode comes again at the report rate (the same kernel, the same layout):
+   * counted each time, logged once. Socket errors are rare and each is logged.
+   */
+  private onListenerError(e: NflogError): void {
+    if (e.code === 'E_NFLOG_DECODE') {
+      this.o.metrics.reportsSkipped.inc({ reason: 'undecodable' });
+      if (this.decodeLogged) return;
+      this.decodeLogged = true;
+    }
+    this.o.log.warn(
+      { err: e.message, code: e.code, group: this.o.group },
+      e.code === 'E_NFLOG_DECODE'
+        ? 'drop report error (logged once; counted as tollgate_drop_reports_skipped_total{reason="undecodable"})'
+        : 'drop report error',
+    );
   }
 
   private onPacket(p: NflogPacket, receivedAtMs: number): void {

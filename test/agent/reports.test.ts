@@ -163,16 +163,19 @@ t.test('attribution: a namespace annotated tollgate.dev/drop-reports: "off" is n
 interface Fake {
   source: ReportSource;
   emit(p: NflogPacket): void;
+  fail(e: NflogError): void;
   attempts: number;
 }
 
 /** A packet source that refuses the first `failures` binds with EPERM, as the kernel does. */
 function fakeSource(failures: number): Fake {
   let deliver: ((p: NflogPacket, at: number) => void) | undefined;
+  let report: ((e: NflogError) => void) | undefined;
   const fake: Fake = {
     attempts: 0,
     emit: (p) => deliver?.(p, Date.now()),
-    source: async (group, onPacket) => {
+    fail: (e) => report?.(e),
+    source: async (group, onPacket, onError) => {
       fake.attempts++;
       if (fake.attempts <= failures)
         throw new NflogError('E_NFLOG_BIND', `nflog group ${group}: EPERM: another socket is bound`, {
@@ -180,6 +183,7 @@ function fakeSource(failures: number): Fake {
           errno: 1,
         });
       deliver = onPacket;
+      report = onError;
       return { stats: { received: 0, lost: 2, overruns: 1, undecodable: 0 }, close: () => {} };
     },
   };
@@ -274,6 +278,41 @@ t.test('attribution: a local pod newer than the cluster map is named by the prog
   t.same(r.report.dst, { address: '10.244.1.10', pod: 'x/db2' }, 'not x/db, which had the address before');
   t.same(r.report.src, { address: '10.244.2.20', pod: 'y/client' }, 'the remote end from the cluster map');
   t.same(r.report.policies, ['x/db-from-web', 'x/deny-all']);
+});
+
+/** A pino logger whose records land in `lines`. */
+function captured(): { log: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  return { log, lines };
+}
+
+t.test('reporter: undecodable reports are counted each, logged once', async (t) => {
+  const { log, lines } = captured();
+  const metrics = createMetrics();
+  const fake = fakeSource(0);
+  const r = new DropReporter({
+    group: 100,
+    node: 'n1',
+    log,
+    metrics,
+    enforced: () => e,
+    source: fake.source,
+  });
+  t.teardown(() => r.stop());
+  r.start();
+  await until(() => r.problem === undefined, 'the bind', scaledMs(10_000));
+  for (let i = 0; i < 3; i++)
+    fake.fail(
+      new NflogError('E_NFLOG_DECODE', `nflog group 100: attribute ${i} is truncated`, { group: 100 }),
+    );
+  const warned = lines.filter((l) => String(l.msg).startsWith('drop report error'));
+  t.equal(warned.length, 1, 'one line for the same kind of error, not one per packet');
+  t.match(warned[0], { level: 40, code: 'E_NFLOG_DECODE', group: 100 });
+  t.same(
+    (await metrics.reportsSkipped.get()).values.map((v) => [v.labels.reason, v.value]),
+    [['undecodable', 3]],
+  );
 });
 
 t.test('the cluster pods by address are rebuilt at most once a second under churn', async (t) => {
