@@ -255,7 +255,8 @@ export class DropReporter {
       const e = error as Error & Partial<Pick<NflogError, 'errnoName' | 'code'>>;
       this.o.metrics.reportBindFailures.inc();
       this.o.metrics.reportsBound.set(0);
-      const text = e.message;
+      // A rejection that is no Error still gets its one log line (undefined would equal lastError).
+      const text = error instanceof Error ? e.message : String(error);
       if (text !== this.lastError)
         this.o.log.error(
           { group: this.o.group, errno: e.errnoName, code: e.code, retryMs: this.delay },

@@ -315,6 +315,31 @@ t.test('reporter: undecodable reports are counted each, logged once', async (t) 
   );
 });
 
+t.test('reporter: a bind failure that is no Error is still logged', async (t) => {
+  const { log, lines } = captured();
+  let attempts = 0;
+  const r = new DropReporter({
+    group: 100,
+    node: 'n1',
+    log,
+    metrics: createMetrics(),
+    enforced: () => e,
+    source: () => {
+      attempts++;
+      return Promise.reject('socket: address family not supported');
+    },
+    retryMs: 5,
+    retryMaxMs: 5,
+  });
+  t.teardown(() => r.stop());
+  r.start();
+  await until(() => attempts >= 3, 'retries', scaledMs(10_000));
+  const binds = lines.filter((l) => String(l.msg).includes('cannot bind'));
+  t.equal(binds.length, 1, 'logged once');
+  t.match(String(binds[0]?.msg), /address family not supported/);
+  t.match(r.problem, /address family not supported/);
+});
+
 t.test('the cluster pods by address are rebuilt at most once a second under churn', async (t) => {
   const addresses = new PodAddresses(1000);
   const first = addresses.of(st, 0);
