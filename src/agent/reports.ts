@@ -218,6 +218,9 @@ export class DropReporter {
   private suppressed: bigint | undefined;
   private listenerSeen = { lost: 0, overruns: 0, undecodable: 0 };
   private decodeLogged = false;
+  /** The label sets of deniedConnections by namespace ("direction kind"), pruned by prune(). */
+  private readonly series = new Map<string, Set<string>>();
+  private prunedFor: Enforced | undefined;
 
   constructor(options: ReporterOptions) {
     this.o = options;
@@ -294,16 +297,39 @@ export class DropReporter {
       this.o.metrics.reportsSkipped.inc({ reason: r.skip });
       return;
     }
+    this.prune(this.o.enforced());
     this.o.metrics.deniedConnections.inc({
       direction: r.report.direction,
       namespace: r.namespace,
       kind: r.report.kind,
     });
+    const keys = this.series.get(r.namespace) ?? new Set<string>();
+    this.series.set(r.namespace, keys);
+    keys.add(`${r.report.direction} ${r.report.kind}`);
     this.o.log.info({ report: r.report }, REPORT_MESSAGE);
+  }
+
+  /**
+   * Drops the deniedConnections series of namespaces the program no longer has: the namespace label is
+   * bounded by the live namespaces, not by every namespace that ever had a denial (CI clusters make
+   * and delete thousands). Once per program.
+   */
+  private prune(e: Enforced | undefined): void {
+    if (e === undefined || e === this.prunedFor) return;
+    this.prunedFor = e;
+    for (const [namespace, keys] of this.series) {
+      if (namespace === '' || e.state.namespaces.has(namespace)) continue;
+      for (const key of keys) {
+        const [direction, kind] = key.split(' ') as [string, string];
+        this.o.metrics.deniedConnections.remove({ direction, namespace, kind });
+      }
+      this.series.delete(namespace);
+    }
   }
 
   /** Brings the counters read from elsewhere up to date (called before /metrics is served). */
   async refreshMetrics(): Promise<void> {
+    this.prune(this.o.enforced());
     const s = this.socket?.stats;
     if (s !== undefined) {
       const seen = this.listenerSeen;

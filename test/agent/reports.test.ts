@@ -340,6 +340,36 @@ t.test('reporter: a bind failure that is no Error is still logged', async (t) =>
   t.match(r.problem, /address family not supported/);
 });
 
+t.test('reporter: the series of a deleted namespace go with it', async (t) => {
+  const { log } = captured();
+  const metrics = createMetrics();
+  const fake = fakeSource(0);
+  let current = e;
+  const r = new DropReporter({
+    group: 100,
+    node: 'n1',
+    log,
+    metrics,
+    enforced: () => current,
+    source: fake.source,
+  });
+  t.teardown(() => r.stop());
+  r.start();
+  await until(() => r.problem === undefined, 'the bind', scaledMs(10_000));
+  fake.emit(packet('ingress', chainOf('x/db', 'ingress'), '10.244.2.20', '10.244.1.10'));
+  fake.emit(packet('egress', chainOf('x/web', 'egress'), '10.244.1.11', '203.0.113.9'));
+  const series = async () =>
+    (await metrics.deniedConnections.get()).values.map((v) => `${v.labels.namespace} ${v.labels.direction}`);
+  t.same((await series()).sort(), ['x egress', 'x ingress']);
+  await r.refreshMetrics();
+  t.equal((await series()).length, 2, 'kept while the namespace exists');
+  current = enforced(
+    state({ namespaces: { y: { ns: 'y' } }, pods: [pod('y/client', {}, { node: 'n2', ip: '10.244.2.20' })] }),
+  );
+  await r.refreshMetrics();
+  t.same(await series(), [], 'namespace x deleted: its series are removed');
+});
+
 t.test('the cluster pods by address are rebuilt at most once a second under churn', async (t) => {
   const addresses = new PodAddresses(1000);
   const first = addresses.of(st, 0);
