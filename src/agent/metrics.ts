@@ -98,7 +98,7 @@ export function createMetrics() {
     }),
     reportsSkipped: new Counter({
       name: 'tollgate_drop_reports_skipped_total',
-      help: 'Reports not logged: foreign (another rule of the group), headers (no addresses), quiet (namespace opted out).',
+      help: 'Reports not logged: foreign (another rule of the group), headers (no addresses), quiet (namespace opted out), undecodable (an nflog message that did not parse).',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -112,8 +112,11 @@ const directionPlan = (p: PodPlan, d: ReportDirection) =>
 const namespaceOf = (podKey: string | undefined): string =>
   podKey === undefined ? '' : podKey.slice(0, podKey.indexOf('/'));
 
-/** Why a packet gave no report (counted as `tollgate_drop_reports_skipped_total{reason}`). */
-export type SkipReason = 'foreign' | 'headers' | 'quiet';
+/**
+ * Why a packet gave no report (counted as `tollgate_drop_reports_skipped_total{reason}`); `undecodable`
+ * comes from the listener, before attribution.
+ */
+export type SkipReason = 'foreign' | 'headers' | 'quiet' | 'undecodable';
 
 /**
  * One nflog packet as a DropReport: the prefix says direction, kind and chain; the local pod (the
@@ -140,13 +143,16 @@ export function attribute(
   }
   const srcKey = addressKey(h.src);
   const dstKey = addressKey(h.dst);
-  const endpoint = (address: string, key: string | undefined): ReportEndpoint => {
-    const pod = key === undefined ? undefined : index?.pods.get(key);
-    return pod === undefined ? { address } : { address, pod };
-  };
   const direction: ReportDirection = prefix.direction;
   const localKey = direction === 'ingress' ? dstKey : srcKey;
   const local = localKey === undefined ? undefined : index?.local.get(localKey);
+  // The node's own pods come from the program itself: the cluster map may be up to a second older, and
+  // a pod started within it (when denials are most likely) would be named by address, or by the pod
+  // that had its address before.
+  const endpoint = (address: string, key: string | undefined): ReportEndpoint => {
+    const pod = key === undefined ? undefined : (index?.local.get(key)?.key ?? index?.pods.get(key));
+    return pod === undefined ? { address } : { address, pod };
+  };
   const localPod = local?.key ?? (localKey === undefined ? undefined : index?.pods.get(localKey));
   const namespace = namespaceOf(localPod);
   if (index?.quiet.has(namespace)) return { skip: 'quiet' };
@@ -164,9 +170,18 @@ export function attribute(
     protocol,
     ...(PROTOCOLS[h.protocol] !== undefined && h.dport !== undefined ? { port: h.dport } : {}),
     policies: [...policies].sort(),
-    at: new Date(p.kernelTimeMs ?? receivedAtMs).toISOString(),
+    at: reportTime(p.kernelTimeMs, receivedAtMs),
   };
   return { report, namespace };
+}
+
+/**
+ * The kernel's timestamp when it is a date (NFULA_TIMESTAMP is two u64 the decoder does not bound; a
+ * date past year 275760 makes toISOString throw, which would lose the report), else the receive time.
+ */
+function reportTime(kernelMs: number | undefined, receivedAtMs: number): string {
+  const at = new Date(kernelMs ?? receivedAtMs);
+  return (Number.isNaN(at.getTime()) ? new Date(receivedAtMs) : at).toISOString();
 }
 
 export interface ReporterOptions {
@@ -202,6 +217,10 @@ export class DropReporter {
   private readonly addresses = new PodAddresses();
   private suppressed: bigint | undefined;
   private listenerSeen = { lost: 0, overruns: 0, undecodable: 0 };
+  private decodeLogged = false;
+  /** The label sets of deniedConnections by namespace ("direction kind"), pruned by prune(). */
+  private readonly series = new Map<string, Set<string>>();
+  private prunedFor: Enforced | undefined;
 
   constructor(options: ReporterOptions) {
     this.o = options;
@@ -224,7 +243,7 @@ export class DropReporter {
       const socket = await source(
         this.o.group,
         (p, at) => this.onPacket(p, at),
-        (e) => this.o.log.warn({ err: e.message, code: e.code, group: this.o.group }, 'drop report error'),
+        (e) => this.onListenerError(e),
       );
       if (this.stopped) {
         socket.close();
@@ -239,7 +258,8 @@ export class DropReporter {
       const e = error as Error & Partial<Pick<NflogError, 'errnoName' | 'code'>>;
       this.o.metrics.reportBindFailures.inc();
       this.o.metrics.reportsBound.set(0);
-      const text = e.message;
+      // A rejection that is no Error still gets its one log line (undefined would equal lastError).
+      const text = error instanceof Error ? e.message : String(error);
       if (text !== this.lastError)
         this.o.log.error(
           { group: this.o.group, errno: e.errnoName, code: e.code, retryMs: this.delay },
@@ -253,22 +273,63 @@ export class DropReporter {
     }
   }
 
+  /**
+   * A report that did not decode comes again at the report rate (the same kernel, the same layout):
+   * counted each time, logged once. Socket errors are rare and each is logged.
+   */
+  private onListenerError(e: NflogError): void {
+    if (e.code === 'E_NFLOG_DECODE') {
+      this.o.metrics.reportsSkipped.inc({ reason: 'undecodable' });
+      if (this.decodeLogged) return;
+      this.decodeLogged = true;
+    }
+    this.o.log.warn(
+      { err: e.message, code: e.code, group: this.o.group },
+      e.code === 'E_NFLOG_DECODE'
+        ? 'drop report error (logged once; counted as tollgate_drop_reports_skipped_total{reason="undecodable"})'
+        : 'drop report error',
+    );
+  }
+
   private onPacket(p: NflogPacket, receivedAtMs: number): void {
     const r = attribute(p, receivedAtMs, this.o.enforced(), this.o.node, this.cache, this.addresses);
     if ('skip' in r) {
       this.o.metrics.reportsSkipped.inc({ reason: r.skip });
       return;
     }
+    this.prune(this.o.enforced());
     this.o.metrics.deniedConnections.inc({
       direction: r.report.direction,
       namespace: r.namespace,
       kind: r.report.kind,
     });
+    const keys = this.series.get(r.namespace) ?? new Set<string>();
+    this.series.set(r.namespace, keys);
+    keys.add(`${r.report.direction} ${r.report.kind}`);
     this.o.log.info({ report: r.report }, REPORT_MESSAGE);
+  }
+
+  /**
+   * Drops the deniedConnections series of namespaces the program no longer has: the namespace label is
+   * bounded by the live namespaces, not by every namespace that ever had a denial (CI clusters make
+   * and delete thousands). Once per program.
+   */
+  private prune(e: Enforced | undefined): void {
+    if (e === undefined || e === this.prunedFor) return;
+    this.prunedFor = e;
+    for (const [namespace, keys] of this.series) {
+      if (namespace === '' || e.state.namespaces.has(namespace)) continue;
+      for (const key of keys) {
+        const [direction, kind] = key.split(' ') as [string, string];
+        this.o.metrics.deniedConnections.remove({ direction, namespace, kind });
+      }
+      this.series.delete(namespace);
+    }
   }
 
   /** Brings the counters read from elsewhere up to date (called before /metrics is served). */
   async refreshMetrics(): Promise<void> {
+    this.prune(this.o.enforced());
     const s = this.socket?.stats;
     if (s !== undefined) {
       const seen = this.listenerSeen;

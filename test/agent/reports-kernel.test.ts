@@ -148,7 +148,13 @@ t.test('denied connections are reported with their policies, within the node lim
   );
   const b = JSON.parse(burst.stdout.trim().split('\n').pop() ?? '{}');
   t.same(b.counts, { unanswered: ATTEMPTS }, 'every attempt was dropped, those over the limit too');
-  await new Promise((r) => setTimeout(r, scaledMs(1000)));
+  // Wait on the reports, not a fixed time: at least the burst, then until no more come (a late one
+  // counts against the bound instead of being missed).
+  await until('the burst reports', () => reports.length - before >= BURST);
+  for (let seen = -1; seen !== reports.length; ) {
+    seen = reports.length;
+    await new Promise((r) => setTimeout(r, scaledMs(500)));
+  }
   const inBurst = reports.slice(before);
   const seconds = (b.lastSentMs - b.startMs) / 1000;
   const bound = BURST + Math.ceil(RATE * seconds) + 1;

@@ -22,19 +22,20 @@ import type { ClusterState } from '../../src/policy/types.ts';
 import { until } from '../k8s/fake-api.ts';
 import { pod, policy, state } from '../policy/builders.ts';
 
+const policies = () => [
+  policy('x/db-from-web', {
+    podSelector: { matchLabels: { app: 'db' } },
+    ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }], ports: [{ port: 5432 }] }],
+  }),
+  policy('x/deny-all', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }),
+];
+const others = () => [
+  pod('x/web', { app: 'web' }, { ip: '10.244.1.11' }),
+  pod('y/client', { app: 'client' }, { node: 'n2', ip: '10.244.2.20' }),
+];
 const st: ClusterState = state({
-  pods: [
-    pod('x/db', { app: 'db' }, { ip: '10.244.1.10' }),
-    pod('x/web', { app: 'web' }, { ip: '10.244.1.11' }),
-    pod('y/client', { app: 'client' }, { node: 'n2', ip: '10.244.2.20' }),
-  ],
-  policies: [
-    policy('x/db-from-web', {
-      podSelector: { matchLabels: { app: 'db' } },
-      ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }], ports: [{ port: 5432 }] }],
-    }),
-    policy('x/deny-all', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }),
-  ],
+  pods: [pod('x/db', { app: 'db' }, { ip: '10.244.1.10' }), ...others()],
+  policies: policies(),
 });
 
 function enforced(s: ClusterState = st): Enforced {
@@ -137,6 +138,15 @@ t.test('attribution: a pod gone since the program falls back to its chain; forei
   t.same(attribute(noHeaders, 0, e, 'n1'), { skip: 'headers' });
 });
 
+t.test('attribution: a kernel timestamp that is no date falls back to the receive time', async (t) => {
+  // u64 seconds straight from NFULA_TIMESTAMP: far past what a Date holds, toISOString would throw.
+  const p = { ...packet('ingress', chainOf('x/db', 'ingress'), '10.244.2.20', '10.244.1.10') };
+  const r = attribute({ ...p, kernelTimeMs: 2 ** 64 * 1000 }, Date.parse('2026-12-01T17:00:00Z'), e, 'n1');
+  t.equal('report' in r && r.report.at, '2026-12-01T17:00:00.000Z');
+  const ok = attribute({ ...p, kernelTimeMs: Date.parse('2026-12-01T16:59:59.5Z') }, 0, e, 'n1');
+  t.equal('report' in ok && ok.report.at, '2026-12-01T16:59:59.500Z', 'a valid kernel time is kept');
+});
+
 t.test('attribution: a namespace annotated tollgate.dev/drop-reports: "off" is not logged', async (t) => {
   const quiet: ClusterState = {
     ...st,
@@ -153,16 +163,19 @@ t.test('attribution: a namespace annotated tollgate.dev/drop-reports: "off" is n
 interface Fake {
   source: ReportSource;
   emit(p: NflogPacket): void;
+  fail(e: NflogError): void;
   attempts: number;
 }
 
 /** A packet source that refuses the first `failures` binds with EPERM, as the kernel does. */
 function fakeSource(failures: number): Fake {
   let deliver: ((p: NflogPacket, at: number) => void) | undefined;
+  let report: ((e: NflogError) => void) | undefined;
   const fake: Fake = {
     attempts: 0,
     emit: (p) => deliver?.(p, Date.now()),
-    source: async (group, onPacket) => {
+    fail: (e) => report?.(e),
+    source: async (group, onPacket, onError) => {
       fake.attempts++;
       if (fake.attempts <= failures)
         throw new NflogError('E_NFLOG_BIND', `nflog group ${group}: EPERM: another socket is bound`, {
@@ -170,6 +183,7 @@ function fakeSource(failures: number): Fake {
           errno: 1,
         });
       deliver = onPacket;
+      report = onError;
       return { stats: { received: 0, lost: 2, overruns: 1, undecodable: 0 }, close: () => {} };
     },
   };
@@ -240,6 +254,120 @@ t.test('reporter: EPERM logged once, retried with backoff, then reports flow', a
   await r.refreshMetrics();
   t.equal((await metrics.reportsSuppressed.get()).values[0]?.value, 12, 'a rewritten chain starts at 0');
   t.equal((await metrics.reportsLost.get()).values[0]?.value, 3, 'sequence gaps and queue overruns');
+});
+
+t.test('attribution: a local pod newer than the cluster map is named by the program', async (t) => {
+  const addresses = new PodAddresses(60_000);
+  addresses.of(st); // built for the old pods; the next program comes well within its age
+  // x/db deleted, x/db2 started with its address.
+  const newer = state({
+    pods: [pod('x/db2', { app: 'db' }, { ip: '10.244.1.10' }), ...others()],
+    policies: policies(),
+  });
+  const e2 = enforced(newer);
+  const r = attribute(
+    packet('ingress', e2.desired.podChains.get('x/db2')!.ingress!, '10.244.2.20', '10.244.1.10'),
+    0,
+    e2,
+    'n1',
+    new WeakMap(),
+    addresses,
+  );
+  t.ok('report' in r);
+  if (!('report' in r)) return;
+  t.same(r.report.dst, { address: '10.244.1.10', pod: 'x/db2' }, 'not x/db, which had the address before');
+  t.same(r.report.src, { address: '10.244.2.20', pod: 'y/client' }, 'the remote end from the cluster map');
+  t.same(r.report.policies, ['x/db-from-web', 'x/deny-all']);
+});
+
+/** A pino logger whose records land in `lines`. */
+function captured(): { log: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  return { log, lines };
+}
+
+t.test('reporter: undecodable reports are counted each, logged once', async (t) => {
+  const { log, lines } = captured();
+  const metrics = createMetrics();
+  const fake = fakeSource(0);
+  const r = new DropReporter({
+    group: 100,
+    node: 'n1',
+    log,
+    metrics,
+    enforced: () => e,
+    source: fake.source,
+  });
+  t.teardown(() => r.stop());
+  r.start();
+  await until(() => r.problem === undefined, 'the bind', scaledMs(10_000));
+  for (let i = 0; i < 3; i++)
+    fake.fail(
+      new NflogError('E_NFLOG_DECODE', `nflog group 100: attribute ${i} is truncated`, { group: 100 }),
+    );
+  const warned = lines.filter((l) => String(l.msg).startsWith('drop report error'));
+  t.equal(warned.length, 1, 'one line for the same kind of error, not one per packet');
+  t.match(warned[0], { level: 40, code: 'E_NFLOG_DECODE', group: 100 });
+  t.same(
+    (await metrics.reportsSkipped.get()).values.map((v) => [v.labels.reason, v.value]),
+    [['undecodable', 3]],
+  );
+});
+
+t.test('reporter: a bind failure that is no Error is still logged', async (t) => {
+  const { log, lines } = captured();
+  let attempts = 0;
+  const r = new DropReporter({
+    group: 100,
+    node: 'n1',
+    log,
+    metrics: createMetrics(),
+    enforced: () => e,
+    source: () => {
+      attempts++;
+      return Promise.reject('socket: address family not supported');
+    },
+    retryMs: 5,
+    retryMaxMs: 5,
+  });
+  t.teardown(() => r.stop());
+  r.start();
+  await until(() => attempts >= 3, 'retries', scaledMs(10_000));
+  const binds = lines.filter((l) => String(l.msg).includes('cannot bind'));
+  t.equal(binds.length, 1, 'logged once');
+  t.match(String(binds[0]?.msg), /address family not supported/);
+  t.match(r.problem, /address family not supported/);
+});
+
+t.test('reporter: the series of a deleted namespace go with it', async (t) => {
+  const { log } = captured();
+  const metrics = createMetrics();
+  const fake = fakeSource(0);
+  let current = e;
+  const r = new DropReporter({
+    group: 100,
+    node: 'n1',
+    log,
+    metrics,
+    enforced: () => current,
+    source: fake.source,
+  });
+  t.teardown(() => r.stop());
+  r.start();
+  await until(() => r.problem === undefined, 'the bind', scaledMs(10_000));
+  fake.emit(packet('ingress', chainOf('x/db', 'ingress'), '10.244.2.20', '10.244.1.10'));
+  fake.emit(packet('egress', chainOf('x/web', 'egress'), '10.244.1.11', '203.0.113.9'));
+  const series = async () =>
+    (await metrics.deniedConnections.get()).values.map((v) => `${v.labels.namespace} ${v.labels.direction}`);
+  t.same((await series()).sort(), ['x egress', 'x ingress']);
+  await r.refreshMetrics();
+  t.equal((await series()).length, 2, 'kept while the namespace exists');
+  current = enforced(
+    state({ namespaces: { y: { ns: 'y' } }, pods: [pod('y/client', {}, { node: 'n2', ip: '10.244.2.20' })] }),
+  );
+  await r.refreshMetrics();
+  t.same(await series(), [], 'namespace x deleted: its series are removed');
 });
 
 t.test('the cluster pods by address are rebuilt at most once a second under churn', async (t) => {
