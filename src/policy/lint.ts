@@ -377,7 +377,8 @@ class Linter {
 
   /** egress-without-dns: judged per selected pod (the union of its policies), reported once per pod group. */
   private dns(): void {
-    const egressPolicies = this.state.policies.filter((p) => p.egress !== undefined);
+    // Audit-mode policies (point 25) isolate nothing and allow nothing: neither blamed nor a DNS rule.
+    const egressPolicies = this.state.policies.filter((p) => p.egress !== undefined && !p.audit);
     if (egressPolicies.length === 0) return;
     if (!this.options.pods) {
       // Without pods, only a rule that allows UDP 53 to someone counts, in the policy or a namespace-wide one.

@@ -7,9 +7,11 @@
 // namespace: probes run in pod, node and host namespaces only.
 import { fileURLToPath } from 'node:url';
 import { CURL_ENV, curlProbeArgv } from '../../src/lab/curl.ts';
+import { waitForDrops } from '../../src/lab/drops.ts';
 import { inNamespace, mapLimit, run } from '../../src/lab/exec.ts';
 import { scaledMs } from '../../src/lab/load.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
+import type { DropExpectation, DropOutcome } from '../../src/scenario/drops.ts';
 import { modelOutcome } from '../../src/scenario/model.ts';
 import { yamlDocuments } from '../../src/scenario/parse.ts';
 import {
@@ -24,6 +26,7 @@ import { formatScenarioReport } from '../../src/scenario/report.ts';
 import type { FaultStep, Scenario, Step } from '../../src/scenario/types.ts';
 import type { World } from '../../src/scenario/world.ts';
 import type { Cluster, CommandResult } from './_cluster.ts';
+import { DropsFollower, requireHub } from './drops-follower.ts';
 import { hubNetnsOf, OutsideHosts } from './outside-hosts.ts';
 import {
   type ApiPod,
@@ -59,6 +62,8 @@ const PROBE_CONCURRENCY = 8;
 // Any other exit (curl missing, the namespace not found) is a broken probe and fails loudly instead.
 const CURL_DENIED = new Set([7, 28, 52, 56]);
 const UDP_DENIED = 3;
+/** A report must reach the agent's log this soon after its probe (scenario README, drops), load-scaled. */
+const REPORT_MS = 5000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -118,6 +123,8 @@ export class ClusterScenarioDriver implements ScenarioDriver {
   readonly #foundLabels = new Map<string, Labels>();
   #podIps = new Map<string, string>();
   #metricsReadable = true;
+  /** `tollgate drops` following the agents, started by the first scenario with a drops step. */
+  #follower: DropsFollower | undefined;
 
   readonly #nodeExec: NonNullable<ClusterDriverOptions['nodeExec']>;
 
@@ -168,6 +175,13 @@ export class ClusterScenarioDriver implements ScenarioDriver {
     if (reason) throw new ClusterScenarioError('E_CLUSTER_SKIP', `${world.scenario.file}: ${reason}`);
     for (const p of world.pods.values()) this.#nodeName(p.node);
     await this.#hosts?.ensure(world.hosts);
+    // Started before the probes so that its own start-up (list the agents, open their logs) is over when
+    // the first drops step waits.
+    if (world.scenario.steps.some((s) => s.kind === 'drops')) {
+      const hub = requireHub(hubNetnsOf(this.cluster), world.scenario.file);
+      this.#follower ??= new DropsFollower(hub, this.cluster.kubeconfig);
+      this.#follower.start();
+    }
     await this.#reconcile(world, 'start');
   }
 
@@ -243,6 +257,30 @@ export class ClusterScenarioDriver implements ScenarioDriver {
         explanation = `cluster: ${r.ok ? 'answered' : 'no answer'} (${r.detail}, ${r.address})\nmodel (layout addresses): ${modelOutcome(world, index, probe).explanation}\n${this.#diagnostics()}`;
       return { probe, allowed: r.ok, explanation };
     });
+  }
+
+  /**
+   * Every line must match a report that `tollgate drops` printed from the agent of the node that makes it,
+   * with the lab's matching and windows (src/lab/drops.ts).
+   */
+  async drops(world: World, expectations: DropExpectation[]): Promise<DropOutcome[]> {
+    const follower = this.#follower;
+    if (!follower)
+      throw new ClusterScenarioError(
+        'E_CLUSTER_STATE',
+        `${world.scenario.file}: a drops step without a follower`,
+      );
+    const outcomes = await waitForDrops(world, expectations, () => [follower], {
+      timeoutMs: scaledMs(REPORT_MS),
+    });
+    const trouble = follower.trouble();
+    if (trouble === undefined) return outcomes;
+    return outcomes.map((o) => (o.matched ? o : { ...o, explanation: `${o.explanation}\n${trouble}` }));
+  }
+
+  /** The follower of the drops steps, if one ran (tests read its reports and their arrival times). */
+  get dropsFollower(): DropsFollower | undefined {
+    return this.#follower;
   }
 
   /** Whether the runner's outcome is one this driver skipped. */
@@ -562,6 +600,8 @@ export class ClusterScenarioDriver implements ScenarioDriver {
 
   /** Removes everything this driver made and restores the labels of namespaces it found. */
   async close(): Promise<void> {
+    await this.#follower?.close();
+    this.#follower = undefined;
     await this.#hosts?.close();
     for (const key of [...this.#applied.keys()]) {
       const [ns, name] = key.split('/') as [string, string];

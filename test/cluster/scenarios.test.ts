@@ -1,11 +1,15 @@
-// Every seed and upstream scenario (and examples/) on one real cluster started for this file: kubelet,
-// containerd, kube-proxy, Flannel, tollgate installed with `kubectl apply -f daemonset/` (_cluster.ts).
-// Prints per-scenario passed/failed/skipped counts (what the real cluster cannot offer is skipped, with the
-// reason, never passed) and the totals.
+// Every seed and upstream scenario (and examples/, and test/scenarios/drops/) on one real cluster started
+// for this file: kubelet, containerd, kube-proxy, Flannel, tollgate installed with `kubectl apply -f
+// daemonset/` (_cluster.ts). Prints per-scenario passed/failed/skipped counts (what the real cluster cannot
+// offer is skipped, with the reason, never passed) and the totals; then the real `tollgate drops` CLI on the
+// same cluster (filters, report latency).
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { loadScenario } from '../../src/scenario/parse.ts';
 import { SHARED_SCENARIOS, scenarioCorpus } from '../_corpus.ts';
-import { type Cluster, startCluster } from './_cluster.ts';
+import { type LabCluster, startCluster } from './_cluster.ts';
+import { dropsCliTests } from './drops-cli.ts';
 import {
   ClusterScenarioDriver,
   type ClusterScenarioResult,
@@ -20,13 +24,21 @@ t.setTimeout(90 * 60_000);
 
 // TOLLGATE_CLUSTER_SCENARIOS=<regexp> keeps the files whose label matches (a developer's narrowing; CI runs all).
 const only = process.env.TOLLGATE_CLUSTER_SCENARIOS;
-const files = scenarioCorpus().filter(({ label }) => !only || new RegExp(only).test(label));
+// The drops scenarios (semantics 25, 26) read the agents' reports through `tollgate drops` (drops-follower.ts).
+const DROPS = join(import.meta.dirname, '../scenarios/drops');
+const dropFiles = readdirSync(DROPS)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort()
+  .map((f) => ({ label: `drops/${f}`, path: join(DROPS, f) }));
+const files = [...scenarioCorpus(), ...dropFiles].filter(
+  ({ label }) => !only || new RegExp(only).test(label),
+);
 const results: ClusterScenarioResult[] = [];
 
 if (process.getuid?.() !== 0) t.plan(0, 'needs root (network namespaces, container runtime)');
 else {
   t.ok(only ? files.length > 0 : files.length >= (SHARED_SCENARIOS ? 28 : 5), `${files.length} scenarios`);
-  let cluster: Cluster | undefined;
+  let cluster: LabCluster | undefined;
   let driver: ClusterScenarioDriver | undefined;
   const started = performance.now();
   t.before(async () => {
@@ -87,6 +99,8 @@ else {
       );
     });
   }
+  if (!only || new RegExp(only).test('drops-cli'))
+    dropsCliTests(() => ({ cluster: cluster!, driver: driver! }));
   // Last, in the TAP stream: the table the integrator copies into the resolution note.
   t.test('real-cluster scenario counts', async (t) => {
     const sum = (k: 'passed' | 'failed' | 'skipped') => results.reduce((a, r) => a + r[k], 0);

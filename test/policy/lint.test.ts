@@ -337,3 +337,32 @@ t.test(
     }
   },
 );
+
+t.test(
+  'egress-without-dns and audit mode (point 25): an audit policy isolates nothing and allows no DNS',
+  async (t) => {
+    const audit = (p: ReturnType<typeof policy>) => ({
+      ...p,
+      metadata: { ...p.metadata, annotations: { 'tollgate.dev/audit': 'true' } },
+    });
+    const denyEgress = policy('x/deny-egress', { podSelector: {}, policyTypes: ['Egress'] });
+    const allowDns = policy('x/allow-dns', { podSelector: {}, policyTypes: ['Egress'], egress: [toDns] });
+    for (const options of [full, { pods: false, namespaces: true }]) {
+      t.same(
+        only(lint({ namespaces, pods, policies: [audit(denyEgress)] }, options), 'egress-without-dns'),
+        [],
+        `an audit-only default-deny egress breaks no lookup (pods: ${options.pods})`,
+      );
+      t.same(
+        ids(
+          only(
+            lint({ namespaces, pods, policies: [denyEgress, audit(allowDns)] }, options),
+            'egress-without-dns',
+          ),
+        ),
+        ['egress-without-dns NetworkPolicy x/deny-egress spec.policyTypes'],
+        `an audit policy's DNS rule allows nothing (pods: ${options.pods})`,
+      );
+    }
+  },
+);
