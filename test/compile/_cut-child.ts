@@ -1,6 +1,7 @@
 // Test helper run INSIDE a lab node's namespace (ip netns exec) by test/compile/cut-kernel.test.ts:
 // programs the node's table over netlink with the agent's reconciler, in keep or cut mode (requireSyn),
-// prints {"ready":true}; end of stdin removes the table and exits. Never run it in the root namespace.
+// prints {"ready":true,"verified":<verify()>}; end of stdin removes the table and exits. Never run it in
+// the root namespace.
 import { NetlinkProgrammer } from '../../src/agent/programmer.ts';
 import { NodeReconciler } from '../../src/agent/reconciler.ts';
 import { TABLE } from '../../src/compile/desired.ts';
@@ -11,7 +12,9 @@ const a = JSON.parse(process.argv[2] ?? '{}') as { node: string; objects: Cluste
 const programmer = new NetlinkProgrammer();
 const reconciler = new NodeReconciler(a.node, programmer, {}, undefined, a.cut ? { requireSyn: true } : {});
 await reconciler.sync(buildState(a.objects), { full: true });
-process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+// The read-back of the real kernel's table must match what was programmed (the SYN rules included).
+const verified = await reconciler.verify();
+process.stdout.write(`${JSON.stringify({ ready: true, verified })}\n`);
 process.stdin.resume();
 process.stdin.on('end', () => {
   void programmer

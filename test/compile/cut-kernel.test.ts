@@ -51,6 +51,8 @@ function child(t: Test, ns: string, script: string, args: string[]) {
       return true;
     },
     count: () => seen.length,
+    /** The first line with `key`. */
+    line: (key: string) => seen.find((o) => key in o),
     send: (line: string) => p.stdin!.write(`${line}\n`),
     stop: async () => {
       p.stdin!.end();
@@ -110,6 +112,7 @@ t.test('a mid-stream TCP segment without a conntrack entry: cut drops it, keep l
   const program = async (cut: boolean) => {
     const node = child(t, nodeNs, '_cut-child.ts', [JSON.stringify({ node: 'node2', objects, cut })]);
     t.ok(await node.wait('ready', scaledMs(60_000)), `node programmed (${cut ? 'cut' : 'keep'})`);
+    t.same(node.line('ready')?.verified, { drift: false, repaired: false }, 'verify: no drift');
     return node;
   };
   const forward = () => nft(nodeNs, 'list', 'chain', 'inet', 'tollgate', 'forward').stdout;
