@@ -218,7 +218,11 @@ export class Agent {
       this.programmer,
       this.programOptions(),
       this.memo,
-      options.reports ? { reports: options.reports } : {},
+      {
+        ...(options.reports ? { reports: options.reports } : {}),
+        // Cut mode: a cut connection must not come back through loose pickup (desiredState requireSyn).
+        ...(options.established === 'cut' ? { requireSyn: true } : {}),
+      },
     );
     this.runner = new BoundedRunner(() => this.run(), options.minSyncIntervalMs);
     this.store.onChange(() => this.runner.request());

@@ -75,25 +75,32 @@ export class NodeReconciler {
   enforced: { plan: NodePlan; state: ClusterState; desired: DesiredState } | undefined;
   /** Drop report rules (undefined: none, the table of an agent run with --drop-reports=off). */
   readonly reports: ReportOptions | undefined;
+  /** --established=cut: new pod TCP must start with a SYN (see desiredState's requireSyn). */
+  readonly requireSyn: boolean;
 
   constructor(
     nodeName: string,
     programmer: Programmer,
     programOptions: ProgramOptions = {},
     memo: Memo = new Memo(),
-    options: { reports?: ReportOptions } = {},
+    options: { reports?: ReportOptions; requireSyn?: boolean } = {},
   ) {
     this.nodeName = nodeName;
     this.reports = options.reports;
+    this.requireSyn = options.requireSyn === true;
     this.programmer = programmer;
     this.programOptions = programOptions;
     this.memo = memo;
     this.desiredCache = new DesiredCache();
   }
 
-  private reportsFor(state: ClusterState): { reports?: ReportOptions } {
-    if (this.reports === undefined) return {};
-    return { reports: { ...this.reports, quietNamespaces: quietNamespaces(state.namespaces.values()) } };
+  private reportsFor(state: ClusterState): { reports?: ReportOptions; requireSyn?: boolean } {
+    const syn = this.requireSyn ? { requireSyn: true } : {};
+    if (this.reports === undefined) return syn;
+    return {
+      ...syn,
+      reports: { ...this.reports, quietNamespaces: quietNamespaces(state.namespaces.values()) },
+    };
   }
 
   /** What the kernel holds according to our last successful commit (undefined before the first, and

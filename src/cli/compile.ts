@@ -22,6 +22,8 @@ export const compileCommand: Command = {
     'Options:',
     '  --node N               node index, 1-based (required)',
     '  --step K               apply steps 0..K only (0-based; expect/matrix steps change nothing)',
+    '  --established MODE     keep (default) or cut: the table of an agent run with --established=MODE',
+    '                         (cut adds the rules that drop new pod TCP without a SYN)',
     ...reportUsage(22),
     '  -h, --help             show this help',
   ].join('\n'),
@@ -29,9 +31,13 @@ export const compileCommand: Command = {
     const { values, positionals } = parseCommandArgs(this, argv, {
       node: { type: 'string' },
       step: { type: 'string' },
+      established: { type: 'string' },
       ...REPORT_FLAGS,
     });
     const reports = reportOptions(values);
+    const established = values.established ?? 'keep';
+    if (established !== 'keep' && established !== 'cut')
+      throw new UsageError(`--established must be keep or cut, not '${established}'`);
     if (positionals.length !== 1) throw new UsageError(`give exactly one scenario file\n\n${this.usage}`);
     const node = Number(values.node);
     if (!Number.isInteger(node) || node < 1)
@@ -51,9 +57,15 @@ export const compileCommand: Command = {
     const plan = new Planner(world.state()).planNode(world.node(node).name);
     for (const issue of plan.issues) io.err(`warning: ${formatIssue(issue)}`);
     io.out(
-      fullTransaction(desiredState(plan, undefined, reports ? { reports } : {}), {
-        replace: false,
-      }).toString(),
+      fullTransaction(
+        desiredState(plan, undefined, {
+          ...(reports ? { reports } : {}),
+          ...(established === 'cut' ? { requireSyn: true } : {}),
+        }),
+        {
+          replace: false,
+        },
+      ).toString(),
     );
     return 0;
   },

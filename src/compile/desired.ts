@@ -90,6 +90,8 @@ export type RuleSpec =
   | { kind: 'ct'; states: string; verdict: 'accept' | 'drop'; counter: boolean }
   | { kind: 'neighbour-discovery' }
   | { kind: 'unknown-local'; family: 4 | 6; field: 'saddr' | 'daddr'; cidr: string; knownSet: string }
+  /** `ip saddr <cidr> ct state new meta l4proto tcp tcp flags & (fin|syn|rst|ack) != syn counter drop` */
+  | { kind: 'syn-only'; family: 4 | 6; field: 'saddr' | 'daddr'; cidr: string }
   | { kind: 'dispatch'; family: 4 | 6; field: 'saddr' | 'daddr'; map: string }
   | {
       kind: 'lookup';
@@ -866,6 +868,8 @@ function addClasses(
   return out;
 }
 
+const ND_RULE: RuleSpec = { kind: 'neighbour-discovery' };
+
 /**
  * The whole desired state of a node's table. `fresh`: every set is named after its own chain, as without
  * a history (for a program that writes the whole table anyway: it then equals a fresh full program).
@@ -873,7 +877,7 @@ function addClasses(
 export function desiredState(
   plan: NodePlan,
   cache: DesiredCache = new DesiredCache(),
-  options: { fresh?: boolean; reports?: ReportOptions } = {},
+  options: { fresh?: boolean; reports?: ReportOptions; requireSyn?: boolean } = {},
 ): DesiredState {
   const { reports } = options;
   const state: DesiredState = { chains: new Map(), sets: new Map(), podChains: new Map() };
@@ -929,8 +933,20 @@ export function desiredState(
   const base: RuleSpec[] = [
     { kind: 'ct', states: 'established,related', verdict: 'accept', counter: false },
     { kind: 'ct', states: 'invalid', verdict: 'drop', counter: true },
-    { kind: 'neighbour-discovery' },
+    ND_RULE,
   ];
+  // requireSyn (--established=cut): a cut deletes the connection's conntrack entry (src/agent/cut.ts), and
+  // the kernel's loose pickup (nf_conntrack_tcp_loose) makes any later mid-stream segment `ct state new`:
+  // if the far end sends first in a direction the policies allow for new connections, the entry comes
+  // back reversed and its replies (the side the cut was for) pass as point 11 replies. So for pod traffic
+  // a new TCP connection must begin with a plain SYN; anything else without an entry is dropped here,
+  // before any policy, with its own counter (it is no policy denial: no report). Why this keeps the
+  // contract: point 11, real replies have an entry and were accepted above; point 10, both directions'
+  // chains still judge every SYN that gets through; point 12, own-node traffic never crosses forward; point
+  // 19, a pod to itself (also via a Service) is loopback or hairpin on the pod's own interface and never
+  // reaches forward either, and a hairpinned SYN is still a SYN; point 16, only connections whose entry is
+  // gone (cut, or lost in a conntrack flush or agent restart) are affected: a flush in keep mode would be
+  // picked up again, which is why the rule exists only in cut mode, where dropping such flows is the point.
   for (const family of families) {
     const key = addressKey(family);
     addSet(
@@ -946,6 +962,10 @@ export function desiredState(
     );
     for (const cidr of plan.podCIDRs.filter((c) => c.family === family)) {
       const text = cidrText(cidr);
+      if (options.requireSyn === true) {
+        for (const field of ['saddr', 'daddr'] as const)
+          base.splice(base.indexOf(ND_RULE), 0, { kind: 'syn-only', family, field, cidr: text });
+      }
       base.push({ kind: 'unknown-local', family, field: 'saddr', cidr: text, knownSet: `local${family}` });
       base.push({ kind: 'unknown-local', family, field: 'daddr', cidr: text, knownSet: `local${family}` });
     }

@@ -2,7 +2,7 @@
 // programming them is the caller's business (see diff.ts for the transactions).
 
 import type { Expr } from '../nft/index.ts';
-import { Chain, jump, Limit, m, NamedSet, Rule, Table } from '../nft/index.ts';
+import { Bitwise, Chain, Cmp, jump, Limit, m, NamedSet, Payload, Rule, Table } from '../nft/index.ts';
 import type { FieldName } from '../nft/match.ts';
 import { InternalError } from '../util/errors.ts';
 import { type DesiredChain, type DesiredSet, type LookupField, type RuleSpec, TABLE } from './desired.ts';
@@ -77,6 +77,19 @@ function ruleExprs(spec: RuleSpec): Expr[] {
         m.verdict('drop'),
       ];
     }
+    case 'syn-only':
+      return [
+        ...nfproto(spec.family),
+        ...m.match(addrField(spec.family, spec.field), spec.cidr),
+        ...m.match('ct state', 'new'),
+        ...m.match('meta l4proto', 'tcp'),
+        // tcp flags & (fin|syn|rst|ack) != syn: one byte at offset 13 of the TCP header.
+        new Payload({ dreg: 1, base: 'th', offset: 13, len: 1 }),
+        new Bitwise({ sreg: 1, dreg: 1, mask: Buffer.from([0x17]) }),
+        new Cmp({ sreg: 1, op: 'neq', data: Buffer.from([0x02]) }),
+        m.counter(),
+        m.verdict('drop'),
+      ];
     case 'dispatch':
       return [...nfproto(spec.family), ...m.vmap(addrField(spec.family, spec.field), spec.map)];
     case 'neighbour-discovery':
