@@ -37,9 +37,11 @@ export class BoundedRunner {
       });
       return;
     }
+    // A timer can fire up to a loop iteration early (it counts from the event loop's cached clock, which a
+    // long iteration leaves behind): schedule() again measures the wait, so runs really are the interval apart.
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.run();
+      this.schedule();
     }, wait);
   }
 

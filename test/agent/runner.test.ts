@@ -45,8 +45,8 @@ t.test('runs start at least the minimum interval apart', async (t) => {
   t.equal(starts.length, 1, 'the second run waits for the interval');
   await runner.idle();
   t.equal(starts.length, 2);
-  // Timers never fire early by more than their millisecond rounding.
-  t.ok(starts[1]! - starts[0]! >= 39, `${(starts[1]! - starts[0]!).toFixed(1)} ms apart`);
+  // The runner re-measures when its timer fires, so not even a stale event-loop clock starts it early.
+  t.ok(starts[1]! - starts[0]! >= 40, `${(starts[1]! - starts[0]!).toFixed(1)} ms apart`);
   t.notOk(overlapped());
 });
 
