@@ -33,8 +33,9 @@ import { formatTuple } from '../conntrack/entry.ts';
 import type { ConntrackDump, DeleteOutcome } from '../conntrack/socket.ts';
 import { protoName } from '../nft/datatypes.ts';
 import type { Family } from '../policy/address.ts';
-import { describeEndpoint, type Endpoint, endpointAt, evaluate } from '../policy/evaluate.ts';
+import { describeEndpoint, type Endpoint, endpointAt } from '../policy/evaluate.ts';
 import type { ClusterIndex } from '../policy/index.ts';
+import { evaluateTiers, type TierDirectionVerdict } from '../policy/tiers.ts';
 import type { Direction } from '../policy/types.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -62,8 +63,15 @@ export interface CutDecision {
   peer: string;
   protocol: string;
   port: number;
-  /** The policies isolating that pod in that direction, none of whose rules allows the connection. */
+  /** What denies it: the NetworkPolicies isolating that pod in that direction, none of whose rules
+   *  allows the connection, or the ClusterNetworkPolicy whose Deny decided (`ClusterNetworkPolicy name`). */
   isolatedBy: string[];
+}
+
+function deniedBy(d: TierDirectionVerdict): string[] {
+  const m = d.decidedBy === 'Admin' ? d.admin : d.decidedBy === 'Baseline' ? d.baseline : undefined;
+  if (m !== undefined) return [`ClusterNetworkPolicy ${m.policy}`];
+  return d.networkPolicy?.isolatedBy ?? [];
 }
 
 const L4_NAMES: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
@@ -91,7 +99,10 @@ export function connectionsToCut(
     if (!egressHere && !ingressHere) continue;
     const protocol = L4_NAMES[entry.orig.protocol] ?? protoName(entry.orig.protocol).toUpperCase();
     const port = entry.reply.sport ?? 0;
-    const v = evaluate(index, { from, to, protocol, port });
+    // The tiers, as the table enforces them (semantics 20-24): an Admin Accept keeps a connection its
+    // NetworkPolicy isolates, an Admin or Baseline Deny cuts one; without ClusterNetworkPolicies this is
+    // exactly evaluate()'s verdict.
+    const v = evaluateTiers(index, { from, to, protocol, port });
     if (v.allowed) continue;
     const denied =
       ingressHere && v.ingress && !v.ingress.allowed
@@ -108,7 +119,7 @@ export function connectionsToCut(
       peer: describeEndpoint(denied.direction === 'ingress' ? from : to),
       protocol,
       port,
-      isolatedBy: denied.isolatedBy,
+      isolatedBy: deniedBy(denied),
     });
   }
   return out;

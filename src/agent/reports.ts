@@ -37,11 +37,14 @@ export interface ReportSocket {
 export type ReportSource = (
   group: number,
   onPacket: (p: NflogPacket, receivedAtMs: number) => void,
+  /** A bad packet or a failed callback: skipped, the socket goes on. */
   onError: (e: NflogError) => void,
+  /** The socket is dead (an I/O error after the bind) and already closed: nothing more comes from it. */
+  onClosed: (e: NflogError) => void,
 ) => Promise<ReportSocket>;
 
-export const nflogSource: ReportSource = (group, onPacket, onError) =>
-  NflogListener.open({ group, onPacket, onError });
+export const nflogSource: ReportSource = (group, onPacket, onError, onClosed) =>
+  NflogListener.open({ group, onPacket, onError, onClosed });
 
 const PROTOCOLS: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 
@@ -239,16 +242,26 @@ export class DropReporter {
 
   private async bind(): Promise<void> {
     const source = this.o.source ?? nflogSource;
+    // Set when this bind's socket dies, also before the source has resolved with it.
+    let dead: NflogError | undefined;
+    let socket: ReportSocket | undefined;
+    const onClosed = (e: NflogError): void => {
+      if (dead !== undefined) return;
+      dead = e;
+      if (socket !== undefined && this.socket === socket) this.onSocketDead(e);
+    };
     try {
-      const socket = await source(
+      socket = await source(
         this.o.group,
         (p, at) => this.onPacket(p, at),
         (e) => this.onListenerError(e),
+        onClosed,
       );
       if (this.stopped) {
         socket.close();
         return;
       }
+      if (dead !== undefined) throw dead;
       this.socket = socket;
       this.lastError = undefined;
       this.delay = this.o.retryMs ?? 1000;
@@ -266,16 +279,40 @@ export class DropReporter {
           `drop reports: cannot bind nflog group ${this.o.group} (enforcement is unaffected; retrying): ${text}`,
         );
       this.lastError = text;
-      if (this.stopped) return;
-      this.timer = setTimeout(() => void this.bind(), this.delay);
-      this.timer.unref();
-      this.delay = Math.min(this.delay * 2, this.o.retryMaxMs ?? 60_000);
+      this.retry();
     }
+  }
+
+  private retry(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.bind(), this.delay);
+    this.timer.unref();
+    this.delay = Math.min(this.delay * 2, this.o.retryMaxMs ?? 60_000);
+  }
+
+  /**
+   * The bound socket failed (the listener closed it): dropped, shown as not listening (gauge, /readyz
+   * detail) and bound again after the bind's backoff step (one per retryMs at most, so a socket that
+   * dies at once after each bind does not spin); the same error is logged once.
+   */
+  private onSocketDead(e: NflogError): void {
+    if (this.stopped) return;
+    this.socket?.close();
+    this.socket = undefined;
+    this.o.metrics.reportsBound.set(0);
+    if (e.message !== this.lastError)
+      this.o.log.error(
+        { group: this.o.group, errno: e.errnoName, code: e.code, retryMs: this.delay },
+        `drop reports: the nflog socket failed (enforcement is unaffected; binding again): ${e.message}`,
+      );
+    this.lastError = e.message;
+    this.retry();
   }
 
   /**
    * A report that did not decode comes again at the report rate (the same kernel, the same layout):
-   * counted each time, logged once. Socket errors are rare and each is logged.
+   * counted each time, logged once. A callback that threw is logged each time (a bug of ours). A dead
+   * socket comes through onSocketDead instead.
    */
   private onListenerError(e: NflogError): void {
     if (e.code === 'E_NFLOG_DECODE') {

@@ -10,6 +10,7 @@ import { type NlMessage, parseError, splitMessages } from '../netlink/message.ts
 import { SocketHandle } from '../netlink/sockopt.ts';
 import type { Family } from '../policy/address.ts';
 import { ERRNO } from '../util/errors.ts';
+import { IdleDeadline, realTimers, type Timers } from './deadline.ts';
 import {
   type AddressSet,
   type CtEntry,
@@ -42,11 +43,15 @@ export class ConntrackSocket {
   private readonly sock: RawNetlinkSocket;
   private readonly waiters = new Map<number, Waiter>();
   private readonly timeoutMs: number;
+  private readonly timers: Timers;
   private seq = 1;
   private closed = false;
 
-  constructor(options: { timeoutMs?: number; recvBufferSize?: number } = {}) {
-    this.timeoutMs = options.timeoutMs ?? 10_000;
+  /** timeoutMs: longest silence of the kernel within one request (a dump may take longer in all). */
+  constructor(options: { timeoutMs?: number; recvBufferSize?: number; timers?: Timers } = {}) {
+    // Generous: one chunk of a dump comes within milliseconds; 30 s of silence is a dead kernel or socket.
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.timers = options.timers ?? realTimers;
     const rcv = options.recvBufferSize ?? 1024 * 1024;
     this.sock = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: rcv, sendBufferSize: 0 });
     try {
@@ -140,19 +145,20 @@ export class ConntrackSocket {
     }
     return new Promise<T>((resolve, reject) => {
       const finish = () => {
-        clearTimeout(timer);
+        deadline.stop();
         this.waiters.delete(seq);
         if (this.waiters.size === 0) this.sock.unref();
       };
-      const timer = setTimeout(() => {
-        finish();
-        reject(
-          new ConntrackError(
-            'E_CONNTRACK_IO',
-            `${what}: no answer from the kernel within ${this.timeoutMs} ms`,
-          ),
-        );
-      }, this.timeoutMs);
+      const deadline = new IdleDeadline(
+        this.timeoutMs,
+        () => {
+          finish();
+          reject(
+            new ConntrackError('E_CONNTRACK_IO', `${what}: nothing from the kernel for ${this.timeoutMs} ms`),
+          );
+        },
+        this.timers,
+      );
       const done = (v: T): true => {
         finish();
         resolve(v);
@@ -163,7 +169,13 @@ export class ConntrackSocket {
         reject(e);
         return true;
       };
-      this.waiters.set(seq, { onMessage: (m) => onMessage(m, done, fail), fail });
+      this.waiters.set(seq, {
+        onMessage: (m) => {
+          deadline.touch();
+          return onMessage(m, done, fail);
+        },
+        fail,
+      });
       this.sock.ref();
       this.sock.send(w.bytes(), { port: 0 }, (err) => {
         if (err)

@@ -29,8 +29,12 @@ export const DEFAULT_COPY_RANGE = 128;
 export interface NflogListenerOptions {
   group: number;
   onPacket(p: NflogPacket, receivedAtMs: number): void;
-  /** A message could not be decoded, or the socket failed after the bind; the listener goes on if it can. */
+  /** A message could not be decoded (E_NFLOG_DECODE), or one of our own callbacks threw: the listener
+   *  skips it and goes on. */
   onError?(err: NflogError): void;
+  /** The socket failed after the bind (E_NFLOG_IO): the listener has closed itself and delivers nothing
+   *  more. Called at most once, never for a close() of the caller's. */
+  onClosed?(err: NflogError): void;
   /** Bytes of each packet to copy (from the IP header); 0 copies whole packets. */
   copyRange?: number;
   /** Reports the kernel queues before it sends them (1: each at once, so a report is never held back). */
@@ -265,13 +269,16 @@ export class NflogListener {
       this.counts.overruns++;
       return;
     }
-    this.options.onError?.(
-      new NflogError('E_NFLOG_IO', `nflog group ${this.group}: socket error: ${err.message}`, {
-        group: this.group,
-        errno: err.errno,
-        cause: err,
-      }),
-    );
+    // Anything else is sk_err set on the socket: it is not trusted to deliver again, so it is closed and
+    // the owner told (it rebinds), not just warned while its gauge says it listens.
+    if (this.closed) return;
+    this.close();
+    const dead = new NflogError('E_NFLOG_IO', `nflog group ${this.group}: socket error: ${err.message}`, {
+      group: this.group,
+      errno: err.errno,
+      cause: err,
+    });
+    (this.options.onClosed ?? this.options.onError)?.(dead);
   }
 
   /** Unbinds the group (so another listener can take it at once) and closes the socket. */

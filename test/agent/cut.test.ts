@@ -11,9 +11,13 @@ import { Agent } from '../../src/agent/agent.ts';
 import { type ConntrackAccess, CUT_PASS_MESSAGE, connectionsToCut } from '../../src/agent/cut.ts';
 import type { CtEntry, CtTuple } from '../../src/conntrack/entry.ts';
 import { ConntrackError } from '../../src/conntrack/errors.ts';
-import { parseAddress } from '../../src/policy/address.ts';
+import { formatAddress, parseAddress } from '../../src/policy/address.ts';
+import { normalizeClusterPolicy } from '../../src/policy/cluster-normalize.ts';
+import { endpointAt, evaluate } from '../../src/policy/evaluate.ts';
+import { ClusterIndex } from '../../src/policy/index.ts';
 import { FakeApi, until } from '../k8s/fake-api.ts';
-import { cluster, pod, policy } from '../policy/builders.ts';
+import { cluster, pod, policy, state } from '../policy/builders.ts';
+import { cnp } from '../policy/cluster-builders.ts';
 import { basePods, dbPolicy, FakeKernel, P, TEST_AGENT_OPTIONS } from './_fixtures.ts';
 
 const addr = (s: string) => parseAddress(s)!;
@@ -99,6 +103,90 @@ t.test(
     t.same(connectionsToCut(index, 'n2', Object.values(entries)), [], 'n2 cuts nothing of n1');
   },
 );
+
+/** A TCP entry from each pod address (and an outside host) to each other, on a few ports. */
+function allPairs(index: ClusterIndex): CtEntry[] {
+  const v4 = ['203.0.113.5', ...index.state.pods.flatMap((p) => p.ips.filter((a) => a.family === 4))];
+  const v6 = index.state.pods.flatMap((p) => p.ips.filter((a) => a.family === 6));
+  const text = (a: string | Parameters<typeof formatAddress>[0]) =>
+    typeof a === 'string' ? a : formatAddress(a);
+  const out: CtEntry[] = [];
+  let sport = 41_000;
+  for (const family of [v4, v6])
+    for (const src of family)
+      for (const dst of family)
+        if (src !== dst)
+          for (const port of [80, 81, 5432]) out.push(tcp(text(src), sport++, text(dst), port));
+  return out;
+}
+
+t.test('without ClusterNetworkPolicies the cut decides exactly as the NetworkPolicy evaluator', async (t) => {
+  const index = cluster({ pods: [...basePods(), other], policies: [dbPolicy, webEgress] });
+  const entries = allPairs(index);
+  // The NetworkPolicy-only rule (semantics 16): cut where evaluate() denies a direction this node enforces.
+  const expected: string[] = [];
+  for (const e of entries) {
+    const v = evaluate(index, {
+      from: endpointAt(index, e.orig.src),
+      to: endpointAt(index, e.reply.src),
+      protocol: 'TCP',
+      port: e.reply.sport ?? 0,
+    });
+    const here = (d: typeof v.ingress) =>
+      d !== undefined && !d.allowed && index.state.pods.find((p) => p.key === d.pod)?.nodeName === 'n1';
+    const d = here(v.ingress) ? v.ingress : here(v.egress) ? v.egress : undefined;
+    if (d) expected.push(`${e.orig.sport} ${d.direction} ${d.pod} ${d.isolatedBy.join(',')}`);
+  }
+  const got = connectionsToCut(index, 'n1', entries).map(
+    (c) => `${c.entry.orig.sport} ${c.direction} ${c.pod} ${c.isolatedBy.join(',')}`,
+  );
+  t.ok(expected.length > 10, `a real sample: ${expected.length} of ${entries.length} cut`);
+  t.same(got, expected);
+});
+
+t.test('cut decisions follow the ClusterNetworkPolicy tiers (semantics 20-22)', async (t) => {
+  const s = state({ pods: [...basePods(), other], policies: [dbPolicy] });
+  const withCnps = (...cnps: ReturnType<typeof cnp>[]) =>
+    new ClusterIndex({ ...s, clusterPolicies: cnps.map(normalizeClusterPolicy) });
+  const webToDb = tcp('10.244.1.40', 40001, '10.244.1.20', 5432);
+  const apiToDb = tcp('10.244.2.30', 40002, '10.244.1.20', 5432);
+  const dbToWeb = tcp('10.244.1.20', 40003, '10.244.1.40', 8080);
+  const entries = [webToDb, apiToDb, dbToWeb];
+  const ports = (index: ClusterIndex) =>
+    connectionsToCut(index, 'n1', entries).map((c) => c.entry.orig.sport);
+  t.same(ports(withCnps()), [40001], 'NetworkPolicies alone: web->db is denied by x/db');
+
+  const db = { pods: { namespaceSelector: {}, podSelector: { matchLabels: { role: 'db' } } } };
+  const web = [{ pods: { namespaceSelector: {}, podSelector: { matchLabels: { role: 'web' } } } }];
+  const accept = withCnps(
+    cnp('open', { tier: 'Admin', priority: 1, subject: db, ingress: [{ action: 'Accept', from: web }] }),
+  );
+  t.same(ports(accept), [], 'an Admin Accept keeps a connection the NetworkPolicy isolates');
+
+  const api = [{ pods: { namespaceSelector: {}, podSelector: { matchLabels: { role: 'api' } } } }];
+  const deny = withCnps(
+    cnp('guard', { tier: 'Admin', priority: 1, subject: db, ingress: [{ action: 'Deny', from: api }] }),
+  );
+  const cut = connectionsToCut(deny, 'n1', entries);
+  t.same(
+    cut.map((c) => c.entry.orig.sport),
+    [40001, 40002],
+    'an Admin Deny cuts a connection the NetworkPolicy allows',
+  );
+  t.match(cut[1], { direction: 'ingress', pod: 'x/db', isolatedBy: ['ClusterNetworkPolicy guard'] });
+
+  // db's egress is not isolated by any NetworkPolicy: Baseline decides there.
+  const floor = withCnps(
+    cnp('floor', { tier: 'Baseline', priority: 1, subject: db, egress: [{ action: 'Deny', to: web }] }),
+  );
+  const base = connectionsToCut(floor, 'n1', entries);
+  t.same(
+    base.map((c) => c.entry.orig.sport),
+    [40001, 40003],
+    'a Baseline Deny cuts where no NetworkPolicy isolates',
+  );
+  t.match(base[1], { direction: 'egress', pod: 'x/db', isolatedBy: ['ClusterNetworkPolicy floor'] });
+});
 
 /** A conntrack table in memory: entries, the deletes asked for, and failures to inject. */
 class FakeConntrack implements ConntrackAccess {

@@ -164,18 +164,24 @@ interface Fake {
   source: ReportSource;
   emit(p: NflogPacket): void;
   fail(e: NflogError): void;
+  /** The current socket dies (an I/O error after the bind, as the listener reports it). */
+  die(e: NflogError): void;
   attempts: number;
+  closed: number;
 }
 
 /** A packet source that refuses the first `failures` binds with EPERM, as the kernel does. */
 function fakeSource(failures: number): Fake {
   let deliver: ((p: NflogPacket, at: number) => void) | undefined;
   let report: ((e: NflogError) => void) | undefined;
+  let dead: ((e: NflogError) => void) | undefined;
   const fake: Fake = {
     attempts: 0,
+    closed: 0,
     emit: (p) => deliver?.(p, Date.now()),
     fail: (e) => report?.(e),
-    source: async (group, onPacket, onError) => {
+    die: (e) => dead?.(e),
+    source: async (group, onPacket, onError, onClosed) => {
       fake.attempts++;
       if (fake.attempts <= failures)
         throw new NflogError('E_NFLOG_BIND', `nflog group ${group}: EPERM: another socket is bound`, {
@@ -184,7 +190,13 @@ function fakeSource(failures: number): Fake {
         });
       deliver = onPacket;
       report = onError;
-      return { stats: { received: 0, lost: 2, overruns: 1, undecodable: 0 }, close: () => {} };
+      dead = onClosed;
+      return {
+        stats: { received: 0, lost: 2, overruns: 1, undecodable: 0 },
+        close: () => {
+          fake.closed++;
+        },
+      };
     },
   };
   return fake;
@@ -313,6 +325,42 @@ t.test('reporter: undecodable reports are counted each, logged once', async (t) 
     (await metrics.reportsSkipped.get()).values.map((v) => [v.labels.reason, v.value]),
     [['undecodable', 3]],
   );
+});
+
+t.test('reporter: a dead socket is dropped, shown and bound again; a bad packet is not', async (t) => {
+  const { log, lines } = captured();
+  const metrics = createMetrics();
+  const fake = fakeSource(0);
+  const r = new DropReporter({
+    group: 100,
+    node: 'n1',
+    log,
+    metrics,
+    enforced: () => e,
+    source: fake.source,
+    retryMs: 5,
+    retryMaxMs: 20,
+  });
+  t.teardown(() => r.stop());
+  r.start();
+  await until(() => r.problem === undefined, 'the bind', scaledMs(10_000));
+  const bound = async () => (await metrics.reportsBound.get()).values[0]?.value;
+  fake.fail(new NflogError('E_NFLOG_DECODE', 'nflog group 100: attribute 3 is truncated', { group: 100 }));
+  t.equal(fake.attempts, 1, 'a bad packet keeps the socket');
+  t.equal(await bound(), 1);
+
+  fake.die(new NflogError('E_NFLOG_IO', 'nflog group 100: socket error: EIO', { group: 100, errno: 5 }));
+  t.equal(await bound(), 0, 'the gauge says it is not listening');
+  t.match(r.problem, /socket error: EIO/, '/readyz detail names the failure');
+  const logged = lines.filter((l) => String(l.msg).includes('the nflog socket failed'));
+  t.equal(logged.length, 1);
+  t.match(logged[0], { level: 50, group: 100, code: 'E_NFLOG_IO', errno: 'EIO' });
+  await until(() => fake.attempts === 2 && r.problem === undefined, 'the rebind', scaledMs(10_000));
+  t.equal(await bound(), 1, 'listening again');
+  fake.emit(packet('ingress', chainOf('x/db', 'ingress'), '10.244.2.20', '10.244.1.10'));
+  t.equal((await metrics.deniedConnections.get()).values[0]?.value, 1, 'reports flow from the new socket');
+  r.stop();
+  t.equal(fake.closed, 2, 'the dead socket and the new one are both closed');
 });
 
 t.test('reporter: a bind failure that is no Error is still logged', async (t) => {
