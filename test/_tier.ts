@@ -29,7 +29,8 @@ export function scale(count: number, full: number, min = 20): number {
 export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   if (!UNIT_TIER || env.NODE_OPTIONS === undefined) return env;
   const options = env.NODE_OPTIONS.split(/\s+/)
-    .filter((o) => o !== '' && !/^--import=\S*@tapjs\/processinfo\//.test(o))
+    // tap quotes the option ("--import=file:///…/@tapjs/processinfo/…"): match it with or without quotes.
+    .filter((o) => o !== '' && !/^"?--import=\S*@tapjs\/processinfo\//.test(o))
     .join(' ');
   return { ...env, NODE_OPTIONS: options };
 }

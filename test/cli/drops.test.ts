@@ -7,10 +7,10 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { dropsCommand, formatReport, parseSince, reportMatches } from '../../src/cli/drops.ts';
 import type { DropReport } from '../../src/nflog/report.ts';
-import { TollgateError } from '../../src/util/errors.ts';
 import { reportLogLine, sampleReport } from '../_drop-reports.ts';
 import { childEnv } from '../_tier.ts';
 import { fakeCluster } from './_fake-cluster.ts';
+import { runInProcess } from './_in-process.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const tollgate = join(root, 'bin/tollgate.js');
@@ -27,21 +27,8 @@ async function cli(file: string, args: string[], env: NodeJS.ProcessEnv = childE
   }
 }
 
-/** The command in this process (as main runs it, without a process per case): output and exit status. */
-async function inProcess(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io = { out: (x: string) => out.push(x), err: (x: string) => err.push(x) };
-  let code: number;
-  try {
-    code = await dropsCommand.run(args, io);
-  } catch (error) {
-    if (!(error instanceof TollgateError)) throw error;
-    err.push(`tollgate drops: ${error.message} [${error.code}]`);
-    code = error.code === 'E_USAGE' ? 2 : 1;
-  }
-  return { code, stdout: out.map((l) => `${l}\n`).join(''), stderr: err.join('\n') };
-}
+/** `tollgate drops ARGS` in this process; the followed case below and the plugin's run real processes. */
+const inProcess = (args: string[]) => runInProcess(dropsCommand, args);
 
 const report = (o: Partial<DropReport> = {}): DropReport =>
   sampleReport({
@@ -97,7 +84,7 @@ const agents = () => [
 t.test("--no-follow prints every agent's reports, filtered, as lines or JSON", async (t) => {
   const api = await fakeCluster(scenario, undefined, agents());
   t.teardown(() => api.close());
-  const all = await cli(tollgate, ['drops', '--kubeconfig', api.kubeconfig, '--no-follow']);
+  const all = await inProcess(['--kubeconfig', api.kubeconfig, '--no-follow']);
   t.equal(all.code, 0, all.stderr);
   t.same(all.stdout.trim().split('\n').sort(), [
     '2026-12-01T18:00:00.000Z node-1 shop/web -> shop/db:3306/TCP ingress shop/db-from-api',

@@ -1,27 +1,19 @@
 // `tollgate explain` and `tollgate lint` with ClusterNetworkPolicies (semantics 20-24): explain prints the
 // tier chain and warns about invalid rules and priority ties; lint reads such manifests without failing.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
-import { childEnv } from '../_tier.ts';
+import { explainCommand } from '../../src/cli/explain.ts';
+import { lintCommand } from '../../src/cli/lint.ts';
+import { runInProcess } from './_in-process.ts';
 
 const root = resolve(import.meta.dirname, '../..');
-const run = promisify(execFile);
 
-async function tollgate(...args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(root, 'bin/tollgate.js'), ...args], {
-      env: childEnv(),
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const commands = { explain: explainCommand, lint: lintCommand };
+
+/** `tollgate explain|lint ARGS` in this process; explain.test.ts and lint.test.ts run the real processes. */
+const tollgate = (name: keyof typeof commands, ...args: string[]) => runInProcess(commands[name], args);
 
 const MANIFESTS = `
 apiVersion: v1

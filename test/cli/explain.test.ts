@@ -6,13 +6,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { explainCommand } from '../../src/cli/explain.ts';
 import { childEnv } from '../_tier.ts';
+import { runInProcess } from './_in-process.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const seed = resolve(root, 'examples/db-only-from-api.yaml');
 const run = promisify(execFile);
 
-async function explain(...args: string[]) {
+async function realExplain(...args: string[]) {
   try {
     const { stdout, stderr } = await run(
       process.execPath,
@@ -25,9 +27,11 @@ async function explain(...args: string[]) {
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
+/** `tollgate explain ARGS` in this process; the first case runs a real process for main's wiring. */
+const explain = (...args: string[]) => runInProcess(explainCommand, args);
 
 t.test('from a scenario: the API pod of shop may reach the database, the staging one may not', async (t) => {
-  const allowed = await explain(
+  const allowed = await realExplain(
     '--scenario',
     seed,
     '--from',

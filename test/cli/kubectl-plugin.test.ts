@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { childEnv } from '../_tier.ts';
+import { childEnv, UNIT_TIER } from '../_tier.ts';
 import { fakeCluster } from './_fake-cluster.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -27,6 +27,17 @@ async function kubectlTollgate(env: Record<string, string | undefined>, ...args:
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
+
+t.test(
+  "the unit tier's children go without tap's coverage hook, quoted or not (test/_tier.ts)",
+  async (t) => {
+    const hook = '--import=file:///x/node_modules/@tapjs/processinfo/dist/esm/import.mjs';
+    for (const quoted of [hook, `"${hook}"`]) {
+      const env = childEnv({ NODE_OPTIONS: `--no-warnings ${quoted}` });
+      t.equal(env.NODE_OPTIONS, UNIT_TIER ? '--no-warnings' : `--no-warnings ${quoted}`, quoted);
+    }
+  },
+);
 
 t.test('package.json installs it as kubectl-tollgate', async (t) => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };

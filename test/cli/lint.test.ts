@@ -6,14 +6,16 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { lintCommand } from '../../src/cli/lint.ts';
 import { childEnv } from '../_tier.ts';
 import { fakeCluster } from './_fake-cluster.ts';
+import { runInProcess } from './_in-process.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
 const mistakes = 'examples/mistakes/tutorial-mistakes.yaml';
 
-async function lint(...args: string[]) {
+async function realLint(...args: string[]) {
   try {
     const { stdout, stderr } = await run(process.execPath, [join(root, 'bin/tollgate.js'), 'lint', ...args], {
       cwd: root,
@@ -25,6 +27,8 @@ async function lint(...args: string[]) {
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
+/** `tollgate lint ARGS` in this process; the first case runs a real process for main's wiring. */
+const lint = (...args: string[]) => runInProcess(lintCommand, args);
 
 interface JsonOut {
   inputs: { source: string; findings: { id: string; object: string; field: string; fix: string }[] }[];
@@ -45,7 +49,7 @@ const expectedMistakes = [
 t.test(
   'lint --manifests examples/: the correct examples are clean, the mistakes are all found',
   async (t) => {
-    const r = await lint('--manifests', 'examples/', '--output', 'json');
+    const r = await realLint('--manifests', 'examples/', '--output', 'json');
     t.equal(r.code, 4, r.stderr);
     const out = JSON.parse(r.stdout) as JsonOut;
     const clean = out.inputs.filter((i) => i.source !== mistakes);

@@ -7,10 +7,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { simulateCommand } from '../../src/cli/simulate.ts';
 import { modelDriver } from '../../src/scenario/model.ts';
 import { loadScenario, parseScenarioText } from '../../src/scenario/parse.ts';
 import { runScenario } from '../../src/scenario/probes.ts';
 import { childEnv } from '../_tier.ts';
+import { runInProcess } from '../cli/_in-process.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const examplesDir = resolve(root, 'examples');
@@ -31,6 +33,8 @@ async function cli(...args: string[]) {
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
+/** `tollgate simulate ARGS` in this process; `simulate examples/`, `--help` and an unknown command run as real processes for main's wiring. */
+const simulate = (...args: string[]) => runInProcess(simulateCommand, args);
 
 const yamlBelow = (dir: string) =>
   readdirSync(dir, { recursive: true })
@@ -68,7 +72,7 @@ t.test('tollgate simulate examples/ passes and closes with a non-zero total', as
 });
 
 t.test('tollgate simulate over the shared directory', { skip: !hasShared && 'no ../shared' }, async (t) => {
-  const r = await cli('simulate', sharedDir);
+  const r = await simulate(sharedDir);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /^ok +seed-db-only-from-api: \d+\/\d+ expectations$/m);
   t.match(r.stdout.trim().split('\n').at(-1) ?? '', /^\d+ passed, 0 failed$/);
@@ -80,7 +84,7 @@ t.test('a wrong expectation fails with the explanation of the verdict', async (t
   const text = original.replace('staging/api -> shop/db:3306 deny', 'staging/api -> shop/db:3306 allow');
   t.not(text, original, 'the mutation applies');
   writeFileSync(join(dir, 'mutated.yaml'), text);
-  const r = await cli('simulate', join(dir, 'mutated.yaml'));
+  const r = await simulate(join(dir, 'mutated.yaml'));
   t.equal(r.code, 1);
   t.match(r.stdout, /FAIL db-only-from-api/);
   t.match(r.stdout, /steps\[2\]\.expect\[3\]: staging\/api -> shop\/db:3306\/TCP: expected allow, got deny/);
@@ -98,7 +102,7 @@ t.test('a failing matrix step prints the matrix', async (t) => {
   const text = original.replace('- deny */* -> locked/*\n- apply', '- deny outside/* -> locked/*\n- apply');
   t.not(text, original, 'the mutation applies');
   writeFileSync(join(dir, 'm.yaml'), text);
-  const r = await cli('simulate', join(dir, 'm.yaml'));
+  const r = await simulate(join(dir, 'm.yaml'));
   t.equal(r.code, 1);
   t.match(r.stdout, /steps\[1\]\.matrix \(port 80\/TCP\):/);
   t.match(r.stdout, /^ {4}locked\/a +- +! +\. /m, 'locked/a -> locked/b marked wrong');
@@ -109,19 +113,19 @@ t.test('CLI usage: --help everywhere, errors name what is wrong', async (t) => {
   const top = await cli('--help');
   t.equal(top.code, 0);
   t.match(top.stdout, /simulate +run scenario files against the policy model/);
-  const sub = await cli('simulate', '--help');
+  const sub = await simulate('--help');
   t.equal(sub.code, 0);
   t.match(sub.stdout, /^Usage: tollgate simulate/);
   const unknown = await cli('frobnicate');
   t.equal(unknown.code, 2);
   t.match(unknown.stderr, /unknown command 'frobnicate'/);
-  const badFlag = await cli('simulate', '--nope', 'x.yaml');
+  const badFlag = await simulate('--nope', 'x.yaml');
   t.equal(badFlag.code, 2);
   t.match(badFlag.stderr, /--nope/);
-  const missing = await cli('simulate', '/nonexistent/s.yaml');
+  const missing = await simulate('/nonexistent/s.yaml');
   t.equal(missing.code, 2);
   t.match(missing.stderr, /\/nonexistent\/s\.yaml: no such file/);
-  const none = await cli('simulate');
+  const none = await simulate();
   t.equal(none.code, 2);
 });
 
