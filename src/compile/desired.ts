@@ -60,6 +60,7 @@ import {
 import type { Direction, Namespace } from '../policy/types.ts';
 import { InternalError } from '../util/errors.ts';
 import { buildRunElements, type ElementDelta, type ElementTexts, type RunSpec, UnionMemo } from './runs.ts';
+import { TierChains } from './tiers.ts';
 
 export const TABLE = 'tollgate';
 export const BASE_CHAIN = 'forward';
@@ -109,6 +110,19 @@ export type RuleSpec =
       prefix: string;
       /** would-deny reports (audit chains) only: `limit rate R/per burst B packets` in the rule itself. */
       limit?: { rate: number; per: ReportRateUnit; burst: number };
+    }
+  /**
+   * A ClusterNetworkPolicy rule's match (tiers.ts): up to two lookups (the peer's addresses, or its
+   * address.proto.port set; the protocol.port set), then `verdict` (accept, return, goto CHAIN).
+   */
+  | {
+      kind: 'tier';
+      family: 4 | 6 | undefined;
+      field: 'saddr' | 'daddr';
+      addresses: string | undefined;
+      addressPorts: string | undefined;
+      ports: string | undefined;
+      verdict: string;
     }
   /** REPORT_CHAIN's one rule: `limit rate over <rate>/<per> burst <burst> packets counter drop`. */
   | { kind: 'report-limit'; rate: number; per: ReportRateUnit; burst: number };
@@ -163,6 +177,8 @@ export interface DesiredState {
   readonly sets: Map<string, DesiredSet>;
   /** Which local pods use which chain, for explanations and logs: pod key -> chain names. */
   readonly podChains: Map<string, { ingress: string | undefined; egress: string | undefined }>;
+  /** ClusterNetworkPolicy deny chains (tiers.ts) -> `cnp/NAME`, what their reports are attributed to. */
+  tierDenies?: Map<string, string>;
 }
 
 const families = [4, 6] as const;
@@ -291,7 +307,7 @@ function groupsOfAddressPorts(cache: DesiredCache, set: PlanSet & { kind: 'addre
   return groups;
 }
 
-function hash(text: string): string {
+export function hash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
@@ -851,6 +867,7 @@ export function desiredState(
 ): DesiredState {
   const { reports } = options;
   const state: DesiredState = { chains: new Map(), sets: new Map(), podChains: new Map() };
+  const tiers = new TierChains(state);
   const planSets = new Map(plan.sets.map((s) => [s.id, s]));
   const local: Record<4 | 6, string[]> = { 4: [], 6: [] };
   const dispatch: Record<Direction, Record<4 | 6, string[]>> = {
@@ -886,12 +903,13 @@ export function desiredState(
       const p = d === 'ingress' ? (pod.ingress ?? pod.auditIngress) : (pod.egress ?? pod.auditEgress);
       if (name !== undefined) buildDirectionChain(state, d, p!, planSets, cache, name, lines.get(name)!);
     }
-    state.podChains.set(pod.key, chains);
+    const jumps = tiers.podChains(pod, chains, planSets, quiet);
+    state.podChains.set(pod.key, jumps);
     for (const a of pod.addresses) {
       const text = formatAddress(a);
       local[a.family].push(text);
-      if (chains.ingress) dispatch.ingress[a.family].push(`${text} : jump ${chains.ingress}`);
-      if (chains.egress) dispatch.egress[a.family].push(`${text} : jump ${chains.egress}`);
+      if (jumps.ingress) dispatch.ingress[a.family].push(`${text} : jump ${jumps.ingress}`);
+      if (jumps.egress) dispatch.egress[a.family].push(`${text} : jump ${jumps.egress}`);
     }
   }
   const base: RuleSpec[] = [
