@@ -903,7 +903,8 @@ export function desiredState(
       const p = d === 'ingress' ? (pod.ingress ?? pod.auditIngress) : (pod.egress ?? pod.auditEgress);
       if (name !== undefined) buildDirectionChain(state, d, p!, planSets, cache, name, lines.get(name)!);
     }
-    const jumps = tiers.podChains(pod, chains, planSets, quiet);
+    const quietPod = reports?.quietNamespaces?.has(pod.key.slice(0, pod.key.indexOf('/'))) === true;
+    const jumps = tiers.podChains(pod, chains, planSets, quiet, quietPod);
     state.podChains.set(pod.key, jumps);
     for (const a of pod.addresses) {
       const text = formatAddress(a);

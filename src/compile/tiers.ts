@@ -38,16 +38,23 @@ export class TierChains {
   }
 
   /** The chains the dispatch maps send the pod to: its tier chains where it has tier plans. */
-  podChains(pod: PodPlan, np: Chains, sets: Map<string, PlanSet>, quiet: Set<string>): Chains {
+  podChains(
+    pod: PodPlan,
+    np: Chains,
+    sets: Map<string, PlanSet>,
+    quiet: Set<string>,
+    quietPod: boolean,
+  ): Chains {
     if (pod.ingressTiers === undefined && pod.egressTiers === undefined) return np;
-    const suffix =
-      np.ingress?.endsWith(QUIET_SUFFIX) || np.egress?.endsWith(QUIET_SUFFIX) ? QUIET_SUFFIX : '';
-    const isQuiet = suffix !== '' || quiet.has(np.ingress ?? '') || quiet.has(np.egress ?? '');
+    // A pod of an opted-out namespace gets tier and deny chains of its own, without report rules.
+    const suffix = quietPod ? QUIET_SUFFIX : '';
     const one = (d: Direction, t: TierDirectionPlan | undefined, chain: string | undefined) =>
-      t === undefined ? chain : this.chain(d, t, chain, sets, isQuiet ? QUIET_SUFFIX : '', quiet);
+      t === undefined ? chain : this.chain(d, t, chain, sets, suffix, quiet);
+    // An audit chain (point 25) enforces nothing: for the tiers such a pod is not isolated, so Baseline
+    // decides (its would-deny reports are then not made for that direction).
     return {
-      ingress: one('ingress', pod.ingressTiers, np.ingress),
-      egress: one('egress', pod.egressTiers, np.egress),
+      ingress: one('ingress', pod.ingressTiers, pod.ingress ? np.ingress : undefined) ?? np.ingress,
+      egress: one('egress', pod.egressTiers, pod.egress ? np.egress : undefined) ?? np.egress,
     };
   }
 
