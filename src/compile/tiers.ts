@@ -133,14 +133,14 @@ export class TierChains {
     for (const match of r.matches) {
       if (match.kind === 'address-ports') {
         for (const f of families)
-          out.push(tierRule(f, direction, { addressPorts: this.addressPorts(match.set, f, sets) }, verdict));
+          out.push(tierRule(f, direction, { addressPorts: this.peers(match.set, f, sets) }, verdict));
         continue;
       }
       const ports = match.ports === undefined ? undefined : this.ports(match.ports);
       if (match.set === undefined) out.push(tierRule(undefined, direction, { ports }, verdict));
       else
         for (const f of families)
-          out.push(tierRule(f, direction, { addresses: this.addresses(match.set, f, sets), ports }, verdict));
+          out.push(tierRule(f, direction, { addresses: this.peers(match.set, f, sets), ports }, verdict));
     }
   }
 
@@ -161,41 +161,36 @@ export class TierChains {
     return name;
   }
 
-  private addresses(id: string, family: 4 | 6, sets: Map<string, PlanSet>): string {
+  /** The set of a plan set's members of one family: addresses, or address.proto.port (named ports). */
+  private peers(id: string, family: 4 | 6, sets: Map<string, PlanSet>): string {
     const name = `ts-${hash(id)}-${family}`;
     if (this.state.sets.has(name)) return name;
     const s = sets.get(id);
-    if (s?.kind !== 'addresses') throw new InternalError(`plan set ${id} missing`);
-    const ranges = s.ranges.filter((x) => x.family === family);
+    if (s === undefined) throw new InternalError(`plan set ${id} missing`);
+    const addr = family === 4 ? 'ipv4_addr' : 'ipv6_addr';
+    const named = s.kind === 'address-ports';
+    const elements = named
+      ? new Set(
+          disjointTuples(
+            s.entries
+              .filter((e) => e.address.family === family)
+              .map((e) => ({
+                range: addressRange(e.address),
+                port: { protocol: e.protocol, first: e.port, last: e.port },
+              })),
+          ),
+        )
+      : buildRunElements(undefined, [{ suffix: '', parts: [s.ranges.filter((x) => x.family === family)] }])
+          .elements;
     this.state.sets.set(name, {
       name,
-      key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr'],
+      key: named ? [addr, 'inet_proto', 'inet_service'] : [addr],
       map: false,
       interval: true,
-      elements: buildRunElements(undefined, [{ suffix: '', parts: [ranges] }]).elements,
-      comment: `ClusterNetworkPolicy peers: ${s.description}`,
-    });
-    return name;
-  }
-
-  private addressPorts(id: string, family: 4 | 6, sets: Map<string, PlanSet>): string {
-    const name = `ts-${hash(id)}-${family}`;
-    if (this.state.sets.has(name)) return name;
-    const s = sets.get(id);
-    if (s?.kind !== 'address-ports') throw new InternalError(`plan set ${id} missing`);
-    const tuples = s.entries
-      .filter((e) => e.address.family === family)
-      .map((e) => ({
-        range: addressRange(e.address),
-        port: { protocol: e.protocol, first: e.port, last: e.port },
-      }));
-    this.state.sets.set(name, {
-      name,
-      key: [family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'],
-      map: false,
-      interval: true,
-      elements: new Set(disjointTuples(tuples)),
-      comment: 'ClusterNetworkPolicy peers by named port',
+      elements,
+      comment: named
+        ? 'ClusterNetworkPolicy peers by named port'
+        : `ClusterNetworkPolicy peers: ${s.description}`,
     });
     return name;
   }
