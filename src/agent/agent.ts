@@ -300,7 +300,13 @@ export class Agent {
   }
 
   get ready(): boolean {
-    return this.active && this.syncedOnce && this.store.live && this.lastError === undefined;
+    return (
+      this.active &&
+      this.syncedOnce &&
+      this.store.live &&
+      this.lastError === undefined &&
+      this.clusterPolicyReport.notReady() === undefined
+    );
   }
 
   /** Another agent writes this node's table; this one watches and waits to take over. */
@@ -479,8 +485,9 @@ export class Agent {
         return pods;
       },
       policies: !last || changed('policies') ? valid<Policy>(r.policies.items.values()) : last.policies,
+      // Forbidden: the last listed policies stay enforced (ClusterPolicyReport.notReady says why).
       clusterPolicies:
-        !last || changed('clusterPolicies')
+        !last || (changed('clusterPolicies') && r.clusterPolicies.missing !== 'forbidden')
           ? valid<ClusterPolicy>(r.clusterPolicies.items.values())
           : last.clusterPolicies,
     };
@@ -729,7 +736,7 @@ export class Agent {
     if (!this.syncedOnce)
       return `not synced yet: ${this.store.synced ? 'the first sync has not completed' : 'waiting for the first complete list of the cluster'}; ${BEFORE_TEXT[this.before]}`;
     if (!this.store.live) return 'a watch is down';
-    return undefined;
+    return this.clusterPolicyReport.notReady();
   }
 
   private listen(addr: string): Promise<void> {
@@ -747,11 +754,9 @@ export class Agent {
       }
       if (req.url === '/readyz') {
         const why = this.notReady();
-        // Not reasons to be unready (see DropReporter; ClusterNetworkPolicies seen but not programmed):
-        // shown, not failed.
+        // Not a reason to be unready (see DropReporter): shown, not failed.
         const reports = this.reporter?.problem;
-        const note = this.clusterPolicyReport.detail();
-        const extra = `${reports === undefined ? '' : `drop reports: ${reports}\n`}${note === undefined ? '' : `${note}\n`}`;
+        const extra = reports === undefined ? '' : `drop reports: ${reports}\n`;
         return why === undefined ? send(200, `ok\n${extra}`) : send(503, `${why}\n${extra}`);
       }
       if (req.url === '/metrics') {

@@ -1,6 +1,7 @@
-// What the agent says about ClusterNetworkPolicies (semantics 20-24) while its table does not enforce them
-// yet: whether the API serves them, how many it sees and how many are invalid (log once, metric, /readyz
-// detail). Never fails readiness and never changes what is programmed; the compiler does that.
+// What the agent says about ClusterNetworkPolicies (semantics 20-24), which its table enforces
+// (compile/tiers.ts): whether the API serves them, how many it sees and programs and how many are invalid
+// (log once, metric, /readyz). A forbidden list fails readiness (see notReady); it never changes what is
+// programmed itself: the agent keeps the last known policies in its state then.
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { MissingReason } from '../k8s/reflector.ts';
@@ -9,16 +10,12 @@ import { formatIssue } from '../policy/errors.ts';
 import { priorityTies } from '../policy/tiers.ts';
 import { LoggedOnce } from './once.ts';
 
-/** Whether the agent's table holds the tiers: false until the compiler programs them. */
-export const CLUSTER_POLICIES_PROGRAMMED = false;
-
 export class ClusterPolicyReport {
   private readonly log: Logger;
   private readonly gauge: Gauge<'state'>;
   private readonly loggedTies = new LoggedOnce();
   private policies: readonly ClusterPolicy[] = [];
   private missing: MissingReason | undefined;
-  private warned = false;
 
   constructor(log: Logger, registry: Registry) {
     this.log = log;
@@ -26,7 +23,7 @@ export class ClusterPolicyReport {
       name: 'tollgate_cluster_network_policies',
       help:
         'ClusterNetworkPolicies watched, by state: seen (all), invalid (with a validation problem), ' +
-        'programmed (in the node table; 0 until tollgate enforces them).',
+        'programmed (in the node table: invalid ones too, as their fail-closed Deny).',
       labelNames: ['state'],
       registers: [registry],
     });
@@ -49,19 +46,8 @@ export class ClusterPolicyReport {
     this.policies = policies;
     this.gauge.set({ state: 'seen' }, policies.length);
     this.gauge.set({ state: 'invalid' }, policies.filter((p) => p.issues.length > 0).length);
-    this.gauge.set({ state: 'programmed' }, CLUSTER_POLICIES_PROGRAMMED ? policies.length : 0);
-    if (policies.length === 0) {
-      this.warned = false;
-      return;
-    }
-    if (!CLUSTER_POLICIES_PROGRAMMED && !this.warned) {
-      this.warned = true;
-      this.log.warn(
-        { count: policies.length, names: policies.slice(0, 10).map((p) => p.name) },
-        'ClusterNetworkPolicies are seen but not yet programmed: this version enforces NetworkPolicies only, ' +
-          'the Admin and Baseline tiers are not in the node table',
-      );
-    }
+    this.gauge.set({ state: 'programmed' }, policies.length);
+    if (policies.length === 0) return;
     const ties = new Set(priorityTies(policies).map(formatIssue));
     this.loggedTies.keepOnly(ties);
     for (const text of ties)
@@ -69,11 +55,14 @@ export class ClusterPolicyReport {
         this.log.warn({ problem: text }, 'ClusterNetworkPolicies may conflict');
   }
 
-  /** A line for /readyz (ready or not), or undefined when there is nothing to say. */
-  detail(): string | undefined {
-    if (this.missing === 'forbidden')
-      return 'ClusterNetworkPolicies: listing them is forbidden (RBAC); none are known';
-    if (this.policies.length === 0 || CLUSTER_POLICIES_PROGRAMMED) return undefined;
-    return `ClusterNetworkPolicies: ${this.policies.length} seen, not yet programmed (NetworkPolicies only are enforced)`;
+  /**
+   * Why /readyz fails, or undefined. A forbidden list hides Admin Deny rules the node should enforce: not
+   * ready, visibly. The table keeps the last policies listed (the agent's state), so none it enforced
+   * opens; denying every pod's traffic instead would turn one missing RBAC rule into an outage of the
+   * whole node, and still could not honour the Accept rules it cannot see.
+   */
+  notReady(): string | undefined {
+    if (this.missing !== 'forbidden') return undefined;
+    return `ClusterNetworkPolicies: listing them is forbidden (RBAC); enforcing the ${this.policies.length} last listed`;
   }
 }

@@ -160,8 +160,12 @@ export function attribute(
   const namespace = namespaceOf(localPod);
   if (index?.quiet.has(namespace)) return { skip: 'quiet' };
   // The local pod's own isolation; if it is gone since the program, what isolated the pods of the chain.
+  // A ClusterNetworkPolicy's deny chain names its policy (compile/tiers.ts).
+  const cnp = enforced?.desired.tierDenies?.get(prefix.id);
   const policies = new Set(
-    (local && directionPlan(local, direction)?.isolatedBy) ?? index?.chains.get(prefix.id) ?? [],
+    cnp !== undefined
+      ? [cnp]
+      : ((local && directionPlan(local, direction)?.isolatedBy) ?? index?.chains.get(prefix.id) ?? []),
   );
   const protocol = PROTOCOLS[h.protocol] ?? h.protocolName;
   const report: DropReport = {

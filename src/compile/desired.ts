@@ -60,10 +60,12 @@ import {
   type ElementDelta,
   GroupElements,
   piecesTexts,
+  type RunElements,
   type RunSpec,
   type SetElements,
   UnionMemo,
 } from './runs.ts';
+import { TierChains } from './tiers.ts';
 
 export const TABLE = 'tollgate';
 export const BASE_CHAIN = 'forward';
@@ -112,6 +114,19 @@ export type RuleSpec =
       prefix: string;
       /** would-deny reports (audit chains) only: `limit rate R/per burst B packets` in the rule itself. */
       limit?: { rate: number; per: ReportRateUnit; burst: number };
+    }
+  /**
+   * A ClusterNetworkPolicy rule's match (tiers.ts): up to two lookups (the peer's addresses, or its
+   * address.proto.port set; the protocol.port set), then `verdict` (accept, return, goto CHAIN).
+   */
+  | {
+      kind: 'tier';
+      family: 4 | 6 | undefined;
+      field: 'saddr' | 'daddr';
+      addresses: string | undefined;
+      addressPorts: string | undefined;
+      ports: string | undefined;
+      verdict: string;
     }
   /** REPORT_CHAIN's one rule: `limit rate over <rate>/<per> burst <burst> packets counter drop`. */
   | { kind: 'report-limit'; rate: number; per: ReportRateUnit; burst: number };
@@ -166,6 +181,8 @@ export interface DesiredState {
   readonly sets: Map<string, DesiredSet>;
   /** Which local pods use which chain, for explanations and logs: pod key -> chain names. */
   readonly podChains: Map<string, { ingress: string | undefined; egress: string | undefined }>;
+  /** ClusterNetworkPolicy deny chains (tiers.ts) -> `cnp/NAME`, what their reports are attributed to. */
+  tierDenies?: Map<string, string>;
 }
 
 const families = [4, 6] as const;
@@ -190,6 +207,11 @@ interface Tuple {
  * neighbouring port ranges covered by the same tuples are joined again.
  */
 export function disjointTuples(tuples: Tuple[]): string[] {
+  return piecesTexts(tupleElements(tuples).pieces());
+}
+
+/** The disjoint elements of `tuples` (see disjointTuples) in range form, as a set's elements. */
+export function tupleElements(tuples: Tuple[]): RunElements {
   const groups = new Map<string, PortGroup>();
   for (const t of tuples) {
     const key = `${t.port.protocol} ${t.port.first} ${t.port.last}`;
@@ -200,7 +222,7 @@ export function disjointTuples(tuples: Tuple[]): string[] {
     }
     g.parts.push([t.range]);
   }
-  return piecesTexts(buildRunElements(undefined, portRuns([...groups.values()])).elements.pieces());
+  return buildRunElements(undefined, portRuns([...groups.values()])).elements;
 }
 
 /** Address lists sharing one protocol and port range. */
@@ -294,7 +316,7 @@ function groupsOfAddressPorts(cache: DesiredCache, set: PlanSet & { kind: 'addre
   return groups;
 }
 
-function hash(text: string): string {
+export function hash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
@@ -331,7 +353,7 @@ function addSet(state: DesiredState, set: Omit<DesiredSet, 'elements'>, groups: 
 }
 
 /** Port ranges as the elements of a `inet_proto . inet_service` set, in order. */
-const portElements = (ports: readonly PortRange[]): RangeGroup[] =>
+export const portElements = (ports: readonly PortRange[]): RangeGroup[] =>
   ports.map((p) => ({
     bounds: [PROTO_NUMBERS[p.protocol], PROTO_NUMBERS[p.protocol]],
     tail: [[p.first, p.last]],
@@ -881,6 +903,7 @@ export function desiredState(
 ): DesiredState {
   const { reports } = options;
   const state: DesiredState = { chains: new Map(), sets: new Map(), podChains: new Map() };
+  const tiers = new TierChains(state);
   const planSets = new Map(plan.sets.map((s) => [s.id, s]));
   const local: Record<4 | 6, { first: bigint; last: bigint }[]> = { 4: [], 6: [] };
   const dispatch: Record<Direction, Record<4 | 6, RangeGroup[]>> = {
@@ -916,10 +939,12 @@ export function desiredState(
       const p = d === 'ingress' ? (pod.ingress ?? pod.auditIngress) : (pod.egress ?? pod.auditEgress);
       if (name !== undefined) buildDirectionChain(state, d, p!, planSets, cache, name, lines.get(name)!);
     }
-    state.podChains.set(pod.key, chains);
+    const quietPod = reports?.quietNamespaces?.has(pod.key.slice(0, pod.key.indexOf('/'))) === true;
+    const podJumps = tiers.podChains(pod, chains, planSets, quiet, quietPod);
+    state.podChains.set(pod.key, podJumps);
     const jumps = {
-      ingress: chains.ingress && jumpTo(chains.ingress),
-      egress: chains.egress && jumpTo(chains.egress),
+      ingress: podJumps.ingress && jumpTo(podJumps.ingress),
+      egress: podJumps.egress && jumpTo(podJumps.egress),
     };
     for (const a of pod.addresses) {
       local[a.family].push({ first: a.value, last: a.value });

@@ -107,6 +107,16 @@ function ruleExprs(spec: RuleSpec): Expr[] {
         ...m.inSet(lookupFields(spec.family, spec.field, spec.fields), spec.set),
         m.verdict(spec.verdict),
       ];
+    case 'tier': {
+      const addr = spec.family === undefined ? undefined : addrField(spec.family, spec.field);
+      return [
+        ...nfproto(spec.family),
+        ...(spec.addresses && addr ? m.inSet(addr, spec.addresses) : []),
+        ...(spec.addressPorts && addr ? m.inSet([addr, 'meta l4proto', 'th dport'], spec.addressPorts) : []),
+        ...(spec.ports ? m.inSet(['meta l4proto', 'th dport'], spec.ports) : []),
+        m.verdict(spec.verdict),
+      ];
+    }
     case 'final':
       return [...(spec.counter ? [m.counter()] : []), m.verdict(spec.verdict)];
     case 'report-gate':

@@ -7,12 +7,13 @@ import { NetlinkProgrammer } from '../agent/programmer.ts';
 import { NodeReconciler } from '../agent/reconciler.ts';
 import { TABLE } from '../compile/desired.ts';
 import { NfnlSocket, Table, Transaction } from '../nft/index.ts';
+import { withClusterPolicies } from '../policy/cluster-normalize.ts';
 import { buildState, type ClusterObjects } from '../policy/normalize.ts';
 import { UsageError } from '../util/errors.ts';
 import { serveRpc } from './rpc.ts';
 
 type Request = { id: number } & (
-  | { op: 'sync'; objects: ClusterObjects; full?: boolean }
+  | { op: 'sync'; objects: ClusterObjects & { clusterPolicies?: unknown[] }; full?: boolean }
   | { op: 'list' }
   | { op: 'verify' }
   | { op: 'cleanup' }
@@ -32,7 +33,9 @@ const reconciler = new NodeReconciler(values.node, programmer, {}, undefined, re
 async function handle(req: Request): Promise<unknown> {
   switch (req.op) {
     case 'sync':
-      return reconciler.sync(buildState(req.objects), { full: req.full === true });
+      return reconciler.sync(withClusterPolicies(buildState(req.objects), req.objects.clusterPolicies), {
+        full: req.full === true,
+      });
     case 'list':
       return { text: await programmer.listTable() };
     case 'verify':

@@ -55,6 +55,8 @@ export interface LabDriverOptions {
 }
 
 export class LabScenarioDriver implements ScenarioDriver {
+  /** The enforcers program ClusterNetworkPolicy tiers (compile/tiers.ts). */
+  readonly enforcesClusterPolicies = true;
   lab: Lab | undefined;
   enforcers: EnforcerClient[] = [];
   private holders: ConnectionHolders | undefined;

@@ -1,7 +1,7 @@
-// The agent and ClusterNetworkPolicies before the compiler enforces them (semantics 20-24): ready without
-// the CRD, notices it when installed later, feeds the policies to the state, reports invalid ones (log
-// once with object and field, metric) and says in /readyz, without failing it, that they are seen but not
-// programmed; a forbidden list (RBAC) is said too. Against the fake API and the fake kernel.
+// The agent and ClusterNetworkPolicies (semantics 20-24): ready without the CRD, notices it when installed
+// later, feeds the policies to the state and programs them, reports invalid ones (log once with object and
+// field, metric); a forbidden list (RBAC) fails readiness and keeps the last listed policies enforced.
+// Against the fake API and the fake kernel.
 import { pino } from 'pino';
 import t from 'tap';
 import { Agent } from '../../src/agent/agent.ts';
@@ -20,7 +20,7 @@ const guard = cnp('guard', {
 });
 const broken = cnp('broken', { tier: 'Sideways', priority: 10, subject: { namespaces: {} } });
 
-t.test('no CRD, then installed: seen, reported, not claimed as enforced', async (t) => {
+t.test('no CRD, then installed: seen, programmed, reported; forbidden: not ready, kept', async (t) => {
   const api = new FakeApi();
   cluster(api);
   api.refuse.set(CNPS, 404);
@@ -58,15 +58,11 @@ t.test('no CRD, then installed: seen, reported, not claimed as enforced', async 
   await a.idle();
   const metrics = (await get('/metrics')).body;
   t.match(metrics, /tollgate_cluster_network_policies\{state="invalid"\} 1/);
-  t.match(metrics, /tollgate_cluster_network_policies\{state="programmed"\} 0/);
+  t.match(metrics, /tollgate_cluster_network_policies\{state="programmed"\} 2/);
   t.match(metrics, /tollgate_objects_watched\{kind="clusterPolicies"\} 2/);
   const ready = await get('/readyz');
-  t.equal(ready.status, 200, 'readiness does not fail');
-  t.equal(
-    ready.body,
-    'ok\nClusterNetworkPolicies: 2 seen, not yet programmed (NetworkPolicies only are enforced)\n',
-  );
-  t.equal(kernel.fake.committed.length, table, 'the table is unchanged: nothing claimed');
+  t.same(ready, { status: 200, body: 'ok\n' }, 'ready, nothing to say');
+  t.ok(kernel.fake.committed.length > table, 'the tiers were programmed');
 
   // Another change: the warnings stay once each.
   api.put(CNPS, 'guard', { ...guard, spec: { ...guard.spec, priority: 11 } }, 'MODIFIED');
@@ -74,9 +70,10 @@ t.test('no CRD, then installed: seen, reported, not claimed as enforced', async 
     (a.store.reflectors.clusterPolicies.items.get('guard') as { priority?: number } | undefined)?.priority;
   await until(() => priority() === 11, 'modified', WAIT);
   await a.idle();
-  const notProgrammed = lines.filter((l) => l.msg.includes('seen but not yet programmed'));
-  t.equal(notProgrammed.length, 1, 'the not-programmed warning once');
-  t.equal(notProgrammed[0]!.count, 2);
+  t.notOk(
+    lines.some((l) => l.msg.includes('not yet programmed')),
+    'no claim that they are not programmed',
+  );
   const invalid = lines.filter((l) => l.problem?.startsWith('ClusterNetworkPolicy broken: spec.tier:'));
   t.equal(invalid.length, 1, 'the invalid policy logged once, with object and field');
   t.ok(
@@ -84,13 +81,15 @@ t.test('no CRD, then installed: seen, reported, not claimed as enforced', async 
     'the log says the kind is listed now',
   );
 
-  // RBAC taken away: said in /readyz (not failing it) and the log.
+  // RBAC taken away: not ready, said in /readyz and the log; the last listed policies stay enforced.
   api.refuse.set(CNPS, 403);
   api.dropWatches();
   await until(() => a.store.reflectors.clusterPolicies.missing === 'forbidden', 'forbidden', WAIT);
   await until(() => lines.some((l) => l.msg.includes('forbidden; give the agent')), 'the warning', WAIT);
+  await until(() => !a.ready, 'not ready', WAIT);
   t.same(await get('/readyz'), {
-    status: 200,
-    body: 'ok\nClusterNetworkPolicies: listing them is forbidden (RBAC); none are known\n',
+    status: 503,
+    body: 'ClusterNetworkPolicies: listing them is forbidden (RBAC); enforcing the 2 last listed\n',
   });
+  t.match((await get('/metrics')).body, /tollgate_cluster_network_policies\{state="programmed"\} 2/);
 });

@@ -17,10 +17,12 @@ import { scaledMs } from '../../src/lab/load.ts';
 import { NflogError } from '../../src/nflog/errors.ts';
 import type { NflogPacket } from '../../src/nflog/packet.ts';
 import { formatPrefix, REPORT_MESSAGE, reportLine, reportOfLogLine } from '../../src/nflog/report.ts';
+import { withClusterPolicies } from '../../src/policy/cluster-normalize.ts';
 import { Planner } from '../../src/policy/plan.ts';
 import type { ClusterState } from '../../src/policy/types.ts';
 import { until } from '../k8s/fake-api.ts';
 import { pod, policy, state } from '../policy/builders.ts';
+import { cnp } from '../policy/cluster-builders.ts';
 
 const policies = () => [
   policy('x/db-from-web', {
@@ -429,3 +431,23 @@ t.test('the cluster pods by address are rebuilt at most once a second under chur
   t.equal(later.get(`4:${0x0af4010an}`), undefined, 'x/db is gone from it');
   t.equal(addresses.of(moved, 9000), later, 'the same pods: never rebuilt');
 });
+
+t.test(
+  'attribution: a ClusterNetworkPolicy Deny reports as cnp/NAME, not the isolating policies',
+  async (t) => {
+    const withCnp = withClusterPolicies(st, [
+      cnp('no-client', {
+        tier: 'Admin',
+        priority: 5,
+        subject: { namespaces: {} },
+        ingress: [{ action: 'Deny', from: [{ namespaces: { matchLabels: { ns: 'y' } } }] }],
+      }),
+    ]);
+    const ec = enforced(withCnp);
+    const deny = [...(ec.desired.tierDenies ?? new Map()).entries()].find(([c]) => c.startsWith('in-'));
+    if (deny === undefined) return t.fail('the Deny rule has a deny chain');
+    t.equal(deny[1], 'cnp/no-client');
+    const r = attribute(packet('ingress', deny[0], '10.244.2.20', '10.244.1.10'), 0, ec, 'n1');
+    t.ok('report' in r && r.report.policies.join() === 'cnp/no-client', 'the CNP, not x/deny-all');
+  },
+);
