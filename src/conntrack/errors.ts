@@ -1,8 +1,7 @@
 // Errors of the conntrack (ctnetlink) client, under stable codes; each names the entry it is about and,
 // for kernel refusals, the errno. Builds errors only: never logs, retries or touches a socket.
 
-import { errnoName } from '../netlink/errors.ts';
-import { TollgateError } from '../util/errors.ts';
+import { ErrnoError } from '../netlink/errors.ts';
 
 /**
  * codes: E_CONNTRACK_KERNEL (the kernel refused a dump or a delete, e.g. EPERM without CAP_NET_ADMIN;
@@ -12,19 +11,15 @@ import { TollgateError } from '../util/errors.ts';
  */
 export type ConntrackErrorCode = 'E_CONNTRACK_KERNEL' | 'E_CONNTRACK_IO' | 'E_CONNTRACK_DECODE';
 
-export class ConntrackError extends TollgateError<ConntrackErrorCode> {
+export class ConntrackError extends ErrnoError<ConntrackErrorCode> {
   /** The entry (its original tuple as text) or the request the error is about. */
   readonly object: string | undefined;
-  readonly errno: number | undefined;
-  readonly errnoName: string | undefined;
   constructor(
     code: ConntrackErrorCode,
     message: string,
     details: { object?: string; errno?: number; cause?: unknown } = {},
   ) {
-    super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
+    super(code, message, details);
     this.object = details.object;
-    this.errno = details.errno;
-    this.errnoName = details.errno === undefined ? undefined : errnoName(details.errno);
   }
 }

@@ -79,14 +79,24 @@ export async function installClusterPolicyCrd(admin: AdminClient, timeoutMs = 60
       `create CustomResourceDefinition ${CNP_CRD_NAME}: ${r.status} ${String(r.body.message)}`,
       r.status,
     );
+  await collectionAnswers(admin, 200, timeoutMs, (last) => `not served after ${timeoutMs} ms (last ${last})`);
+}
+
+/** Waits until listing the ClusterNetworkPolicies answers `status` (the CRD served, or gone). */
+async function collectionAnswers(
+  admin: AdminClient,
+  status: number,
+  timeoutMs: number,
+  failure: (last: number) => string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const list = await admin.request('GET', `${CNP_COLLECTION}?limit=1`);
-    if (list.status === 200) return;
+    if (list.status === status) return;
     if (Date.now() > deadline)
       throw new ApiServerError(
         'E_APISERVER_START',
-        `CustomResourceDefinition ${CNP_CRD_NAME}: not served after ${timeoutMs} ms (last ${list.status})`,
+        `CustomResourceDefinition ${CNP_CRD_NAME}: ${failure(list.status)}`,
       );
     await sleep(100);
   }
@@ -95,15 +105,5 @@ export async function installClusterPolicyCrd(admin: AdminClient, timeoutMs = 60
 /** Deletes the CRD (and with it every ClusterNetworkPolicy) and waits until the collection is gone. */
 export async function removeClusterPolicyCrd(admin: AdminClient, timeoutMs = 60_000): Promise<void> {
   await admin.remove(`${CRD_COLLECTION}/${CNP_CRD_NAME}`);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const list = await admin.request('GET', `${CNP_COLLECTION}?limit=1`);
-    if (list.status === 404) return;
-    if (Date.now() > deadline)
-      throw new ApiServerError(
-        'E_APISERVER_START',
-        `CustomResourceDefinition ${CNP_CRD_NAME}: still served ${timeoutMs} ms after its deletion`,
-      );
-    await sleep(100);
-  }
+  await collectionAnswers(admin, 404, timeoutMs, () => `still served ${timeoutMs} ms after its deletion`);
 }

@@ -2,7 +2,7 @@
 // object it was about, under stable codes. Builds messages only; never retries or logs.
 
 import { constants } from 'node:os';
-import { ERRNO, TollgateError } from '../util/errors.ts';
+import { ERRNO, type ErrorCode, TollgateError } from '../util/errors.ts';
 
 const errnoNames: Record<number, string> = {};
 // Our table first (it has ERESTART, which Node does not export), then Node's for the rest.
@@ -56,21 +56,28 @@ export type NetlinkErrorCode =
   | 'E_NETLINK_TOO_LARGE'
   | 'E_NETLINK_PROTOCOL';
 
+/** An error that may carry the kernel's errno (number and name) under a literal code: netlink, nflog, conntrack. */
+export class ErrnoError<C extends ErrorCode> extends TollgateError<C> {
+  readonly errno: number | undefined;
+  readonly errnoName: string | undefined;
+  constructor(code: C, message: string, details: { errno?: number; cause?: unknown }) {
+    super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.errno = details.errno;
+    this.errnoName = details.errno === undefined ? undefined : errnoName(details.errno);
+  }
+}
+
 /**
  * codes: E_NETLINK (kernel replied with an errno), E_NETLINK_GENID (stale generation, retries exhausted),
  * E_NETLINK_IO (socket failure or timeout), E_NETLINK_TOO_LARGE (batch does not fit in the socket buffer),
  * E_NETLINK_PROTOCOL (a reply we cannot parse).
  */
-export class NetlinkError extends TollgateError<NetlinkErrorCode> {
-  readonly errno: number | undefined;
-  readonly errnoName: string | undefined;
+export class NetlinkError extends ErrnoError<NetlinkErrorCode> {
   readonly messageType: string | undefined;
   readonly object: string | undefined;
   readonly seq: number | undefined;
   constructor(code: NetlinkErrorCode, message: string, details: NetlinkErrorDetails = {}) {
-    super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
-    this.errno = details.errno;
-    this.errnoName = details.errno === undefined ? undefined : errnoName(details.errno);
+    super(code, message, details);
     this.messageType = details.messageType;
     this.object = details.object;
     this.seq = details.seq;

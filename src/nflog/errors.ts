@@ -1,8 +1,7 @@
 // Errors of the nflog (drop report) listener, under stable codes; each names the group it is about and,
 // for kernel refusals, the errno. Builds errors only: never logs, retries or touches a socket.
 
-import { errnoName } from '../netlink/errors.ts';
-import { TollgateError } from '../util/errors.ts';
+import { ErrnoError } from '../netlink/errors.ts';
 
 /**
  * codes: E_NFLOG_BIND (the kernel refused a group configuration, e.g. EPERM: another socket
@@ -11,18 +10,14 @@ import { TollgateError } from '../util/errors.ts';
  */
 export type NflogErrorCode = 'E_NFLOG_BIND' | 'E_NFLOG_IO' | 'E_NFLOG_DECODE';
 
-export class NflogError extends TollgateError<NflogErrorCode> {
+export class NflogError extends ErrnoError<NflogErrorCode> {
   readonly group: number | undefined;
-  readonly errno: number | undefined;
-  readonly errnoName: string | undefined;
   constructor(
     code: NflogErrorCode,
     message: string,
     details: { group?: number; errno?: number; cause?: unknown } = {},
   ) {
-    super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
+    super(code, message, details);
     this.group = details.group;
-    this.errno = details.errno;
-    this.errnoName = details.errno === undefined ? undefined : errnoName(details.errno);
   }
 }

@@ -1,6 +1,8 @@
 // Turns ClusterNetworkPolicy objects (from the API or YAML files) into the normalized model of
 // cluster-types.ts, with issues that name the object and the field. Pure; a bad rule is kept, marked
 // invalid (it fails closed, see ClusterRule.invalid), never silently dropped.
+
+import { asObj, isObj, type Obj } from '../util/objects.ts';
 import { cidrRange, formatCidr, parseCidr } from './address.ts';
 import type {
   ClusterAction,
@@ -19,12 +21,8 @@ import type { ClusterState, LabelSelector, Protocol, ValidationIssue } from './t
 export const CLUSTER_POLICY_KIND = 'ClusterNetworkPolicy';
 export const CLUSTER_POLICY_API_VERSION = 'policy.networking.k8s.io/v1alpha2';
 
-type Obj = Record<string, unknown>;
 type Report = (field: string, message: string) => void;
 
-const asObj = (v: unknown): Obj =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {};
-const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
 const present = (v: unknown): boolean => v !== undefined && v !== null;
 /** The keys of an object that hold something: upstream's "exactly one field must be set". */
 const setKeys = (o: Obj): string[] => Object.keys(o).filter((k) => present(o[k]));

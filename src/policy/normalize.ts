@@ -2,6 +2,7 @@
 // normalized model: defaulting as the API server does it, validation that names the object and field.
 // Pure functions; an invalid rule is kept but marked so that it allows nothing (fail closed).
 
+import { asList, asObj, type Obj } from '../util/objects.ts';
 import type { Address, AddressRange } from './address.ts';
 import { cidrRange, formatCidr, parseAddress, parseCidr, subtractRanges } from './address.ts';
 import { ValidationError } from './errors.ts';
@@ -27,11 +28,6 @@ import { PROTOCOLS } from './types.ts';
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 /** A NetworkPolicy annotated with this set to "true" is in audit mode (point 25). */
 export const AUDIT_ANNOTATION = 'tollgate.dev/audit';
-
-type Obj = Record<string, unknown>;
-const asObj = (v: unknown): Obj =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {};
-const asList = (v: unknown): unknown[] | undefined => (Array.isArray(v) ? v : undefined);
 
 /**
  * The string labels of an object. Objects with the same labels (the replicas of a workload) share one

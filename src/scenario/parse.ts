@@ -6,6 +6,7 @@ import { parseReportLine, ReportFormatError } from '../nflog/report.ts';
 import type { Protocol } from '../policy/types.ts';
 import { PROTOCOLS } from '../policy/types.ts';
 import { UsageError } from '../util/errors.ts';
+import { isObj, type Obj } from '../util/objects.ts';
 import { yamlDocuments as parseYamlDocuments } from '../util/yaml.ts';
 import type {
   AgentAction,
@@ -28,9 +29,6 @@ export function yamlDocuments(text: string, where: string): unknown[] {
   return parseYamlDocuments(text, where, (message, cause) => new ScenarioError(message, { cause }));
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
-
 class Reader {
   readonly file: string;
   constructor(file: string) {
@@ -51,6 +49,10 @@ class Reader {
   str(v: unknown, field: string): string {
     if (typeof v !== 'string' || v === '') this.fail(field, 'must be a non-empty string');
     return v;
+  }
+  /** A list of non-empty strings (absent: empty), each error naming its index. */
+  strings(v: unknown, field: string): string[] {
+    return this.list(v, field).map((x, i) => this.str(x, `${field}[${i}]`));
   }
   labels(v: unknown, field: string): Record<string, string> {
     if (v === undefined || v === null) return {};
@@ -206,9 +208,7 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
       const l = r.obj(v, `${field}.label`);
       const target = l.namespace !== undefined ? 'namespace' : l.pod !== undefined ? 'pod' : undefined;
       if (!target) r.fail(`${field}.label`, 'needs namespace: NAME or pod: NS/NAME');
-      const remove = r
-        .list(l.remove, `${field}.label.remove`)
-        .map((k, i) => r.str(k, `${field}.label.remove[${i}]`));
+      const remove = r.strings(l.remove, `${field}.label.remove`);
       return {
         ...base,
         kind: 'label',
@@ -283,9 +283,7 @@ function parseStep(r: Reader, raw: unknown, index: number, nodes: number): Step 
         if (!['port', 'protocol', 'rules', 'family'].includes(k))
           r.fail(`${field}.matrix.${k}`, 'unknown field (port, protocol, rules, family)');
       const port = typeof m.port === 'string' ? m.port : r.port(m.port, `${field}.matrix.port`);
-      const rules = r
-        .list(m.rules, `${field}.matrix.rules`)
-        .map((x, i) => r.str(x, `${field}.matrix.rules[${i}]`));
+      const rules = r.strings(m.rules, `${field}.matrix.rules`);
       return {
         ...base,
         kind: 'matrix',
