@@ -46,8 +46,8 @@ const SIZES = [10, 1_000, 5_000];
 const SAMPLE_SECONDS = 1;
 const PAIRS = 8;
 const CONCURRENCY = 16;
-const BASE_CLIENT = 'base/client';
-const BASE_SERVER = 'base/server';
+export const BASE_CLIENT = 'base/client';
+export const BASE_SERVER = 'base/server';
 const CONNTRACK_TABLE = 'dataplane-bench';
 
 interface Config {
@@ -81,18 +81,18 @@ interface TableSize {
   sync_ms: number;
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-function round(x: number, digits = 0): number {
+export function round(x: number, digits = 0): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }
 
-function labSpec(): { nodes: NodeSpec[]; pods: PodSpec[]; hosts: [] } {
+export function labSpec(): { nodes: NodeSpec[]; pods: PodSpec[]; hosts: [] } {
   const nodes = [
     ...ENFORCED.map((n) => ({ ...nodeSpec(n.index), podCIDR4: n.lab })),
     nodeSpec(3),
@@ -127,15 +127,26 @@ function policiesOf(config: Config): unknown[] {
   return [];
 }
 
-/** The conntrack phase's table: tollgate's first two rules and nothing else. */
-async function conntrackTable(lab: Lab, present: boolean): Promise<void> {
-  const text = present
-    ? `table inet ${CONNTRACK_TABLE} {\n  chain forward {\n    type filter hook forward priority filter; policy accept;\n    ct state established,related accept\n    ct state invalid drop\n  }\n}\n`
-    : `delete table inet ${CONNTRACK_TABLE}\n`;
+/** Runs nft text in both enforced nodes' namespaces. */
+async function nftEnforced(lab: Lab, text: string): Promise<void> {
   for (const n of ENFORCED) {
     const r = await lab.execNode(n.index, ['nft', '-f', '-'], { input: text });
     if (r.code !== 0) throw new Error(`nft in node ${n.index}: ${r.stderr.trim()}`);
   }
+}
+
+/** Deletes `table inet NAME` on both enforced nodes if it is there (the empty declaration makes it so). */
+export const removeTable = (lab: Lab, name: string): Promise<void> =>
+  nftEnforced(lab, `table inet ${name}\ndelete table inet ${name}\n`);
+
+/** The conntrack phase's table: tollgate's first two rules and nothing else; idempotent either way. */
+export async function conntrackTable(lab: Lab, present: boolean): Promise<void> {
+  await removeTable(lab, CONNTRACK_TABLE);
+  if (!present) return;
+  await nftEnforced(
+    lab,
+    `table inet ${CONNTRACK_TABLE} {\n  chain forward {\n    type filter hook forward priority filter; policy accept;\n    ct state established,related accept\n    ct state invalid drop\n  }\n}\n`,
+  );
 }
 
 export async function run() {
@@ -247,7 +258,7 @@ export async function run() {
   }
 }
 
-async function waitForServer(lab: Lab, from: string, server: string): Promise<void> {
+export async function waitForServer(lab: Lab, from: string, server: string): Promise<void> {
   for (let i = 0; i < 50; i++) {
     if ((await lab.probe(from, server, LOAD_PORT, 'TCP', { timeoutMs: 500 })).ok) return;
     await new Promise((r) => setTimeout(r, 100));

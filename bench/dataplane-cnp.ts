@@ -1,0 +1,279 @@
+// Benchmark of ClusterNetworkPolicies on the dataplane (issue 19): new TCP connections per second from a
+// client pod to an nginx pod on another node through tollgate's table with 0, 10 and 100
+// ClusterNetworkPolicies selecting both pods, as ratios to the conntrack-only table of the same run. Needs
+// root, nginx and ab; not a test. It must not change what bench/dataplane.ts measures.
+//
+// Method: the lab of bench/dataplane.ts (enforced nodes 1-2 with 10,000 API-only pods, plain pair 3-4).
+// ROUNDS rounds; each programs the enforced pair with every configuration in turn (order rotated and
+// reversed from round to round: drift spreads over all of them): `conntrack` (only the bench's own table
+// with tollgate's two `ct state` rules) and `cnpN` (tollgate's table, no NetworkPolicies, N
+// ClusterNetworkPolicies of _dataplane-objects.ts clusterPolicies: the measured SYN walks every Admin and
+// Baseline rule and the last Baseline rule accepts it, on the client's egress and the server's ingress).
+// Per configuration and round, one ABBA quad of SAMPLE_SECONDS `ab` samples (enforced pair, plain pair)
+// gives two paired ratios of connections per CPU-second (see bench/_dataplane-load.ts LoadSample). The
+// round's ratio is their mean; `ratio_vs_conntrack` is the median over rounds of the configuration's
+// round ratio over the conntrack round ratio of the same round; `wall_*` the same of wall-clock rates.
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SyncResult } from '../src/agent/reconciler.ts';
+import { TABLE } from '../src/compile/desired.ts';
+import { EnforcerClient } from '../src/lab/enforcer-client.ts';
+import { Lab } from '../src/lab/index.ts';
+import type { ClusterObjects } from '../src/policy/normalize.ts';
+import { TollgateError } from '../src/util/errors.ts';
+import {
+  CLIENT_SYSCTLS,
+  LOAD_CPU,
+  type LoadSample,
+  measureCps,
+  NODE_SYSCTLS,
+  SERVER_SYSCTLS,
+  setSysctls,
+  startHttpServer,
+} from './_dataplane-load.ts';
+import {
+  AGENT_PORT,
+  baseObjects,
+  CLIENT,
+  clusterPolicies,
+  ENFORCED,
+  FAKE_PODS,
+  LOAD_PORT,
+  OTHER,
+  type RealPod,
+  SERVER,
+} from './_dataplane-objects.ts';
+import {
+  BASE_CLIENT,
+  BASE_SERVER,
+  conntrackTable,
+  labSpec,
+  median,
+  removeTable,
+  round,
+  waitForServer,
+} from './dataplane.ts';
+
+const COUNTS = [0, 10, 100];
+/** BENCH_CNP_ROUNDS: rounds of every configuration (default 8). BENCH_CNP_SMOKE=1: no API-only pods. */
+const ROUNDS = Number(process.env.BENCH_CNP_ROUNDS ?? 8);
+const SMOKE = process.env.BENCH_CNP_SMOKE === '1';
+const SAMPLE_SECONDS = 1;
+const CONCURRENCY = 16;
+
+type Config = 'conntrack' | `cnp${number}`;
+
+interface Round {
+  cpu: number;
+  wall: number;
+  enforced: LoadSample[];
+  baseline: LoadSample[];
+  failed: number;
+}
+
+/** What the measured SYN meets in the tier chains of one side (it is IPv4). */
+interface TierCost {
+  chains: number;
+  /**
+   * Rules of those chains: the SYN is checked against every one (none but the last Baseline Accept
+   * matches); an IPv6 rule stops at its first comparison (`meta nfproto ipv6`).
+   */
+  rules: number;
+  ipv6_rules: number;
+  /** Set lookups (`@set`) of the other rules: at most this many per new IPv4 connection. */
+  lookups: number;
+}
+
+const fail = (message: string) => new TollgateError('E_BENCH', message);
+
+/**
+ * The tier chains of one direction (`ti-`/`te-` and their Baseline chains `-b`) in the node's listing
+ * (`add rule inet tollgate CHAIN ...` lines): every bench pod of a node shares one plan, so they are the
+ * chains the measured pod's dispatch reaches.
+ */
+function tierCost(listing: string, prefix: 'ti-' | 'te-'): TierCost {
+  const cost: TierCost = { chains: 0, rules: 0, ipv6_rules: 0, lookups: 0 };
+  for (const line of listing.split('\n')) {
+    const m = /^add (chain|rule) inet \S+ (\S+)(.*)$/.exec(line);
+    if (m === null || !m[2]!.startsWith(prefix)) continue;
+    if (m[1] === 'chain') {
+      cost.chains++;
+      continue;
+    }
+    cost.rules++;
+    if (m[3]!.includes('meta nfproto ipv6')) cost.ipv6_rules++;
+    else cost.lookups += (m[3]!.match(/@/g) ?? []).length;
+  }
+  return cost;
+}
+
+export async function run() {
+  const started = performance.now();
+  const loadAtStart = loadavg().map((x) => round(x, 2));
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-dataplane-cnp-'));
+  const lab = await Lab.up(labSpec());
+  const servers = new Map<string, ReturnType<typeof startHttpServer>>();
+  const enforcers: EnforcerClient[] = [];
+  try {
+    const real: RealPod[] = [CLIENT, SERVER, OTHER].map((p) => ({ ...p, ...lab.pod(p.key) }));
+    const base = baseObjects(real);
+    const pods = SMOKE ? base.pods.slice(FAKE_PODS) : base.pods;
+    for (const key of [CLIENT.key, BASE_CLIENT]) await setSysctls(lab, lab.podNamespace(key), CLIENT_SYSCTLS);
+    for (const key of [SERVER.key, BASE_SERVER]) {
+      await setSysctls(lab, lab.podNamespace(key), SERVER_SYSCTLS);
+      const serverDir = join(dir, key.replace('/', '-'));
+      mkdirSync(serverDir);
+      servers.set(key, startHttpServer(lab.podNamespace(key), serverDir, LOAD_PORT));
+    }
+    await waitForServer(lab, CLIENT.key, SERVER.key);
+    await waitForServer(lab, BASE_CLIENT, BASE_SERVER);
+    for (const n of ENFORCED) enforcers.push(new EnforcerClient(lab.nodeNamespace(n.index), n.name));
+
+    const sample = (enforced: boolean): Promise<LoadSample> => {
+      const [client, server] = enforced ? [CLIENT.key, SERVER.key] : [BASE_CLIENT, BASE_SERVER];
+      const url = `http://${lab.pod(server).ip4}:${LOAD_PORT}/`;
+      const pid = servers.get(server)!.pid!;
+      return measureCps(lab, lab.podNamespace(client), url, pid, SAMPLE_SECONDS, CONCURRENCY);
+    };
+
+    const configs: Config[] = ['conntrack', ...COUNTS.map((n) => `cnp${n}` as const)];
+    const rounds = new Map<Config, Round[]>(configs.map((c) => [c, []]));
+    const syncs = new Map<Config, SyncResult[][]>(configs.map((c) => [c, []]));
+    const costs = new Map<Config, { client_egress: TierCost; server_ingress: TierCost }>();
+    let sysctlsSet = false;
+
+    const program = async (config: Config): Promise<void> => {
+      if (config === 'conntrack') {
+        await removeTable(lab, TABLE);
+        await conntrackTable(lab, true);
+      } else {
+        await conntrackTable(lab, false);
+        const count = Number(config.slice(3));
+        const objects: ClusterObjects & { clusterPolicies: unknown[] } = {
+          ...base,
+          pods,
+          policies: [],
+          clusterPolicies: clusterPolicies(count),
+        };
+        // Full: the previous configuration may have removed the table behind the reconciler's back.
+        const synced = await Promise.all(enforcers.map((e) => e.sync(objects, true)));
+        const issues = synced.flatMap((s) => s.issues);
+        if (issues.length > 0)
+          throw fail(`${config}: bench objects have issues: ${JSON.stringify(issues.slice(0, 3))}`);
+        syncs.get(config)!.push(synced);
+      }
+      // conntrack is loaded now, so its per-namespace sysctls exist.
+      if (!sysctlsSet)
+        for (const n of [1, 2, 3, 4]) await setSysctls(lab, lab.nodeNamespace(n), NODE_SYSCTLS);
+      sysctlsSet = true;
+    };
+
+    for (let r = 0; r < ROUNDS; r++) {
+      const rotated = configs.map((_, i) => configs[(i + r) % configs.length]!);
+      const order = r % 2 === 1 ? rotated.reverse() : rotated;
+      for (const config of order) {
+        await program(config);
+        if (r === 0) {
+          await checkVerdicts(lab, config);
+          if (config !== 'conntrack') {
+            const [node1, node2] = await Promise.all(enforcers.map((e) => e.list()));
+            costs.set(config, {
+              client_egress: tierCost(node1 ?? '', 'te-'),
+              server_ingress: tierCost(node2 ?? '', 'ti-'),
+            });
+          }
+        }
+        // ABBA: a drift during the quad weighs on the enforced and the plain pair alike.
+        const t1 = await sample(true);
+        const b1 = await sample(false);
+        const b2 = await sample(false);
+        const t2 = await sample(true);
+        const mean = (a: number, b: number) => (a + b) / 2;
+        rounds.get(config)!.push({
+          cpu: mean(t1.cpuCps / b1.cpuCps, t2.cpuCps / b2.cpuCps),
+          wall: mean(t1.cps / b1.cps, t2.cps / b2.cps),
+          enforced: [t1, t2],
+          baseline: [b1, b2],
+          failed: t1.failed + t2.failed + b1.failed + b2.failed,
+        });
+      }
+      process.stderr.write(
+        `dataplane-cnp: round ${r + 1}/${ROUNDS} done, load ${loadavg()[0]!.toFixed(2)}\n`,
+      );
+    }
+
+    const conntrack = rounds.get('conntrack')!;
+    const summary = (config: Config) => {
+      const rs = rounds.get(config)!;
+      const enforced = rs.flatMap((x) => x.enforced);
+      const synced = syncs.get(config)!;
+      return {
+        cps: round(median(enforced.map((s) => s.cps))),
+        cpu_cps: round(median(enforced.map((s) => s.cpuCps))),
+        /** enforced / plain pair, connections per CPU-second. */
+        ratio: round(median(rs.map((x) => x.cpu)), 3),
+        wall_ratio: round(median(rs.map((x) => x.wall)), 3),
+        ...(config === 'conntrack'
+          ? {}
+          : {
+              ratio_vs_conntrack: round(median(rs.map((x, i) => x.cpu / conntrack[i]!.cpu)), 3),
+              wall_ratio_vs_conntrack: round(median(rs.map((x, i) => x.wall / conntrack[i]!.wall)), 3),
+              ...costs.get(config),
+              chains: synced[0]?.[1]?.chains,
+              sets: synced[0]?.[1]?.sets,
+              elements: synced[0]?.[1]?.elements,
+              sync_ms: round(median(synced.map((s) => Math.max(...s.map((x) => x.ms))))),
+            }),
+        failed: rs.reduce((n, x) => n + x.failed, 0),
+      };
+    };
+    const baselines = configs.flatMap((c) => rounds.get(c)!.flatMap((x) => x.baseline));
+    const results = Object.fromEntries(configs.map((c) => [c, summary(c)]));
+    return {
+      ...Object.fromEntries(
+        COUNTS.map((n) => [`cnp${n}_ratio_vs_conntrack`, results[`cnp${n}`]!.ratio_vs_conntrack]),
+      ),
+      results,
+      baseline_cps: round(median(baselines.map((s) => s.cps))),
+      baseline_cpu_cps: round(median(baselines.map((s) => s.cpuCps))),
+      pods: pods.length,
+      rounds: ROUNDS,
+      sample_seconds: SAMPLE_SECONDS,
+      concurrency: CONCURRENCY,
+      load_cpu: LOAD_CPU,
+      loadavg_start: loadAtStart,
+      loadavg_end: loadavg().map((x) => round(x, 2)),
+      seconds: round((performance.now() - started) / 1000),
+    };
+  } finally {
+    await Promise.allSettled(enforcers.map((e) => e.close()));
+    for (const s of servers.values()) s.kill();
+    await lab.down();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The client reaches the server's load port in every configuration; with ClusterNetworkPolicies the last
+ * Baseline rule denies the other pod and the agent port (so the tiers really decide), without them nothing
+ * is denied.
+ */
+async function checkVerdicts(lab: Lab, config: Config): Promise<void> {
+  const tiers = config !== 'conntrack' && config !== 'cnp0';
+  const expect = [
+    { from: CLIENT.key, to: SERVER.key, port: LOAD_PORT, ok: true },
+    { from: BASE_CLIENT, to: BASE_SERVER, port: LOAD_PORT, ok: true },
+    { from: CLIENT.key, to: SERVER.key, port: AGENT_PORT, ok: !tiers },
+    { from: OTHER.key, to: SERVER.key, port: LOAD_PORT, ok: !tiers },
+  ];
+  const results = await lab.probeMany(
+    expect.map((e) => ({ from: e.from, to: e.to, port: e.port, protocol: 'TCP', timeoutMs: 1500 })),
+  );
+  results.forEach((r, i) => {
+    if (r.ok !== expect[i]!.ok)
+      throw fail(
+        `${config}: ${r.from} -> ${r.to}:${r.port} ${r.ok ? 'allowed' : 'denied'} (${r.detail}), expected the opposite`,
+      );
+  });
+}
