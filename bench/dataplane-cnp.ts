@@ -13,46 +13,31 @@
 // gives two paired ratios of connections per CPU-second (see bench/_dataplane-load.ts LoadSample). The
 // round's ratio is their mean; `ratio_vs_conntrack` is the median over rounds of the configuration's
 // round ratio over the conntrack round ratio of the same round; `wall_*` the same of wall-clock rates.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import type { SyncResult } from '../src/agent/reconciler.ts';
 import { TABLE } from '../src/compile/desired.ts';
-import { EnforcerClient } from '../src/lab/enforcer-client.ts';
-import { Lab } from '../src/lab/index.ts';
+import type { Lab } from '../src/lab/index.ts';
 import type { ClusterObjects } from '../src/policy/normalize.ts';
 import { TollgateError } from '../src/util/errors.ts';
-import {
-  CLIENT_SYSCTLS,
-  LOAD_CPU,
-  type LoadSample,
-  measureCps,
-  NODE_SYSCTLS,
-  SERVER_SYSCTLS,
-  setSysctls,
-  startHttpServer,
-} from './_dataplane-load.ts';
+import { LOAD_CPU, type LoadSample, NODE_SYSCTLS, setSysctls } from './_dataplane-load.ts';
 import {
   AGENT_PORT,
   baseObjects,
   CLIENT,
   clusterPolicies,
-  ENFORCED,
   FAKE_PODS,
   LOAD_PORT,
   OTHER,
-  type RealPod,
   SERVER,
 } from './_dataplane-objects.ts';
 import {
   BASE_CLIENT,
   BASE_SERVER,
   conntrackTable,
-  labSpec,
   median,
+  openDataplaneLab,
   removeTable,
   round,
-  waitForServer,
 } from './dataplane.ts';
 
 const COUNTS = [0, 10, 100];
@@ -111,31 +96,12 @@ function tierCost(listing: string, prefix: 'ti-' | 'te-'): TierCost {
 export async function run() {
   const started = performance.now();
   const loadAtStart = loadavg().map((x) => round(x, 2));
-  const dir = mkdtempSync(join(tmpdir(), 'tollgate-dataplane-cnp-'));
-  const lab = await Lab.up(labSpec());
-  const servers = new Map<string, ReturnType<typeof startHttpServer>>();
-  const enforcers: EnforcerClient[] = [];
+  const dataplane = await openDataplaneLab();
+  const { lab, enforcers, real } = dataplane;
   try {
-    const real: RealPod[] = [CLIENT, SERVER, OTHER].map((p) => ({ ...p, ...lab.pod(p.key) }));
     const base = baseObjects(real);
     const pods = SMOKE ? base.pods.slice(FAKE_PODS) : base.pods;
-    for (const key of [CLIENT.key, BASE_CLIENT]) await setSysctls(lab, lab.podNamespace(key), CLIENT_SYSCTLS);
-    for (const key of [SERVER.key, BASE_SERVER]) {
-      await setSysctls(lab, lab.podNamespace(key), SERVER_SYSCTLS);
-      const serverDir = join(dir, key.replace('/', '-'));
-      mkdirSync(serverDir);
-      servers.set(key, startHttpServer(lab.podNamespace(key), serverDir, LOAD_PORT));
-    }
-    await waitForServer(lab, CLIENT.key, SERVER.key);
-    await waitForServer(lab, BASE_CLIENT, BASE_SERVER);
-    for (const n of ENFORCED) enforcers.push(new EnforcerClient(lab.nodeNamespace(n.index), n.name));
-
-    const sample = (enforced: boolean): Promise<LoadSample> => {
-      const [client, server] = enforced ? [CLIENT.key, SERVER.key] : [BASE_CLIENT, BASE_SERVER];
-      const url = `http://${lab.pod(server).ip4}:${LOAD_PORT}/`;
-      const pid = servers.get(server)!.pid!;
-      return measureCps(lab, lab.podNamespace(client), url, pid, SAMPLE_SECONDS, CONCURRENCY);
-    };
+    const sample = (enforced: boolean) => dataplane.sample(enforced, SAMPLE_SECONDS, CONCURRENCY);
 
     const configs: Config[] = ['conntrack', ...COUNTS.map((n) => `cnp${n}` as const)];
     const rounds = new Map<Config, Round[]>(configs.map((c) => [c, []]));
@@ -247,10 +213,7 @@ export async function run() {
       seconds: round((performance.now() - started) / 1000),
     };
   } finally {
-    await Promise.allSettled(enforcers.map((e) => e.close()));
-    for (const s of servers.values()) s.kill();
-    await lab.down();
-    rmSync(dir, { recursive: true, force: true });
+    await dataplane.close();
   }
 }
 

@@ -11,6 +11,7 @@
 // by a few. Reference phases: `calibration` (no table on either pair: the noise floor and any asymmetry of
 // the pairs) and `conntrack` (a table of the bench's own with only tollgate's two `ct state` rules: the cost
 // of connection tracking, which any stateful table pays and kube-proxy already pays on a real node).
+// Its lab (openDataplaneLab) and tables also serve bench/dataplane-cnp.ts.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,7 +93,7 @@ export function round(x: number, digits = 0): number {
   return Math.round(x * f) / f;
 }
 
-export function labSpec(): { nodes: NodeSpec[]; pods: PodSpec[]; hosts: [] } {
+function labSpec(): { nodes: NodeSpec[]; pods: PodSpec[]; hosts: [] } {
   const nodes = [
     ...ENFORCED.map((n) => ({ ...nodeSpec(n.index), podCIDR4: n.lab })),
     nodeSpec(3),
@@ -149,15 +150,31 @@ export async function conntrackTable(lab: Lab, present: boolean): Promise<void> 
   );
 }
 
-export async function run() {
-  const started = performance.now();
-  const dir = mkdtempSync(join(tmpdir(), 'tollgate-dataplane-'));
+/** The lab of the dataplane benchmarks, nginx answering in both server pods, the enforcers started. */
+export interface DataplaneLab {
+  lab: Lab;
+  /** The client, server and other pod with their lab addresses. */
+  real: RealPod[];
+  /** Node 1's and node 2's. */
+  enforcers: EnforcerClient[];
+  /** One `ab` sample on the enforced pair (client -> server) or on the plain one. */
+  sample(enforced: boolean, seconds: number, concurrency: number): Promise<LoadSample>;
+  /** Stops the servers and enforcers and removes the lab, also after a failed start. */
+  close(): Promise<void>;
+}
+
+export async function openDataplaneLab(): Promise<DataplaneLab> {
   const lab = await Lab.up(labSpec());
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-dataplane-'));
   const servers = new Map<string, ReturnType<typeof startHttpServer>>();
   const enforcers: EnforcerClient[] = [];
+  const close = async () => {
+    await Promise.allSettled(enforcers.map((e) => e.close()));
+    for (const s of servers.values()) s.kill();
+    await lab.down();
+    rmSync(dir, { recursive: true, force: true });
+  };
   try {
-    const real: RealPod[] = [CLIENT, SERVER, OTHER].map((p) => ({ ...p, ...lab.pod(p.key) }));
-    const base = baseObjects(real);
     for (const key of [CLIENT.key, BASE_CLIENT]) await setSysctls(lab, lab.podNamespace(key), CLIENT_SYSCTLS);
     for (const key of [SERVER.key, BASE_SERVER]) {
       await setSysctls(lab, lab.podNamespace(key), SERVER_SYSCTLS);
@@ -168,13 +185,31 @@ export async function run() {
     await waitForServer(lab, CLIENT.key, SERVER.key);
     await waitForServer(lab, BASE_CLIENT, BASE_SERVER);
     for (const n of ENFORCED) enforcers.push(new EnforcerClient(lab.nodeNamespace(n.index), n.name));
-
-    const sample = (enforced: boolean): Promise<LoadSample> => {
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return {
+    lab,
+    real: [CLIENT, SERVER, OTHER].map((p) => ({ ...p, ...lab.pod(p.key) })),
+    enforcers,
+    sample(enforced, seconds, concurrency) {
       const [client, server] = enforced ? [CLIENT.key, SERVER.key] : [BASE_CLIENT, BASE_SERVER];
       const url = `http://${lab.pod(server).ip4}:${LOAD_PORT}/`;
       const pid = servers.get(server)!.pid!;
-      return measureCps(lab, lab.podNamespace(client), url, pid, SAMPLE_SECONDS, CONCURRENCY);
-    };
+      return measureCps(lab, lab.podNamespace(client), url, pid, seconds, concurrency);
+    },
+    close,
+  };
+}
+
+export async function run() {
+  const started = performance.now();
+  const dataplane = await openDataplaneLab();
+  const { lab, enforcers, real } = dataplane;
+  try {
+    const base = baseObjects(real);
+    const sample = (enforced: boolean) => dataplane.sample(enforced, SAMPLE_SECONDS, CONCURRENCY);
 
     const configs: Config[] = [
       { shape: 'calibration', policies: 0 },
@@ -251,14 +286,11 @@ export async function run() {
       seconds: round((performance.now() - started) / 1000),
     };
   } finally {
-    await Promise.allSettled(enforcers.map((e) => e.close()));
-    for (const s of servers.values()) s.kill();
-    await lab.down();
-    rmSync(dir, { recursive: true, force: true });
+    await dataplane.close();
   }
 }
 
-export async function waitForServer(lab: Lab, from: string, server: string): Promise<void> {
+async function waitForServer(lab: Lab, from: string, server: string): Promise<void> {
   for (let i = 0; i < 50; i++) {
     if ((await lab.probe(from, server, LOAD_PORT, 'TCP', { timeoutMs: 500 })).ok) return;
     await new Promise((r) => setTimeout(r, 100));
