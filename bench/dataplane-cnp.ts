@@ -13,6 +13,9 @@
 // gives two paired ratios of connections per CPU-second (see bench/_dataplane-load.ts LoadSample). The
 // round's ratio is their mean; `ratio_vs_conntrack` is the median over rounds of the configuration's
 // round ratio over the conntrack round ratio of the same round; `wall_*` the same of wall-clock rates.
+// `per_packet`: the tier rules and set lookups the measured SYN meets (read from the kernel's listing) at
+// 100 ClusterNetworkPolicies, also without the 10,000 API-only pods and with 1,000 NetworkPolicies on them:
+// equal figures show the cost grows with the cluster policies selecting the pod only.
 import { loadavg } from 'node:os';
 import type { SyncResult } from '../src/agent/reconciler.ts';
 import { TABLE } from '../src/compile/desired.ts';
@@ -28,6 +31,7 @@ import {
   FAKE_PODS,
   LOAD_PORT,
   OTHER,
+  otherPodsPolicies,
   SERVER,
 } from './_dataplane-objects.ts';
 import {
@@ -41,6 +45,8 @@ import {
 } from './dataplane.ts';
 
 const COUNTS = [0, 10, 100];
+/** NetworkPolicies on the API-only pods for the per-packet check (bench/dataplane.ts shape a). */
+const OTHER_POLICIES = 1_000;
 /** BENCH_CNP_ROUNDS: rounds of every configuration (default 8). BENCH_CNP_SMOKE=1: no API-only pods. */
 const ROUNDS = Number(process.env.BENCH_CNP_ROUNDS ?? 8);
 const SMOKE = process.env.BENCH_CNP_SMOKE === '1';
@@ -109,6 +115,19 @@ export async function run() {
     const costs = new Map<Config, { client_egress: TierCost; server_ingress: TierCost }>();
     let sysctlsSet = false;
 
+    const syncAll = async (what: string, objects: ClusterObjects & { clusterPolicies: unknown[] }) => {
+      // Full: the previous configuration may have removed the table behind the reconciler's back.
+      const synced = await Promise.all(enforcers.map((e) => e.sync(objects, true)));
+      const issues = synced.flatMap((s) => s.issues);
+      if (issues.length > 0)
+        throw fail(`${what}: bench objects have issues: ${JSON.stringify(issues.slice(0, 3))}`);
+      return synced;
+    };
+    const tierCosts = async () => {
+      const [node1, node2] = await Promise.all(enforcers.map((e) => e.list()));
+      return { client_egress: tierCost(node1 ?? '', 'te-'), server_ingress: tierCost(node2 ?? '', 'ti-') };
+    };
+
     const program = async (config: Config): Promise<void> => {
       if (config === 'conntrack') {
         await removeTable(lab, TABLE);
@@ -116,18 +135,8 @@ export async function run() {
       } else {
         await conntrackTable(lab, false);
         const count = Number(config.slice(3));
-        const objects: ClusterObjects & { clusterPolicies: unknown[] } = {
-          ...base,
-          pods,
-          policies: [],
-          clusterPolicies: clusterPolicies(count),
-        };
-        // Full: the previous configuration may have removed the table behind the reconciler's back.
-        const synced = await Promise.all(enforcers.map((e) => e.sync(objects, true)));
-        const issues = synced.flatMap((s) => s.issues);
-        if (issues.length > 0)
-          throw fail(`${config}: bench objects have issues: ${JSON.stringify(issues.slice(0, 3))}`);
-        syncs.get(config)!.push(synced);
+        const objects = { ...base, pods, policies: [], clusterPolicies: clusterPolicies(count) };
+        syncs.get(config)!.push(await syncAll(config, objects));
       }
       // conntrack is loaded now, so its per-namespace sysctls exist.
       if (!sysctlsSet)
@@ -143,11 +152,7 @@ export async function run() {
         if (r === 0) {
           await checkVerdicts(lab, config);
           if (config !== 'conntrack') {
-            const [node1, node2] = await Promise.all(enforcers.map((e) => e.list()));
-            costs.set(config, {
-              client_egress: tierCost(node1 ?? '', 'te-'),
-              server_ingress: tierCost(node2 ?? '', 'ti-'),
-            });
+            costs.set(config, await tierCosts());
           }
         }
         // ABBA: a drift during the quad weighs on the enforced and the plain pair alike.
@@ -168,6 +173,25 @@ export async function run() {
         `dataplane-cnp: round ${r + 1}/${ROUNDS} done, load ${loadavg()[0]!.toFixed(2)}\n`,
       );
     }
+
+    // The per-packet cost against the cluster's size: the same 100 ClusterNetworkPolicies without the
+    // API-only pods, and with 1,000 NetworkPolicies on those pods (none isolates the measured ones).
+    const most = clusterPolicies(COUNTS.at(-1)!);
+    await syncAll('without API-only pods', {
+      ...base,
+      pods: base.pods.slice(FAKE_PODS),
+      policies: [],
+      clusterPolicies: most,
+    });
+    const withoutPods = await tierCosts();
+    await syncAll('with NetworkPolicies', {
+      ...base,
+      pods,
+      policies: otherPodsPolicies(OTHER_POLICIES),
+      clusterPolicies: most,
+    });
+    const withPolicies = await tierCosts();
+    await checkVerdicts(lab, `cnp${COUNTS.at(-1)!}`);
 
     const conntrack = rounds.get('conntrack')!;
     const summary = (config: Config) => {
@@ -201,6 +225,12 @@ export async function run() {
         COUNTS.map((n) => [`cnp${n}_ratio_vs_conntrack`, results[`cnp${n}`]!.ratio_vs_conntrack]),
       ),
       results,
+      /** The tier rules and lookups the measured SYN meets at the most CNPs, against the cluster's size. */
+      per_packet: {
+        [`cnp${COUNTS.at(-1)!}`]: costs.get(`cnp${COUNTS.at(-1)!}`),
+        without_api_pods: withoutPods,
+        [`with_${OTHER_POLICIES}_network_policies`]: withPolicies,
+      },
       baseline_cps: round(median(baselines.map((s) => s.cps))),
       baseline_cpu_cps: round(median(baselines.map((s) => s.cpuCps))),
       pods: pods.length,
