@@ -47,8 +47,8 @@ import {
 const COUNTS = [0, 10, 100];
 /** NetworkPolicies on the API-only pods for the per-packet check (bench/dataplane.ts shape a). */
 const OTHER_POLICIES = 1_000;
-/** BENCH_CNP_ROUNDS: rounds of every configuration (default 8). BENCH_CNP_SMOKE=1: no API-only pods. */
-const ROUNDS = Number(process.env.BENCH_CNP_ROUNDS ?? 8);
+/** BENCH_CNP_ROUNDS: rounds of every configuration (default 10). BENCH_CNP_SMOKE=1: no API-only pods. */
+const ROUNDS = Number(process.env.BENCH_CNP_ROUNDS ?? 10);
 const SMOKE = process.env.BENCH_CNP_SMOKE === '1';
 const SAMPLE_SECONDS = 1;
 const CONCURRENCY = 16;
