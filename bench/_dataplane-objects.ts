@@ -158,3 +158,98 @@ export function serverPolicies(count: number): unknown[] {
     };
   });
 }
+
+/** The ClusterNetworkPolicies' first peer port (Pass and Deny rules for other traffic use 9000 + c...). */
+const FIRST_CNP_PORT = 9000;
+
+/**
+ * `count` ClusterNetworkPolicies, each selecting the real pods (namespace `bench`, by namespace or by pod
+ * selector in turn), none of whose rules matches the measured connection (client -> server:LOAD_PORT)
+ * except the very last: the first three quarters are Admin (Deny from fake pods to the load port, Pass
+ * from every namespace on other ports, Accept from a team; egress Deny to a network, Accept to fake pods
+ * by named port, Pass to every namespace on other ports), the rest Baseline (Deny from a team, Deny from
+ * every namespace on other ports; egress Deny to a network and to fake pods), and the last one Baseline:
+ * Accept the client (ingress) and the server (egress) on the load port, then Deny from every namespace.
+ * So the measured SYN walks every Admin rule and every Baseline rule before the last Accept decides it,
+ * on both nodes; the other pod and the agent port are denied. Rules whose peers include the client (the
+ * "every namespace" ones) miss on the port, so both of their lookups run.
+ */
+export function clusterPolicies(count: number): unknown[] {
+  const admins = count - Math.ceil(count / 4);
+  const tcp = (first: number, last = first) => ({
+    tcp: { destinationPort: first === last ? { number: first } : { range: { start: first, end: last } } },
+  });
+  const team = (k: number) => ({ namespaces: { matchLabels: { team: `t${k % 7}` } } });
+  const every = { namespaces: {} };
+  const fake = (labels: Record<string, string>) => ({
+    pods: { namespaceSelector: {}, podSelector: { matchLabels: labels } },
+  });
+  const network = (c: number) => ({ networks: [`203.0.113.${c % 256}/32`] });
+  const bench = (labels: Record<string, string>) => ({
+    pods: { namespaceSelector: { matchLabels: { team: 'bench' } }, podSelector: { matchLabels: labels } },
+  });
+  return Array.from({ length: count }, (_, c) => {
+    const port = FIRST_CNP_PORT + 10 * c;
+    const subject =
+      c % 2 === 0
+        ? { namespaces: { matchLabels: { team: 'bench' } } }
+        : { pods: { namespaceSelector: { matchLabels: { team: 'bench' } }, podSelector: {} } };
+    let ingress: unknown[];
+    let egress: unknown[];
+    if (c === count - 1) {
+      ingress = [
+        {
+          name: 'accept-client',
+          action: 'Accept',
+          from: [bench(CLIENT.labels)],
+          protocols: [tcp(LOAD_PORT)],
+        },
+        { name: 'deny-rest', action: 'Deny', from: [every] },
+      ];
+      egress = [
+        { name: 'accept-server', action: 'Accept', to: [bench(SERVER.labels)], protocols: [tcp(LOAD_PORT)] },
+      ];
+    } else if (c < admins) {
+      ingress = [
+        {
+          name: 'deny-app',
+          action: 'Deny',
+          from: [fake({ app: `app${c % 40}` })],
+          protocols: [tcp(LOAD_PORT)],
+        },
+        { name: 'pass-ports', action: 'Pass', from: [every], protocols: [tcp(port, port + 9)] },
+        { name: 'accept-team', action: 'Accept', from: [team(c)], protocols: [tcp(8000)] },
+      ];
+      egress = [
+        { name: 'deny-net', action: 'Deny', to: [network(c)] },
+        {
+          name: 'accept-http',
+          action: 'Accept',
+          to: [fake({ app: `app${c % 40}` })],
+          protocols: [{ destinationNamedPort: 'http' }],
+        },
+        { name: 'pass-ports', action: 'Pass', to: [every], protocols: [tcp(port)] },
+      ];
+    } else {
+      ingress = [
+        { name: 'deny-team', action: 'Deny', from: [team(c)] },
+        { name: 'deny-ports', action: 'Deny', from: [every], protocols: [tcp(port, port + 9)] },
+      ];
+      egress = [
+        { name: 'deny-net', action: 'Deny', to: [network(c)] },
+        {
+          name: 'deny-tier',
+          action: 'Deny',
+          to: [fake({ tier: `tier${c % 5}` })],
+          protocols: [tcp(LOAD_PORT)],
+        },
+      ];
+    }
+    return {
+      apiVersion: 'policy.networking.k8s.io/v1alpha2',
+      kind: 'ClusterNetworkPolicy',
+      metadata: { name: `bench-cnp${c}` },
+      spec: { tier: c < admins ? 'Admin' : 'Baseline', priority: c, subject, ingress, egress },
+    };
+  });
+}

@@ -87,6 +87,12 @@ export const HEADLINES: Readonly<Record<string, Headline>> = {
     },
     paths('higher', 'conntrack.ratio', 'empty_table.ratio'),
   ),
+  'dataplane-cnp': paths(
+    'higher',
+    'cnp0_ratio_vs_conntrack',
+    'cnp10_ratio_vs_conntrack',
+    'cnp100_ratio_vs_conntrack',
+  ),
 };
 
 /** A benchmark without a headline entry: its top-level times, lower is better. */

@@ -11,6 +11,7 @@
 // by a few. Reference phases: `calibration` (no table on either pair: the noise floor and any asymmetry of
 // the pairs) and `conntrack` (a table of the bench's own with only tollgate's two `ct state` rules: the cost
 // of connection tracking, which any stateful table pays and kube-proxy already pays on a real node).
+// Its lab (openDataplaneLab) and tables also serve bench/dataplane-cnp.ts.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,8 +47,8 @@ const SIZES = [10, 1_000, 5_000];
 const SAMPLE_SECONDS = 1;
 const PAIRS = 8;
 const CONCURRENCY = 16;
-const BASE_CLIENT = 'base/client';
-const BASE_SERVER = 'base/server';
+export const BASE_CLIENT = 'base/client';
+export const BASE_SERVER = 'base/server';
 const CONNTRACK_TABLE = 'dataplane-bench';
 
 interface Config {
@@ -81,13 +82,13 @@ interface TableSize {
   sync_ms: number;
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-function round(x: number, digits = 0): number {
+export function round(x: number, digits = 0): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }
@@ -127,26 +128,53 @@ function policiesOf(config: Config): unknown[] {
   return [];
 }
 
-/** The conntrack phase's table: tollgate's first two rules and nothing else. */
-async function conntrackTable(lab: Lab, present: boolean): Promise<void> {
-  const text = present
-    ? `table inet ${CONNTRACK_TABLE} {\n  chain forward {\n    type filter hook forward priority filter; policy accept;\n    ct state established,related accept\n    ct state invalid drop\n  }\n}\n`
-    : `delete table inet ${CONNTRACK_TABLE}\n`;
+/** Runs nft text in both enforced nodes' namespaces. */
+async function nftEnforced(lab: Lab, text: string): Promise<void> {
   for (const n of ENFORCED) {
     const r = await lab.execNode(n.index, ['nft', '-f', '-'], { input: text });
     if (r.code !== 0) throw new Error(`nft in node ${n.index}: ${r.stderr.trim()}`);
   }
 }
 
-export async function run() {
-  const started = performance.now();
-  const dir = mkdtempSync(join(tmpdir(), 'tollgate-dataplane-'));
+/** Deletes `table inet NAME` on both enforced nodes if it is there (the empty declaration makes it so). */
+export const removeTable = (lab: Lab, name: string): Promise<void> =>
+  nftEnforced(lab, `table inet ${name}\ndelete table inet ${name}\n`);
+
+/** The conntrack phase's table: tollgate's first two rules and nothing else; idempotent either way. */
+export async function conntrackTable(lab: Lab, present: boolean): Promise<void> {
+  await removeTable(lab, CONNTRACK_TABLE);
+  if (!present) return;
+  await nftEnforced(
+    lab,
+    `table inet ${CONNTRACK_TABLE} {\n  chain forward {\n    type filter hook forward priority filter; policy accept;\n    ct state established,related accept\n    ct state invalid drop\n  }\n}\n`,
+  );
+}
+
+/** The lab of the dataplane benchmarks, nginx answering in both server pods, the enforcers started. */
+export interface DataplaneLab {
+  lab: Lab;
+  /** The client, server and other pod with their lab addresses. */
+  real: RealPod[];
+  /** Node 1's and node 2's. */
+  enforcers: EnforcerClient[];
+  /** One `ab` sample on the enforced pair (client -> server) or on the plain one. */
+  sample(enforced: boolean, seconds: number, concurrency: number): Promise<LoadSample>;
+  /** Stops the servers and enforcers and removes the lab, also after a failed start. */
+  close(): Promise<void>;
+}
+
+export async function openDataplaneLab(): Promise<DataplaneLab> {
   const lab = await Lab.up(labSpec());
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-dataplane-'));
   const servers = new Map<string, ReturnType<typeof startHttpServer>>();
   const enforcers: EnforcerClient[] = [];
+  const close = async () => {
+    await Promise.allSettled(enforcers.map((e) => e.close()));
+    for (const s of servers.values()) s.kill();
+    await lab.down();
+    rmSync(dir, { recursive: true, force: true });
+  };
   try {
-    const real: RealPod[] = [CLIENT, SERVER, OTHER].map((p) => ({ ...p, ...lab.pod(p.key) }));
-    const base = baseObjects(real);
     for (const key of [CLIENT.key, BASE_CLIENT]) await setSysctls(lab, lab.podNamespace(key), CLIENT_SYSCTLS);
     for (const key of [SERVER.key, BASE_SERVER]) {
       await setSysctls(lab, lab.podNamespace(key), SERVER_SYSCTLS);
@@ -157,13 +185,31 @@ export async function run() {
     await waitForServer(lab, CLIENT.key, SERVER.key);
     await waitForServer(lab, BASE_CLIENT, BASE_SERVER);
     for (const n of ENFORCED) enforcers.push(new EnforcerClient(lab.nodeNamespace(n.index), n.name));
-
-    const sample = (enforced: boolean): Promise<LoadSample> => {
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return {
+    lab,
+    real: [CLIENT, SERVER, OTHER].map((p) => ({ ...p, ...lab.pod(p.key) })),
+    enforcers,
+    sample(enforced, seconds, concurrency) {
       const [client, server] = enforced ? [CLIENT.key, SERVER.key] : [BASE_CLIENT, BASE_SERVER];
       const url = `http://${lab.pod(server).ip4}:${LOAD_PORT}/`;
       const pid = servers.get(server)!.pid!;
-      return measureCps(lab, lab.podNamespace(client), url, pid, SAMPLE_SECONDS, CONCURRENCY);
-    };
+      return measureCps(lab, lab.podNamespace(client), url, pid, seconds, concurrency);
+    },
+    close,
+  };
+}
+
+export async function run() {
+  const started = performance.now();
+  const dataplane = await openDataplaneLab();
+  const { lab, enforcers, real } = dataplane;
+  try {
+    const base = baseObjects(real);
+    const sample = (enforced: boolean) => dataplane.sample(enforced, SAMPLE_SECONDS, CONCURRENCY);
 
     const configs: Config[] = [
       { shape: 'calibration', policies: 0 },
@@ -240,10 +286,7 @@ export async function run() {
       seconds: round((performance.now() - started) / 1000),
     };
   } finally {
-    await Promise.allSettled(enforcers.map((e) => e.close()));
-    for (const s of servers.values()) s.kill();
-    await lab.down();
-    rmSync(dir, { recursive: true, force: true });
+    await dataplane.close();
   }
 }
 
