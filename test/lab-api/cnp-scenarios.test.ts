@@ -1,0 +1,24 @@
+// The ClusterNetworkPolicy conformance scenarios (test/scenarios/cnp, semantics 20-24) through the API
+// path: each ClusterNetworkPolicy written to a real kube-apiserver (the lab's CRD, src/lab/cnp-crd.ts), one
+// `tollgate agent` per node programs its tier chains, real traffic probes every expectation. Files that
+// probe SCTP are not probed (E_LAB_UNSUPPORTED), as in test/lab/cnp-scenarios.test.ts; the model runs them.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { requireBinaries, scenarioTests, skipUnlessRoot } from './_helpers.ts';
+
+// ~20 s per file (a fresh lab + API server + agents each) times 24 files; a loaded machine can double it.
+t.setTimeout(30 * 60_000);
+const dir = join(import.meta.dirname, '..', 'scenarios', 'cnp');
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.yaml'))
+  .map((f) => ({ label: `cnp/${f}`, path: join(dir, f) }));
+
+if (skipUnlessRoot) t.plan(0, skipUnlessRoot);
+else if (await requireBinaries(t))
+  scenarioTests(t, files, {
+    minFiles: 20,
+    unsupported: {
+      probed: (t, count, of) => t.ok(count >= 10, `${count} of ${of} files probed (the rest need SCTP)`),
+    },
+  });
