@@ -27,7 +27,7 @@ import { waitForDrops } from './drops.ts';
 import { LabError } from './errors.ts';
 import { Lab } from './lab.ts';
 import { loadFactor, scaledMs } from './load.ts';
-import { labSpecOf, ProbeSampler, podSpecs, probeInLab } from './scenario.ts';
+import { labSpecOf, ProbeSampler, podSpecs, probeInLab, refuseUnprobeable } from './scenario.ts';
 import { TableChecker } from './table-checker.ts';
 
 const CONVERGE_MS = 10_000;
@@ -135,6 +135,7 @@ export class ApiScenarioDriver implements ScenarioDriver {
       this.timings[name] = Math.round(performance.now() - t);
       t = performance.now();
     };
+    await refuseUnprobeable(world.scenario);
     this.lab = await Lab.up(labSpecOf(world));
     lap('lab');
     this.#established = world.scenario.established;

@@ -4,9 +4,8 @@ import type { Test } from 'tap';
 import { ApiScenarioDriver } from '../../src/lab/api-driver.ts';
 import { LabError } from '../../src/lab/errors.ts';
 import { k8sBinaries } from '../../src/lab/k8s-binaries.ts';
-import { modelDriver } from '../../src/scenario/model.ts';
 import { loadScenario } from '../../src/scenario/parse.ts';
-import { type Probe, runScenario } from '../../src/scenario/probes.ts';
+import { runScenario } from '../../src/scenario/probes.ts';
 import { formatScenarioReport } from '../../src/scenario/report.ts';
 import { SHARED_SCENARIOS, scenarioCorpus } from '../_corpus.ts';
 
@@ -40,25 +39,6 @@ export interface ScenarioTestOptions {
   unsupported?: { probed: (t: Test, count: number, of: number) => void };
 }
 
-/** The lab sends TCP and UDP probes only (Lab.probe: E_LAB_UNSUPPORTED otherwise). */
-const labProbes = (p: Probe) => p.protocol === 'TCP' || p.protocol === 'UDP';
-
-/**
- * A probe of the scenario that the lab cannot send, found by running it in the model (milliseconds), so
- * that such a file costs no lab and API server start-up before the refusal.
- */
-async function unprobeable(path: string): Promise<Probe | undefined> {
-  let found: Probe | undefined;
-  await runScenario(loadScenario(path), {
-    ...modelDriver,
-    probe(world, probes) {
-      found ??= probes.find((p) => !labProbes(p));
-      return modelDriver.probe(world, probes);
-    },
-  });
-  return found;
-}
-
 /** One subtest per scenario file, each through a fresh lab + API server + agents. */
 export function scenarioTests(
   t: Test,
@@ -74,12 +54,6 @@ export function scenarioTests(
   for (const { label: f, path } of files) {
     t.test(`api: ${f}`, async (t) => {
       const started = performance.now();
-      const skip = options.unsupported && (await unprobeable(path));
-      if (skip) {
-        t.pass(`not probed: the lab cannot send ${skip.protocol} (${skip.text})`);
-        times.push(`${f}: not probed (${skip.protocol})`);
-        return;
-      }
       const driver = new ApiScenarioDriver();
       let report: Awaited<ReturnType<typeof runScenario>>;
       try {
@@ -88,7 +62,7 @@ export function scenarioTests(
         if (!(options.unsupported && e instanceof LabError && e.code === 'E_LAB_UNSUPPORTED')) throw e;
         t.comment(`not probed: ${e.message}`);
         t.equal(driver.lab, undefined, 'the lab is torn down');
-        times.push(`${f}: not probed (${Math.round(performance.now() - started)} ms)`);
+        times.push(`${f}: not probed (refused in ${Math.round(performance.now() - started)} ms)`);
         return;
       }
       probed++;
