@@ -27,7 +27,7 @@ import { waitForDrops } from './drops.ts';
 import { LabError } from './errors.ts';
 import { Lab } from './lab.ts';
 import { loadFactor, scaledMs } from './load.ts';
-import { labSpecOf, ProbeSampler, podSpecs, probeInLab, refuseUnprobeable } from './scenario.ts';
+import { labCanProbe, labSpecOf, ProbeSampler, podSpecs, probeInLab, refuseUnprobeable } from './scenario.ts';
 import { TableChecker } from './table-checker.ts';
 
 const CONVERGE_MS = 10_000;
@@ -84,6 +84,12 @@ export interface ApiDriverOptions {
   apiserver?: Omit<ApiServerOptions, 'nodes'>;
   /** Progress lines (start-up times, convergence), for logs. */
   log?: (line: string) => void;
+  /**
+   * Probes the lab cannot send (SCTP) get a wrong outcome marked skipped (isSkipped, `skips`) instead of
+   * refusing the scenario, so its other probes still run; the caller must not count those as failures.
+   * A scenario with no probe the lab can send is still refused before its lab is built.
+   */
+  skipUnprobeable?: boolean;
 }
 
 /** How long a state change took to reach every node's table (through API, watch, agent, netlink). */
@@ -120,6 +126,10 @@ export class ApiScenarioDriver implements ScenarioDriver {
   /** The scenario's `established` header, passed to every agent as --established. */
   #established: string | undefined;
   #holders: ConnectionHolders | undefined;
+  /** Outcomes of probes not sent (skipUnprobeable): wrong on purpose, never a pass. */
+  readonly #skipped = new WeakSet<ProbeOutcome>();
+  /** The probes not sent (skipUnprobeable), as `where: text`. */
+  readonly skips: string[] = [];
 
   constructor(options: ApiDriverOptions = {}) {
     this.#options = options;
@@ -135,7 +145,7 @@ export class ApiScenarioDriver implements ScenarioDriver {
       this.timings[name] = Math.round(performance.now() - t);
       t = performance.now();
     };
-    await refuseUnprobeable(world.scenario);
+    await refuseUnprobeable(world.scenario, this.#options.skipUnprobeable ? 'all' : 'any');
     this.lab = await Lab.up(labSpecOf(world));
     lap('lab');
     this.#established = world.scenario.established;
@@ -403,12 +413,34 @@ export class ApiScenarioDriver implements ScenarioDriver {
   }
 
   async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
-    const outcomes = await probeInLab(this.lab!, world, probes);
-    const first = outcomes.find((o) => o.allowed !== o.probe.expectAllow);
+    const outcomes = this.#options.skipUnprobeable
+      ? await this.#probeSkipping(world, probes)
+      : await probeInLab(this.lab!, world, probes);
+    const first = outcomes.find((o) => o.allowed !== o.probe.expectAllow && !this.#skipped.has(o));
     // What the agents did is the first thing to read when the API path disagrees with the model (once per
     // step: a matrix may have many wrong cells).
     if (first) first.explanation = `${first.explanation ?? ''}\n${this.diagnostics()}`;
     return outcomes;
+  }
+
+  async #probeSkipping(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
+    const sent = await probeInLab(this.lab!, world, probes.filter(labCanProbe));
+    return probes.map((probe) => {
+      if (labCanProbe(probe)) return sent.shift()!;
+      const outcome = {
+        probe,
+        allowed: !probe.expectAllow,
+        explanation: `skipped: the lab has no ${probe.protocol}`,
+      };
+      this.#skipped.add(outcome);
+      this.skips.push(`${probe.where}: ${probe.text}`);
+      return outcome;
+    });
+  }
+
+  /** Whether the runner's outcome is one of a probe not sent (skipUnprobeable). */
+  isSkipped(outcome: ProbeOutcome): boolean {
+    return this.#skipped.has(outcome);
   }
 
   /** Agents' recent logs, unconverged steps and the API server's log tail: printed with a failure. */

@@ -29,26 +29,30 @@ const PROBE_TIMEOUT_MS = 1500;
 
 /** What the lab's probes can send (Lab.probe refuses anything else with E_LAB_UNSUPPORTED). */
 const LAB_PROTOCOLS: ReadonlySet<string> = new Set(['TCP', 'UDP']);
+export const labCanProbe = (p: Probe): boolean => LAB_PROTOCOLS.has(p.protocol);
 
 /**
  * Refuses (E_LAB_UNSUPPORTED) a scenario with a probe the lab cannot send, found by running it in the model
  * (milliseconds), so before any lab is built: at the probe itself the refusal would come after the lab's
  * (and an API server's) start-up. A scenario the model rejects is left to the real run to report.
+ * `when: 'all'`: only when no probe at all can be sent (a driver that skips the others, see ApiDriverOptions).
  */
-export async function refuseUnprobeable(scenario: Scenario): Promise<void> {
+export async function refuseUnprobeable(scenario: Scenario, when: 'any' | 'all' = 'any'): Promise<void> {
   let found: Probe | undefined;
+  let sendable = 0;
   try {
     await runScenario(scenario, {
       ...modelDriver,
       probe(world, probes) {
-        found ??= probes.find((p) => !LAB_PROTOCOLS.has(p.protocol));
+        found ??= probes.find((p) => !labCanProbe(p));
+        sendable += probes.filter(labCanProbe).length;
         return modelDriver.probe(world, probes);
       },
     });
   } catch {
     return;
   }
-  if (found)
+  if (found && (when === 'any' || sendable === 0))
     throw new LabError(
       'E_LAB_UNSUPPORTED',
       `${scenario.file}: cannot probe ${found.protocol}: the lab has no ${found.protocol} (${found.text})`,
