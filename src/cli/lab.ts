@@ -1,6 +1,7 @@
 // `tollgate lab up|run|down|list`: a small dispatcher over lab subcommands (add one entry to `subcommands` to
 // extend it, e.g. `lab run`). Argument handling and printing only; everything network is in src/lab.
 
+import { LabError } from '../lab/errors.ts';
 import { demoSpec, Lab, listLabs, sweepLabs } from '../lab/index.ts';
 import { LabScenarioDriver } from '../lab/scenario.ts';
 import { UsageError } from '../util/errors.ts';
@@ -124,6 +125,8 @@ const run: LabSubcommand = {
     const progress = process.stderr.isTTY ? (line: string) => io.err(line) : undefined;
     return runScenarioFiles(positionals, makeDriver, io, {
       matrices: true,
+      // A file with probes the lab cannot send (SCTP): refused before its lab is built; the rest still run.
+      notProbed: (e) => (e instanceof LabError && e.code === 'E_LAB_UNSUPPORTED' ? e.message : undefined),
       ...(progress ? { progress } : {}),
     });
   },

@@ -10,7 +10,7 @@ import { CUT_PASS_MESSAGE } from '../agent/cut.ts';
 import type { HeldConnection } from '../scenario/connections.ts';
 import type { DropExpectation, DropOutcome } from '../scenario/drops.ts';
 import type { Probe, ProbeOutcome, ScenarioDriver, WindowReport } from '../scenario/probes.ts';
-import type { AgentAction, FaultStep } from '../scenario/types.ts';
+import type { AgentAction, FaultStep, Scenario } from '../scenario/types.ts';
 import type { World } from '../scenario/world.ts';
 import type { KubeObject } from './admin-client.ts';
 import {
@@ -21,12 +21,13 @@ import {
   SECOND_AGENT_METRICS_ADDR,
 } from './agent-process.ts';
 import { ApiServer, type ApiServerOptions } from './apiserver.ts';
+import { CNP_COLLECTION } from './cnp-crd.ts';
 import { ConnectionHolders, CUT_WITHIN_MS } from './connections.ts';
 import { waitForDrops } from './drops.ts';
 import { LabError } from './errors.ts';
 import { Lab } from './lab.ts';
 import { loadFactor, scaledMs } from './load.ts';
-import { labSpecOf, ProbeSampler, podSpecs, probeInLab } from './scenario.ts';
+import { labCanProbe, labSpecOf, ProbeSampler, podSpecs, probeInLab, refuseUnprobeable } from './scenario.ts';
 import { TableChecker } from './table-checker.ts';
 
 const CONVERGE_MS = 10_000;
@@ -56,6 +57,20 @@ function labelPatch(from: Record<string, string>, to: Record<string, string>): R
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
+const CNP_KIND = 'ClusterNetworkPolicy';
+
+/**
+ * Whether a scenario ever holds a ClusterNetworkPolicy (an apply of one or a delete of one): only then is
+ * the CRD installed, so every other scenario's agents see the kind not served, as on most clusters.
+ */
+export function usesClusterPolicies(scenario: Scenario): boolean {
+  return scenario.steps.some((step) =>
+    step.kind === 'delete'
+      ? step.resource === 'clusternetworkpolicy'
+      : step.kind === 'apply' && /^\s*kind:\s*['"]?ClusterNetworkPolicy['"]?\s*$/m.test(step.text),
+  );
+}
+
 // ---- the driver --------------------------------------------------------------------------------------------
 
 export interface ApiDriverOptions {
@@ -69,6 +84,12 @@ export interface ApiDriverOptions {
   apiserver?: Omit<ApiServerOptions, 'nodes'>;
   /** Progress lines (start-up times, convergence), for logs. */
   log?: (line: string) => void;
+  /**
+   * Probes the lab cannot send (SCTP) get a wrong outcome marked skipped (isSkipped, `skips`) instead of
+   * refusing the scenario, so its other probes still run; the caller must not count those as failures.
+   * A scenario with no probe the lab can send is still refused before its lab is built.
+   */
+  skipUnprobeable?: boolean;
 }
 
 /** How long a state change took to reach every node's table (through API, watch, agent, netlink). */
@@ -81,6 +102,8 @@ export interface Convergence {
 }
 
 export class ApiScenarioDriver implements ScenarioDriver {
+  /** The agents program ClusterNetworkPolicy tiers; the CRD is installed when the scenario has any. */
+  readonly enforcesClusterPolicies = true;
   lab: Lab | undefined;
   api: ApiServer | undefined;
   agents: AgentProcess[] = [];
@@ -103,6 +126,10 @@ export class ApiScenarioDriver implements ScenarioDriver {
   /** The scenario's `established` header, passed to every agent as --established. */
   #established: string | undefined;
   #holders: ConnectionHolders | undefined;
+  /** Outcomes of probes not sent (skipUnprobeable): wrong on purpose, never a pass. */
+  readonly #skipped = new WeakSet<ProbeOutcome>();
+  /** The probes not sent (skipUnprobeable), as `where: text`. */
+  readonly skips: string[] = [];
 
   constructor(options: ApiDriverOptions = {}) {
     this.#options = options;
@@ -118,11 +145,17 @@ export class ApiScenarioDriver implements ScenarioDriver {
       this.timings[name] = Math.round(performance.now() - t);
       t = performance.now();
     };
+    await refuseUnprobeable(world.scenario, this.#options.skipUnprobeable ? 'all' : 'any');
     this.lab = await Lab.up(labSpecOf(world));
     lap('lab');
     this.#established = world.scenario.established;
     const objects = world.objects();
-    this.api = await ApiServer.start(this.lab, { ...this.#options.apiserver, nodes: objects.nodes });
+    this.api = await ApiServer.start(this.lab, {
+      ...this.#options.apiserver,
+      nodes: objects.nodes,
+      clusterPolicyCrd:
+        this.#options.apiserver?.clusterPolicyCrd === true || usesClusterPolicies(world.scenario),
+    });
     this.timings.apiReady = this.api.readyMs;
     lap('apiserver');
     // The agents load while the objects are written: their first sync may see part of them, as after any
@@ -380,12 +413,34 @@ export class ApiScenarioDriver implements ScenarioDriver {
   }
 
   async probe(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
-    const outcomes = await probeInLab(this.lab!, world, probes);
-    const first = outcomes.find((o) => o.allowed !== o.probe.expectAllow);
+    const outcomes = this.#options.skipUnprobeable
+      ? await this.#probeSkipping(world, probes)
+      : await probeInLab(this.lab!, world, probes);
+    const first = outcomes.find((o) => o.allowed !== o.probe.expectAllow && !this.#skipped.has(o));
     // What the agents did is the first thing to read when the API path disagrees with the model (once per
     // step: a matrix may have many wrong cells).
     if (first) first.explanation = `${first.explanation ?? ''}\n${this.diagnostics()}`;
     return outcomes;
+  }
+
+  async #probeSkipping(world: World, probes: Probe[]): Promise<ProbeOutcome[]> {
+    const sent = await probeInLab(this.lab!, world, probes.filter(labCanProbe));
+    return probes.map((probe) => {
+      if (labCanProbe(probe)) return sent.shift()!;
+      const outcome = {
+        probe,
+        allowed: !probe.expectAllow,
+        explanation: `skipped: the lab has no ${probe.protocol}`,
+      };
+      this.#skipped.add(outcome);
+      this.skips.push(`${probe.where}: ${probe.text}`);
+      return outcome;
+    });
+  }
+
+  /** Whether the runner's outcome is one of a probe not sent (skipUnprobeable). */
+  isSkipped(outcome: ProbeOutcome): boolean {
+    return this.#skipped.has(outcome);
   }
 
   /** Agents' recent logs, unconverged steps and the API server's log tail: printed with a failure. */
@@ -403,27 +458,34 @@ export class ApiScenarioDriver implements ScenarioDriver {
    */
   async applyObjects(world: World): Promise<void> {
     const client = this.api!.adminClient;
-    const o = world.objects() as unknown as { namespaces: K8s[]; pods: K8s[]; policies: K8s[] };
+    const o = world.objects() as unknown as {
+      namespaces: K8s[];
+      pods: K8s[];
+      policies: K8s[];
+      clusterPolicies: K8s[];
+    };
     const key = (kind: string, x: K8s) => `${kind} ${x.metadata.namespace ?? ''}/${x.metadata.name}`;
     const want = new Map<string, K8s>();
     for (const ns of o.namespaces) want.set(key('Namespace', ns), ns);
     for (const p of o.pods) want.set(key('Pod', p), p);
     for (const p of o.policies) want.set(key('NetworkPolicy', p), p);
+    for (const p of o.clusterPolicies) want.set(key(CNP_KIND, p), p);
 
     // Deletions first: policies and pods, then namespaces (emptied first: no controller would).
     const gone = [...this.#written].filter(([k]) => !want.has(k));
     for (const [k, x] of gone.filter(([k]) => !k.startsWith('Namespace '))) {
       if (k.startsWith('Pod ')) await client.remove(podPath(x), { gracePeriodSeconds: '0' });
+      else if (k.startsWith(`${CNP_KIND} `)) await client.remove(clusterPolicyPath(x));
       else await client.remove(policyPath(x));
       this.#written.delete(k);
     }
-    for (const kind of ['Namespace', 'Pod', 'NetworkPolicy']) {
+    for (const kind of ['Namespace', 'Pod', 'NetworkPolicy', CNP_KIND]) {
       for (const [k, x] of want) {
         if (!k.startsWith(`${kind} `)) continue;
         const before = this.#written.get(k);
         if (kind === 'Namespace') await this.#writeNamespace(x, before);
         else if (kind === 'Pod') await this.#writePod(x, before);
-        else await this.#writePolicy(x, before);
+        else await this.#writePolicy(x, before, kind === CNP_KIND);
         this.#written.set(k, structuredClone(x));
       }
     }
@@ -477,20 +539,21 @@ export class ApiScenarioDriver implements ScenarioDriver {
       await client.mergePatch(`${path}/status`, { status: pod.status });
   }
 
-  async #writePolicy(policy: K8s, before: K8s | undefined): Promise<void> {
+  /** Creates a NetworkPolicy or (cluster) a ClusterNetworkPolicy, or replaces it when it exists. */
+  async #writePolicy(policy: K8s, before: K8s | undefined, cluster: boolean): Promise<void> {
     const client = this.api!.adminClient;
     if (before !== undefined && sameJson(before, policy)) return;
-    const collection = `/apis/networking.k8s.io/v1/namespaces/${policy.metadata.namespace}/networkpolicies`;
-    const r = await client.request('POST', collection, policy);
+    const path = cluster ? clusterPolicyPath(policy) : policyPath(policy);
+    const what = cluster
+      ? `clusternetworkpolicy ${policy.metadata.name}`
+      : `networkpolicy ${policy.metadata.namespace}/${policy.metadata.name}`;
+    const r = await client.request('POST', path.slice(0, path.lastIndexOf('/')), policy);
     if (r.status === 201) return;
     if (r.status !== 409)
-      throw new LabError(
-        'E_LAB_COMMAND',
-        `create networkpolicy ${policy.metadata.namespace}/${policy.metadata.name}: ${r.status} ${String(r.body.message)}`,
-      );
-    const current = await client.get(policyPath(policy));
+      throw new LabError('E_LAB_COMMAND', `create ${what}: ${r.status} ${String(r.body.message)}`);
+    const current = await client.get(path);
     const resourceVersion = (current.metadata as { resourceVersion?: string }).resourceVersion;
-    await client.call('PUT', policyPath(policy), {
+    await client.call('PUT', path, {
       ...policy,
       metadata: { ...policy.metadata, resourceVersion },
     });
@@ -582,6 +645,10 @@ export class ApiScenarioDriver implements ScenarioDriver {
 
 function podPath(p: K8s): string {
   return `/api/v1/namespaces/${p.metadata.namespace}/pods/${p.metadata.name}`;
+}
+
+function clusterPolicyPath(p: K8s): string {
+  return `${CNP_COLLECTION}/${p.metadata.name}`;
 }
 
 function policyPath(p: K8s): string {

@@ -5,25 +5,59 @@
 import { ClusterIndex } from '../policy/index.ts';
 import type { HeldConnection } from '../scenario/connections.ts';
 import type { DropExpectation, DropOutcome } from '../scenario/drops.ts';
-import { modelOutcome } from '../scenario/model.ts';
+import { modelDriver, modelOutcome } from '../scenario/model.ts';
 import { ScenarioError } from '../scenario/parse.ts';
 import {
   endpointText,
   type Probe,
   type ProbeOutcome,
+  runScenario,
   type ScenarioDriver,
   type WindowSample,
 } from '../scenario/probes.ts';
-import type { FaultStep } from '../scenario/types.ts';
+import type { FaultStep, Scenario } from '../scenario/types.ts';
 import type { World } from '../scenario/world.ts';
 import { ConnectionHolders } from './connections.ts';
 import { EnforcerClient } from './enforcer-client.ts';
+import { LabError } from './errors.ts';
 import { Lab } from './lab.ts';
 import type { LabSpec, PodSpec } from './types.ts';
 
 const CONVERGE_MS = 10_000;
 const RETRY_PAUSE_MS = 250;
 const PROBE_TIMEOUT_MS = 1500;
+
+/** What the lab's probes can send (Lab.probe refuses anything else with E_LAB_UNSUPPORTED). */
+const LAB_PROTOCOLS: ReadonlySet<string> = new Set(['TCP', 'UDP']);
+export const labCanProbe = (p: Probe): boolean => LAB_PROTOCOLS.has(p.protocol);
+
+/**
+ * Refuses (E_LAB_UNSUPPORTED) a scenario with a probe the lab cannot send, found by running it in the model
+ * (milliseconds), so before any lab is built: at the probe itself the refusal would come after the lab's
+ * (and an API server's) start-up. A scenario the model rejects is left to the real run to report.
+ * `when: 'all'`: only when no probe at all can be sent (a driver that skips the others, see ApiDriverOptions).
+ */
+export async function refuseUnprobeable(scenario: Scenario, when: 'any' | 'all' = 'any'): Promise<void> {
+  let found: Probe | undefined;
+  let sendable = 0;
+  try {
+    await runScenario(scenario, {
+      ...modelDriver,
+      probe(world, probes) {
+        found ??= probes.find((p) => !labCanProbe(p));
+        sendable += probes.filter(labCanProbe).length;
+        return modelDriver.probe(world, probes);
+      },
+    });
+  } catch {
+    return;
+  }
+  if (found && (when === 'any' || sendable === 0))
+    throw new LabError(
+      'E_LAB_UNSUPPORTED',
+      `${scenario.file}: cannot probe ${found.protocol}: the lab has no ${found.protocol} (${found.text})`,
+    );
+}
 
 /** The world's pods as the lab runs them (addresses from the world's layout). */
 export function podSpecs(world: World): PodSpec[] {
@@ -72,6 +106,7 @@ export class LabScenarioDriver implements ScenarioDriver {
       throw new ScenarioError(
         `${world.scenario.file}: established: cut needs agents and an API server: run it with \`tollgate lab run --api\``,
       );
+    await refuseUnprobeable(world.scenario);
     this.lab = await Lab.up(labSpecOf(world));
     this.enforcers = world.nodes.map((n) => new EnforcerClient(this.lab!.nodeNamespace(n.index), n.name));
     await this.enforce(world);

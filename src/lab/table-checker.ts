@@ -45,6 +45,7 @@ async function runTableChecker(node: string, agentArgs: string[]): Promise<void>
     { desiredState, quietNamespaces },
     { Planner },
     { buildState },
+    { withClusterPolicies },
     { REPORT_FLAGS, reportOptions },
   ] = await Promise.all([
     import('../agent/programmer.ts'),
@@ -52,15 +53,17 @@ async function runTableChecker(node: string, agentArgs: string[]): Promise<void>
     import('../compile/desired.ts'),
     import('../policy/plan.ts'),
     import('../policy/normalize.ts'),
+    import('../policy/cluster-normalize.ts'),
     import('../agent/options.ts'),
   ]);
   // The agent's report flags among its others (unknown ones and their values are ignored here).
   const { values } = parseArgs({ args: agentArgs, options: REPORT_FLAGS, strict: false });
   const reports = reportOptions(values as Parameters<typeof reportOptions>[0]);
   const programmer = new NetlinkProgrammer();
-  serveRpc<{ id: number; objects: Parameters<typeof buildState>[0] }>(
+  serveRpc<{ id: number; objects: Parameters<typeof buildState>[0] & { clusterPolicies?: unknown[] } }>(
     async (req) => {
-      const state = buildState(req.objects);
+      // The ClusterNetworkPolicies too: the agents program their tier chains (compile/tiers.ts).
+      const state = withClusterPolicies(buildState(req.objects), req.objects.clusterPolicies);
       const expected = desiredState(
         new Planner(state).planNode(node),
         undefined,
