@@ -9,18 +9,15 @@ import {
   reportLine,
   reportOfLogLine,
 } from '../../src/nflog/report.ts';
+import { sampleReport } from '../_drop-reports.ts';
 
-const report: DropReport = {
-  kind: 'deny',
-  direction: 'ingress',
+const report: DropReport = sampleReport({
   node: 'node1',
   src: { address: '10.244.1.3', pod: 'x/b' },
   dst: { address: '10.244.1.2', pod: 'x/a' },
-  protocol: 'TCP',
-  port: 80,
   policies: ['x/z', 'x/deny-a'],
   at: '2026-12-01T17:00:00.000Z',
-};
+});
 
 t.test('prefix round-trips and fits the kernel limit', async (t) => {
   const p = formatPrefix({ direction: 'egress', kind: 'would-deny', id: 'eg-0123abcd' });
