@@ -127,3 +127,21 @@ export async function measureCps(
     failed: Number(failed ?? 0),
   };
 }
+
+/**
+ * `n` ABBA pairs: each pair samples both sides, the order alternating so that whatever drifts during a
+ * pair weighs on both alike; `each` gets the sample taken with `true` first, then the one with `false`.
+ */
+export async function abbaPairs<S>(
+  n: number,
+  sample: (side: boolean) => Promise<S>,
+  each: (yes: S, no: S, pair: number) => void,
+): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const first = i % 2 === 1;
+    const a = await sample(first);
+    const b = await sample(!first);
+    const [yes, no] = first ? [a, b] : [b, a];
+    each(yes, no, i);
+  }
+}

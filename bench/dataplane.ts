@@ -20,6 +20,7 @@ import { EnforcerClient } from '../src/lab/enforcer-client.ts';
 import { Lab, type NodeSpec, nodeSpec, type PodSpec } from '../src/lab/index.ts';
 import type { ClusterObjects } from '../src/policy/normalize.ts';
 import {
+  abbaPairs,
   CLIENT_SYSCTLS,
   LOAD_CPU,
   type LoadSample,
@@ -242,18 +243,13 @@ export async function run() {
       const cpuRatios: number[] = [];
       const wallRatios: number[] = [];
       let failed = 0;
-      for (let i = 0; i < PAIRS; i++) {
-        // ABBA: whatever drifts during a pair weighs on both orders alike.
-        const first = i % 2 === 1;
-        const one = await sample(first);
-        const other = await sample(!first);
-        const [t, b] = first ? [one, other] : [other, one];
+      await abbaPairs(PAIRS, sample, (t, b) => {
         baselines.push(b);
         enforced.push(t);
         cpuRatios.push(t.cpuCps / b.cpuCps);
         wallRatios.push(t.cps / b.cps);
         failed += b.failed + t.failed;
-      }
+      });
       if (config.shape === 'conntrack') await conntrackTable(lab, false);
       const ratio = median(cpuRatios);
       const conntrack = results.find((r) => r.shape === 'conntrack');

@@ -22,6 +22,7 @@ import { Lab, nodeSpec, type PodSpec } from '../src/lab/index.ts';
 import { REPORT_MESSAGE } from '../src/nflog/report.ts';
 import type { ClusterObjects } from '../src/policy/normalize.ts';
 import {
+  abbaPairs,
   CLIENT_SYSCTLS,
   type LoadSample,
   measureCps,
@@ -246,11 +247,7 @@ export async function run() {
     const wall: number[] = [];
     const on: Sample[] = [];
     const off: Sample[] = [];
-    for (let i = 0; i < PAIRS; i++) {
-      const first = i % 2 === 1;
-      const a = await sample(first);
-      const b = await sample(!first);
-      const [x, y] = first ? [a, b] : [b, a];
+    await abbaPairs(PAIRS, sample, (x, y, i) => {
       on.push(x);
       off.push(y);
       cpu.push(x.cpuCps / y.cpuCps);
@@ -258,7 +255,7 @@ export async function run() {
       process.stderr.write(
         `reports: pair ${i}: on ${round(x.cps, 0)} cps (${x.reports} reports <= ${x.bound}, ${x.suppressed} suppressed, ${x.attempts} attempts sent, ${x.window_denied} denied in ${round(x.flood_seconds, 1)} s), off ${round(y.cps, 0)} cps\n`,
       );
-    }
+    });
     return {
       ratio: round(median(cpu)),
       wall_ratio: round(median(wall)),
