@@ -35,6 +35,7 @@ import type { CommitInfo, Programmer } from './programmer.ts';
 import { NodeReconciler, type SyncResult } from './reconciler.ts';
 import { DropReporter, type ReportSource } from './reports.ts';
 import { BoundedRunner } from './runner.ts';
+import { PolicyUsage } from './usage.ts';
 
 export interface AgentOptions {
   nodeName: string;
@@ -67,6 +68,8 @@ export interface AgentOptions {
   reports?: ReportOptions;
   /** How often an optional kind the API does not serve (ClusterNetworkPolicy) is listed again. */
   missingRecheckMs?: number;
+  /** Per-policy connection counts (--policy-usage, usage.ts); undefined: off. */
+  policyUsage?: { intervalMs: number };
 }
 
 /** The agent's links to the node, besides the programmer; each is optional (tests use fakes). */
@@ -161,6 +164,7 @@ export class Agent {
   /** --established=cut: deletes what the new policies no longer allow, off the sync loop. */
   private cutter: ConnectionCutter | undefined;
   private cuts: CutWorker | undefined;
+  private policyUsage: PolicyUsage | undefined;
 
   constructor(
     client: ListWatch,
@@ -272,8 +276,29 @@ export class Agent {
         return counter instanceof Counter ? counter.packets : undefined;
       },
       ...(this.parts.reports ? { source: this.parts.reports } : {}),
+      onReport: (r) => this.policyUsage?.denied(r),
     });
     this.reporter.start();
+  }
+
+  /** Per-policy counts, once this agent writes the table (a standby's would count the same connections twice). */
+  private startUsage(): void {
+    const o = this.options.policyUsage;
+    if (o === undefined || this.policyUsage !== undefined) return;
+    this.policyUsage = new PolicyUsage({
+      nodeName: this.options.nodeName,
+      log: this.log,
+      metrics: this.metrics,
+      index: () => this.reconciler.clusterIndex,
+      conntrack: this.parts.conntrack,
+      intervalMs: o.intervalMs,
+    });
+    this.policyUsage.start();
+  }
+
+  /** Per-policy counts (undefined: off, or not started yet). */
+  get usage(): PolicyUsage | undefined {
+    return this.policyUsage;
   }
 
   /** Drop reports (undefined: off, or not started yet). */
@@ -285,6 +310,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.stopped = true;
     this.reporter?.stop();
+    this.policyUsage?.stop();
     clearInterval(this.verifyTimer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.repairTimer);
@@ -345,6 +371,7 @@ export class Agent {
     }
     this.metrics.standby.set(0);
     this.active = true;
+    this.startUsage();
     this.startReports();
     this.bootPending = true;
     this.runner.request();

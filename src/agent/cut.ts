@@ -33,7 +33,7 @@ import { formatTuple } from '../conntrack/entry.ts';
 import type { ConntrackDump, DeleteOutcome } from '../conntrack/socket.ts';
 import { protoName } from '../nft/datatypes.ts';
 import type { Family } from '../policy/address.ts';
-import { describeEndpoint, type Endpoint, endpointAt } from '../policy/evaluate.ts';
+import { describeEndpoint, type Endpoint, endpointAt, type Flow } from '../policy/evaluate.ts';
 import type { ClusterIndex } from '../policy/index.ts';
 import { evaluateTiers, type TierDirectionVerdict } from '../policy/tiers.ts';
 import type { Direction } from '../policy/types.ts';
@@ -79,9 +79,22 @@ const L4_NAMES: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 const CLOSED_TCP = new Set(['TIME_WAIT', 'CLOSE']);
 
 /**
+ * The connection an entry is, as the evaluator takes it: the source is the original tuple's, the
+ * destination and port the reply tuple's source: what the forward hook saw after DNAT (a Service's
+ * backend) and before SNAT. Shared with the usage counts (usage.ts).
+ */
+export function entryFlow(index: ClusterIndex, entry: CtEntry): Flow {
+  return {
+    from: endpointAt(index, entry.orig.src),
+    to: endpointAt(index, entry.reply.src),
+    protocol: L4_NAMES[entry.orig.protocol] ?? protoName(entry.orig.protocol).toUpperCase(),
+    port: entry.reply.sport ?? 0,
+  };
+}
+
+/**
  * The entries to delete: those with a local pod at one end that the policies deny in the direction this
- * node enforces for it. The source is the original tuple's, the destination and port the reply tuple's
- * source: what the forward hook saw after DNAT (a Service's backend) and before SNAT.
+ * node enforces for it (each entry read as entryFlow reads it).
  */
 export function connectionsToCut(
   index: ClusterIndex,
@@ -92,17 +105,15 @@ export function connectionsToCut(
   const local = (e: Endpoint) => e.kind === 'pod' && e.pod.nodeName === nodeName;
   for (const entry of entries) {
     if (entry.tcpState !== undefined && CLOSED_TCP.has(entry.tcpState)) continue;
-    const from = endpointAt(index, entry.orig.src);
-    const to = endpointAt(index, entry.reply.src);
+    const flow = entryFlow(index, entry);
+    const { from, to, protocol, port } = flow;
     const egressHere = local(from);
     const ingressHere = local(to);
     if (!egressHere && !ingressHere) continue;
-    const protocol = L4_NAMES[entry.orig.protocol] ?? protoName(entry.orig.protocol).toUpperCase();
-    const port = entry.reply.sport ?? 0;
     // The tiers, as the table enforces them (semantics 20-24): an Admin Accept keeps a connection its
     // NetworkPolicy isolates, an Admin or Baseline Deny cuts one; without ClusterNetworkPolicies this is
     // exactly evaluate()'s verdict.
-    const v = evaluateTiers(index, { from, to, protocol, port });
+    const v = evaluateTiers(index, flow);
     if (v.allowed) continue;
     const denied =
       ingressHere && v.ingress && !v.ingress.allowed

@@ -118,6 +118,7 @@ export function createMetrics() {
       registers: [registry],
     }),
     ...cutMetrics(registry),
+    ...usageMetrics(registry),
   };
 }
 
@@ -155,6 +156,35 @@ function cutMetrics(registry: Registry) {
     cutPassWaiting: new Gauge({
       name: 'tollgate_cut_pass_waiting',
       help: '1: a changing sync asked for a cut pass while one runs; one more pass runs after it, against the newest index.',
+      registers: [registry],
+    }),
+  };
+}
+
+/** --policy-usage (src/agent/usage.ts): one series per policy, direction and verdict, never pods. */
+function usageMetrics(registry: Registry) {
+  return {
+    policyConnections: new Counter({
+      name: 'tollgate_policy_connections_total',
+      help:
+        'New connections by policy (namespace "" and policy cnp/NAME for a ClusterNetworkPolicy), direction and verdict. ' +
+        'allowed: sampled from conntrack every --policy-usage-interval, each policy whose rules allow the connection ' +
+        '(a connection opened and gone within one interval is missed; TCP entries outlive the connection by 120 s). ' +
+        'denied, would-deny: from the drop reports, each isolating policy; denials over the report limit are not ' +
+        'attributed (tollgate_drop_reports_suppressed_total counts them for the node). Series go with their policy.',
+      labelNames: ['namespace', 'policy', 'direction', 'verdict'],
+      registers: [registry],
+    }),
+    policyUsagePasses: new Counter({
+      name: 'tollgate_policy_usage_passes_total',
+      help: 'Usage passes (conntrack dumps for the allowed counts) by result: ok, or error (retried at the next interval).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    policyUsagePassDuration: new Histogram({
+      name: 'tollgate_policy_usage_pass_duration_seconds',
+      help: 'Time of one usage pass: dumping the conntrack table and attributing the new entries.',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
   };

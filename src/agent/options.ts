@@ -16,6 +16,48 @@ export const DEFAULT_AGENT_OPTIONS = {
   established: 'keep',
 } as const;
 
+/** --policy-usage (src/agent/usage.ts): on by default, a conntrack pass every 10 s. */
+export const DEFAULT_POLICY_USAGE = { on: true, intervalMs: 10_000 } as const;
+
+/** --policy-usage and --policy-usage-interval-ms, parsed; undefined when off. */
+export function policyUsageOptions(values: {
+  'policy-usage'?: string | undefined;
+  'policy-usage-interval-ms'?: string | undefined;
+}): { intervalMs: number } | undefined {
+  const on = values['policy-usage'] ?? 'on';
+  if (on !== 'on' && on !== 'off') throw new UsageError(`--policy-usage must be on or off, not '${on}'`);
+  const text = values['policy-usage-interval-ms'] ?? `${DEFAULT_POLICY_USAGE.intervalMs}`;
+  const ms = /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(ms >= 100))
+    throw new UsageError(
+      `--policy-usage-interval-ms must be a whole number of ms, at least 100, not '${text}'`,
+    );
+  return on === 'off' ? undefined : { intervalMs: ms };
+}
+
+export const POLICY_USAGE_FLAGS = {
+  'policy-usage': { type: 'string' },
+  'policy-usage-interval-ms': { type: 'string' },
+} as const;
+
+/** Usage lines for the policy usage flags, the flags padded to `width`. */
+export function policyUsageUsage(width: number): string[] {
+  return [
+    [
+      '--policy-usage=on|off',
+      'count new connections per policy (tollgate_policy_connections_total, `explain --policy`; default on)',
+    ],
+    [
+      '--policy-usage-interval-ms N',
+      `how often conntrack is read for the allowed counts (default ${DEFAULT_POLICY_USAGE.intervalMs})`,
+    ],
+  ].flatMap(([flag, text]) =>
+    flag!.length > width
+      ? [`  ${flag}`, `  ${''.padEnd(width)} ${text}`]
+      : [`  ${flag!.padEnd(width)} ${text}`],
+  );
+}
+
 /**
  * Drop reports (see compile/desired.ts ReportOptions): on by default. nflog group 100: clear of 0-2, which
  * ulogd2's examples and most `log group` recipes use, so a node's own logging daemon keeps its groups.

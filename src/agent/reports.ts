@@ -201,6 +201,8 @@ export interface ReporterOptions {
   /** The packets the node's report limit dropped unreported (the reports chain's counter). */
   readSuppressed?(): Promise<bigint | undefined>;
   source?: ReportSource;
+  /** Each report as it is logged (the per-policy denied counts, usage.ts). */
+  onReport?(report: DropReport): void;
   /** First retry after a failed bind, doubled up to retryMaxMs. */
   retryMs?: number;
   retryMaxMs?: number;
@@ -348,6 +350,7 @@ export class DropReporter {
     this.series.set(r.namespace, keys);
     keys.add(`${r.report.direction} ${r.report.kind}`);
     this.o.log.info({ report: r.report }, REPORT_MESSAGE);
+    this.o.onReport?.(r.report);
   }
 
   /**

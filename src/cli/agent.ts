@@ -2,7 +2,15 @@
 // leaves the node's table in place on exit (enforcement must not stop because the agent restarts).
 import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
-import { DEFAULT_AGENT_OPTIONS, REPORT_FLAGS, reportOptions, reportUsage } from '../agent/options.ts';
+import {
+  DEFAULT_AGENT_OPTIONS,
+  POLICY_USAGE_FLAGS,
+  policyUsageOptions,
+  policyUsageUsage,
+  REPORT_FLAGS,
+  reportOptions,
+  reportUsage,
+} from '../agent/options.ts';
 import { NetlinkProgrammer } from '../agent/programmer.ts';
 import { MIN_BATCH_BYTES } from '../compile/program.ts';
 import type { ListWatch } from '../k8s/client.ts';
@@ -77,6 +85,7 @@ export const agentCommand: Command = {
     "                            node's connections that the policies no longer allow (logged, counted in",
     '                            tollgate_connections_cut_total)',
     ...reportUsage(25),
+    ...policyUsageUsage(25),
     '  --log-level LEVEL         trace, debug, info (default), warn, error',
     '  -h, --help                show this help',
     '',
@@ -104,6 +113,7 @@ export const agentCommand: Command = {
       // socket limits on any machine.
       'max-batch-bytes': { type: 'string' },
       ...REPORT_FLAGS,
+      ...POLICY_USAGE_FLAGS,
     });
     rejectPositionals(positionals, this.usage);
     const nodeName = values['node-name'] ?? process.env.NODE_NAME;
@@ -133,6 +143,7 @@ export const agentCommand: Command = {
       throw new UsageError(`--metrics-addr must be HOST:PORT or off, not '${metricsAddr}'`);
     }
     const reports = reportOptions(values);
+    const policyUsage = policyUsageOptions(values);
     const maxBatchBytes =
       values['max-batch-bytes'] === undefined ? undefined : batchBytes(values['max-batch-bytes']);
     // Loaded only when the agent runs. In-cluster the client reads the service-account files itself; only
@@ -197,6 +208,7 @@ export const agentCommand: Command = {
         established,
         ...(stateDir === undefined ? {} : { stateDir }),
         ...(reports === undefined ? {} : { reports }),
+        ...(policyUsage === undefined ? {} : { policyUsage }),
       },
       nodeParts(nodeName),
     );

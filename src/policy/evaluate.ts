@@ -167,6 +167,26 @@ function firstAllowing(
   return undefined;
 }
 
+/**
+ * Every policy isolating `subject` in `direction` one of whose rules allows the flow: point 5 makes them a
+ * union, so each one is in use for it (src/agent/usage.ts counts them; the verdict reports the first only).
+ */
+export function policiesAllowing(
+  index: ClusterIndex,
+  direction: Direction,
+  subject: Pod,
+  other: Endpoint,
+  flow: Flow,
+): string[] {
+  const out: string[] = [];
+  for (const policy of index.policiesSelecting(subject)) {
+    const rules = policy[direction];
+    if (rules?.some((rule) => ruleMatch(index, policy, rule, direction, subject, other, flow)))
+      out.push(policy.key);
+  }
+  return out;
+}
+
 export function evaluate(index: ClusterIndex, flow: Flow): Verdict {
   const { from, to } = flow;
   if (from.kind === 'pod' && to.kind === 'pod' && from.pod.key === to.pod.key) {

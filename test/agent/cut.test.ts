@@ -9,39 +9,17 @@ import type { Test } from 'tap';
 import t from 'tap';
 import { Agent } from '../../src/agent/agent.ts';
 import { type ConntrackAccess, CUT_PASS_MESSAGE, connectionsToCut } from '../../src/agent/cut.ts';
-import type { CtEntry, CtTuple } from '../../src/conntrack/entry.ts';
+import type { CtEntry } from '../../src/conntrack/entry.ts';
 import { ConntrackError } from '../../src/conntrack/errors.ts';
-import { formatAddress, parseAddress } from '../../src/policy/address.ts';
+import { formatAddress } from '../../src/policy/address.ts';
 import { normalizeClusterPolicy } from '../../src/policy/cluster-normalize.ts';
 import { endpointAt, evaluate } from '../../src/policy/evaluate.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
 import { FakeApi, until } from '../k8s/fake-api.ts';
 import { cluster, pod, policy, state } from '../policy/builders.ts';
 import { cnp } from '../policy/cluster-builders.ts';
+import { tcp } from './_ct.ts';
 import { basePods, dbPolicy, FakeKernel, P, TEST_AGENT_OPTIONS } from './_fixtures.ts';
-
-const addr = (s: string) => parseAddress(s)!;
-function tcp(
-  src: string,
-  sport: number,
-  dst: string,
-  dport: number,
-  replySrc = dst,
-  replyPort = dport,
-): CtEntry {
-  const orig: CtTuple = { src: addr(src), dst: addr(dst), protocol: 6, sport, dport };
-  const reply: CtTuple = { src: addr(replySrc), dst: addr(src), protocol: 6, sport: replyPort, dport: sport };
-  return {
-    family: orig.src.family,
-    orig,
-    reply,
-    status: 0xe,
-    zone: 0,
-    mark: 0,
-    id: sport,
-    tcpState: 'ESTABLISHED',
-  };
-}
 
 // x/db (n1) takes 5432 from role=api only; x/web (n1) may only reach x/api1 (n2) on 80.
 const webEgress = policy('x/web-out', {
