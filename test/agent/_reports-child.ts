@@ -1,7 +1,8 @@
 // Test helper run INSIDE a lab node's namespace (ip netns exec) by test/agent/reports-kernel.test.ts and
 // bench/reports.ts: programs the node's table with drop reports over netlink and runs the agent's report
 // listener on the real nflog group, logging to stdout as the agent does (`reports: null`: the table
-// without reports, no listener). stdin lines: "stats" prints the metrics as one JSON line; end of stdin
+// without reports, no listener); with `usage`, the per-policy counts too (usage.ts, on the real conntrack
+// table: test/agent/usage-kernel.test.ts). stdin lines: "stats" prints the metrics as one JSON line; end of stdin
 // removes the table and exits. Never run it in the root namespace.
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -10,7 +11,9 @@ import { createMetrics } from '../../src/agent/metrics.ts';
 import { NetlinkProgrammer } from '../../src/agent/programmer.ts';
 import { NodeReconciler } from '../../src/agent/reconciler.ts';
 import { DropReporter } from '../../src/agent/reports.ts';
+import { PolicyUsage } from '../../src/agent/usage.ts';
 import { REPORT_CHAIN, type ReportOptions, TABLE } from '../../src/compile/desired.ts';
+import { ConntrackSocket } from '../../src/conntrack/socket.ts';
 import { Counter, Table, Transaction } from '../../src/nft/index.ts';
 import { buildState, type ClusterObjects } from '../../src/policy/normalize.ts';
 
@@ -20,6 +23,7 @@ const a = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : 
   node: string;
   objects: ClusterObjects;
   reports: ReportOptions;
+  usage?: { intervalMs: number };
 };
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const programmer = new NetlinkProgrammer();
@@ -33,6 +37,17 @@ const reconciler = new NodeReconciler(
 const metrics = createMetrics();
 const log = pino({ level: 'info', base: { node: a.node } }, pino.destination({ dest: 1, sync: true }));
 await reconciler.sync(buildState(a.objects), { full: true });
+const usage = a.usage
+  ? new PolicyUsage({
+      nodeName: a.node,
+      log,
+      metrics,
+      index: () => reconciler.clusterIndex,
+      conntrack: () => new ConntrackSocket(),
+      intervalMs: a.usage.intervalMs,
+    })
+  : undefined;
+usage?.start();
 const reporter = new DropReporter({
   group: a.reports?.group ?? 0,
   node: a.node,
@@ -45,6 +60,7 @@ const reporter = new DropReporter({
     return c instanceof Counter ? c.packets : undefined;
   },
   retryMs: 50,
+  ...(usage ? { onReport: (r: Parameters<PolicyUsage['denied']>[0]) => usage.denied(r) } : {}),
 });
 if (a.reports) reporter.start();
 while (a.reports && reporter.problem !== undefined) await new Promise((r) => setTimeout(r, 20));
@@ -66,6 +82,7 @@ lines.on('line', (line) => {
 });
 lines.on('close', () => {
   reporter.stop();
+  usage?.stop();
   void programmer
     .commit(new Transaction().delete(new Table({ family: 'inet', name: TABLE })))
     .catch(() => {})
