@@ -2,8 +2,13 @@
 // (ctnetlink bytes, as the kernel sends them) and deciding each against 10,000 pods under 1,000 policies,
 // next to planning the same node from scratch in the same run (the ratio is what to watch). Two ways of
 // reading, in the same run: decoding every entry (the baseline), and skipping those without a local pod
-// before decoding (what a pass does). CPU times, since the machine is shared. Not a test.
+// before decoding (what a pass does). CPU times, since the machine is shared. Also one --policy-usage pass
+// (src/agent/usage.ts) over the same dump: the first (every local entry new) and a steady one (all seen
+// before), each with the peek; a pass runs every 10 s by default. Not a test.
+import { pino } from 'pino';
 import { connectionsToCut, localAddresses } from '../src/agent/cut.ts';
+import { createMetrics } from '../src/agent/metrics.ts';
+import { PolicyUsage } from '../src/agent/usage.ts';
 import { decodeEntry, sourcesTouch, writeTuple } from '../src/conntrack/entry.ts';
 import { Writer } from '../src/netlink/attr.ts';
 import { CTA, ctnlType, IPCTNL_MSG, NFPROTO, NLM_F } from '../src/netlink/constants.ts';
@@ -72,6 +77,29 @@ export async function run() {
   });
   const [cutPeeked, peekDecideMs] = cpuMs(() => connectionsToCut(index, 'node0', local));
   if (cutPeeked.length !== cut.length) throw new RangeError('the peek changed what is cut');
+  // The usage passes read the dump through the same peek (the fake access decodes what the socket would).
+  const usage = new PolicyUsage({
+    nodeName: 'node0',
+    log: pino({ level: 'silent' }),
+    metrics: createMetrics(),
+    index: () => index,
+    conntrack: () => ({
+      dump: async (_family, only) => {
+        const entries = messages.filter((m) => sourcesTouch(m, only!)).map(decodeEntry);
+        return { entries, undecodable: 0, skipped: messages.length - entries.length };
+      },
+      delete: async () => 'gone' as const,
+    }),
+    intervalMs: 10_000,
+  });
+  const asyncCpuMs = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
+    const c = process.cpuUsage();
+    const v = await f();
+    const d = process.cpuUsage(c);
+    return [v, (d.user + d.system) / 1000];
+  };
+  const [firstPass, usageFirstMs] = await asyncCpuMs(() => usage.pass());
+  const [steadyPass, usageSteadyMs] = await asyncCpuMs(() => usage.pass());
   return {
     pods: PODS,
     policies: POLICIES,
@@ -88,6 +116,12 @@ export async function run() {
     allOverPlan: Math.round(((decodeMs + decideMs) / planMs) * 100) / 100,
     peekOverPlan: Math.round(((peekMs + peekDecideMs) / planMs) * 100) / 100,
     peekOverAll: Math.round(((peekMs + peekDecideMs) / (decodeMs + decideMs)) * 100) / 100,
+    usageFirstCpuMs: Math.round(usageFirstMs),
+    usageFirstCounted: firstPass?.counted,
+    usageSteadyCpuMs: Math.round(usageSteadyMs),
+    usageSteadyNew: steadyPass?.new,
+    usageSteadyOverPlan: Math.round((usageSteadyMs / planMs) * 100) / 100,
+    usagePolicies: usage.records().length,
     rssMB: Math.round(process.memoryUsage().rss / 1e6),
   };
 }
