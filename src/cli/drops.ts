@@ -10,7 +10,7 @@ import { clusterClient } from './explain.ts';
 /** Where the shipped manifests (daemonset/, the chart's default) run the agents. */
 export const AGENT_NAMESPACE = 'tollgate-system';
 export const AGENT_SELECTOR = 'app.kubernetes.io/name=tollgate,app.kubernetes.io/component=agent';
-const AGENT_CONTAINER = 'agent';
+export const AGENT_CONTAINER = 'agent';
 /** While following, how often the agent pods are listed again (a rolling update replaces them). */
 const RELIST_MS = 30_000;
 /** Lines remembered per pod to drop the overlap when a pod's log is followed again. */
@@ -91,12 +91,53 @@ export async function followDrops(
   io: CommandIO,
   stop: Promise<void>,
 ): Promise<void> {
+  const warned = new Set<string>();
+  const onLine = (pod: string, line: string) => {
+    let r: DropReport | undefined;
+    try {
+      r = reportOfLogLine(line);
+    } catch (error) {
+      if (!(error instanceof ReportFormatError)) throw error;
+      if (!warned.has(pod)) io.err(`tollgate drops: ${o.agentNamespace}/${pod}: ${error.message}`);
+      warned.add(pod);
+      return;
+    }
+    if (r !== undefined && reportMatches(r, o.filter)) io.out(formatReport(r, o.output));
+  };
+  await followAgentLogs(client, { ...o, node: o.filter.node }, io, stop, onLine);
+}
+
+/** Which agents' logs followAgentLogs reads, from when, and whether it follows them. */
+export interface AgentLogOptions {
+  agentNamespace: string;
+  selector: string;
+  container: string;
+  /** Only the agent of this node. */
+  node?: string | undefined;
+  sinceSeconds: number;
+  follow: boolean;
+  /** While following, how often the agent pods are listed again (tests shorten it). */
+  relistMs?: number;
+}
+
+/**
+ * Every agent pod's log lines, each once (by pod), through the API (`tollgate drops`, `tollgate explain
+ * --policy`). Without `follow`, resolves when every log has been read to its end; with it, when `stop`
+ * resolves. A log that cannot be read fails the call without `follow` and is retried at the next re-list
+ * with it.
+ */
+export async function followAgentLogs(
+  client: Pick<ApiClient, 'listPage' | 'followLines'>,
+  o: AgentLogOptions,
+  io: CommandIO,
+  stop: Promise<void>,
+  onLine: (pod: string, line: string) => void,
+): Promise<void> {
   /** By pod: set before the request goes out, so a re-list meanwhile does not follow the pod twice. */
   const streams = new Map<string, { controller: AbortController | undefined; ended: Promise<void> }>();
   let stopped = false;
   const seen = new Map<string, string[]>();
   const lastEnd = new Map<string, Date>();
-  const warned = new Set<string>();
   let failure: DropsError | undefined;
 
   const listAgents = async (): Promise<Agent[]> => {
@@ -116,30 +157,20 @@ export async function followDrops(
       for (const item of page.items) {
         const meta = (item.metadata ?? {}) as { name?: string };
         const node = ((item.spec ?? {}) as { nodeName?: string }).nodeName ?? '';
-        if (meta.name && (o.filter.node === undefined || node === o.filter.node))
-          agents.push({ name: meta.name, node });
+        if (meta.name && (o.node === undefined || node === o.node)) agents.push({ name: meta.name, node });
       }
       cont = page.continue;
     } while (cont);
     return agents;
   };
 
-  const onLine = (pod: string, line: string) => {
+  const onNewLine = (pod: string, line: string) => {
     const recent = seen.get(pod) ?? [];
     if (recent.includes(line)) return; // the overlap of a log followed again
     recent.push(line);
     if (recent.length > SEEN_LINES) recent.splice(0, recent.length - SEEN_LINES);
     seen.set(pod, recent);
-    let r: DropReport | undefined;
-    try {
-      r = reportOfLogLine(line);
-    } catch (error) {
-      if (!(error instanceof ReportFormatError)) throw error;
-      if (!warned.has(pod)) io.err(`tollgate drops: ${o.agentNamespace}/${pod}: ${error.message}`);
-      warned.add(pod);
-      return;
-    }
-    if (r !== undefined && reportMatches(r, o.filter)) io.out(formatReport(r, o.output));
+    onLine(pod, line);
   };
 
   const followPod = async (agent: Agent) => {
@@ -164,7 +195,7 @@ export async function followDrops(
     entry.controller = await client.followLines(
       path,
       query,
-      (line) => onLine(agent.name, line),
+      (line) => onNewLine(agent.name, line),
       (error) => {
         lastEnd.set(agent.name, new Date());
         if (streams.get(agent.name) === entry) streams.delete(agent.name);
@@ -184,7 +215,7 @@ export async function followDrops(
   const agents = await listAgents();
   if (agents.length === 0)
     throw new DropsError(
-      `no agent pods in ${o.agentNamespace} with ${o.selector}${o.filter.node ? ` on node ${o.filter.node}` : ''}`,
+      `no agent pods in ${o.agentNamespace} with ${o.selector}${o.node ? ` on node ${o.node}` : ''}`,
     );
   for (const a of agents) await followPod(a);
   if (!o.follow) {

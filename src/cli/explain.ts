@@ -146,6 +146,7 @@ export const explainCommand: Command = {
   name: 'explain',
   usage: [
     'Usage: tollgate explain --from NS/POD|IP --to NS/POD|IP --port PORT[/PROTO] [SOURCE]',
+    '       tollgate explain --policy NS/NAME|cnp/NAME [--since 1h] [SOURCE]',
     '',
     'Prints ALLOW or DENY for a new connection and why: which policies isolate the source (egress) and',
     'the destination (ingress), and which rule (policy, direction, rule, peer and port index) allows it,',
@@ -160,16 +161,34 @@ export const explainCommand: Command = {
     '                      NetworkPolicies, ClusterNetworkPolicies)',
     '',
     'PORT/PROTO: 80, 80/TCP, 53/UDP, 9000/SCTP, or /ICMP (rules with ports never allow ICMP).',
-    'Exit status: 0 allowed, 3 denied, 2 usage error, 1 other error.',
+    '',
+    '--policy: what the policy selects and which peers and ports each rule allows (the pods they match now).',
+    'Against a live cluster it adds its use: the new connections it allowed and denied per direction, summed',
+    "over the nodes from the agents' `policy usage` log lines within --since (default 1h), read through the",
+    "API like `tollgate drops` (get/list pods, get pods/log in the agents' namespace; --agent-namespace,",
+    '--agent-selector as there). Allowed counts are sampled from conntrack, denied ones come from the drop',
+    'reports (see "Policy usage" in the README).',
+    'Exit status: 0 allowed (or --policy), 3 denied, 2 usage error, 1 other error.',
   ].join('\n'),
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(this, argv, {
       from: { type: 'string' },
       to: { type: 'string' },
       port: { type: 'string' },
+      policy: { type: 'string' },
+      since: { type: 'string' },
+      'agent-namespace': { type: 'string' },
+      'agent-selector': { type: 'string' },
       ...OBJECT_SOURCE_FLAGS,
     });
     rejectPositionals(positionals, this.usage);
+    if (values.policy !== undefined) {
+      if (values.from || values.to || values.port)
+        throw new UsageError(`--policy does not go with --from, --to or --port\n\n${this.usage}`);
+      assertOneSource(values);
+      // Loaded only here: the agent's usage module is not needed to explain a connection.
+      return (await import('./policy-usage.ts')).explainPolicy(values.policy, values, io);
+    }
     if (!values.from || !values.to || !values.port)
       throw new UsageError(`--from, --to and --port are required\n\n${this.usage}`);
     assertOneSource(values);
