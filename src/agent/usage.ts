@@ -25,6 +25,10 @@
 // Denied and would-deny: from the drop reports (reports.ts), +1 for each policy a report names (the
 // isolating policies, the audit ones for would-deny, or cnp/NAME). Denials over the node's report limit
 // have no report and are not attributed: tollgate_drop_reports_suppressed_total counts them per node.
+//
+// The log: a line per pass only with the counts that changed (cumulative, capped, the rest next time), and
+// every USAGE_REFRESH_MS all of them again, so a reader needs only a window of that length (the CLI takes
+// each agent's newest counts and sums the nodes; an agent restart starts its counts again at 0).
 
 import type { Logger } from 'pino';
 import type { CtEntry } from '../conntrack/entry.ts';
@@ -40,6 +44,11 @@ import type { Metrics } from './metrics.ts';
 export const USAGE_MESSAGE = 'policy usage';
 /** Records in one line at most; the others stay due and come in the next lines ("more" says how many). */
 export const USAGE_LOG_CAP = 200;
+/**
+ * Every policy's counts are logged again this often, changed or not: a reader of the logs over a window at
+ * least this long (`explain --policy`'s default --since is 1 h) finds every policy's newest counts.
+ */
+export const USAGE_REFRESH_MS = 30 * 60_000;
 
 export type UsageVerdict = 'allowed' | 'denied' | 'would-deny';
 const VERDICTS: readonly UsageVerdict[] = ['allowed', 'denied', 'would-deny'];
@@ -122,6 +131,8 @@ export interface UsageOptions {
   /** Opens the node's conntrack table (on the first pass, and again after a failed one); undefined: no allowed counts. */
   conntrack: (() => ConntrackAccess) | undefined;
   intervalMs: number;
+  /** Tests shorten it (default USAGE_REFRESH_MS). */
+  refreshMs?: number;
 }
 
 export class PolicyUsage {
@@ -136,6 +147,7 @@ export class PolicyUsage {
   private running: Promise<UsagePass | undefined> | undefined;
   private stopped = false;
   private lastError: string | undefined;
+  private refreshedAt = performance.now();
 
   constructor(options: UsageOptions) {
     this.o = options;
@@ -238,6 +250,10 @@ export class PolicyUsage {
     }
     this.o.metrics.policyUsagePassDuration.observe((performance.now() - started) / 1000);
     this.prune(this.o.index() ?? index);
+    if (performance.now() - this.refreshedAt >= (this.o.refreshMs ?? USAGE_REFRESH_MS)) {
+      this.refreshedAt = performance.now();
+      for (const key of this.totals.keys()) this.due.add(key);
+    }
     this.logDue(result);
     return result;
   }

@@ -208,6 +208,35 @@ t.test('a line holds at most USAGE_LOG_CAP records; the rest come in the next li
   t.equal(usageLines().length, 2, 'nothing left to log');
 });
 
+t.test('every policy is logged again after the refresh period, changed or not', async (t) => {
+  const index = { current: cluster({ pods: basePods(), policies: [dbPolicy, dbAll] }) };
+  const ct = new FakeConntrack();
+  const lines: Record<string, unknown>[] = [];
+  const u = new PolicyUsage({
+    nodeName: 'n1',
+    log: pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) }),
+    metrics: createMetrics(),
+    index: () => index.current,
+    conntrack: () => ct,
+    intervalMs: 60_000,
+    refreshMs: 0,
+  });
+  u.denied(report(['x/db']));
+  u.denied(report(['x/db-all']));
+  await u.pass();
+  u.denied(report(['x/db']));
+  await u.pass();
+  const usageLines = lines.filter((l) => l.msg === USAGE_MESSAGE) as { usage: { policy: string }[] }[];
+  t.same(
+    usageLines.map((l) => l.usage.map((r) => r.policy)),
+    [
+      ['x/db', 'x/db-all'],
+      ['x/db', 'x/db-all'],
+    ],
+    'x/db-all again although it did not change',
+  );
+});
+
 t.test('a failed dump is logged once, counted, and the next pass retries on a new socket', async (t) => {
   const index = { current: cluster({ pods: basePods(), policies: [dbPolicy] }) };
   const { ct, u, lines } = usage(index);
