@@ -192,6 +192,37 @@ export function usageOfLogLine(line: string): UsageRecord[] | undefined {
   );
 }
 
+/** Sums one policy's counts from agents' log lines: each agent's newest record per direction, over the agents. */
+export class UsageSummer {
+  private readonly policy: string;
+  private readonly newest = new Map<string, UsageRecord>(); // `agent direction` -> its newest record
+  private readonly counting = new Set<string>();
+  constructor(policy: string) {
+    this.policy = policy;
+  }
+
+  /** One log line of agent (pod) `agent`, in the order the agent wrote them. */
+  add(agent: string, line: string): void {
+    for (const r of usageOfLogLine(line) ?? []) {
+      if (r.policy !== this.policy) continue;
+      this.newest.set(`${agent} ${r.direction}`, r);
+      this.counting.add(agent);
+    }
+  }
+
+  sum(): PolicyUsageSum {
+    const zero = () => ({ allowed: 0, denied: 0, wouldDeny: 0 });
+    const byDirection = { ingress: zero(), egress: zero() };
+    for (const r of this.newest.values()) {
+      const d = byDirection[r.direction];
+      d.allowed += Number(r.allowed) || 0;
+      d.denied += Number(r.denied) || 0;
+      d.wouldDeny += Number(r.wouldDeny) || 0;
+    }
+    return { counting: [...this.counting].sort(), byDirection };
+  }
+}
+
 /** Reads every agent's log within `sinceSeconds` and sums its newest counts of `policy`. */
 export async function readPolicyUsage(
   client: Pick<ApiClient, 'listPage' | 'followLines'>,
@@ -199,24 +230,11 @@ export async function readPolicyUsage(
   policy: string,
   io: CommandIO,
 ): Promise<PolicyUsageSum> {
-  const newest = new Map<string, UsageRecord>(); // `pod direction` -> the pod's newest record
-  const counting = new Set<string>();
-  await followAgentLogs(client, { ...o, follow: false }, io, Promise.resolve(), (pod, line) => {
-    for (const r of usageOfLogLine(line) ?? []) {
-      if (r.policy !== policy) continue;
-      newest.set(`${pod} ${r.direction}`, r);
-      counting.add(pod);
-    }
-  });
-  const zero = () => ({ allowed: 0, denied: 0, wouldDeny: 0 });
-  const byDirection = { ingress: zero(), egress: zero() };
-  for (const r of newest.values()) {
-    const d = byDirection[r.direction];
-    d.allowed += Number(r.allowed) || 0;
-    d.denied += Number(r.denied) || 0;
-    d.wouldDeny += Number(r.wouldDeny) || 0;
-  }
-  return { counting: [...counting].sort(), byDirection };
+  const summer = new UsageSummer(policy);
+  await followAgentLogs(client, { ...o, follow: false }, io, Promise.resolve(), (pod, line) =>
+    summer.add(pod, line),
+  );
+  return summer.sum();
 }
 
 /** The usage lines explain prints. */
