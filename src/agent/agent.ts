@@ -783,7 +783,10 @@ export class Agent {
         const why = this.notReady();
         // Not a reason to be unready (see DropReporter): shown, not failed.
         const reports = this.reporter?.problem;
-        const extra = reports === undefined ? '' : `drop reports: ${reports}\n`;
+        const usage = this.policyUsage?.problem;
+        const extra =
+          (reports === undefined ? '' : `drop reports: ${reports}\n`) +
+          (usage === undefined ? '' : `policy usage: ${usage}\n`);
         return why === undefined ? send(200, `ok\n${extra}`) : send(503, `${why}\n${extra}`);
       }
       if (req.url === '/metrics') {

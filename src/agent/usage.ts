@@ -166,6 +166,11 @@ export class PolicyUsage {
     this.access = undefined;
   }
 
+  /** undefined: the last pass read conntrack (or none ran yet); otherwise why not (for /readyz's body). */
+  get problem(): string | undefined {
+    return this.lastError;
+  }
+
   /** The counts (tests, and what the log lines add up to). */
   records(): UsageRecord[] {
     return [...this.totals.values()].map((r) => ({ ...r }));

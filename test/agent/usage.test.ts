@@ -247,7 +247,9 @@ t.test('a failed dump is logged once, counted, and the next pass retries on a ne
   const errors = lines.filter((l) => String(l.msg).startsWith('policy usage: cannot read'));
   t.equal(errors.length, 1, 'the same failure is logged once');
   t.equal(ct.closed, 2, 'the socket is closed after each failure');
+  t.match(u.problem, /no answer/, "shown (the agent's /readyz body)");
   t.match(await u.pass(), { examined: 1, new: 1, counted: 1 }, 'the next pass counts');
+  t.equal(u.problem, undefined);
 });
 
 t.test('the agent counts while it writes the table, and serves the metric', async (t) => {
