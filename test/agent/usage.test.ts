@@ -7,12 +7,15 @@ import t from 'tap';
 import { Agent } from '../../src/agent/agent.ts';
 import type { ConntrackAccess } from '../../src/agent/cut.ts';
 import { createMetrics } from '../../src/agent/metrics.ts';
+import { policyUsageOptions } from '../../src/agent/options.ts';
 import { PolicyUsage, policiesUsed, USAGE_LOG_CAP, USAGE_MESSAGE } from '../../src/agent/usage.ts';
+import { agentCommand } from '../../src/cli/agent.ts';
 import type { CtEntry } from '../../src/conntrack/entry.ts';
 import { ConntrackError } from '../../src/conntrack/errors.ts';
 import type { DropReport } from '../../src/nflog/report.ts';
 import { normalizeClusterPolicy } from '../../src/policy/cluster-normalize.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
+import { runInProcess } from '../cli/_in-process.ts';
 import { FakeApi, until } from '../k8s/fake-api.ts';
 import { cluster, pod, policy, state } from '../policy/builders.ts';
 import { cnp } from '../policy/cluster-builders.ts';
@@ -281,3 +284,24 @@ t.test('the agent counts while it writes the table, and serves the metric', asyn
   await until(() => ct.dumps > dumps + 2, 'more passes on the timer');
   t.match(await a.metrics.registry.getSingleMetricAsString('tollgate_policy_connections_total'), /\} 1\n?$/);
 });
+
+t.test(
+  '--policy-usage and --policy-usage-interval-ms: on by default every 10 s, bad values name the flag',
+  async (t) => {
+    t.same(policyUsageOptions({}), { intervalMs: 10_000 });
+    t.same(policyUsageOptions({ 'policy-usage-interval-ms': '500' }), { intervalMs: 500 });
+    t.equal(policyUsageOptions({ 'policy-usage': 'off' }), undefined);
+    t.throws(() => policyUsageOptions({ 'policy-usage': 'yes' }), {
+      code: 'E_USAGE',
+      message: "--policy-usage must be on or off, not 'yes'",
+    });
+    for (const bad of ['50', '1.5', 'ten'])
+      t.throws(() => policyUsageOptions({ 'policy-usage-interval-ms': bad }), {
+        code: 'E_USAGE',
+        message: new RegExp(`--policy-usage-interval-ms .*not '${bad}'`),
+      });
+    const help = await runInProcess(agentCommand, ['--help']);
+    t.match(help.stdout, /--policy-usage=on\|off +count new connections per policy/);
+    t.match(help.stdout, /--policy-usage-interval-ms N\n +how often conntrack is read/);
+  },
+);
