@@ -70,6 +70,11 @@ t.test(
       ['ingress x/db-all'],
       'through a Service: the backend and its port, after DNAT',
     );
+    t.same(
+      uses(index, 'n1', tcp('fd00:10:244:2::30', 40008, 'fd00:10:244:1::20', 5432)),
+      ['ingress x/db', 'ingress x/db-all'],
+      'IPv6 as IPv4',
+    );
   },
 );
 
