@@ -245,6 +245,19 @@ t.test('every policy is logged again after the refresh period, changed or not', 
   );
 });
 
+t.test('a pass with many new entries lets the event loop (a sync) run between them', async (t) => {
+  const index = { current: cluster({ pods: basePods(), policies: [dbPolicy] }) };
+  const { ct, u } = usage(index);
+  for (let i = 0; i < 1500; i++) ct.entries.push(tcp('10.244.2.30', 10_000 + i, '10.244.1.20', 5432));
+  const pass = u.pass();
+  let ranMeanwhile = false;
+  setImmediate(() => {
+    ranMeanwhile = true;
+  });
+  t.match(await pass, { new: 1500, counted: 1500 });
+  t.ok(ranMeanwhile, 'a callback queued after the pass began ran before it ended');
+});
+
 t.test('a failed dump is logged once, counted, and the next pass retries on a new socket', async (t) => {
   const index = { current: cluster({ pods: basePods(), policies: [dbPolicy] }) };
   const { ct, u, lines } = usage(index);
