@@ -8,6 +8,7 @@ import type { ClusterPeer, ClusterPolicy, ClusterPort, ClusterRule } from '../po
 import { formatIssue } from '../policy/errors.ts';
 import { ClusterIndex } from '../policy/index.ts';
 import { buildState } from '../policy/normalize.ts';
+import { matchesSelector } from '../policy/selector.ts';
 import { subjectSelects } from '../policy/tiers.ts';
 import type { Direction, LabelSelector, Peer, Pod, Policy, PolicyPort, Rule } from '../policy/types.ts';
 import { UsageError } from '../util/errors.ts';
@@ -103,12 +104,24 @@ function networkPolicyLines(index: ClusterIndex, policy: Policy): string[] {
   return lines;
 }
 
+/** The live pods a CNP pod or namespace peer matches now (semantics 22). */
+function clusterPeerPods(index: ClusterIndex, namespaces: LabelSelector, pods: LabelSelector | undefined) {
+  return index.livePods.filter((pod) => {
+    const ns = index.namespace(pod.namespace)?.labels;
+    return (
+      ns !== undefined &&
+      matchesSelector(namespaces, ns) &&
+      (pods === undefined || matchesSelector(pods, pod.labels))
+    );
+  });
+}
+
 function clusterPeerText(index: ClusterIndex, peer: ClusterPeer): string {
   switch (peer.kind) {
     case 'namespaces':
-      return `every pod in ${namespacesText(peer.namespaces)}`;
+      return `every pod in ${namespacesText(peer.namespaces)} (now: ${listPods(clusterPeerPods(index, peer.namespaces, undefined))})`;
     case 'pods':
-      return `${podsText(peer.pods)} in ${namespacesText(peer.namespaces)}`;
+      return `${podsText(peer.pods)} in ${namespacesText(peer.namespaces)} (now: ${listPods(clusterPeerPods(index, peer.namespaces, peer.pods))})`;
     case 'nodes':
       return `nodes ${selectorText(peer.nodes) || '(every node)'} (${index.state.nodes.length} in the cluster)`;
     case 'networks':

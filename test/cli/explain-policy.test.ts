@@ -29,6 +29,23 @@ t.test('offline: the policy, its pods, and each rule with the peers it matches n
   t.notMatch(deny.stdout, /usage/, 'no usage offline');
 });
 
+t.test('offline: a ClusterNetworkPolicy as cnp/NAME, its tier, subject and ordered rules', async (t) => {
+  const file = 'test/scenarios/cnp/c-admin-egress-sctp.yaml';
+  const r = await explain('--policy', 'cnp/admin-egress-sctp', '--scenario', file, '--step', '1');
+  t.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  t.same(lines.slice(0, 3), [
+    'ClusterNetworkPolicy admin-egress-sctp (cnp/admin-egress-sctp), tier Admin, priority 8',
+    '  subject: every pod in namespaces kubernetes.io/metadata.name=ravenclaw: 2 pod(s) (ravenclaw/luna-lovegood-0, ravenclaw/luna-lovegood-1)',
+    '  ingress: no rules (does not affect it)',
+  ]);
+  t.match(
+    lines[4],
+    /^ {4}rule 0 \(accept-gryffindor\): Accept to every pod in namespaces kubernetes.io\/metadata.name=gryffindor \(now: gryffindor\/harry-potter-0, gryffindor\/harry-potter-1\); every port$/,
+  );
+  t.match(r.stdout, /rule 3 \(deny-slytherin-9003\): Deny to .*; ports 9003\/SCTP/);
+});
+
 t.test('bad --policy uses are usage errors naming the flag', async (t) => {
   const missing = await explain('--policy', 'store/nope', '--scenario', scenario);
   t.equal(missing.code, 2);
