@@ -247,6 +247,8 @@ export class PolicyUsage {
         this.lastError = undefined;
         this.o.metrics.policyUsagePasses.inc({ result: 'ok' });
       } catch (error) {
+        // stop() closed the socket under a running dump: nothing failed.
+        if (this.stopped) return undefined;
         // The next interval retries on a new socket; the same failure is logged once.
         this.access?.close?.();
         this.access = undefined;

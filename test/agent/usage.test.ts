@@ -258,6 +258,29 @@ t.test('a pass with many new entries lets the event loop (a sync) run between th
   t.ok(ranMeanwhile, 'a callback queued after the pass began ran before it ended');
 });
 
+t.test('stopping during a dump is no failure', async (t) => {
+  const index = { current: cluster({ pods: basePods(), policies: [dbPolicy] }) };
+  const { ct, u, lines } = usage(index);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  ct.dump = async () => {
+    await gate;
+    throw new ConntrackError('E_CONNTRACK_IO', 'conntrack dump: socket closed');
+  };
+  const pass = u.pass();
+  await new Promise((r) => setImmediate(r));
+  u.stop();
+  release();
+  t.equal(await pass, undefined);
+  t.same(
+    lines.filter((l) => String(l.msg).startsWith('policy usage')),
+    [],
+    'nothing logged',
+  );
+});
+
 t.test('a failed dump is logged once, counted, and the next pass retries on a new socket', async (t) => {
   const index = { current: cluster({ pods: basePods(), policies: [dbPolicy] }) };
   const { ct, u, lines } = usage(index);
