@@ -8,7 +8,7 @@
 // cannot be split by policy; a rule (or counter) per policy would make the per-packet cost grow with the
 // number of policies (issue 14 forbids it).
 //
-// Allowed: sampled from conntrack. Every --policy-usage-interval the node's table is dumped (only entries
+// Allowed: sampled from conntrack. Every --policy-usage-interval-ms the node's table is dumped (only entries
 // with a local pod at one end are decoded, as for --established=cut), the entries not in the previous
 // pass (kernel id and original tuple; the state is one key per local entry, bounded by the table) are
 // read as cut.ts reads them, and for each direction this node enforces (egress of a local source pod,
@@ -19,8 +19,11 @@
 // What it misses: an entry created and gone within one interval. TCP entries stay 120 s in TIME_WAIT after
 // a close and UDP ones 30 s after the last packet, so at the default 10 s what is lost is a connection
 // refused or reset at once (its entry lives 10 s in CLOSE), one whose entry a full table evicted, and
-// anything between the agent's last pass and its exit. It is judged with the index of the pass, up to one interval after the connection opened. The
-// first pass of an agent counts every live entry (the counters start with the process).
+// anything between the agent's last pass and its exit. It is judged with the index of the pass, up to one
+// interval after the connection opened. The first pass of an agent counts every live entry (the counters
+// start with the process). Considered and left: conntrack events (NEW on a multicast group) would see
+// every connection, but cost a message per connection on a busy node and drop under load (ENOBUFS) exactly
+// when counts matter; a sampled dump costs the same whatever the connection rate.
 //
 // Denied and would-deny: from the drop reports (reports.ts), +1 for each policy a report names (the
 // isolating policies, the audit ones for would-deny, or cnp/NAME). Denials over the node's report limit
