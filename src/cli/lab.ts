@@ -1,6 +1,7 @@
 // `tollgate lab up|run|down|list`: a small dispatcher over lab subcommands (add one entry to `subcommands` to
 // extend it, e.g. `lab run`). Argument handling and printing only; everything network is in src/lab.
 
+import type { ParseArgsConfig } from 'node:util';
 import { LabError } from '../lab/errors.ts';
 import { demoSpec, Lab, listLabs, sweepLabs } from '../lab/index.ts';
 import { LabScenarioDriver } from '../lab/scenario.ts';
@@ -8,12 +9,19 @@ import { UsageError } from '../util/errors.ts';
 import { type Command, type CommandIO, parseCommandArgs } from './command.ts';
 import { requireScenarios, runScenarioFiles } from './scenarios.ts';
 
-export interface LabSubcommand {
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+export interface LabSubcommand<O extends Options = Options> {
   summary: string;
   /** Usage lines shown under `tollgate lab --help`. */
   usage: string;
-  run(argv: string[], io: CommandIO): Promise<number>;
+  /** Its flags, parsed by the dispatcher: a bad one is shown with the whole `tollgate lab` usage. */
+  options: O;
+  run(args: ReturnType<typeof parseCommandArgs<O>>, io: CommandIO): Promise<number>;
 }
+
+/** Keeps each subcommand's own flag types inside it while the table holds them all alike. */
+const subcommand = <const O extends Options>(s: LabSubcommand<O>) => s as unknown as LabSubcommand;
 
 function positiveInt(flag: string, value: string | undefined, fallback: number, max: number): number {
   if (value === undefined) return fallback;
@@ -23,7 +31,7 @@ function positiveInt(flag: string, value: string | undefined, fallback: number, 
   return n;
 }
 
-const up: LabSubcommand = {
+const up = subcommand({
   summary: 'create a demo lab that stays up after the command returns',
   usage: [
     'tollgate lab up [--nodes N] [--pods K] [--id ID]',
@@ -32,12 +40,8 @@ const up: LabSubcommand = {
     '             80/TCP 81/TCP (HTTP) and 80/UDP 81/UDP (echo); plus host/backup at 203.0.113.10 (80/TCP)',
     '  --id ID    lab id in every namespace name tglab-ID-... (default: random)',
   ].join('\n'),
-  async run(argv, io) {
-    const { values } = parseCommandArgs(labCommand, argv, {
-      nodes: { type: 'string' },
-      pods: { type: 'string' },
-      id: { type: 'string' },
-    });
+  options: { nodes: { type: 'string' }, pods: { type: 'string' }, id: { type: 'string' } },
+  async run({ values }, io) {
     const nodes = positiveInt('nodes', values.nodes, 2, 50);
     const pods = positiveInt('pods', values.pods, 6, 240);
     if (values.id !== undefined && !/^[a-z0-9]{1,12}$/.test(values.id)) {
@@ -63,17 +67,17 @@ const up: LabSubcommand = {
     );
     return 0;
   },
-};
+});
 
-const down: LabSubcommand = {
+const down = subcommand({
   summary: 'remove labs: the given ids, or every lab no running process owns (crashed runs, `lab up`)',
   usage: [
     'tollgate lab down [ID...] [--all]',
     '  ID     remove these labs (namespaces tglab-ID-* and the processes inside them)',
     '  --all  also remove labs that a running test or benchmark still owns',
   ].join('\n'),
-  async run(argv, io) {
-    const { values, positionals } = parseCommandArgs(labCommand, argv, { all: { type: 'boolean' } });
+  options: { all: { type: 'boolean' } },
+  async run({ values, positionals }, io) {
     const removed = await sweepLabs({ ids: positionals, all: values.all ?? false });
     const missing = positionals.filter((id) => !removed.some((l) => l.id === id));
     for (const lab of removed) io.out(`removed lab ${lab.id} (${lab.namespaces.length} namespaces)`);
@@ -81,13 +85,13 @@ const down: LabSubcommand = {
     for (const id of missing) io.err(`no lab ${id}`);
     return missing.length > 0 ? 1 : 0;
   },
-};
+});
 
-const list: LabSubcommand = {
+const list = subcommand({
   summary: 'list the labs on this machine',
   usage: 'tollgate lab list',
-  async run(argv, io) {
-    parseCommandArgs(labCommand, argv, {});
+  options: {},
+  async run(_args, io) {
     const labs = await listLabs();
     if (labs.length === 0) io.out('no labs');
     for (const lab of labs) {
@@ -96,9 +100,9 @@ const list: LabSubcommand = {
     }
     return 0;
   },
-};
+});
 
-const run: LabSubcommand = {
+const run = subcommand({
   summary: 'run scenario files with real traffic in a fresh lab per scenario',
   usage: [
     'tollgate lab run [--api] SCENARIO|DIR...',
@@ -113,8 +117,8 @@ const run: LabSubcommand = {
     '         load per core, 1..5), and the deny probes are sampled every 200 ms through the window; the',
     '         report prints both for every such step',
   ].join('\n'),
-  async run(argv, io) {
-    const { values, positionals } = parseCommandArgs(labCommand, argv, { api: { type: 'boolean' } });
+  options: { api: { type: 'boolean' } },
+  async run({ values, positionals }, io) {
     requireScenarios(positionals, this.usage);
     // The API driver (and the Kubernetes client library it loads) only when asked for.
     const ApiScenarioDriver = values.api
@@ -130,7 +134,7 @@ const run: LabSubcommand = {
       ...(progress ? { progress } : {}),
     });
   },
-};
+});
 
 export const subcommands: Record<string, LabSubcommand> = { up, run, down, list };
 
@@ -149,11 +153,11 @@ export const labCommand: Command = {
   },
   async run(argv, io) {
     const [name, ...rest] = argv;
-    const subcommand = name === undefined ? undefined : subcommands[name];
-    if (!subcommand) {
+    const sub = name !== undefined && Object.hasOwn(subcommands, name) ? subcommands[name] : undefined;
+    if (!sub) {
       io.err(name === undefined ? usage() : `tollgate lab: unknown subcommand '${name}'\n\n${usage()}`);
       return 2;
     }
-    return subcommand.run(rest, io);
+    return sub.run(parseCommandArgs(labCommand, rest, sub.options), io);
   },
 };

@@ -11,15 +11,5 @@ import { ErrnoError } from '../netlink/errors.ts';
  */
 export type ConntrackErrorCode = 'E_CONNTRACK_KERNEL' | 'E_CONNTRACK_IO' | 'E_CONNTRACK_DECODE';
 
-export class ConntrackError extends ErrnoError<ConntrackErrorCode> {
-  /** The entry (its original tuple as text) or the request the error is about. */
-  readonly object: string | undefined;
-  constructor(
-    code: ConntrackErrorCode,
-    message: string,
-    details: { object?: string; errno?: number; cause?: unknown } = {},
-  ) {
-    super(code, message, details);
-    this.object = details.object;
-  }
-}
+/** `object`: the entry (its original tuple as text) or the request the error is about. */
+export class ConntrackError extends ErrnoError<ConntrackErrorCode> {}

@@ -2,12 +2,12 @@
 // conntrack table and deletes single entries by their original tuple. One request at a time per call
 // site is enough (the agent cuts after each sync); it never flushes the table and decides nothing.
 
-import { RawNetlinkSocket } from 'netlink';
+import type { RawNetlinkSocket } from 'netlink';
 import { Writer } from '../netlink/attr.ts';
-import { NETLINK_NETFILTER, NLMSG } from '../netlink/constants.ts';
+import { NLMSG } from '../netlink/constants.ts';
 import { describeErrno } from '../netlink/errors.ts';
 import { type NlMessage, parseError, splitMessages } from '../netlink/message.ts';
-import { SocketHandle } from '../netlink/sockopt.ts';
+import { openNetfilterSocket } from '../netlink/sockopt.ts';
 import type { Family } from '../policy/address.ts';
 import { ERRNO } from '../util/errors.ts';
 import { IdleDeadline, realTimers, type Timers } from './deadline.ts';
@@ -53,15 +53,9 @@ export class ConntrackSocket {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.timers = options.timers ?? realTimers;
     const rcv = options.recvBufferSize ?? 1024 * 1024;
-    this.sock = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: rcv, sendBufferSize: 0 });
-    try {
-      // A full queue must not set sk_err: the package would abort the process on the poll error (see
-      // sockopt.ts). A dump is paced by our reads, so it does not overflow.
-      SocketHandle.of(this.sock, NETLINK_NETFILTER).setNoEnobufs();
-    } catch (error) {
-      this.sock.close();
-      throw error;
-    }
+    // A full queue must not set sk_err: the package would abort the process on the poll error (see
+    // sockopt.ts). A dump is paced by our reads, so it does not overflow: no forced buffer size.
+    this.sock = openNetfilterSocket(rcv, { forceRecvBuffer: false }).sock;
     // Anything thrown inside these handlers would abort the process (they run from a native callback).
     this.sock.on('message', (buf) => this.onData(buf));
     this.sock.on('error', (err) => this.failAll(`socket error: ${err.message}`, err));

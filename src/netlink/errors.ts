@@ -56,14 +56,19 @@ export type NetlinkErrorCode =
   | 'E_NETLINK_TOO_LARGE'
   | 'E_NETLINK_PROTOCOL';
 
-/** An error that may carry the kernel's errno (number and name) under a literal code: netlink, nflog, conntrack. */
+/**
+ * An error that may carry the kernel's errno (number and name) under a literal code: netlink, nflog,
+ * conntrack; `object` names what it is about (an nf_tables object, a conntrack entry or request).
+ */
 export class ErrnoError<C extends ErrorCode> extends TollgateError<C> {
   readonly errno: number | undefined;
   readonly errnoName: string | undefined;
-  constructor(code: C, message: string, details: { errno?: number; cause?: unknown }) {
+  readonly object: string | undefined;
+  constructor(code: C, message: string, details: { errno?: number; object?: string; cause?: unknown } = {}) {
     super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
     this.errno = details.errno;
     this.errnoName = details.errno === undefined ? undefined : errnoName(details.errno);
+    this.object = details.object;
   }
 }
 
@@ -74,12 +79,10 @@ export class ErrnoError<C extends ErrorCode> extends TollgateError<C> {
  */
 export class NetlinkError extends ErrnoError<NetlinkErrorCode> {
   readonly messageType: string | undefined;
-  readonly object: string | undefined;
   readonly seq: number | undefined;
   constructor(code: NetlinkErrorCode, message: string, details: NetlinkErrorDetails = {}) {
     super(code, message, details);
     this.messageType = details.messageType;
-    this.object = details.object;
     this.seq = details.seq;
   }
 

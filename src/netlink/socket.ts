@@ -1,19 +1,11 @@
 // The only code that touches a netlink socket: requests, dumps (multipart until NLMSG_DONE) and atomic batch
 // commits with ACKs mapped back by sequence number. The socket lives in the caller's network namespace.
 
-import { RawNetlinkSocket } from 'netlink';
+import type { RawNetlinkSocket } from 'netlink';
 import { ERRNO, errnoNameOf } from '../util/errors.ts';
 import { Attrs, Writer } from './attr.ts';
 import type { Batch } from './batch.ts';
-import {
-  messageTypeName,
-  NETLINK_NETFILTER,
-  NFT_MSG,
-  NFTA_GEN_ID,
-  NLM_F,
-  NLMSG,
-  nftType,
-} from './constants.ts';
+import { messageTypeName, NFT_MSG, NFTA_GEN_ID, NLM_F, NLMSG, nftType } from './constants.ts';
 import { NetlinkError } from './errors.ts';
 import {
   beginMessage,
@@ -23,7 +15,7 @@ import {
   parseError,
   splitMessages,
 } from './message.ts';
-import { SocketHandle } from './sockopt.ts';
+import { openNetfilterSocket, type SocketHandle } from './sockopt.ts';
 
 interface Waiter {
   /** Returns true when the waiter is complete. */
@@ -65,17 +57,9 @@ export class NfnlSocket {
   constructor(options: SocketOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? 60_000;
     const rcv = options.recvBufferSize ?? 8 * 1024 * 1024;
-    this.sock = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: rcv, sendBufferSize: 0 });
-    try {
-      // A full receive queue (a batch's ACKs) must not set sk_err: the package would abort the process on
-      // the poll error (see sockopt.ts). Drops are then read from the kernel's count around each commit.
-      this.handle = SocketHandle.of(this.sock, NETLINK_NETFILTER);
-      this.handle.setNoEnobufs();
-      this.handle.forceRecvBuffer(rcv);
-    } catch (error) {
-      this.sock.close();
-      throw error;
-    }
+    // A full receive queue (a batch's ACKs) must not set sk_err: the package would abort the process on
+    // the poll error (see sockopt.ts). Drops are then read from the kernel's count around each commit.
+    ({ sock: this.sock, handle: this.handle } = openNetfilterSocket(rcv));
     this.seq = Math.floor(Date.now() / 1000) & 0x3fffffff;
     this.sock.on('message', (buf) => this.onData(buf));
     this.sock.on('error', (err) => this.onError(err));

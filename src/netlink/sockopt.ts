@@ -1,5 +1,6 @@
 // Socket options the `netlink` package cannot set (it exposes neither setsockopt nor the fd), and the
-// kernel's drop counter of one netlink socket. Finds the socket's fd by inode; never reads or sends data.
+// kernel's drop counter of one netlink socket, and the opening of a NETLINK_NETFILTER socket with them.
+// Finds the socket's fd by inode; never reads or sends data.
 //
 // Why: on a receive-queue overflow the kernel sets sk_err = ENOBUFS, poll reports EPOLLERR, and the
 // package's poll handler then aborts the whole process (an exception thrown in native code) and would
@@ -12,7 +13,8 @@
 
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import koffi from 'koffi';
-import type { RawNetlinkSocket } from 'netlink';
+import { RawNetlinkSocket } from 'netlink';
+import { NETLINK_NETFILTER } from './constants.ts';
 import { NetlinkError } from './errors.ts';
 
 const SOL_SOCKET = 1;
@@ -122,5 +124,33 @@ export class SocketHandle {
   /** Messages the kernel dropped for this socket so far (sk_drops); undefined once the socket is gone. */
   drops(): number | undefined {
     return netlinkRows().find((r) => r.inode === this.inode)?.drops;
+  }
+}
+
+export interface NetfilterSocketOptions {
+  /** SO_RCVBUFFORCE to the requested size (default); false: only the package's SO_RCVBUF request. */
+  forceRecvBuffer?: boolean;
+  /** More set-up before the socket is handed out (a multicast group to join, a first drop count). */
+  setup?: (sock: RawNetlinkSocket, handle: SocketHandle) => void;
+}
+
+/**
+ * A NETLINK_NETFILTER socket whose full receive queue cannot abort the process (NETLINK_NO_ENOBUFS, see
+ * above), with a receive buffer of `recvBufferSize` bytes. Closed again if any of its set-up fails.
+ */
+export function openNetfilterSocket(
+  recvBufferSize: number,
+  options: NetfilterSocketOptions = {},
+): { sock: RawNetlinkSocket; handle: SocketHandle } {
+  const sock = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize, sendBufferSize: 0 });
+  try {
+    const handle = SocketHandle.of(sock, NETLINK_NETFILTER);
+    handle.setNoEnobufs();
+    if (options.forceRecvBuffer !== false) handle.forceRecvBuffer(recvBufferSize);
+    options.setup?.(sock, handle);
+    return { sock, handle };
+  } catch (error) {
+    sock.close();
+    throw error;
   }
 }

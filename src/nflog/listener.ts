@@ -2,10 +2,9 @@
 // binds the group with a small packet copy, decodes each report, and counts the reports the kernel could
 // not deliver. Reports only: it never changes the ruleset, and it attributes nothing to pods or policies.
 
-import { RawNetlinkSocket } from 'netlink';
+import type { RawNetlinkSocket } from 'netlink';
 import { Writer } from '../netlink/attr.ts';
 import {
-  NETLINK_NETFILTER,
   NFPROTO,
   NFULA_CFG,
   NFULNL_CFG_CMD,
@@ -18,7 +17,7 @@ import {
 } from '../netlink/constants.ts';
 import { errnoName } from '../netlink/errors.ts';
 import { beginMessage, endMessage, type NlMessage, parseError, splitMessages } from '../netlink/message.ts';
-import { SocketHandle } from '../netlink/sockopt.ts';
+import { openNetfilterSocket, type SocketHandle } from '../netlink/sockopt.ts';
 import { ERRNO, errnoNameOf } from '../util/errors.ts';
 import { NflogError } from './errors.ts';
 import { decodePacket, isPacketMessage, type NflogPacket } from './packet.ts';
@@ -81,21 +80,15 @@ export class NflogListener {
   private constructor(options: NflogListenerOptions) {
     this.options = options;
     this.group = options.group;
-    this.sock = new RawNetlinkSocket(NETLINK_NETFILTER, {
-      recvBufferSize: options.recvBufferSize ?? 1024 * 1024,
-      sendBufferSize: 0,
-    });
-    try {
-      // A full queue must not set sk_err: the package would abort the process on the poll error (see
-      // sockopt.ts). Losses show as sequence gaps and in the kernel's drop count.
-      this.handle = SocketHandle.of(this.sock, NETLINK_NETFILTER);
-      this.handle.setNoEnobufs();
-      this.handle.forceRecvBuffer(options.recvBufferSize ?? 1024 * 1024);
-      this.drops0 = this.handle.drops() ?? 0;
-    } catch (error) {
-      this.sock.close();
-      throw error;
-    }
+    let drops0 = 0;
+    // A full queue must not set sk_err: the package would abort the process on the poll error (see
+    // sockopt.ts). Losses show as sequence gaps and in the kernel's drop count.
+    ({ sock: this.sock, handle: this.handle } = openNetfilterSocket(options.recvBufferSize ?? 1024 * 1024, {
+      setup: (_sock, handle) => {
+        drops0 = handle.drops() ?? 0;
+      },
+    }));
+    this.drops0 = drops0;
     // Anything thrown inside these handlers would abort the process (they run from a native callback).
     this.sock.on('message', (buf) => this.guard(() => this.onData(buf)));
     this.sock.on('error', (err) => this.guard(() => this.onSocketError(err)));

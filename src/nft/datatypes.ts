@@ -122,6 +122,18 @@ function intParse(text: string, max: number, what: string): number {
   return n;
 }
 
+/** An unsigned integer of `len` bytes in network (big) or host byte order, as registers hold it. */
+function uintBytes(n: number, len: number, order: 'big' | 'host'): Buffer {
+  const b = Buffer.alloc(len);
+  if (order === 'host' && HOST_IS_LE) b.writeUIntLE(n, 0, len);
+  else b.writeUIntBE(n, 0, len);
+  return b;
+}
+
+function readUint(b: Buffer, len: number, order: 'big' | 'host'): number {
+  return order === 'host' && HOST_IS_LE ? b.readUIntLE(0, len) : b.readUIntBE(0, len);
+}
+
 export function protoNumber(text: string): number {
   return PROTO_NAMES[text] ?? intParse(text, 255, 'inet_proto');
 }
@@ -167,12 +179,8 @@ export const DATATYPES: Record<KeyTypeName, DataType> = {
     byteorder: 'big',
     udataByteorder: UDATA_BYTEORDER.big,
     ordered: true,
-    parse: (t) => {
-      const b = Buffer.alloc(2);
-      b.writeUInt16BE(intParse(t, 0xffff, 'inet_service (port)'));
-      return b;
-    },
-    format: (b) => String(b.readUInt16BE(0)),
+    parse: (t) => uintBytes(intParse(t, 0xffff, 'inet_service (port)'), 2, 'big'),
+    format: (b) => String(readUint(b, 2, 'big')),
   },
   mark: {
     name: 'mark',
@@ -182,14 +190,8 @@ export const DATATYPES: Record<KeyTypeName, DataType> = {
     byteorder: 'host',
     udataByteorder: UDATA_BYTEORDER.host,
     ordered: false,
-    parse: (t) => {
-      const b = Buffer.alloc(4);
-      const n = intParse(t, 0xffffffff, 'mark');
-      if (HOST_IS_LE) b.writeUInt32LE(n);
-      else b.writeUInt32BE(n);
-      return b;
-    },
-    format: (b) => `0x${(HOST_IS_LE ? b.readUInt32LE(0) : b.readUInt32BE(0)).toString(16).padStart(8, '0')}`,
+    parse: (t) => uintBytes(intParse(t, 0xffffffff, 'mark'), 4, 'host'),
+    format: (b) => `0x${readUint(b, 4, 'host').toString(16).padStart(8, '0')}`,
   },
   ifname: {
     name: 'ifname',

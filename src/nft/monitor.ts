@@ -2,11 +2,10 @@
 // one table and reports each transaction that changed it, with the port id and process of whoever
 // committed it, so that the agent can tell other writers' changes from its own. Decodes and reports only:
 // never reads or changes the ruleset.
-import { RawNetlinkSocket } from 'netlink';
+import type { RawNetlinkSocket } from 'netlink';
 import { Attrs } from '../netlink/attr.ts';
 import {
   messageTypeName,
-  NETLINK_NETFILTER,
   NFNL_SUBSYS_NFTABLES,
   NFNLGRP_NFTABLES,
   NFT_MSG,
@@ -14,7 +13,7 @@ import {
   NFTA_GEN,
 } from '../netlink/constants.ts';
 import { NFGENMSG_LEN, type NlMessage, splitMessages } from '../netlink/message.ts';
-import { SocketHandle } from '../netlink/sockopt.ts';
+import { openNetfilterSocket, type SocketHandle } from '../netlink/sockopt.ts';
 
 /** How often the kernel's drop count is read besides at each transaction's end (a lost NEWGEN). */
 const DROP_CHECK_MS = 1000;
@@ -60,18 +59,15 @@ export class TableMonitor {
   constructor(options: MonitorOptions) {
     this.options = options;
     const rcv = options.recvBufferSize ?? 4 * 1024 * 1024;
-    this.sock = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: rcv, sendBufferSize: 0 });
-    try {
-      // Before the subscription: an overflow with sk_err set would abort the process (see sockopt.ts).
-      this.handle = SocketHandle.of(this.sock, NETLINK_NETFILTER);
-      this.handle.setNoEnobufs();
-      this.handle.forceRecvBuffer(rcv);
-      this.drops = this.handle.drops() ?? 0;
-      this.sock.addMembership(NFNLGRP_NFTABLES);
-    } catch (error) {
-      this.sock.close();
-      throw error;
-    }
+    let drops = 0;
+    // NETLINK_NO_ENOBUFS before the subscription: an overflow with sk_err set would abort the process.
+    ({ sock: this.sock, handle: this.handle } = openNetfilterSocket(rcv, {
+      setup: (sock, handle) => {
+        drops = handle.drops() ?? 0;
+        sock.addMembership(NFNLGRP_NFTABLES);
+      },
+    }));
+    this.drops = drops;
     this.sock.on('message', (buf) => {
       for (const m of splitMessages(buf)) this.onMessage(m);
     });

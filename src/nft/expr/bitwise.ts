@@ -4,8 +4,8 @@
 import type { Attrs, Writer } from '../../netlink/attr.ts';
 import { NftValidationError } from '../errors.ts';
 import type { RenderContext } from '../render.ts';
-import { decodeValueData, encodeValueData } from '../verdict.ts';
-import type { Expr } from './expr.ts';
+import { encodeValueData } from '../verdict.ts';
+import { type Expr, requiredValues } from './expr.ts';
 
 const A = { SREG: 1, DREG: 2, LEN: 3, MASK: 4, XOR: 5, OP: 6 } as const;
 
@@ -39,16 +39,8 @@ export class Bitwise implements Expr {
   static decode(a: Attrs): Bitwise {
     if ((a.u32be(A.OP) ?? 0) !== 0)
       throw new NftValidationError('bitwise expression', 'unsupported operation (shift)', 'op');
-    const mask = decodeValueData(a.nested(A.MASK));
-    const xor = decodeValueData(a.nested(A.XOR));
-    if (!mask || !xor)
-      throw new NftValidationError('bitwise expression', 'malformed: needs mask and xor', 'mask');
-    return new Bitwise({
-      sreg: a.u32be(A.SREG) ?? 0,
-      dreg: a.u32be(A.DREG) ?? 0,
-      mask: Buffer.from(mask),
-      xor: Buffer.from(xor),
-    });
+    const { mask, xor } = requiredValues(a, 'bitwise expression', { mask: A.MASK, xor: A.XOR });
+    return new Bitwise({ sreg: a.u32be(A.SREG) ?? 0, dreg: a.u32be(A.DREG) ?? 0, mask, xor });
   }
 
   render(ctx: RenderContext): void {

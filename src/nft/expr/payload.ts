@@ -2,6 +2,7 @@
 // Loading only; writing packet bytes (payload set, checksums) is not supported here.
 
 import type { Attrs, Writer } from '../../netlink/attr.ts';
+import { NFPROTO } from '../../netlink/constants.ts';
 import { NftValidationError } from '../errors.ts';
 import type { OperandType, RenderContext } from '../render.ts';
 import type { Expr } from './expr.ts';
@@ -19,38 +20,25 @@ export interface PayloadField {
   type: OperandType;
   /** NFPROTO the field needs in inet/bridge tables (nft would add `meta nfproto` otherwise). */
   nfproto?: number;
-  /** a match on this field establishes the L4 protocol (ip protocol / ip6 nexthdr). */
-  setsL4?: boolean;
 }
 
-export const PAYLOAD_FIELDS: Record<string, PayloadField> = {
-  'ip protocol': {
-    text: 'ip protocol',
-    base: 'nh',
-    offset: 9,
-    len: 1,
-    type: 'inet_proto',
-    nfproto: 2,
-    setsL4: true,
-  },
-  'ip saddr': { text: 'ip saddr', base: 'nh', offset: 12, len: 4, type: 'ipv4_addr', nfproto: 2 },
-  'ip daddr': { text: 'ip daddr', base: 'nh', offset: 16, len: 4, type: 'ipv4_addr', nfproto: 2 },
-  'ip6 nexthdr': {
-    text: 'ip6 nexthdr',
-    base: 'nh',
-    offset: 6,
-    len: 1,
-    type: 'inet_proto',
-    nfproto: 10,
-    setsL4: true,
-  },
-  'ip6 saddr': { text: 'ip6 saddr', base: 'nh', offset: 8, len: 16, type: 'ipv6_addr', nfproto: 10 },
-  'ip6 daddr': { text: 'ip6 daddr', base: 'nh', offset: 24, len: 16, type: 'ipv6_addr', nfproto: 10 },
+const FIELDS: PayloadField[] = [
+  { text: 'ip protocol', base: 'nh', offset: 9, len: 1, type: 'inet_proto', nfproto: NFPROTO.IPV4 },
+  { text: 'ip saddr', base: 'nh', offset: 12, len: 4, type: 'ipv4_addr', nfproto: NFPROTO.IPV4 },
+  { text: 'ip daddr', base: 'nh', offset: 16, len: 4, type: 'ipv4_addr', nfproto: NFPROTO.IPV4 },
+  { text: 'ip6 nexthdr', base: 'nh', offset: 6, len: 1, type: 'inet_proto', nfproto: NFPROTO.IPV6 },
+  { text: 'ip6 saddr', base: 'nh', offset: 8, len: 16, type: 'ipv6_addr', nfproto: NFPROTO.IPV6 },
+  { text: 'ip6 daddr', base: 'nh', offset: 24, len: 16, type: 'ipv6_addr', nfproto: NFPROTO.IPV6 },
   // Before th sport: a one-byte load at the transport header's start is the ICMPv6 type, not a port prefix.
-  'icmpv6 type': { text: 'icmpv6 type', base: 'th', offset: 0, len: 1, type: 'raw' },
-  'th sport': { text: 'th sport', base: 'th', offset: 0, len: 2, type: 'inet_service' },
-  'th dport': { text: 'th dport', base: 'th', offset: 2, len: 2, type: 'inet_service' },
-};
+  { text: 'icmpv6 type', base: 'th', offset: 0, len: 1, type: 'raw' },
+  { text: 'th sport', base: 'th', offset: 0, len: 2, type: 'inet_service' },
+  { text: 'th dport', base: 'th', offset: 2, len: 2, type: 'inet_service' },
+];
+
+/** The known fields by their nft text, in the order a load is matched against them. */
+export const PAYLOAD_FIELDS: Record<string, PayloadField> = Object.fromEntries(
+  FIELDS.map((f) => [f.text, f]),
+);
 
 export class Payload implements Expr {
   readonly name = 'payload';
@@ -87,9 +75,7 @@ export class Payload implements Expr {
 
   /** The known field this load reads (whole, or a leading prefix of it), if any. */
   field(): PayloadField | undefined {
-    return Object.values(PAYLOAD_FIELDS).find(
-      (f) => f.base === this.base && f.offset === this.offset && this.len <= f.len,
-    );
+    return FIELDS.find((f) => f.base === this.base && f.offset === this.offset && this.len <= f.len);
   }
 
   render(ctx: RenderContext): void {

@@ -2,10 +2,9 @@
 // the register's byte order). nft 1.0.x itself emits cmp >=/<= pairs; this is for decoding newer rulesets.
 
 import type { Attrs, Writer } from '../../netlink/attr.ts';
-import { NftValidationError } from '../errors.ts';
 import { formatOperand, type RenderContext } from '../render.ts';
-import { decodeValueData, encodeValueData } from '../verdict.ts';
-import type { Expr } from './expr.ts';
+import { encodeValueData } from '../verdict.ts';
+import { type Expr, requiredValues } from './expr.ts';
 
 const A = { SREG: 1, OP: 2, FROM: 3, TO: 4 } as const;
 
@@ -30,16 +29,8 @@ export class Range implements Expr {
   }
 
   static decode(a: Attrs): Range {
-    const from = decodeValueData(a.nested(A.FROM));
-    const to = decodeValueData(a.nested(A.TO));
-    if (!from || !to)
-      throw new NftValidationError('range expression', 'malformed: needs from and to', 'from');
-    return new Range({
-      sreg: a.u32be(A.SREG) ?? 0,
-      op: a.u32be(A.OP) === 1 ? 'neq' : 'eq',
-      from: Buffer.from(from),
-      to: Buffer.from(to),
-    });
+    const { from, to } = requiredValues(a, 'range expression', { from: A.FROM, to: A.TO });
+    return new Range({ sreg: a.u32be(A.SREG) ?? 0, op: a.u32be(A.OP) === 1 ? 'neq' : 'eq', from, to });
   }
 
   render(ctx: RenderContext): void {
