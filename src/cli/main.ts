@@ -4,25 +4,61 @@
 // no src/lab or src/scenario) still runs every other command.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { InternalError, TollgateError } from '../util/errors.ts';
+import { TollgateError } from '../util/errors.ts';
 import { type Command, processIO } from './command.ts';
 
-/** Each command's summary line: `tollgate NAME` runs the `NAMECommand` export of ./NAME.ts, imported only
- *  when that command runs. */
-const commands: Record<string, string> = {
-  simulate: 'run scenario files against the policy model',
-  compile: "print the nftables table of one node for a scenario's state",
-  lab: 'network-namespace cluster for trying tollgate with real traffic',
-  agent: "run the node agent: watch the cluster, keep this node's nftables table in sync",
-  cleanup: "remove this node's tollgate table (after uninstalling the agent)",
-  explain: 'why a connection is allowed or denied: the policies that isolate, the rule that allows',
-  drops: 'follow the connections the agents deny (and would deny), with the policies that deny them',
-  lint: "find the tutorials' NetworkPolicy mistakes (missing DNS, extra dash, typos, ...)",
-};
+interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+const commands: CommandEntry[] = [
+  {
+    name: 'simulate',
+    summary: 'run scenario files against the policy model',
+    load: async () => (await import('./simulate.ts')).simulateCommand,
+  },
+  {
+    name: 'compile',
+    summary: "print the nftables table of one node for a scenario's state",
+    load: async () => (await import('./compile.ts')).compileCommand,
+  },
+  {
+    name: 'lab',
+    summary: 'network-namespace cluster for trying tollgate with real traffic',
+    load: async () => (await import('./lab.ts')).labCommand,
+  },
+  {
+    name: 'agent',
+    summary: "run the node agent: watch the cluster, keep this node's nftables table in sync",
+    load: async () => (await import('./agent.ts')).agentCommand,
+  },
+  {
+    name: 'cleanup',
+    summary: "remove this node's tollgate table (after uninstalling the agent)",
+    load: async () => (await import('./cleanup.ts')).cleanupCommand,
+  },
+  {
+    name: 'explain',
+    summary: 'why a connection is allowed or denied: the policies that isolate, the rule that allows',
+    load: async () => (await import('./explain.ts')).explainCommand,
+  },
+  {
+    name: 'drops',
+    summary: 'follow the connections the agents deny (and would deny), with the policies that deny them',
+    load: async () => (await import('./drops.ts')).dropsCommand,
+  },
+  {
+    name: 'lint',
+    summary: "find the tutorials' NetworkPolicy mistakes (missing DNS, extra dash, typos, ...)",
+    load: async () => (await import('./lint.ts')).lintCommand,
+  },
+];
 
 function mainUsage(): string {
-  const width = Math.max(...Object.keys(commands).map((name) => name.length));
-  const lines = Object.entries(commands).map(([name, summary]) => `  ${name.padEnd(width)}  ${summary}`);
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
   return [
     'tollgate: a Kubernetes NetworkPolicy enforcer on nftables',
     '',
@@ -51,28 +87,23 @@ function missingPart(error: unknown): string | undefined {
 }
 
 /** The error for a command (or one of its options) whose module this installation leaves out. */
-function notInstalled(name: string, error: unknown): TollgateError<'E_NOT_INSTALLED'> | undefined {
+function notInstalled(entry: CommandEntry, error: unknown): TollgateError<'E_NOT_INSTALLED'> | undefined {
   const part = missingPart(error);
   if (part === undefined) return undefined;
   return new TollgateError(
     'E_NOT_INSTALLED',
-    `this installation leaves out ${part}/, which \`tollgate ${name}\` needs for this (the agent image ` +
+    `this installation leaves out ${part}/, which \`tollgate ${entry.name}\` needs for this (the agent image ` +
       'has the node commands and reads clusters and manifests; scenarios and the lab need a git checkout of tollgate)',
     { cause: error },
   );
 }
 
-async function load(name: string): Promise<Command> {
-  let module: Record<string, unknown>;
+async function load(entry: CommandEntry): Promise<Command> {
   try {
-    module = await import(`./${name}.ts`);
+    return await entry.load();
   } catch (error) {
-    throw notInstalled(name, error) ?? error;
+    throw notInstalled(entry, error) ?? error;
   }
-  const command = module[`${name}Command`] as Command | undefined;
-  if (command?.name !== name)
-    throw new InternalError(`src/cli/${name}.ts exports no ${name}Command named '${name}'`);
-  return command;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -81,12 +112,13 @@ export async function main(argv: string[]): Promise<number> {
     processIO.out(mainUsage());
     return name === undefined ? 2 : 0;
   }
-  if (!Object.hasOwn(commands, name)) {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     processIO.err(`tollgate: unknown command '${name}'\n\n${mainUsage()}`);
     return 2;
   }
   try {
-    const command = await load(name);
+    const command = await load(entry);
     if (rest.includes('--help') || rest.includes('-h')) {
       processIO.out(command.usage);
       return 0;
@@ -95,7 +127,7 @@ export async function main(argv: string[]): Promise<number> {
       return await command.run(rest, processIO);
     } catch (error) {
       // An option that loads a part lazily (explain/lint --scenario) fails like a command that needs it.
-      throw notInstalled(name, error) ?? error;
+      throw notInstalled(entry, error) ?? error;
     }
   } catch (error) {
     if (error instanceof TollgateError) {
