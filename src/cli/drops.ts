@@ -5,7 +5,7 @@ import type { ApiClient } from '../k8s/client.ts';
 import { type DropReport, ReportFormatError, reportLine, reportOfLogLine } from '../nflog/report.ts';
 import { TollgateError, UsageError } from '../util/errors.ts';
 import { type Command, type CommandIO, parseCommandArgs, rejectPositionals } from './command.ts';
-import { clusterClient } from './explain.ts';
+import { AGENT_LOG_FLAGS, clusterClient } from './explain.ts';
 
 /** Where the shipped manifests (daemonset/, the chart's default) run the agents. */
 export const AGENT_NAMESPACE = 'tollgate-system';
@@ -270,11 +270,9 @@ export const dropsCommand: Command = {
       pod: { type: 'string' },
       policy: { type: 'string' },
       node: { type: 'string' },
-      since: { type: 'string' },
       'no-follow': { type: 'boolean' },
-      'agent-namespace': { type: 'string' },
-      'agent-selector': { type: 'string' },
       output: { type: 'string' },
+      ...AGENT_LOG_FLAGS,
     });
     rejectPositionals(positionals, this.usage);
     const output = values.output ?? 'text';

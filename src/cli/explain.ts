@@ -113,6 +113,13 @@ export const OBJECT_SOURCE_FLAGS = {
   manifests: { type: 'string' },
 } as const;
 
+/** The flags of the commands that read the agents' logs through the API (drops, explain --policy). */
+export const AGENT_LOG_FLAGS = {
+  since: { type: 'string' },
+  'agent-namespace': { type: 'string' },
+  'agent-selector': { type: 'string' },
+} as const;
+
 /** A UsageError when more than one source is given. */
 export function assertOneSource(source: ObjectSource): void {
   const given = [source.kubeconfig, source.scenario, source.manifests].filter((v) => v !== undefined);
@@ -176,9 +183,7 @@ export const explainCommand: Command = {
       to: { type: 'string' },
       port: { type: 'string' },
       policy: { type: 'string' },
-      since: { type: 'string' },
-      'agent-namespace': { type: 'string' },
-      'agent-selector': { type: 'string' },
+      ...AGENT_LOG_FLAGS,
       ...OBJECT_SOURCE_FLAGS,
     });
     rejectPositionals(positionals, this.usage);

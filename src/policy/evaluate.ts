@@ -150,21 +150,30 @@ function decideDirection(
   };
 }
 
-/** Point 5: the union of every rule of every policy; no order, no deny. The first match is reported. */
-function firstAllowing(
+/**
+ * Point 5: the union of every rule of every policy; no order, no deny. Per policy, its first rule that
+ * allows the flow; the verdict reports the first of them.
+ */
+function* allowingRules(
   index: ClusterIndex,
   policies: readonly Policy[],
   direction: Direction,
   subject: Pod,
   other: Endpoint,
   flow: Flow,
-): RuleMatch | undefined {
-  for (const policy of policies)
-    for (const rule of policy[direction]!) {
+): Generator<RuleMatch> {
+  for (const policy of policies) {
+    for (const rule of policy[direction] ?? []) {
       const m = ruleMatch(index, policy, rule, direction, subject, other, flow);
-      if (m) return m;
+      if (m === undefined) continue;
+      yield m;
+      break;
     }
-  return undefined;
+  }
+}
+
+function firstAllowing(...args: Parameters<typeof allowingRules>): RuleMatch | undefined {
+  return allowingRules(...args).next().value ?? undefined;
 }
 
 /**
@@ -178,13 +187,8 @@ export function policiesAllowing(
   other: Endpoint,
   flow: Flow,
 ): string[] {
-  const out: string[] = [];
-  for (const policy of index.policiesSelecting(subject)) {
-    const rules = policy[direction];
-    if (rules?.some((rule) => ruleMatch(index, policy, rule, direction, subject, other, flow)))
-      out.push(policy.key);
-  }
-  return out;
+  const policies = index.policiesSelecting(subject);
+  return [...allowingRules(index, policies, direction, subject, other, flow)].map((m) => m.policy);
 }
 
 export function evaluate(index: ClusterIndex, flow: Flow): Verdict {
