@@ -121,12 +121,14 @@ t.test('the annotation survives normalization; other values keep reports on', as
 t.test('flags: defaults, off, and bad values name the flag', async (t) => {
   t.same(reportOptions({}), REPORTS);
   t.equal(reportOptions({ 'drop-reports': 'off' }), undefined);
-  t.same(reportOptions({ 'drop-report-rate': '3/minute', 'drop-report-burst': '0', 'nflog-group': '7' }), {
+  t.same(reportOptions({ 'drop-report-rate': '3/minute', 'drop-report-burst': '1', 'nflog-group': '7' }), {
     group: 7,
     rate: 3,
     per: 'minute',
-    burst: 0,
+    burst: 1,
   });
+  // The kernel makes a packet limit's burst 0 a burst of 5 (what the limit object would read back as).
+  t.throws(() => reportOptions({ 'drop-report-burst': '0' }), /--drop-report-burst .* from 1/);
   t.throws(() => reportOptions({ 'drop-reports': 'yes' }), /--drop-reports must be on or off/);
   t.throws(() => reportOptions({ 'drop-report-rate': '0/second' }), /--drop-report-rate/);
   t.throws(() => reportOptions({ 'drop-report-rate': '20' }), /--drop-report-rate/);
