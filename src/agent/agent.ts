@@ -825,6 +825,8 @@ function quietCommits(
     generation,
     listTable: () => inner.listTable(),
     readTable: () => inner.readTable(),
+    // Without it the report and SYN-drop counters were never read through this wrapper.
+    ...(inner.readChainRules ? { readChainRules: (chain: string) => inner.readChainRules!(chain) } : {}),
     close: () => inner.close(),
     async commit(tx) {
       const first = await generation();
