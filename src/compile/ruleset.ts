@@ -76,6 +76,10 @@ export const limitObject = (l: DesiredLimit): LimitObject =>
 export const limitObjects = (objects: ReadonlyMap<string, DesiredLimit> | undefined): LimitObject[] =>
   [...(objects?.values() ?? [])].sort((a, b) => (a.name < b.name ? -1 : 1)).map(limitObject);
 
+/** The TCP flags test of a syn-only rule: `& (fin|syn|rst|ack)` then `!= syn`. */
+const SYN_MASK = Buffer.from([0x17]);
+const SYN = Buffer.from([0x02]);
+
 const nfproto = (family: 4 | 6 | undefined): Expr[] =>
   family === undefined ? [] : m.match('meta nfproto', family === 4 ? 'ipv4' : 'ipv6');
 
@@ -121,8 +125,8 @@ function ruleExprs(spec: RuleSpec): Expr[] {
         ...m.match('meta l4proto', 'tcp'),
         // tcp flags & (fin|syn|rst|ack) != syn: one byte at offset 13 of the TCP header.
         new Payload({ dreg: 1, base: 'th', offset: 13, len: 1 }),
-        new Bitwise({ sreg: 1, dreg: 1, mask: Buffer.from([0x17]) }),
-        new Cmp({ sreg: 1, op: 'neq', data: Buffer.from([0x02]) }),
+        new Bitwise({ sreg: 1, dreg: 1, mask: SYN_MASK }),
+        new Cmp({ sreg: 1, op: 'neq', data: SYN }),
         m.counter(),
         m.verdict('drop'),
       ];
@@ -168,6 +172,13 @@ function ruleExprs(spec: RuleSpec): Expr[] {
     case 'report-limit':
       return [new ObjRef({ type: 'limit', object: spec.limit }), m.counter(), m.verdict('drop')];
   }
+}
+
+/** Whether a rule read back is a syn-only rule (the base chain's drop of new pod TCP without a bare SYN). */
+export function isSynOnlyRule(r: Rule): boolean {
+  const i = r.exprs.findIndex((e) => e instanceof Bitwise && e.mask.equals(SYN_MASK));
+  const next = r.exprs[i + 1];
+  return i >= 0 && next instanceof Cmp && next.op === 'neq' && next.data.equals(SYN);
 }
 
 export function ruleObjects(c: DesiredChain): Rule[] {
