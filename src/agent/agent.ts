@@ -10,11 +10,11 @@
 // /readyz and /metrics. Never exits the process (src/cli does).
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
-import { REPORT_CHAIN, type ReportOptions } from '../compile/desired.ts';
+import { BASE_CHAIN, type ReportOptions } from '../compile/desired.ts';
 import { programBatches } from '../compile/program.ts';
+import { isSynOnlyRule } from '../compile/ruleset.ts';
 import type { ListWatch } from '../k8s/client.ts';
 import { ClusterStore, type WatchedKind } from '../k8s/store.ts';
-import { Counter } from '../nft/index.ts';
 import type { TableChange } from '../nft/monitor.ts';
 import { formatRange } from '../policy/address.ts';
 import { normalizeClusterPolicy } from '../policy/cluster-normalize.ts';
@@ -33,7 +33,13 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { LoggedOnce } from './once.ts';
 import type { CommitInfo, Programmer } from './programmer.ts';
 import { NodeReconciler, type SyncResult } from './reconciler.ts';
-import { DropReporter, type ReportSource } from './reports.ts';
+import {
+  chainPackets,
+  DropReporter,
+  KernelCounter,
+  type ReportSource,
+  suppressedPackets,
+} from './reports.ts';
 import { BoundedRunner } from './runner.ts';
 import { PolicyUsage } from './usage.ts';
 
@@ -270,11 +276,7 @@ export class Agent {
       log: this.log,
       metrics: this.metrics,
       enforced: () => this.reconciler.enforced,
-      readSuppressed: async () => {
-        const rules = await this.programmer.readChainRules?.(REPORT_CHAIN);
-        const counter = rules?.flatMap((r) => r.exprs).find((e) => e instanceof Counter);
-        return counter instanceof Counter ? counter.packets : undefined;
-      },
+      readSuppressed: () => suppressedPackets(this.readChain),
       ...(this.parts.reports ? { source: this.parts.reports } : {}),
       onReport: (r) => this.policyUsage?.denied(r),
     });
@@ -299,6 +301,17 @@ export class Agent {
   /** Per-policy counts (undefined: off, or not started yet). */
   get usage(): PolicyUsage | undefined {
     return this.policyUsage;
+  }
+
+  private readonly readChain = async (chain: string) => this.programmer.readChainRules?.(chain);
+  private pickupsDropped: KernelCounter | undefined;
+
+  /** --established=cut: the syn-only rules' drops, into tollgate_established_pickups_dropped_total. */
+  private async refreshPickupsDropped(): Promise<void> {
+    if (this.options.established !== 'cut') return;
+    const now = await chainPackets(this.readChain, [BASE_CHAIN], isSynOnlyRule).catch(() => undefined);
+    this.pickupsDropped ??= new KernelCounter(this.metrics.pickupsDropped);
+    this.pickupsDropped.update(now);
   }
 
   /** Drop reports (undefined: off, or not started yet). */
@@ -791,7 +804,7 @@ export class Agent {
       }
       if (req.url === '/metrics') {
         this.recordWatchMetrics();
-        void (this.reporter?.refreshMetrics() ?? Promise.resolve())
+        void Promise.all([this.reporter?.refreshMetrics(), this.refreshPickupsDropped()])
           .then(() => this.metrics.registry.metrics())
           .then((text) => send(200, text, this.metrics.registry.contentType));
         return;
@@ -842,6 +855,8 @@ function quietCommits(
     generation,
     listTable: () => inner.listTable(),
     readTable: () => inner.readTable(),
+    // Without it the report and SYN-drop counters were never read through this wrapper.
+    ...(inner.readChainRules ? { readChainRules: (chain: string) => inner.readChainRules!(chain) } : {}),
     close: () => inner.close(),
     async commit(tx) {
       const first = await generation();

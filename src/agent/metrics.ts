@@ -125,6 +125,11 @@ export function createMetrics() {
 /** --established=cut (src/agent/cut.ts); labels stay bounded: the direction only. */
 function cutMetrics(registry: Registry) {
   return {
+    pickupsDropped: new Counter({
+      name: 'tollgate_established_pickups_dropped_total',
+      help: 'New pod TCP packets dropped because they are no bare SYN (--established=cut: a cut connection must not be picked up again mid-stream by conntrack), from the counters of those rules.',
+      registers: [registry],
+    }),
     connectionsCut: new Counter({
       name: 'tollgate_connections_cut_total',
       help: 'Established connections whose conntrack entry was deleted because the policies no longer allow them (--established=cut), by the direction that denies them.',

@@ -81,8 +81,9 @@ export function reportOptions(values: {
       `--drop-report-rate must be N/second, N/minute, N/hour or N/day (N ≥ 1), not '${rateText}'`,
     );
   const burstText = values['drop-report-burst'] ?? `${DEFAULT_REPORT_OPTIONS.burst}`;
-  if (!/^\d{1,9}$/.test(burstText))
-    throw new UsageError(`--drop-report-burst must be a whole number of packets, not '${burstText}'`);
+  // 0 is refused: the kernel makes a packet limit's burst 0 its default of 5.
+  if (!/^[1-9]\d{0,8}$/.test(burstText))
+    throw new UsageError(`--drop-report-burst must be a whole number of packets from 1, not '${burstText}'`);
   const groupText = values['nflog-group'] ?? `${DEFAULT_REPORT_OPTIONS.group}`;
   const group = /^\d{1,5}$/.test(groupText) ? Number(groupText) : Number.NaN;
   if (!(group >= 0 && group <= 65535))

@@ -4,7 +4,7 @@
 // and never decides enforcement: reports that cannot be bound or attributed leave the drops as they are.
 
 import type { Logger } from 'pino';
-import type { DesiredState } from '../compile/desired.ts';
+import { type DesiredState, REPORT_CHAINS } from '../compile/desired.ts';
 import type { NflogError } from '../nflog/errors.ts';
 import { NflogListener, type NflogStats } from '../nflog/listener.ts';
 import type { NflogPacket } from '../nflog/packet.ts';
@@ -15,6 +15,7 @@ import {
   type ReportDirection,
   type ReportEndpoint,
 } from '../nflog/report.ts';
+import { Counter as NftCounter, type Rule } from '../nft/index.ts';
 import { parseAddress } from '../policy/address.ts';
 import type { NodePlan, PodPlan } from '../policy/plan.ts';
 import type { ClusterState } from '../policy/types.ts';
@@ -198,7 +199,8 @@ export interface ReporterOptions {
   metrics: Metrics;
   /** The last complete program (undefined before the first). */
   enforced(): Enforced | undefined;
-  /** The packets the node's report limit dropped unreported (the reports chain's counter). */
+  /** The packets the node's report limit dropped unreported (suppressedPackets: the counters of
+   *  REPORT_CHAINS, deny and would-deny alike). */
   readSuppressed?(): Promise<bigint | undefined>;
   source?: ReportSource;
   /** Each report as it is logged (the per-policy denied counts, usage.ts). */
@@ -224,7 +226,7 @@ export class DropReporter {
   private lastError: string | undefined;
   private readonly cache = new WeakMap<Enforced, Index>();
   private readonly addresses = new PodAddresses();
-  private suppressed: bigint | undefined;
+  private readonly suppressed: KernelCounter;
   private listenerSeen = { lost: 0, overruns: 0, undecodable: 0 };
   private decodeLogged = false;
   /** The label sets of deniedConnections by namespace ("direction kind"), pruned by prune(). */
@@ -234,6 +236,7 @@ export class DropReporter {
   constructor(options: ReporterOptions) {
     this.o = options;
     this.delay = options.retryMs ?? 1000;
+    this.suppressed = new KernelCounter(options.metrics.reportsSuppressed);
   }
 
   start(): void {
@@ -381,12 +384,7 @@ export class DropReporter {
       if (lost > seen.lost + seen.overruns) this.o.metrics.reportsLost.inc(lost - seen.lost - seen.overruns);
       this.listenerSeen = { lost: s.lost, overruns: s.overruns, undecodable: s.undecodable };
     }
-    const now = await this.o.readSuppressed?.().catch(() => undefined);
-    if (now === undefined) return;
-    // A rewritten reports chain (new limit, a full program) starts its counter again at 0.
-    const delta = this.suppressed === undefined ? now : now >= this.suppressed ? now - this.suppressed : now;
-    if (delta > 0n) this.o.metrics.reportsSuppressed.inc(Number(delta));
-    this.suppressed = now;
+    this.suppressed.update(await this.o.readSuppressed?.().catch(() => undefined));
   }
 
   stop(): void {
@@ -395,5 +393,54 @@ export class DropReporter {
     this.socket?.close();
     this.socket = undefined;
     this.o.metrics.reportsBound.set(0);
+  }
+}
+
+/** Reads one chain's rules with their counters (Programmer.readChainRules; undefined: no such chain). */
+export type ChainReader = (chain: string) => Promise<readonly Rule[] | undefined>;
+
+/**
+ * The packets counted by the rules of `chains` that `pick` selects, summed; undefined when none of the
+ * chains exists (nothing to count yet, or the programmer cannot read).
+ */
+export async function chainPackets(
+  read: ChainReader,
+  chains: readonly string[],
+  pick: (r: Rule) => boolean = () => true,
+): Promise<bigint | undefined> {
+  let total: bigint | undefined;
+  for (const chain of chains) {
+    const rules = await read(chain);
+    if (rules === undefined) continue;
+    total ??= 0n;
+    for (const r of rules) {
+      if (!pick(r)) continue;
+      for (const e of r.exprs) if (e instanceof NftCounter) total += e.packets;
+    }
+  }
+  return total;
+}
+
+/** The report limit's suppressed reports: the counters of the deny gate and both audit chains' gates. */
+export const suppressedPackets = (read: ChainReader): Promise<bigint | undefined> =>
+  chainPackets(read, REPORT_CHAINS);
+
+/**
+ * A kernel rule counter followed by a Prometheus counter: each reading adds what the kernel counted
+ * since the one before. A rewritten rule (a new limit, a full program) starts again at 0: a reading below
+ * the last is all new.
+ */
+export class KernelCounter {
+  private last: bigint | undefined;
+  private readonly target: { inc(n: number): void };
+  constructor(target: { inc(n: number): void }) {
+    this.target = target;
+  }
+  update(now: bigint | undefined): void {
+    if (now === undefined) return;
+    const last = this.last;
+    const delta = last === undefined ? now : now >= last ? now - last : now;
+    if (delta > 0n) this.target.inc(Number(delta));
+    this.last = now;
   }
 }

@@ -108,13 +108,9 @@ export type RuleSpec =
   /** `ct state new jump <chain>`: a denied new connection asks the node's report limit (REPORT_CHAIN). */
   | { kind: 'report-gate'; chain: string }
   /** `ct state new log prefix "<prefix>" group <group>`: reached only below the limit (see ReportOptions). */
-  | {
-      kind: 'report';
-      group: number;
-      prefix: string;
-      /** would-deny reports (audit chains) only: `limit rate R/per burst B packets` in the rule itself. */
-      limit?: { rate: number; per: ReportRateUnit; burst: number };
-    }
+  | { kind: 'report'; group: number; prefix: string }
+  /** An audit chain's gate: `ct state new limit name "<limit>" goto <chain>` (see ReportOptions). */
+  | { kind: 'report-audit-gate'; limit: string; chain: string }
   /**
    * A ClusterNetworkPolicy rule's match (tiers.ts): up to two lookups (the peer's addresses, or its
    * address.proto.port set; the protocol.port set), then `verdict` (accept, return, goto CHAIN).
@@ -128,19 +124,27 @@ export type RuleSpec =
       ports: string | undefined;
       verdict: string;
     }
-  /** REPORT_CHAIN's one rule: `limit rate over <rate>/<per> burst <burst> packets counter drop`. */
-  | { kind: 'report-limit'; rate: number; per: ReportRateUnit; burst: number };
+  /** REPORT_CHAIN's one rule: `limit name "<limit>" counter drop` (the node's limit object, over the rate). */
+  | { kind: 'report-limit'; limit: string };
 
 export type ReportRateUnit = 'second' | 'minute' | 'hour' | 'day';
 
 /**
  * Drop reports (semantics 16, ../shared/scenarios/README.md "Denied connections in the log"): before the
  * `counter drop` of every isolation chain, `ct state new jump reports` then `ct state new log group G
- * prefix "tg:<i|e>:d:<chain>"`. REPORT_CHAIN holds the node's one token bucket: over the limit it drops
- * the packet itself (the verdict it was about to get anyway, counted there: the suppressed reports), below
- * it returns and the log rule sends the packet to the agent. One rule for every chain, so the rate is per
- * node, not per chain; a limit in the log rule itself would be one bucket per chain, and a limit in the
- * drop rule would let packets over it fall through to accept.
+ * prefix "tg:<i|e>:d:<chain>"`. The node's one token bucket is a named limit object (DesiredLimit, `rate
+ * over R/per burst B packets`): REPORT_CHAIN's rule names it, and over the limit drops the packet itself (the
+ * verdict it was about to get anyway, counted there: the suppressed reports); below it returns and the log
+ * rule sends the packet to the agent. A limit in the log rule itself would be one bucket per chain, and a
+ * limit in the drop rule would let packets over it fall through to accept.
+ *
+ * An audit chain (point 25) accepts (ingress) or returns (egress) what it would deny, so the dropping gate
+ * cannot serve it: its gate names the same object, `ct state new limit name "<limit>" goto
+ * reports-accept|reports-return`, chains whose one rule is `counter accept` / `counter return`. Over the
+ * limit the would-deny is counted there and leaves as the audit chain would have left it (a goto's return
+ * goes back to the audit chain's caller, as the audit chain's own return does), unlogged; below, the
+ * packet falls through to the log rule. So deny and would-deny reports share one bucket per node (at most
+ * rate + burst reports together), and every suppressed one is in one of the three counters of REPORT_CHAINS.
  */
 export interface ReportOptions {
   /** nflog group the log rules send to (the agent's listener binds it). */
@@ -164,6 +168,24 @@ export const WOULD_DENY = 'audit: would deny';
 
 /** The chain of the node's report limit (see ReportOptions). */
 export const REPORT_CHAIN = 'reports';
+/** Where an audit chain's over-the-limit would-denies go, by the audit chain's last verdict. */
+export const AUDIT_REPORT_CHAINS = { accept: 'reports-accept', return: 'reports-return' } as const;
+/** The chains whose counters are the suppressed reports (deny, would-deny in, would-deny out). */
+export const REPORT_CHAINS = [REPORT_CHAIN, AUDIT_REPORT_CHAINS.accept, AUDIT_REPORT_CHAINS.return] as const;
+
+/** A named limit object (always `rate over`: the rules naming it match what exceeds the rate). */
+export interface DesiredLimit {
+  /** The parameters are in the name (reportLimitName): the kernel cannot update a limit object, so a
+   *  changed limit is a new object that the rules switch to, and the old one goes once unused. */
+  readonly name: string;
+  readonly rate: number;
+  readonly per: ReportRateUnit;
+  readonly burst: number;
+}
+
+/** The node's report limit object: `reports-20-second-5` for 20/second burst 5. */
+export const reportLimitName = (r: { rate: number; per: ReportRateUnit; burst: number }): string =>
+  `${REPORT_CHAIN}-${r.rate}-${r.per}-${r.burst}`;
 /** What a pod chain of an opted-out namespace is named: its structure's name plus this suffix. */
 export const QUIET_SUFFIX = '-q';
 
@@ -183,6 +205,8 @@ export interface DesiredState {
   readonly podChains: Map<string, { ingress: string | undefined; egress: string | undefined }>;
   /** ClusterNetworkPolicy deny chains (tiers.ts) -> `cnp/NAME`, what their reports are attributed to. */
   tierDenies?: Map<string, string>;
+  /** Named limit objects by name (the drop report limit; absent: none). */
+  objects?: Map<string, DesiredLimit>;
 }
 
 const families = [4, 6] as const;
@@ -1046,6 +1070,7 @@ function addReports(
   quiet: ReadonlySet<string>,
 ): void {
   const key = `${reports.group} ${reports.rate}/${reports.per} ${reports.burst}`;
+  const limitName = reportLimitName(reports);
   for (const chain of [...state.chains.values()]) {
     if (chain.base || quiet.has(chain.name)) continue;
     const last = chain.rules[chain.rules.length - 1];
@@ -1056,13 +1081,19 @@ function addReports(
     if (hit === undefined || hit.key !== key) {
       const direction = chain.name.startsWith('in-') ? 'ingress' : 'egress';
       const prefix = formatPrefix({ direction, kind: audit ? 'would-deny' : 'deny', id: chain.name });
-      const { group, rate, per, burst } = reports;
+      const { group } = reports;
       const rules: RuleSpec[] = [
         ...chain.rules.slice(0, -1),
-        // A would-deny packet is accepted: the node's gate (which drops over the limit) cannot serve it,
-        // so an audit chain has a limit of its own in its log rule (one bucket per audit chain).
+        // A would-deny packet is accepted: the dropping gate cannot serve it (see ReportOptions).
         ...(audit
-          ? [{ kind: 'report', group, prefix, limit: { rate, per, burst } } as const]
+          ? [
+              {
+                kind: 'report-audit-gate',
+                limit: limitName,
+                chain: AUDIT_REPORT_CHAINS[last.verdict === 'accept' ? 'accept' : 'return'],
+              } as const,
+              { kind: 'report', group, prefix } as const,
+            ]
           : [
               { kind: 'report-gate', chain: REPORT_CHAIN } as const,
               { kind: 'report', group, prefix } as const,
@@ -1074,19 +1105,42 @@ function addReports(
     }
     state.chains.set(chain.name, hit.chain);
   }
-  const limit = `${reports.rate}/${reports.per} ${reports.burst}`;
-  if (cache.reportLimit?.key !== limit)
+  if (cache.reportLimit?.key !== limitName)
     cache.reportLimit = {
-      key: limit,
+      key: limitName,
       chain: {
         name: REPORT_CHAIN,
         base: false,
-        rules: [{ kind: 'report-limit', rate: reports.rate, per: reports.per, burst: reports.burst }],
+        rules: [{ kind: 'report-limit', limit: limitName }],
         comment: "the node's drop report limit: over it, the denied packet is dropped unreported",
       },
     };
   state.chains.set(REPORT_CHAIN, cache.reportLimit.chain);
+  for (const verdict of ['accept', 'return'] as const) {
+    const name = AUDIT_REPORT_CHAINS[verdict];
+    state.chains.set(name, AUDIT_OVER_LIMIT[verdict]);
+  }
+  const { rate, per, burst } = reports;
+  state.objects ??= new Map();
+  state.objects.set(limitName, { name: limitName, rate, per, burst });
 }
+
+/** The chains an audit chain's over-the-limit would-denies go to (see ReportOptions): fixed objects, so
+ *  the diff never rewrites them. */
+const AUDIT_OVER_LIMIT = {
+  accept: {
+    name: AUDIT_REPORT_CHAINS.accept,
+    base: false,
+    rules: [{ kind: 'final', verdict: 'accept', counter: true, comment: undefined }],
+    comment: 'ingress would-denies over the report limit: counted, accepted unreported',
+  },
+  return: {
+    name: AUDIT_REPORT_CHAINS.return,
+    base: false,
+    rules: [{ kind: 'final', verdict: 'return', counter: true, comment: undefined }],
+    comment: 'egress would-denies over the report limit: counted, returned unreported',
+  },
+} as const satisfies Record<string, DesiredChain>;
 const jumpTo = (chain: string): MapVerdict => ({ kind: 'jump', chain });
 const NO_TAIL: readonly [] = [];
 

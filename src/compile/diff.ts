@@ -12,8 +12,16 @@ import {
   Transaction,
 } from '../nft/index.ts';
 import { InternalError } from '../util/errors.ts';
-import type { DesiredChain, DesiredSet, DesiredState } from './desired.ts';
-import { chainObject, chainRulesText, ruleObjects, setObject, tableObject } from './ruleset.ts';
+import type { DesiredChain, DesiredLimit, DesiredSet, DesiredState } from './desired.ts';
+import {
+  chainObject,
+  chainRulesText,
+  limitObject,
+  limitObjects,
+  ruleObjects,
+  setObject,
+  tableObject,
+} from './ruleset.ts';
 import type { SetElements } from './runs.ts';
 
 /** All elements of a set, packed for adding to `set` (its nft object). */
@@ -54,6 +62,7 @@ export function fullTransaction(state: DesiredState, options: { replace: boolean
     tx.add(set);
     if (s.elements.size > 0 && !s.map) tx.addElements(set, allElements(set, s));
   }
+  for (const o of limitObjects(state.objects)) tx.add(o);
   const chains = sorted(state.chains.values());
   for (const c of chains) tx.add(chainObject(c));
   // Verdict maps reference chains: their elements go in after the chains exist.
@@ -86,6 +95,10 @@ export interface DiffParts {
   changedChains: DesiredChain[];
   /** Element changes of surviving sets and maps (sorted by set name; only sets that changed). */
   elements: SetChange[];
+  /** Limit objects to create before any rule names them, and to delete once none does (names fix their
+   *  parameters: a changed limit is one of each). */
+  newObjects: DesiredLimit[];
+  goneObjects: DesiredLimit[];
   counts: DiffCounts;
 }
 
@@ -148,7 +161,19 @@ export function diffParts(prev: DesiredState, next: DesiredState): DiffParts {
     counts.elementsAdded += nIn;
     if (nOut > 0 || nIn > 0) elements.push({ set: s, removed, added });
   }
-  return { newSets, goneSets, newChains, goneChains, changedChains, elements, counts };
+  const objects = (a: DesiredState, b: DesiredState) =>
+    sorted([...(a.objects?.values() ?? [])].filter((o) => !b.objects?.has(o.name)));
+  return {
+    newSets,
+    goneSets,
+    newChains,
+    goneChains,
+    changedChains,
+    elements,
+    newObjects: objects(next, prev),
+    goneObjects: objects(prev, next),
+    counts,
+  };
 }
 
 /**
@@ -160,13 +185,16 @@ export function diffTransaction(
   next: DesiredState,
 ): { tx: Transaction; counts: DiffCounts } {
   const tx = new Transaction();
-  const { newSets, goneSets, newChains, goneChains, changedChains, elements, counts } = diffParts(prev, next);
-  // 1. New sets with their elements, and new (empty) chains: everything a later rule or map may name.
+  const parts = diffParts(prev, next);
+  const { newSets, goneSets, newChains, goneChains, changedChains, elements, counts } = parts;
+  // 1. New sets with their elements, limit objects and new (empty) chains: everything a later rule or map
+  //    may name.
   for (const s of newSets) {
     const set = setObject(s);
     tx.add(set);
     if (!s.map && s.elements.size > 0) tx.addElements(set, allElements(set, s));
   }
+  for (const o of parts.newObjects) tx.add(limitObject(o));
   for (const c of newChains) tx.add(chainObject(c));
   // 2. Element changes of surviving sets and maps: deletes first, then adds (maps may jump to new chains).
   for (const { set: s, removed, added } of elements) {
@@ -189,5 +217,7 @@ export function diffTransaction(
   for (const s of goneSets) if (s.map) tx.delete(setObject(s));
   for (const c of goneChains) tx.delete(chainObject(c));
   for (const s of goneSets) if (!s.map) tx.delete(setObject(s));
+  // 5. Limit objects no rule names any more (their rules were rewritten in 3 or flushed in 4).
+  for (const o of parts.goneObjects) tx.delete(limitObject(o));
   return { tx, counts };
 }

@@ -34,7 +34,15 @@
 // global sysctl for one agent). Staging needs neither privilege nor sysctl and works under any cap.
 
 import { defaultBatchLimit } from '../netlink/batch.ts';
-import type { Chain, MapVerdict, NamedSet, RangeAt, Ruleset, Transaction as Tx } from '../nft/index.ts';
+import type {
+  Chain,
+  LimitObject,
+  MapVerdict,
+  NamedSet,
+  RangeAt,
+  Ruleset,
+  Transaction as Tx,
+} from '../nft/index.ts';
 import {
   elementsBytesBound,
   PackedElements,
@@ -46,9 +54,9 @@ import {
   Transaction,
 } from '../nft/index.ts';
 import { TollgateError } from '../util/errors.ts';
-import type { DesiredChain, DesiredSet, DesiredState, RuleSpec } from './desired.ts';
+import type { DesiredChain, DesiredLimit, DesiredSet, DesiredState, RuleSpec } from './desired.ts';
 import { allElements, type DiffCounts, diffParts, diffTransaction, fullTransaction } from './diff.ts';
-import { chainObject, ruleObjects, setObject, tableObject } from './ruleset.ts';
+import { chainObject, limitObject, limitObjects, ruleObjects, setObject, tableObject } from './ruleset.ts';
 import { GroupElements } from './runs.ts';
 
 /** Where programming starts from. */
@@ -240,10 +248,11 @@ function longestChainName(...states: DesiredState[]): number {
 const perElement = (set: NamedSet, s: DesiredSet, chainName: number) =>
   set.elementBytesBound(s.map ? chainName : 0);
 
-/** Every set with its elements and every chain with its rules, except the base chain. Order: what a
- *  later object names exists before it (sets, then chains, then the maps that jump to them, then rules). */
+/** Every set with its elements, limit object and chain with its rules, except the base chain. Order: what
+ *  a later object names exists before it (sets, objects, chains, the maps that jump to them, rules). */
 function fillObjects(p: Packer, state: DesiredState): void {
   const chainName = longestChainName(state);
+  for (const o of limitObjects(state.objects)) p.op(o.describe(), (tx) => tx.add(o));
   const sets = sorted(state.sets.values());
   for (const s of sets) {
     const set = setObject(s);
@@ -286,6 +295,10 @@ function renamed(state: DesiredState, alias: (name: string) => string): DesiredS
         return { ...r, set: alias(r.set) };
       case 'report-gate':
         return { ...r, chain: alias(r.chain) };
+      case 'report-limit':
+        return { ...r, limit: alias(r.limit) };
+      case 'report-audit-gate':
+        return { ...r, limit: alias(r.limit), chain: alias(r.chain) };
       default:
         return r;
     }
@@ -305,7 +318,9 @@ function renamed(state: DesiredState, alias: (name: string) => string): DesiredS
     const { delta: _delta, ...rest } = s;
     sets.set(alias(s.name), { ...rest, name: alias(s.name), elements });
   }
-  return { chains, sets, podChains: state.podChains };
+  const objects = new Map<string, DesiredLimit>();
+  for (const o of state.objects?.values() ?? []) objects.set(alias(o.name), { ...o, name: alias(o.name) });
+  return { chains, sets, podChains: state.podChains, objects };
 }
 
 function stagedReplace(kernel: Ruleset | undefined, next: DesiredState, cap: number): Transaction[] {
@@ -322,8 +337,13 @@ function stagedReplace(kernel: Ruleset | undefined, next: DesiredState, cap: num
     p.together('the base chain', hook(base));
     return p.finish();
   }
-  const taken = new Set([...kernel.chains.map((c) => c.name), ...kernel.sets.map((s) => s.name)]);
-  const names = [...next.chains.keys(), ...next.sets.keys()];
+  const kernelObjects: LimitObject[] = kernel.objects ?? [];
+  const taken = new Set([
+    ...kernel.chains.map((c) => c.name),
+    ...kernel.sets.map((s) => s.name),
+    ...kernelObjects.map((o) => o.name),
+  ]);
+  const names = [...next.chains.keys(), ...next.sets.keys(), ...(next.objects?.keys() ?? [])];
   let k = 1;
   while (names.some((n) => taken.has(`${n}.s${k}`))) k++;
   const staging = renamed(next, (n) => `${n}.s${k}`);
@@ -340,6 +360,7 @@ function stagedReplace(kernel: Ruleset | undefined, next: DesiredState, cap: num
   for (const c of oldChains) p.op(c.describe(), (tx) => tx.flush(c));
   for (const s of kernel.sets) if (!s.name.startsWith('__')) p.op(s.describe(), (tx) => tx.delete(s));
   for (const c of oldChains) p.op(c.describe(), (tx) => tx.delete(c));
+  for (const o of kernelObjects) p.op(o.describe(), (tx) => tx.delete(o));
   // 3. The table under its own names; then the copy -> the table in one batch; then the copy goes.
   fillObjects(p, next);
   const stagingBaseObject = chainObject(stagingBase);
@@ -348,16 +369,25 @@ function stagedReplace(kernel: Ruleset | undefined, next: DesiredState, cap: num
     (tx) => tx.flush(stagingBaseObject),
     (tx) => tx.delete(stagingBaseObject),
   ]);
-  removeObjects(p, { chains: [...staging.chains.values()], sets: [...staging.sets.values()] });
+  removeObjects(p, {
+    chains: [...staging.chains.values()],
+    sets: [...staging.sets.values()],
+    objects: [...(staging.objects?.values() ?? [])],
+  });
   return p.finish();
 }
 
-/** Deletes chains and sets nothing hooked reaches any more: rules, then sets and maps, then chains. */
-function removeObjects(p: Packer, gone: { chains: DesiredChain[]; sets: DesiredSet[] }): void {
+/** Deletes chains, sets and limit objects nothing hooked reaches any more: rules, then sets and maps, then
+ *  chains, then the objects (no rule names them once the chains are flushed). */
+function removeObjects(
+  p: Packer,
+  gone: { chains: DesiredChain[]; sets: DesiredSet[]; objects: DesiredLimit[] },
+): void {
   const chains = sorted(gone.chains).filter((c) => !c.base);
   for (const c of chains) p.op(`chain ${c.name}`, (tx) => tx.flush(chainObject(c)));
   for (const s of sorted(gone.sets)) p.op(`set ${s.name}`, (tx) => tx.delete(setObject(s)));
   for (const c of chains) p.op(`chain ${c.name}`, (tx) => tx.delete(chainObject(c)));
+  for (const o of sorted(gone.objects)) p.op(`limit ${o.name}`, (tx) => tx.delete(limitObject(o)));
 }
 
 const DROP: MapVerdict = { kind: 'drop' };
@@ -366,7 +396,8 @@ function stagedDiff(prev: DesiredState, next: DesiredState, cap: number): Transa
   const parts = diffParts(prev, next);
   const p = new Packer(cap);
   const chainName = longestChainName(prev, next);
-  // 0. New sets and chains, complete, while nothing jumps to them.
+  // 0. New sets, limit objects and chains, complete, while nothing jumps to them.
+  for (const o of parts.newObjects) p.op(`limit ${o.name}`, (tx) => tx.add(limitObject(o)));
   for (const s of parts.newSets) {
     const set = setObject(s);
     p.op(set.describe(), (tx) => tx.add(set));
@@ -454,6 +485,6 @@ function stagedDiff(prev: DesiredState, next: DesiredState, cap: number): Transa
   // 3. What only gives.
   for (const f of loosen) f(p);
   // 4. What nobody uses any more.
-  removeObjects(p, { chains: parts.goneChains, sets: parts.goneSets });
+  removeObjects(p, { chains: parts.goneChains, sets: parts.goneSets, objects: parts.goneObjects });
   return p.finish();
 }

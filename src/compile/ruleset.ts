@@ -2,10 +2,30 @@
 // programming them is the caller's business (see diff.ts for the transactions).
 
 import type { Expr } from '../nft/index.ts';
-import { Bitwise, Chain, Cmp, jump, Limit, m, NamedSet, Payload, Rule, Table } from '../nft/index.ts';
+import {
+  Bitwise,
+  Chain,
+  Cmp,
+  goto,
+  jump,
+  LimitObject,
+  m,
+  NamedSet,
+  ObjRef,
+  Payload,
+  Rule,
+  Table,
+} from '../nft/index.ts';
 import type { FieldName } from '../nft/match.ts';
 import { InternalError } from '../util/errors.ts';
-import { type DesiredChain, type DesiredSet, type LookupField, type RuleSpec, TABLE } from './desired.ts';
+import {
+  type DesiredChain,
+  type DesiredLimit,
+  type DesiredSet,
+  type LookupField,
+  type RuleSpec,
+  TABLE,
+} from './desired.ts';
 
 const FAMILY = 'inet' as const;
 
@@ -39,6 +59,26 @@ export function setObject(s: DesiredSet): NamedSet {
     flags: s.interval ? ['interval'] : [],
   });
 }
+
+/** A named limit object: `rate over` (its references match what exceeds the rate; see desired.ts). */
+export const limitObject = (l: DesiredLimit): LimitObject =>
+  new LimitObject({
+    family: FAMILY,
+    table: TABLE,
+    name: l.name,
+    rate: l.rate,
+    per: l.per,
+    burst: l.burst,
+    over: true,
+  });
+
+/** A state's limit objects, by name. */
+export const limitObjects = (objects: ReadonlyMap<string, DesiredLimit> | undefined): LimitObject[] =>
+  [...(objects?.values() ?? [])].sort((a, b) => (a.name < b.name ? -1 : 1)).map(limitObject);
+
+/** The TCP flags test of a syn-only rule: `& (fin|syn|rst|ack)` then `!= syn`. */
+const SYN_MASK = Buffer.from([0x17]);
+const SYN = Buffer.from([0x02]);
 
 const nfproto = (family: 4 | 6 | undefined): Expr[] =>
   family === undefined ? [] : m.match('meta nfproto', family === 4 ? 'ipv4' : 'ipv6');
@@ -85,8 +125,8 @@ function ruleExprs(spec: RuleSpec): Expr[] {
         ...m.match('meta l4proto', 'tcp'),
         // tcp flags & (fin|syn|rst|ack) != syn: one byte at offset 13 of the TCP header.
         new Payload({ dreg: 1, base: 'th', offset: 13, len: 1 }),
-        new Bitwise({ sreg: 1, dreg: 1, mask: Buffer.from([0x17]) }),
-        new Cmp({ sreg: 1, op: 'neq', data: Buffer.from([0x02]) }),
+        new Bitwise({ sreg: 1, dreg: 1, mask: SYN_MASK }),
+        new Cmp({ sreg: 1, op: 'neq', data: SYN }),
         m.counter(),
         m.verdict('drop'),
       ];
@@ -122,18 +162,23 @@ function ruleExprs(spec: RuleSpec): Expr[] {
     case 'report-gate':
       return [...m.match('ct state', 'new'), m.verdict(jump(spec.chain))];
     case 'report':
+      return [...m.match('ct state', 'new'), m.log({ prefix: spec.prefix, group: spec.group })];
+    case 'report-audit-gate':
       return [
         ...m.match('ct state', 'new'),
-        ...(spec.limit ? [new Limit({ ...spec.limit })] : []),
-        m.log({ prefix: spec.prefix, group: spec.group }),
+        new ObjRef({ type: 'limit', object: spec.limit }),
+        m.verdict(goto(spec.chain)),
       ];
     case 'report-limit':
-      return [
-        new Limit({ rate: spec.rate, per: spec.per, burst: spec.burst, over: true }),
-        m.counter(),
-        m.verdict('drop'),
-      ];
+      return [new ObjRef({ type: 'limit', object: spec.limit }), m.counter(), m.verdict('drop')];
   }
+}
+
+/** Whether a rule read back is a syn-only rule (the base chain's drop of new pod TCP without a bare SYN). */
+export function isSynOnlyRule(r: Rule): boolean {
+  const i = r.exprs.findIndex((e) => e instanceof Bitwise && e.mask.equals(SYN_MASK));
+  const next = r.exprs[i + 1];
+  return i >= 0 && next instanceof Cmp && next.op === 'neq' && next.data.equals(SYN);
 }
 
 export function ruleObjects(c: DesiredChain): Rule[] {

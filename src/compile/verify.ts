@@ -3,7 +3,7 @@
 // kernel legitimately changes (rule handles, counter values, element order). Pure: no kernel, no I/O.
 import { PackedElements, type Ruleset, canonicalLines as tableLines } from '../nft/index.ts';
 import type { DesiredSet, DesiredState } from './desired.ts';
-import { chainObject, ruleObjects, setObject, tableObject } from './ruleset.ts';
+import { chainObject, limitObjects, ruleObjects, setObject, tableObject } from './ruleset.ts';
 
 /** The typed objects (table, chains, sets with their elements, rules) that `state` programs. */
 export function expectedRuleset(state: DesiredState): Ruleset {
@@ -17,6 +17,7 @@ export function expectedRuleset(state: DesiredState): Ruleset {
       for (const e of set.unpack(PackedElements.ofRanges(set, s.elements.groups()))) set.elements.push(e);
       return set;
     }),
+    objects: limitObjects(state.objects),
     rules: chains.flatMap(ruleObjects),
   };
 }

@@ -55,6 +55,10 @@ export const NFT_MSG = {
   DELSETELEM: 14,
   NEWGEN: 15,
   GETGEN: 16,
+  TRACE: 17,
+  NEWOBJ: 18,
+  GETOBJ: 19,
+  DELOBJ: 20,
 } as const;
 
 const msgNames: Record<number, string> = Object.fromEntries(Object.entries(NFT_MSG).map(([k, v]) => [v, k]));
@@ -95,6 +99,9 @@ export const NFTA_CHAIN = {
   ID: 11,
   USERDATA: 12,
 } as const;
+/** Stateful objects (NFT_MSG_NEWOBJ...): enum nft_object_attributes; NFTA_OBJ_DATA holds the type's own. */
+export const NFTA_OBJ = { TABLE: 1, NAME: 2, TYPE: 3, DATA: 4, USE: 5, HANDLE: 6, USERDATA: 8 } as const;
+export const NFT_OBJECT = { COUNTER: 1, QUOTA: 2, LIMIT: 4 } as const;
 export const NFTA_RULE = {
   TABLE: 1,
   CHAIN: 2,

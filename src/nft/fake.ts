@@ -1,13 +1,15 @@
 // An in-memory nf_tables behind the same NftConnection as the kernel, for unit tests without root: it
 // decodes the very batch bytes the kernel would get, applies each batch atomically or refuses it the way
 // the kernel does (typed NetlinkErrors from the errno table), and dump() prints its tables as nft text.
-// Models what the agent uses (tables, chains, sets, elements, rules); no packet path, no notifications.
+// Models what the agent uses (tables, chains, sets, elements, limit objects, rules); no packet path, no
+// notifications.
 
 import { Attrs } from '../netlink/attr.ts';
 import { type Batch, defaultBatchLimit } from '../netlink/batch.ts';
 import {
   messageTypeName,
   NFT_MSG,
+  NFTA_OBJ,
   NFTA_RULE,
   NFTA_SET,
   NFTA_SET_ELEM_LIST,
@@ -22,12 +24,15 @@ import { type Family, familyFromNumber } from './family.ts';
 import { canonicalLines, type ListFilter, type Ruleset } from './list.ts';
 import { Chain, Rule, Table } from './objects.ts';
 import { type KernelElement, NamedSet } from './set.ts';
+import { LimitObject } from './stateful.ts';
 
 /** One table of the model. Elements are kept in kernel form (interval end markers), as the kernel does. */
 export interface FakeTable {
   table: Table;
   chains: Map<string, Chain>;
   sets: Map<string, { set: NamedSet; elements: Map<string, KernelElement> }>;
+  /** Limit objects by name (the kernel keys objects by type and name; tollgate has one type). */
+  objects: Map<string, LimitObject>;
   rules: Rule[];
 }
 
@@ -160,6 +165,7 @@ export class FakeNft implements NftConnection {
           table: t,
           chains: new Map(),
           sets: new Map(),
+          objects: new Map(),
           rules: [],
         }));
         return t.toString();
@@ -202,6 +208,24 @@ export class FakeNft implements NftConnection {
         t.sets.delete(name);
         return `delete ${s.set.kind} ${s.set.spec()}`;
       }
+      case NFT_MSG.NEWOBJ: {
+        // Another type than limit decodes nowhere here: the kernel would accept it, the model refuses.
+        if (!LimitObject.isLimit(a)) return fail(EOPNOTSUPP);
+        const o = LimitObject.decode(family, a);
+        const t = tableOf(o.table);
+        // The kernel keeps an existing limit unchanged (no update operation for limits).
+        addOnce(t.objects, o.name, () => o);
+        return o.toString();
+      }
+      case NFT_MSG.DELOBJ: {
+        const name = a.str(NFTA_OBJ.NAME) ?? '';
+        const t = tableOf(a.str(NFTA_OBJ.TABLE));
+        const o = t.objects.get(name) ?? fail(ENOENT);
+        if (!LimitObject.isLimit(a)) fail(ENOENT);
+        if (t.rules.some((r) => r.exprs.some((e) => objectName(e) === name))) fail(EBUSY);
+        t.objects.delete(name);
+        return `delete limit ${o.spec()}`;
+      }
       case NFT_MSG.NEWSETELEM:
       case NFT_MSG.DELSETELEM: {
         const t = tableOf(a.str(NFTA_SET_ELEM_LIST.TABLE));
@@ -237,6 +261,8 @@ export class FakeNft implements NftConnection {
           if (set !== undefined && !t.sets.has(set)) fail(ENOENT);
           const target = verdictChain(e);
           if (target !== undefined && !t.chains.has(target)) fail(ENOENT);
+          const object = objectName(e);
+          if (object !== undefined && !t.objects.has(object)) fail(ENOENT);
         }
         const at = `${r.family} ${r.table} ${r.chain}`;
         if (flags & NLM_F.REPLACE) {
@@ -293,6 +319,7 @@ export class FakeNft implements NftConnection {
       tables: tables.map((t) => t.table),
       chains: tables.flatMap((t) => [...t.chains.values()]),
       sets: tables.flatMap((t) => [...t.sets.values()].map(({ set, elements }) => listedSet(set, elements))),
+      objects: tables.flatMap((t) => [...t.objects.values()]),
       rules: tables.flatMap((t) => [...t.rules]),
     };
   }
@@ -320,6 +347,7 @@ export class FakeNft implements NftConnection {
           tables: [t.table],
           chains: [...t.chains.values()],
           sets: [...t.sets.values()].map(({ set, elements }) => listedSet(set, elements)),
+          objects: [...t.objects.values()],
           rules: t.rules,
         }),
       );
@@ -358,6 +386,12 @@ function setName(e: unknown): string | undefined {
   return x.name === 'lookup' && typeof x.set === 'string' ? x.set : undefined;
 }
 
+/** The object an objref expression names. */
+function objectName(e: unknown): string | undefined {
+  const x = e as { name?: string; object?: unknown };
+  return x.name === 'objref' && typeof x.object === 'string' ? x.object : undefined;
+}
+
 function setOptions(s: NamedSet): ConstructorParameters<typeof NamedSet>[0] {
   return {
     family: s.family,
@@ -377,6 +411,7 @@ function cloneTables(tables: Map<string, FakeTable>): Map<string, FakeTable> {
       table: t.table,
       chains: new Map(t.chains),
       sets: new Map([...t.sets].map(([n, s]) => [n, { set: s.set, elements: new Map(s.elements) }])),
+      objects: new Map(t.objects),
       rules: [...t.rules],
     });
   }

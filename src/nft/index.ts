@@ -32,5 +32,6 @@ export {
   type SetOptions,
   sliceElements,
 } from './set.ts';
+export { LimitObject, type LimitObjectOptions } from './stateful.ts';
 export { commitWithRetry, elementsBytesBound, type NftObject, Transaction } from './transaction.ts';
 export * from './verdict.ts';

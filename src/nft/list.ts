@@ -2,19 +2,22 @@
 // agent can adopt or repair its table after a restart. Read-only: never changes the ruleset.
 
 import { Attrs, type Writer } from '../netlink/attr.ts';
-import { NFT_MSG, NFTA_RULE, NFTA_SET, NFTA_SET_ELEM_LIST } from '../netlink/constants.ts';
+import { NFT_MSG, NFTA_OBJ, NFTA_RULE, NFTA_SET, NFTA_SET_ELEM_LIST } from '../netlink/constants.ts';
 import { NFGENMSG_LEN, type NlMessage } from '../netlink/message.ts';
 import type { NfnlSocket } from '../netlink/socket.ts';
 import { isNotFound } from '../util/errors.ts';
 import { FAMILIES, type Family, familyFromNumber } from './family.ts';
 import { Chain, Rule, Table } from './objects.ts';
 import { type KernelElement, NamedSet } from './set.ts';
+import { LimitObject } from './stateful.ts';
 
 export interface Ruleset {
   tables: Table[];
   chains: Chain[];
   sets: NamedSet[];
   rules: Rule[];
+  /** Named limit objects (absent: none, as in a listing made before objects existed). */
+  objects?: LimitObject[];
 }
 
 export interface ListFilter {
@@ -60,6 +63,22 @@ export async function listRules(sock: NfnlSocket, filter: ListFilter = {}): Prom
           if (chain !== undefined) w.str(NFTA_RULE.CHAIN, chain);
         };
   return each(await sock.dump(NFT_MSG.GETRULE, fam, fill), Rule.decode);
+}
+
+/**
+ * The limit objects (GETOBJ dump, filtered by table). Objects of other types are not tollgate's and not
+ * decoded: they enforce nothing without a rule naming them, and a rule that names one fails its decode.
+ */
+export async function listObjects(sock: NfnlSocket, filter: ListFilter = {}): Promise<LimitObject[]> {
+  const fam = filter.family ? FAMILIES[filter.family] : 0;
+  const fill = filter.table ? (w: Writer) => w.str(NFTA_OBJ.TABLE, filter.table as string) : undefined;
+  const out: LimitObject[] = [];
+  for (const m of await sock.dump(NFT_MSG.GETOBJ, fam, fill)) {
+    const family = familyFromNumber(m.family);
+    const a = attrsOf(m);
+    if (family && LimitObject.isLimit(a)) out.push(LimitObject.decode(family, a));
+  }
+  return out.filter((o) => filter.table === undefined || o.table === filter.table);
 }
 
 /** Sets and maps with their elements. */
@@ -114,6 +133,7 @@ export async function listRuleset(
         tables: await listTables(sock, filter),
         chains: await listChains(sock, filter),
         sets: await listSets(sock, filter),
+        objects: await listObjects(sock, filter),
         rules: await listRules(sock, filter),
       };
       if ((await sock.getGeneration()) === before || attempt >= attempts) return ruleset;
@@ -124,12 +144,13 @@ export async function listRuleset(
   }
 }
 
-/** nft script that recreates a ruleset read back (tables, chains, sets with elements, then rules). */
+/** nft script that recreates a ruleset read back (tables, chains, sets with elements, objects, rules). */
 export function rulesetToString(r: Ruleset): string {
   const lines = [
     ...r.tables.map((t) => t.toString()),
     ...r.chains.map((c) => c.toString()),
     ...r.sets.map((s) => s.toString()),
+    ...(r.objects ?? []).map((o) => o.toString()),
     ...r.rules.map((x) => x.toString()),
   ];
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
@@ -141,8 +162,8 @@ function ruleText(r: Rule): string {
 }
 
 /**
- * One canonical line per object: the table, chains and sets sorted by name (a set's elements sorted by
- * their text), then every chain's rules in their order. Handles never appear; counters print bare.
+ * One canonical line per object: the table, chains, sets and limit objects sorted by name (a set's
+ * elements sorted by their text), then every chain's rules in their order. Handles never appear; counters print bare.
  * `setName` renames sets, in their lines and where rules reference them (`@name`): a caller for whom a
  * set's name is history rather than meaning (compile/verify.ts) compares under the names it chooses.
  */
@@ -158,6 +179,7 @@ export function canonicalLines(r: Ruleset, setName: (name: string) => string = (
     lines.push(`add ${s.kind} ${spec} ${s.body()}`);
     for (const e of elements) lines.push(`add element ${spec} { ${e} }`);
   }
+  for (const o of byName(r.objects ?? [])) lines.push(o.toString());
   const rename = (text: string) => text.replace(/@(\S+)/g, (_all, name: string) => `@${setName(name)}`);
   const chainNames = byName(r.chains).map((c) => c.name);
   for (const name of new Set([...chainNames, ...r.rules.map((x) => x.chain)])) {

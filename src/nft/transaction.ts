@@ -22,8 +22,9 @@ import { NftValidationError } from './errors.ts';
 import { FAMILIES } from './family.ts';
 import { Chain, Rule, Table } from './objects.ts';
 import { type Element, type ElementInput, NamedSet, PackedElements, type PackedMode } from './set.ts';
+import { LimitObject } from './stateful.ts';
 
-export type NftObject = Table | Chain | NamedSet | Rule;
+export type NftObject = Table | Chain | NamedSet | Rule | LimitObject;
 
 type Op =
   | { verb: 'add' | 'create'; obj: NftObject }
@@ -77,12 +78,13 @@ export class Transaction {
     return this;
   }
 
-  /** Adds (or keeps, if it exists) a table, chain or set; appends a rule. */
+  /** Adds (or keeps, if it exists) a table, chain, set or limit object; appends a rule. A limit object that
+   *  exists is kept as it is (the kernel has no update for limits): changed parameters need a new name. */
   add(obj: NftObject): this {
     return this.push(() => ({ verb: 'add', obj: checkObject(obj) }));
   }
   /** Like add, but fails (EEXIST) if the table, chain or set already exists. */
-  create(obj: Table | Chain | NamedSet): this {
+  create(obj: Table | Chain | NamedSet | LimitObject): this {
     return this.push(() => {
       const o = obj as NftObject;
       if (o instanceof Rule)
@@ -102,7 +104,7 @@ export class Transaction {
       return { verb: 'replace', obj: checkObject(rule) as Rule };
     });
   }
-  /** Deletes a table, chain, set or (by handle) rule. */
+  /** Deletes a table, chain, set, limit object or (by handle) rule. */
   delete(obj: NftObject): this {
     return this.push(() => {
       if (obj instanceof Rule && obj.handle === undefined) {
@@ -146,7 +148,7 @@ export class Transaction {
           lines.push(
             op.obj instanceof Rule
               ? `delete rule ${op.obj.family} ${op.obj.table} ${op.obj.chain} handle ${op.obj.handle}`
-              : `delete ${op.obj instanceof NamedSet ? op.obj.kind : op.obj.kind} ${op.obj.spec()}`,
+              : `delete ${op.obj.kind} ${op.obj.spec()}`,
           );
           break;
         case 'flush':
@@ -223,6 +225,15 @@ export class Transaction {
           b.w.str(NFTA_CHAIN.NAME, obj.name);
         } else {
           b.begin(nftType(NFT_MSG.NEWCHAIN), createFlags(op.verb), fam, obj.describe());
+          obj.encode(b.w);
+        }
+        b.end();
+      } else if (obj instanceof LimitObject) {
+        if (op.verb === 'delete') {
+          b.begin(nftType(NFT_MSG.DELOBJ), 0, fam, obj.describe());
+          obj.encodeKey(b.w);
+        } else {
+          b.begin(nftType(NFT_MSG.NEWOBJ), createFlags(op.verb), fam, obj.describe());
           obj.encode(b.w);
         }
         b.end();
@@ -344,8 +355,19 @@ function createFlags(verb: string): number {
 }
 
 function checkObject(obj: NftObject): NftObject {
-  if (!(obj instanceof Table || obj instanceof Chain || obj instanceof NamedSet || obj instanceof Rule)) {
-    throw new NftValidationError(String(obj), 'not an nftables object (Table, Chain, NamedSet or Rule)');
+  if (
+    !(
+      obj instanceof Table ||
+      obj instanceof Chain ||
+      obj instanceof NamedSet ||
+      obj instanceof Rule ||
+      obj instanceof LimitObject
+    )
+  ) {
+    throw new NftValidationError(
+      String(obj),
+      'not an nftables object (Table, Chain, NamedSet, Rule or LimitObject)',
+    );
   }
   return obj;
 }

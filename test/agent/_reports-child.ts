@@ -10,11 +10,11 @@ import pino from 'pino';
 import { createMetrics } from '../../src/agent/metrics.ts';
 import { NetlinkProgrammer } from '../../src/agent/programmer.ts';
 import { NodeReconciler } from '../../src/agent/reconciler.ts';
-import { DropReporter } from '../../src/agent/reports.ts';
+import { DropReporter, suppressedPackets } from '../../src/agent/reports.ts';
 import { PolicyUsage } from '../../src/agent/usage.ts';
-import { REPORT_CHAIN, type ReportOptions, TABLE } from '../../src/compile/desired.ts';
+import { type ReportOptions, TABLE } from '../../src/compile/desired.ts';
 import { ConntrackSocket } from '../../src/conntrack/socket.ts';
-import { Counter, Table, Transaction } from '../../src/nft/index.ts';
+import { Table, Transaction } from '../../src/nft/index.ts';
 import { buildState, type ClusterObjects } from '../../src/policy/normalize.ts';
 
 // The arguments as JSON, or `@FILE` holding them (a cluster of 10,000 pods is too long for argv).
@@ -54,11 +54,7 @@ const reporter = new DropReporter({
   log,
   metrics,
   enforced: () => reconciler.enforced,
-  readSuppressed: async () => {
-    const rules = await programmer.readChainRules(REPORT_CHAIN);
-    const c = rules?.flatMap((r) => r.exprs).find((e) => e instanceof Counter);
-    return c instanceof Counter ? c.packets : undefined;
-  },
+  readSuppressed: () => suppressedPackets((chain) => programmer.readChainRules(chain)),
   retryMs: 50,
   ...(usage ? { onReport: (r: Parameters<PolicyUsage['denied']>[0]) => usage.denied(r) } : {}),
 });

@@ -51,7 +51,7 @@ t.test(
     const url = (path: string) => `http://127.0.0.1:${a.httpAddress!.port}${path}`;
     const table = (await programmer.listTable())!;
     t.match(table, /ct state new jump reports/);
-    t.match(table, /limit rate over 20\/second counter drop/);
+    t.match(table, /reports limit name "reports-20-second-5" counter drop/);
     if (attempts === 1) {
       const r = await fetch(url('/readyz'));
       t.equal(r.status, 200, 'ready: enforcement does not depend on reports');

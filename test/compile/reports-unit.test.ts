@@ -10,6 +10,7 @@ import {
   desiredState,
   QUIET_SUFFIX,
   REPORT_CHAIN,
+  REPORT_CHAINS,
   type ReportOptions,
 } from '../../src/compile/desired.ts';
 import { fullTransaction } from '../../src/compile/diff.ts';
@@ -53,7 +54,7 @@ t.test('report rules go right before every isolation drop, and nowhere else (poi
   );
   let reported = 0;
   for (const [name, chain] of on.chains) {
-    if (chain.base || name === REPORT_CHAIN) continue;
+    if (chain.base || (REPORT_CHAINS as readonly string[]).includes(name)) continue;
     const before = off.chains.get(name)!;
     const last = before.rules[before.rules.length - 1]!;
     if (last.kind === 'final' && last.verdict === 'drop') {
@@ -73,8 +74,10 @@ t.test('report rules go right before every isolation drop, and nowhere else (poi
   }
   t.equal(reported, 3, 'x/web ingress, x/db ingress and egress');
   const lines = text(on);
-  t.ok(lines.includes('add rule inet tollgate reports limit rate over 20/second counter drop'));
-  t.equal(lines.filter((l) => l.includes('limit rate')).length, 1, 'one limit for the whole node');
+  t.ok(lines.includes('add limit inet tollgate reports-20-second-5 { rate over 20/second burst 5 packets }'));
+  t.ok(lines.includes('add rule inet tollgate reports limit name "reports-20-second-5" counter drop'));
+  t.equal(lines.filter((l) => l.includes('limit rate')).length, 0, 'no bucket of its own in any rule');
+  t.equal(lines.filter((l) => l.startsWith('add limit')).length, 1, 'one limit for the whole node');
   t.ok(lines.some((l) => /ct state new log prefix "tg:i:d:in-[0-9a-f]{12}" group 100$/.test(l)));
 });
 
@@ -121,12 +124,14 @@ t.test('the annotation survives normalization; other values keep reports on', as
 t.test('flags: defaults, off, and bad values name the flag', async (t) => {
   t.same(reportOptions({}), REPORTS);
   t.equal(reportOptions({ 'drop-reports': 'off' }), undefined);
-  t.same(reportOptions({ 'drop-report-rate': '3/minute', 'drop-report-burst': '0', 'nflog-group': '7' }), {
+  t.same(reportOptions({ 'drop-report-rate': '3/minute', 'drop-report-burst': '1', 'nflog-group': '7' }), {
     group: 7,
     rate: 3,
     per: 'minute',
-    burst: 0,
+    burst: 1,
   });
+  // The kernel makes a packet limit's burst 0 a burst of 5 (what the limit object would read back as).
+  t.throws(() => reportOptions({ 'drop-report-burst': '0' }), /--drop-report-burst .* from 1/);
   t.throws(() => reportOptions({ 'drop-reports': 'yes' }), /--drop-reports must be on or off/);
   t.throws(() => reportOptions({ 'drop-report-rate': '0/second' }), /--drop-report-rate/);
   t.throws(() => reportOptions({ 'drop-report-rate': '20' }), /--drop-report-rate/);
@@ -197,7 +202,13 @@ t.test('audit mode (point 25): a would-deny report, then accept; enforced isolat
     const report = chain.rules.find((r) => r.kind === 'report');
     if (reports === undefined) t.equal(report, undefined, 'reports off: no report rule');
     else {
-      t.match(report, { kind: 'report', limit: { rate: 20, per: 'second', burst: 5 } });
+      t.same(report, { kind: 'report', group: 100, prefix: (report as { prefix: string }).prefix });
+      const at = chain.rules.indexOf(report!);
+      t.same(
+        chain.rules[at - 1],
+        { kind: 'report-audit-gate', limit: 'reports-20-second-5', chain: 'reports-accept' },
+        "right before the log: the node's bucket, over it counted and accepted unlogged",
+      );
       t.same(report?.kind === 'report' && parsePrefix(report.prefix), {
         direction: 'ingress',
         kind: 'would-deny',
@@ -205,16 +216,12 @@ t.test('audit mode (point 25): a would-deny report, then accept; enforced isolat
       });
       t.notOk(
         chain.rules.some((r) => r.kind === 'report-gate'),
-        'no gate: it would drop over the limit',
+        'no dropping gate: it would drop over the limit',
       );
       const b = d.chains.get(d.podChains.get('x/b')!.ingress!)!;
       t.match(b.rules[b.rules.length - 1], { kind: 'final', verdict: 'drop' }, 'x/b is enforced');
       t.not(chain.name, b.name);
-      t.ok(
-        text(d).some((l) =>
-          /ct state new limit rate 20\/second log prefix "tg:i:w:in-[0-9a-f]{12}" group 100$/.test(l),
-        ),
-      );
+      t.ok(text(d).some((l) => /ct state new log prefix "tg:i:w:in-[0-9a-f]{12}" group 100$/.test(l)));
     }
   }
 });

@@ -6,6 +6,7 @@ import { Writer } from '../../src/netlink/attr.ts';
 import {
   Chain,
   commitWithRetry,
+  LimitObject,
   listRuleset,
   m,
   NamedSet,
@@ -55,6 +56,9 @@ async function roundTrip(sock: NfnlSocket, objects: NftObject[]): Promise<string
       else if (JSON.stringify(els(s)) !== JSON.stringify(els(o))) {
         diffs.push(`elements of ${o.describe()}: sent ${els(o).join(', ')} got ${els(s).join(', ')}`);
       }
+    } else if (o instanceof LimitObject) {
+      const x = back.objects?.find((y) => y.family === o.family && y.table === o.table && y.name === o.name);
+      if (x?.toString() !== o.toString()) diffs.push(`limit: sent ${o.toString()} got ${x?.toString()}`);
     }
   }
   const sentRules = objects.filter((o): o is Rule => o instanceof Rule);

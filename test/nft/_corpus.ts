@@ -6,9 +6,11 @@ import {
   type Expr,
   type Family,
   Limit,
+  LimitObject,
   m,
   NamedSet,
   type NftObject,
+  ObjRef,
   Range,
   Rule,
   type SetOptions,
@@ -147,6 +149,18 @@ function inetCase(b: Builder): void {
     m.verdict('drop'),
   );
   b.rule('c1', new Limit({ rate: 10, per: 'hour', burst: 2, over: true }), m.counter());
+  // One bucket shared by several rules (issue 18): a named limit object and the rules naming it.
+  b.add(
+    new LimitObject({ family: 'inet', table: b.table, name: 'reports-20', rate: 20, burst: 5, over: true }),
+  );
+  b.add(new LimitObject({ family: 'inet', table: b.table, name: 'slow', rate: 3, per: 'minute', burst: 1 }));
+  b.rule('c1', new ObjRef({ type: 'limit', object: 'reports-20' }), m.counter(), m.verdict('drop'));
+  b.rule(
+    'c1',
+    m.match('ct state', 'new'),
+    new ObjRef({ type: 'limit', object: 'slow' }),
+    m.log({ group: 7 }),
+  );
 }
 
 function ipCase(b: Builder): void {

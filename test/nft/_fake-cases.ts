@@ -4,10 +4,12 @@
 import {
   Chain,
   canonicalLines,
+  LimitObject,
   m,
   NamedSet,
   NetlinkError,
   type NftConnection,
+  ObjRef,
   Rule,
   Table,
   Transaction,
@@ -32,6 +34,18 @@ const lookup = new Rule({
 const base = () =>
   new Transaction().add(table).add(chain).add(set).add(lookup).addElements(set, ['10.0.0.0/8']);
 
+// A limit object and a rule naming it (issue 18: the node's one report bucket).
+const limit = (name: string, rate = 20) =>
+  new LimitObject({ family: 'inet', table: 't', name, rate, burst: 5, over: true });
+const naming = (name: string) =>
+  new Rule({
+    family: 'inet',
+    table: 't',
+    chain: 'c',
+    exprs: [new ObjRef({ type: 'limit', object: name }), m.counter(), m.verdict('drop')].flat(),
+  });
+const withLimit = () => base().add(limit('l')).add(naming('l'));
+
 export const FAKE_CASES: FakeCase[] = [
   ...Object.keys(CORPUS).map((name) => ({ name: `corpus ${name}`, setup: () => CORPUS[name]!().tx })),
   {
@@ -48,6 +62,32 @@ export const FAKE_CASES: FakeCase[] = [
     name: 'delete a missing element',
     setup: base,
     change: () => new Transaction().deleteElements(set, ['10.9.9.9']),
+  },
+  {
+    name: 'a rule naming a missing limit object',
+    setup: withLimit,
+    change: () => new Transaction().add(naming('nope')),
+  },
+  {
+    name: 'delete a limit object a rule uses',
+    setup: withLimit,
+    change: () => new Transaction().delete(limit('l')),
+  },
+  {
+    name: 'create an existing limit object',
+    setup: withLimit,
+    change: () => new Transaction().create(limit('l')),
+  },
+  {
+    name: 'add an existing limit object with another rate (kept as it is)',
+    setup: withLimit,
+    change: () => new Transaction().add(limit('l', 50)),
+  },
+  {
+    name: 'switch to a new limit object: add it, rewrite the chain, delete the old one, in one batch',
+    setup: withLimit,
+    change: () =>
+      new Transaction().add(limit('l2', 50)).flush(chain).add(lookup).add(naming('l2')).delete(limit('l')),
   },
   {
     name: 'flush a set and a chain, add a chain',

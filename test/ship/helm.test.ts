@@ -104,6 +104,11 @@ t.test('charts/tollgate with the real helm', async (t) => {
         'agent.stateDir=off',
         'agent.livenessTimeoutMs=240000',
         'agent.extraArgs[0]=--heap-growth-percent=0',
+        'agent.established=cut',
+        'agent.dropReports=false',
+        'agent.dropReportRate=5/minute',
+        'agent.dropReportBurst=3',
+        'agent.nflogGroup=7',
         'resources.limits.memory=512Mi',
         'nodeSelector.pool=edge',
         'tolerations=null',
@@ -124,6 +129,11 @@ t.test('charts/tollgate with the real helm', async (t) => {
       '--liveness-timeout-ms=240000',
       '--boot-closed=false',
       '--verify-interval-ms=1000000',
+      '--established=cut',
+      '--drop-reports=off',
+      '--drop-report-rate=5/minute',
+      '--drop-report-burst=3',
+      '--nflog-group=7',
       '--log-level=debug',
       '--heap-growth-percent=0',
     ];
@@ -146,10 +156,16 @@ t.test('charts/tollgate with the real helm', async (t) => {
       'agent.watchQuietMs=1',
       'agent.relistIntervalMs=1',
       'agent.heapGrowthPercent=1',
+      'agent.established=keep',
+      'agent.dropReports=true',
+      'agent.dropReportRate=1/second',
+      'agent.dropReportBurst=1',
+      'agent.nflogGroup=1',
     );
     const args: string[] = all.find((o) => o.kind === 'DaemonSet').spec.template.spec.containers[0].args;
     const flags = args.filter((a) => a.startsWith('--')).map((a) => a.replace(/=.*$/, ''));
-    t.equal(flags.length, 10, `every option set: ${flags.join(' ')}`);
+    t.equal(flags.length, 15, `every option set: ${flags.join(' ')}`);
+    t.ok(args.includes('--drop-reports=on'), 'dropReports true is --drop-reports=on');
     const help = spawnSync(process.execPath, [join(REPO, 'bin/tollgate.js'), 'agent', '--help'], {
       encoding: 'utf8',
     });
@@ -164,6 +180,10 @@ t.test('charts/tollgate with the real helm', async (t) => {
       ['metricsAddress=off', 'metricsAddress'],
       ['agent.verifyIntervalMs=soon', 'verifyIntervalMs'],
       ['agent.verifyIntervlMs=5', 'verifyIntervlMs'],
+      ['agent.established=sometimes', 'established'],
+      ['agent.dropReportRate=20', 'dropReportRate'],
+      ['agent.dropReportBurst=0', 'dropReportBurst'],
+      ['agent.nflogGroup=70000', 'nflogGroup'],
     ] as const) {
       const r = run(['template', 'tollgate', CHART, '--set', set]);
       t.not(r.status, 0, `--set ${set} is refused`);

@@ -41,6 +41,10 @@ tolerations:
 {{- define "tollgate.agentArgs" -}}
 {{- $a := .Values.agent -}}
 {{- $args := list "agent" (printf "--metrics-addr=%s" (toString .Values.metricsAddress)) (printf "--state-dir=%s" (toString $a.stateDir)) -}}
+{{- $reports := $a.dropReports -}}
+{{- if kindIs "bool" $reports -}}
+{{- $reports = ternary "on" "off" $reports -}}
+{{- end -}}
 {{- $flags := list
   (list "liveness-timeout-ms" $a.livenessTimeoutMs)
   (list "boot-closed" $a.bootClosed)
@@ -49,6 +53,11 @@ tolerations:
   (list "watch-quiet-ms" $a.watchQuietMs)
   (list "relist-interval-ms" $a.relistIntervalMs)
   (list "heap-growth-percent" $a.heapGrowthPercent)
+  (list "established" $a.established)
+  (list "drop-reports" $reports)
+  (list "drop-report-rate" $a.dropReportRate)
+  (list "drop-report-burst" $a.dropReportBurst)
+  (list "nflog-group" $a.nflogGroup)
   (list "log-level" .Values.logLevel) -}}
 {{- range $flags -}}
 {{- $v := index . 1 -}}

@@ -12,6 +12,7 @@ import { Limit } from './limit.ts';
 import { Log } from './log.ts';
 import { Lookup } from './lookup.ts';
 import { Meta } from './meta.ts';
+import { ObjRef } from './objref.ts';
 import { Payload } from './payload.ts';
 import { Range } from './range.ts';
 import { Reject } from './reject.ts';
@@ -29,7 +30,9 @@ export const EXPR_DECODERS: Record<string, (a: Attrs) => Expr> = {
   limit: Limit.decode,
   reject: Reject.decode,
   range: Range.decode,
+  objref: ObjRef.decode,
 };
 
 export type { EncodeContext, Expr } from './expr.ts';
-export { Bitwise, Cmp, Counter, Ct, Immediate, Limit, Log, Lookup, Meta, Payload, Range, Reject };
+export { OBJECT_TYPES, type ObjectType } from './objref.ts';
+export { Bitwise, Cmp, Counter, Ct, Immediate, Limit, Log, Lookup, Meta, ObjRef, Payload, Range, Reject };
