@@ -232,6 +232,9 @@ interface AgentRun {
   child: ChildProcess;
   spawnedAt: number;
   startingAt: number | undefined;
+  /** The main thread's CPU and run-queue wait (ms) when its 'starting' and first 'synced' lines were read. */
+  schedAtStarting: { cpu: number; wait: number } | undefined;
+  schedAtFirstSync: { cpu: number; wait: number } | undefined;
   syncs: number[];
   entries: SyncEntry[];
   gcs: GcEntry[];
@@ -257,6 +260,8 @@ function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
     child,
     spawnedAt,
     startingAt: undefined,
+    schedAtStarting: undefined,
+    schedAtFirstSync: undefined,
     syncs: [],
     entries: [],
     gcs: [],
@@ -322,8 +327,11 @@ function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
     } catch {
       return;
     }
-    if (entry.msg === 'starting') run.startingAt ??= at;
-    else if (entry.msg === 'synced') {
+    if (entry.msg === 'starting') {
+      run.startingAt ??= at;
+      run.schedAtStarting ??= mainThreadSched(child.pid!);
+    } else if (entry.msg === 'synced') {
+      if (run.syncs.length === 0) run.schedAtFirstSync = mainThreadSched(child.pid!);
       run.syncs.push(at);
       run.entries.push({ at, ms: entry.ms, queuedMs: entry.queuedMs, phases: entry.phases });
       for (const w of [...waiters]) w();
@@ -415,10 +423,22 @@ async function measure(
       process_start_to_sync_ms: Math.round(firstSync - agent.spawnedAt),
       process_start_to_starting_ms: Math.round((agent.startingAt ?? Number.NaN) - agent.spawnedAt),
       cpu_ms_to_sync: cpuToSync,
+      // From 'starting' to the first 'synced' line: what of the wall time was the agent's own main-thread
+      // work and what was waiting for a CPU (the machine's load, the agent's own GC threads, the driver).
+      ...(agent.schedAtStarting && agent.schedAtFirstSync
+        ? {
+            main_cpu_ms: Math.round(agent.schedAtFirstSync.cpu - agent.schedAtStarting.cpu),
+            runq_wait_ms: Math.round(agent.schedAtFirstSync.wait - agent.schedAtStarting.wait),
+          }
+        : {}),
+      // The first sync's own line: time from the first request to the start of the sync (the lists, the
+      // boot check) and the sync's phases.
+      list_ms: agent.entries[0]?.queuedMs,
+      phases: agent.entries[0]?.phases,
     };
     const afterFullSync = memoryOf(agent.child.pid!);
     say(
-      `${mode}: full sync ${fullSync.full_sync_ms} ms (process start to sync ${fullSync.process_start_to_sync_ms} ms, agent CPU ${cpuToSync} ms), RSS ${afterFullSync.rss} MB`,
+      `${mode}: full sync ${fullSync.full_sync_ms} ms (process start to sync ${fullSync.process_start_to_sync_ms} ms, agent CPU ${cpuToSync} ms; from starting: main thread ${fullSync.main_cpu_ms} ms on a CPU, ${fullSync.runq_wait_ms} ms waiting for one), RSS ${afterFullSync.rss} MB`,
     );
     const byEvent: Record<string, number[]> = {
       pod_add: [],
@@ -526,6 +546,10 @@ try {
     process_start_to_sync_ms: main.fullSync.process_start_to_sync_ms,
     process_start_to_starting_ms: main.fullSync.process_start_to_starting_ms,
     agent_cpu_ms_to_sync: main.fullSync.cpu_ms_to_sync,
+    full_sync_main_cpu_ms: main.fullSync.main_cpu_ms,
+    full_sync_runq_wait_ms: main.fullSync.runq_wait_ms,
+    full_sync_list_ms: main.fullSync.list_ms,
+    full_sync_phases: main.fullSync.phases,
     rss_after_full_sync_mb: main.afterFullSync.rss,
     rss_settled_mb: main.settled.rss,
     settle_ms: SETTLE_MS,

@@ -143,6 +143,10 @@ export class FakeApiServer {
       this.served.watches++;
       const from = Number(u.searchParams.get('resourceVersion') || this.rv);
       res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+      // As kube-apiserver: the headers go at once, not with the first event. A watch without events
+      // otherwise never answers, the agent's request for it stays pending and keeps the agent alive
+      // after SIGTERM (the driver killed it after 5 s, so --cpu-prof never wrote its profile).
+      res.flushHeaders();
       for (const e of this.#events.get(u.pathname) ?? []) if (e.rv > from) res.write(e.line);
       let set = this.#watchers.get(u.pathname);
       if (!set) {

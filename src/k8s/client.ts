@@ -223,6 +223,7 @@ export class ApiClient {
     query: Record<string, string | undefined>,
     body: string | undefined,
     accept = 'application/json',
+    signal?: AbortSignal,
   ): Promise<{ req: ClientRequest; res: IncomingMessage }> {
     const url = new URL(this.#base.pathname.replace(/\/$/, '') + path, this.#base);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
@@ -248,6 +249,7 @@ export class ApiClient {
         path: url.pathname + url.search,
         method,
         headers,
+        ...(signal ? { signal } : {}),
       });
       const timer = setTimeout(
         () => req.destroy(new Error(`no answer within ${this.requestTimeoutMs} ms`)),
@@ -354,13 +356,16 @@ export class ApiClient {
    * object is the Status: code 410 when the resourceVersion is too old); `onDone` is called once when the
    * stream ends for any reason: null for a server-side close, a WatchError for an HTTP error status
    * (E_K8S_GONE for 410) or a broken connection, an Error named AbortError after abort(). Resolves with the
-   * abort handle once the request is under way; never rejects.
+   * abort handle once the request is under way; never rejects. `signal` ends it like abort(), also before
+   * the server has answered (the handle is not there yet then: a server that never sends the headers
+   * would otherwise keep the request, and the process, alive until the request timeout).
    */
   watch(
     path: string,
     resourceVersion: string,
     onEvent: (type: WatchEventType, object: Record<string, unknown>) => void,
     onDone: (error: unknown) => void,
+    signal?: AbortSignal,
   ): Promise<AbortController> {
     const query = {
       watch: 'true',
@@ -380,7 +385,7 @@ export class ApiClient {
       }
       onEvent(event.type as WatchEventType, event.object ?? {});
     };
-    return this.#lines(path, query, 'application/json', label, onLine, onDone);
+    return this.#lines(path, query, 'application/json', label, onLine, onDone, signal);
   }
 
   /**
@@ -405,6 +410,7 @@ export class ApiClient {
     label: string,
     onLine: (line: string, stop: (error: unknown) => void) => void,
     onDone: (error: unknown) => void,
+    signal?: AbortSignal,
   ): Promise<AbortController> {
     const controller = new AbortController();
     let done = false;
@@ -416,9 +422,12 @@ export class ApiClient {
       onDone(error);
     };
     controller.signal.addEventListener('abort', () => finish(abortError()), { once: true });
+    if (signal?.aborted) controller.abort();
+    else signal?.addEventListener('abort', () => controller.abort(), { once: true });
     let res: IncomingMessage;
     try {
-      ({ req, res } = await this.#open('GET', path, query, undefined, accept));
+      // Aborted before the headers are in: the signal destroys the pending request.
+      ({ req, res } = await this.#open('GET', path, query, undefined, accept, controller.signal));
     } catch (error) {
       finish(controller.signal.aborted ? abortError() : error);
       return controller;

@@ -78,6 +78,8 @@ export class Reflector<T = Obj> {
   private readonly onChange: (kind: string) => void;
   private resourceVersion = '';
   private abort: AbortController | undefined;
+  /** Ends the current watch also while its request waits for the server's headers (abort is unset then). */
+  private pending: AbortController | undefined;
   private stopped = false;
   private failures = 0;
   private timers: NodeJS.Timeout[] = [];
@@ -129,6 +131,7 @@ export class Reflector<T = Obj> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.abort?.abort();
+    this.pending?.abort();
     this.wake?.();
   }
 
@@ -146,6 +149,7 @@ export class Reflector<T = Obj> {
   restart(relist: boolean): void {
     if (relist) this.resourceVersion = '';
     this.abort?.abort();
+    this.pending?.abort();
     this.wake?.();
   }
 
@@ -242,6 +246,8 @@ export class Reflector<T = Obj> {
       };
       this.wake = () => finish(undefined);
       this.lastActivity = Date.now();
+      const pending = new AbortController();
+      this.pending = pending;
       this.client
         .watch(
           this.options.path,
@@ -283,6 +289,7 @@ export class Reflector<T = Obj> {
             this.onChange(this.kind);
           },
           (error) => finish(error ?? undefined),
+          pending.signal,
         )
         .then((abort) => {
           this.abort = abort;
