@@ -113,7 +113,8 @@ for (const name of existsSync(results) ? readdirSync(results, { recursive: true,
   if (!name.endsWith('.tap')) continue;
   const members = runs.get(name.replace(/\.tap$/, ''));
   if (!members) continue;
-  const file = members.join(' or ');
+  // A group's output does not say which of its files a subtest came from: name them all.
+  const file = members.length === 1 ? (members[0] ?? '') : `one of ${members.join(', ')}`;
   const parser = new Parser();
   const visit = (p: Parser) => {
     p.on('assert', (r: Result) => {
