@@ -109,10 +109,25 @@ export function policiesUsed(index: ClusterIndex, nodeName: string, entry: CtEnt
   return out;
 }
 
-/** One entry's identity across passes: the kernel's id and the original tuple (an id alone may be reused). */
-function entryKey(e: CtEntry): string {
+/**
+ * One entry's identity across passes: the kernel's id and the original tuple (an id alone may be reused),
+ * as a 53-bit hash. A string key costs ~300 B an entry in the set and a number ~40 B (measured with 100k:
+ * 30 MB against 4 MB, twice that while a pass builds the next set); two live entries that collide make one
+ * connection go uncounted, with odds of about n²/2⁵⁴ per pass (10⁻⁶ at 100k entries).
+ */
+function entryKey(e: CtEntry): number {
   const t = e.orig;
-  return `${e.id ?? ''} ${e.zone} ${t.protocol} ${t.src.value} ${t.sport ?? t.icmpId ?? ''} ${t.dst.value} ${t.dport ?? ''}`;
+  const text = `${e.id ?? ''} ${e.zone} ${t.protocol} ${t.src.value} ${t.sport ?? t.icmpId ?? ''} ${t.dst.value} ${t.dport ?? ''}`;
+  // Two independent 32-bit FNV-1a style mixes, 32 + 21 bits of them kept (a double holds 53 exactly).
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  return (a >>> 0) * 2 ** 21 + (b >>> 11);
 }
 
 /** An address of an entry that may be malformed (for the log of one that could not be judged). */
@@ -151,7 +166,7 @@ export interface UsageOptions {
 
 export class PolicyUsage {
   private readonly o: UsageOptions;
-  private seen = new Set<string>();
+  private seen = new Set<number>();
   /** `policy direction` -> counts. */
   private readonly totals = new Map<string, UsageRecord>();
   /** Keys whose counts changed since they were last logged, oldest first. */
@@ -239,7 +254,7 @@ export class PolicyUsage {
         const dump = await this.access.dump(undefined, localAddresses(index, this.o.nodeName));
         // The newest index judges (a sync may have run during the dump).
         let now = this.o.index() ?? index;
-        const seen = new Set<string>();
+        const seen = new Set<number>();
         for (const e of dump.entries) {
           const key = entryKey(e);
           seen.add(key);
