@@ -296,6 +296,23 @@ t.test('a failed dump is logged once, counted, and the next pass retries on a ne
   t.equal(u.problem, undefined);
 });
 
+t.test('an entry that cannot be judged counts for nothing and undoes nothing else', async (t) => {
+  const index = { current: cluster({ pods: basePods(), policies: [dbPolicy] }) };
+  const { ct, u, lines, series } = usage(index);
+  const good = tcp('10.244.2.30', 40001, '10.244.1.20', 5432);
+  // No reply tuple: entryFlow cannot read it (a decoder gap or a bug); it comes after a counted entry.
+  const bad = { ...tcp('10.244.2.30', 40002, '10.244.1.20', 5432), reply: undefined } as unknown as CtEntry;
+  ct.entries.push(good, bad, { ...bad, id: 99 });
+  t.match(await u.pass(), { examined: 3, new: 3, counted: 1, unattributed: 2 });
+  t.match(await u.pass(), { examined: 3, new: 0, counted: 0, unattributed: 0 }, 'none of them again');
+  t.same(await series(), ['x/db ingress allowed 1'], 'the good entry counted once, not once per pass');
+  t.equal(u.problem, undefined, 'conntrack was read: no problem shown');
+  const errors = lines.filter((l) => String(l.msg).startsWith('policy usage: cannot judge'));
+  t.equal(errors.length, 1, 'the same failure is logged once');
+  t.match(errors[0], { entry: '6 10.244.2.30:40002 -> 10.244.1.20:5432' }, 'names the entry');
+  t.equal(ct.closed, 0, 'the socket is kept');
+});
+
 t.test('the agent counts while it writes the table, and serves the metric', async (t) => {
   const api = new FakeApi();
   api.put(P.ns, 'x', { metadata: { labels: {} } });

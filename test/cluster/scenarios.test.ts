@@ -2,7 +2,7 @@
 // for this file: kubelet, containerd, kube-proxy, Flannel, tollgate installed with `kubectl apply -f
 // daemonset/` (_cluster.ts). Prints per-scenario passed/failed/skipped counts (what the real cluster cannot
 // offer is skipped, with the reason, never passed) and the totals; then the real `tollgate drops` CLI on the
-// same cluster (filters, report latency).
+// same cluster (filters, report latency), and `tollgate explain --policy`'s usage counts (issue 18).
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -10,6 +10,7 @@ import { loadScenario } from '../../src/scenario/parse.ts';
 import { SHARED_SCENARIOS, scenarioCorpus } from '../_corpus.ts';
 import { type LabCluster, startCluster } from './_cluster.ts';
 import { dropsCliTests } from './drops-cli.ts';
+import { policyUsageCliTests } from './policy-usage-cli.ts';
 import {
   ClusterScenarioDriver,
   type ClusterScenarioResult,
@@ -34,10 +35,15 @@ const files = [...scenarioCorpus(), ...dropFiles].filter(
   ({ label }) => !only || new RegExp(only).test(label),
 );
 const results: ClusterScenarioResult[] = [];
+/** The CLI tests after the scenarios (a narrowing may keep only them). */
+const cliTests = ['drops-cli', 'policy-usage-cli'].filter((label) => !only || new RegExp(only).test(label));
 
 if (process.getuid?.() !== 0) t.plan(0, 'needs root (network namespaces, container runtime)');
 else {
-  t.ok(only ? files.length > 0 : files.length >= (SHARED_SCENARIOS ? 28 : 5), `${files.length} scenarios`);
+  t.ok(
+    only ? files.length + cliTests.length > 0 : files.length >= (SHARED_SCENARIOS ? 28 : 5),
+    `${files.length} scenarios`,
+  );
   let cluster: LabCluster | undefined;
   let driver: ClusterScenarioDriver | undefined;
   const started = performance.now();
@@ -99,8 +105,9 @@ else {
       );
     });
   }
-  if (!only || new RegExp(only).test('drops-cli'))
-    dropsCliTests(() => ({ cluster: cluster!, driver: driver! }));
+  if (cliTests.includes('drops-cli')) dropsCliTests(() => ({ cluster: cluster!, driver: driver! }));
+  if (cliTests.includes('policy-usage-cli'))
+    policyUsageCliTests(() => ({ cluster: cluster!, driver: driver! }));
   // Last, in the TAP stream: the table the integrator copies into the resolution note.
   t.test('real-cluster scenario counts', async (t) => {
     const sum = (k: 'passed' | 'failed' | 'skipped') => results.reduce((a, r) => a + r[k], 0);
