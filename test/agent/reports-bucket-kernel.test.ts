@@ -6,16 +6,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { Lab } from '../../src/lab/index.ts';
+import type { Lab } from '../../src/lab/index.ts';
 import { scaledMs } from '../../src/lab/load.ts';
-import { labSpecOf } from '../../src/lab/scenario.ts';
-import { type DropReport, REPORT_MESSAGE, reportOfLogLine } from '../../src/nflog/report.ts';
-import { loadScenario } from '../../src/scenario/parse.ts';
-import { World } from '../../src/scenario/world.ts';
-import { EXAMPLES } from '../_corpus.ts';
+import { shopLab, startReportsChild } from './_reports-lab.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const RATE = 10;
@@ -56,52 +51,16 @@ async function burst(lab: Lab, from: string, to: string, port: number, waitMs: n
 }
 
 t.test('deny and would-deny floods share one bucket per node', async (t) => {
-  const scenario = loadScenario(join(EXAMPLES, 'db-only-from-api.yaml'));
-  const world = new World(scenario);
-  // Steps 0-1: shop/db-from-api exists (node 1's shop/db accepts 3306 from the shop's api only).
-  for (const step of scenario.steps.slice(0, 2)) world.applyStep(step);
-  const lab = await Lab.up(labSpecOf(world));
-  t.teardown(() => lab.down());
-  const objects = world.objects();
+  const { world, lab, objects } = await shopLab(t);
   // Node 1's staging/api: audited in both directions (an ingress and an egress audit chain).
   const policies = objects.policies as unknown[];
   policies.push(audit('audit-in', 'staging', { podSelector: {}, policyTypes: ['Ingress'], ingress: [] }));
   policies.push(audit('audit-out', 'staging', { podSelector: {}, policyTypes: ['Egress'], egress: [] }));
-  const child = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      lab.nodeNamespace(1),
-      process.execPath,
-      join(here, '_reports-child.ts'),
-      JSON.stringify({
-        node: world.node(1).name,
-        objects,
-        reports: { group: 100, rate: RATE, per: 'second', burst: BURST },
-      }),
-    ],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  t.teardown(async () => {
-    child.stdin.end();
-    if (child.exitCode === null) await once(child, 'exit');
+  const { child, reports, others, until } = await startReportsChild(t, lab, {
+    node: world.node(1).name,
+    objects,
+    reports: { group: 100, rate: RATE, per: 'second', burst: BURST },
   });
-  const reports: DropReport[] = [];
-  const others: Record<string, unknown>[] = [];
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const report = line.includes(REPORT_MESSAGE) ? reportOfLogLine(line) : undefined;
-    if (report) reports.push(report);
-    else others.push(JSON.parse(line));
-  });
-  const until = async (what: string, check: () => boolean, ms = scaledMs(20_000)) => {
-    const deadline = Date.now() + ms;
-    while (!check()) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`timed out: ${what}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  };
-  await until('the listener', () => others.some((o) => o.ready === true), scaledMs(60_000));
   child.stdin.write('stats\n');
   await until('stats', () => others.some((o) => o.stats !== undefined));
   const before = (others.find((o) => o.stats !== undefined)!.stats as Record<string, number>).suppressed!;
@@ -128,7 +87,7 @@ t.test('deny and would-deny floods share one bucket per node', async (t) => {
   const seconds = (Math.max(...runs.map((r) => r.endMs)) - startMs) / 1000;
   const bound = BURST + Math.ceil(RATE * seconds) + 1;
   const kinds = (kind: string, direction: string) =>
-    reports.filter((r) => r.kind === kind && r.direction === direction).length;
+    reports.filter(({ report: r }) => r.kind === kind && r.direction === direction).length;
   const byKind = `deny ${kinds('deny', 'ingress')}, would-deny in ${kinds('would-deny', 'ingress')}, out ${kinds('would-deny', 'egress')}`;
   t.ok(reports.length >= BURST, `at least the burst is reported (${reports.length})`);
   t.ok(

@@ -3,19 +3,13 @@
 // connections. A denied connection (ingress and egress) is logged with the right policies within 1 s; an
 // allowed one never reaches userspace; a burst of 1,500 denied attempts gives at most the node's limit
 // (semantics 16; ../shared/scenarios/README.md "Denied connections in the log").
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { Lab } from '../../src/lab/index.ts';
 import { scaledMs } from '../../src/lab/load.ts';
-import { labSpecOf } from '../../src/lab/scenario.ts';
-import { type DropReport, REPORT_MESSAGE, reportLine, reportOfLogLine } from '../../src/nflog/report.ts';
-import { loadScenario } from '../../src/scenario/parse.ts';
-import { World } from '../../src/scenario/world.ts';
-import { EXAMPLES } from '../_corpus.ts';
+import { reportLine } from '../../src/nflog/report.ts';
+import { shopLab, startReportsChild } from './_reports-lab.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const RATE = 20;
@@ -28,13 +22,7 @@ const percentile = (xs: number[], p: number) => {
 };
 
 t.test('denied connections are reported with their policies, within the node limit', async (t) => {
-  const world = new World(loadScenario(join(EXAMPLES, 'db-only-from-api.yaml')));
-  const scenario = loadScenario(join(EXAMPLES, 'db-only-from-api.yaml'));
-  // Steps 0-1: the policy shop/db-from-api exists (db accepts 3306 from the shop's api only).
-  for (const step of scenario.steps.slice(0, 2)) world.applyStep(step);
-  const lab = await Lab.up(labSpecOf(world));
-  t.teardown(() => lab.down());
-  const objects = world.objects();
+  const { world, lab, objects } = await shopLab(t);
   objects.policies.push({
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
@@ -50,38 +38,11 @@ t.test('denied connections are reported with their policies, within the node lim
   };
   objects.policies.push(auditPolicy as (typeof objects.policies)[number]);
   const node = world.node(1).name;
-  const child = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      lab.nodeNamespace(1),
-      process.execPath,
-      join(here, '_reports-child.ts'),
-      JSON.stringify({ node, objects, reports: { group: 100, rate: RATE, per: 'second', burst: BURST } }),
-    ],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  t.teardown(async () => {
-    child.stdin.end();
-    if (child.exitCode === null) await once(child, 'exit');
+  const { child, reports, others, until } = await startReportsChild(t, lab, {
+    node,
+    objects,
+    reports: { group: 100, rate: RATE, per: 'second', burst: BURST },
   });
-  const reports: { report: DropReport; seenMs: number }[] = [];
-  const others: Record<string, unknown>[] = [];
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const seenMs = Date.now();
-    const report = line.includes(REPORT_MESSAGE) ? reportOfLogLine(line) : undefined;
-    if (report) reports.push({ report, seenMs });
-    else others.push(JSON.parse(line));
-  });
-  const until = async (what: string, check: () => boolean, ms = scaledMs(20_000)) => {
-    const deadline = Date.now() + ms;
-    while (!check()) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`timed out: ${what}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  };
-  await until('the listener', () => others.some((o) => o.ready === true), scaledMs(60_000));
 
   // Latency: from the probe's start to the line on the agent's stdout (what `kubectl logs` reads).
   const latencies: number[] = [];
