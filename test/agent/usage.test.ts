@@ -15,6 +15,7 @@ import { ConntrackError } from '../../src/conntrack/errors.ts';
 import type { DropReport } from '../../src/nflog/report.ts';
 import { normalizeClusterPolicy } from '../../src/policy/cluster-normalize.ts';
 import { ClusterIndex } from '../../src/policy/index.ts';
+import { sampleReport } from '../_drop-reports.ts';
 import { runInProcess } from '../cli/_in-process.ts';
 import { FakeApi, until } from '../k8s/fake-api.ts';
 import { cluster, pod, policy, state } from '../policy/builders.ts';
@@ -139,17 +140,16 @@ function usage(index: { current: ClusterIndex }) {
   return { ct, lines, u, series, usageLines: () => lines.filter((l) => l.msg === USAGE_MESSAGE) };
 }
 
-const report = (policies: string[], kind: DropReport['kind'] = 'deny'): DropReport => ({
-  kind,
-  direction: 'ingress',
-  node: 'n1',
-  src: { address: '10.244.1.40', pod: 'x/web' },
-  dst: { address: '10.244.1.20', pod: 'x/db' },
-  protocol: 'TCP',
-  port: 5432,
-  policies,
-  at: new Date(0).toISOString(),
-});
+const report = (policies: string[], kind: DropReport['kind'] = 'deny'): DropReport =>
+  sampleReport({
+    kind,
+    node: 'n1',
+    src: { address: '10.244.1.40', pod: 'x/web' },
+    dst: { address: '10.244.1.20', pod: 'x/db' },
+    port: 5432,
+    policies,
+    at: new Date(0).toISOString(),
+  });
 
 t.test(
   'each connection counts once across passes; denied from reports; pruned with its policy',
