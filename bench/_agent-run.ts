@@ -39,6 +39,10 @@ const MAX_BATCH_BYTES = Number(process.env.BENCH_MAX_BATCH_BYTES ?? 425_952);
 const WIDE = Number(process.env.BENCH_WIDE ?? 0);
 /** BENCH_TRACE_GC=1: the agent runs with --trace-gc and each sample reports the GC pauses inside it. */
 const TRACE_GC = process.env.BENCH_TRACE_GC === '1';
+/** BENCH_NODE_ARGS: node/V8 flags before the agent's script (those NODE_OPTIONS refuses, e.g. --trace-deopt). */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+/** BENCH_ECHO=1: every line the agent writes (logs, --trace-gc) to stderr, with the ms since its spawn. */
+const ECHO = process.env.BENCH_ECHO === '1';
 /** BENCH_AGENT_NICE=-10: the agent runs at that nice level, to tell the machine's load from its own work
  *  (a lower nice value wins the run queue against the other processes of a shared machine). */
 const NICE = process.env.BENCH_AGENT_NICE;
@@ -248,7 +252,7 @@ interface AgentRun {
 function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
   const spawnedAt = performance.now();
   // --state-dir off: the benchmark's agent must not leave a state file for a fake node on the machine.
-  const node = [process.execPath, ...(TRACE_GC ? ['--trace-gc'] : [])];
+  const node = [process.execPath, ...(TRACE_GC ? ['--trace-gc'] : []), ...NODE_ARGS];
   // nice execs the agent: its pid stays the child's.
   const argv = [...(NICE === undefined ? [] : ['nice', '-n', NICE]), ...node];
   const child = spawn(argv[0]!, [...argv.slice(1), TOLLGATE, 'agent', '--state-dir', 'off', ...args], {
@@ -306,6 +310,7 @@ function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const at = performance.now();
     keep(line);
+    if (ECHO) process.stderr.write(`# agent ${Math.round(at - spawnedAt)} ms: ${line}\n`);
     // e.g. "[123:0x5f]    4012 ms: Scavenge 60.1 (64.0) -> 59.8 (66.0) MB, pooled: 0 MB, 1.25 / 0.00 ms ..."
     const gc =
       /^\[\d+:0x[0-9a-f]+\]\s+\d+ ms: ([A-Za-z-]+(?: \(reduce\))?)[^,]*,(?: pooled: [\d.]+ MB,)? ([\d.]+) \/ [\d.]+ ms/.exec(

@@ -618,7 +618,10 @@ function sortedV4(pods: Iterable<Pod>): number[] | null {
       if (ip.family !== 4) return null;
       keys.push(Number(ip.value));
     }
-  return keys.sort((a, b) => a - b);
+  // A typed array's numeric sort, copied back: 3-4 times faster than a comparator from 2,000 keys up.
+  const sorted = Float64Array.from(keys).sort();
+  for (let i = 0; i < keys.length; i++) keys[i] = sorted[i]!;
+  return keys;
 }
 
 /** One sorted array of sorted arrays (a multiset union), merged pairwise: no comparisons through a callback. */
