@@ -459,6 +459,13 @@ function buildDirectionChain(
   cache.record(state, name, line.base, inputs, classes);
 }
 
+/** A pod's chain names, by direction. */
+type ChainNames = { readonly ingress: string | undefined; readonly egress: string | undefined };
+interface PodChainNames {
+  readonly keys: readonly string[];
+  readonly chains: readonly ChainNames[];
+}
+
 /** Where a pod chain's sets get their names, and the chain of the previous build they continue. */
 interface Lineage {
   /** The sets are `<base>-a4` etc.: the chain's own name, or its predecessor's base. */
@@ -476,8 +483,9 @@ export class DesiredCache {
   private previous = new Map<string, CachedChain>();
   private current = new Map<string, CachedChain>();
   /** The chains each pod used in the previous build, and in this one (see lineage). */
-  private podChains = new Map<string, { ingress: string | undefined; egress: string | undefined }>();
-  private nextPodChains = new Map<string, { ingress: string | undefined; egress: string | undefined }>();
+  /** The pod chains of the last build (keys and chains, as lineage got them) and of the one in progress. */
+  private podChains: PodChainNames = { keys: [], chains: [] };
+  private nextPodChains: PodChainNames = { keys: [], chains: [] };
   /** The largest fused peer.proto.port set a chain keeps before address classes are weighed. */
   readonly fuseUpTo: number;
   /** Unions of address lists shared by the chains of this build (and kept for the next). */
@@ -546,7 +554,7 @@ export class DesiredCache {
    */
   lineage(
     keys: readonly string[],
-    chains: readonly { ingress: string | undefined; egress: string | undefined }[],
+    chains: readonly ChainNames[],
     fresh = false,
   ): Map<string, Lineage> {
     const out = new Map<string, Lineage>();
@@ -562,19 +570,27 @@ export class DesiredCache {
       out.set(name, { base, from: name });
       claimed.add(base);
     }
-    keys.forEach((key, i) => {
-      const before = fresh ? undefined : this.podChains.get(key);
-      if (before === undefined) return;
+    this.nextPodChains = { keys, chains };
+    // The common change (a pod added, a label changed) renames no chain: every chain in use existed.
+    if (out.size === used.size) return out;
+    const before = new Map<string, ChainNames>();
+    if (!fresh) {
+      const last = this.podChains;
+      for (let i = 0; i < last.keys.length; i++) before.set(last.keys[i]!, last.chains[i]!);
+    }
+    for (let i = 0; i < keys.length; i++) {
+      const was = before.get(keys[i]!);
+      if (was === undefined) continue;
       for (const d of ['ingress', 'egress'] as const) {
         const name = chains[i]![d];
-        const from = before[d];
+        const from = was[d];
         if (name === undefined || out.has(name) || from === undefined || used.has(from)) continue;
         const base = this.previous.get(from)?.base;
         if (base === undefined || claimed.has(base)) continue;
         out.set(name, { base, from });
         claimed.add(base);
       }
-    });
+    }
     for (const name of [...used].sort()) {
       if (out.has(name)) continue;
       let base = name;
@@ -582,7 +598,6 @@ export class DesiredCache {
       out.set(name, { base, from: undefined });
       claimed.add(base);
     }
-    this.nextPodChains = new Map(keys.map((key, i) => [key, chains[i]!]));
     return out;
   }
 
@@ -591,7 +606,7 @@ export class DesiredCache {
     this.previous = this.current;
     this.current = new Map();
     this.podChains = this.nextPodChains;
-    this.nextPodChains = new Map();
+    this.nextPodChains = { keys: [], chains: [] };
     this.unions.rotate();
   }
 }
@@ -938,12 +953,18 @@ export function desiredState(
   // Pods of an opted-out namespace get chains of their own (the same structure, no report rules): chains
   // are shared by structure across namespaces.
   const quiet = new Set<string>();
-  const names = plan.pods.map((pod) => {
-    const suffix = reports?.quietNamespaces?.has(pod.key.slice(0, pod.key.indexOf('/'))) ? QUIET_SUFFIX : '';
+  const quietNamespaces = reports?.quietNamespaces;
+  const quietPods =
+    quietNamespaces === undefined || quietNamespaces.size === 0
+      ? undefined
+      : plan.pods.map((pod) => quietNamespaces.has(pod.key.slice(0, pod.key.indexOf('/'))));
+  const names = plan.pods.map((pod, i): ChainNames => {
+    const suffix = quietPods?.[i] === true ? QUIET_SUFFIX : '';
     const name = (d: Direction, p: DirectionPlan | undefined): string | undefined => {
       if (p === undefined) return undefined;
+      if (suffix === '') return chainName(cache, d, p);
       const n = `${chainName(cache, d, p)}${suffix}`;
-      if (suffix !== '') quiet.add(n);
+      quiet.add(n);
       return n;
     };
     return {
@@ -956,27 +977,38 @@ export function desiredState(
     names,
     options.fresh === true,
   );
-  for (const [i, pod] of plan.pods.entries()) {
+  for (let i = 0; i < plan.pods.length; i++) {
+    const pod = plan.pods[i]!;
     const chains = names[i]!;
-    for (const d of ['ingress', 'egress'] as const) {
-      const name = chains[d];
-      const p = d === 'ingress' ? (pod.ingress ?? pod.auditIngress) : (pod.egress ?? pod.auditEgress);
-      if (name !== undefined) buildDirectionChain(state, d, p!, planSets, cache, name, lines.get(name)!);
-    }
-    const quietPod = reports?.quietNamespaces?.has(pod.key.slice(0, pod.key.indexOf('/'))) === true;
-    const podJumps = tiers.podChains(pod, chains, planSets, quiet, quietPod);
+    if (chains.ingress !== undefined)
+      buildDirectionChain(
+        state,
+        'ingress',
+        (pod.ingress ?? pod.auditIngress)!,
+        planSets,
+        cache,
+        chains.ingress,
+        lines.get(chains.ingress)!,
+      );
+    if (chains.egress !== undefined)
+      buildDirectionChain(
+        state,
+        'egress',
+        (pod.egress ?? pod.auditEgress)!,
+        planSets,
+        cache,
+        chains.egress,
+        lines.get(chains.egress)!,
+      );
+    const podJumps = tiers.podChains(pod, chains, planSets, quiet, quietPods?.[i] === true);
     state.podChains.set(pod.key, podJumps);
-    const jumps = {
-      ingress: podJumps.ingress && jumpTo(podJumps.ingress),
-      egress: podJumps.egress && jumpTo(podJumps.egress),
-    };
+    const ingressJump = podJumps.ingress && jumpTo(podJumps.ingress);
+    const egressJump = podJumps.egress && jumpTo(podJumps.egress);
     for (const a of pod.addresses) {
       local[a.family].push({ first: a.value, last: a.value });
       const bounds = a.family === 4 ? [Number(a.value), Number(a.value)] : [a.value, a.value];
-      for (const d of ['ingress', 'egress'] as const) {
-        const verdict = jumps[d];
-        if (verdict) dispatch[d][a.family].push({ bounds, tail: NO_TAIL, verdict });
-      }
+      if (ingressJump) dispatch.ingress[a.family].push({ bounds, tail: NO_TAIL, verdict: ingressJump });
+      if (egressJump) dispatch.egress[a.family].push({ bounds, tail: NO_TAIL, verdict: egressJump });
     }
   }
   const base: RuleSpec[] = [
