@@ -45,6 +45,11 @@ import { PolicyUsage } from './usage.ts';
 
 export interface AgentOptions {
   nodeName: string;
+  /**
+   * Called once, when the whole cluster has first been listed and, if this agent writes the table, the
+   * first sync has run (programmed or failed): the end of the start-up (see the agent command's heap growth).
+   */
+  afterStartup?: () => void;
   /** host:port for /metrics, /healthz, /readyz; undefined: no HTTP server. */
   metricsAddr: string | undefined;
   /** Bursts of events are coalesced into syncs at least this far apart. */
@@ -147,6 +152,8 @@ export class Agent {
   private verifyDetail: string | undefined;
   private repairTimer: NodeJS.Timeout | undefined;
   private syncedOnce = false;
+  /** AgentOptions.afterStartup has been called. */
+  private startedUp = false;
   private lastError: string | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
@@ -555,6 +562,17 @@ export class Agent {
   }
 
   private async runSteps(): Promise<void> {
+    try {
+      await this.steps();
+    } finally {
+      if (!this.startedUp && this.store.synced) {
+        this.startedUp = true;
+        this.options.afterStartup?.();
+      }
+    }
+  }
+
+  private async steps(): Promise<void> {
     if (!this.active) return;
     if (this.bootPending) {
       try {
