@@ -41,6 +41,13 @@ export interface ReflectorStats {
   events: number;
 }
 
+/**
+ * One turn of the event loop. A request is only written to its socket from process.nextTick callbacks and
+ * after awaits (the client's options, the connection): they run once the current task ends, so a page's
+ * items processed right after asking for the next page kept that request back until they were done (at
+ * 100,000 pods 3.3 ms a page, 0.65 s of the list in which the server had nothing to do).
+ */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const keyOf = (o: Obj): string => {
   const m = (o.metadata ?? {}) as { name?: string; namespace?: string };
   return m.namespace ? `${m.namespace}/${m.name}` : String(m.name);
@@ -170,9 +177,12 @@ export class Reflector<T = Obj> {
     let next = fetch(undefined);
     do {
       const page = await next;
-      // The next page is asked for before this one is processed: the server prepares it while the
-      // agent trims and normalizes (at 100k pods, 200 pages back to back).
-      if (page.continue) next = fetch(page.continue);
+      // The next page is asked for, and sent, before this one is processed: the server prepares it
+      // while the agent trims and normalizes (at 100k pods, 200 pages back to back).
+      if (page.continue) {
+        next = fetch(page.continue);
+        await nextTurn();
+      }
       for (const item of page.items) {
         const key = keyOf(item);
         const version = versionOf(item);
