@@ -134,7 +134,7 @@ function decideDirection(
   flow: Flow,
 ): DirectionVerdict {
   const isolating = index.policiesSelecting(subject).filter((p) => p[direction] !== undefined);
-  const allowedBy = firstAllowing(index, isolating, direction, subject, other, flow);
+  const allowedBy = allowingRules(index, isolating, direction, subject, other, flow);
   const audit =
     isolating.length > 0
       ? []
@@ -146,34 +146,35 @@ function decideDirection(
     allowedBy,
     allowed: isolating.length === 0 || allowedBy !== undefined,
     auditedBy: audit.map((p) => p.key),
-    wouldDeny: audit.length > 0 && firstAllowing(index, audit, direction, subject, other, flow) === undefined,
+    wouldDeny: audit.length > 0 && allowingRules(index, audit, direction, subject, other, flow) === undefined,
   };
 }
 
 /**
- * Point 5: the union of every rule of every policy; no order, no deny. Per policy, its first rule that
- * allows the flow; the verdict reports the first of them.
+ * Point 5: the union of every rule of every policy; no order, no deny. The first rule (in policy order)
+ * that allows the flow, the one a verdict reports; with `all`, each policy's first allowing rule is
+ * pushed to it instead. A plain loop that allocates nothing: it runs for every flow the evaluator judges
+ * (a generator here cost the policy benchmark's evaluation ~20% per flow).
  */
-function* allowingRules(
+function allowingRules(
   index: ClusterIndex,
   policies: readonly Policy[],
   direction: Direction,
   subject: Pod,
   other: Endpoint,
   flow: Flow,
-): Generator<RuleMatch> {
+  all?: RuleMatch[],
+): RuleMatch | undefined {
   for (const policy of policies) {
     for (const rule of policy[direction] ?? []) {
       const m = ruleMatch(index, policy, rule, direction, subject, other, flow);
       if (m === undefined) continue;
-      yield m;
+      if (all === undefined) return m;
+      all.push(m);
       break;
     }
   }
-}
-
-function firstAllowing(...args: Parameters<typeof allowingRules>): RuleMatch | undefined {
-  return allowingRules(...args).next().value ?? undefined;
+  return undefined;
 }
 
 /**
@@ -188,7 +189,9 @@ export function policiesAllowing(
   flow: Flow,
 ): string[] {
   const policies = index.policiesSelecting(subject);
-  return [...allowingRules(index, policies, direction, subject, other, flow)].map((m) => m.policy);
+  const all: RuleMatch[] = [];
+  allowingRules(index, policies, direction, subject, other, flow, all);
+  return all.map((m) => m.policy);
 }
 
 export function evaluate(index: ClusterIndex, flow: Flow): Verdict {
