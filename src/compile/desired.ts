@@ -998,26 +998,11 @@ export function desiredState(
   for (let i = 0; i < plan.pods.length; i++) {
     const pod = plan.pods[i]!;
     const chains = names[i]!;
-    if (chains.ingress !== undefined)
-      buildDirectionChain(
-        state,
-        'ingress',
-        (pod.ingress ?? pod.auditIngress)!,
-        planSets,
-        cache,
-        chains.ingress,
-        lines.get(chains.ingress)!,
-      );
-    if (chains.egress !== undefined)
-      buildDirectionChain(
-        state,
-        'egress',
-        (pod.egress ?? pod.auditEgress)!,
-        planSets,
-        cache,
-        chains.egress,
-        lines.get(chains.egress)!,
-      );
+    for (const d of DIRECTIONS) {
+      const name = chains[d];
+      const p = d === 'ingress' ? (pod.ingress ?? pod.auditIngress) : (pod.egress ?? pod.auditEgress);
+      if (name !== undefined) buildDirectionChain(state, d, p!, planSets, cache, name, lines.get(name)!);
+    }
     const podJumps = tiers.podChains(pod, chains, planSets, quiet, quietPods?.[i] === true);
     state.podChains.set(pod.key, podJumps);
     const ingressJump = podJumps.ingress && cache.jumpTo(podJumps.ingress);
@@ -1212,6 +1197,7 @@ function podAddresses(cache: DesiredCache, addresses: readonly Address[]): reado
   return out;
 }
 const NO_TAIL: readonly [] = [];
+const DIRECTIONS = ['ingress', 'egress'] as const;
 
 /** A pod CIDR range back to prefix notation (pod CIDRs are always prefixes). */
 function cidrText(r: AddressRange): string {
