@@ -306,7 +306,13 @@ export class ApiScenarioDriver implements ScenarioDriver {
           );
           this.seconds.set(node, second);
         }
-        if (!second.running) second.start();
+        // Waited for as `start` is: until it is standby (or has taken over). A scenario's next step is
+        // "the writer stops, the standby takes over within 2 s": a second agent still loading (seconds on
+        // a loaded machine) is no standby yet, and that window then measured its start-up instead.
+        if (!second.running) {
+          second.start();
+          await second.waitTookOver(scaledMs(READY_MS));
+        }
         return;
       }
       case 'second-stop':
