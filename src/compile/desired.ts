@@ -510,12 +510,6 @@ export class DesiredCache {
   /** REPORT_CHAIN of the last build, with the limit it was made for. */
   reportLimit: { key: string; chain: DesiredChain } | undefined;
   readonly portsTexts = new WeakMap<readonly PortRange[], string>();
-  /** A pod's addresses as entries of the local and dispatch sets (an unchanged pod keeps its list). */
-  readonly podAddresses = new WeakMap<readonly Address[], readonly PodAddress[]>();
-  /** The jump verdicts of this build's dispatch elements and the previous one's, by chain. */
-  private jumps = new Map<string, MapVerdict>();
-  private lastJumps = new Map<string, MapVerdict>();
-
   constructor(options: { fuseUpTo?: number } = {}) {
     this.fuseUpTo = options.fuseUpTo ?? 512;
     this.unions = new UnionMemo();
@@ -607,20 +601,8 @@ export class DesiredCache {
     return out;
   }
 
-  /** The dispatch verdict that jumps to `chain`: one object per chain while it is in use. */
-  jumpTo(chain: string): MapVerdict {
-    let verdict = this.jumps.get(chain);
-    if (verdict === undefined) {
-      verdict = this.lastJumps.get(chain) ?? { kind: 'jump', chain };
-      this.jumps.set(chain, verdict);
-    }
-    return verdict;
-  }
-
   /** Ends a build: chains it did not use are dropped. */
   rotate(): void {
-    this.lastJumps = this.jumps;
-    this.jumps = new Map();
     this.previous = this.current;
     this.current = new Map();
     this.podChains = this.nextPodChains;
@@ -1005,14 +987,13 @@ export function desiredState(
     }
     const podJumps = tiers.podChains(pod, chains, planSets, quiet, quietPods?.[i] === true);
     state.podChains.set(pod.key, podJumps);
-    const ingressJump = podJumps.ingress && cache.jumpTo(podJumps.ingress);
-    const egressJump = podJumps.egress && cache.jumpTo(podJumps.egress);
-    for (const a of podAddresses(cache, pod.addresses)) {
-      local[a.family].push(a.range);
-      if (ingressJump)
-        dispatch.ingress[a.family].push({ bounds: a.bounds, tail: NO_TAIL, verdict: ingressJump });
-      if (egressJump)
-        dispatch.egress[a.family].push({ bounds: a.bounds, tail: NO_TAIL, verdict: egressJump });
+    const ingressJump = podJumps.ingress && jumpTo(podJumps.ingress);
+    const egressJump = podJumps.egress && jumpTo(podJumps.egress);
+    for (const a of pod.addresses) {
+      local[a.family].push({ first: a.value, last: a.value });
+      const bounds = a.family === 4 ? [Number(a.value), Number(a.value)] : [a.value, a.value];
+      if (ingressJump) dispatch.ingress[a.family].push({ bounds, tail: NO_TAIL, verdict: ingressJump });
+      if (egressJump) dispatch.egress[a.family].push({ bounds, tail: NO_TAIL, verdict: egressJump });
     }
   }
   const base: RuleSpec[] = [
@@ -1177,25 +1158,7 @@ const AUDIT_OVER_LIMIT = {
     comment: 'egress would-denies over the report limit: counted, returned unreported',
   },
 } as const satisfies Record<string, DesiredChain>;
-/** A local pod's address as the node sets hold it: a one-address range, and its bounds (see Bound). */
-interface PodAddress {
-  readonly family: 4 | 6;
-  readonly range: { readonly first: bigint; readonly last: bigint };
-  readonly bounds: readonly [number, number] | readonly [bigint, bigint];
-}
-
-function podAddresses(cache: DesiredCache, addresses: readonly Address[]): readonly PodAddress[] {
-  let out = cache.podAddresses.get(addresses);
-  if (out === undefined) {
-    out = addresses.map((a) => ({
-      family: a.family,
-      range: { first: a.value, last: a.value },
-      bounds: a.family === 4 ? [Number(a.value), Number(a.value)] : [a.value, a.value],
-    }));
-    cache.podAddresses.set(addresses, out);
-  }
-  return out;
-}
+const jumpTo = (chain: string): MapVerdict => ({ kind: 'jump', chain });
 const NO_TAIL: readonly [] = [];
 const DIRECTIONS = ['ingress', 'egress'] as const;
 
