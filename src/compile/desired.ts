@@ -45,13 +45,7 @@
 import { createHash } from 'node:crypto';
 import { formatPrefix } from '../nflog/report.ts';
 import type { MapVerdict, RangeGroup } from '../nft/index.ts';
-import {
-  type Address,
-  type AddressRange,
-  addressRange,
-  formatAddress,
-  mergeRanges,
-} from '../policy/address.ts';
+import { type AddressRange, addressRange, formatAddress, mergeRanges } from '../policy/address.ts';
 import {
   type DirectionPlan,
   mergePorts,

@@ -2,6 +2,7 @@
 // issue 14): a new peer costs its groups, and what the planner and compiler rely on still holds — the
 // members and their sorted IPv4 keys equal a fresh index's, and a member replaced in place keeps its
 // position (the planner compares member lists position by position to keep a set and its chains).
+import fc from 'fast-check';
 import t from 'tap';
 import { ClusterIndex } from '../../src/policy/index.ts';
 import { Memo } from '../../src/policy/memo.ts';
@@ -104,3 +105,62 @@ t.test('IPv4 keys come back once the member with an IPv6 address leaves', async 
   index.update(clusterState([v4Only]), [[dual.key, undefined]]);
   t.same(index.podPeerV4(web, 'x'), [167772160 + 244 * 65536 + 256 + 10]);
 });
+
+t.test(
+  'keys kept through incremental changes equal a fresh index for a peer used only afterwards',
+  async (t) => {
+    // The groups' sorted keys are built by the full update and from then on patched per change (a new group
+    // starts empty and is patched too): a peer first asked for after any run of changes must see exactly
+    // the keys of a fresh index of the same pods.
+    const labelSets: Record<string, string>[] = [
+      { app: 'a', tier: 'web' },
+      { app: 'b', tier: 'web' },
+      { app: 'c', tier: 'db' },
+      { app: 'd', tier: 'web', canary: 'yes' },
+    ];
+    const op = fc.record({
+      slot: fc.integer({ min: 0, max: 11 }),
+      kind: fc.constantFrom('set', 'remove'),
+      labels: fc.integer({ min: 0, max: labelSets.length - 1 }),
+      ns: fc.constantFrom('x', 'y', 'z'),
+      host: fc.integer({ min: 1, max: 40 }),
+    });
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 30 }), fc.integer({ min: 0, max: 29 }), (ops, askAt) => {
+        const m = new Memo();
+        const make = (slot: number, labels: number, namespace: string, host: number) => {
+          const raw = pod(`${namespace}/p${slot}`, labelSets[labels]!, { ip: `10.244.2.${host}` });
+          return normalizePod({ ...raw, status: { ...raw.status, podIPs: [{ ip: raw.status.podIP }] } }, m);
+        };
+        const bySlot = new Map<number, Pod>();
+        for (let s = 0; s < 4; s++) bySlot.set(s, make(s, s % labelSets.length, 'x', 100 + s));
+        const index = new ClusterIndex(clusterState([...bySlot.values()]), m);
+        const early = tierPeer('web');
+        ops.forEach((o, i) => {
+          // One peer asked for midway: its keys are patched from then on, the other's built at the end.
+          if (i === askAt) index.podPeerV4(early, 'x');
+          const old = bySlot.get(o.slot);
+          const changes: [string, Pod | undefined][] = [];
+          if (old !== undefined) changes.push([old.key, undefined]);
+          if (o.kind === 'set') {
+            const next = make(o.slot, o.labels, o.ns, o.host);
+            bySlot.set(o.slot, next);
+            if (old?.key === next.key) changes.length = 0;
+            changes.push([next.key, next]);
+          } else bySlot.delete(o.slot);
+          index.update(clusterState([...bySlot.values()]), changes);
+        });
+        const fresh = new ClusterIndex(clusterState([...bySlot.values()]), new Memo());
+        for (const peer of [early, tierPeer('web'), tierPeer('db')])
+          for (const from of ['x', 'z']) {
+            const got = index.podPeerV4(peer, from);
+            const want = fresh.podPeerV4(peer, from);
+            if (JSON.stringify(got) !== JSON.stringify(want))
+              throw new Error(`peer ${JSON.stringify(peer.pods)} from ${from}: ${got} != ${want}`);
+          }
+      }),
+      { numRuns: 300 },
+    );
+    t.pass('300 random runs of changes');
+  },
+);
