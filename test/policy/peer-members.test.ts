@@ -164,3 +164,29 @@ t.test(
     t.pass('300 random runs of changes');
   },
 );
+
+t.test('a peer over many groups of shuffled addresses has every key once, in order', async (t) => {
+  // 3,000 pods in 60 groups over 10.244.3.0-10.244.14.255, addresses shuffled between the groups: the
+  // peer's keys span less than four times their number, the case mergeSorted counts.
+  const addresses = Array.from({ length: 3000 }, (_, i) => 0x0af40300 + i + Math.floor(i / 250) * 6);
+  for (let i = addresses.length - 1; i > 0; i--) {
+    const j = (i * 7919) % (i + 1);
+    [addresses[i], addresses[j]] = [addresses[j]!, addresses[i]!];
+  }
+  const text = (v: number) => [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
+  const pods = addresses.map((a, i) =>
+    replica(`${i % 2 === 0 ? 'x' : 'y'}/d${i}`, { app: `g${i % 30}`, tier: 'web' }, text(a)),
+  );
+  const index = new ClusterIndex(clusterState(pods), memo);
+  const want = [...addresses].sort((a, b) => a - b);
+  t.same(index.podPeerV4(tierPeer('web'), 'x'), want);
+  // And kept up to date from there: one member leaves, one joins.
+  const gone = pods[5]!;
+  const joined = replica('x/new', { app: 'g1', tier: 'web' }, '10.244.20.1');
+  index.update(clusterState([...pods.filter((p) => p !== gone), joined]), [
+    [gone.key, undefined],
+    [joined.key, joined],
+  ]);
+  const next = [...want.filter((v) => v !== addresses[5]), 0x0af41401].sort((a, b) => a - b);
+  t.same(index.podPeerV4(tierPeer('web'), 'x'), next);
+});
