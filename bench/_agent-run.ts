@@ -236,6 +236,8 @@ interface AgentRun {
   child: ChildProcess;
   spawnedAt: number;
   startingAt: number | undefined;
+  /** When the agent logged the end of its start-up (after the first sync: its one full collection). */
+  startedUpAt: number | undefined;
   /** The main thread's CPU and run-queue wait (ms) when its 'starting' and first 'synced' lines were read. */
   schedAtStarting: { cpu: number; wait: number } | undefined;
   schedAtFirstSync: { cpu: number; wait: number } | undefined;
@@ -247,6 +249,10 @@ interface AgentRun {
   exited: Promise<string>;
   /** Resolves when the agent has logged more than `count` 'synced' lines. */
   waitSyncs(count: number, timeoutMs: number, what: string): Promise<number>;
+  /** Resolves once the agent has logged 'start-up done'. */
+  waitStartedUp(timeoutMs: number, what: string): Promise<void>;
+  /** Its start-up hook's time (the one full collection), from that line. */
+  startupHookMs: number | undefined;
 }
 
 function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
@@ -264,6 +270,7 @@ function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
     child,
     spawnedAt,
     startingAt: undefined,
+    startedUpAt: undefined,
     schedAtStarting: undefined,
     schedAtFirstSync: undefined,
     syncs: [],
@@ -273,36 +280,49 @@ function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
     exited: new Promise((resolve) =>
       child.once('exit', (code, signal) => resolve(`exited ${code ?? signal}`)),
     ),
+    startupHookMs: undefined,
+    waitStartedUp(timeoutMs, what) {
+      return waitLine(
+        () => run.startedUpAt !== undefined,
+        timeoutMs,
+        what,
+        "no 'start-up done' log line from the agent",
+      ).then(() => undefined);
+    },
     waitSyncs(count, timeoutMs, what) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (run.syncs.length > count) {
-            cleanup();
-            resolve(run.syncs[count]!);
-          }
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(
-            new Error(
-              `${what}: no 'synced' log line from the agent within ${timeoutMs} ms (did the change alter node0's table?); last output:\n${run.tail.join('\n')}`,
-            ),
-          );
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          const i = waiters.indexOf(check);
-          if (i >= 0) waiters.splice(i, 1);
-        };
-        void run.exited.then((how) => {
-          cleanup();
-          reject(new Error(`${what}: the agent ${how}; last output:\n${run.tail.join('\n')}`));
-        });
-        waiters.push(check);
-        check();
-      });
+      return waitLine(
+        () => run.syncs.length > count,
+        timeoutMs,
+        what,
+        "no 'synced' log line from the agent (did the change alter node0's table?)",
+      ).then(() => run.syncs[count]!);
     },
   };
+  function waitLine(done: () => boolean, timeoutMs: number, what: string, missing: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (done()) {
+          cleanup();
+          resolve();
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`${what}: ${missing} within ${timeoutMs} ms; last output:\n${run.tail.join('\n')}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        const i = waiters.indexOf(check);
+        if (i >= 0) waiters.splice(i, 1);
+      };
+      void run.exited.then((how) => {
+        cleanup();
+        reject(new Error(`${what}: the agent ${how}; last output:\n${run.tail.join('\n')}`));
+      });
+      waiters.push(check);
+      check();
+    });
+  }
   const keep = (line: string) => {
     run.tail.push(line);
     if (run.tail.length > 30) run.tail.shift();
@@ -325,6 +345,7 @@ function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
       level?: number;
       ms?: number;
       queuedMs?: number;
+      hookMs?: number;
       phases?: Record<string, number>;
     };
     try {
@@ -335,6 +356,10 @@ function startAgent(args: string[], env: NodeJS.ProcessEnv): AgentRun {
     if (entry.msg === 'starting') {
       run.startingAt ??= at;
       run.schedAtStarting ??= mainThreadSched(child.pid!);
+    } else if (entry.msg === 'start-up done') {
+      run.startedUpAt ??= at;
+      run.startupHookMs ??= entry.hookMs;
+      for (const w of [...waiters]) w();
     } else if (entry.msg === 'synced') {
       if (run.syncs.length === 0) run.schedAtFirstSync = mainThreadSched(child.pid!);
       run.syncs.push(at);
@@ -442,6 +467,9 @@ async function measure(
       phases: agent.entries[0]?.phases,
     };
     const afterFullSync = memoryOf(agent.child.pid!);
+    // The samples measure the steady state: the agent's start-up ends with one full collection after the
+    // first sync (~0.1 s at 100,000 pods), which a change arriving then waits for once.
+    await agent.waitStartedUp(EVENT_TIMEOUT_MS, `${mode}: start-up`);
     say(
       `${mode}: full sync ${fullSync.full_sync_ms} ms (process start to sync ${fullSync.process_start_to_sync_ms} ms, agent CPU ${cpuToSync} ms; from starting: main thread ${fullSync.main_cpu_ms} ms on a CPU, ${fullSync.runq_wait_ms} ms waiting for one), RSS ${afterFullSync.rss} MB`,
     );
@@ -500,6 +528,7 @@ async function measure(
     return {
       fullSync,
       afterFullSync,
+      startupHookMs: agent.startupHookMs,
       end,
       settled,
       byEvent,
@@ -556,6 +585,8 @@ try {
     full_sync_list_ms: main.fullSync.list_ms,
     full_sync_phases: main.fullSync.phases,
     rss_after_full_sync_mb: main.afterFullSync.rss,
+    // The start-up's one full collection after the first sync (see the agent command's afterStartup).
+    startup_gc_ms: main.startupHookMs,
     rss_settled_mb: main.settled.rss,
     settle_ms: SETTLE_MS,
     rss_anon_mb: main.end.anon,

@@ -567,7 +567,17 @@ export class Agent {
     } finally {
       if (!this.startedUp && this.store.synced) {
         this.startedUp = true;
+        const t0 = performance.now();
         this.options.afterStartup?.();
+        const heap = process.memoryUsage();
+        this.log.info(
+          {
+            hookMs: Math.round(performance.now() - t0),
+            heapUsedMb: Math.round(heap.heapUsed / 2 ** 20),
+            rssMb: Math.round(heap.rss / 2 ** 20),
+          },
+          'start-up done',
+        );
       }
     }
   }

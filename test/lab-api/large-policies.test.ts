@@ -31,7 +31,7 @@ function productionEnv(t: Test): void {
   };
   const cache = mkdtempSync(join(tmpdir(), 'tollgate-cache-'));
   execFileSync(process.execPath, [warm, cache], { stdio: 'ignore', env: { PATH: process.env.PATH } });
-  process.env.NODE_OPTIONS = '--max-semi-space-size=8'; // as daemonset/tollgate-agent.yaml
+  process.env.NODE_OPTIONS = '--max-semi-space-size=8 --v8-pool-size=1'; // as daemonset/tollgate-agent.yaml
   process.env.NODE_COMPILE_CACHE = cache;
   // The test runner's coverage collection (inherited by the agents it spawns) keeps V8's per-function
   // counters and ~80 MB of heap more than an agent has in a pod: measure the agent as the DaemonSet runs it.
