@@ -9,7 +9,7 @@ export const DEFAULT_AGENT_OPTIONS = {
   verifyIntervalMs: 60_000,
   watchQuietMs: 120_000,
   relistIntervalMs: 600_000,
-  heapGrowthPercent: 30,
+  heapGrowthPercent: 50,
   livenessTimeoutMs: 180_000,
   stateDir: '/var/lib/tollgate',
   /** --established: what a policy change does to established connections (semantics point 16). */

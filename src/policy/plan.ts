@@ -183,7 +183,14 @@ interface CachedSet {
 function sameAddresses(a: Pod, b: Pod): boolean {
   if (a === b || a.ips === b.ips) return true;
   if (a.ips.length !== b.ips.length) return false;
-  return a.ips.every((x, i) => x.family === b.ips[i]!.family && x.value === b.ips[i]!.value);
+  // A loop, not every(): this runs per member of a peer set of up to 100k pods, and a closure per call
+  // was most of what a plan allocated.
+  for (let i = 0; i < a.ips.length; i++) {
+    const x = a.ips[i]!;
+    const y = b.ips[i]!;
+    if (x.family !== y.family || x.value !== y.value) return false;
+  }
+  return true;
 }
 
 /** Two generations of a cache: what a plan did not use is dropped at the next rotation. */

@@ -39,7 +39,7 @@ t.test('--heap-growth-percent takes an integer from 0 to 1000', async (t) => {
   }
   const help = await agent('--help');
   t.equal(help.status, 0);
-  t.match(help.stdout, /--heap-growth-percent N .*\n.*default 30;/);
+  t.match(help.stdout, /--heap-growth-percent N .*\n.*default 50;/);
 });
 
 t.test('the self-healing flags: checked values, documented in --help', async (t) => {
