@@ -98,6 +98,12 @@ interface PeerMembers {
    * again. null: a member has an IPv6 address (callers take the general path); undefined: not built.
    */
   v4: number[] | null | undefined;
+  /**
+   * Stands for the members' addresses: replaced (undefined until asked for again) whenever a member
+   * joins, leaves or changes address, kept when a member changes otherwise (labels within the peer,
+   * phase, ports). See podPeerAddresses.
+   */
+  addresses: object | undefined;
 }
 
 /**
@@ -549,6 +555,16 @@ export class ClusterIndex {
     return entry.v4 ?? undefined;
   }
 
+  /**
+   * An object that stays the same (by identity) as long as the addresses of podPeerMembers do: what a set
+   * made of those addresses is keyed by, without listing or comparing up to 100k members per change.
+   */
+  podPeerAddresses(peer: Peer & { kind: 'pods' }, policyNamespace: string): object {
+    const entry = this.peerEntry(peer, policyNamespace);
+    entry.addresses ??= {};
+    return entry.addresses;
+  }
+
   private peerEntry(peer: Peer & { kind: 'pods' }, policyNamespace: string): PeerMembers {
     const key = podPeerKey(peer, policyNamespace, this.memo);
     let entry = this.peerMembers.get(key);
@@ -560,6 +576,7 @@ export class ClusterIndex {
         order: undefined,
         list: undefined,
         v4: undefined,
+        addresses: undefined,
       };
       const scope =
         peer.namespaces.kind === 'own'
@@ -608,6 +625,7 @@ function membersChanged(
 
 function memberChanged(entry: PeerMembers, old: Pod | undefined, pod: Pod | undefined, bulk: boolean): void {
   entry.v4 = bulk ? undefined : repatched(entry.v4, old, pod);
+  if (old === undefined || pod === undefined || !sameIps(old, pod)) entry.addresses = undefined;
   if (entry.order !== undefined) {
     // The list handed out is never changed: callers hold it as "the members then".
     if (entry.order === entry.list) entry.order = entry.order.slice();
@@ -672,6 +690,15 @@ function merge2(a: readonly number[], b: readonly number[]): number[] {
   while (i < a.length) out[k++] = a[i++]!;
   while (j < b.length) out[k++] = b[j++]!;
   return out;
+}
+
+/** Whether two pods have the same addresses, in order. */
+function sameIps(a: Pod, b: Pod): boolean {
+  if (a.ips === b.ips) return true;
+  if (a.ips.length !== b.ips.length) return false;
+  for (let i = 0; i < a.ips.length; i++)
+    if (a.ips[i]!.family !== b.ips[i]!.family || a.ips[i]!.value !== b.ips[i]!.value) return false;
+  return true;
 }
 
 /** An address as a claims key: IPv4 as a number, IPv6 as its bigint (the two never collide). */

@@ -176,21 +176,9 @@ interface CachedPodPlan {
 /** A cached plan set and the members it was built from; replaced, never changed. */
 interface CachedSet {
   readonly members: readonly Pod[] | undefined;
+  /** reuseWhile's version object, instead of members. */
+  readonly version?: object;
   readonly set: PlanSet;
-}
-
-/** Whether two pods have the same addresses (in order): all an address set takes from a member. */
-function sameAddresses(a: Pod, b: Pod): boolean {
-  if (a === b || a.ips === b.ips) return true;
-  if (a.ips.length !== b.ips.length) return false;
-  // A loop, not every(): this runs per member of a peer set of up to 100k pods, and a closure per call
-  // was most of what a plan allocated.
-  for (let i = 0; i < a.ips.length; i++) {
-    const x = a.ips[i]!;
-    const y = b.ips[i]!;
-    if (x.family !== y.family || x.value !== y.value) return false;
-  }
-  return true;
 }
 
 /** Two generations of a cache: what a plan did not use is dropped at the next rotation. */
@@ -224,25 +212,23 @@ export class PlanCache {
   private readonly pods = new Generations<CachedPodPlan>();
 
   /**
-   * `members` undefined: the set's meaning alone fixes its content (ipBlocks). `same` tells whether an
-   * old member counts as the new one at the same place (by default: the very same object); a set whose
-   * content depends on addresses only passes sameAddresses, so that a pod relabelled or re-read with its
-   * addresses unchanged keeps the set (and every chain built from it) as it was.
+   * `members` undefined: the set's meaning alone fixes its content (ipBlocks); else it is kept while
+   * they are the very same objects, in the same order.
    */
   reuse(
     id: string,
     members: readonly Pod[] | undefined,
     build: (previous: PlanSet | undefined) => PlanSet,
-    same: (a: Pod, b: Pod) => boolean = (a, b) => a === b,
   ): PlanSet {
     const old = this.sets.get(id);
     const kept =
       old !== undefined &&
+      old.version === undefined &&
       (members === undefined
         ? old.members === undefined
         : old.members !== undefined &&
           (old.members === members ||
-            (old.members.length === members.length && old.members.every((m, i) => same(m, members[i]!)))));
+            (old.members.length === members.length && old.members.every((m, i) => m === members[i]))));
     if (old && kept) {
       // The newest members are the ones the next comparison starts from (usually the same array).
       if (old.members !== members) this.sets.set(id, { members, set: old.set });
@@ -250,6 +236,15 @@ export class PlanCache {
     }
     const set = build(old?.set);
     this.sets.set(id, { members, set });
+    return set;
+  }
+
+  /** A set whose content changes only when `version` (compared by identity) does. */
+  reuseWhile(id: string, version: object, build: (previous: PlanSet | undefined) => PlanSet): PlanSet {
+    const old = this.sets.get(id);
+    if (old !== undefined && old.version === version) return old.set;
+    const set = build(old?.set);
+    this.sets.set(id, { members: undefined, version, set });
     return set;
   }
 
@@ -410,10 +405,11 @@ export class Planner {
         ranges: mergeAddresses(addresses),
       });
     } else if (source.kind === 'pods') {
-      const members = this.index.podPeerMembers(source.peer, source.namespace);
-      set = this.cache.reuse(
+      // Kept while the members' addresses are: a pod relabelled within the peer, or re-read with its
+      // addresses unchanged, keeps the set (and every chain built from it) as it was.
+      set = this.cache.reuseWhile(
         id,
-        members,
+        this.index.podPeerAddresses(source.peer, source.namespace),
         (previous) => {
           const before = previous?.kind === 'addresses' ? previous.ranges : undefined;
           const v4 = this.index.podPeerV4(source.peer, source.namespace);
@@ -421,12 +417,12 @@ export class Planner {
           if (v4 !== undefined) ranges = sortedV4Ranges(v4, before);
           else {
             const addresses: Address[] = [];
-            for (const pod of members) for (const ip of pod.ips) addresses.push(ip);
+            for (const pod of this.index.podPeerMembers(source.peer, source.namespace))
+              for (const ip of pod.ips) addresses.push(ip);
             ranges = mergeAddresses(addresses, before);
           }
           return { id, kind: 'addresses', description: source.meaning, ranges };
         },
-        sameAddresses,
       );
     } else {
       const members = source.peer

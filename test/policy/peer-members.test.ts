@@ -190,3 +190,32 @@ t.test('a peer over many groups of shuffled addresses has every key once, in ord
   const next = [...want.filter((v) => v !== addresses[5]), 0x0af41401].sort((a, b) => a - b);
   t.same(index.podPeerV4(tierPeer('web'), 'x'), next);
 });
+
+t.test("podPeerAddresses: the same object while the members' addresses are", async (t) => {
+  const a1 = replica('x/a1', { app: 'a', tier: 'web' }, '10.244.4.10');
+  const a2 = replica('x/a2', { app: 'a', tier: 'web' }, '10.244.4.11');
+  let pods = [a1, a2];
+  const index = new ClusterIndex(clusterState(pods), memo);
+  const web = tierPeer('web');
+  const step = (changed: Pod | undefined, key: string) => {
+    pods = [...pods.filter((p) => p.key !== key), ...(changed ? [changed] : [])];
+    index.update(clusterState(pods), [[key, changed]]);
+    return index.podPeerAddresses(web, 'x');
+  };
+  const v0 = index.podPeerAddresses(web, 'x');
+  t.equal(index.podPeerAddresses(web, 'x'), v0, 'asked twice');
+  // Relabelled into another group of the peer, same address: the set stays.
+  const moved = replica('x/a1', { app: 'a', tier: 'web', canary: 'yes' }, '10.244.4.10');
+  t.equal(step(moved, 'x/a1'), v0, 'a member relabelled within the peer, same address');
+  const v1 = step(replica('x/a1', { app: 'a', tier: 'web', canary: 'yes' }, '10.244.4.12'), 'x/a1');
+  t.not(v1, v0, 'a member with a new address');
+  const v2 = step(replica('y/b1', { app: 'b', tier: 'web' }, '10.244.4.20'), 'y/b1');
+  t.not(v2, v1, 'a member joins');
+  const v3 = step(undefined, 'x/a2');
+  t.not(v3, v2, 'a member leaves');
+  t.equal(
+    step(replica('z/c1', { app: 'c', tier: 'web' }, '10.244.4.30'), 'z/c1'),
+    v3,
+    'a pod outside the peer',
+  );
+});
