@@ -181,6 +181,17 @@ interface CachedSet {
   readonly set: PlanSet;
 }
 
+/** Whether an address set has these ranges (the same values, in order). */
+function sameRanges(old: PlanSet, set: PlanSet & { kind: 'addresses' }): boolean {
+  if (old.kind !== 'addresses' || old.ranges.length !== set.ranges.length) return false;
+  for (let i = 0; i < old.ranges.length; i++) {
+    const a = old.ranges[i]!;
+    const b = set.ranges[i]!;
+    if (a !== b && (a.family !== b.family || a.first !== b.first || a.last !== b.last)) return false;
+  }
+  return true;
+}
+
 /** Two generations of a cache: what a plan did not use is dropped at the next rotation. */
 class Generations<V> {
   private previous = new Map<string, V>();
@@ -239,11 +250,20 @@ export class PlanCache {
     return set;
   }
 
-  /** A set whose content changes only when `version` (compared by identity) does. */
-  reuseWhile(id: string, version: object, build: (previous: PlanSet | undefined) => PlanSet): PlanSet {
+  /**
+   * An address set whose content changes only when `version` (compared by identity) does; built again
+   * otherwise, and the old set kept when the content came out the same (another index over the same
+   * pods, a member replaced by one with the same address).
+   */
+  reuseWhile(
+    id: string,
+    version: object,
+    build: (previous: PlanSet | undefined) => PlanSet & { kind: 'addresses' },
+  ): PlanSet {
     const old = this.sets.get(id);
     if (old !== undefined && old.version === version) return old.set;
-    const set = build(old?.set);
+    const built = build(old?.set);
+    const set = old !== undefined && sameRanges(old.set, built) ? old.set : built;
     this.sets.set(id, { members: undefined, version, set });
     return set;
   }
@@ -267,16 +287,7 @@ export class PlanCache {
   /** A set built afresh each plan (few members, e.g. nodes): the previous object when equal in content. */
   reuseContent(set: PlanSet & { kind: 'addresses' }): PlanSet {
     const old = this.sets.get(set.id)?.set;
-    const same =
-      old?.kind === 'addresses' &&
-      old.ranges.length === set.ranges.length &&
-      old.ranges.every(
-        (r, i) =>
-          r.family === set.ranges[i]!.family &&
-          r.first === set.ranges[i]!.first &&
-          r.last === set.ranges[i]!.last,
-      );
-    const kept = same ? old : set;
+    const kept = old !== undefined && sameRanges(old, set) ? old : set;
     this.sets.set(set.id, { members: undefined, set: kept });
     return kept;
   }
