@@ -278,7 +278,7 @@ export class PlanCache {
     const c = hit.clusterPolicies;
     if (c.length !== clusterPolicies.length || !c.every((p, i) => p === clusterPolicies[i])) return undefined;
     if (hit.policies === policies) return hit;
-    // The index rebuilds its selections when any policy changes: equal content still counts.
+    // The index matches a pod again when a policy of its namespace changes: equal content still counts.
     if (hit.policies.length !== policies.length || !hit.policies.every((p, i) => p === policies[i]))
       return undefined;
     return { ...hit, policies };
