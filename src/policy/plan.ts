@@ -262,8 +262,17 @@ export class PlanCache {
   ): PlanSet {
     const old = this.sets.get(id);
     if (old !== undefined && old.version === version) return old.set;
-    const built = build(old?.set);
-    const set = old !== undefined && sameRanges(old.set, built) ? old.set : built;
+    return this.keepSame(id, old?.set, build(old?.set), version);
+  }
+
+  /** `built`, or `old` when it has the same ranges, stored as the set of `id`. */
+  private keepSame(
+    id: string,
+    old: PlanSet | undefined,
+    built: PlanSet & { kind: 'addresses' },
+    version: object | undefined,
+  ): PlanSet {
+    const set = old !== undefined && sameRanges(old, built) ? old : built;
     this.sets.set(id, { members: undefined, version, set });
     return set;
   }
@@ -286,10 +295,7 @@ export class PlanCache {
 
   /** A set built afresh each plan (few members, e.g. nodes): the previous object when equal in content. */
   reuseContent(set: PlanSet & { kind: 'addresses' }): PlanSet {
-    const old = this.sets.get(set.id)?.set;
-    const kept = old !== undefined && sameRanges(old, set) ? old : set;
-    this.sets.set(set.id, { members: undefined, set: kept });
-    return kept;
+    return this.keepSame(set.id, this.sets.get(set.id)?.set, set, undefined);
   }
 
   keepPodPlan(entry: CachedPodPlan): void {
