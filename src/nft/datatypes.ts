@@ -122,11 +122,19 @@ function intParse(text: string, max: number, what: string): number {
   return n;
 }
 
-/** An unsigned integer of `len` bytes in network (big) or host byte order, as registers hold it. */
-function uintBytes(n: number, len: number, order: 'big' | 'host'): Buffer {
-  const b = Buffer.alloc(len);
-  if (order === 'host' && HOST_IS_LE) b.writeUIntLE(n, 0, len);
-  else b.writeUIntBE(n, 0, len);
+/**
+ * An unsigned integer of `len` (2 or 4) bytes in network (big) or host byte order, as registers hold it.
+ * From Node's shared pool, every byte written: a port of each of 100k element texts makes Buffer.alloc
+ * and the generic writeUIntBE measurable.
+ */
+function uintBytes(n: number, len: 2 | 4, order: 'big' | 'host'): Buffer {
+  const b = Buffer.allocUnsafe(len);
+  const le = order === 'host' && HOST_IS_LE;
+  if (len === 2) {
+    if (le) b.writeUInt16LE(n, 0);
+    else b.writeUInt16BE(n, 0);
+  } else if (le) b.writeUInt32LE(n, 0);
+  else b.writeUInt32BE(n, 0);
   return b;
 }
 
@@ -258,7 +266,8 @@ export interface FieldRange {
 /** The range of prefix base/bits; `from` is `base` itself when its host bits are clear (parsed, unshared). */
 function prefixRange(base: Buffer, bits: number): FieldRange {
   let clear = true;
-  const to = Buffer.from(base);
+  // Every byte of `to` (and of `from` below) is written: no copy of base first.
+  const to = Buffer.allocUnsafe(base.length);
   for (let i = 0; i < base.length; i++) {
     const keep = Math.max(0, Math.min(8, bits - i * 8));
     const mask = keep === 0 ? 0 : (0xff << (8 - keep)) & 0xff;
@@ -266,10 +275,10 @@ function prefixRange(base: Buffer, bits: number): FieldRange {
     to[i] = (base[i]! & mask) | (~mask & 0xff);
   }
   if (clear) return { from: base, to };
-  const from = Buffer.from(base);
+  const from = Buffer.allocUnsafe(base.length);
   for (let i = 0; i < from.length; i++) {
     const keep = Math.max(0, Math.min(8, bits - i * 8));
-    from[i] = from[i]! & (keep === 0 ? 0 : (0xff << (8 - keep)) & 0xff);
+    from[i] = base[i]! & (keep === 0 ? 0 : (0xff << (8 - keep)) & 0xff);
   }
   return { from, to };
 }
