@@ -18,17 +18,13 @@ export class BoundedMemo<V> {
     return this.map.size;
   }
   get(key: string, make: () => V): V {
-    return this.find(key) ?? this.keep(key, make());
-  }
-  /** The value kept for `key`, if any (find + keep: no closure per lookup on hot paths). */
-  find(key: string): V | undefined {
-    return this.map.get(key);
-  }
-  /** Keeps `value` for `key` and returns it. */
-  keep(key: string, value: V): V {
-    if (this.map.size >= this.bound) this.map.clear();
-    this.map.set(key, value);
-    return value;
+    let v = this.map.get(key);
+    if (v === undefined) {
+      v = make();
+      if (this.map.size >= this.bound) this.map.clear();
+      this.map.set(key, v);
+    }
+    return v;
   }
 }
 

@@ -36,24 +36,22 @@ export const AUDIT_ANNOTATION = 'tollgate.dev/audit';
  */
 function labelsOf(metadata: Obj, memo: Memo | undefined): Labels {
   const labels = asObj(metadata.labels);
-  if (memo === undefined) return stringLabels(labels);
-  // Run once per pod of every list: no closure, a lookup by a key built in one pass.
+  const make = () => {
+    const out: Record<string, string> = {};
+    for (const k in labels) {
+      const v = labels[k];
+      if (Object.hasOwn(labels, k) && typeof v === 'string') out[k] = v;
+    }
+    return out;
+  };
+  if (memo === undefined) return make();
   let key = '';
   for (const k in labels) {
     const v = labels[k];
     // NUL separates: it is in no label key or value.
     if (Object.hasOwn(labels, k) && typeof v === 'string') key += `${k}\0${v}\0`;
   }
-  return memo.labels.find(key) ?? memo.labels.keep(key, stringLabels(labels));
-}
-
-function stringLabels(labels: Obj): Labels {
-  const out: Record<string, string> = {};
-  for (const k in labels) {
-    const v = labels[k];
-    if (Object.hasOwn(labels, k) && typeof v === 'string') out[k] = v;
-  }
-  return out;
+  return memo.labels.get(key, make);
 }
 
 /** IANA_SVC_NAME, as Kubernetes validates port names: 1-15 chars, a-z0-9 and '-', at least one letter. */
