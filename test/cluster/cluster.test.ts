@@ -104,6 +104,17 @@ async function until(c: LabCluster, from: string, ip: string, wantOk: boolean, w
   });
 }
 
+/** Polls until `from` -> ip is answered by `backend` (a Service is programmed, a pod listens). */
+async function untilAnswered(c: LabCluster, from: string, ip: string, backend: string, what: string) {
+  await waitFor(what, 120_000, async () => {
+    const p = await probe(c, from, ip);
+    return p.ok && p.body === backend ? true : undefined;
+  }).catch((error: unknown) => {
+    // A timeout is reported by the assertion that follows, with the last probe's answer.
+    if (!(error instanceof ClusterError)) throw error;
+  });
+}
+
 /** kubelet's failed-probe events for a pod (an event repeats by its count). */
 async function unhealthyCount(c: LabCluster, ns: string, pod: string): Promise<number> {
   const r = await c.kubectl([
@@ -222,8 +233,17 @@ function smokeCase(t: Tap, c: LabCluster, d: Demo) {
   return t.test(
     'smoke: a policy enforced same-node, cross-node and through a ClusterIP (point 14)',
     async (t) => {
-      // Before any policy every flow passes, so the denials below are the policy's doing.
+      // Before any policy every flow passes, so the denials below are the policy's doing. kube-proxy programs a
+      // Service some time after its endpoints are ready (iptables mode: its first sync can lag by seconds on
+      // a loaded machine), so wait until each flow has been answered by its backend once, then assert.
       for (const [from, ip, , backend, where] of flows()) {
+        await untilAnswered(
+          c,
+          from,
+          ip,
+          backend,
+          `${from} -> ${ip} (${where}) to be answered before any policy`,
+        );
         const p = await probe(c, from, ip);
         t.ok(
           p.ok && p.body === backend,
