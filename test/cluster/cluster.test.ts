@@ -56,6 +56,9 @@ async function podIp6(c: LabCluster, name: string, namespace = NS): Promise<stri
   });
 }
 
+/** curl's limit for a probe that should be answered: 2 s on a quiet machine, more under load. */
+const allowedSeconds = () => Math.max(2, Math.ceil(scaledMs(2000) / 1000));
+
 /** An address as a URL host. */
 const host = (ip: string) => (ip.includes(':') ? `[${ip}]` : ip);
 
@@ -244,7 +247,7 @@ function smokeCase(t: Tap, c: LabCluster, d: Demo) {
           backend,
           `${from} -> ${ip} (${where}) to be answered before any policy`,
         );
-        const p = await probe(c, from, ip);
+        const p = await probe(c, from, ip, NS, allowedSeconds());
         t.ok(
           p.ok && p.body === backend,
           `no policy: ${from} -> ${ip} (${where}) answered by ${backend}: ${p.body}`,
@@ -255,7 +258,8 @@ function smokeCase(t: Tap, c: LabCluster, d: Demo) {
       await until(c, 'other', ips.b, false, 'the policy to be enforced on node 2');
       for (const [from, ip, allow, backend, where] of flows()) {
         for (let i = 0; i < 3; i++) {
-          const p = await probe(c, from, ip);
+          // An allowed probe may take longer on a loaded machine; a denied one times out either way.
+          const p = await probe(c, from, ip, NS, allow ? allowedSeconds() : 2);
           if (allow)
             t.ok(p.ok && p.body === backend, `${from} -> ${ip} (${where}) allowed, answered by ${backend}`);
           else t.notOk(p.ok, `${from} -> ${ip} (${where}) denied (curl exit ${p.code})`);
