@@ -245,12 +245,28 @@ interface Side {
 
 let running: ChildProcess | undefined;
 
+/**
+ * Ends the running benchmark and everything it started: each run is its own process group, since a
+ * benchmark's own children (an agent in `unshare`, a lab's holders) would not hear a signal sent to
+ * bench/run.ts alone and kept running after compare had gone.
+ */
+function stopRunning(): void {
+  const pid = running?.pid;
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGTERM');
+  } catch {
+    // The group is gone already.
+  }
+}
+
 /** One benchmark run in one checkout: its result, or the reason it failed. */
 function runOnce(root: string, bench: string): Promise<Json | string> {
   return new Promise((resolvePromise) => {
     const child = spawn(process.execPath, [join(root, 'bench/run.ts'), bench], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
+      detached: true,
     });
     running = child;
     let stdout = '';
@@ -300,7 +316,7 @@ async function main(): Promise<void> {
   const cleanup = () => {
     if (cleaned) return;
     cleaned = true;
-    running?.kill('SIGTERM');
+    stopRunning();
     try {
       git(headRoot, 'worktree', 'remove', '--force', baseRoot);
     } catch {
