@@ -248,7 +248,7 @@ let running: ChildProcess | undefined;
 /**
  * Ends the running benchmark and everything it started: each run is its own process group, since a
  * benchmark's own children (an agent in `unshare`, a lab's holders) would not hear a signal sent to
- * bench/run.ts alone and kept running after compare had gone.
+ * bench/run.ts alone: they used to outlive compare.
  */
 function stopRunning(): void {
   const pid = running?.pid;
